@@ -1,0 +1,136 @@
+"""MIME bytes built directly: multipart/alternative, text first, UTF-8, quoted-printable.
+
+The stdlib EmailMessage costs milliseconds per message and folds long List-Unsubscribe
+headers into RFC 2047 words that Gmail ignores; this builder writes each header once,
+encodes only display text that needs it, and keeps every line under 998 octets.
+"""
+
+from __future__ import annotations
+
+import binascii
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
+
+import idna
+
+from digest.db import utcnow
+
+CRLF = b"\r\n"
+MAX_LINE = 998
+
+
+class HeaderError(ValueError):
+    """A header would be malformed on the wire."""
+
+
+def ascii_address(address: str) -> str:
+    """Return address with its domain in IDNA 2008 ASCII form (the local part must be ASCII)."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise HeaderError(f"cannot send to a non-ASCII local part without SMTPUTF8: {address}")
+    if domain.isascii():
+        return address
+    return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+
+
+def format_mailbox(name: str, address: str) -> str:
+    """Return 'Name <address>' with the name RFC 2047-encoded only when it is not ASCII."""
+    return formataddr((name, ascii_address(address)), charset="utf-8")
+
+
+def parse_mailbox(value: str) -> tuple[str, str]:
+    """Split 'Name <address>' into (name, address)."""
+    return parseaddr(value)
+
+
+def encode_text_header(value: str) -> str:
+    """Return value as is when it is ASCII, else as folded RFC 2047 encoded words."""
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
+def make_message_id(domain: str, left: str | None = None) -> str:
+    """Return a Message-ID; a deterministic left part makes resends collapse in some clients."""
+    return f"<{left or secrets.token_hex(12)}@{domain}>"
+
+
+def _qp(text: str) -> bytes:
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    encoded = binascii.b2a_qp(normalized.encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", CRLF)
+
+
+def _header_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+    out = bytearray()
+    for name, value in headers:
+        line = f"{name}: {value}".encode("ascii")
+        for physical in line.split(CRLF):
+            if len(physical) > MAX_LINE:
+                raise HeaderError(f"header {name} is longer than {MAX_LINE} octets")
+        if b"\n" in line.replace(CRLF, b""):
+            raise HeaderError(f"header {name} contains a bare line break")
+        out += line + CRLF
+    return bytes(out)
+
+
+@dataclass
+class Mail:
+    """One message to one reader: addresses, subject, both bodies and extra headers."""
+
+    from_: str
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    headers: Sequence[tuple[str, str]] = field(default_factory=tuple)
+    message_id: str | None = None
+    reply_to: str | None = None
+
+    def as_bytes(self) -> bytes:
+        """Return the complete message, ready for DATA (or for a DKIM signer)."""
+        from_domain = parse_mailbox(self.from_)[1].rpartition("@")[2] or "localhost"
+        head: list[tuple[str, str]] = [
+            ("From", self.from_),
+            ("To", self.to),
+            ("Subject", encode_text_header(self.subject)),
+            ("Date", format_datetime(utcnow())),
+            ("Message-ID", self.message_id or make_message_id(from_domain)),
+        ]
+        if self.reply_to:
+            head.append(("Reply-To", self.reply_to))
+        head.extend(self.headers)
+        head.append(("MIME-Version", "1.0"))
+        text_part = _qp(self.text)
+        if self.html is None:
+            head += [
+                ("Content-Type", 'text/plain; charset="utf-8"'),
+                ("Content-Transfer-Encoding", "quoted-printable"),
+            ]
+            return _header_lines(head) + CRLF + text_part
+        # "=_" can never occur in quoted-printable output, so it cannot collide.
+        boundary = f"=_{secrets.token_hex(12)}"
+        head.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+        delimiter = f"--{boundary}".encode("ascii")
+        part_head = (
+            b'Content-Type: text/%s; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        return b"".join(
+            [
+                _header_lines(head),
+                CRLF,
+                delimiter + CRLF,
+                part_head % b"plain",
+                text_part,
+                CRLF,
+                delimiter + CRLF,
+                part_head % b"html",
+                _qp(self.html),
+                CRLF,
+                delimiter + b"--" + CRLF,
+            ]
+        )

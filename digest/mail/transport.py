@@ -1,0 +1,313 @@
+"""Mail transports behind one small interface: SMTP, or an outbox folder of .eml files.
+
+A transport sends one message to one recipient and returns the server's reply, or
+raises a SendError subclass that says what the caller may do next:
+
+- TemporaryFailure: nothing was accepted; try again later.
+- RecipientRejected: this address is permanently refused (5.1.x, 5.2.1).
+- SenderProblem: our side is wrong (policy 5.7.x/4.7.x, authentication, TLS,
+  configuration); stop sending and tell a person, blame no reader.
+- UnclearOutcome: the connection died after the whole message was handed over, so the
+  server may have accepted it; never retry automatically.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from digest.db import utcnow
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The server's final reply to one accepted message."""
+
+    code: int
+    response: str
+    queue_id: str | None = None
+
+
+class SendError(Exception):
+    """A message was not (or not surely) accepted."""
+
+    def __init__(self, message: str, code: int | None = None, response: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.response = response
+
+
+class TemporaryFailure(SendError):
+    """Nothing was accepted; a later attempt may succeed."""
+
+
+class RecipientRejected(SendError):
+    """The recipient is permanently refused; suppress says the address itself is bad."""
+
+    def __init__(
+        self, message: str, code: int | None = None, response: str = "", suppress: bool = False
+    ) -> None:
+        super().__init__(message, code, response)
+        self.suppress = suppress
+
+
+class SenderProblem(SendError):
+    """The sender is misconfigured or blocked; no reader is at fault."""
+
+
+class UnclearOutcome(SendError):
+    """The message may or may not have been accepted."""
+
+
+class Transport(Protocol):
+    """Sends single-recipient messages over whatever connection it keeps."""
+
+    def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
+        """Send data from envelope sender to one recipient; raise SendError on failure."""
+        ...
+
+    def close(self) -> None:
+        """Release any connection."""
+        ...
+
+
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+_AUTH_CODES = frozenset({530, 534, 535, 538})
+# Postfix/Exim say "queued as X", SES "Ok <id>", others "id=X"; the first that matches wins.
+_QUEUE_IDS = tuple(
+    re.compile(pattern + r"\s*<?([A-Za-z0-9._@-]{4,200})>?", re.IGNORECASE)
+    for pattern in (r"queued as", r"\bid=", r"\bOk:?")
+)
+
+
+def enhanced_status(response: str) -> tuple[int, int, int] | None:
+    """Return the RFC 3463 enhanced status code at the start of a reply text, if any."""
+    match = _ENHANCED.match(response)
+    if not match:
+        return None
+    return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
+def classify(code: int, response: str, stage: str) -> SendError:
+    """Turn an SMTP reply at a stage (mail, rcpt, data) into the SendError it means."""
+    status = enhanced_status(response)
+    text = f"{stage.upper()} refused: {code} {response}".strip()
+    if code in _AUTH_CODES or (status is not None and status[1] == 7):
+        return SenderProblem(text, code, response)
+    if 400 <= code < 500:
+        return TemporaryFailure(text, code, response)
+    if stage == "mail":
+        return SenderProblem(text, code, response)
+    if status is not None and (status[1] == 1 or status[1:] == (2, 1)):
+        return RecipientRejected(text, code, response, suppress=True)
+    if status is not None and status[1] in (3, 6):
+        # Message-level faults (size, encoding): every reader would get the same answer.
+        return SenderProblem(text, code, response)
+    # A bare 550 at RCPT is "no such user"; other 5xx fail this delivery only.
+    return RecipientRejected(text, code, response, suppress=stage == "rcpt" and status is None)
+
+
+@dataclass(frozen=True)
+class SMTPSettings:
+    """Where and how to connect, parsed from DIGEST_SMTP_URL."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    implicit_tls: bool
+    starttls_required: bool
+    timeout: float
+
+    @classmethod
+    def from_url(cls, url: str, timeout: float = 120) -> SMTPSettings:
+        """Parse smtp://user:pass@host:port[?starttls=required] or smtps://…."""
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        implicit = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname or "localhost",
+            port=parts.port or (465 if implicit else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            implicit_tls=implicit,
+            starttls_required=query.get("starttls", [""])[0] == "required",
+            timeout=timeout,
+        )
+
+
+class SMTPTransport:
+    """One reused SMTP connection: STARTTLS when offered, AUTH when configured."""
+
+    def __init__(self, settings: SMTPSettings, recycle_after: int = 100) -> None:
+        self.settings = settings
+        self.recycle_after = recycle_after
+        self._smtp: smtplib.SMTP | None = None
+        self._sent_on_connection = 0
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()
+        try:
+            if s.implicit_tls:
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout, context=context
+                )
+            else:
+                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            smtp.ehlo()
+            if not s.implicit_tls:
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=context)
+                    smtp.ehlo()
+                elif s.starttls_required:
+                    smtp.close()
+                    raise SenderProblem(
+                        f"{s.host}:{s.port} does not offer STARTTLS, which DIGEST_SMTP_URL requires"
+                    )
+            if s.username:
+                smtp.login(s.username, s.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise SenderProblem(
+                f"SMTP login to {s.host} failed: {exc.smtp_code} {_text(exc.smtp_error)}",
+                exc.smtp_code,
+                _text(exc.smtp_error),
+            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise SenderProblem(f"SMTP server {s.host} cannot log us in: {exc}") from None
+        except ssl.SSLError as exc:
+            raise SenderProblem(f"TLS with {s.host}:{s.port} failed: {exc}") from None
+        except smtplib.SMTPResponseException as exc:
+            raise TemporaryFailure(
+                f"SMTP server {s.host} refused the connection: {exc.smtp_code} "
+                f"{_text(exc.smtp_error)}",
+                exc.smtp_code,
+                _text(exc.smtp_error),
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TemporaryFailure(f"cannot reach SMTP server {s.host}:{s.port}: {exc}") from None
+        self._sent_on_connection = 0
+        return smtp
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._smtp is not None and self._sent_on_connection >= self.recycle_after:
+            self.close()
+        if self._smtp is None:
+            self._smtp = self._connect()
+        return self._smtp
+
+    def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
+        """Send one message; the reply to the final dot is returned with its queue id."""
+        smtp = self._connection()
+        try:
+            code, reply = smtp.mail(sender)
+            if code != 250:
+                self._reset(smtp)
+                raise classify(code, _text(reply), "mail")
+            code, reply = smtp.rcpt(recipient)
+            if code not in (250, 251):
+                self._reset(smtp)
+                raise classify(code, _text(reply), "rcpt")
+            code, reply = smtp.docmd("data")
+            if code != 354:
+                self._reset(smtp)
+                raise classify(code, _text(reply), "data")
+            smtp.send(_dot_stuff(data))
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            self._drop()
+            raise TemporaryFailure(f"SMTP connection lost before the message was sent: {exc}")
+        try:
+            code, reply = smtp.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            self._drop()
+            raise UnclearOutcome(
+                f"SMTP connection lost after the message was handed over: {exc}"
+            ) from None
+        text = _text(reply)
+        if code == 421:
+            self._drop()
+        if code != 250:
+            raise classify(code, text, "data")
+        self._sent_on_connection += 1
+        return SendResult(code, text, _queue_id(text))
+
+    def _reset(self, smtp: smtplib.SMTP) -> None:
+        try:
+            smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.close()
+            finally:
+                self._smtp = None
+
+    def close(self) -> None:
+        """Say QUIT and close the connection, if one is open."""
+        if self._smtp is None:
+            return
+        try:
+            self._smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            pass
+        finally:
+            self._drop()
+
+
+class OutboxTransport:
+    """Writes each message as an .eml file into a folder, for running without SMTP."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
+        """Write the exact bytes to a new file, atomically."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{utcnow():%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}.eml"
+        temp = self.folder / f".{name}.tmp"
+        try:
+            temp.write_bytes(data)
+            temp.replace(self.folder / name)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)
+            raise SenderProblem(f"cannot write to the outbox {self.folder}: {exc}") from None
+        return SendResult(250, f"written to outbox as {name}", name)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def make_transport(smtp_url: str | None, outbox: Path, timeout: float = 120) -> Transport:
+    """Return an SMTP transport for smtp_url, or the outbox folder when it is unset."""
+    if smtp_url:
+        return SMTPTransport(SMTPSettings.from_url(smtp_url, timeout))
+    return OutboxTransport(outbox)
+
+
+def _dot_stuff(data: bytes) -> bytes:
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+def _queue_id(text: str) -> str | None:
+    for pattern in _QUEUE_IDS:
+        if match := pattern.search(text):
+            return match.group(1)
+    return None
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+

@@ -1,0 +1,69 @@
+"""Signed, opaque, purpose-bound tokens for every public link.
+
+A token carries only a random uid (never an address) and an HMAC over it, salted by
+purpose, so a confirmation token cannot unsubscribe and vice versa. Only the purposes
+given a max age expire; unsubscribe links work forever.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+
+from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
+
+
+class Purpose(enum.StrEnum):
+    CONFIRM = "confirm"
+    UNSUBSCRIBE = "unsubscribe"
+    PREFERENCES = "preferences"
+    ARCHIVE = "archive"
+
+
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+_TIMED = {Purpose.CONFIRM}
+
+
+class BadToken(ValueError):
+    """The token was tampered with, is for another purpose, or is malformed."""
+
+
+class ExpiredToken(BadToken):
+    """The token is genuine but too old; the uid is kept so a new link can be sent."""
+
+    def __init__(self, uid: str) -> None:
+        super().__init__("this link has expired")
+        self.uid = uid
+
+
+def _signer(secret: str, purpose: Purpose) -> Signer:
+    cls = TimestampSigner if purpose in _TIMED else Signer
+    return cls(secret, salt=f"digest.{purpose}", digest_method=hashlib.sha256)
+
+
+def make_token(secret: str, purpose: Purpose, uid: str) -> str:
+    """Return a signed token for uid, valid only for purpose."""
+    return _signer(secret, purpose).sign(uid).decode("ascii")
+
+
+def read_token(secret: str, purpose: Purpose, token: str) -> str:
+    """Return the uid inside token, or raise BadToken / ExpiredToken."""
+    signer = _signer(secret, purpose)
+    try:
+        if isinstance(signer, TimestampSigner):
+            return signer.unsign(token, max_age=CONFIRM_MAX_AGE).decode("ascii")
+        return signer.unsign(token).decode("ascii")
+    except SignatureExpired as exc:
+        if exc.payload is None:
+            raise BadToken("malformed link") from None
+        return_uid = exc.payload.decode("ascii", "replace")
+        raise ExpiredToken(return_uid) from None
+    except (BadSignature, UnicodeError):
+        raise BadToken("this link is not valid") from None
+
+
+def keyed_hash(secret: str, purpose: str, value: str) -> str:
+    """Return a hex HMAC-SHA256 of value under a purpose-specific key."""
+    key = hashlib.sha256(f"digest.{purpose}:{secret}".encode()).digest()
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -1,0 +1,43 @@
+"""Alembic environment: the models' metadata, a connection from `digest db` or the app."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from digest import models  # noqa: F401  (registers every table on the metadata)
+from digest.db import Base, UTCDateTime
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    # Revisions stay plain SQLAlchemy: UTCDateTime is a DateTime(timezone=True) on disk.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        render_item=_render_item,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    from digest import create_app
+    from digest.extensions import get_db
+
+    with create_app().app_context():
+        with get_db().engine.connect() as conn:
+            _run(conn)
+            conn.commit()

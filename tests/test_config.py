@@ -1,0 +1,82 @@
+"""Settings: defaults, environment, and failing fast with the variable's name."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.config import ConfigError, load_config
+
+
+def test_defaults_run_on_embedded_settings() -> None:
+    """With no environment at all, the service has a usable configuration."""
+    config = load_config(environ={})
+    assert config["BASE_URL"] == "http://localhost:5000"
+    assert config["SMTP_URL"] is None
+    assert config["SEND_RATE"] is None
+    assert config["MAIL_FROM"] == "Digest <digest@localhost>"
+
+
+def test_environment_is_parsed() -> None:
+    """DIGEST_* variables are read and converted to their types."""
+    config = load_config(
+        environ={
+            "DIGEST_BASE_URL": "https://news.example.org/",
+            "DIGEST_SEND_RATE": "12.5",
+            "DIGEST_SMTP_URL": "smtp://u:p@mail.example.org:587?starttls=required",
+            "DIGEST_CHECK_DELIVERABILITY": "yes",
+        }
+    )
+    assert config["BASE_URL"] == "https://news.example.org"
+    assert config["SEND_RATE"] == 12.5
+    assert config["CHECK_DELIVERABILITY"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DIGEST_SEND_RATE", "fast"),
+        ("DIGEST_SEND_RATE", "-3"),
+        ("DIGEST_BASE_URL", "news.example.org"),
+        ("DIGEST_SMTP_URL", "http://mail.example.org"),
+        ("DIGEST_SMTP_URL", "smtp://mail.example.org:notaport"),
+        ("DIGEST_MAIL_FROM", "not an address"),
+        ("DIGEST_CHECK_DELIVERABILITY", "maybe"),
+        ("DIGEST_DATABASE_URL", "digest.sqlite3"),
+        ("DIGEST_SENDER_THREADS", "0"),
+    ],
+)
+def test_malformed_setting_is_named(name: str, value: str) -> None:
+    """A malformed value stops start-up with an error that names the variable."""
+    with pytest.raises(ConfigError, match=name):
+        load_config(environ={name: value})
+
+
+def test_production_requires_a_secret_key() -> None:
+    """In production the secret cannot be generated silently."""
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY"):
+        load_config(environ={"DIGEST_ENV": "production"})
+
+
+def test_dkim_settings_come_together(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Half a DKIM configuration is an error, not a silently unsigned newsletter."""
+    with pytest.raises(ConfigError, match="DIGEST_DKIM_SELECTOR"):
+        load_config(environ={"DIGEST_DKIM_DOMAIN": "example.org"})
+    with pytest.raises(ConfigError, match="DIGEST_DKIM_KEY_FILE"):
+        load_config(
+            environ={
+                "DIGEST_DKIM_DOMAIN": "example.org",
+                "DIGEST_DKIM_SELECTOR": "s1",
+                "DIGEST_DKIM_KEY_FILE": str(tmp_path / "missing.pem"),
+            }
+        )
+
+
+def test_create_app_generates_a_secret_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """In development the secret is generated into the instance folder and reused."""
+    from digest import create_app
+
+    overrides = {"INSTANCE_PATH": str(tmp_path / "inst")}
+    first = create_app(overrides).config["SECRET_KEY"]
+    second = create_app(overrides).config["SECRET_KEY"]
+    assert first == second and len(first) > 40
+    assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o077 == 0

@@ -1,0 +1,109 @@
+"""Transports: SMTP over one reused connection, the outbox folder, and error meaning."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.mail.message import Mail
+from digest.mail.transport import (
+    OutboxTransport,
+    RecipientRejected,
+    SenderProblem,
+    SMTPSettings,
+    SMTPTransport,
+    TemporaryFailure,
+    classify,
+)
+from tests.support.smtp import SMTPServer
+
+
+def _mail(to: str, body: str = "Hello\r\n.leading dot\r\n") -> bytes:
+    return Mail(from_="A <a@example.org>", to=to, subject="Hi", text=body, html="<p>Hi</p>").as_bytes()
+
+
+def test_smtp_sends_many_messages_over_one_connection(smtp_server: SMTPServer) -> None:
+    """Several messages go over one session and arrive byte for byte, dot lines intact."""
+    transport = SMTPTransport(SMTPSettings.from_url(smtp_server.url))
+    payloads = [_mail(f"r{i}@example.org") for i in range(3)]
+    results = [transport.send("bounce@example.org", f"r{i}@example.org", p) for i, p in enumerate(payloads)]
+    transport.close()
+    assert [r.code for r in results] == [250, 250, 250]
+    assert results[0].queue_id == "Q000001"
+    assert [m.data for m in smtp_server.received] == payloads
+    assert smtp_server.received[0].mail_from == "bounce@example.org"
+    assert ".leading dot" in smtp_server.received[0].message.get_body(("plain",)).get_content()
+
+
+def test_smtp_auth() -> None:
+    """AUTH with the URL's credentials works, and a wrong password is the sender's problem."""
+    server = SMTPServer(auth=("user", "pa:ss")).start()
+    try:
+        good = SMTPTransport(SMTPSettings.from_url(f"smtp://user:pa%3Ass@127.0.0.1:{server.port}"))
+        assert good.send("b@example.org", "r@example.org", _mail("r@example.org")).code == 250
+        good.close()
+        bad = SMTPTransport(SMTPSettings.from_url(f"smtp://user:wrong@127.0.0.1:{server.port}"))
+        with pytest.raises(SenderProblem, match="535"):
+            bad.send("b@example.org", "r@example.org", _mail("r@example.org"))
+    finally:
+        server.stop()
+    assert len(server.received) == 1
+
+
+def test_smtp_scripted_refusals(smtp_server: SMTPServer) -> None:
+    """451 is temporary, 550 5.1.1 rejects the address, 554 5.7.1 is a sender problem."""
+    replies = {
+        "soft@example.org": "451 4.3.0 try again later",
+        "gone@example.org": "550 5.1.1 no such user",
+        "policy@example.org": "554 5.7.1 blocked by policy",
+    }
+    smtp_server.script = lambda stage, address: replies.get(address) if stage == "rcpt" else None
+    transport = SMTPTransport(SMTPSettings.from_url(smtp_server.url))
+    with pytest.raises(TemporaryFailure):
+        transport.send("b@example.org", "soft@example.org", _mail("soft@example.org"))
+    with pytest.raises(RecipientRejected) as rejected:
+        transport.send("b@example.org", "gone@example.org", _mail("gone@example.org"))
+    assert rejected.value.suppress
+    with pytest.raises(SenderProblem):
+        transport.send("b@example.org", "policy@example.org", _mail("policy@example.org"))
+    # The same connection still delivers after the refusals.
+    assert transport.send("b@example.org", "ok@example.org", _mail("ok@example.org")).code == 250
+    transport.close()
+    assert [m.rcpt_tos for m in smtp_server.received] == [("ok@example.org",)]
+
+
+def test_smtp_unreachable_is_temporary() -> None:
+    """No server listening: a temporary failure, so the caller retries later."""
+    transport = SMTPTransport(SMTPSettings.from_url("smtp://127.0.0.1:9", timeout=2))
+    with pytest.raises(TemporaryFailure, match="cannot reach"):
+        transport.send("b@example.org", "r@example.org", _mail("r@example.org"))
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "stage", "kind", "suppress"),
+    [
+        (421, "4.7.0 too many connections", "mail", SenderProblem, False),
+        (450, "4.2.1 mailbox busy", "rcpt", TemporaryFailure, False),
+        (550, "5.1.1 user unknown", "rcpt", RecipientRejected, True),
+        (550, "5.2.1 mailbox disabled", "rcpt", RecipientRejected, True),
+        (550, "no such user here", "rcpt", RecipientRejected, True),
+        (552, "5.2.2 mailbox full", "rcpt", RecipientRejected, False),
+        (550, "5.7.26 unauthenticated sender", "data", SenderProblem, False),
+        (535, "authentication failed", "mail", SenderProblem, False),
+        (552, "5.3.4 message too big", "data", SenderProblem, False),
+    ],
+)
+def test_classify(code: int, text: str, stage: str, kind: type, suppress: bool) -> None:
+    """Each reply means what RFC 3463 says, and only address failures suppress."""
+    error = classify(code, text, stage)
+    assert type(error) is kind
+    assert getattr(error, "suppress", False) is suppress
+
+
+def test_outbox_writes_exact_bytes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Without SMTP, each message becomes one complete .eml file."""
+    outbox = OutboxTransport(tmp_path / "outbox")
+    data = _mail("r@example.org")
+    result = outbox.send("b@example.org", "r@example.org", data)
+    files = list((tmp_path / "outbox").iterdir())
+    assert [f.name for f in files] == [result.queue_id]
+    assert files[0].read_bytes() == data

@@ -1,0 +1,42 @@
+"""Web wiring: security headers, health check, error pages, the front page."""
+
+from __future__ import annotations
+
+from digest.demo import load_demo
+
+
+def test_security_headers(client) -> None:  # type: ignore[no-untyped-def]
+    """Every page forbids framing, sniffing and foreign scripts."""
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
+    """The health check answers once the database does."""
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_not_found_is_a_page(client) -> None:  # type: ignore[no-untyped-def]
+    """An unknown address gets a readable 404 page."""
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert "Not Found" in response.get_data(as_text=True)
+
+
+def test_front_page_names_the_newsletter(client, db) -> None:  # type: ignore[no-untyped-def]
+    """With the demo loaded, the front page says what the newsletter is."""
+    load_demo(db)
+    db.commit()
+    html = client.get("/").get_data(as_text=True)
+    assert "The Weekly Model" in html
+
+
+def test_demo_loads_once(runner) -> None:  # type: ignore[no-untyped-def]
+    """`digest demo` loads the demo, and a second run changes nothing."""
+    assert "Loaded the demo newsletter" in runner.invoke(args=["demo"]).output
+    assert "already loaded" in runner.invoke(args=["demo"]).output
