@@ -19,7 +19,7 @@ def resource_dir(name: str) -> Path:
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app: settings → database → extensions → blueprints → CLI."""
-    from digest import config, extensions, web
+    from digest import cli, config, extensions, web
 
     settings = config.load_config(overrides=overrides)
     instance_path = settings.get("INSTANCE_PATH") or None
@@ -54,4 +54,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     extensions.limiter.init_app(app)
     extensions.login_manager.init_app(app)
     web.init_app(app)
+    cli.init_app(app)
     return app

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
-from flask.cli import FlaskGroup, routes_command, shell_command
+from flask import Flask, current_app
+from flask.cli import AppGroup, FlaskGroup, routes_command, shell_command, with_appcontext
 
-from digest import create_app
 from digest.extensions import get_db
 
 
-def _create_app():  # type: ignore[no-untyped-def]
-    return create_app()
+def _create_app() -> Flask:
+    from digest import create_app
+    from digest.config import ConfigError
+
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
@@ -22,10 +27,7 @@ def main() -> None:
 main.add_command(shell_command)
 main.add_command(routes_command)
 
-
-@main.group()
-def db() -> None:
-    """Database schema."""
+db = AppGroup("db", help="Database schema.")
 
 
 @db.command("upgrade")
@@ -39,9 +41,10 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"Database at {database.engine.url.render_as_string(hide_password=True)} is up to date.")
 
 
-@main.command("run")
+@click.command("run")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
 def run(host: str, port: int) -> None:
     """Run the web app, the scheduler and the sender in one process."""
     from waitress import serve
@@ -55,7 +58,8 @@ def run(host: str, port: int) -> None:
     serve(app, host=host, port=port, threads=8, ident="digest")
 
 
-@main.command("demo")
+@click.command("demo")
+@with_appcontext
 def demo() -> None:
     """Load the demo newsletter, its posts, a draft issue and a few readers."""
     from digest.demo import load_demo
@@ -68,3 +72,9 @@ def demo() -> None:
         return
     session.commit()
     click.echo(f"Loaded the demo newsletter {newsletter.name!r}.")
+
+
+def init_app(app: Flask) -> None:
+    """Add every command to the app's CLI."""
+    for command in (db, run, demo):
+        app.cli.add_command(command)
