@@ -3,11 +3,16 @@
 A token carries only a random uid (never an address) and an HMAC over it, salted by
 purpose, so a confirmation token cannot unsubscribe and vice versa. Only the purposes
 given a max age expire; unsubscribe links work forever.
+
+The MAC is a 128-bit HMAC-BLAKE2s: strong enough, and it keeps an unsubscribe token at
+45 characters so `unsubscribe+TOKEN@domain` fits the 64-octet local-part limit and the
+List-Unsubscribe header stays short.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 
@@ -22,6 +27,7 @@ class Purpose(enum.StrEnum):
 
 
 CONFIRM_MAX_AGE = 7 * 24 * 3600
+_MAC = functools.partial(hashlib.blake2s, digest_size=16)
 _TIMED = {Purpose.CONFIRM}
 
 
@@ -39,7 +45,7 @@ class ExpiredToken(BadToken):
 
 def _signer(secret: str, purpose: Purpose) -> Signer:
     cls = TimestampSigner if purpose in _TIMED else Signer
-    return cls(secret, salt=f"digest.{purpose}", digest_method=hashlib.sha256)
+    return cls(secret, salt=f"digest.{purpose}", digest_method=_MAC)
 
 
 def make_token(secret: str, purpose: Purpose, uid: str) -> str:

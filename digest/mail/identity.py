@@ -1,0 +1,70 @@
+"""Who a message is from, which list it belongs to, and where its bounces go.
+
+The envelope sender is a VERP address, `bounces+REF-MAC@domain`: REF names what was
+sent (a delivery, or a confirmation) and MAC is an HMAC over it, so a bounce maps to
+exactly one message and a forged bounce maps to nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from digest import links
+from digest.mail.message import encode_text_header, format_mailbox, parse_mailbox
+from digest.models import Newsletter
+from digest.tokens import keyed_hash
+
+_VERP = re.compile(r"^bounces\+([A-Za-z0-9]+)-([0-9a-f]{16})@", re.IGNORECASE)
+
+
+def from_header(config: Mapping[str, Any], newsletter: Newsletter | None) -> str:
+    """Return the From header: the newsletter's sender identity, else DIGEST_MAIL_FROM."""
+    default_name, default_address = parse_mailbox(config["MAIL_FROM"])
+    if newsletter is None:
+        return format_mailbox(default_name, default_address)
+    return format_mailbox(
+        newsletter.from_name or newsletter.name or default_name,
+        newsletter.from_address or default_address,
+    )
+
+
+def list_id(config: Mapping[str, Any], newsletter: Newsletter) -> str:
+    """Return the List-Id (RFC 2919): the newsletter's name and slug under the site's host."""
+    host = urlsplit(config["BASE_URL"]).hostname or "localhost"
+    return f"{encode_text_header(newsletter.name)} <{newsletter.slug}.{host}>"
+
+
+def list_headers(
+    config: Mapping[str, Any], newsletter: Newsletter, subscription_uid: str
+) -> list[tuple[str, str]]:
+    """Return List-Id and the RFC 8058 pair: one HTTPS URL and one mailto, never encoded."""
+    return [
+        ("List-Id", list_id(config, newsletter)),
+        (
+            "List-Unsubscribe",
+            f"<{links.unsubscribe_url(config, subscription_uid)}>, "
+            f"<{links.unsubscribe_mailto(config, subscription_uid)}>",
+        ),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
+
+
+def verp_address(config: Mapping[str, Any], ref: str) -> str:
+    """Return the envelope sender that carries ref (letters and digits) under an HMAC."""
+    if not ref.isalnum():
+        raise ValueError(f"a VERP reference must be letters and digits, got {ref!r}")
+    mac = keyed_hash(config["SECRET_KEY"], "verp", ref.lower())[:16]
+    return f"bounces+{ref}-{mac}@{links.mail_domain(config)}"
+
+
+def parse_verp(config: Mapping[str, Any], address: str) -> str | None:
+    """Return the reference inside a VERP address, or None if it is not one of ours."""
+    match = _VERP.match(address.strip().strip("<>"))
+    if not match:
+        return None
+    ref, mac = match.groups()
+    expected = keyed_hash(config["SECRET_KEY"], "verp", ref.lower())[:16]
+    return ref.lower() if mac.lower() == expected else None

@@ -1,0 +1,43 @@
+"""The last step before the wire: sign (when DKIM is configured) and hand to a transport."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from digest.mail.transport import SendResult, Transport, make_transport
+
+Signer = Callable[[bytes], bytes]
+
+
+class Mailer:
+    """A transport plus an optional signer; send() signs the exact bytes it sends."""
+
+    def __init__(self, transport: Transport, signer: Signer | None = None) -> None:
+        self.transport = transport
+        self.signer = signer
+
+    def send(self, envelope_from: str, recipient: str, data: bytes) -> SendResult:
+        """Sign data if configured and send it to one recipient."""
+        if self.signer is not None:
+            data = self.signer(data)
+        return self.transport.send(envelope_from, recipient, data)
+
+    def close(self) -> None:
+        """Release the transport's connection."""
+        self.transport.close()
+
+    def __enter__(self) -> Mailer:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def mailer_for(config: Mapping[str, Any]) -> Mailer:
+    """Return a Mailer for the app's settings: SMTP or the outbox folder."""
+    transport = make_transport(
+        config.get("SMTP_URL"), Path(config["OUTBOX_PATH"]), config.get("SMTP_TIMEOUT", 120)
+    )
+    return Mailer(transport)
