@@ -9,6 +9,7 @@ Set DIGEST_TEST_BACKENDS=sqlite to run SQLite only; with DIGEST_TEST_REQUIRE_POS
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -48,7 +49,9 @@ def _clean_environment() -> Iterator[None]:
 
 
 def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    # One database per checkout and per xdist worker, so parallel runs never share one.
+    checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]
+    return f"{checkout}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 @pytest.fixture(scope="session")
