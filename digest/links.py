@@ -16,6 +16,10 @@ from digest.tokens import Purpose, make_token
 CONFIRM_PATH = "/confirm/{token}"
 UNSUBSCRIBE_PATH = "/unsubscribe/{token}"
 PREFERENCES_PATH = "/preferences/{token}"
+ARCHIVE_PATH = "/archive/{newsletter}/"
+ISSUE_PATH = "/archive/{newsletter}/{issue}"
+POST_PATH = "/posts/{newsletter}/{post}"
+FEED_PATH = "/archive/{newsletter}/feed.xml"
 
 
 def absolute(config: Mapping[str, Any], path: str) -> str:
@@ -50,3 +54,13 @@ def unsubscribe_mailto(config: Mapping[str, Any], subscription_uid: str) -> str:
     """Return the mailto: unsubscribe URI of a subscription."""
     token = make_token(config["SECRET_KEY"], Purpose.UNSUBSCRIBE, subscription_uid)
     return f"mailto:unsubscribe+{token}@{mail_domain(config)}?subject={quote('unsubscribe')}"
+
+
+def issue_url(config: Mapping[str, Any], newsletter_slug: str, issue_slug: str) -> str:
+    """Return the public archive page of an issue (the "view in browser" link)."""
+    return absolute(config, ISSUE_PATH.format(newsletter=newsletter_slug, issue=issue_slug))
+
+
+def post_url(config: Mapping[str, Any], newsletter_slug: str, post_slug: str) -> str:
+    """Return the public page of a post (the "read more" link when it has no external link)."""
+    return absolute(config, POST_PATH.format(newsletter=newsletter_slug, post=post_slug))
