@@ -13,6 +13,7 @@ import secrets
 from sqlalchemy import (
     Boolean,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -388,3 +389,37 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ScheduleOutcome(enum.StrEnum):
+    CREATED = "created"
+    EMPTY = "empty"
+
+
+class ScheduleRun(Base):
+    """What the weekly schedule did for one period: assembled an issue, or found no posts."""
+
+    __tablename__ = "schedule_run"
+    __table_args__ = (UniqueConstraint("newsletter_id", "period_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    period_key: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[ScheduleOutcome] = mapped_column(_enum(ScheduleOutcome))
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issue.id", ondelete="SET NULL"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    send_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    checked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SendRate(Base):
+    """The shared token bucket behind DIGEST_SEND_RATE; times are database-clock seconds."""
+
+    __tablename__ = "send_rate"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    stamp: Mapped[float] = mapped_column(Float)
+    # Share of the configured rate in use: halved on 421/454, recovering over a minute.
+    factor: Mapped[float] = mapped_column(Float, default=1.0)
+    slowed_at: Mapped[float] = mapped_column(Float, default=0.0)

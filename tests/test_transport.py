@@ -81,7 +81,9 @@ def test_smtp_unreachable_is_temporary() -> None:
 @pytest.mark.parametrize(
     ("code", "text", "stage", "kind", "suppress"),
     [
-        (421, "4.7.0 too many connections", "mail", SenderProblem, False),
+        (421, "4.7.0 too many connections", "mail", TemporaryFailure, False),
+        (451, "4.7.1 greylisted, try again later", "rcpt", TemporaryFailure, False),
+        (554, "5.7.1 relay access denied", "rcpt", SenderProblem, False),
         (450, "4.2.1 mailbox busy", "rcpt", TemporaryFailure, False),
         (550, "5.1.1 user unknown", "rcpt", RecipientRejected, True),
         (550, "5.2.1 mailbox disabled", "rcpt", RecipientRejected, True),
