@@ -52,6 +52,8 @@ from digest.models import (
 
 log = logging.getLogger(__name__)
 
+# How long after its send time a weekly issue the scheduler missed still goes out.
+LATE_GRACE = dt.timedelta(hours=6)
 NOT_SENT = (IssueStatus.DRAFT, IssueStatus.SCHEDULED, IssueStatus.SENDING, IssueStatus.PAUSED)
 
 
@@ -105,8 +107,8 @@ def local_to_utc(local: dt.datetime, tz_name: str) -> dt.datetime:
 
 
 def get_issue(session: Session, issue_id: int) -> Issue:
-    """Return the issue, or raise IssueError if there is none."""
-    issue = session.get(Issue, issue_id)
+    """Return the issue as the database has it now, or raise IssueError if there is none."""
+    issue = session.get(Issue, issue_id, populate_existing=True)
     if issue is None:
         raise IssueError(f"there is no issue {issue_id}")
     return issue
@@ -161,7 +163,6 @@ def _move(
         .execution_options(synchronize_session=False)
     )
     issue = get_issue(session, issue_id)
-    session.refresh(issue)
     if result.rowcount != 1:
         raise IssueError(f"issue {issue_id} is {issue.status.value}: it cannot be {action}")
     return issue
@@ -362,7 +363,6 @@ def issue_progress(
     """Return an issue's progress; with the previous snapshot the rate is the current one,
     otherwise the average since it started."""
     issue = get_issue(session, issue_id)
-    session.refresh(issue)
     now = now or utcnow()
     counts = deliveries.counts(session, issue_id)
     rate: float | None = None
@@ -394,7 +394,6 @@ class WeeklySlot:
     period_key: str
     send_at: dt.datetime
     assemble_at: dt.datetime
-    week_ends_at: dt.datetime
 
 
 def _slot(newsletter: Newsletter, monday: dt.date, tz: ZoneInfo) -> WeeklySlot:
@@ -404,12 +403,10 @@ def _slot(newsletter: Newsletter, monday: dt.date, tz: ZoneInfo) -> WeeklySlot:
     # just after the jump (zoneinfo's reading), so every week has exactly one slot.
     send_at = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=tz).astimezone(dt.UTC)
     year, week, _ = day.isocalendar()
-    week_end = dt.datetime.combine(monday + dt.timedelta(days=7), dt.time(0), tzinfo=tz)
     return WeeklySlot(
         period_key=f"{year}-W{week:02d}",
         send_at=send_at,
         assemble_at=send_at - dt.timedelta(hours=newsletter.review_hours),
-        week_ends_at=week_end.astimezone(dt.UTC),
     )
 
 
@@ -577,9 +574,10 @@ def materialise_weekly_issues(
 ) -> list[WeeklyOutcome]:
     """Assemble every newsletter's weekly issue whose review window has opened.
 
-    A slot is due from review_hours before its send time until its local week ends, so a
-    scheduler that was down at the send time still assembles (and sends) the week's
-    issue late rather than never; an empty week is retried until its send time.
+    A slot is due from review_hours before its send time until LATE_GRACE after it: a
+    scheduler that was down at the send time still assembles and sends the week's issue
+    a little late rather than never, while a schedule set up mid-week does not fire off
+    an issue for a send time long gone. An empty week is retried until its send time.
     """
     now = now or utcnow()
     outcomes = []
@@ -588,7 +586,7 @@ def materialise_weekly_issues(
     )
     for newsletter in newsletters:
         for slot in weekly_slots(newsletter, now):
-            if slot.assemble_at <= now < slot.week_ends_at:
+            if slot.assemble_at <= now < slot.send_at + LATE_GRACE:
                 outcomes.append(materialise_week(session, newsletter, slot, now))
     return outcomes
 
@@ -601,5 +599,6 @@ def schedule_runs(session: Session, newsletter_id: int, limit: int = 10) -> list
             .where(ScheduleRun.newsletter_id == newsletter_id)
             .order_by(ScheduleRun.send_at.desc())
             .limit(limit)
+            .execution_options(populate_existing=True)
         )
     )
