@@ -117,11 +117,13 @@ def add_readers(
 
 
 def states(session: Session, issue_id: int) -> Counter[str]:
-    """Return the issue's delivery rows per state."""
-    session.expire_all()
+    """Return the issue's delivery rows per state (ending the session's transaction, which
+    on SQLite would otherwise keep the write lock)."""
+    session.commit()
     rows = session.execute(
         select(Delivery.state, func.count()).where(Delivery.issue_id == issue_id).group_by(Delivery.state)
-    )
+    ).all()
+    session.commit()
     return Counter({DeliveryState(state).value: n for state, n in rows})
 
 
