@@ -26,6 +26,7 @@ Contract:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Insert,
+    Integer,
     and_,
+    bindparam,
     exists,
     func,
     literal,
@@ -198,6 +201,37 @@ class Claimed:
     subscriber_id: int | None
 
 
+# The per-message statements are built once, with bound parameters, so the hot path
+# pays neither expression building nor cache-key computation for every message.
+ISSUE = Issue.__table__
+SUBSCRIPTION = Subscription.__table__
+SUPPRESSION = Suppression.__table__
+_CLAIMED, _SENDING = DeliveryState.CLAIMED.value, DeliveryState.SENDING.value
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Any:
+    pick = (
+        select(DELIVERY.c.id)
+        .where(
+            DELIVERY.c.issue_id == bindparam("claim_issue"),
+            DELIVERY.c.state == DeliveryState.PENDING.value,
+            exists().where(ISSUE.c.id == bindparam("claim_issue"), ISSUE.c.status == IssueStatus.SENDING),
+        )
+        .order_by(DELIVERY.c.id)
+        .limit(bindparam("claim_limit", type_=Integer))
+    )
+    if dialect == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    picked = pick.cte("claim")
+    return (
+        update(DELIVERY)
+        .where(DELIVERY.c.id.in_(select(picked.c.id)))
+        .values(state=_CLAIMED, lease_owner=bindparam("claim_owner"), lease_until=bindparam("new_lease"))
+        .returning(DELIVERY.c.id, DELIVERY.c.subscriber_id)
+    )
+
+
 def claim(
     executor: Executor,
     issue_id: int,
@@ -207,32 +241,31 @@ def claim(
     now: dt.datetime | None = None,
 ) -> list[Claimed]:
     """Claim up to limit pending rows of a sending issue for owner, in id order."""
-    now = now or utcnow()
-    pick = (
-        select(DELIVERY.c.id)
-        .where(
-            DELIVERY.c.issue_id == issue_id,
-            DELIVERY.c.state == DeliveryState.PENDING.value,
-            exists().where(Issue.id == issue_id, Issue.status == IssueStatus.SENDING),
-        )
-        .order_by(DELIVERY.c.id)
-        .limit(limit)
-    )
-    if _dialect(executor) == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    picked = pick.cte("claim")
-    statement = (
-        update(DELIVERY)
-        .where(DELIVERY.c.id.in_(select(picked.c.id)))
-        .values(
-            state=DeliveryState.CLAIMED.value,
-            lease_owner=owner,
-            lease_until=now + dt.timedelta(seconds=lease_seconds),
-        )
-        .returning(DELIVERY.c.id, DELIVERY.c.subscriber_id)
-    )
-    rows = executor.execute(statement).all()
+    lease_until = (now or utcnow()) + dt.timedelta(seconds=lease_seconds)
+    rows = executor.execute(
+        _claim_statement(_dialect(executor)),
+        {"claim_issue": issue_id, "claim_limit": limit, "claim_owner": owner, "new_lease": lease_until},
+    ).all()
     return sorted((Claimed(row.id, row.subscriber_id) for row in rows), key=lambda c: c.id)
+
+
+_MARK_SENDING = (
+    update(DELIVERY)
+    .where(
+        DELIVERY.c.id == bindparam("delivery_id"),
+        DELIVERY.c.state == _CLAIMED,
+        DELIVERY.c.lease_owner == bindparam("owner"),
+        exists().where(ISSUE.c.id == DELIVERY.c.issue_id, ISSUE.c.status == IssueStatus.SENDING),
+        exists().where(
+            SUBSCRIPTION.c.subscriber_id == DELIVERY.c.subscriber_id,
+            SUBSCRIPTION.c.newsletter_id == bindparam("newsletter_id"),
+            SUBSCRIPTION.c.status == SubscriptionStatus.CONFIRMED,
+        ),
+        ~exists().where(SUPPRESSION.c.email_hash == bindparam("email_hash")),
+    )
+    .values(state=_SENDING, attempts=DELIVERY.c.attempts + 1, lease_until=bindparam("new_lease"))
+    .returning(DELIVERY.c.attempts)
+)
 
 
 def mark_sending(
@@ -245,28 +278,16 @@ def mark_sending(
 ) -> int | None:
     """claimed → sending (one more attempt), only while the issue is sending and the reader
     is still confirmed and not suppressed; return the attempt number, None if refused."""
-    statement = (
-        update(DELIVERY)
-        .where(
-            DELIVERY.c.id == delivery_id,
-            DELIVERY.c.state == DeliveryState.CLAIMED.value,
-            DELIVERY.c.lease_owner == owner,
-            exists().where(Issue.id == DELIVERY.c.issue_id, Issue.status == IssueStatus.SENDING),
-            exists().where(
-                Subscription.subscriber_id == DELIVERY.c.subscriber_id,
-                Subscription.newsletter_id == newsletter_id,
-                Subscription.status == SubscriptionStatus.CONFIRMED,
-            ),
-            ~exists().where(Suppression.email_hash == email_hash),
-        )
-        .values(
-            state=DeliveryState.SENDING.value,
-            attempts=DELIVERY.c.attempts + 1,
-            lease_until=utcnow() + dt.timedelta(seconds=lease_seconds),
-        )
-        .returning(DELIVERY.c.attempts)
-    )
-    return executor.execute(statement).scalar()
+    return executor.execute(
+        _MARK_SENDING,
+        {
+            "delivery_id": delivery_id,
+            "owner": owner,
+            "newsletter_id": newsletter_id,
+            "email_hash": email_hash,
+            "new_lease": utcnow() + dt.timedelta(seconds=lease_seconds),
+        },
+    ).scalar()
 
 
 class Blocked:
@@ -306,11 +327,19 @@ def blocked_reason(
     return Blocked.LEASE_LOST if confirmed else Blocked.UNSUBSCRIBED
 
 
-def skip(executor: Executor, delivery_id: int, owner: str, reason: str) -> bool:
-    """claimed → skipped, with the reason kept on the row."""
-    return _transition(
-        executor, delivery_id, owner, DeliveryState.CLAIMED, DeliveryState.SKIPPED,
-        smtp_response=reason,
+@functools.cache
+def _transition_statement(source: DeliveryState, target: DeliveryState, columns: tuple[str, ...]) -> Any:
+    values: dict[str, Any] = {c: bindparam(f"new_{c}") for c in columns}
+    if target == DeliveryState.PENDING:
+        values["attempts"] = DELIVERY.c.attempts - 1
+    return (
+        update(DELIVERY)
+        .where(
+            DELIVERY.c.id == bindparam("delivery_id"),
+            DELIVERY.c.state == source.value,
+            DELIVERY.c.lease_owner == bindparam("owner"),
+        )
+        .values(state=target.value, lease_owner=None, lease_until=None, **values)
     )
 
 
@@ -322,16 +351,18 @@ def _transition(
     target: DeliveryState,
     **values: Any,
 ) -> bool:
-    statement = (
-        update(DELIVERY)
-        .where(
-            DELIVERY.c.id == delivery_id,
-            DELIVERY.c.state == source.value,
-            DELIVERY.c.lease_owner == owner,
-        )
-        .values(state=target.value, lease_owner=None, lease_until=None, **values)
+    statement = _transition_statement(source, target, tuple(sorted(values)))
+    params = {"delivery_id": delivery_id, "owner": owner}
+    params.update({f"new_{k}": v for k, v in values.items()})
+    return executor.execute(statement, params).rowcount == 1
+
+
+def skip(executor: Executor, delivery_id: int, owner: str, reason: str) -> bool:
+    """claimed → skipped, with the reason kept on the row."""
+    return _transition(
+        executor, delivery_id, owner, DeliveryState.CLAIMED, DeliveryState.SKIPPED,
+        smtp_response=reason,
     )
-    return executor.execute(statement).rowcount == 1
 
 
 def mark_sent(
@@ -346,7 +377,6 @@ def mark_sent(
     return _transition(
         executor, delivery_id, owner, DeliveryState.SENDING, DeliveryState.SENT,
         smtp_code=code, smtp_response=response[:2000], queue_id=queue_id, sent_at=utcnow(),
-        next_attempt_at=None,
     )
 
 
@@ -383,13 +413,10 @@ def mark_unknown(executor: Executor, delivery_id: int, owner: str, response: str
     )
 
 
-def unsend(executor: Executor, delivery_id: int, owner: str, response: str = "") -> bool:
+def unsend(executor: Executor, delivery_id: int, owner: str) -> bool:
     """sending → pending without using an attempt: the server provably took nothing and
     the reader is not at fault (a sender-side problem paused the issue)."""
-    return _transition(
-        executor, delivery_id, owner, DeliveryState.SENDING, DeliveryState.PENDING,
-        attempts=DELIVERY.c.attempts - 1, smtp_response=response[:2000] or None,
-    )
+    return _transition(executor, delivery_id, owner, DeliveryState.SENDING, DeliveryState.PENDING)
 
 
 def release(executor: Executor, owner: str, ids: Iterable[int] | None = None) -> int:

@@ -34,9 +34,9 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from flask import Flask
 from sqlalchemy import Connection, select
@@ -411,8 +411,10 @@ class SenderPool:
         issue_ids: Sequence[int] | None = None,
         mail_jobs: Sequence[MailJob] = MAIL_JOBS,
         idle_seconds: float = 2.0,
+        mailer_factory: Callable[[Mapping[str, Any]], Mailer] = mailer_for,
     ) -> None:
         self.app = app
+        self.mailer_factory = mailer_factory
         self.threads = threads or app.config["SENDER_THREADS"]
         self.issue_ids = list(issue_ids) if issue_ids is not None else None
         self.mail_jobs = tuple(mail_jobs)
@@ -466,7 +468,7 @@ class SenderPool:
         return ids
 
     def _sender(self) -> None:
-        mailer = mailer_for(self.app.config)
+        mailer = self.mailer_factory(self.app.config)
         owner = new_owner(threading.current_thread().name.rsplit("-", 1)[-1])
         failures = 0
         try:
@@ -498,7 +500,7 @@ class SenderPool:
             mailer.close()
 
     def _run_mail_jobs(self) -> None:
-        mailer = mailer_for(self.app.config)
+        mailer = self.mailer_factory(self.app.config)
         try:
             while not self._stop.is_set():
                 run_mail_jobs(self.app, mailer, self.mail_jobs)

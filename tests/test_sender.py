@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -28,6 +26,7 @@ from digest.sender import SenderPool, new_owner, run_mail_jobs, send_batch
 from digest.sendrate import SendRate
 from tests.conftest import SECRET, get_db_of
 from tests.support.delivery import make_newsletter, per_recipient, reader_email, states, wait_until
+from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer
 
 
@@ -201,56 +200,24 @@ def test_pause_takes_effect_before_the_next_message(smtp_app: Flask, smtp_server
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
 
 
-class HangUpServer:
-    """Speaks just enough SMTP to take a whole message, then hangs up without a reply."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.messages = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn, conn.makefile("rb") as lines:
-                conn.sendall(b"220 hang-up ready\r\n")
-                for line in lines:
-                    verb = line[:4].upper()
-                    if verb == b"DATA":
-                        conn.sendall(b"354 go on\r\n")
-                        for body in lines:
-                            if body == b".\r\n":
-                                break
-                        self.messages += 1
-                        break
-                    conn.sendall(b"221 bye\r\n" if verb == b"QUIT" else b"250 ok\r\n")
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
-def hang_up() -> Iterator[HangUpServer]:
+def hang_up() -> Iterator[RawSMTPServer]:
     """A server that takes messages and vanishes before answering the final dot."""
-    server = HangUpServer()
+    server = RawSMTPServer(hang_up_after_data=True)
     yield server
     server.close()
 
 
-def test_lost_reply_after_the_message_is_unknown_and_held(app_overrides: dict, db: Session, hang_up: HangUpServer) -> None:
+def test_lost_reply_after_the_message_is_unknown_and_held(app_overrides: dict, db: Session, hang_up: RawSMTPServer) -> None:
     """The connection dies after the final dot: the delivery is unknown, listed, and never retried on its own."""
     from digest import create_app
 
-    app = create_app({**app_overrides, "SMTP_URL": f"smtp://127.0.0.1:{hang_up.port}", "BATCH_SIZE": 1})
+    app = create_app({**app_overrides, "SMTP_URL": hang_up.url, "BATCH_SIZE": 1})
     setup = make_newsletter(db, readers=2)
     _start(db, setup.issue_id)
     _drain(app, setup.issue_id, db)
     assert states(db, setup.issue_id) == {"unknown": 2}
-    assert hang_up.messages == 2
+    assert hang_up.pipelined_envelopes == 2  # both messages went all the way out
     assert issues.get_issue(db, setup.issue_id).status == IssueStatus.SENT
     unclear = deliveries.unclear_deliveries(db, setup.issue_id)
     assert [u.email for u in unclear] == [reader_email(0), reader_email(1)]

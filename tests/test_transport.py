@@ -14,6 +14,7 @@ from digest.mail.transport import (
     TemporaryFailure,
     classify,
 )
+from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer
 
 
@@ -109,3 +110,34 @@ def test_outbox_writes_exact_bytes(tmp_path) -> None:  # type: ignore[no-untyped
     files = list((tmp_path / "outbox").iterdir())
     assert [f.name for f in files] == [result.queue_id]
     assert files[0].read_bytes() == data
+
+
+def test_pipelining_sends_the_envelope_in_one_write() -> None:
+    """A server offering PIPELINING gets MAIL, RCPT and DATA at once; refusals still mean
+    what they say and the connection keeps working."""
+    server = RawSMTPServer(refuse={"gone@example.org": "550 5.1.1 no such user"})
+    transport = SMTPTransport(SMTPSettings.from_url(server.url))
+    try:
+        first = transport.send("b@example.org", "r@example.org", _mail("r@example.org"))
+        with pytest.raises(RecipientRejected) as rejected:
+            transport.send("b@example.org", "gone@example.org", _mail("gone@example.org"))
+        second = transport.send("b@example.org", "s@example.org", _mail("s@example.org"))
+        transport.close()
+    finally:
+        server.close()
+    assert rejected.value.suppress and rejected.value.code == 550
+    assert (first.queue_id, second.queue_id) == ("RAW000001", "RAW000002")
+    assert server.pipelined_envelopes == 3
+    assert server.messages == [_mail("r@example.org"), _mail("s@example.org")]
+
+
+def test_without_pipelining_commands_go_one_by_one() -> None:
+    """A server without PIPELINING gets one command at a time."""
+    server = RawSMTPServer(pipelining=False)
+    transport = SMTPTransport(SMTPSettings.from_url(server.url))
+    try:
+        assert transport.send("b@example.org", "r@example.org", _mail("r@example.org")).code == 250
+        transport.close()
+    finally:
+        server.close()
+    assert server.pipelined_envelopes == 0 and len(server.messages) == 1

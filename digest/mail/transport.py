@@ -165,21 +165,27 @@ class SMTPTransport:
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
         self._last_used = 0.0
+        self._context: ssl.SSLContext | None = None
+
+    def _tls(self) -> ssl.SSLContext:
+        # Loading the system's CA store costs ~40 ms: once per transport, and only for TLS.
+        if self._context is None:
+            self._context = ssl.create_default_context()
+        return self._context
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
         try:
             if s.implicit_tls:
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    s.host, s.port, timeout=s.timeout, context=context
+                    s.host, s.port, timeout=s.timeout, context=self._tls()
                 )
             else:
                 smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             smtp.ehlo()
             if not s.implicit_tls:
                 if smtp.has_extn("starttls"):
-                    smtp.starttls(context=context)
+                    smtp.starttls(context=self._tls())
                     smtp.ehlo()
                 elif s.starttls_required:
                     smtp.close()
@@ -229,23 +235,8 @@ class SMTPTransport:
     def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
         """Send one message; the reply to the final dot is returned with its queue id."""
         self.connect()
-        smtp = self._smtp
-        assert smtp is not None
         try:
-            code, reply = self._mail(smtp, sender)
-            smtp = self._smtp
-            assert smtp is not None
-            if code != 250:
-                self._reset(smtp, code)
-                raise classify(code, _text(reply), "mail")
-            code, reply = smtp.rcpt(recipient)
-            if code not in (250, 251):
-                self._reset(smtp, code)
-                raise classify(code, _text(reply), "rcpt")
-            code, reply = smtp.docmd("data")
-            if code != 354:
-                self._reset(smtp, code)
-                raise classify(code, _text(reply), "data")
+            smtp = self._open_transaction(sender, recipient)
             smtp.send(_dot_stuff(data))
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             self._drop()
@@ -268,18 +259,53 @@ class SMTPTransport:
         self._sent_on_connection += 1
         return SendResult(code, text, _queue_id(text))
 
-    def _mail(self, smtp: smtplib.SMTP, sender: str) -> tuple[int, bytes]:
-        """MAIL FROM; a reused connection the server dropped meanwhile is replaced once,
-        which is safe because nothing of this message has gone out yet."""
+    def _open_transaction(self, sender: str, recipient: str) -> smtplib.SMTP:
+        """MAIL, RCPT and DATA up to the 354. A reused connection that the server closed
+        meanwhile (it hung up, or answers 421) is replaced once: nothing of this message
+        has gone out yet, so that is safe."""
+        assert self._smtp is not None
         try:
-            return smtp.mail(sender)
+            return self._envelope(self._smtp, sender, recipient)
+        except _Stale:
+            pass
         except (OSError, smtplib.SMTPServerDisconnected):
             if self._sent_on_connection == 0:
                 raise
         self._drop()
         self.connect()
         assert self._smtp is not None
-        return self._smtp.mail(sender)
+        return self._envelope(self._smtp, sender, recipient)
+
+    def _envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> smtplib.SMTP:
+        """Send the envelope, in one write when the server offers PIPELINING (RFC 2920),
+        which saves two round trips per message; raise the first refusal."""
+        stages = (("mail", f"MAIL FROM:<{sender}>"), ("rcpt", f"RCPT TO:<{recipient}>"), ("data", "DATA"))
+        pipelined = smtp.has_extn("pipelining")
+        if pipelined:
+            smtp.send("".join(f"{command}\r\n" for _, command in stages).encode("utf-8"))
+        refusal: tuple[int, str, str] | None = None
+        for stage, command in stages:
+            if not pipelined:
+                if refusal is not None:
+                    break
+                smtp.send(f"{command}\r\n".encode("utf-8"))
+            code, reply = smtp.getreply()
+            if code == 421:
+                self._drop()
+                if stage == "mail" and self._sent_on_connection:
+                    raise _Stale()
+                raise classify(code, _text(reply), stage)
+            expected = (354,) if stage == "data" else (250, 251)
+            if code in expected and stage == "data" and refusal is not None:
+                # The server opened DATA although an earlier command failed: end it empty.
+                smtp.send(b".\r\n")
+                smtp.getreply()
+            elif code not in expected and refusal is None:
+                refusal = (code, _text(reply), stage)
+        if refusal is not None:
+            self._reset(smtp, refusal[0])
+            raise classify(*refusal)
+        return smtp
 
     def _reset(self, smtp: smtplib.SMTP, code: int) -> None:
         if code == 421:
@@ -307,6 +333,10 @@ class SMTPTransport:
             pass
         finally:
             self._drop()
+
+
+class _Stale(Exception):
+    """A reused connection turned out to be closed before this message began."""
 
 
 class OutboxTransport:

@@ -1,0 +1,234 @@
+"""Send throughput, end to end, against the ceiling and the naive pipeline, in one run.
+
+    .venv/bin/python bench/send.py READERS [--procs 4] [--threads 1] [--db sqlite|postgresql]
+                                   [--naive 300]
+
+End to end: a 20-post issue to READERS readers, personalised (sections, name, links),
+DKIM-signed with RSA-2048, through the real ledger (fan-out, claim, `sending`/`sent`
+commits per message) by `--procs` sender processes of `--threads` SenderPool threads,
+over SMTP to bench/sink.py. Ceiling: the same number of processes and reused connections
+sending one pre-built, signed message READERS times to the same sink. Naive: Jinja for
+both parts, css-inline, EmailMessage and a new SMTP connection per message, one process,
+`--naive` messages (no DKIM, no ledger: its cost is all render and connection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import smtplib
+import time
+from email.message import EmailMessage
+from typing import Any
+
+from common import (  # type: ignore[import-not-found]
+    Bench,
+    cleanup,
+    dkim_settings,
+    make_bench,
+    signer_name,
+    signing_mailer,
+    sink,
+    table,
+    wait_until,
+)
+
+from digest import deliveries, issues
+from digest.extensions import get_db
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sender_child(overrides: dict, threads: int, ready: Any, stop: Any, results: Any) -> None:
+    """A sender process: SenderPool threads on the bench ledger until told to stop."""
+    from digest import create_app
+    from digest.sender import SenderPool
+
+    app = create_app(overrides)
+    pool = SenderPool(app, threads, mail_jobs=(), idle_seconds=0.01, mailer_factory=signing_mailer).start()
+    ready.release()
+    stop.wait()
+    pool.stop()
+    results.put(("sender", _cpu(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def ceiling_child(port: int, data: bytes, count: int, threads: int, start: Any, results: Any) -> None:
+    """Send pre-built bytes count times over `threads` reused connections."""
+    import threading
+
+    from digest.mail.transport import SMTPSettings, SMTPTransport
+
+    def run(n: int) -> None:
+        transport = SMTPTransport(SMTPSettings.from_url(f"smtp://127.0.0.1:{port}"))
+        transport.connect()
+        start.wait()
+        for _ in range(n):
+            transport.send("bounces@news.example.org", "reader@example.org", data)
+        transport.close()
+
+    workers = [threading.Thread(target=run, args=(count // threads + (i < count % threads),)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    results.put(("ceiling", _cpu(), 0.0))
+
+
+def naive_child(overrides: dict, port: int, count: int, results: Any) -> None:
+    """The naive pipeline: full Jinja both parts, css-inline, EmailMessage, a connection each."""
+    import css_inline
+    from sqlalchemy import select
+
+    from digest import create_app
+    from digest.mail.render import Reader, prepare_issue
+    from digest.models import Issue, Subscriber, Subscription
+
+    app = create_app(overrides)
+    with app.app_context():
+        session = get_db().sessionmaker()
+        issue_id = session.scalar(select(Issue.id))
+        prepared = prepare_issue(session, issue_id, app)
+        env = app.jinja_env
+        rows = session.execute(
+            select(Subscriber, Subscription).join(Subscription).order_by(Subscriber.id).limit(count)
+        ).all()
+        inliner = css_inline.CSSInliner(load_remote_stylesheets=False)
+        started = time.perf_counter()
+        for subscriber, subscription in rows:
+            reader = Reader(subscriber.id, subscription.uid, subscriber.email, subscriber.name)
+            context = prepared.context_for(reader)
+            html = inliner.inline(env.get_template("emails/digest.html").render(context))
+            plain = env.get_template("emails/digest.txt").render(context)
+            message = EmailMessage()
+            message["From"] = "The Bench Weekly <news@news.example.org>"
+            message["To"] = subscriber.email
+            message["Subject"] = prepared.subject
+            message["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
+            message.set_content(plain)
+            message.add_alternative(html, subtype="html")
+            with smtplib.SMTP("127.0.0.1", port) as smtp:
+                smtp.sendmail("bounces@news.example.org", [subscriber.email], message.as_bytes())
+        elapsed = time.perf_counter() - started
+    results.put(("naive", elapsed, len(rows)))
+
+
+def one_message(bench: Bench) -> bytes:
+    """Return the first reader's message exactly as the pipeline sends it (signed)."""
+    from digest.mail.render import prepare_issue
+    from digest.sender import load_readers
+
+    app = bench.app()
+    with app.app_context():
+        session = get_db().sessionmaker()
+        prepared = prepare_issue(session, bench.issue_id, app)
+        recipient = load_readers(session, prepared.newsletter.id, [1], app.config["SECRET_KEY"])[1]
+        data = signing_mailer(app.config).sign(prepared.message_for(recipient.reader, 1).data)
+        session.close()
+        get_db().dispose()
+    return data
+
+
+def main() -> None:
+    """Run the three pipelines and print one table."""
+    parser = argparse.ArgumentParser(description="Send throughput: end to end vs ceiling vs naive.")
+    parser.add_argument("readers", type=int)
+    parser.add_argument("--procs", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--naive", type=int, default=300)
+    args = parser.parse_args()
+    ctx = multiprocessing.get_context("spawn")
+    connections = args.procs * args.threads
+    with sink() as (port, accepted):
+        bench = make_bench(args.db, args.readers, SMTP_URL=f"smtp://127.0.0.1:{port}", BATCH_SIZE=100)
+        bench.overrides.update(dkim_settings(bench.folder))
+        results = ctx.Queue()
+        ready, stop = ctx.Semaphore(0), ctx.Event()
+        children = [
+            ctx.Process(target=sender_child, args=(bench.overrides, args.threads, ready, stop, results))
+            for _ in range(args.procs)
+        ]
+        for child in children:
+            child.start()
+        for _ in children:
+            ready.acquire()
+        app = bench.app()
+        with app.app_context():
+            database = get_db()
+            session = database.sessionmaker()
+            fan_out_started = time.perf_counter()
+            issues.send_now(session, bench.issue_id)
+            for _step in issues.start_issue_chunks(session, bench.issue_id, app.config["SECRET_KEY"]):
+                session.commit()
+            session.commit()
+            sending_from = time.perf_counter()
+
+            def finished() -> bool:
+                with database.engine.connect() as conn:
+                    counts = deliveries.counts(conn, bench.issue_id)
+                    conn.commit()
+                return counts.done == args.readers
+
+            sent_at = wait_until(finished, timeout=3600, every=0.05)
+            session.close()
+            database.dispose()
+        stop.set()
+        sender_stats = [results.get(timeout=120) for _ in children]
+        for child in children:
+            child.join(60)
+        e2e = args.readers / (sent_at - sending_from)
+        e2e_cpu_ms = sum(s[1] for s in sender_stats) / args.readers * 1000
+
+        data = one_message(bench)
+        start = ctx.Event()
+        ceiling_children = [
+            ctx.Process(target=ceiling_child, args=(port, data, args.readers // args.procs, args.threads, start, results))
+            for _ in range(args.procs)
+        ]
+        for child in ceiling_children:
+            child.start()
+        time.sleep(2.0)  # every connection open before the clock starts
+        ceiling_started = time.perf_counter()
+        start.set()
+        ceiling_stats = [results.get(timeout=3600) for _ in ceiling_children]
+        ceiling_elapsed = time.perf_counter() - ceiling_started
+        for child in ceiling_children:
+            child.join(60)
+        ceiling_sent = (args.readers // args.procs) * args.procs
+        ceiling = ceiling_sent / ceiling_elapsed
+        ceiling_cpu_ms = sum(s[1] for s in ceiling_stats) / ceiling_sent * 1000
+
+        naive_count = min(args.naive, args.readers)
+        naive_process = ctx.Process(target=naive_child, args=(bench.overrides, port, naive_count, results))
+        naive_process.start()
+        _name, naive_elapsed, naive_sent = results.get(timeout=3600)
+        naive_process.join(60)
+        naive = naive_sent / naive_elapsed
+        signer = signer_name(bench.app().config)
+    expected = args.readers + ceiling_sent + naive_sent
+    rss = max(s[2] for s in sender_stats)
+    table(
+        f"bench/send.py {args.readers} --procs {args.procs} --threads {args.threads} --db {args.db}"
+        f"  (message {len(data) / 1024:.1f} KiB, DKIM RSA-2048 via {signer}; sink accepted "
+        f"{accepted[0] if accepted else '?'} of {expected})",
+        ["pipeline", "messages", "connections", "msg/s", "vs ceiling", "vs naive", "sender CPU ms/msg"],
+        [
+            ["end to end (render+DKIM+ledger+SMTP)", args.readers, connections, f"{e2e:.0f}",
+             f"{e2e / ceiling:.0%}", f"{e2e / naive:.1f}x", f"{e2e_cpu_ms:.2f}"],
+            ["ceiling (pre-built bytes, same connections)", ceiling_sent, connections, f"{ceiling:.0f}",
+             "100%", f"{ceiling / naive:.1f}x", f"{ceiling_cpu_ms:.2f}"],
+            ["naive (Jinja+css-inline+EmailMessage, new connection each)", naive_sent, 1, f"{naive:.0f}",
+             f"{naive / ceiling:.0%}", "1.0x", "-"],
+        ],
+    )
+    print(f"fan-out of {args.readers} readers: {sending_from - fan_out_started:.2f} s; "
+          f"sender peak RSS {rss:.0f} MB")
+    cleanup(bench)
+
+
+if __name__ == "__main__":
+    main()
