@@ -117,18 +117,19 @@ def test_pipelining_sends_the_envelope_in_one_write() -> None:
     what they say and the connection keeps working."""
     server = RawSMTPServer(refuse={"gone@example.org": "550 5.1.1 no such user"})
     transport = SMTPTransport(SMTPSettings.from_url(server.url))
+    payloads = [_mail("r@example.org"), _mail("gone@example.org"), _mail("s@example.org")]
     try:
-        first = transport.send("b@example.org", "r@example.org", _mail("r@example.org"))
+        first = transport.send("b@example.org", "r@example.org", payloads[0])
         with pytest.raises(RecipientRejected) as rejected:
-            transport.send("b@example.org", "gone@example.org", _mail("gone@example.org"))
-        second = transport.send("b@example.org", "s@example.org", _mail("s@example.org"))
+            transport.send("b@example.org", "gone@example.org", payloads[1])
+        second = transport.send("b@example.org", "s@example.org", payloads[2])
         transport.close()
     finally:
         server.close()
     assert rejected.value.suppress and rejected.value.code == 550
     assert (first.queue_id, second.queue_id) == ("RAW000001", "RAW000002")
     assert server.pipelined_envelopes == 3
-    assert server.messages == [_mail("r@example.org"), _mail("s@example.org")]
+    assert server.messages == [payloads[0], payloads[2]]
 
 
 def test_without_pipelining_commands_go_one_by_one() -> None:

@@ -76,7 +76,8 @@ class RawSMTPServer:
                         data, buffer = (b"\r\n" + buffer).split(b"\r\n.\r\n", 1)
                         if self.hang_up_after_data:
                             return
-                        self.messages.append(data[2:])
+                        body = data[2:] + b"\r\n"
+                        self.messages.append(body[1:] if body.startswith(b".") else body.replace(b"\r\n..", b"\r\n."))
                         conn.sendall(b"250 2.0.0 Ok: queued as RAW%06d\r\n" % len(self.messages))
                     elif verb == b"QUIT":
                         conn.sendall(b"221 bye\r\n")
