@@ -215,8 +215,10 @@ class FallbackSigner:
         from cryptography.hazmat.primitives.asymmetric import padding
 
         head, _, body = data.partition(b"\r\n\r\n")
-        body = re.sub(rb"[ \t]+\r\n", b"\r\n", body)
-        body = re.sub(rb"[ \t]+", b" ", body).rstrip(b"\r\n") + b"\r\n"
+        if b"\t" in body or b"  " in body or b" \r\n" in body:
+            body = re.sub(rb"[ \t]+\r\n", b"\r\n", body)
+            body = re.sub(rb"[ \t]+", b" ", body)
+        body = body.rstrip(b"\r\n") + b"\r\n"
         body_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
         fields = re.split(rb"\r\n(?![ \t])", head)
         chosen = []

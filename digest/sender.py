@@ -34,7 +34,8 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -194,7 +195,7 @@ def send_batch(
     """Claim up to DIGEST_BATCH_SIZE deliveries of a sending issue and send them."""
     database: Database = app.extensions["digest.db"]
     outcome = BatchOutcome(issue_id)
-    with database.engine.connect() as conn:
+    with _ledger_connections(database) as (conn, settle):
         claimed = deliveries.claim(
             conn, issue_id, owner, app.config["BATCH_SIZE"], app.config["LEASE_SECONDS"]
         )
@@ -203,7 +204,7 @@ def send_batch(
         if not claimed:
             return outcome
         try:
-            _Batch(app, database, conn, mailer, issue_id, owner, rate, stop, outcome).run(
+            _Batch(app, database, conn, settle, mailer, issue_id, owner, rate, stop, outcome).run(
                 claimed, prepared
             )
         finally:
@@ -213,6 +214,31 @@ def send_batch(
     return outcome
 
 
+@contextmanager
+def _ledger_connections(database: Database) -> Iterator[tuple[Connection, Connection]]:
+    """Yield the connection for claims and `sending`, and the one for final outcomes.
+
+    On PostgreSQL both autocommit (every ledger write is one statement: one round trip,
+    not two), and the outcome connection does not wait for the WAL flush
+    (synchronous_commit off): `sending` is durable before MAIL FROM, while a database
+    crash that loses a `sent` commit can only leave that row `sending`, which the reaper
+    turns into `unknown`, never into a second message. On SQLite it is one connection,
+    with BEGIN IMMEDIATE on every transaction.
+    """
+    with database.engine.connect() as conn:
+        if database.dialect != "postgresql":
+            yield conn, conn
+            return
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        with database.engine.connect() as settle:
+            settle = settle.execution_options(isolation_level="AUTOCOMMIT")
+            settle.exec_driver_sql("SET synchronous_commit TO off")
+            try:
+                yield conn, settle
+            finally:
+                settle.exec_driver_sql("RESET synchronous_commit")
+
+
 @dataclass
 class _Batch:
     """One claimed batch on its way out; every step commits on conn right away."""
@@ -220,6 +246,7 @@ class _Batch:
     app: Flask
     database: Database
     conn: Connection
+    settle: Connection
     mailer: Mailer
     issue_id: int
     owner: str
@@ -299,16 +326,18 @@ class _Batch:
         address: str,
         data: bytes,
     ) -> None:
-        config, conn, owner, outcome = self.app.config, self.conn, self.owner, self.outcome
+        config, conn, owner, outcome = self.app.config, self.settle, self.owner, self.outcome
         try:
             result = self.mailer.send_signed(envelope_from, address, data)
         except RecipientRejected as exc:
-            deliveries.mark_failed_perm(conn, delivery_id, owner, exc.code, str(exc))
+            # Suppression first: should the process die in between, the address is never
+            # mailed again and the delivery ends up unknown, not the other way round.
             if exc.suppress:
                 deliveries.suppress_address(
                     conn, config["SECRET_KEY"], recipient.reader.email,
                     SuppressionReason.HARD_BOUNCE, str(exc),
                 )
+            deliveries.mark_failed_perm(conn, delivery_id, owner, exc.code, str(exc))
             conn.commit()
             outcome.failed_perm += 1
         except TemporaryFailure as exc:
@@ -320,8 +349,8 @@ class _Batch:
                 else:
                     _sleep(self.stop, THROTTLE_PAUSE_SECONDS)
         except SenderProblem as exc:
-            deliveries.unsend(conn, delivery_id, owner)
-            conn.commit()
+            deliveries.unsend(self.conn, delivery_id, owner)
+            self.conn.commit()
             self._pause(f"Sending stopped: {exc}")
         except UnclearOutcome as exc:
             if config["AMBIGUOUS"] == "resend":
@@ -343,8 +372,8 @@ class _Batch:
         if attempt < config["MAX_ATTEMPTS"]:
             delay = retry_delay(attempt, config["RETRY_SECONDS"])
             retry_at = utcnow() + dt.timedelta(seconds=delay)
-        deliveries.mark_failed_temp(self.conn, delivery_id, self.owner, code, text, retry_at)
-        self.conn.commit()
+        deliveries.mark_failed_temp(self.settle, delivery_id, self.owner, code, text, retry_at)
+        self.settle.commit()
         self.outcome.failed_temp += 1
 
     def _skip(self, delivery_id: int, why: str) -> None:
