@@ -42,6 +42,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -68,6 +69,10 @@ FAN_OUT_CHUNK = 50_000
 # Rows that still need a sender (failed_temp only while a retry is due).
 OPEN_STATES = (DeliveryState.PENDING, DeliveryState.CLAIMED, DeliveryState.SENDING)
 SUPPRESSION_PURPOSE = "suppression"
+# The predicates of the partial indexes ix_delivery_lease and ix_delivery_retry, spelled
+# as they are there: SQLite uses a partial index only for a literal match.
+IN_FLIGHT = text("delivery.state IN ('claimed', 'sending')")
+WAITING = text("delivery.state = 'failed_temp'")
 
 
 def _dialect(executor: Executor) -> str:
@@ -469,7 +474,7 @@ def reap_expired(
     now = now or utcnow()
     returned = executor.execute(
         update(DELIVERY)
-        .where(DELIVERY.c.state == DeliveryState.CLAIMED.value, DELIVERY.c.lease_until < now)
+        .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.CLAIMED.value, DELIVERY.c.lease_until < now)
         .values(state=DeliveryState.PENDING.value, lease_owner=None, lease_until=None)
     ).rowcount
     if ambiguous == "resend":
@@ -478,7 +483,7 @@ def reap_expired(
         target, note = DeliveryState.UNKNOWN, "sender stopped while this message was in flight"
     unclear = executor.execute(
         update(DELIVERY)
-        .where(DELIVERY.c.state == DeliveryState.SENDING.value, DELIVERY.c.lease_until < now)
+        .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.SENDING.value, DELIVERY.c.lease_until < now)
         .values(state=target.value, lease_owner=None, lease_until=None, smtp_response=note)
     ).rowcount
     return Reaped(returned, unclear)
@@ -489,11 +494,7 @@ def requeue_due_retries(executor: Executor, now: dt.datetime | None = None) -> i
     now = now or utcnow()
     return executor.execute(
         update(DELIVERY)
-        .where(
-            DELIVERY.c.state == DeliveryState.FAILED_TEMP.value,
-            DELIVERY.c.next_attempt_at.is_not(None),
-            DELIVERY.c.next_attempt_at <= now,
-        )
+        .where(WAITING, DELIVERY.c.next_attempt_at <= now)
         .values(state=DeliveryState.PENDING.value, next_attempt_at=None)
     ).rowcount
 
@@ -578,22 +579,25 @@ class Counts:
 
 
 def counts(executor: Executor, issue_id: int) -> Counts:
-    """Return an issue's rows per state, in one grouped query on the claim index."""
+    """Return an issue's rows per state: an index-only count per state, plus the few
+    failed_temp rows with a retry due."""
     rows = executor.execute(
-        select(
-            DELIVERY.c.state,
-            DELIVERY.c.next_attempt_at.is_not(None).label("due"),
-            func.count(),
-        )
+        select(DELIVERY.c.state, func.count())
         .where(DELIVERY.c.issue_id == issue_id)
-        .group_by(DELIVERY.c.state, DELIVERY.c.next_attempt_at.is_not(None))
+        .group_by(DELIVERY.c.state)
     )
     by_state = {state: 0 for state in DeliveryState}
+    for state, number in rows:
+        by_state[DeliveryState(state)] = number
     retrying = 0
-    for state, due, number in rows:
-        by_state[DeliveryState(state)] += number
-        if state == DeliveryState.FAILED_TEMP.value and due:
-            retrying += number
+    if by_state[DeliveryState.FAILED_TEMP]:
+        retrying = executor.scalar(
+            select(func.count()).where(
+                DELIVERY.c.issue_id == issue_id,
+                DELIVERY.c.state == DeliveryState.FAILED_TEMP.value,
+                DELIVERY.c.next_attempt_at.is_not(None),
+            )
+        ) or 0
     return Counts(by_state, retrying)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -366,8 +367,23 @@ class Delivery(Base):
     __tablename__ = "delivery"
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id"),
-        Index("ix_delivery_claim", "issue_id", "state", "next_attempt_at", "id"),
-        Index("ix_delivery_state_lease_until", "state", "lease_until"),
+        # Claims read pending rows of an issue in id order straight off this index (no
+        # sort however large the ledger); counts per state are index-only scans of it.
+        Index("ix_delivery_claim", "issue_id", "state", "id"),
+        # The reaper and the retry queue look only at the few rows in flight or waiting:
+        # partial indexes cost nothing when a fan-out inserts a million pending rows.
+        Index(
+            "ix_delivery_lease",
+            "lease_until",
+            postgresql_where=text("state IN ('claimed', 'sending')"),
+            sqlite_where=text("state IN ('claimed', 'sending')"),
+        ),
+        Index(
+            "ix_delivery_retry",
+            "next_attempt_at",
+            postgresql_where=text("state = 'failed_temp'"),
+            sqlite_where=text("state = 'failed_temp'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
