@@ -80,7 +80,7 @@ def post_new() -> Response | tuple[str, int]:
     dbs = db_session()
     try:
         post = posts.create_post(dbs, newsletter, data, author=current_user)
-        if request.form.get("action") == "publish":
+        if request.form.get("publish") == "1":
             posts.publish_post(dbs, post)
     except Invalid as exc:
         dbs.rollback()
@@ -100,13 +100,13 @@ def post_edit(post_id: int) -> Response | tuple[str, int]:
     dbs = db_session()
     try:
         posts.update_post(dbs, post, data)
-        if request.form.get("action") == "publish" and post.status is PostStatus.DRAFT:
+        if request.form.get("publish") == "1" and post.status is PostStatus.DRAFT:
             posts.publish_post(dbs, post)
     except Invalid as exc:
         dbs.rollback()
         return _editor_page(_post(post_id), data, exc.errors, 400)
     dbs.commit()
-    flash(f"“{post.title}” is saved{' and published' if request.form.get('action') == 'publish' else ''}.",
+    flash(f"“{post.title}” is saved{' and published' if request.form.get('publish') == '1' else ''}.",
           "success")
     return redirect(url_for("editor.post_edit", post_id=post.id))
 
