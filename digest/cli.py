@@ -93,8 +93,10 @@ editor_group = AppGroup("editor", help="Editor accounts.")
 
 
 def _read_password(password_stdin: bool) -> str:
+    import sys
+
     if password_stdin:
-        return click.get_text_stream("stdin").readline().rstrip("\r\n")
+        return sys.stdin.readline().rstrip("\r\n")
     return click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
 
