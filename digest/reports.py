@@ -197,8 +197,11 @@ def _week_start(moment: dt.datetime, tz: ZoneInfo) -> dt.date:
 
 
 def growth(session: Session, newsletter: Newsletter, weeks: int = 26,
-           now: dt.datetime | None = None) -> list[WeekPoint]:
-    """Return the last `weeks` weeks of confirmations, unsubscribes and the reader count."""
+           now: dt.datetime | None = None, min_weeks: int | None = None) -> list[WeekPoint]:
+    """Return the last `weeks` weeks of confirmations, unsubscribes and the reader count.
+
+    With min_weeks, leading weeks before the first reader are dropped down to that many.
+    """
     tz = ZoneInfo(newsletter.time_zone)
     this_week = _week_start(now or utcnow(), tz)
     first_week = this_week - dt.timedelta(weeks=weeks - 1)
@@ -228,6 +231,9 @@ def growth(session: Session, newsletter: Newsletter, weeks: int = 26,
         start = first_week + dt.timedelta(weeks=i)
         readers += confirmed[start] - left[start]
         points.append(WeekPoint(start, confirmed[start], left[start], readers))
+    if min_weeks is not None:
+        while len(points) > min_weeks and points[0].readers == 0 and points[0].unsubscribed == 0:
+            points.pop(0)
     return points
 
 

@@ -95,3 +95,14 @@ def test_dashboard_without_a_newsletter(client, db) -> None:  # type: ignore[no-
     make_editor(db)
     log_in(client, "admin@example.com")
     assert b"Fill in the settings" in client.get("/editor/").data
+
+
+def test_growth_skips_empty_weeks_before_the_first_reader(db) -> None:  # type: ignore[no-untyped-def]
+    """A young newsletter's chart starts near its first reader, not with months of zeros."""
+    newsletter = demo_newsletter(db)
+    for sub in db.scalars(select(Subscription)):
+        sub.confirmed_at = NOW - dt.timedelta(weeks=2)
+    db.commit()
+    weeks = reports.growth(db, newsletter, weeks=26, now=NOW, min_weeks=8)
+    assert len(weeks) == 8 and weeks[-1].readers == 4
+    assert len(reports.growth(db, newsletter, weeks=26, now=NOW)) == 26

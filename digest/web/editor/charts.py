@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 44
+MAX_BAR = 36
 
 
 @dataclass(frozen=True)
@@ -70,19 +71,22 @@ def nice_max(value: float) -> int:
 def _axis(top_value: float) -> tuple[int, list[Tick]]:
     top = nice_max(top_value)
     plot = HEIGHT - BOTTOM - TOP
-    steps = 4 if top >= 4 else top
+    steps = next(n for n in (5, 4, 2, 1) if top % n == 0 and top // n >= 1)
     ticks = [
-        Tick(y=round(HEIGHT - BOTTOM - plot * i / steps, 1), label=f"{round(top * i / steps):,}")
+        Tick(y=round(HEIGHT - BOTTOM - plot * i / steps, 1), label=f"{top * i // steps:,}")
         for i in range(steps + 1)
     ]
     return top, ticks
 
 
-def _labels(names: list[str], slot: float, every: int) -> list[Label]:
+def _labels(names: list[str], slot: float, max_labels: int) -> list[Label]:
+    # Count from the newest so it is always labelled and the spacing stays even.
+    every = max(1, math.ceil(len(names) / max_labels))
+    last = len(names) - 1
     return [
         Label(x=round(LEFT + slot * (i + 0.5), 1), text=name)
         for i, name in enumerate(names)
-        if i % every == 0 or i == len(names) - 1
+        if (last - i) % every == 0
     ]
 
 
@@ -95,7 +99,7 @@ def bars(names: list[str], series: dict[str, list[int]], titles: dict[str, str],
     top, ticks = _axis(peak)
     plot = HEIGHT - BOTTOM - TOP
     slot = (WIDTH - LEFT - RIGHT) / count
-    inner = slot * 0.75
+    inner = min(slot * 0.75, MAX_BAR * (1 if stacked else len(series)))
     width = inner if stacked else inner / max(len(series), 1)
     result = []
     for i, name in enumerate(names):
@@ -109,7 +113,7 @@ def bars(names: list[str], series: dict[str, list[int]], titles: dict[str, str],
             if stacked:
                 base = y
     return Chart(bars=result, line="", dots=[], ticks=ticks,
-                 labels=_labels(names, slot, max(1, math.ceil(count / max_labels))))
+                 labels=_labels(names, slot, max_labels))
 
 
 def line(names: list[str], values: list[int], title: str, max_labels: int = 13) -> Chart:
@@ -125,4 +129,4 @@ def line(names: list[str], values: list[int], title: str, max_labels: int = 13) 
         dots.append(Bar(round(x, 1), round(y, 1), 0, 0, "line", f"{name}: {value:,} {title}"))
     points = " ".join(f"{d.x},{d.y}" for d in dots)
     return Chart(bars=[], line=points, dots=dots, ticks=ticks,
-                 labels=_labels(names, slot, max(1, math.ceil(count / max_labels))))
+                 labels=_labels(names, slot, max_labels))

@@ -22,7 +22,7 @@ def dashboard() -> str:
     if newsletter is None:
         return render_template("editor/dashboard.html", weeks=[], issues=[])
     dbs = db_session()
-    weeks = reports.growth(dbs, newsletter)
+    weeks = reports.growth(dbs, newsletter, min_weeks=8)
     issues = reports.issue_figures(dbs, newsletter)
     week_names = [w.start.strftime("%d %b") for w in weeks]
     issue_names = [f.issue.subject[:18] + ("…" if len(f.issue.subject) > 18 else "") for f in issues]
