@@ -86,6 +86,7 @@ def test_subscriber_pages_for_editors(client, db) -> None:  # type: ignore[no-un
     assert "ada@example.com" in client.get(older).get_data(as_text=True)
     filtered = client.get("/editor/subscribers?status=pending&q=bulk").get_data(as_text=True)
     assert "6 readers match" in filtered and "bulk0010@example.net" in filtered
+    assert '<option value="pending" selected>Pending</option>' in filtered  # the filter stays shown
 
 
 def test_subscriber_record_shows_consent_and_deliveries(client, db) -> None:  # type: ignore[no-untyped-def]

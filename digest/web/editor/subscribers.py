@@ -28,7 +28,7 @@ def subscribers_list() -> str:
         "editor/subscribers.html",
         page=page,
         sections=newsletters.sections(dbs, newsletter),
-        statuses=list(SubscriptionStatus),
+        statuses=[status.value for status in SubscriptionStatus],
     )
 
 
