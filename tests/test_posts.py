@@ -16,6 +16,7 @@ from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
 from tests.support.workspace import demo_newsletter, sent_issue
 
+
 class _Elements(HTMLParser):
     def __init__(self) -> None:
         super().__init__()

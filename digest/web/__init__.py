@@ -8,8 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from digest import editors
 from digest.extensions import db_session, login_manager
-from digest.web import public
-from digest.web import archive, editor
+from digest.web import archive, editor, public
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "

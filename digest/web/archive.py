@@ -33,6 +33,7 @@ def _stamp(moment: dt.datetime) -> str:
 
 @bp.get(_route(links.ARCHIVE_PATH))
 def index(newsletter: str) -> str:
+    """Show the archive index: every sent issue, newest first."""
     dbs = db_session()
     found = _newsletter(dbs, newsletter)
     return render_template("archive/index.html", newsletter=found, issues=archive.sent_issues(dbs, found),
@@ -41,6 +42,7 @@ def index(newsletter: str) -> str:
 
 @bp.get(_route(links.ISSUE_PATH))
 def issue(newsletter: str, issue: str) -> str:
+    """Show a sent issue as a web page."""
     dbs = db_session()
     found = _newsletter(dbs, newsletter)
     sent = archive.sent_issue(dbs, found, issue)
@@ -56,6 +58,7 @@ def issue(newsletter: str, issue: str) -> str:
 
 @bp.get(_route(links.POST_PATH))
 def post(newsletter: str, post: str) -> str:
+    """Show a published post as a web page."""
     dbs = db_session()
     found = _newsletter(dbs, newsletter)
     published = posts.published_post(dbs, found, post)
@@ -67,6 +70,7 @@ def post(newsletter: str, post: str) -> str:
 
 @bp.get(_route(links.FEED_PATH))
 def feed(newsletter: str) -> Response:
+    """Return the Atom feed of sent issues."""
     dbs = db_session()
     found = _newsletter(dbs, newsletter)
     config = current_app.config

@@ -30,7 +30,6 @@ def int_arg(name: str) -> int | None:
 @bp.record_once
 def _setup(state) -> None:  # type: ignore[no-untyped-def]
     login_manager.login_view = "editor.login"
-    login_manager.session_protection = "strong"
 
 
 @bp.before_request

@@ -44,6 +44,7 @@ def _as_input(newsletter) -> newsletters.SettingsInput:  # type: ignore[no-untyp
 
 @admin.route("/settings", methods=["GET", "POST"])
 def settings() -> Response | tuple[str, int]:
+    """Show and save the newsletter settings (creating the newsletter the first time)."""
     if request.method == "GET":
         return _settings_page(_as_input(g.newsletter), {})
     form = request.form
@@ -87,6 +88,7 @@ def _apply(change, done: str) -> Response:  # type: ignore[no-untyped-def]
 
 @admin.post("/sections")
 def section_add() -> Response:
+    """Add a section at the end."""
     if g.newsletter is None:
         abort(409, "Save the newsletter's settings before adding sections.")
     name = request.form.get("name", "")
@@ -96,6 +98,7 @@ def section_add() -> Response:
 
 @admin.post("/sections/<int:section_id>")
 def section_rename(section_id: int) -> Response:
+    """Rename a section and change its description."""
     section = _section(section_id)
     name = request.form.get("name", "")
     return _apply(lambda dbs: newsletters.rename_section(dbs, section, name, request.form.get("description", "")),
@@ -104,6 +107,7 @@ def section_rename(section_id: int) -> Response:
 
 @admin.post("/sections/<int:section_id>/move")
 def section_move(section_id: int) -> Response:
+    """Move a section up or down."""
     section = _section(section_id)
     offset = -1 if request.form.get("direction") == "up" else 1
     return _apply(lambda dbs: newsletters.move_section(dbs, section, offset),
@@ -112,6 +116,7 @@ def section_move(section_id: int) -> Response:
 
 @admin.post("/sections/<int:section_id>/delete")
 def section_remove(section_id: int) -> Response:
+    """Remove a section nobody uses."""
     section = _section(section_id)
     name = section.name
     return _apply(lambda dbs: newsletters.remove_section(dbs, section), f"The section {name} is removed.")
@@ -119,12 +124,14 @@ def section_remove(section_id: int) -> Response:
 
 @admin.get("/editors")
 def editors_list() -> str:
+    """List editors with their roles and status."""
     return render_template("editor/editors.html", editors=editors.list_editors(db_session()),
                            roles=list(EditorRole), password=None)
 
 
 @admin.post("/editors")
 def editor_create() -> Response | tuple[str, int]:
+    """Create an editor with a generated password, shown once."""
     dbs = db_session()
     password = editors.generate_password()
     role_value = request.form.get("role", "")
@@ -153,6 +160,7 @@ def _editor(editor_id: int) -> Editor:
 
 @admin.post("/editors/<int:editor_id>/role")
 def editor_role(editor_id: int) -> Response:
+    """Change an editor's role."""
     editor = _editor(editor_id)
     try:
         role = EditorRole(request.form.get("role", ""))
@@ -163,6 +171,7 @@ def editor_role(editor_id: int) -> Response:
 
 @admin.post("/editors/<int:editor_id>/active")
 def editor_active(editor_id: int) -> Response:
+    """Deactivate or reactivate an editor."""
     editor = _editor(editor_id)
     active = request.form.get("active") == "1"
     return _apply(lambda dbs: editors.set_active(dbs, editor, active),
@@ -171,6 +180,7 @@ def editor_active(editor_id: int) -> Response:
 
 @admin.post("/editors/<int:editor_id>/password")
 def editor_password(editor_id: int) -> Response | tuple[str, int]:
+    """Give an editor a new generated password, shown once."""
     editor = _editor(editor_id)
     dbs = db_session()
     password = editors.generate_password()

@@ -46,6 +46,7 @@ def safe_next(target: str | None) -> str:
 @limiter.limit(LOGIN_LIMIT_PER_ACCOUNT, methods=["POST"], key_func=_account_key,
                deduct_when=_failed)
 def login() -> Response | str:
+    """Show the login form; log an editor in (rate-limited per address and per IP)."""
     next_url = safe_next(request.values.get("next"))
     if current_user.is_authenticated:
         return redirect(next_url)
@@ -74,6 +75,7 @@ def _too_many(error: RateLimitExceeded) -> tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
+    """Log the editor out (POST only, so a link cannot do it)."""
     logout_user()
     session.clear()
     flash("You are logged out.", "success")
@@ -82,6 +84,7 @@ def logout() -> Response:
 
 @bp.route("/account", methods=["GET", "POST"])
 def account() -> Response | str:
+    """Show the editor's account; change their own password."""
     errors: dict[str, str] = {}
     if request.method == "POST":
         dbs = db_session()

@@ -18,6 +18,7 @@ ISSUE_SERIES = {
 
 @bp.get("/")
 def dashboard() -> str:
+    """Show reader growth and per-issue delivery results as charts and tables."""
     newsletter = g.newsletter
     if newsletter is None:
         return render_template("editor/dashboard.html", weeks=[], issues=[])

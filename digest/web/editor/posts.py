@@ -42,6 +42,7 @@ def _form() -> posts.PostInput:
 
 @bp.get("/posts")
 def posts_list() -> str:
+    """List the newsletter's posts, filtered and paged."""
     newsletter = g.newsletter
     if newsletter is None:
         return render_template("editor/posts.html", page=None, sections=[])
@@ -73,6 +74,7 @@ def _editor_page(post: Post | None, data: posts.PostInput | None, errors: dict[s
 
 @bp.route("/posts/new", methods=["GET", "POST"])
 def post_new() -> Response | tuple[str, int]:
+    """Show the empty post form; create the post (and publish it if asked)."""
     newsletter = _newsletter()
     if request.method == "GET":
         return _editor_page(None, None, {})
@@ -93,6 +95,7 @@ def post_new() -> Response | tuple[str, int]:
 
 @bp.route("/posts/<int:post_id>", methods=["GET", "POST"])
 def post_edit(post_id: int) -> Response | tuple[str, int]:
+    """Show a post's form; save it (and publish it if asked)."""
     post = _post(post_id)
     if request.method == "GET":
         return _editor_page(post, None, {})
@@ -128,21 +131,25 @@ def _change(post_id: int, change, done: str) -> Response:  # type: ignore[no-unt
 
 @bp.post("/posts/<int:post_id>/publish")
 def post_publish(post_id: int) -> Response:
+    """Publish a post."""
     return _change(post_id, posts.publish_post, "“{title}” is published.")
 
 
 @bp.post("/posts/<int:post_id>/unpublish")
 def post_unpublish(post_id: int) -> Response:
+    """Return a post to draft."""
     return _change(post_id, posts.unpublish_post, "“{title}” is back to draft and off the public site.")
 
 
 @bp.post("/posts/<int:post_id>/delete")
 def post_delete(post_id: int) -> Response:
+    """Delete a draft."""
     return _change(post_id, posts.delete_post, "“{title}” is deleted.")
 
 
 @bp.post("/preview")
 def markdown_preview() -> Response | tuple[Response, int]:
+    """Return the sanitized HTML of posted Markdown (the live preview)."""
     source = (request.get_json(silent=True) or {}).get("markdown", "")
     if not isinstance(source, str) or len(source) > PREVIEW_LIMIT:
         return jsonify(error="The text is too long to preview."), 400

@@ -12,6 +12,7 @@ from digest.web.editor import bp, int_arg
 
 @bp.get("/subscribers")
 def subscribers_list() -> str:
+    """List readers with search, filters and keyset pages."""
     newsletter = g.newsletter
     if newsletter is None:
         return render_template("editor/subscribers.html", page=None, sections=[], statuses=[])
@@ -34,6 +35,7 @@ def subscribers_list() -> str:
 
 @bp.get("/subscribers/<int:subscriber_id>")
 def subscriber_detail(subscriber_id: int) -> str:
+    """Show one reader's subscriptions, consent records and deliveries."""
     record = reports.subscriber_record(db_session(), subscriber_id)
     if record is None:
         abort(404)
