@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections import Counter
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, not_, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import and_, case, exists, func, literal, not_, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+from sqlalchemy.sql import ColumnElement
 
 from digest.db import utcnow
 from digest.models import (
@@ -99,9 +99,10 @@ def search_subscribers(session: Session, newsletter: Newsletter, *, search: str 
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
         .where(and_(*conditions))
     )
-    total = session.scalar(
-        select(func.count()).select_from(Subscription).join(Subscriber).where(and_(*conditions))
-    ) or 0
+    counting = select(func.count()).select_from(Subscription)
+    if words:
+        counting = counting.join(Subscriber)
+    total = session.scalar(counting.where(and_(*conditions))) or 0
     if after is not None:
         page = base.where(Subscription.id > after).order_by(Subscription.id.asc())
         found = list(session.execute(page.limit(limit + 1)))
@@ -196,6 +197,32 @@ def _week_start(moment: dt.datetime, tz: ZoneInfo) -> dt.date:
     return day - dt.timedelta(days=day.isoweekday() - 1)
 
 
+def _week_index(column: InstrumentedAttribute[dt.datetime | None], bounds: list[dt.datetime],
+                low: int = 0, high: int | None = None) -> ColumnElement[int]:
+    """Return a CASE giving the week (index into bounds) of column; a binary search in SQL."""
+    high = len(bounds) if high is None else high
+    if high - low == 1:
+        return literal(low)
+    middle = (low + high) // 2
+    return case((column < bounds[middle], _week_index(column, bounds, low, middle)),
+                else_=_week_index(column, bounds, middle, high))
+
+
+def _per_week(session: Session, newsletter: Newsletter, column: InstrumentedAttribute[dt.datetime | None],
+              bounds: list[dt.datetime]) -> list[int]:
+    week = _week_index(column, bounds)
+    counts = [0] * len(bounds)
+    rows = session.execute(
+        select(week, func.count())
+        .where(Subscription.newsletter_id == newsletter.id, Subscription.confirmed_at.is_not(None),
+               column >= bounds[0])
+        .group_by(week)
+    )
+    for index, count in rows:
+        counts[index] = count
+    return counts
+
+
 def growth(session: Session, newsletter: Newsletter, weeks: int = 26,
            now: dt.datetime | None = None, min_weeks: int | None = None) -> list[WeekPoint]:
     """Return the last `weeks` weeks of confirmations, unsubscribes and the reader count.
@@ -203,34 +230,24 @@ def growth(session: Session, newsletter: Newsletter, weeks: int = 26,
     With min_weeks, leading weeks before the first reader are dropped down to that many.
     """
     tz = ZoneInfo(newsletter.time_zone)
-    this_week = _week_start(now or utcnow(), tz)
-    first_week = this_week - dt.timedelta(weeks=weeks - 1)
-    confirmed: Counter[dt.date] = Counter()
-    left: Counter[dt.date] = Counter()
-    before = 0
-    rows = session.execute(
-        select(Subscription.confirmed_at, Subscription.unsubscribed_at).where(
-            Subscription.newsletter_id == newsletter.id, Subscription.confirmed_at.is_not(None)
-        )
-    )
-    for confirmed_at, unsubscribed_at in rows:
-        start = _week_start(confirmed_at, tz)
-        if start < first_week:
-            before += 1
-        else:
-            confirmed[start] += 1
-        if unsubscribed_at is not None:
-            gone = _week_start(unsubscribed_at, tz)
-            if gone < first_week:
-                before -= 1
-            else:
-                left[gone] += 1
+    first_week = _week_start(now or utcnow(), tz) - dt.timedelta(weeks=weeks - 1)
+    starts = [first_week + dt.timedelta(weeks=i) for i in range(weeks)]
+    # Each local Monday midnight as a UTC instant.
+    bounds = [dt.datetime.combine(day, dt.time(), tzinfo=tz).astimezone(dt.UTC) for day in starts]
+    # The database counts per week; no reader row travels to Python.
+    joined_before, left_before = session.execute(
+        select(func.sum(case((Subscription.confirmed_at < bounds[0], 1), else_=0)),
+               func.sum(case((Subscription.unsubscribed_at < bounds[0], 1), else_=0)))
+        .where(Subscription.newsletter_id == newsletter.id, Subscription.confirmed_at.is_not(None))
+    ).one()
+    before = int(joined_before or 0) - int(left_before or 0)
+    confirmed = _per_week(session, newsletter, Subscription.confirmed_at, bounds)
+    left = _per_week(session, newsletter, Subscription.unsubscribed_at, bounds)
     points = []
     readers = before
-    for i in range(weeks):
-        start = first_week + dt.timedelta(weeks=i)
-        readers += confirmed[start] - left[start]
-        points.append(WeekPoint(start, confirmed[start], left[start], readers))
+    for i, start in enumerate(starts):
+        readers += confirmed[i] - left[i]
+        points.append(WeekPoint(start, confirmed[i], left[i], readers))
     if min_weeks is not None:
         while len(points) > min_weeks and points[0].readers == 0 and points[0].unsubscribed == 0:
             points.pop(0)
