@@ -229,6 +229,7 @@ def test_section_management_pages(client, db) -> None:  # type: ignore[no-untype
     news_id = names and db.scalar(select(Section.id).where(Section.slug == "news"))
     db.rollback()
     refused = submit(client, "/editor/settings", f"/editor/sections/{news_id}/delete")
+    assert refused.location == "/editor/settings#sections"
     assert "use News" in client.get(refused.location).get_data(as_text=True)
     submit(client, "/editor/settings", f"/editor/sections/{section_id}/delete")
     assert db.get(Section, section_id) is None
@@ -271,6 +272,7 @@ def test_admin_manages_editors_in_the_browser(client, db) -> None:  # type: igno
     db.rollback()
     submit(client, "/editor/editors", f"/editor/editors/{writer_id}/active", active="0")
     refused = submit(client, "/editor/editors", f"/editor/editors/{admin_id}/active", active="0")
+    assert refused.location == "/editor/editors"  # back where the admin was
     assert "last active admin" in client.get(refused.location).get_data(as_text=True)
     other = client.application.test_client()
     assert log_in(other, "new.writer@example.com", password).status_code == 200  # deactivated

@@ -71,7 +71,7 @@ def _section(section_id: int) -> Section:
     return section
 
 
-def _apply(change, done: str) -> Response:  # type: ignore[no-untyped-def]
+def _apply(change, done: str, back: tuple[str, str | None]) -> Response:  # type: ignore[no-untyped-def]
     dbs = db_session()
     try:
         change(dbs)
@@ -82,8 +82,13 @@ def _apply(change, done: str) -> Response:  # type: ignore[no-untyped-def]
     else:
         dbs.commit()
         flash(done, "success")
-    return redirect(request.referrer if request.referrer and request.referrer.startswith(request.host_url)
-                    else url_for("editor.admin.settings"))
+    endpoint, anchor = back
+    return redirect(url_for(endpoint, _anchor=anchor))
+
+
+# Where each kind of change returns: (endpoint, anchor).
+_SECTIONS = ("editor.admin.settings", "sections")
+_EDITORS = ("editor.admin.editors_list", None)
 
 
 @admin.post("/sections")
@@ -93,7 +98,7 @@ def section_add() -> Response:
         abort(409, "Save the newsletter's settings before adding sections.")
     name = request.form.get("name", "")
     return _apply(lambda dbs: newsletters.add_section(dbs, g.newsletter, name, request.form.get("description", "")),
-                  f"The section {name.strip()} is added.")
+                  f"The section {name.strip()} is added.", _SECTIONS)
 
 
 @admin.post("/sections/<int:section_id>")
@@ -102,7 +107,7 @@ def section_rename(section_id: int) -> Response:
     section = _section(section_id)
     name = request.form.get("name", "")
     return _apply(lambda dbs: newsletters.rename_section(dbs, section, name, request.form.get("description", "")),
-                  f"The section {name.strip()} is saved.")
+                  f"The section {name.strip()} is saved.", _SECTIONS)
 
 
 @admin.post("/sections/<int:section_id>/move")
@@ -111,7 +116,7 @@ def section_move(section_id: int) -> Response:
     section = _section(section_id)
     offset = -1 if request.form.get("direction") == "up" else 1
     return _apply(lambda dbs: newsletters.move_section(dbs, section, offset),
-                  f"The section {section.name} is moved {'up' if offset < 0 else 'down'}.")
+                  f"The section {section.name} is moved {'up' if offset < 0 else 'down'}.", _SECTIONS)
 
 
 @admin.post("/sections/<int:section_id>/delete")
@@ -119,7 +124,7 @@ def section_remove(section_id: int) -> Response:
     """Remove a section nobody uses."""
     section = _section(section_id)
     name = section.name
-    return _apply(lambda dbs: newsletters.remove_section(dbs, section), f"The section {name} is removed.")
+    return _apply(lambda dbs: newsletters.remove_section(dbs, section), f"The section {name} is removed.", _SECTIONS)
 
 
 @admin.get("/editors")
@@ -166,7 +171,7 @@ def editor_role(editor_id: int) -> Response:
         role = EditorRole(request.form.get("role", ""))
     except ValueError:
         abort(400, "Choose a role.")
-    return _apply(lambda dbs: editors.set_role(dbs, editor, role), f"{editor.email} is now {role.value}.")
+    return _apply(lambda dbs: editors.set_role(dbs, editor, role), f"{editor.email} is now {role.value}.", _EDITORS)
 
 
 @admin.post("/editors/<int:editor_id>/active")
@@ -175,7 +180,7 @@ def editor_active(editor_id: int) -> Response:
     editor = _editor(editor_id)
     active = request.form.get("active") == "1"
     return _apply(lambda dbs: editors.set_active(dbs, editor, active),
-                  f"{editor.email} is {'reactivated' if active else 'deactivated and logged out'}.")
+                  f"{editor.email} is {'reactivated' if active else 'deactivated and logged out'}.", _EDITORS)
 
 
 @admin.post("/editors/<int:editor_id>/password")
