@@ -236,3 +236,33 @@ def test_change_own_password(client, db) -> None:  # type: ignore[no-untyped-def
     token = csrf_token(client.get("/editor/").get_data(as_text=True))
     client.post("/editor/logout", data={"csrf_token": token})
     assert log_in(client, "admin@example.com", "a new long password").status_code == 302
+
+
+def test_password_reset_ends_other_sessions(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """When an admin resets an editor's password, the editor's open session ends."""
+    from tests.support.forms import submit
+
+    make_editor(db)
+    writer = make_editor(db, "writer@example.com", EditorRole.EDITOR)
+    writer_id = writer.id
+    db.rollback()
+    writer_client = app.test_client()
+    log_in(writer_client, "writer@example.com")
+    assert writer_client.get("/editor/posts").status_code == 200
+    log_in(client, "admin@example.com")
+    submit(client, "/editor/editors", f"/editor/editors/{writer_id}/password")
+    ended = writer_client.get("/editor/posts")
+    assert ended.status_code == 302 and ended.location == "/editor/login"
+    assert b"Your password was changed" in writer_client.get(ended.location).data
+    assert client.get("/editor/editors").status_code == 200  # the admin's own session is untouched
+
+
+def test_own_password_change_keeps_this_session(client, db) -> None:  # type: ignore[no-untyped-def]
+    """Changing one's own password does not log this browser out."""
+    from tests.support.forms import submit
+
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    submit(client, "/editor/account", current_password=PASSWORD, new_password="another long password",
+           confirm_password="another long password")
+    assert client.get("/editor/posts").status_code == 200

@@ -9,16 +9,26 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, g, redirect, request, url_for
-from flask_login import current_user
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
+from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
 from digest import newsletters
 from digest.extensions import db_session, login_manager
+from digest.models import Editor
+from digest.tokens import keyed_hash
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)
 PUBLIC_ENDPOINTS = {"editor.login"}
+
+
+SESSION_STAMP = "editor_password_stamp"
+
+
+def password_stamp(editor: Editor) -> str:
+    """Return a short keyed fingerprint of the editor's password hash, kept in their session."""
+    return keyed_hash(current_app.config["SECRET_KEY"], "editor-session", editor.password_hash)[:16]
 
 
 def int_arg(name: str) -> int | None:
@@ -38,6 +48,13 @@ def _require_login() -> Response | None:
         return None
     if not current_user.is_authenticated:
         return redirect(url_for("editor.login") + "?" + urlencode({"next": request.full_path.rstrip("?")}))
+    stamp = session.setdefault(SESSION_STAMP, password_stamp(current_user))
+    if stamp != password_stamp(current_user):
+        # The password changed since this session logged in: end it.
+        logout_user()
+        session.clear()
+        flash("Your password was changed: please log in again.", "error")
+        return redirect(url_for("editor.login"))
     g.newsletter = newsletters.current(db_session())
     return None
 

@@ -13,7 +13,7 @@ from digest import editors
 from digest.db import utcnow
 from digest.extensions import db_session, limiter
 from digest.tokens import keyed_hash
-from digest.web.editor import bp
+from digest.web.editor import SESSION_STAMP, bp, password_stamp
 
 # Failed attempts only (a successful login redirects); per address whether or not an
 # editor has it, so the limit reveals nothing about which accounts exist.
@@ -58,6 +58,7 @@ def login() -> Response | str:
             dbs.commit()
             session.clear()  # a fresh session for the logged-in editor
             login_user(editor, remember=request.form.get("remember") == "on")
+            session[SESSION_STAMP] = password_stamp(editor)
             return redirect(next_url)
         flash("That address and password do not match an active editor account.", "error")
     return render_template(
@@ -101,6 +102,7 @@ def account() -> Response | str:
                 errors["new_password"] = str(exc).capitalize() + "."
             else:
                 dbs.commit()
+                session[SESSION_STAMP] = password_stamp(me)  # this session stays; others end
                 flash("Your password is changed.", "success")
                 return redirect(url_for("editor.account"))
     return render_template("editor/account.html", errors=errors), (400 if errors else 200)
