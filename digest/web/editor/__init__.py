@@ -14,15 +14,13 @@ from flask_login import current_user, logout_user
 from werkzeug.wrappers import Response
 
 from digest import newsletters
-from digest.extensions import db_session, login_manager
+from digest.extensions import db_session
 from digest.models import Editor
 from digest.tokens import keyed_hash
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)
 PUBLIC_ENDPOINTS = {"editor.login"}
-
-
 SESSION_STAMP = "editor_password_stamp"
 
 
@@ -35,11 +33,6 @@ def int_arg(name: str) -> int | None:
     """Return the query-string argument name as a positive int, or None."""
     value = request.args.get(name, "")
     return int(value) if value.isdigit() and len(value) < 12 else None
-
-
-@bp.record_once
-def _setup(state) -> None:  # type: ignore[no-untyped-def]
-    login_manager.login_view = "editor.login"
 
 
 @bp.before_request
