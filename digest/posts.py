@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from digest.db import utcnow
 from digest.models import Editor, IssuePost, Newsletter, Post, PostStatus, Section
-from digest.validation import Invalid, optional_http_url, slugify, text, unique_slug
+from digest.validation import Invalid, like_pattern, optional_http_url, slugify, text, unique_slug
 
 PAGE_SIZE = 25
 
@@ -176,7 +176,7 @@ def list_posts(session: Session, newsletter: Newsletter, *, status: str = "",
         query = query.where(Post.section_id == section_id)
     words = search.strip()
     if words:
-        pattern = f"%{_escape_like(words.lower())}%"
+        pattern = like_pattern(words)
         query = query.where(
             or_(
                 func.lower(Post.title).like(pattern, escape="\\"),
@@ -195,7 +195,3 @@ def list_posts(session: Session, newsletter: Newsletter, *, status: str = "",
         )
     )
     return PostPage(posts=posts, page=page, total=total)
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

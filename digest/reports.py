@@ -32,6 +32,7 @@ from digest.models import (
     SubscriptionSection,
     SubscriptionStatus,
 )
+from digest.validation import like_pattern
 
 SUBSCRIBER_PAGE = 50
 DELIVERY_HISTORY = 200
@@ -65,10 +66,6 @@ class SubscriberPage:
     newer: int | None
 
 
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def search_subscribers(session: Session, newsletter: Newsletter, *, search: str = "",
                        status: str = "", section_id: int | None = None,
                        before: int | None = None, after: int | None = None,
@@ -77,7 +74,7 @@ def search_subscribers(session: Session, newsletter: Newsletter, *, search: str 
     conditions = [Subscription.newsletter_id == newsletter.id]
     words = search.strip().lower()
     if words:
-        pattern = f"%{_escape_like(words)}%"
+        pattern = like_pattern(words)
         conditions.append(
             or_(
                 func.lower(Subscriber.email).like(pattern, escape="\\"),

@@ -80,3 +80,9 @@ def unique_slug(base: str, taken: Callable[[str], bool]) -> str:
         n += 1
         slug = f"{base}-{n}"
     return slug
+
+
+def like_pattern(words: str) -> str:
+    """Return a lowercase LIKE pattern matching words anywhere, with %, _ and \\ taken literally."""
+    escaped = words.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
