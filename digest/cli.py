@@ -62,19 +62,121 @@ def run(host: str, port: int) -> None:
 @with_appcontext
 def demo() -> None:
     """Load the demo newsletter, its posts, a draft issue and a few readers."""
-    from digest.demo import load_demo
+    from digest.demo import ensure_demo_admin, load_demo, load_demo_history
     from digest.extensions import db_session
 
     session = db_session()
     newsletter = load_demo(session)
     if newsletter is None:
         click.echo("The demo newsletter is already loaded.")
-        return
+    else:
+        load_demo_history(session, newsletter)
+        click.echo(f"Loaded the demo newsletter {newsletter.name!r}.")
+    admin, password = ensure_demo_admin(session)
     session.commit()
-    click.echo(f"Loaded the demo newsletter {newsletter.name!r}.")
+    login = f"{current_app.config['BASE_URL']}/editor/login"
+    if password:
+        click.echo(f"Editor login: {login} as {admin.email} with the password {password}")
+        click.echo("(shown once; change it under your account, or run `digest editor reset-password`)")
+    else:
+        click.echo(f"Editor login: {login} as {admin.email} (password shown when it was created)")
 
 
 def init_app(app: Flask) -> None:
     """Add every command to the app's CLI."""
     for command in (db, run, demo):
         app.cli.add_command(command)
+    app.cli.add_command(editor_group)
+
+
+editor_group = AppGroup("editor", help="Editor accounts.")
+
+
+def _read_password(password_stdin: bool) -> str:
+    import sys
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@editor_group.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "editor"]), default="editor", show_default=True)
+@click.option("--name", default="", help="Display name.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@with_appcontext
+def editor_create(email: str, role: str, name: str, password_stdin: bool) -> None:
+    """Create an editor who can log in at /editor/login."""
+    from digest.editors import EditorError, create_editor
+    from digest.extensions import db_session
+    from digest.models import EditorRole
+
+    session = db_session()
+    try:
+        editor = create_editor(session, email, _read_password(password_stdin), EditorRole(role), name=name)
+    except EditorError as exc:
+        raise click.ClickException(str(exc)) from None
+    session.commit()
+    click.echo(f"Created {editor.role.value} {editor.email}; log in at {current_app.config['BASE_URL']}/editor/login")
+
+
+@editor_group.command("list")
+@with_appcontext
+def editor_list() -> None:
+    """List editors: address, role, status, last login."""
+    from digest.editors import list_editors
+    from digest.extensions import db_session
+
+    for editor in list_editors(db_session()):
+        last = editor.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if editor.last_login_at else "never"
+        status = "active" if editor.active else "deactivated"
+        click.echo(f"{editor.email}\t{editor.role.value}\t{status}\tlast login {last}")
+
+
+def _change_editor(email: str, change) -> None:  # type: ignore[no-untyped-def]
+    from digest.editors import EditorError, find_editor
+    from digest.extensions import db_session
+
+    session = db_session()
+    editor = find_editor(session, email)
+    if editor is None:
+        raise click.ClickException(f"no editor has the address {email}")
+    try:
+        message = change(session, editor)
+    except EditorError as exc:
+        raise click.ClickException(str(exc)) from None
+    session.commit()
+    click.echo(message)
+
+
+@editor_group.command("deactivate")
+@click.argument("email")
+@with_appcontext
+def editor_deactivate(email: str) -> None:
+    """Stop an editor from logging in (ends their sessions); never the last admin."""
+    from digest.editors import set_active
+
+    _change_editor(email, lambda s, e: set_active(s, e, False) and f"{e.email} is deactivated.")
+
+
+@editor_group.command("activate")
+@click.argument("email")
+@with_appcontext
+def editor_activate(email: str) -> None:
+    """Let a deactivated editor log in again."""
+    from digest.editors import set_active
+
+    _change_editor(email, lambda s, e: set_active(s, e, True) and f"{e.email} is active.")
+
+
+@editor_group.command("reset-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@with_appcontext
+def editor_reset_password(email: str, password_stdin: bool) -> None:
+    """Set a new password for an editor."""
+    from digest.editors import set_password
+
+    password = _read_password(password_stdin)
+    _change_editor(email, lambda s, e: set_password(s, e, password) and f"{e.email} has a new password.")

@@ -172,6 +172,8 @@ class Subscription(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "newsletter_id"),
         Index("ix_subscription_newsletter_status", "newsletter_id", "status"),
+        # The editor pages readers newest first by keyset (id) within a newsletter.
+        Index("ix_subscription_newsletter_id_id", "newsletter_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
