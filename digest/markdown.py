@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4",
@@ -49,3 +50,8 @@ def sanitize_html(html: str) -> str:
 def render_markdown(source: str) -> str:
     """Return sanitized HTML for a Markdown source."""
     return sanitize_html(_parser().render(source))
+
+
+def parse_markdown(source: str) -> list[Token]:
+    """Return the token stream of a Markdown source, from the parser render_markdown uses."""
+    return _parser().parse(source)
