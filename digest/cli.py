@@ -76,5 +76,29 @@ def demo() -> None:
 
 def init_app(app: Flask) -> None:
     """Add every command to the app's CLI."""
-    for command in (db, run, demo):
+    for command in (db, run, demo, issue):
         app.cli.add_command(command)
+
+
+issue = AppGroup("issue", help="Issues: render, send and watch.")
+
+
+@issue.command("render")
+@click.argument("issue_id", type=int)
+@click.option("--to", "address", required=True, help="The reader (or any address) to render for.")
+def issue_render(issue_id: int, address: str) -> None:
+    """Write the exact bytes ADDRESS would receive for issue ISSUE_ID to stdout."""
+    from digest.extensions import db_session
+    from digest.mail.render import preview_for_address
+
+    try:
+        preview = preview_for_address(
+            db_session(), issue_id, address, current_app._get_current_object()  # type: ignore[attr-defined]
+        )
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    outgoing = preview.outgoing
+    click.echo(f"MAIL FROM:<{outgoing.envelope_from}> RCPT TO:<{outgoing.recipient}>", err=True)
+    for note in preview.notes:
+        click.echo(note, err=True)
+    click.get_binary_stream("stdout").write(outgoing.data)

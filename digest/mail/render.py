@@ -32,15 +32,17 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import css_inline
+from email_validator import EmailNotValidError, validate_email
 from flask import Flask
 from jinja2 import Environment
 from markupsafe import Markup, escape
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from digest import links
 from digest.db import utcnow
 from digest.mail import identity
+from digest.mail.dkim import signer_from_config
 from digest.mail.message import (
     CRLF,
     alternative_body,
@@ -54,7 +56,16 @@ from digest.mail.message import (
 )
 from digest.mail.plaintext import WIDTH, markdown_to_text, wrap
 from digest.markdown import render_markdown
-from digest.models import Issue, IssuePost, Newsletter, Post
+from digest.models import (
+    Delivery,
+    Issue,
+    IssuePost,
+    Newsletter,
+    Post,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
 
 # Gmail clips HTML past ~102 KB, cutting the footer with the unsubscribe link and the
 # postal address; editors are warned well before.
@@ -515,3 +526,68 @@ def check_sendable(prepared: PreparedIssue) -> SizeReport:
     if reasons:
         raise NotSendable(reasons)
     return report
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One address's message for an issue, and how it would differ from a real send."""
+
+    outgoing: Outgoing
+    notes: tuple[str, ...]
+
+
+def preview_for_address(session: Session, issue_id: int, address: str, app: Flask) -> Preview:
+    """Return the exact (signed, when DKIM is set) message address would get for an issue.
+
+    A subscriber gets their real subscription, name, sections and delivery; any other
+    address gets the message of a new reader who chose every section. Raises LookupError
+    for an unknown issue and ValueError for a malformed address.
+    """
+    try:
+        email = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{address!r} is not an email address: {exc}") from None
+    newsletter_id = session.scalar(select(Issue.newsletter_id).where(Issue.id == issue_id))
+    if newsletter_id is None:
+        raise LookupError(f"There is no issue {issue_id}.")
+    prepared = prepare_issue(session, issue_id, app)
+    notes: list[str] = []
+    row = session.execute(
+        select(Subscriber, Subscription)
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(func.lower(Subscriber.email) == email.lower())
+        .where(Subscription.newsletter_id == newsletter_id)
+        .options(selectinload(Subscription.sections))
+    ).first()
+    delivery_id = None
+    if row is None:
+        reader = Reader(None, "preview", email)
+        notes.append(
+            f"{email} is not subscribed to {prepared.newsletter.name}: this is the message "
+            "of a reader who chose every section and gave no name."
+        )
+    else:
+        subscriber, subscription = row
+        reader = Reader(
+            subscriber.id,
+            subscription.uid,
+            subscriber.email,
+            subscriber.name,
+            frozenset(section.id for section in subscription.sections),
+        )
+        delivery_id = session.scalar(
+            select(Delivery.id).where(
+                Delivery.issue_id == issue_id, Delivery.subscriber_id == subscriber.id
+            )
+        )
+        if subscription.status is not SubscriptionStatus.CONFIRMED:
+            notes.append(f"This subscription is {subscription.status}: the sender skips it.")
+    try:
+        notes.append(check_sendable(prepared).message)
+    except NotSendable as exc:
+        notes += [f"Sending would refuse this issue: {reason}" for reason in exc.reasons]
+    outgoing = prepared.message_for(reader, delivery_id)
+    signer = signer_from_config(app.config)
+    if signer is not None:
+        outgoing = Outgoing(outgoing.envelope_from, outgoing.recipient, signer(outgoing.data))
+    return Preview(outgoing, tuple(notes))
