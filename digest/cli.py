@@ -101,4 +101,4 @@ def issue_render(issue_id: int, address: str) -> None:
     click.echo(f"MAIL FROM:<{outgoing.envelope_from}> RCPT TO:<{outgoing.recipient}>", err=True)
     for note in preview.notes:
         click.echo(note, err=True)
-    click.get_binary_stream("stdout").write(outgoing.data)
+    click.echo(outgoing.data, nl=False)  # bytes go to the binary stream untouched
