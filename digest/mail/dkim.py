@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import time
 from collections.abc import Mapping
 from functools import lru_cache
@@ -39,6 +40,7 @@ SIGNED_HEADERS = (
 )
 OVERSIGNED = frozenset({"from", "list-unsubscribe", "list-unsubscribe-post"})
 MIN_RSA_BITS = 1024
+_SPACES = re.compile(rb"  +")
 
 
 class BadKey(ValueError):
@@ -83,8 +85,8 @@ def relaxed_body(body: bytes) -> bytes:
     """Return a CRLF body in relaxed canonical form (RFC 6376 §3.4.4)."""
     if b"\t" in body:
         body = body.replace(b"\t", b" ")
-    while b"  " in body:
-        body = body.replace(b"  ", b" ")
+    if b"  " in body:
+        body = _SPACES.sub(b" ", body)
     body = body.replace(b" \r\n", b"\r\n").rstrip(b" \r\n")
     return body + b"\r\n" if body else b""
 

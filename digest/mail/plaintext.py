@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 
 from digest.markdown import URL_SCHEMES, parse_markdown
@@ -154,10 +155,11 @@ def _blocks(nodes: list[SyntaxTreeNode], width: int, refs: _Refs, sep: str = "\n
     return sep.join(text for node in nodes if (text := _block(node, width, refs)))
 
 
-def markdown_to_text(source: str, width: int = WIDTH) -> str:
-    """Return Markdown source as wrapped plain text, its links listed as references below."""
+def markdown_to_text(source: str | list[Token], width: int = WIDTH) -> str:
+    """Return Markdown (source or parse_markdown tokens) as wrapped text, links listed below."""
     refs = _Refs()
-    text = _blocks(SyntaxTreeNode(parse_markdown(source)).children, width, refs)
+    tokens = parse_markdown(source) if isinstance(source, str) else source
+    text = _blocks(SyntaxTreeNode(tokens).children, width, refs)
     if refs.urls:
         text += "\n\n" + "\n".join(f"[{i}] {url}" for i, url in enumerate(refs.urls, 1))
     return text

@@ -55,7 +55,7 @@ from digest.mail.message import (
     quoted_printable,
 )
 from digest.mail.plaintext import WIDTH, markdown_to_text, wrap
-from digest.markdown import render_markdown
+from digest.markdown import parse_markdown, render_tokens
 from digest.models import (
     Delivery,
     Issue,
@@ -100,7 +100,11 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class RenderedPost:
-    """A post as the digest shows it, in HTML and in wrapped text."""
+    """A post as the digest shows it, in HTML and in wrapped text.
+
+    The digest shows a post's summary, or its whole body when it has none; the body is
+    rendered only then (body_html and body_text are empty for a post with a summary).
+    """
 
     id: int
     title: str
@@ -283,10 +287,21 @@ class PreparedIssue:
         self.env = env
         self.web_url = issue.web_url
         self.mail_domain = links.mail_domain(config)
-        self._subject_header = encode_text_header(issue.subject)
-        self._feedback_id = feedback_id
+        self.feedback_id = feedback_id
         self._boundary = new_boundary()
-        self._content_type = f'multipart/alternative; boundary="{self._boundary}"'
+        # Headers every reader shares, encoded once: these before, those after each reader's.
+        self._head = header_block(
+            [("From", newsletter.from_header), ("Subject", encode_text_header(issue.subject))]
+            + ([("Reply-To", newsletter.reply_to)] if newsletter.reply_to else [])
+            + [("List-Id", newsletter.list_id)]
+        )
+        self._tail = header_block(
+            [
+                ("Feedback-ID", feedback_id),
+                ("MIME-Version", "1.0"),
+                ("Content-Type", f'multipart/alternative; boundary="{self._boundary}"'),
+            ]
+        )
         marker = f"q{secrets.token_hex(6)}q"
         self._marker = marker
         self._placeholder = re.compile(f"{marker}({'|'.join(SLOTS)}){marker}")
@@ -296,12 +311,13 @@ class PreparedIssue:
 
     # -- variants -------------------------------------------------------------------
 
-    def _chosen(self, reader: Reader) -> frozenset[int]:
+    def chosen_sections(self, reader: Reader) -> frozenset[int]:
+        """Return the ids of the sections a reader chose that exist (empty: every section)."""
         # Sections that no longer exist are ignored; choosing none (or only those) means all.
         return frozenset(reader.section_ids & self._section_names.keys())
 
     def _key(self, reader: Reader) -> tuple[frozenset[int], bool]:
-        return self._chosen(reader), bool(_clean_name(reader.name))
+        return self.chosen_sections(reader), bool(_clean_name(reader.name))
 
     def context_for(
         self, chosen: frozenset[int], reader: _ReaderFields | Reader, urls: Mapping[str, str]
@@ -368,30 +384,22 @@ class PreparedIssue:
             self.mail_domain,
             f"digest.{self.issue_id}.{ref}" if delivery_id is not None else None,
         )
-        headers = [
-            ("From", self.newsletter.from_header),
-            ("To", format_mailbox(text_values["name"], reader.email)),
-            ("Subject", self._subject_header),
-            ("Date", _now_header()),
-            ("Message-ID", message_id),
-        ]
-        if self.newsletter.reply_to:
-            headers.append(("Reply-To", self.newsletter.reply_to))
-        headers += [
-            ("List-Id", self.newsletter.list_id),
-            *identity.list_unsubscribe(self.config, reader.subscription_uid),
-            ("Feedback-ID", self._feedback_id),
-        ]
-        if delivery_id is not None:
-            headers.append(("X-Digest-Delivery", str(delivery_id)))
-        headers += [("MIME-Version", "1.0"), ("Content-Type", self._content_type)]
+        headers = header_block(
+            [
+                ("To", format_mailbox(text_values["name"], reader.email)),
+                ("Date", format_datetime(utcnow())),
+                ("Message-ID", message_id),
+                *identity.list_unsubscribe(self.config, reader.subscription_uid),
+            ]
+            + ([("X-Digest-Delivery", str(delivery_id))] if delivery_id is not None else [])
+        )
         body = alternative_body(
             self._boundary, variant.text.encoded(text_values), variant.html.encoded(html_values)
         )
         return Outgoing(
             envelope_from=identity.verp_address(self.config, ref),
             recipient=ascii_address(reader.email),
-            data=header_block(headers) + CRLF + body,
+            data=self._head + headers + self._tail + CRLF + body,
         )
 
     def largest_html(self) -> str:
@@ -412,10 +420,6 @@ def _indent(text: str) -> str:
 def _clean_name(name: str) -> str:
     # A name is display text: no line breaks or runs of spaces reach a header or a greeting.
     return " ".join(name.split())
-
-
-def _now_header() -> str:
-    return format_datetime(utcnow())
 
 
 def _local_date(issue: Issue, time_zone: str) -> dt.datetime:
@@ -441,16 +445,18 @@ def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
     by_section: dict[int, list[RenderedPost]] = {}
     for item in issue.issue_posts:
         post = item.post
+        summary = post.summary.strip()
+        tokens = [] if summary else parse_markdown(post.body_md)
         by_section.setdefault(post.section_id, []).append(
             RenderedPost(
                 id=post.id,
                 title=post.title,
-                summary=post.summary.strip(),
+                summary=summary,
                 url=post.link_url or links.post_url(config, newsletter.slug, post.slug),
-                body_html=Markup(render_markdown(post.body_md)),
+                body_html=Markup(render_tokens(tokens) if tokens else ""),
                 title_text=_bullet(wrap(post.title, WIDTH - 2)),
-                summary_text=_indent(wrap(post.summary, WIDTH - 2)),
-                body_text=_indent(markdown_to_text(post.body_md, WIDTH - 2)),
+                summary_text=_indent(wrap(summary, WIDTH - 2)),
+                body_text=_indent(markdown_to_text(tokens, WIDTH - 2)) if tokens else "",
             )
         )
     # Sections follow the order of their first post in the issue (the editor's order).
@@ -460,12 +466,13 @@ def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
         for sid, posts in by_section.items()
     )
     subject_text = wrap(issue.subject)
+    intro = parse_markdown(issue.intro_md)
     view = IssueView(
         id=issue.id,
         subject=issue.subject,
         preheader=issue.preheader.strip(),
-        intro_html=Markup(render_markdown(issue.intro_md)),
-        intro_text=markdown_to_text(issue.intro_md),
+        intro_html=Markup(render_tokens(intro)),
+        intro_text=markdown_to_text(intro),
         subject_text=subject_text,
         subject_width=min(WIDTH, max(len(line) for line in subject_text.split("\n"))),
         preheader_text=wrap(issue.preheader),
