@@ -76,7 +76,7 @@ def demo() -> None:
 
 def init_app(app: Flask) -> None:
     """Add every command to the app's CLI."""
-    for command in (db, run, demo, issue):
+    for command in (db, run, demo, issue, dkim):
         app.cli.add_command(command)
 
 
@@ -102,3 +102,21 @@ def issue_render(issue_id: int, address: str) -> None:
     for note in preview.notes:
         click.echo(note, err=True)
     click.echo(outgoing.data, nl=False)  # bytes go to the binary stream untouched
+
+
+dkim = AppGroup("dkim", help="DKIM signing.")
+
+
+@dkim.command("record")
+@with_appcontext
+def dkim_record() -> None:
+    """Print the DNS TXT record to publish for the configured DKIM key."""
+    from digest.mail.dkim import signer_from_config
+
+    signer = signer_from_config(current_app.config)
+    if signer is None:
+        raise click.ClickException(
+            "DKIM is not configured: set DIGEST_DKIM_DOMAIN, DIGEST_DKIM_SELECTOR and "
+            "DIGEST_DKIM_KEY_FILE."
+        )
+    click.echo(f"{signer.record_name}. IN TXT {signer.dns_record_quoted()}")

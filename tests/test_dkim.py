@@ -196,3 +196,20 @@ def test_key_is_loaded_once_per_process(tmp_path: Path) -> None:
     key_file.write_bytes(b"replaced on disk")
     assert signer_from_config(config) is first
     assert signer_from_config({}) is None
+
+
+def test_dkim_record_command_prints_the_published_key(tmp_path: Path) -> None:
+    """`digest dkim record` prints the TXT record that makes our signatures verify."""
+    app = create_app(_overrides(tmp_path, write_key(tmp_path, "rsa")))
+    result = app.test_cli_runner().invoke(args=["dkim", "record"])
+    assert result.exit_code == 0, result.output
+    name, txt = result.output.strip().split(" IN TXT ")
+    assert name == f"{SELECTOR}._domainkey.{DOMAIN}."
+    chunks = re.findall(r'"([^"]*)"', txt)
+    assert all(len(chunk) <= 255 for chunk in chunks) and len(chunks) == 2
+    signer = signer_from_config(app.config)
+    assert signer is not None
+    assert dkim.verify(signer.sign(_message()), dnsfunc=dns_stub("".join(chunks)))
+    unset = create_app({**_overrides(tmp_path, tmp_path), "DKIM_DOMAIN": None, "DKIM_SELECTOR": None, "DKIM_KEY_FILE": None})
+    result = unset.test_cli_runner().invoke(args=["dkim", "record"])
+    assert result.exit_code != 0 and "DKIM is not configured" in result.output

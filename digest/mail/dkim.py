@@ -178,6 +178,11 @@ class DKIMSigner:
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode('ascii')}"
 
+    def dns_record_quoted(self) -> str:
+        """Return the TXT record as zone-file strings of at most 255 characters each."""
+        record = self.dns_record()
+        return " ".join(f'"{record[i : i + 255]}"' for i in range(0, len(record), 255))
+
     @property
     def record_name(self) -> str:
         """Return the DNS name the TXT record belongs at."""
