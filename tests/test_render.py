@@ -347,3 +347,21 @@ def test_empty_postal_address_refuses_sending(app, db) -> None:  # type: ignore[
     issue = make_issue(db, [PostSpec("News", "A post")], postal_address="  ")
     with pytest.raises(NotSendable, match="no postal address"):
         check_sendable(prepare_issue(db, issue.id, app))
+
+
+def test_a_filter_on_a_per_reader_value_is_caught(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A template that changes a reader's value with a filter fails loudly, not with garbage."""
+    from jinja2 import DictLoader, TemplateError
+
+    issue = make_issue(db, [PostSpec("News", "A post", summary="S")])
+    prepared = prepare_issue(db, issue.id, app)
+    prepared.env = prepared.env.overlay(
+        loader=DictLoader(
+            {
+                "emails/digest.html": "<p>Hi {{ reader.name | upper }}</p>",
+                "emails/digest.txt": "Hi {{ reader.name }}",
+            }
+        )
+    )
+    with pytest.raises(TemplateError, match="reader.name"):
+        prepared.message_for(Reader(1, "u1", "a@example.com", "Ada"), 1)

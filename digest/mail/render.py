@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import css_inline
 from email_validator import EmailNotValidError, validate_email
 from flask import Flask
-from jinja2 import Environment
+from jinja2 import Environment, TemplateError
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -341,6 +341,12 @@ class PreparedIssue:
         reader = _ReaderFields(self._slot("name") if named else "", self._slot("email"))
         urls = {slot: self._slot(slot) for slot in ("unsubscribe_url", "preferences_url")}
         html, text = render_email(self.env, "digest", self.context_for(chosen, reader, urls))
+        for rendered in (html, text):
+            if self._marker in self._placeholder.sub("", rendered).lower():
+                raise TemplateError(
+                    "a digest template changed a per-reader value (reader.name, reader.email, "
+                    "unsubscribe_url or preferences_url) with a filter; print them as they are"
+                )
         return _Variant(_Part(html, self._placeholder), _Part(text, self._placeholder))
 
     def _variant(self, key: tuple[frozenset[int], bool]) -> _Variant:
