@@ -27,9 +27,21 @@ from digest.mail.render import Outgoing, PreparedIssue, Reader, render_email
 # Never fold List-Unsubscribe into encoded words (policy.SMTP does at 78 columns).
 POLICY = SMTP.clone(max_line_length=998)
 HEADERS = [
-    b"from", b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
-    b"list-unsubscribe", b"list-unsubscribe", b"list-unsubscribe-post",
-    b"list-unsubscribe-post", b"feedback-id", b"mime-version", b"content-type",
+    b"from",
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"reply-to",
+    b"list-id",
+    b"list-unsubscribe",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+    b"list-unsubscribe-post",
+    b"feedback-id",
+    b"mime-version",
+    b"content-type",
 ]
 
 
@@ -86,7 +98,9 @@ class NaivePipeline:
             "unsubscribe_url": links.unsubscribe_url(config, reader.subscription_uid),
             "preferences_url": links.preferences_url(config, reader.subscription_uid),
         }
-        html, text = render_email(p.env, "digest", p.context_for(p.chosen_sections(reader), reader, urls))
+        html, text = render_email(
+            p.env, "digest", p.context_for(p.chosen_sections(reader), reader, urls)
+        )
         message = EmailMessage(policy=POLICY)
         message["From"] = p.newsletter.from_header
         message["To"] = reader.email if not reader.name else f"{reader.name} <{reader.email}>"

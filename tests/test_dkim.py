@@ -17,8 +17,18 @@ from digest.mail.message import Mail, format_mailbox
 from tests.support.dkim_keys import DOMAIN, SELECTOR, dkim_tags, dns_stub, write_key
 
 SIGNED = [
-    "From", "To", "Subject", "Date", "Message-ID", "Reply-To", "List-Id", "List-Unsubscribe",
-    "List-Unsubscribe-Post", "Feedback-ID", "MIME-Version", "Content-Type",
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Reply-To",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "Feedback-ID",
+    "MIME-Version",
+    "Content-Type",
 ]
 
 
@@ -31,7 +41,10 @@ def _message() -> bytes:
         html="<p>Grüße</p>\n<pre>  a\t b  </pre>\n",
         headers=[
             ("List-Id", f"Weekly <weekly.{DOMAIN}>"),
-            ("List-Unsubscribe", f"<https://{DOMAIN}/unsubscribe/tok>, <mailto:unsubscribe+tok@{DOMAIN}>"),
+            (
+                "List-Unsubscribe",
+                f"<https://{DOMAIN}/unsubscribe/tok>, <mailto:unsubscribe+tok@{DOMAIN}>",
+            ),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             ("Feedback-ID", "issue1:weekly:digest:newsexampleorg"),
         ],
@@ -48,7 +61,9 @@ def signer(request: pytest.FixtureRequest, tmp_path: Path) -> DKIMSigner:
 
 
 def _replace_header(data: bytes, name: str, new_value: bytes) -> bytes:
-    pattern = re.compile(rb"(?im)^(" + re.escape(name.encode()) + rb":)[^\r\n]*(\r\n[ \t][^\r\n]*)*")
+    pattern = re.compile(
+        rb"(?im)^(" + re.escape(name.encode()) + rb":)[^\r\n]*(\r\n[ \t][^\r\n]*)*"
+    )
     changed, count = pattern.subn(lambda m: m.group(1) + b" " + new_value, data, count=1)
     assert count == 1, name
     return changed
@@ -108,23 +123,32 @@ def test_an_added_oversigned_header_breaks_the_signature(signer: DKIMSigner, add
     """A second From or List-Unsubscribe(-Post) added after signing fails verification."""
     signed = signer.sign(_message())
     head, body = signed.split(b"\r\n\r\n", 1)
-    assert not dkim.verify(head + b"\r\n" + added + b"\r\n" + body, dnsfunc=dns_stub(signer.dns_record()))
+    assert not dkim.verify(
+        head + b"\r\n" + added + b"\r\n" + body, dnsfunc=dns_stub(signer.dns_record())
+    )
     assert not dkim.verify(added + signed, dnsfunc=dns_stub(signer.dns_record()))
 
 
 def test_relaxed_canonicalization_survives_refolding(signer: DKIMSigner) -> None:
     """A relay that refolds a header or pads spaces does not break a relaxed/relaxed signature."""
     signed = signer.sign(_message())
-    refolded = signed.replace(b"List-Unsubscribe-Post: List-Unsubscribe", b"List-Unsubscribe-Post:\r\n \t List-Unsubscribe")
+    refolded = signed.replace(
+        b"List-Unsubscribe-Post: List-Unsubscribe",
+        b"List-Unsubscribe-Post:\r\n \t List-Unsubscribe",
+    )
     refolded = refolded.replace(b"tabbed", b"tabbed \t", 1)
     assert refolded != signed
     assert dkim.verify(refolded, dnsfunc=dns_stub(signer.dns_record()))
 
 
-@pytest.mark.parametrize(("kind", "fmt"), [("rsa", "pkcs1"), ("rsa", "pkcs8"), ("ed25519", "pkcs8"), ("ed25519", "seed")])
+@pytest.mark.parametrize(
+    ("kind", "fmt"), [("rsa", "pkcs1"), ("rsa", "pkcs8"), ("ed25519", "pkcs8"), ("ed25519", "seed")]
+)
 def test_key_formats(tmp_path: Path, kind: str, fmt: str) -> None:
     """PEM keys (PKCS#1, PKCS#8) and dknewkey's base64 Ed25519 seed all load and sign."""
-    signer = DKIMSigner(DOMAIN, SELECTOR, load_private_key(write_key(tmp_path, kind, fmt).read_bytes()))
+    signer = DKIMSigner(
+        DOMAIN, SELECTOR, load_private_key(write_key(tmp_path, kind, fmt).read_bytes())
+    )
     assert signer.dns_record().startswith(f"v=DKIM1; k={kind}; p=")
     assert dkim.verify(signer.sign(_message()), dnsfunc=dns_stub(signer.dns_record()))
 
@@ -159,7 +183,9 @@ FVejykOZAjEAv8tmnsGT5PoWx05xTknXvzyo9I8Vrcum/W7d5GdgqOOS5SAutMzE
 
 def _ec_key() -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @pytest.mark.parametrize(
@@ -210,6 +236,13 @@ def test_dkim_record_command_prints_the_published_key(tmp_path: Path) -> None:
     signer = signer_from_config(app.config)
     assert signer is not None
     assert dkim.verify(signer.sign(_message()), dnsfunc=dns_stub("".join(chunks)))
-    unset = create_app({**_overrides(tmp_path, tmp_path), "DKIM_DOMAIN": None, "DKIM_SELECTOR": None, "DKIM_KEY_FILE": None})
+    unset = create_app(
+        {
+            **_overrides(tmp_path, tmp_path),
+            "DKIM_DOMAIN": None,
+            "DKIM_SELECTOR": None,
+            "DKIM_KEY_FILE": None,
+        }
+    )
     result = unset.test_cli_runner().invoke(args=["dkim", "record"])
     assert result.exit_code != 0 and "DKIM is not configured" in result.output

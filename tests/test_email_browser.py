@@ -41,7 +41,9 @@ def test_digest_in_light_and_dark_on_desktop_and_phone(app, db) -> None:  # type
                         };
                     }"""
                 )
-                page.screenshot(path=str(screenshot_path(f"digest-{scheme}-{device}")), full_page=True)
+                page.screenshot(
+                    path=str(screenshot_path(f"digest-{scheme}-{device}")), full_page=True
+                )
     for (scheme, device), facts in seen.items():
         assert facts["subjectVisible"], (scheme, device)
         assert facts["firstText"] == prepared.preheader  # the preview line is visible text

@@ -44,7 +44,10 @@ def test_renders_a_subscribers_real_message(app, db, runner) -> None:  # type: i
     assert "An open-weights reasoning model" not in text  # Grace chose Engineers and Tools
     assert "DKIM-Signature" not in message
     assert f"MAIL FROM:<bounces+d{delivery_id}-" in result.stderr
-    assert parse_verp(app.config, result.stderr.split("MAIL FROM:<")[1].split(">")[0]) == f"d{delivery_id}"
+    assert (
+        parse_verp(app.config, result.stderr.split("MAIL FROM:<")[1].split(">")[0])
+        == f"d{delivery_id}"
+    )
 
 
 def test_unknown_address_gets_a_preview_reader(app, db, runner) -> None:  # type: ignore[no-untyped-def]
@@ -74,7 +77,9 @@ def test_signed_when_dkim_is_configured(app_overrides: dict[str, Any], tmp_path:
     database = get_db_of(app)
     with database.sessionmaker() as db:
         issue_id = demo_issue(db).id
-    result = app.test_cli_runner().invoke(args=["issue", "render", str(issue_id), "--to", "ada@example.com"])
+    result = app.test_cli_runner().invoke(
+        args=["issue", "render", str(issue_id), "--to", "ada@example.com"]
+    )
     database.dispose()
     assert result.exit_code == 0, result.output
     record = signer_from_config(app.config).dns_record()  # type: ignore[union-attr]
@@ -86,7 +91,9 @@ def test_bad_input_is_a_clear_error(app, db, runner) -> None:  # type: ignore[no
     """An unknown issue or a malformed address is a one-line error and prints no message."""
     issue_id = demo_issue(db).id
     db.commit()
-    missing = runner.invoke(args=["issue", "render", str(issue_id + 100), "--to", "ada@example.com"])
+    missing = runner.invoke(
+        args=["issue", "render", str(issue_id + 100), "--to", "ada@example.com"]
+    )
     assert missing.exit_code != 0 and f"There is no issue {issue_id + 100}." in missing.output
     assert missing.stdout_bytes == b""
     malformed = runner.invoke(args=["issue", "render", str(issue_id), "--to", "not-an-address"])

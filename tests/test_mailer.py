@@ -62,14 +62,23 @@ def test_digest_arrives_signed_and_verifies(
         assert received.data.endswith(out.data)  # signed, then sent as is
         assert received.data.count(b"DKIM-Signature:") == 1
         assert dkim.verify(received.data, dnsfunc=dns_stub(record))
-        assert dkim_tags(received.data)["a"] == ("rsa-sha256" if kind == "rsa" else "ed25519-sha256")
-        assert not dkim.verify(received.data.replace(b"One-Click", b"One-Clack"), dnsfunc=dns_stub(record))
-        assert received.raw_header("List-Unsubscribe") and "=?" not in received.raw_header("List-Unsubscribe")[0]
+        assert dkim_tags(received.data)["a"] == (
+            "rsa-sha256" if kind == "rsa" else "ed25519-sha256"
+        )
+        assert not dkim.verify(
+            received.data.replace(b"One-Click", b"One-Clack"), dnsfunc=dns_stub(record)
+        )
+        assert (
+            received.raw_header("List-Unsubscribe")
+            and "=?" not in received.raw_header("List-Unsubscribe")[0]
+        )
         message = received.message
         assert message["To"].addresses[0].addr_spec == rcpt
 
 
-def test_every_message_is_signed_text_only_too(app_overrides: dict[str, Any], smtp_server: SMTPServer, tmp_path: Path) -> None:
+def test_every_message_is_signed_text_only_too(
+    app_overrides: dict[str, Any], smtp_server: SMTPServer, tmp_path: Path
+) -> None:
     """A text-only message (a confirmation) sent through mailer_for is signed like a digest."""
     app = create_app(
         {
@@ -81,7 +90,10 @@ def test_every_message_is_signed_text_only_too(app_overrides: dict[str, Any], sm
         }
     )
     data = Mail(
-        from_=f"Weekly <news@{DOMAIN}>", to="reader@example.com", subject="Confirm", text="Tap the link.\n"
+        from_=f"Weekly <news@{DOMAIN}>",
+        to="reader@example.com",
+        subject="Confirm",
+        text="Tap the link.\n",
     ).as_bytes()
     with mailer_for(app.config) as mailer:
         mailer.send(f"bounces@{DOMAIN}", "reader@example.com", data)
@@ -95,9 +107,14 @@ def test_every_message_is_signed_text_only_too(app_overrides: dict[str, Any], sm
 
 def test_without_dkim_nothing_is_signed(smtp_app, smtp_server: SMTPServer) -> None:  # type: ignore[no-untyped-def]
     """With DIGEST_DKIM_* unset, messages go out exactly as built, unsigned."""
-    data = Mail(from_="news@news.example.org", to="r@example.com", subject="x", text="y\n").as_bytes()
+    data = Mail(
+        from_="news@news.example.org", to="r@example.com", subject="x", text="y\n"
+    ).as_bytes()
     with mailer_for(smtp_app.config) as mailer:
         mailer.send("bounces@news.example.org", "r@example.com", data)
     (received,) = smtp_server.received
     assert received.data == data
-    assert email.message_from_bytes(received.data, policy=email.policy.default)["DKIM-Signature"] is None
+    assert (
+        email.message_from_bytes(received.data, policy=email.policy.default)["DKIM-Signature"]
+        is None
+    )

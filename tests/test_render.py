@@ -26,8 +26,19 @@ from digest.mail.render import (
 from tests.support.issues import PostSpec, demo_issue, make_issue, section_ids
 
 SINGLETONS = [
-    "From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type", "Reply-To",
-    "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Feedback-ID", "X-Digest-Delivery",
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "Reply-To",
+    "List-Id",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+    "Feedback-ID",
+    "X-Digest-Delivery",
 ]
 
 
@@ -136,7 +147,13 @@ def test_html_is_accessible_and_dark_mode_ready(app, db) -> None:  # type: ignor
     """lang, role=presentation on every table, color-scheme meta and dark styles, alt text."""
     issue = make_issue(
         db,
-        [PostSpec("News", "With a picture", body="![A chart of costs](https://example.org/c.png)\n\nText.")],
+        [
+            PostSpec(
+                "News",
+                "With a picture",
+                body="![A chart of costs](https://example.org/c.png)\n\nText.",
+            )
+        ],
         subject="Pictures",
         preheader="A chart and some text this week.",
     )
@@ -190,7 +207,10 @@ def test_personalization_never_leaks_between_readers(app, db) -> None:  # type: 
     rng.shuffle(shuffled)
     for order in (list(reversed(readers)), shuffled):
         again = render(order)
-        assert all(without_date(again[r.subscriber_id]) == without_date(first[r.subscriber_id]) for r in readers)  # type: ignore[index]
+        assert all(
+            without_date(again[r.subscriber_id]) == without_date(first[r.subscriber_id])
+            for r in readers
+        )  # type: ignore[index]
     for reader in readers:
         data = first[reader.subscriber_id]  # type: ignore[index]
         text, html = _parts(data)
@@ -213,7 +233,11 @@ def test_non_ascii_names_and_subjects_survive(app, db) -> None:  # type: ignore[
     """A non-ASCII subject, name and IDN domain arrive intact in headers and both parts."""
     issue = make_issue(
         db,
-        [PostSpec("News", "Ünïcödé tïtle — 漢字 🚀", summary="Grüße aus Köln: „Anführungszeichen“.")],
+        [
+            PostSpec(
+                "News", "Ünïcödé tïtle — 漢字 🚀", summary="Grüße aus Köln: „Anführungszeichen“."
+            )
+        ],
         subject="Größte Neuigkeiten der Woche — 🚀 und mehr",
         name="Zoë's Wöchentliche",
     )
@@ -280,7 +304,9 @@ def test_post_without_summary_shows_its_body(app, db) -> None:  # type: ignore[n
     assert "<pre" in html and "keep  this   spacing" in html
     assert "from the report [1]:" in text
     assert "  [1] https://example.org/report" in text
-    assert "  - evaluation sets beat intuition every single time we measured it\n    carefully" in text
+    assert (
+        "  - evaluation sets beat intuition every single time we measured it\n    carefully" in text
+    )
     assert "      keep  this   spacing" in text
 
 
@@ -322,8 +348,11 @@ def test_parts_are_encoded_line_by_line_like_the_whole() -> None:
 
 def test_size_report_warns_then_refuses(app, db) -> None:  # type: ignore[no-untyped-def]
     """The editor is warned above ~90 KB of HTML and sending is refused above Gmail's ~102 KB."""
+
     def issue_of(n: int):  # type: ignore[no-untyped-def]
-        return make_issue(db, [PostSpec("News", f"Post {i}", summary="word " * 200) for i in range(n)])
+        return make_issue(
+            db, [PostSpec("News", f"Post {i}", summary="word " * 200) for i in range(n)]
+        )
 
     small = size_report(prepare_issue(db, issue_of(2).id, app))
     assert not small.warn and not small.refuse and small.bytes < WARN_BYTES

@@ -34,9 +34,20 @@ PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 # In the order they are listed in h=; names absent from a message are left out, except
 # the over-signed ones, which are always listed once more than they occur.
 SIGNED_HEADERS = (
-    "from", "to", "cc", "reply-to", "subject", "date", "message-id", "list-id",
-    "list-unsubscribe", "list-unsubscribe-post", "feedback-id", "mime-version",
-    "content-type", "content-transfer-encoding",
+    "from",
+    "to",
+    "cc",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "list-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "feedback-id",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
 )
 OVERSIGNED = frozenset({"from", "list-unsubscribe", "list-unsubscribe-post"})
 MIN_RSA_BITS = 1024
@@ -194,18 +205,24 @@ def _load_signer(domain: str, selector: str, key_file: str) -> DKIMSigner:
     try:
         data = Path(key_file).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"DIGEST_DKIM_KEY_FILE cannot be read: {key_file} ({exc.strerror})")
+        raise ConfigError(
+            f"DIGEST_DKIM_KEY_FILE cannot be read: {key_file} ({exc.strerror})"
+        ) from None
     try:
         key = load_private_key(data)
     except BadKey as exc:
-        raise ConfigError(f"DIGEST_DKIM_KEY_FILE holds no usable DKIM key: {key_file}: {exc}")
+        raise ConfigError(
+            f"DIGEST_DKIM_KEY_FILE holds no usable DKIM key: {key_file}: {exc}"
+        ) from None
     return DKIMSigner(domain, selector, key)
 
 
 def signer_from_config(config: Mapping[str, Any]) -> DKIMSigner | None:
     """Return the configured signer (its key loaded once per process), or None when unset."""
     domain, selector, key_file = (
-        config.get("DKIM_DOMAIN"), config.get("DKIM_SELECTOR"), config.get("DKIM_KEY_FILE")
+        config.get("DKIM_DOMAIN"),
+        config.get("DKIM_SELECTOR"),
+        config.get("DKIM_KEY_FILE"),
     )
     if not (domain and selector and key_file):
         return None

@@ -95,7 +95,9 @@ def _list(node: SyntaxTreeNode, width: int, refs: _Refs) -> str:
     markers = [f"{start + i}." if ordered else "-" for i in range(len(items))]
     indent = max(len(m) for m in markers) + 1 if markers else 2
     tight = all(
-        grandchild.hidden for item in items for grandchild in item.children
+        grandchild.hidden
+        for item in items
+        for grandchild in item.children
         if grandchild.type == "paragraph"
     )
     rendered = [
@@ -111,7 +113,10 @@ def _list(node: SyntaxTreeNode, width: int, refs: _Refs) -> str:
 
 def _table(node: SyntaxTreeNode, refs: _Refs) -> str:
     rows = [
-        [" ".join(_inline(cell.children[0], refs).split()) if cell.children else "" for cell in tr.children]
+        [
+            " ".join(_inline(cell.children[0], refs).split()) if cell.children else ""
+            for cell in tr.children
+        ]
         for part in node.children
         for tr in part.children
     ]
@@ -128,7 +133,9 @@ def _block(node: SyntaxTreeNode, width: int, refs: _Refs) -> str:
     width = max(width, MIN_WIDTH)
     kind = node.type
     if kind == "paragraph":
-        return "\n".join(_wrapper(width).fill(line) for line in _inline(node.children[0], refs).split("\n"))
+        return "\n".join(
+            _wrapper(width).fill(line) for line in _inline(node.children[0], refs).split("\n")
+        )
     if kind == "heading":
         text = wrap(" ".join(_inline(node.children[0], refs).split()), width)
         level = int(node.tag[1])

@@ -410,8 +410,9 @@ class PreparedIssue:
 
     def largest_html(self) -> str:
         """Return the biggest HTML any reader can get: every section, the longest values."""
-        reader = Reader(None, "x" * 22, "x" * (_LONGEST_EMAIL - 12) + "@example.org",
-                        "x" * _LONGEST_NAME)
+        reader = Reader(
+            None, "x" * 22, "x" * (_LONGEST_EMAIL - 12) + "@example.org", "x" * _LONGEST_NAME
+        )
         return self.parts_for(reader)[0]
 
 

@@ -59,6 +59,6 @@ def dkim_tags(data: bytes) -> dict[str, str]:
     """Return the tags of the first DKIM-Signature header, whitespace removed."""
     head = data.split(b"\r\n\r\n", 1)[0].decode("ascii")
     unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ")
-    line = next(l for l in unfolded.split("\r\n") if l.lower().startswith("dkim-signature:"))
+    line = next(h for h in unfolded.split("\r\n") if h.lower().startswith("dkim-signature:"))
     value = "".join(line.split(":", 1)[1].split())
     return dict(tag.split("=", 1) for tag in value.split(";") if tag)

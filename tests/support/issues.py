@@ -71,7 +71,13 @@ def make_issue(
         for i, spec in enumerate(posts)
     ]
     db.add_all(created)
-    issue = Issue(newsletter=newsletter, slug="this-week", subject=subject, preheader=preheader, intro_md=intro)
+    issue = Issue(
+        newsletter=newsletter,
+        slug="this-week",
+        subject=subject,
+        preheader=preheader,
+        intro_md=intro,
+    )
     db.add(issue)
     db.flush()
     issue.issue_posts = [IssuePost(post_id=p.id, position=i) for i, p in enumerate(created)]
