@@ -394,3 +394,15 @@ def test_a_filter_on_a_per_reader_value_is_caught(app, db) -> None:  # type: ign
     )
     with pytest.raises(TemplateError, match="reader.name"):
         prepared.message_for(Reader(1, "u1", "a@example.com", "Ada"), 1)
+
+
+def test_sections_for_tells_the_sender_who_gets_nothing_new(app, db) -> None:  # type: ignore[no-untyped-def]
+    """sections_for lists a reader's sections with posts; empty when theirs are all quiet."""
+    issue = make_issue(db, [PostSpec("News", "Only news"), PostSpec("Tools", "A tool")])
+    prepared = prepare_issue(db, issue.id, app)
+    everyone = Reader(1, "u1", "a@example.com")
+    assert [s.name for s in prepared.sections_for(everyone)] == ["News", "Tools"]
+    quiet = Reader(2, "u2", "b@example.com", section_ids=section_ids(db, "Careers"))
+    assert prepared.sections_for(quiet) == []
+    gone = Reader(3, "u3", "c@example.com", section_ids=frozenset({10_000}))
+    assert [s.name for s in prepared.sections_for(gone)] == ["News", "Tools"]

@@ -286,6 +286,7 @@ class PreparedIssue:
         self.config = config
         self.env = env
         self.web_url = issue.web_url
+        self.date = issue.date
         self.mail_domain = links.mail_domain(config)
         self.feedback_id = feedback_id
         self._boundary = new_boundary()
@@ -316,6 +317,13 @@ class PreparedIssue:
         # Sections that no longer exist are ignored; choosing none (or only those) means all.
         return frozenset(reader.section_ids & self._section_names.keys())
 
+    def sections_for(self, reader: Reader) -> list[RenderedSection]:
+        """Return the sections of this issue the reader gets (empty: none of theirs has posts)."""
+        return self._sections(self.chosen_sections(reader))
+
+    def _sections(self, chosen: frozenset[int]) -> list[RenderedSection]:
+        return [s for s in self.sections if not chosen or s.id in chosen]
+
     def _key(self, reader: Reader) -> tuple[frozenset[int], bool]:
         return self.chosen_sections(reader), bool(_clean_name(reader.name))
 
@@ -327,7 +335,7 @@ class PreparedIssue:
             "issue": self.issue,
             "newsletter": self.newsletter,
             "reader": reader,
-            "sections": [s for s in self.sections if not chosen or s.id in chosen],
+            "sections": self._sections(chosen),
             "chosen_sections": [name for sid, name in self.newsletter.sections if sid in chosen],
             "unsubscribe_url": urls["unsubscribe_url"],
             "preferences_url": urls["preferences_url"],
