@@ -109,11 +109,13 @@ def _fields(text: str) -> list[tuple[str, str]]:
 
 
 def _blocks(part: Message) -> list[list[tuple[str, str]]]:
-    """Return the header blocks of a message/delivery-status or feedback-report part."""
+    """Return the field blocks of a message/delivery-status or feedback-report part."""
     payload = part.get_payload()
-    if isinstance(payload, list):  # the email package parsed the blocks as messages
-        return [[(k.lower(), str(v)) for k, v in block.items()] for block in payload]
-    text = payload if isinstance(payload, str) else ""
+    if isinstance(payload, list):
+        # The email package reads message/* bodies as messages; take their text back.
+        text = "\n\n".join(block.as_string() for block in payload)
+    else:
+        text = _text(part)
     return [_fields(block) for block in re.split(r"\r?\n\s*\r?\n", text) if block.strip()]
 
 

@@ -285,6 +285,11 @@ def test_envelope_recipient_and_returned_return_path(app) -> None:  # type: igno
         original=f"Return-Path: <{verp}>\r\nSubject: x",
     )
     assert read_report(app.config, returned).ref == "d42"
+    full_original = returned.replace(b"text/rfc822-headers", b"message/rfc822").replace(
+        b"Subject: x\r\n", b"Subject: x\r\n\r\nThe whole message came back.\r\n"
+    )
+    assert b"message/rfc822" in full_original
+    assert read_report(app.config, full_original).ref == "d42"
 
 
 def test_bounce_kind_follows_the_send_time_rules() -> None:
