@@ -406,3 +406,21 @@ def test_sections_for_tells_the_sender_who_gets_nothing_new(app, db) -> None:  #
     assert prepared.sections_for(quiet) == []
     gone = Reader(3, "u3", "c@example.com", section_ids=frozenset({10_000}))
     assert [s.name for s in prepared.sections_for(gone)] == ["News", "Tools"]
+
+
+def test_form_line_breaks_and_a_broken_subject_stay_harmless(app, db) -> None:  # type: ignore[no-untyped-def]
+    """CRLF from browser forms and a subject with a line break give clean lines and one Subject."""
+    issue = make_issue(
+        db,
+        [PostSpec("News", "A post", summary="First line\r\nsecond line\r\n\r\nThird.")],
+        subject="Two\r\nlines\nBcc: victim@example.org",
+        intro="Hello\r\n\r\n- one\r\n- two\r\n",
+    )
+    prepared = prepare_issue(db, issue.id, app)
+    data = prepared.message_for(Reader(1, "u1", "a@example.com"), 1).data
+    assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
+    message = _parse(data)
+    assert message["Subject"] == "Two lines Bcc: victim@example.org" and message["Bcc"] is None
+    text, html = _parts(data)
+    assert "  First line\n  second line\n\n  Third." in text
+    assert ">one</li>" in html and "- one\n- two" in text

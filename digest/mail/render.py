@@ -196,7 +196,7 @@ def tidy_html(html: str) -> str:
 
 def tidy_text(text: str) -> str:
     """Return text without trailing spaces (but the "-- " signature line) or blank runs."""
-    text = _TRAILING.sub("", text.replace("\r\n", "\n")).replace("\n--\n", "\n-- \n")
+    text = _TRAILING.sub("", _unix_lines(text)).replace("\n--\n", "\n-- \n")
     return _BLANK_LINES.sub("\n\n", text).strip("\n") + "\n"
 
 
@@ -204,7 +204,12 @@ def render_email(env: Environment, name: str, context: Mapping[str, Any]) -> tup
     """Return (HTML with inlined CSS, text) of templates emails/NAME.html and emails/NAME.txt."""
     html = env.get_template(f"emails/{name}.html").render(context)
     text = env.get_template(f"emails/{name}.txt").render(context)
-    return tidy_html(_inliner().inline(html)), tidy_text(text)
+    return tidy_html(_inliner().inline(_unix_lines(html))), tidy_text(text)
+
+
+def _unix_lines(text: str) -> str:
+    # Text typed into a browser form arrives with CRLF; the parts are built from "\n" lines.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 @dataclass(frozen=True)
@@ -480,11 +485,12 @@ def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
         RenderedSection(id=sid, name=names[sid], posts=tuple(posts))
         for sid, posts in by_section.items()
     )
-    subject_text = wrap(issue.subject)
+    subject = " ".join(issue.subject.split())  # a line break in a subject is a typo, not a header
+    subject_text = wrap(subject)
     intro = parse_markdown(issue.intro_md)
     view = IssueView(
         id=issue.id,
-        subject=issue.subject,
+        subject=subject,
         preheader=issue.preheader.strip(),
         intro_html=Markup(render_tokens(intro)),
         intro_text=markdown_to_text(intro),
