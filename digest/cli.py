@@ -84,7 +84,7 @@ def demo() -> None:
 
 def init_app(app: Flask) -> None:
     """Add every command to the app's CLI."""
-    for command in (db, run, demo):
+    for command in (db, run, demo, issue, dkim):
         app.cli.add_command(command)
     app.cli.add_command(editor_group)
 
@@ -180,3 +180,45 @@ def editor_reset_password(email: str, password_stdin: bool) -> None:
 
     password = _read_password(password_stdin)
     _change_editor(email, lambda s, e: set_password(s, e, password) and f"{e.email} has a new password.")
+
+
+issue = AppGroup("issue", help="Issues: render, send and watch.")
+
+
+@issue.command("render")
+@click.argument("issue_id", type=int)
+@click.option("--to", "address", required=True, help="The reader (or any address) to render for.")
+def issue_render(issue_id: int, address: str) -> None:
+    """Write the exact bytes ADDRESS would receive for issue ISSUE_ID to stdout."""
+    from digest.extensions import db_session
+    from digest.mail.render import preview_for_address
+
+    try:
+        preview = preview_for_address(
+            db_session(), issue_id, address, current_app._get_current_object()  # type: ignore[attr-defined]
+        )
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    outgoing = preview.outgoing
+    click.echo(f"MAIL FROM:<{outgoing.envelope_from}> RCPT TO:<{outgoing.recipient}>", err=True)
+    for note in preview.notes:
+        click.echo(note, err=True)
+    click.echo(outgoing.data, nl=False)  # bytes go to the binary stream untouched
+
+
+dkim = AppGroup("dkim", help="DKIM signing.")
+
+
+@dkim.command("record")
+@with_appcontext
+def dkim_record() -> None:
+    """Print the DNS TXT record to publish for the configured DKIM key."""
+    from digest.mail.dkim import signer_from_config
+
+    signer = signer_from_config(current_app.config)
+    if signer is None:
+        raise click.ClickException(
+            "DKIM is not configured: set DIGEST_DKIM_DOMAIN, DIGEST_DKIM_SELECTOR and "
+            "DIGEST_DKIM_KEY_FILE."
+        )
+    click.echo(f"{signer.record_name}. IN TXT {signer.dns_record_quoted()}")

@@ -93,6 +93,15 @@ class DeliveryState(enum.StrEnum):
     SKIPPED = "skipped"
 
 
+class BounceKind(enum.StrEnum):
+    """What a report that came back about a sent delivery said."""
+
+    HARD = "hard"  # the address does not exist (5.1.x, 5.2.1)
+    SOFT = "soft"  # failed for now (mailbox full, gave up after retries)
+    COMPLAINT = "complaint"  # the reader marked it as spam (ARF)
+    SENDER = "sender"  # refused for our sake (policy 5.7.x, content, size): no reader's fault
+
+
 class Newsletter(Base):
     """One publication; an instance can host several."""
 
@@ -390,3 +399,7 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # What came back after sending (digest/bounces.py): a DSN or a complaint.
+    bounce: Mapped[BounceKind | None] = mapped_column(_enum(BounceKind))
+    bounce_detail: Mapped[str | None] = mapped_column(Text)
+    bounced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
