@@ -76,5 +76,7 @@ def demo() -> None:
 
 def init_app(app: Flask) -> None:
     """Add every command to the app's CLI."""
-    for command in (db, run, demo):
+    from digest import cli_subscribers
+
+    for command in (db, run, demo, cli_subscribers.group):
         app.cli.add_command(command)

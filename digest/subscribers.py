@@ -576,3 +576,31 @@ def erase(session: Session, config: Mapping[str, Any], subscriber: Subscriber) -
     # Delivery rows keep their figures: the foreign key sets subscriber_id to NULL.
     session.delete(subscriber)
     session.flush()
+
+
+def purge_unconfirmed(
+    session: Session, older_than: dt.timedelta = dt.timedelta(days=30), now: dt.datetime | None = None
+) -> int:
+    """Delete signups left unconfirmed for older_than (and readers left with none); return how many."""
+    cutoff = (now or utcnow()) - older_than
+    stale = [
+        subscription
+        for subscription in session.scalars(
+            select(Subscription)
+            .where(
+                Subscription.status == SubscriptionStatus.PENDING,
+                Subscription.created_at < cutoff,
+            )
+            .options(selectinload(Subscription.consents), selectinload(Subscription.subscriber))
+        )
+        if all(consent.created_at < cutoff for consent in subscription.consents)
+    ]
+    for subscription in stale:
+        subscriber = subscription.subscriber
+        session.delete(subscription)
+        session.flush()
+        session.refresh(subscriber, ["subscriptions"])
+        if not subscriber.subscriptions:
+            session.delete(subscriber)
+    session.flush()
+    return len(stale)
