@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,7 +44,7 @@ def _newsletter(slug: str | None) -> Newsletter | None:
 @click.option("--newsletter", "slug", help="Only this newsletter's readers (default: all).")
 def export_command(slug: str | None) -> None:
     """Write every subscription as CSV to stdout, streaming."""
-    writer = csv.writer(click.get_text_stream("stdout"))
+    writer = csv.writer(sys.stdout)
     for row in export_rows(db_session(), current_app.config, _newsletter(slug)):
         writer.writerow(row)
 
@@ -74,7 +75,7 @@ def _check(path: Path, newsletter: Newsletter | None) -> tuple[int, list[RowErro
             counts["valid"] += 1
 
     with click.progressbar(
-        length=path.stat().st_size, label="Checking ", file=click.get_text_stream("stderr")
+        length=path.stat().st_size, label="Checking ", file=sys.stderr
     ) as progress:
         check_rows(db_session(), _lines(path, progress.update), newsletter, collect)
     return counts["valid"], errors, counts["invalid"]
@@ -98,7 +99,7 @@ def import_command(path: Path, slug: str | None, source: str, skip_invalid: bool
         valid, errors, invalid = _check(path, newsletter)
     except BadFile as exc:
         raise click.ClickException(f"{path}: {exc}. Nothing was imported.") from None
-    stderr = click.get_text_stream("stderr")
+    stderr = sys.stderr
     for error in errors:
         click.echo(f"{path}: {error}", file=stderr)
     if invalid > len(errors):

@@ -94,7 +94,6 @@ def export_rows(
                 SECTION_SEPARATOR.join(s.slug for s in subscription.sections),
                 reason.value if reason else "",
             ]
-        session.expunge_all()
 
 
 @dataclass(frozen=True)
@@ -292,13 +291,14 @@ def import_batch(
             select(Section).where(Section.newsletter_id.in_({row.newsletter_id for row in rows}))
         )
     }
-    existing = set(
-        session.execute(
+    existing = {
+        (email, newsletter_id)
+        for email, newsletter_id in session.execute(
             select(Subscriber.email, Subscription.newsletter_id)
             .join(Subscription, Subscription.subscriber_id == Subscriber.id)
             .where(Subscriber.email.in_(emails))
-        ).tuples()
-    )
+        )
+    }
     for row in rows:
         if hashes[row.email] in blocked:
             report.suppressed += 1
