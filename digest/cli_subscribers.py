@@ -1,10 +1,10 @@
-"""`digest subscribers`: export and import CSV, send due confirmation emails, purge stale signups."""
+"""`digest subscribers`: CSV export and import, due confirmation emails, stale signups."""
 
 from __future__ import annotations
 
 import csv
-import sys
 import datetime as dt
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,8 +82,15 @@ def _check(path: Path, newsletter: Newsletter | None) -> tuple[int, list[RowErro
 
 
 @group.command("import")
-@click.argument("path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--newsletter", "slug", help="Import every row into this newsletter (default: the file's newsletter column, or the only newsletter).")
+@click.argument(
+    "path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--newsletter",
+    "slug",
+    help="Import every row into this newsletter "
+    "(default: the file's newsletter column, or the only newsletter).",
+)
 @click.option(
     "--source",
     type=click.Choice([s.value for s in ConsentSource]),
@@ -93,7 +100,8 @@ def _check(path: Path, newsletter: Newsletter | None) -> tuple[int, list[RowErro
 )
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows even if some are broken.")
 def import_command(path: Path, slug: str | None, source: str, skip_invalid: bool) -> None:
-    """Import readers from a CSV with a header (email required; name, newsletter, status, dates, sections)."""
+    """Import readers from a CSV with a header: email, and optionally name, newsletter,
+    status, created_at, confirmed_at, unsubscribed_at, sections (as `export` writes)."""
     newsletter = _newsletter(slug)
     try:
         valid, errors, invalid = _check(path, newsletter)
@@ -151,7 +159,13 @@ def send_pending_command() -> None:
 
 
 @group.command("purge-unconfirmed")
-@click.option("--days", default=30, show_default=True, type=click.IntRange(min=8), help="Age of the signups to delete.")
+@click.option(
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(min=8),
+    help="Age of the signups to delete.",
+)
 def purge_command(days: int) -> None:
     """Delete signups nobody confirmed within DAYS days (data minimisation)."""
     session = db_session()

@@ -133,7 +133,9 @@ def _date(value: str, column: str) -> dt.datetime | None:
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{column} {value!r} is not a date such as 2026-11-26 or 2026-11-26T08:00:00+00:00") from None
+        raise ValueError(
+            f"{column} {value!r} is not a date such as 2026-11-26 or 2026-11-26T08:00:00+00:00"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
@@ -169,9 +171,7 @@ class Checker:
             status_text = (record.get("status") or "confirmed").strip().lower()
             status = _statuses().get(status_text)
             if status is None:
-                raise ValueError(
-                    f"status {status_text!r} is not one of {', '.join(_statuses())}"
-                )
+                raise ValueError(f"status {status_text!r} is not one of {', '.join(_statuses())}")
             slugs = [s for s in re.split(r"[;,\s]+", record.get("sections") or "") if s]
             by_slug = {s.slug: s.id for s in newsletter.sections}
             unknown = [s for s in slugs if s not in by_slug]
@@ -201,7 +201,9 @@ def read_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number, record) for each data row of a CSV with a header."""
     reader = csv.DictReader(lines)
     if reader.fieldnames is None:
-        raise BadFile("the file is empty; the first line must be a header such as email,name,status")
+        raise BadFile(
+            "the file is empty; the first line must be a header such as email,name,status"
+        )
     fields = [f.strip().lower() for f in reader.fieldnames]
     if "email" not in fields:
         raise BadFile(
@@ -211,9 +213,14 @@ def read_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
     reader.fieldnames = fields
     try:
         for record in reader:
-            if not any((value or "").strip() for value in record.values() if isinstance(value, str)):
+            if not any(
+                (value or "").strip() for value in record.values() if isinstance(value, str)
+            ):
                 continue
-            yield reader.line_num, {k: v for k, v in record.items() if isinstance(k, str) and isinstance(v, str)}
+            yield (
+                reader.line_num,
+                {k: v for k, v in record.items() if isinstance(k, str) and isinstance(v, str)},
+            )
     except csv.Error as exc:
         raise BadFile(f"line {reader.line_num}: {exc}") from None
 
@@ -227,9 +234,7 @@ def check_rows(
     """Validate every row of a CSV, handing each result to on_row; raise BadFile for the file."""
     newsletters = {
         n.slug: n
-        for n in session.scalars(
-            select(Newsletter).options(selectinload(Newsletter.sections))
-        )
+        for n in session.scalars(select(Newsletter).options(selectinload(Newsletter.sections)))
     }
     if not newsletters:
         raise BadFile("there is no newsletter to import into; create one first")
@@ -247,7 +252,9 @@ class ImportReport:
     suppressed: int = 0
 
 
-def _subscription_for(row: ImportRow, subscriber: Subscriber, source: ConsentSource, now: dt.datetime) -> Subscription:
+def _subscription_for(
+    row: ImportRow, subscriber: Subscriber, source: ConsentSource, now: dt.datetime
+) -> Subscription:
     given = row.created_at or row.confirmed_at or now
     subscription = Subscription(
         subscriber=subscriber,
@@ -308,7 +315,9 @@ def import_batch(
             continue
         subscriber = subscribers.get(row.email)
         if subscriber is None:
-            subscriber = Subscriber(email=row.email, name=row.name, created_at=row.created_at or now)
+            subscriber = Subscriber(
+                email=row.email, name=row.name, created_at=row.created_at or now
+            )
             subscribers[row.email] = subscriber
             session.add(subscriber)
         elif row.name and not subscriber.name:

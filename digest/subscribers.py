@@ -52,7 +52,7 @@ from digest.models import (
     TransactionalMail,
 )
 from digest.suppression import blocks_signup, lift_erasure, suppress, suppression_for
-from digest.tokens import BadToken, ExpiredToken, Purpose, read_token
+from digest.tokens import ExpiredToken, Purpose, read_token
 from digest.transactional import asked_recently, cancel_pending, request_mail
 
 NAME_MAX = 100
@@ -201,7 +201,9 @@ def _validate(
         errors.update(exc.errors)
     if not signup.consent:
         errors["consent"] = "Please tick the box to say you want to receive the newsletter."
-    elif signup.consent_version is not None and signup.consent_version != newsletter.consent_version:
+    elif (
+        signup.consent_version is not None and signup.consent_version != newsletter.consent_version
+    ):
         errors["consent"] = (
             "The wording of this consent changed since the page was loaded. "
             "Please read it again and tick the box."
@@ -481,7 +483,10 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def personal_data(
-    session: Session, config: Mapping[str, Any], subscriber: Subscriber, now: dt.datetime | None = None
+    session: Session,
+    config: Mapping[str, Any],
+    subscriber: Subscriber,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Return everything stored about a reader (and nobody else), for "download my data"."""
     subscriptions = []
@@ -493,7 +498,10 @@ def personal_data(
         )
         subscriptions.append(
             {
-                "newsletter": {"slug": subscription.newsletter.slug, "name": subscription.newsletter.name},
+                "newsletter": {
+                    "slug": subscription.newsletter.slug,
+                    "name": subscription.newsletter.name,
+                },
                 "status": subscription.status.value,
                 "sections": [s.name for s in subscription.sections] or "all",
                 "created_at": _iso(subscription.created_at),
@@ -562,7 +570,7 @@ def personal_data(
 
 
 def erase(session: Session, config: Mapping[str, Any], subscriber: Subscriber) -> None:
-    """Delete a reader and their personal data; keep a hashed suppression entry and delivery figures."""
+    """Delete a reader and their personal data; keep a suppression hash and delivery figures."""
     email = subscriber.email
     suppress(session, config, email, SuppressionReason.ERASURE)
     forms = {email, ascii_address(email)} if email.rpartition("@")[0].isascii() else {email}
@@ -579,9 +587,11 @@ def erase(session: Session, config: Mapping[str, Any], subscriber: Subscriber) -
 
 
 def purge_unconfirmed(
-    session: Session, older_than: dt.timedelta = dt.timedelta(days=30), now: dt.datetime | None = None
+    session: Session,
+    older_than: dt.timedelta = dt.timedelta(days=30),
+    now: dt.datetime | None = None,
 ) -> int:
-    """Delete signups left unconfirmed for older_than (and readers left with none); return how many."""
+    """Delete signups unconfirmed for older_than (and readers left with none); return the count."""
     cutoff = (now or utcnow()) - older_than
     stale = [
         subscription

@@ -46,9 +46,13 @@ def email_hash(config: Mapping[str, Any], address: str) -> str:
     return keyed_hash(config["SECRET_KEY"], HASH_PURPOSE, canonical_email(address))
 
 
-def suppression_for(session: Session, config: Mapping[str, Any], address: str) -> Suppression | None:
+def suppression_for(
+    session: Session, config: Mapping[str, Any], address: str
+) -> Suppression | None:
     """Return the suppression entry of an address, if it has one."""
-    return session.scalar(select(Suppression).where(Suppression.email_hash == email_hash(config, address)))
+    return session.scalar(
+        select(Suppression).where(Suppression.email_hash == email_hash(config, address))
+    )
 
 
 def is_suppressed(session: Session, config: Mapping[str, Any], address: str) -> bool:

@@ -137,7 +137,9 @@ def _latest_issue(session: Session, subscription: Subscription) -> Issue | None:
     ).first()
 
 
-def _context(session: Session, config: Mapping[str, Any], mail: TransactionalMail) -> dict[str, Any]:
+def _context(
+    session: Session, config: Mapping[str, Any], mail: TransactionalMail
+) -> dict[str, Any]:
     subscription = mail.subscription
     newsletter = subscription.newsletter
     context: dict[str, Any] = {
@@ -211,7 +213,9 @@ def render(session: Session, config: Mapping[str, Any], mail: TransactionalMail)
     )
 
 
-def _skip_reason(session: Session, config: Mapping[str, Any], mail: TransactionalMail) -> str | None:
+def _skip_reason(
+    session: Session, config: Mapping[str, Any], mail: TransactionalMail
+) -> str | None:
     subscription = mail.subscription
     entry = suppression_for(session, config, subscription.subscriber.email)
     if mail.kind is TransactionalKind.CONFIRM:
@@ -219,7 +223,9 @@ def _skip_reason(session: Session, config: Mapping[str, Any], mail: Transactiona
             return "the address is on the suppression list"
         if subscription.status in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PAUSED):
             return "already confirmed"
-        if not any(c.confirmed_at is None and c.withdrawn_at is None for c in subscription.consents):
+        if not any(
+            c.confirmed_at is None and c.withdrawn_at is None for c in subscription.consents
+        ):
             return "no signup is waiting for confirmation"
         return None
     if entry is not None:
@@ -330,8 +336,11 @@ def _record(
             mail.lease_until = None
             if error.suppress:
                 suppress(
-                    session, config, mail.subscription.subscriber.email,
-                    SuppressionReason.HARD_BOUNCE, detail=str(error),
+                    session,
+                    config,
+                    mail.subscription.subscriber.email,
+                    SuppressionReason.HARD_BOUNCE,
+                    detail=str(error),
                 )
             return
         _retry_later(mail, str(error), now)

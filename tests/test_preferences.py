@@ -247,3 +247,25 @@ def test_a_complaint_survives_erasure(app, client) -> None:  # type: ignore[no-u
     assert signup(client, "grace@example.com").status_code == 200
     assert subscription(app, "grace@example.com") is None
     assert mails(app) == []
+
+
+def test_resubscribing_a_bounced_address_says_why_not(app, client) -> None:  # type: ignore[no-untyped-def]
+    """From the preference center too, a suppressed address is not resubscribed, and the page says so."""
+    load_newsletter(app)
+    path = _path(app)
+    _act(client, path, "unsubscribe")
+    with get_db_of(app).session() as session:
+        suppress(session, app.config, "grace@example.com", SuppressionReason.HARD_BOUNCE)
+    response = _act(client, path, "resubscribe")
+    assert "We cannot send to this address" in response.get_data(as_text=True)
+    assert subscription(app, "grace@example.com").status is SubscriptionStatus.UNSUBSCRIBED  # type: ignore[union-attr]
+
+
+def test_signed_pages_are_neither_cached_nor_indexed(app, client) -> None:  # type: ignore[no-untyped-def]
+    """Pages opened from a reader's link carry no-store and noindex; the front page does not need them."""
+    load_newsletter(app)
+    for page in (_path(app), _path(app) + "/delete", _path(app) + "/data.json"):
+        response = client.get(page)
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Robots-Tag"] == "noindex"
+    assert "X-Robots-Tag" not in client.get("/").headers

@@ -61,12 +61,16 @@ def run_signup(newsletter: Newsletter, signup: Signup) -> None:
 
 
 def _latest_issue(newsletter: Newsletter) -> Issue | None:
-    return db_session().scalars(
-        select(Issue)
-        .where(Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT)
-        .order_by(Issue.sent_at.desc(), Issue.id.desc())
-        .limit(1)
-    ).first()
+    return (
+        db_session()
+        .scalars(
+            select(Issue)
+            .where(Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT)
+            .order_by(Issue.sent_at.desc(), Issue.id.desc())
+            .limit(1)
+        )
+        .first()
+    )
 
 
 def _front_page(
@@ -118,6 +122,15 @@ def subscribe() -> tuple[str, int]:
         values = {"email": signup.email, "name": signup.name, "sections": form.getlist("sections")}
         return _front_page(newsletter, values, exc.errors, 400)
     return render_template("public/check_inbox.html", newsletter=newsletter), 200
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    # Pages opened from a signed link show one reader's data: no caching, no indexing.
+    if request.view_args and "token" in request.view_args:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Robots-Tag"] = "noindex"
+    return response
 
 
 @bp.errorhandler(RateLimitExceeded)
@@ -294,9 +307,11 @@ def preferences_action(token: str) -> tuple[str, int]:
     elif action == "unsubscribe":
         subscribers.unsubscribe(session, subscription, WithdrawalChannel.PREFERENCES)
     elif action == "resubscribe":
-        subscribers.resubscribe(
+        result = subscribers.resubscribe(
             session, current_app.config, subscription, client_ip(), request.user_agent.string
         )
+        if result is ConfirmResult.SUPPRESSED:
+            action = "suppressed"
     else:
         abort(400, description="Unknown action.")
     session.commit()
