@@ -213,11 +213,21 @@ def _validate(
     return email, name, sections
 
 
-def _new_consent(newsletter: Newsletter, signup: Signup, now: dt.datetime) -> Consent:
+def _agent(user_agent: str | None) -> str | None:
+    return (user_agent or "")[:USER_AGENT_MAX] or None
+
+
+def _new_consent(
+    newsletter: Newsletter,
+    source: ConsentSource,
+    ip: str | None,
+    user_agent: str | None,
+    now: dt.datetime,
+) -> Consent:
     return Consent(
-        source=signup.source,
-        ip=signup.ip,
-        user_agent=(signup.user_agent or "")[:USER_AGENT_MAX] or None,
+        source=source,
+        ip=ip,
+        user_agent=_agent(user_agent),
         consent_text=consent_text(newsletter),
         consent_version=newsletter.consent_version,
         created_at=now,
@@ -285,7 +295,9 @@ def subscribe(
     if name and not any(s.status in ACTIVE for s in subscriber.subscriptions):
         subscriber.name = name
     subscription.sections = sections
-    subscription.consents.append(_new_consent(newsletter, signup, now))
+    subscription.consents.append(
+        _new_consent(newsletter, signup.source, signup.ip, signup.user_agent, now)
+    )
     if not asked_recently(session, subscriber.id, now):
         request_mail(session, subscription, TransactionalKind.CONFIRM, now)
     session.flush()
@@ -333,6 +345,30 @@ def awaiting_confirmation(subscription: Subscription) -> bool:
     return subscription.status not in ACTIVE and bool(open_consents(subscription))
 
 
+def _activate(
+    session: Session,
+    config: Mapping[str, Any],
+    subscription: Subscription,
+    consents: Sequence[Consent],
+    ip: str | None,
+    user_agent: str | None,
+    now: dt.datetime,
+) -> ConfirmResult:
+    email = subscription.subscriber.email
+    if blocks_signup(suppression_for(session, config, email)):
+        return ConfirmResult.SUPPRESSED
+    lift_erasure(session, config, email)
+    for consent in consents:
+        consent.confirmed_at = now
+        consent.confirmed_ip = ip
+        consent.confirmed_user_agent = _agent(user_agent)
+    subscription.status = SubscriptionStatus.CONFIRMED
+    subscription.confirmed_at = now
+    subscription.paused_at = None
+    subscription.unsubscribed_at = None
+    return ConfirmResult.CONFIRMED
+
+
 def confirm(
     session: Session,
     config: Mapping[str, Any],
@@ -347,22 +383,12 @@ def confirm(
     waiting = open_consents(subscription)
     if not waiting:
         return ConfirmResult.NOTHING_TO_CONFIRM
-    email = subscription.subscriber.email
-    if blocks_signup(suppression_for(session, config, email)):
-        return ConfirmResult.SUPPRESSED
     now = now or utcnow()
-    lift_erasure(session, config, email)
-    for consent in waiting:
-        consent.confirmed_at = now
-        consent.confirmed_ip = ip
-        consent.confirmed_user_agent = (user_agent or "")[:USER_AGENT_MAX] or None
-    subscription.status = SubscriptionStatus.CONFIRMED
-    subscription.confirmed_at = now
-    subscription.paused_at = None
-    subscription.unsubscribed_at = None
-    request_mail(session, subscription, TransactionalKind.WELCOME, now)
+    result = _activate(session, config, subscription, waiting, ip, user_agent, now)
+    if result is ConfirmResult.CONFIRMED:
+        request_mail(session, subscription, TransactionalKind.WELCOME, now)
     session.flush()
-    return ConfirmResult.CONFIRMED
+    return result
 
 
 def renew_confirmation(
@@ -411,30 +437,13 @@ def resubscribe(
     """Subscribe again from a signed link: a new consent, confirmed at once by the link itself."""
     if subscription.status is not SubscriptionStatus.UNSUBSCRIBED:
         return ConfirmResult.ALREADY_CONFIRMED
-    email = subscription.subscriber.email
-    if blocks_signup(suppression_for(session, config, email)):
-        return ConfirmResult.SUPPRESSED
     now = now or utcnow()
-    lift_erasure(session, config, email)
-    agent = (user_agent or "")[:USER_AGENT_MAX] or None
-    subscription.consents.append(
-        Consent(
-            source=ConsentSource.FORM,
-            ip=ip,
-            user_agent=agent,
-            consent_text=consent_text(subscription.newsletter),
-            consent_version=subscription.newsletter.consent_version,
-            created_at=now,
-            confirmed_at=now,
-            confirmed_ip=ip,
-            confirmed_user_agent=agent,
-        )
-    )
-    subscription.status = SubscriptionStatus.CONFIRMED
-    subscription.confirmed_at = now
-    subscription.unsubscribed_at = None
+    consent = _new_consent(subscription.newsletter, ConsentSource.FORM, ip, user_agent, now)
+    result = _activate(session, config, subscription, [consent], ip, user_agent, now)
+    if result is ConfirmResult.CONFIRMED:
+        subscription.consents.append(consent)
     session.flush()
-    return ConfirmResult.CONFIRMED
+    return result
 
 
 def update_preferences(

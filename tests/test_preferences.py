@@ -30,15 +30,14 @@ from tests.support.readers import (
     link,
     load_newsletter,
     mails,
+    signed_path,
     signup,
     subscription,
 )
 
 
 def _path(app, email: str = "grace@example.com") -> str:  # type: ignore[no-untyped-def]
-    found = subscription(app, email)
-    assert found is not None
-    return preferences_url(app.config, found.uid).removeprefix(BASE_URL)
+    return signed_path(app, email, preferences_url)
 
 
 def _act(client, path: str, action: str, **data):  # type: ignore[no-untyped-def]

@@ -323,3 +323,15 @@ def test_signup_needs_a_csrf_token(app, client) -> None:  # type: ignore[no-unty
     )
     assert response.status_code == 400
     assert subscription(app, "csrf@example.org") is None
+
+
+def test_no_section_chosen_is_an_error_tied_to_the_choices(app, client) -> None:  # type: ignore[no-untyped-def]
+    """Unticking every section gets an error on the section fieldset, with the boxes left as the reader left them."""
+    load_newsletter(app)
+    response = signup(client, "choosy@example.org", sections=[])
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert 'id="sections-error"' in html and "Please choose at least one section." in html
+    assert 'aria-describedby="sections-error"' in html
+    assert not re.search(r'name="sections" value="\w+"\s+checked', html)
+    assert subscription(app, "choosy@example.org") is None

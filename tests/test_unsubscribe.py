@@ -16,21 +16,21 @@ from digest.models import (
     SuppressionReason,
 )
 from digest.suppression import suppress
-from tests.conftest import BASE_URL, get_db_of
+from tests.conftest import get_db_of
 from tests.support.forms import csrf_token
 from tests.support.readers import (
     app_overrides,  # noqa: F401  (fixture: no timing floor)
     load_newsletter,
+    signed_path,
     subscription,
+    tamper,
 )
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
 def _path(app, email: str = "ada@example.com") -> str:  # type: ignore[no-untyped-def]
-    found = subscription(app, email)
-    assert found is not None
-    return unsubscribe_url(app.config, found.uid).removeprefix(BASE_URL)
+    return signed_path(app, email, unsubscribe_url)
 
 
 def _one_click(client, path: str):  # type: ignore[no-untyped-def]
@@ -112,7 +112,7 @@ def test_forged_or_cross_purpose_tokens_change_nothing(app, kind: str) -> None: 
     path = _path(app)
     token = path.rsplit("/", 1)[1]
     bad = {
-        "tampered": token[:-1] + ("A" if token[-1] != "A" else "B"),
+        "tampered": tamper(token),
         "confirm-token": confirm_url(app.config, found.uid).rsplit("/", 1)[1],  # type: ignore[union-attr]
         "preferences-token": preferences_url(app.config, found.uid).rsplit("/", 1)[1],  # type: ignore[union-attr]
         "garbage": "x" * 40,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -126,3 +127,20 @@ def link(received: Received, kind: str, base_url: str) -> str:
     match = re.search(rf"{re.escape(base_url)}(/{kind}/[A-Za-z0-9._-]+)", text_part(received))
     assert match, f"no /{kind}/ link in the message"
     return match.group(1)
+
+
+def tamper(token: str) -> str:
+    """Return token with the first character of its signature changed (a forged link).
+
+    Not the last one: base64 leaves a few unused bits there, so some edits decode alike.
+    """
+    head, _, signature = token.rpartition(".")
+    first = "B" if signature[0] != "B" else "C"
+    return f"{head}.{first}{signature[1:]}"
+
+
+def signed_path(app: Flask, email: str, url: Callable[[Mapping[str, Any], str], str]) -> str:
+    """Return the path of a reader's signed link, url being links.confirm_url, unsubscribe_url…"""
+    found = subscription(app, email)
+    assert found is not None, f"{email} has no subscription"
+    return url(app.config, found.uid).removeprefix(app.config["BASE_URL"])
