@@ -79,7 +79,7 @@ def export_rows(
     if newsletter is not None:
         query = query.where(Subscription.newsletter_id == newsletter.id)
     for chunk in session.scalars(query).partitions():
-        hashes = {s.id: email_hash(config, s.subscriber.email) for s in chunk}
+        hashes = {s.id: email_hash(config, s.subscriber.email, canonical=True) for s in chunk}
         suppressed = suppressed_hashes(session, hashes.values())
         for subscription in chunk:
             reason = suppressed.get(hashes[subscription.id])
@@ -286,7 +286,7 @@ def import_batch(
 ) -> None:
     """Import a batch of checked rows (a few queries for the whole batch); flush, no commit."""
     now = now or utcnow()
-    hashes = {row.email: email_hash(config, row.email) for row in rows}
+    hashes = {row.email: email_hash(config, row.email, canonical=True) for row in rows}
     blocked = suppressed_hashes(session, hashes.values())
     emails = list(hashes)
     subscribers = {

@@ -41,9 +41,10 @@ def canonical_email(address: str) -> str:
     return normalized.lower()
 
 
-def email_hash(config: Mapping[str, Any], address: str) -> str:
-    """Return the suppression-list hash of an address."""
-    return keyed_hash(config["SECRET_KEY"], HASH_PURPOSE, canonical_email(address))
+def email_hash(config: Mapping[str, Any], address: str, *, canonical: bool = False) -> str:
+    """Return the suppression-list hash of an address (canonical=True: already normalized)."""
+    value = address if canonical else canonical_email(address)
+    return keyed_hash(config["SECRET_KEY"], HASH_PURPOSE, value)
 
 
 def suppression_for(

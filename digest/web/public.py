@@ -15,6 +15,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    after_this_request,
     current_app,
     jsonify,
     render_template,
@@ -44,9 +45,24 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
+def hold_answer() -> None:
+    """Make this request's response wait until SIGNUP_MIN_SECONDS after now (timing floor)."""
+    deadline = time.monotonic() + float(
+        current_app.config.get("SIGNUP_MIN_SECONDS", SIGNUP_MIN_SECONDS)
+    )
+
+    @after_this_request
+    def _wait(response: Response) -> Response:
+        # Runs after the page is rendered, so rendering is inside the floor too.
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+        return response
+
+
 def run_signup(newsletter: Newsletter, signup: Signup) -> None:
     """Record a signup and commit, answering no sooner than the floor; raise InvalidSignup."""
-    started = time.monotonic()
+    hold_answer()
     session = db_session()
     try:
         subscribers.subscribe(session, current_app.config, newsletter, signup)
@@ -54,10 +70,8 @@ def run_signup(newsletter: Newsletter, signup: Signup) -> None:
     except InvalidSignup:
         session.rollback()
         raise
-    floor = float(current_app.config.get("SIGNUP_MIN_SECONDS", SIGNUP_MIN_SECONDS))
-    remaining = started + floor - time.monotonic()
-    if remaining > 0:
-        time.sleep(remaining)
+    # Releasing what this signup loaded happens inside the floor too.
+    session.close()
 
 
 def _latest_issue(newsletter: Newsletter) -> Issue | None:
@@ -193,13 +207,11 @@ def confirm(token: str) -> tuple[str, int]:
 @bp.post("/confirm/<token>/renew")
 @signup_limit
 def renew(token: str) -> tuple[str, int]:
-    started = time.monotonic()
+    hold_answer()
     session = db_session()
     subscription = _subscription(Purpose.CONFIRM, token, for_update=True, allow_expired=True)
     subscribers.renew_confirmation(session, subscription)
     session.commit()
-    floor = float(current_app.config.get("SIGNUP_MIN_SECONDS", SIGNUP_MIN_SECONDS))
-    time.sleep(max(0.0, started + floor - time.monotonic()))
     return render_template("public/check_inbox.html", newsletter=subscription.newsletter), 200
 
 
