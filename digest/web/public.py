@@ -26,7 +26,7 @@ from sqlalchemy import select, text
 
 from digest import links, subscribers
 from digest.extensions import csrf, db_session, limiter
-from digest.models import Issue, IssueStatus, Newsletter, Subscription
+from digest.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
 from digest.subscribers import ConfirmResult, InvalidSignup, LinkGone, Signup, WithdrawalChannel
 from digest.tokens import BadToken, ExpiredToken, Purpose
 
@@ -126,7 +126,7 @@ def subscribe() -> tuple[str, int]:
         consent=form.get("consent") == "yes",
         consent_version=form.get("consent_version"),
         honeypot=form.get("website", ""),
-        source=subscribers.ConsentSource.FORM,
+        source=ConsentSource.FORM,
         ip=client_ip(),
         user_agent=request.user_agent.string,
     )
