@@ -335,3 +335,24 @@ def test_no_section_chosen_is_an_error_tied_to_the_choices(app, client) -> None:
     assert 'aria-describedby="sections-error"' in html
     assert not re.search(r'name="sections" value="\w+"\s+checked', html)
     assert subscription(app, "choosy@example.org") is None
+
+
+def test_unconfirmed_signups_are_purged_after_a_month(app, runner) -> None:  # type: ignore[no-untyped-def]
+    """Signups nobody confirmed for 30 days are deleted with their reader; recent, confirmed and unsubscribed ones stay."""
+    load_newsletter(app)
+    old = utcnow() - dt.timedelta(days=40)
+    with get_db_of(app).session() as session:
+        newsletter = session.scalars(select(Newsletter)).one()
+        for email, when in (("stale@example.org", old), ("fresh@example.org", utcnow())):
+            subscribers.subscribe(session, app.config, newsletter, Signup(email=email, consent=True), now=when)
+        subscribers.subscribe(session, app.config, newsletter, Signup(email="retried@example.org", consent=True), now=old)
+        subscribers.subscribe(session, app.config, newsletter, Signup(email="retried@example.org", consent=True))
+    unsubscribed = _prepare_state(app, "unsubscribed")
+    result = runner.invoke(args=["subscribers", "purge-unconfirmed"])
+    assert result.exit_code == 0
+    assert "Deleted 1 unconfirmed signup(s) older than 30 days." in result.output
+    assert subscription(app, "stale@example.org") is None
+    with get_db_of(app).session() as session:
+        assert session.scalar(select(Subscriber).where(Subscriber.email == "stale@example.org")) is None
+    for kept in ("fresh@example.org", "retried@example.org", unsubscribed, "ada@example.com"):
+        assert subscription(app, kept) is not None, kept

@@ -222,3 +222,13 @@ def test_already_subscribed_note_points_to_preferences(smtp_app, smtp_server) ->
     assert "already subscribed" in text
     assert f"{BASE_URL}/preferences/" in text
     assert "Impostor" not in note.data.decode("ascii")
+
+
+def test_send_pending_command(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """`digest subscribers send-pending` sends what is due and says how many."""
+    load_newsletter(smtp_app)
+    signup(smtp_app.test_client(), "nina@example.org")
+    result = smtp_app.test_cli_runner().invoke(args=["subscribers", "send-pending"])
+    assert result.exit_code == 0
+    assert "Sent 1 confirmation/welcome email(s)." in result.output
+    assert [m.rcpt_tos for m in smtp_server.received] == [("nina@example.org",)]
