@@ -356,3 +356,34 @@ def test_unconfirmed_signups_are_purged_after_a_month(app, runner) -> None:  # t
         assert session.scalar(select(Subscriber).where(Subscriber.email == "stale@example.org")) is None
     for kept in ("fresh@example.org", "retried@example.org", unsubscribed, "ada@example.com"):
         assert subscription(app, kept) is not None, kept
+
+
+def test_simultaneous_signups_of_one_address(app) -> None:  # type: ignore[no-untyped-def]
+    """Two signups of the same new address at the same moment make one reader, one subscription, no error."""
+    import threading
+
+    load_newsletter(app)
+    database = get_db_of(app)
+    start = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def sign_up() -> None:
+        # Meet before the transaction: on SQLite the first statement takes the write lock.
+        start.wait(timeout=30)
+        with database.session() as session:
+            newsletter = session.scalars(select(Newsletter)).one()
+            outcomes.append(
+                subscribers.subscribe(
+                    session, app.config, newsletter, Signup(email="race@example.org", consent=True)
+                )
+            )
+
+    threads = [threading.Thread(target=sign_up) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(map(str, outcomes)) == ["created", "still-pending"]
+    found = subscription(app, "race@example.org")
+    assert found is not None and len(found.consents) == 2
+    assert [m.kind for m in mails(app)] == [TransactionalKind.CONFIRM]
