@@ -67,6 +67,7 @@ def _check(path: Path, newsletter: Newsletter | None) -> tuple[int, list[RowErro
     counts = {"valid": 0, "invalid": 0}
 
     def collect(result: ImportRow | RowError) -> None:
+        """Count a checked row; keep the first problems to show."""
         if isinstance(result, RowError):
             counts["invalid"] += 1
             if len(errors) < SHOWN_ERRORS:
@@ -123,6 +124,7 @@ def import_command(path: Path, slug: str | None, source: str, skip_invalid: bool
     now = dt.datetime.now(dt.UTC)
 
     def flush_batch() -> None:
+        """Write the rows gathered so far and commit them."""
         import_batch(session, current_app.config, batch, ConsentSource(source), report, now)
         session.commit()
         session.expunge_all()
@@ -131,6 +133,7 @@ def import_command(path: Path, slug: str | None, source: str, skip_invalid: bool
     with click.progressbar(length=valid, label="Importing", file=stderr) as progress:
 
         def take(result: ImportRow | RowError) -> None:
+            """Gather a valid row, writing a batch whenever one is full."""
             if isinstance(result, ImportRow):
                 batch.append(result)
                 progress.update(1)

@@ -62,6 +62,8 @@ ACTIVE = (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PAUSED)
 
 
 class WithdrawalChannel(enum.StrEnum):
+    """How a reader withdrew consent (Consent.withdrawal_channel)."""
+
     ONE_CLICK = "one-click"
     PAGE = "page"
     PREFERENCES = "preferences"
@@ -82,6 +84,8 @@ class Outcome(enum.StrEnum):
 
 
 class ConfirmResult(enum.StrEnum):
+    """What confirming (or resubscribing) did."""
+
     CONFIRMED = "confirmed"
     ALREADY_CONFIRMED = "already-confirmed"
     NOTHING_TO_CONFIRM = "nothing-to-confirm"

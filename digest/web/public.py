@@ -109,12 +109,14 @@ def _front_page(
 
 @bp.get("/")
 def index() -> tuple[str, int]:
+    """The front page: what the newsletter is, its latest issue, the signup form."""
     return _front_page(subscribers.default_newsletter(db_session()))
 
 
 @bp.post("/subscribe")
 @signup_limit
 def subscribe() -> tuple[str, int]:
+    """Take a signup from the form; the same answer whatever the address's state."""
     newsletter = subscribers.newsletter_by_slug(db_session(), request.form.get("newsletter"))
     if newsletter is None:
         abort(404)
@@ -168,6 +170,7 @@ def _subscription(purpose: Purpose, token: str, **options: bool) -> Subscription
 
 @bp.get("/confirm/<token>")
 def confirm_page(token: str) -> tuple[str, int]:
+    """Show the Confirm button (scanners fetch GETs, so this changes nothing)."""
     try:
         subscription = _subscription(Purpose.CONFIRM, token)
     except ExpiredToken:
@@ -184,6 +187,7 @@ def confirm_page(token: str) -> tuple[str, int]:
 
 @bp.post("/confirm/<token>")
 def confirm(token: str) -> tuple[str, int]:
+    """Confirm the signup a link names (idempotent)."""
     session = db_session()
     try:
         subscription = _subscription(Purpose.CONFIRM, token, for_update=True)
@@ -207,6 +211,7 @@ def confirm(token: str) -> tuple[str, int]:
 @bp.post("/confirm/<token>/renew")
 @signup_limit
 def renew(token: str) -> tuple[str, int]:
+    """Send a fresh confirmation link after an expired one."""
     hold_answer()
     session = db_session()
     subscription = _subscription(Purpose.CONFIRM, token, for_update=True, allow_expired=True)
@@ -233,6 +238,7 @@ def _unsubscribe_page(
 
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token: str) -> str:
+    """Show the Unsubscribe (or, afterwards, Resubscribe) button."""
     subscription = _subscription(Purpose.UNSUBSCRIBE, token)
     return _unsubscribe_page(subscription, token, just_now=False, human=True)
 
@@ -240,6 +246,7 @@ def unsubscribe_page(token: str) -> str:
 @bp.post("/unsubscribe/<token>")
 @csrf.exempt
 def unsubscribe(token: str) -> tuple[str, int]:
+    """RFC 8058 one-click unsubscribe, and the page's button: 200, no redirect, no cookie."""
     if request.form.get("List-Unsubscribe") != "One-Click":
         return render_template("public/unsubscribe_bad_request.html"), 400
     session = db_session()
@@ -253,6 +260,7 @@ def unsubscribe(token: str) -> tuple[str, int]:
 
 @bp.post("/unsubscribe/<token>/resubscribe")
 def resubscribe(token: str) -> tuple[str, int]:
+    """Subscribe again from the unsubscribe link: a new consent, confirmed by the link."""
     session = db_session()
     subscription = _subscription(Purpose.UNSUBSCRIBE, token, for_update=True)
     result = subscribers.resubscribe(
@@ -295,11 +303,13 @@ def _preferences_page(
 
 @bp.get("/preferences/<token>")
 def preferences(token: str) -> tuple[str, int]:
+    """Show the preference center of the subscription a link names."""
     return _preferences_page(_subscription(Purpose.PREFERENCES, token), token)
 
 
 @bp.post("/preferences/<token>")
 def preferences_action(token: str) -> tuple[str, int]:
+    """Save name and sections, pause, resume, unsubscribe or resubscribe."""
     session = db_session()
     subscription = _subscription(Purpose.PREFERENCES, token, for_update=True)
     action = request.form.get("action", "")
@@ -332,6 +342,7 @@ def preferences_action(token: str) -> tuple[str, int]:
 
 @bp.get("/preferences/<token>/data.json")
 def download_data(token: str) -> Response:
+    """Everything stored about the reader, as a JSON download."""
     subscription = _subscription(Purpose.PREFERENCES, token)
     data = subscribers.personal_data(db_session(), current_app.config, subscription.subscriber)
     response = Response(
@@ -344,6 +355,7 @@ def download_data(token: str) -> Response:
 
 @bp.get("/preferences/<token>/delete")
 def delete_page(token: str) -> str:
+    """The confirmation step before erasing the reader."""
     subscription = _subscription(Purpose.PREFERENCES, token)
     return render_template(
         "public/delete.html",
@@ -356,6 +368,7 @@ def delete_page(token: str) -> str:
 
 @bp.post("/preferences/<token>/delete")
 def delete(token: str) -> str:
+    """Erase the reader: only a keyed hash stays, in the suppression list."""
     session = db_session()
     subscription = _subscription(Purpose.PREFERENCES, token, for_update=True)
     newsletter_name = subscription.newsletter.name
@@ -366,5 +379,6 @@ def delete(token: str) -> str:
 
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
+    """Answer once the database does."""
     db_session().execute(text("SELECT 1"))
     return jsonify(status="ok")
