@@ -627,3 +627,23 @@ def purge_unconfirmed(
             session.delete(subscriber)
     session.flush()
     return len(stale)
+
+
+@dataclass(frozen=True)
+class ReaderActions:
+    """What a bounce, complaint or mailto request does to a reader (digest.bounces' actions)."""
+
+    config: Mapping[str, Any]
+
+    def suppress(
+        self, session: Session, subscriber: Subscriber, reason: SuppressionReason, detail: str
+    ) -> None:
+        """Never mail the reader's address again; a complaint also withdraws every consent."""
+        suppress(session, self.config, subscriber.email, reason, detail)
+        if reason is SuppressionReason.COMPLAINT:
+            for subscription in subscriber.subscriptions:
+                unsubscribe(session, subscription, WithdrawalChannel.COMPLAINT)
+
+    def unsubscribe(self, session: Session, subscription: Subscription, channel: str) -> None:
+        """End one subscription at once, recording the channel (idempotent)."""
+        unsubscribe(session, subscription, channel)

@@ -11,11 +11,12 @@ from digest import subscribers
 from digest.links import confirm_url, preferences_url, unsubscribe_url
 from digest.models import (
     ConsentSource,
+    Subscriber,
     Subscription,
     SubscriptionStatus,
     SuppressionReason,
 )
-from digest.suppression import suppress
+from digest.suppression import is_suppressed, suppress
 from tests.conftest import get_db_of
 from tests.support.forms import csrf_token
 from tests.support.readers import (
@@ -194,3 +195,24 @@ def test_unsubscribe_service_for_the_mailto_handler(app) -> None:  # type: ignor
         assert subscribers.unsubscribe(session, found, subscribers.WithdrawalChannel.MAILTO)
         assert not subscribers.unsubscribe(session, found, subscribers.WithdrawalChannel.MAILTO)
         assert found.consents[0].withdrawal_channel == "mailto"
+
+
+def test_reader_actions_for_bounces_and_complaints(app) -> None:  # type: ignore[no-untyped-def]
+    """ReaderActions (what the bounce handler calls): a hard bounce suppresses; a complaint also unsubscribes."""
+    load_newsletter(app)
+    actions = subscribers.ReaderActions(app.config)
+    with get_db_of(app).session() as session:
+        ada, grace = (
+            session.scalars(select(Subscription).join(Subscriber).where(Subscriber.email == e)).one()
+            for e in ("ada@example.com", "grace@example.com")
+        )
+        actions.suppress(session, ada.subscriber, SuppressionReason.HARD_BOUNCE, "550 5.1.1")
+        actions.suppress(session, grace.subscriber, SuppressionReason.COMPLAINT, "ARF abuse")
+        actions.unsubscribe(session, ada, "mailto")
+    for email, channel in (("ada@example.com", "mailto"), ("grace@example.com", "complaint")):
+        found = subscription(app, email)
+        assert found.status is SubscriptionStatus.UNSUBSCRIBED  # type: ignore[union-attr]
+        assert found.consents[0].withdrawal_channel == channel  # type: ignore[union-attr]
+    with get_db_of(app).session() as session:
+        assert is_suppressed(session, app.config, "ada@example.com")
+        assert is_suppressed(session, app.config, "grace@example.com")
