@@ -84,7 +84,9 @@ def demo() -> None:
 
 def init_app(app: Flask) -> None:
     """Add every command to the app's CLI."""
-    for command in (db, run, demo, issue, dkim):
+    from digest import cli_subscribers
+
+    for command in (db, run, demo, issue, dkim, cli_subscribers.group):
         app.cli.add_command(command)
     app.cli.add_command(editor_group)
 

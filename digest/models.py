@@ -229,6 +229,9 @@ class Consent(Base):
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     withdrawal_channel: Mapped[str | None] = mapped_column(String(32))
+    # Who clicked Confirm: evidence that the mailbox owner, not only the form, agreed.
+    confirmed_ip: Mapped[str | None] = mapped_column(String(64))
+    confirmed_user_agent: Mapped[str | None] = mapped_column(String(512))
 
     subscription: Mapped[Subscription] = relationship(back_populates="consents")
 
@@ -403,3 +406,46 @@ class Delivery(Base):
     bounce: Mapped[BounceKind | None] = mapped_column(_enum(BounceKind))
     bounce_detail: Mapped[str | None] = mapped_column(Text)
     bounced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class TransactionalKind(enum.StrEnum):
+    CONFIRM = "confirm"
+    WELCOME = "welcome"
+    # A signup for an address that is already subscribed: a note with its preferences link.
+    ALREADY = "already"
+
+
+class TransactionalState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class TransactionalMail(Base):
+    """A confirmation or welcome email a request asked for; the sender marks it once sent."""
+
+    __tablename__ = "transactional_mail"
+    __table_args__ = (
+        Index("ix_transactional_mail_due", "state", "due_at"),
+        Index("ix_transactional_mail_subscription_kind", "subscription_id", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscription.id", ondelete="CASCADE")
+    )
+    kind: Mapped[TransactionalKind] = mapped_column(_enum(TransactionalKind))
+    state: Mapped[TransactionalState] = mapped_column(
+        _enum(TransactionalState), default=TransactionalState.PENDING
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    queue_id: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    subscription: Mapped[Subscription] = relationship()
