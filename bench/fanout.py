@@ -19,13 +19,14 @@ from common import cleanup, make_bench, table  # type: ignore[import-not-found]
 from digest import deliveries, issues
 from digest.extensions import get_db
 from digest.models import Issue, IssueStatus, SuppressionReason
+from digest.suppression import suppress
 
 
-def timed_fan_out(session, issue_id: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def timed_fan_out(session, issue_id: int, config) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     """Return seconds and rows added by a chunked, committed fan-out."""
     began = time.perf_counter()
     added = 0
-    for step in issues.start_issue_chunks(session, issue_id, "bench-secret"):
+    for step in issues.start_issue_chunks(session, issue_id, config):
         session.commit()
         added += step.inserted
     session.commit()
@@ -49,16 +50,16 @@ def main() -> None:
                 session = get_db().sessionmaker()
                 issues.send_now(session, bench.issue_id)
                 session.commit()
-                first, added = timed_fan_out(session, bench.issue_id)
+                first, added = timed_fan_out(session, bench.issue_id, app.config)
                 session.get(Issue, bench.issue_id).status = IssueStatus.SCHEDULED  # type: ignore[union-attr]
                 session.commit()
-                again, added_again = timed_fan_out(session, bench.issue_id)
+                again, added_again = timed_fan_out(session, bench.issue_id, app.config)
                 for n in range(100):
-                    deliveries.suppress_address(session, "bench-secret", f"reader{n * 7}@example.org", SuppressionReason.MANUAL)
+                    suppress(session, app.config, f"reader{n * 7}@example.org", SuppressionReason.MANUAL)
                 session.get(Issue, bench.issue_id).status = IssueStatus.SCHEDULED  # type: ignore[union-attr]
                 session.execute(deliveries.DELIVERY.delete())
                 session.commit()
-                suppressed, added_suppressed = timed_fan_out(session, bench.issue_id)
+                suppressed, added_suppressed = timed_fan_out(session, bench.issue_id, app.config)
                 session.close()
                 get_db().dispose()
             rows.append([

@@ -56,7 +56,7 @@ def fan_out_child(overrides: dict, issue_id: int, results: Any) -> None:
         _reset_peak()
         before = _rss()
         began = time.perf_counter()
-        for _step in issues.start_issue_chunks(session, issue_id, overrides["SECRET_KEY"]):
+        for _step in issues.start_issue_chunks(session, issue_id, app.config):
             session.commit()
         session.commit()
         results.put((time.perf_counter() - began, before, _rss()))

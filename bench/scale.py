@@ -56,7 +56,7 @@ def main() -> None:
                 with database.session() as session:
                     issues.send_now(session, bench.issue_id)
                 session = database.sessionmaker()
-                for _step in issues.start_issue_chunks(session, bench.issue_id, "bench-secret"):
+                for _step in issues.start_issue_chunks(session, bench.issue_id, app.config):
                     session.commit()
                 session.commit()
                 session.close()

@@ -142,7 +142,7 @@ def one_message(bench: Bench) -> bytes:
     with app.app_context():
         session = get_db().sessionmaker()
         prepared = prepare_issue(session, bench.issue_id, app)
-        recipient = load_readers(session, prepared.newsletter.id, [1], app.config["SECRET_KEY"])[1]
+        recipient = load_readers(session, prepared.newsletter.id, [1], app.config)[1]
         data = signing_mailer(app.config).sign(prepared.message_for(recipient.reader, 1).data)
         session.close()
         get_db().dispose()
@@ -166,7 +166,7 @@ def stage_costs(bench: Bench, data: bytes) -> list[tuple[str, float]]:
         database = get_db()
         with database.session() as session:
             prepared = prepare_issue(session, bench.issue_id, app)
-            readers = list(load_readers(session, prepared.newsletter.id, range(1, STAGE_SAMPLE + 1), "bench-secret").values())
+            readers = list(load_readers(session, prepared.newsletter.id, range(1, STAGE_SAMPLE + 1), app.config).values())
             deliveries.resend(session, bench.issue_id, [DeliveryState.SENT])
             session.execute(update(Issue).where(Issue.id == bench.issue_id).values(status=IssueStatus.SENDING))
 
@@ -246,7 +246,7 @@ def main() -> None:
             session = database.sessionmaker()
             fan_out_started = time.perf_counter()
             issues.send_now(session, bench.issue_id)
-            for _step in issues.start_issue_chunks(session, bench.issue_id, app.config["SECRET_KEY"]):
+            for _step in issues.start_issue_chunks(session, bench.issue_id, app.config):
                 session.commit()
             session.commit()
             sending_from = time.perf_counter()

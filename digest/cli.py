@@ -10,6 +10,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, FlaskGroup, routes_command, shell_command, with_appcontext
 
+from sqlalchemy.exc import NoResultFound
+
 from digest.extensions import get_db
 
 if TYPE_CHECKING:
@@ -80,16 +82,24 @@ def run(host: str, port: int) -> None:
 @with_appcontext
 def demo() -> None:
     """Load the demo newsletter, its posts, a draft issue and a few readers."""
-    from digest.demo import load_demo
+    from digest.demo import ensure_demo_admin, load_demo, load_demo_history
     from digest.extensions import db_session
 
     session = db_session()
     newsletter = load_demo(session)
     if newsletter is None:
         click.echo("The demo newsletter is already loaded.")
-        return
+    else:
+        load_demo_history(session, newsletter)
+        click.echo(f"Loaded the demo newsletter {newsletter.name!r}.")
+    admin, password = ensure_demo_admin(session)
     session.commit()
-    click.echo(f"Loaded the demo newsletter {newsletter.name!r}.")
+    login = f"{current_app.config['BASE_URL']}/editor/login"
+    if password:
+        click.echo(f"Editor login: {login} as {admin.email} with the password {password}")
+        click.echo("(shown once; change it under your account, or run `digest editor reset-password`)")
+    else:
+        click.echo(f"Editor login: {login} as {admin.email} (password shown when it was created)")
 
 
 # --- delivery: the clock, the senders and the issue commands ---------------------------
@@ -191,7 +201,7 @@ def worker(threads: int | None) -> None:
         pool.stop()
 
 
-issue = AppGroup("issue", help="Issues: list, send or schedule, follow a send.")
+issue = AppGroup("issue", help="Issues: list, render, send or schedule, and watch a send.")
 
 
 def _issue_action(action: Any, *args: Any) -> Any:
@@ -245,8 +255,9 @@ def issue_send(issue_id: int, now: bool, at: str | None, tz: str | None, no_wait
         )
         return
     if now:
+        _check_sendable(app, issue_id)
         _issue_action(issues.send_now, issue_id)
-        steps = issues.start_issue_chunks(session, issue_id, app.config["SECRET_KEY"])
+        steps = issues.start_issue_chunks(session, issue_id, app.config)
         with click.progressbar(length=1, label="Preparing the deliveries") as bar:
             for step in steps:
                 session.commit()
@@ -269,6 +280,23 @@ def issue_send(issue_id: int, now: bool, at: str | None, tz: str | None, no_wait
         click.echo(f"Issue {item.id} is {item.status.value}.")
         return
     _send_and_follow(app, issue_id)
+
+
+def _check_sendable(app: Flask, issue_id: int) -> None:
+    """Refuse, changing nothing, an issue its readers must not get (no postal address, HTML
+    Gmail would clip)."""
+    from digest.extensions import db_session
+    from digest.mail.render import NotSendable, check_sendable, prepare_issue
+
+    session = db_session()
+    try:
+        check_sendable(prepare_issue(session, issue_id, app))
+    except NoResultFound:
+        raise click.ClickException(f"there is no issue {issue_id}") from None
+    except NotSendable as exc:
+        raise click.ClickException(f"Issue {issue_id} cannot be sent: {exc}") from None
+    finally:
+        session.rollback()
 
 
 def _send_and_follow(app: Flask, issue_id: int) -> None:
@@ -335,7 +363,7 @@ def _follow(app: Flask, issue_id: int, live: bool = True, on_poll: Any = None) -
                 time.sleep(1.0)
                 if on_poll is not None:
                     on_poll()
-                previous, progress = progress, snapshot(progress)
+                progress = snapshot(progress)
                 bar.length = max(progress.counts.total, 1)
                 bar.update(progress.counts.done - bar.pos, progress)
     _print_figures(progress)
@@ -417,5 +445,141 @@ def issue_resend(issue_id: int, which: str | None) -> None:
 
 def init_app(app: Flask) -> None:
     """Add every command to the app's CLI."""
-    for command in (db, run, demo, scheduler, worker, issue):
+    from digest import cli_subscribers
+
+    for command in (db, run, demo, scheduler, worker, issue, dkim, cli_subscribers.group):
         app.cli.add_command(command)
+    app.cli.add_command(editor_group)
+
+
+editor_group = AppGroup("editor", help="Editor accounts.")
+
+
+def _read_password(password_stdin: bool) -> str:
+    import sys
+
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@editor_group.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "editor"]), default="editor", show_default=True)
+@click.option("--name", default="", help="Display name.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@with_appcontext
+def editor_create(email: str, role: str, name: str, password_stdin: bool) -> None:
+    """Create an editor who can log in at /editor/login."""
+    from digest.editors import EditorError, create_editor
+    from digest.extensions import db_session
+    from digest.models import EditorRole
+
+    session = db_session()
+    try:
+        editor = create_editor(session, email, _read_password(password_stdin), EditorRole(role), name=name)
+    except EditorError as exc:
+        raise click.ClickException(str(exc)) from None
+    session.commit()
+    click.echo(f"Created {editor.role.value} {editor.email}; log in at {current_app.config['BASE_URL']}/editor/login")
+
+
+@editor_group.command("list")
+@with_appcontext
+def editor_list() -> None:
+    """List editors: address, role, status, last login."""
+    from digest.editors import list_editors
+    from digest.extensions import db_session
+
+    for editor in list_editors(db_session()):
+        last = editor.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if editor.last_login_at else "never"
+        status = "active" if editor.active else "deactivated"
+        click.echo(f"{editor.email}\t{editor.role.value}\t{status}\tlast login {last}")
+
+
+def _change_editor(email: str, change) -> None:  # type: ignore[no-untyped-def]
+    from digest.editors import EditorError, find_editor
+    from digest.extensions import db_session
+
+    session = db_session()
+    editor = find_editor(session, email)
+    if editor is None:
+        raise click.ClickException(f"no editor has the address {email}")
+    try:
+        message = change(session, editor)
+    except EditorError as exc:
+        raise click.ClickException(str(exc)) from None
+    session.commit()
+    click.echo(message)
+
+
+@editor_group.command("deactivate")
+@click.argument("email")
+@with_appcontext
+def editor_deactivate(email: str) -> None:
+    """Stop an editor from logging in (ends their sessions); never the last admin."""
+    from digest.editors import set_active
+
+    _change_editor(email, lambda s, e: set_active(s, e, False) and f"{e.email} is deactivated.")
+
+
+@editor_group.command("activate")
+@click.argument("email")
+@with_appcontext
+def editor_activate(email: str) -> None:
+    """Let a deactivated editor log in again."""
+    from digest.editors import set_active
+
+    _change_editor(email, lambda s, e: set_active(s, e, True) and f"{e.email} is active.")
+
+
+@editor_group.command("reset-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
+@with_appcontext
+def editor_reset_password(email: str, password_stdin: bool) -> None:
+    """Set a new password for an editor."""
+    from digest.editors import set_password
+
+    password = _read_password(password_stdin)
+    _change_editor(email, lambda s, e: set_password(s, e, password) and f"{e.email} has a new password.")
+
+
+
+@issue.command("render")
+@click.argument("issue_id", type=int)
+@click.option("--to", "address", required=True, help="The reader (or any address) to render for.")
+def issue_render(issue_id: int, address: str) -> None:
+    """Write the exact bytes ADDRESS would receive for issue ISSUE_ID to stdout."""
+    from digest.extensions import db_session
+    from digest.mail.render import preview_for_address
+
+    try:
+        preview = preview_for_address(
+            db_session(), issue_id, address, current_app._get_current_object()  # type: ignore[attr-defined]
+        )
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    outgoing = preview.outgoing
+    click.echo(f"MAIL FROM:<{outgoing.envelope_from}> RCPT TO:<{outgoing.recipient}>", err=True)
+    for note in preview.notes:
+        click.echo(note, err=True)
+    click.echo(outgoing.data, nl=False)  # bytes go to the binary stream untouched
+
+
+dkim = AppGroup("dkim", help="DKIM signing.")
+
+
+@dkim.command("record")
+@with_appcontext
+def dkim_record() -> None:
+    """Print the DNS TXT record to publish for the configured DKIM key."""
+    from digest.mail.dkim import signer_from_config
+
+    signer = signer_from_config(current_app.config)
+    if signer is None:
+        raise click.ClickException(
+            "DKIM is not configured: set DIGEST_DKIM_DOMAIN, DIGEST_DKIM_SELECTOR and "
+            "DIGEST_DKIM_KEY_FILE."
+        )
+    click.echo(f"{signer.record_name}. IN TXT {signer.dns_record_quoted()}")

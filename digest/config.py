@@ -171,6 +171,10 @@ def _check_together(config: dict[str, Any]) -> None:
     key_file = config.get("DKIM_KEY_FILE")
     if key_file and not Path(key_file).is_file():
         raise ConfigError(f"DIGEST_DKIM_KEY_FILE names no readable file: {key_file}")
+    if key_file:
+        from digest.mail.dkim import signer_from_config
+
+        signer_from_config(config)  # a malformed key stops start-up, naming the variable
     if config["ENV"] == "production" and not config.get("SECRET_KEY"):
         raise ConfigError("DIGEST_SECRET_KEY is required when DIGEST_ENV=production")
 

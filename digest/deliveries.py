@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,9 +58,8 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
     Suppression,
-    SuppressionReason,
 )
-from digest.tokens import keyed_hash
+from digest.suppression import email_hash
 
 Executor = Session | Connection
 
@@ -68,7 +67,6 @@ DELIVERY = Delivery.__table__
 FAN_OUT_CHUNK = 50_000
 # Rows that still need a sender (failed_temp only while a retry is due).
 OPEN_STATES = (DeliveryState.PENDING, DeliveryState.CLAIMED, DeliveryState.SENDING)
-SUPPRESSION_PURPOSE = "suppression"
 # The predicates of the partial indexes ix_delivery_lease and ix_delivery_retry, spelled
 # as they are there: SQLite uses a partial index only for a literal match.
 IN_FLIGHT = text("delivery.state IN ('claimed', 'sending')")
@@ -84,30 +82,6 @@ def _dialect(executor: Executor) -> str:
 def upsert_insert(executor: Executor) -> Callable[[Any], Insert]:
     """Return the dialect's insert(), the one that knows ON CONFLICT."""
     return postgresql.insert if _dialect(executor) == "postgresql" else sqlite.insert  # type: ignore[return-value]
-
-
-def suppression_hash(secret: str, email: str) -> str:
-    """Return the keyed hash under which an address sits in the suppression list."""
-    return keyed_hash(secret, SUPPRESSION_PURPOSE, email.strip().lower())
-
-
-def suppress_address(
-    executor: Executor, secret: str, email: str, reason: SuppressionReason, detail: str = ""
-) -> bool:
-    """Add an address to the suppression list; return whether it was new."""
-    now = utcnow()
-    statement = (
-        upsert_insert(executor)(Suppression.__table__)
-        .values(
-            email_hash=suppression_hash(secret, email),
-            reason=reason.value,
-            detail=detail[:2000],
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["email_hash"])
-        .execution_options(preserve_rowcount=True)
-    )
-    return executor.execute(statement).rowcount == 1
 
 
 # --- fan-out -------------------------------------------------------------------------
@@ -132,18 +106,23 @@ def _eligible(newsletter_id: int, low: int, high: int) -> Any:
 
 
 def _suppressed_in_range(
-    session: Session, secret: str, hashes: frozenset[str], newsletter_id: int, low: int, high: int
+    session: Session,
+    config: Mapping[str, Any],
+    hashes: frozenset[str],
+    newsletter_id: int,
+    low: int,
+    high: int,
 ) -> list[int]:
     rows = session.execute(
         select(Subscriber.id, Subscriber.email)
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
         .where(_eligible(newsletter_id, low, high))
     )
-    return [sid for sid, email in rows if suppression_hash(secret, email) in hashes]
+    return [sid for sid, email in rows if email_hash(config, email, canonical=True) in hashes]
 
 
 def fan_out_chunks(
-    session: Session, issue_id: int, secret: str, chunk: int = FAN_OUT_CHUNK
+    session: Session, issue_id: int, config: Mapping[str, Any], chunk: int = FAN_OUT_CHUNK
 ) -> Iterator[FanOutStep]:
     """Create the issue's pending rows chunk by chunk, yielding after each (caller commits).
 
@@ -170,7 +149,7 @@ def fan_out_chunks(
         stop = start + chunk
         condition = _eligible(newsletter_id, start, stop)
         if hashes:
-            excluded = _suppressed_in_range(session, secret, hashes, newsletter_id, start, stop)
+            excluded = _suppressed_in_range(session, config, hashes, newsletter_id, start, stop)
             if excluded:
                 condition = and_(condition, Subscription.subscriber_id.not_in(excluded))
         # SQLite parses INSERT … SELECT … ON CONFLICT only when the SELECT has a WHERE.
@@ -190,9 +169,9 @@ def fan_out_chunks(
         yield FanOutStep(covered=min(stop, high + 1) - low, span=span, inserted=max(inserted, 0))
 
 
-def fan_out(session: Session, issue_id: int, secret: str) -> int:
+def fan_out(session: Session, issue_id: int, config: Mapping[str, Any]) -> int:
     """Create every pending row of an issue in one transaction; return how many were added."""
-    return sum(step.inserted for step in fan_out_chunks(session, issue_id, secret))
+    return sum(step.inserted for step in fan_out_chunks(session, issue_id, config))
 
 
 # --- claiming and the sender's transitions -------------------------------------------

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import and_, exists, func, or_, select, update
@@ -225,7 +226,7 @@ def set_held(session: Session, issue_id: int, held: bool) -> Issue:
 
 
 def start_issue_chunks(
-    session: Session, issue_id: int, secret: str, now: dt.datetime | None = None
+    session: Session, issue_id: int, config: Mapping[str, Any], now: dt.datetime | None = None
 ) -> Iterator[FanOutStep]:
     """Fan a scheduled issue out chunk by chunk (yielding after each; the caller commits),
     then mark it sending. Safe to run twice or in two processes at once."""
@@ -234,7 +235,7 @@ def start_issue_chunks(
         raise IssueError(f"there is no issue {issue_id}")
     if status != IssueStatus.SCHEDULED:
         return
-    yield from deliveries.fan_out_chunks(session, issue_id, secret)
+    yield from deliveries.fan_out_chunks(session, issue_id, config)
     now = now or utcnow()
     started = session.execute(
         update(Issue)
@@ -246,9 +247,11 @@ def start_issue_chunks(
         log.info("issue %s: started sending", issue_id)
 
 
-def start_issue(session: Session, issue_id: int, secret: str, now: dt.datetime | None = None) -> int:
+def start_issue(
+    session: Session, issue_id: int, config: Mapping[str, Any], now: dt.datetime | None = None
+) -> int:
     """Fan out and start a scheduled issue in this transaction; return rows added."""
-    return sum(step.inserted for step in start_issue_chunks(session, issue_id, secret, now))
+    return sum(step.inserted for step in start_issue_chunks(session, issue_id, config, now))
 
 
 def pause_issue(session: Session, issue_id: int, reason: str | None = None) -> Issue:

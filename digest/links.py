@@ -7,6 +7,7 @@ URL rather than url_for; the paths here are the ones the public blueprint serves
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -47,7 +48,13 @@ def preferences_url(config: Mapping[str, Any], subscription_uid: str) -> str:
 
 def mail_domain(config: Mapping[str, Any]) -> str:
     """Return the domain of DIGEST_MAIL_FROM, where unsubscribe and bounce mail arrives."""
-    return parse_mailbox(config["MAIL_FROM"])[1].rpartition("@")[2]
+    return _domain_of(config["MAIL_FROM"])
+
+
+@lru_cache(maxsize=16)
+def _domain_of(mailbox: str) -> str:
+    # Parsing an address is slow and this runs for every message sent.
+    return parse_mailbox(mailbox)[1].rpartition("@")[2]
 
 
 def unsubscribe_mailto(config: Mapping[str, Any], subscription_uid: str) -> str:

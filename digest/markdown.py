@@ -11,6 +11,7 @@ from functools import lru_cache
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4",
@@ -48,4 +49,15 @@ def sanitize_html(html: str) -> str:
 
 def render_markdown(source: str) -> str:
     """Return sanitized HTML for a Markdown source."""
-    return sanitize_html(_parser().render(source))
+    return render_tokens(parse_markdown(source))
+
+
+def parse_markdown(source: str) -> list[Token]:
+    """Return the token stream of a Markdown source, from the parser render_markdown uses."""
+    return _parser().parse(source)
+
+
+def render_tokens(tokens: list[Token]) -> str:
+    """Return sanitized HTML for tokens from parse_markdown (parse once, render HTML and text)."""
+    parser = _parser()
+    return sanitize_html(parser.renderer.render(tokens, parser.options, {}))

@@ -95,6 +95,15 @@ class DeliveryState(enum.StrEnum):
     SKIPPED = "skipped"
 
 
+class BounceKind(enum.StrEnum):
+    """What a report that came back about a sent delivery said."""
+
+    HARD = "hard"  # the address does not exist (5.1.x, 5.2.1)
+    SOFT = "soft"  # failed for now (mailbox full, gave up after retries)
+    COMPLAINT = "complaint"  # the reader marked it as spam (ARF)
+    SENDER = "sender"  # refused for our sake (policy 5.7.x, content, size): no reader's fault
+
+
 class Newsletter(Base):
     """One publication; an instance can host several."""
 
@@ -174,6 +183,8 @@ class Subscription(Base):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "newsletter_id"),
         Index("ix_subscription_newsletter_status", "newsletter_id", "status"),
+        # The editor pages readers newest first by keyset (id) within a newsletter.
+        Index("ix_subscription_newsletter_id_id", "newsletter_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -220,6 +231,9 @@ class Consent(Base):
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     withdrawal_channel: Mapped[str | None] = mapped_column(String(32))
+    # Who clicked Confirm: evidence that the mailbox owner, not only the form, agreed.
+    confirmed_ip: Mapped[str | None] = mapped_column(String(64))
+    confirmed_user_agent: Mapped[str | None] = mapped_column(String(512))
 
     subscription: Mapped[Subscription] = relationship(back_populates="consents")
 
@@ -405,6 +419,10 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # What came back after sending (digest/bounces.py): a DSN or a complaint.
+    bounce: Mapped[BounceKind | None] = mapped_column(_enum(BounceKind))
+    bounce_detail: Mapped[str | None] = mapped_column(Text)
+    bounced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ScheduleOutcome(enum.StrEnum):
@@ -439,3 +457,46 @@ class SendRate(Base):
     # Share of the configured rate in use: halved on 421/454, recovering over a minute.
     factor: Mapped[float] = mapped_column(Float, default=1.0)
     slowed_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class TransactionalKind(enum.StrEnum):
+    CONFIRM = "confirm"
+    WELCOME = "welcome"
+    # A signup for an address that is already subscribed: a note with its preferences link.
+    ALREADY = "already"
+
+
+class TransactionalState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class TransactionalMail(Base):
+    """A confirmation or welcome email a request asked for; the sender marks it once sent."""
+
+    __tablename__ = "transactional_mail"
+    __table_args__ = (
+        Index("ix_transactional_mail_due", "state", "due_at"),
+        Index("ix_transactional_mail_subscription_kind", "subscription_id", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscription.id", ondelete="CASCADE")
+    )
+    kind: Mapped[TransactionalKind] = mapped_column(_enum(TransactionalKind))
+    state: Mapped[TransactionalState] = mapped_column(
+        _enum(TransactionalState), default=TransactionalState.PENDING
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    queue_id: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    subscription: Mapped[Subscription] = relationship()

@@ -73,7 +73,7 @@ def start_due_issues(app: Flask, now: dt.datetime | None = None) -> list[int]:
     with database.sessionmaker() as session:
         for issue_id in issues.due_issue_ids(session, now):
             session.commit()
-            for _step_done in issues.start_issue_chunks(session, issue_id, app.config["SECRET_KEY"], now):
+            for _step_done in issues.start_issue_chunks(session, issue_id, app.config, now):
                 session.commit()
             session.commit()
             started.append(issue_id)

@@ -47,7 +47,7 @@ from digest import deliveries, issues
 from digest.db import Database, utcnow
 from digest.deliveries import Blocked
 from digest.mail.mailer import Mailer, mailer_for
-from digest.mail.render import PreparedIssue, Reader, prepare_issue
+from digest.mail.render import NotSendable, PreparedIssue, Reader, check_sendable, prepare_issue
 from digest.mail.transport import (
     RecipientRejected,
     SenderProblem,
@@ -55,6 +55,7 @@ from digest.mail.transport import (
     UnclearOutcome,
 )
 from digest.models import Subscriber, Subscription, SubscriptionSection, SuppressionReason
+from digest.suppression import email_hash, suppress
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +64,21 @@ THROTTLE_PAUSE_SECONDS = 2.0
 MAIL_JOB_SECONDS = 5.0
 THROTTLE_CODES = frozenset({421, 454})
 
-# Periodic mail jobs run by the sender side every MAIL_JOB_SECONDS (in `digest run` and
-# `digest worker`; in Celery mode the scheduler enqueues them): each sends what is due
-# (confirmation and welcome mail) and returns how many messages it sent. The runner
-# gives every job its own session and commits after it; an exception is logged and the
-# other jobs still run. Register a job by adding it to this tuple.
-MailJob = Callable[[Session, Flask, Mailer], int]
-MAIL_JOBS: tuple[MailJob, ...] = ()
+MailJob = Callable[[Flask, Mailer], int]
+
+
+def send_transactional(app: Flask, mailer: Mailer) -> int:
+    """Send the confirmation, welcome and "already subscribed" emails that are due."""
+    from digest.transactional import send_pending_transactional
+
+    return send_pending_transactional(app.extensions["digest.db"], mailer, app.config)
+
+
+# Periodic mail jobs, run by the sender side every MAIL_JOB_SECONDS (in `digest run` and
+# `digest worker`; in Celery mode the clock enqueues them as a task): each sends what is
+# due over the mailer it is given, manages its own transactions, and returns how many
+# messages went out. A failing job is logged and the others still run.
+MAIL_JOBS: tuple[MailJob, ...] = (send_transactional,)
 
 
 def new_owner(role: str = "sender") -> str:
@@ -91,7 +100,10 @@ class Recipient:
 
 
 def load_readers(
-    executor: Connection | Session, newsletter_id: int, subscriber_ids: Iterable[int], secret: str
+    executor: Connection | Session,
+    newsletter_id: int,
+    subscriber_ids: Iterable[int],
+    config: Mapping[str, Any],
 ) -> dict[int, Recipient]:
     """Return the readers of a batch by subscriber id, with their chosen section ids,
     in two Core queries."""
@@ -117,7 +129,7 @@ def load_readers(
     return {
         sid: Recipient(
             Reader(sid, uid, email, name, frozenset(chosen.get(subscription_id, ()))),
-            deliveries.suppression_hash(secret, email),
+            email_hash(config, email, canonical=True),
         )
         for sid, email, name, subscription_id, uid in rows
     }
@@ -131,12 +143,14 @@ class PreparedIssues:
         self._lock = threading.Lock()
 
     def get(self, app: Flask, database: Database, issue_id: int) -> PreparedIssue:
-        """Return the prepared issue, rendering it on first use."""
+        """Return the prepared issue, rendering it on first use; raise NotSendable if its
+        readers must not get it (no postal address, HTML that Gmail would clip)."""
         with self._lock:
             prepared = self._items.get(issue_id)
             if prepared is None:
                 with database.session() as session:
                     prepared = prepare_issue(session, issue_id, app)
+                check_sendable(prepared)
                 self._items[issue_id] = prepared
             return prepared
 
@@ -259,12 +273,14 @@ class _Batch:
         lease = config["LEASE_SECONDS"]
         try:
             prepared = prepared_issues.get(self.app, self.database, self.issue_id)
+        except NotSendable as exc:
+            return self._pause(f"The issue cannot be sent: {exc}")
         except Exception as exc:  # noqa: BLE001  (any failure here is the issue's, not a reader's)
             log.exception("issue %s: cannot render", self.issue_id)
             return self._pause(f"The issue could not be rendered: {exc}")
         newsletter_id = prepared.newsletter.id
         readers = load_readers(
-            self.conn, newsletter_id, (c.subscriber_id for c in claimed), config["SECRET_KEY"]
+            self.conn, newsletter_id, (c.subscriber_id for c in claimed), config
         )
         self.conn.commit()
         beat = time.monotonic()
@@ -333,10 +349,8 @@ class _Batch:
             # Suppression first: should the process die in between, the address is never
             # mailed again and the delivery ends up unknown, not the other way round.
             if exc.suppress:
-                deliveries.suppress_address(
-                    conn, config["SECRET_KEY"], recipient.reader.email,
-                    SuppressionReason.HARD_BOUNCE, str(exc),
-                )
+                with self.database.session() as session:
+                    suppress(session, config, recipient.reader.email, SuppressionReason.HARD_BOUNCE, str(exc))
             deliveries.mark_failed_perm(conn, delivery_id, owner, exc.code, str(exc))
             conn.commit()
             outcome.failed_perm += 1
@@ -409,14 +423,13 @@ def send_rate_for(app: Flask) -> Throttle | None:
 
 
 def run_mail_jobs(app: Flask, mailer: Mailer, jobs: Sequence[MailJob] = MAIL_JOBS) -> int:
-    """Run each periodic mail job once, in its own committed transaction; return how many
-    messages they sent. A failing job is logged and does not stop the others."""
-    database: Database = app.extensions["digest.db"]
+    """Run each periodic mail job once; return how many messages they sent. A failing job
+    is logged and does not stop the others."""
     total = 0
     for job in jobs:
         try:
-            with app.app_context(), database.session() as session:
-                total += job(session, app, mailer) or 0
+            with app.app_context():
+                total += job(app, mailer) or 0
         except Exception:  # noqa: BLE001  (one broken job must not stop mail for the rest)
             log.exception("mail job %s failed", getattr(job, "__qualname__", job))
     return total

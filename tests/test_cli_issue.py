@@ -9,8 +9,7 @@ from sqlalchemy.orm import Session
 
 from digest import issues
 from digest.models import Delivery, IssueStatus
-from tests.conftest import SECRET
-from tests.support.delivery import make_newsletter, per_recipient, reader_email, states
+from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email, states
 from tests.support.smtp import SMTPServer
 
 
@@ -62,7 +61,7 @@ def test_status_lists_unclear_deliveries(runner: FlaskCliRunner, db: Session) ->
     """`issue status` prints counts per state and names every unclear delivery's reader."""
     setup = make_newsletter(db, readers=3)
     issues.send_now(db, setup.issue_id)
-    issues.start_issue(db, setup.issue_id, SECRET)
+    issues.start_issue(db, setup.issue_id, CONFIG)
     db.execute(update(Delivery).where(Delivery.subscriber_id == 2).values(state="unknown", smtp_response="lost after DATA"))
     db.execute(update(Delivery).where(Delivery.subscriber_id != 2).values(state="sent"))
     assert issues.finish_issue(db, setup.issue_id)
@@ -77,7 +76,7 @@ def test_pause_resume_cancel_and_resend(runner: FlaskCliRunner, db: Session) -> 
     """The lifecycle commands act on the issue and refuse what does not fit."""
     setup = make_newsletter(db, readers=2)
     issues.send_now(db, setup.issue_id)
-    issues.start_issue(db, setup.issue_id, SECRET)
+    issues.start_issue(db, setup.issue_id, CONFIG)
     db.commit()
     issue = str(setup.issue_id)
     assert "is paused" in runner.invoke(args=["issue", "pause", issue]).output

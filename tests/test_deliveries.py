@@ -19,8 +19,8 @@ from digest.models import (
     SubscriptionStatus,
     SuppressionReason,
 )
-from tests.conftest import SECRET
-from tests.support.delivery import add_readers, make_newsletter, reader_email, states
+from digest.suppression import email_hash, suppress
+from tests.support.delivery import CONFIG, add_readers, make_newsletter, reader_email, states
 
 
 def _rows(db: Session, issue_id: int) -> list[tuple[int, int | None, str]]:
@@ -39,10 +39,10 @@ def _sending(db: Session, issue_id: int) -> None:
 def test_fan_out_twice_gives_the_same_rows(db: Session) -> None:
     """Running the fan-out again (a crash, a second scheduler) adds nothing and changes nothing."""
     setup = make_newsletter(db, readers=25)
-    first = list(deliveries.fan_out_chunks(db, setup.issue_id, SECRET, chunk=7))
+    first = list(deliveries.fan_out_chunks(db, setup.issue_id, CONFIG, chunk=7))
     db.commit()
     before = _rows(db, setup.issue_id)
-    again = deliveries.fan_out(db, setup.issue_id, SECRET)
+    again = deliveries.fan_out(db, setup.issue_id, CONFIG)
     db.commit()
     assert sum(s.inserted for s in first) == 25 and len(first) == 4
     assert again == 0
@@ -56,9 +56,9 @@ def test_fan_out_takes_confirmed_readers_minus_suppressed(db: Session) -> None:
     add_readers(db, setup.newsletter_id, range(10, 12), SubscriptionStatus.PENDING)
     add_readers(db, setup.newsletter_id, range(20, 22), SubscriptionStatus.PAUSED)
     add_readers(db, setup.newsletter_id, range(30, 32), SubscriptionStatus.UNSUBSCRIBED)
-    deliveries.suppress_address(db, SECRET, reader_email(1).upper(), SuppressionReason.MANUAL)
+    suppress(db, CONFIG, reader_email(1).upper(), SuppressionReason.MANUAL)
     db.commit()
-    deliveries.fan_out(db, setup.issue_id, SECRET)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
     db.commit()
     emails = set(
         db.scalars(
@@ -72,7 +72,7 @@ def test_fan_out_takes_confirmed_readers_minus_suppressed(db: Session) -> None:
 def test_claims_are_disjoint_and_ordered(db: Session) -> None:
     """Two senders claiming from one issue never get the same delivery."""
     setup = make_newsletter(db, readers=10)
-    deliveries.fan_out(db, setup.issue_id, SECRET)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
     _sending(db, setup.issue_id)
     a = deliveries.claim(db, setup.issue_id, "a", 4, 60)
     db.commit()
@@ -89,7 +89,7 @@ def test_claims_are_disjoint_and_ordered(db: Session) -> None:
 def test_claims_nothing_unless_the_issue_is_sending(db: Session) -> None:
     """A paused (or scheduled) issue hands no deliveries to senders."""
     setup = make_newsletter(db, readers=3)
-    deliveries.fan_out(db, setup.issue_id, SECRET)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
     db.commit()
     assert deliveries.claim(db, setup.issue_id, "a", 10, 60) == []
 
@@ -97,10 +97,10 @@ def test_claims_nothing_unless_the_issue_is_sending(db: Session) -> None:
 def test_transitions_are_fenced_on_owner_and_state(db: Session) -> None:
     """A sender whose lease was reaped cannot mark the row sent afterwards."""
     setup = make_newsletter(db, readers=1)
-    deliveries.fan_out(db, setup.issue_id, SECRET)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
     _sending(db, setup.issue_id)
     [row] = deliveries.claim(db, setup.issue_id, "old", 10, 60)
-    hash_ = deliveries.suppression_hash(SECRET, reader_email(0))
+    hash_ = email_hash(CONFIG, reader_email(0))
     assert deliveries.mark_sending(db, row.id, "old", setup.newsletter_id, hash_, 60) == 1
     assert deliveries.mark_sending(db, row.id, "old", setup.newsletter_id, hash_, 60) is None
     db.commit()
@@ -114,11 +114,11 @@ def test_transitions_are_fenced_on_owner_and_state(db: Session) -> None:
 def test_reaper_returns_claims_and_marks_sends_unclear(db: Session) -> None:
     """Expired claims go back to pending; an expired send is unknown (or pending if resend)."""
     setup = make_newsletter(db, readers=3)
-    deliveries.fan_out(db, setup.issue_id, SECRET)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
     _sending(db, setup.issue_id)
     rows = deliveries.claim(db, setup.issue_id, "dead", 10, 30)
     deliveries.mark_sending(
-        db, rows[0].id, "dead", setup.newsletter_id, deliveries.suppression_hash(SECRET, reader_email(0)), 30
+        db, rows[0].id, "dead", setup.newsletter_id, email_hash(CONFIG, reader_email(0)), 30
     )
     db.commit()
     assert deliveries.reap_expired(db, "hold") == deliveries.Reaped(0, 0)
@@ -132,11 +132,11 @@ def test_reaper_returns_claims_and_marks_sends_unclear(db: Session) -> None:
 def test_reaper_under_resend_policy_requeues_unclear(db: Session) -> None:
     """With DIGEST_AMBIGUOUS=resend an expired send goes back to pending."""
     setup = make_newsletter(db, readers=1)
-    deliveries.fan_out(db, setup.issue_id, SECRET)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
     _sending(db, setup.issue_id)
     [row] = deliveries.claim(db, setup.issue_id, "dead", 10, 30)
     deliveries.mark_sending(
-        db, row.id, "dead", setup.newsletter_id, deliveries.suppression_hash(SECRET, reader_email(0)), 30
+        db, row.id, "dead", setup.newsletter_id, email_hash(CONFIG, reader_email(0)), 30
     )
     assert deliveries.reap_expired(db, "resend", utcnow() + dt.timedelta(minutes=5)).unclear == 1
     db.commit()
@@ -146,7 +146,7 @@ def test_reaper_under_resend_policy_requeues_unclear(db: Session) -> None:
 def test_heartbeat_keeps_the_lease(db: Session) -> None:
     """A sender that renews its lease keeps its rows through a reaper run."""
     setup = make_newsletter(db, readers=2)
-    deliveries.fan_out(db, setup.issue_id, SECRET)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
     _sending(db, setup.issue_id)
     deliveries.claim(db, setup.issue_id, "alive", 10, 1)
     assert deliveries.renew_lease(db, "alive", 600) == 2
@@ -157,7 +157,7 @@ def test_heartbeat_keeps_the_lease(db: Session) -> None:
 def test_unsubscribed_or_suppressed_after_fan_out_cannot_be_sent(db: Session) -> None:
     """mark_sending refuses readers who left or were suppressed since the fan-out, and says why."""
     setup = make_newsletter(db, readers=3)
-    deliveries.fan_out(db, setup.issue_id, SECRET)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
     _sending(db, setup.issue_id)
     rows = deliveries.claim(db, setup.issue_id, "me", 10, 60)
     db.execute(
@@ -165,8 +165,8 @@ def test_unsubscribed_or_suppressed_after_fan_out_cannot_be_sent(db: Session) ->
         .where(Subscription.subscriber_id == rows[0].subscriber_id)
         .values(status=SubscriptionStatus.UNSUBSCRIBED)
     )
-    deliveries.suppress_address(db, SECRET, reader_email(1), SuppressionReason.COMPLAINT)
-    hashes = [deliveries.suppression_hash(SECRET, reader_email(n)) for n in range(3)]
+    suppress(db, CONFIG, reader_email(1), SuppressionReason.COMPLAINT)
+    hashes = [email_hash(CONFIG, reader_email(n)) for n in range(3)]
     results = [deliveries.mark_sending(db, r.id, "me", setup.newsletter_id, h, 60) for r, h in zip(rows, hashes)]
     assert results == [None, None, 1]
     reasons = [deliveries.blocked_reason(db, r.id, "me", setup.newsletter_id, h) for r, h in zip(rows[:2], hashes)]
@@ -176,11 +176,11 @@ def test_unsubscribed_or_suppressed_after_fan_out_cannot_be_sent(db: Session) ->
 def test_counts_and_open_work(db: Session) -> None:
     """Counts per state come from one query; a due retry keeps the issue open, an exhausted one not."""
     setup = make_newsletter(db, readers=3)
-    deliveries.fan_out(db, setup.issue_id, SECRET)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
     _sending(db, setup.issue_id)
     rows = deliveries.claim(db, setup.issue_id, "me", 10, 60)
     for row, n in zip(rows, range(3)):
-        deliveries.mark_sending(db, row.id, "me", setup.newsletter_id, deliveries.suppression_hash(SECRET, reader_email(n)), 60)
+        deliveries.mark_sending(db, row.id, "me", setup.newsletter_id, email_hash(CONFIG, reader_email(n)), 60)
     deliveries.mark_sent(db, rows[0].id, "me", 250, "2.0.0 Ok: queued as ABC", "ABC")
     deliveries.mark_failed_temp(db, rows[1].id, "me", 451, "try later", utcnow() + dt.timedelta(minutes=1))
     deliveries.mark_failed_temp(db, rows[2].id, "me", 451, "try later", None)

@@ -26,8 +26,7 @@ from digest.models import (
     ScheduleRun,
 )
 from digest.scheduler import tick
-from tests.conftest import SECRET
-from tests.support.delivery import make_newsletter
+from tests.support.delivery import CONFIG, make_newsletter
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.UTC
@@ -100,11 +99,11 @@ def test_start_fans_out_then_finishes_when_nothing_is_open(db: Session) -> None:
     setup = make_newsletter(db, readers=3)
     issues.send_now(db, setup.issue_id)
     assert issues.due_issue_ids(db) == [setup.issue_id]
-    assert issues.start_issue(db, setup.issue_id, SECRET) == 3
+    assert issues.start_issue(db, setup.issue_id, CONFIG) == 3
     db.commit()
     issue = issues.get_issue(db, setup.issue_id)
     assert issue.status == IssueStatus.SENDING and issue.started_at is not None
-    assert issues.start_issue(db, setup.issue_id, SECRET) == 0
+    assert issues.start_issue(db, setup.issue_id, CONFIG) == 0
     assert not issues.finish_issue(db, setup.issue_id)
     db.execute(update(Delivery).values(state="sent"))
     assert issues.finish_issue(db, setup.issue_id)
@@ -128,7 +127,7 @@ def test_pause_resume_and_resend_actions(db: Session) -> None:
     """Pause/resume only fit a sending/paused issue; resend puts failed or unclear rows back."""
     setup = make_newsletter(db, readers=4)
     issues.send_now(db, setup.issue_id)
-    issues.start_issue(db, setup.issue_id, SECRET)
+    issues.start_issue(db, setup.issue_id, CONFIG)
     with pytest.raises(IssueError, match="is sending: it cannot be resumed"):
         issues.resume_issue(db, setup.issue_id)
     issues.pause_issue(db, setup.issue_id, "SMTP login failed")
@@ -299,7 +298,7 @@ def test_progress_reports_rate_and_eta(db: Session) -> None:
     """Progress has counts per state, a rate from the previous snapshot and an ETA."""
     setup = make_newsletter(db, readers=4)
     issues.send_now(db, setup.issue_id)
-    issues.start_issue(db, setup.issue_id, SECRET)
+    issues.start_issue(db, setup.issue_id, CONFIG)
     db.commit()
     t0 = utcnow()
     first = issues.issue_progress(db, setup.issue_id, now=t0)

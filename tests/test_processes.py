@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from digest import issues
 from digest.db import utcnow
 from digest.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
-from tests.conftest import SECRET, get_db_of
+from tests.conftest import get_db_of
 from tests.support.delivery import (
+    CONFIG,
     DIGEST,
     digest_process,
     make_newsletter,
@@ -43,7 +44,7 @@ FAST = {"TICK_SECONDS": 1, "LEASE_SECONDS": 4, "RETRY_SECONDS": 1, "BATCH_SIZE":
 
 def _start(db: Session, issue_id: int) -> None:
     issues.send_now(db, issue_id)
-    issues.start_issue(db, issue_id, SECRET)
+    issues.start_issue(db, issue_id, CONFIG)
     db.commit()
 
 

@@ -20,19 +20,21 @@ from digest.models import (
     SubscriptionSection,
     SubscriptionStatus,
     Suppression,
+    SuppressionReason,
 )
 from digest.scheduler import maintain
 from digest.sender import SenderPool, new_owner, run_mail_jobs, send_batch
 from digest.sendrate import SendRate
-from tests.conftest import SECRET, get_db_of
-from tests.support.delivery import make_newsletter, per_recipient, reader_email, states, wait_until
+from digest.suppression import email_hash, suppress
+from tests.conftest import get_db_of
+from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email, states, wait_until
 from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer
 
 
 def _start(db: Session, issue_id: int) -> None:
     issues.send_now(db, issue_id)
-    issues.start_issue(db, issue_id, SECRET)
+    issues.start_issue(db, issue_id, CONFIG)
     db.commit()
 
 
@@ -115,10 +117,10 @@ def test_550_511_fails_permanently_and_suppresses(smtp_app: Flask, smtp_server: 
     _drain(smtp_app, setup.issue_id, db)
     assert states(db, setup.issue_id) == {"sent": 2, "failed_perm": 1}
     suppression = db.scalars(select(Suppression)).one()
-    assert suppression.email_hash == deliveries.suppression_hash(SECRET, reader_email(2))
+    assert suppression.email_hash == email_hash(CONFIG, reader_email(2))
     assert suppression.reason.value == "hard_bounce" and "5.1.1" in suppression.detail
     next_issue = make_newsletter(db, readers=0, slug="other")
-    assert deliveries.fan_out(db, setup.issue_id, SECRET) == 0
+    assert deliveries.fan_out(db, setup.issue_id, CONFIG) == 0
     assert next_issue is not None
 
 
@@ -169,7 +171,7 @@ def test_reader_who_leaves_after_fan_out_is_skipped(smtp_app: Flask, smtp_server
     setup = make_newsletter(db, readers=4)
     _start(db, setup.issue_id)
     db.execute(update(Subscription).where(Subscription.subscriber_id == 2).values(status=SubscriptionStatus.UNSUBSCRIBED))
-    deliveries.suppress_address(db, SECRET, reader_email(3), deliveries.SuppressionReason.COMPLAINT)
+    suppress(db, CONFIG, reader_email(3), SuppressionReason.COMPLAINT)
     db.commit()
     _drain(smtp_app, setup.issue_id, db)
     assert set(per_recipient(smtp_server)) == {reader_email(0), reader_email(2)}
@@ -254,14 +256,14 @@ def test_rate_limited_pool_sends_at_the_rate(smtp_app: Flask, smtp_server: SMTPS
 
 
 def test_periodic_mail_jobs_run_and_a_broken_one_does_not_stop_them(smtp_app: Flask) -> None:
-    """The sender side runs registered mail jobs every few seconds, each in its own transaction."""
+    """The sender side runs its mail jobs every few seconds; one raising does not stop the others."""
     calls: list[str] = []
 
-    def confirmations(session: Session, app: Flask, mailer: Mailer) -> int:
+    def confirmations(app: Flask, mailer: Mailer) -> int:
         calls.append("ok")
         return 2
 
-    def broken(session: Session, app: Flask, mailer: Mailer) -> int:
+    def broken(app: Flask, mailer: Mailer) -> int:
         calls.append("broken")
         raise RuntimeError("template missing")
 
@@ -273,6 +275,25 @@ def test_periodic_mail_jobs_run_and_a_broken_one_does_not_stop_them(smtp_app: Fl
     finally:
         pool.stop()
     assert calls[:2] == ["broken", "ok"]
+
+
+def test_sender_pool_sends_due_confirmations(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """A signup's confirmation email, recorded by the request, goes out from the sender threads."""
+    from digest.models import Newsletter
+    from digest.subscribers import Signup, subscribe
+
+    setup = make_newsletter(db, readers=0)
+    newsletter = db.get(Newsletter, setup.newsletter_id)
+    subscribe(db, smtp_app.config, newsletter, Signup("new.reader@example.org", consent=True))  # type: ignore[arg-type]
+    db.commit()
+    pool = SenderPool(smtp_app, 1).start()
+    try:
+        wait_until(lambda: smtp_server.received, timeout=20, what="the confirmation email")
+    finally:
+        pool.stop()
+    [message] = smtp_server.received
+    assert message.rcpt_tos == ("new.reader@example.org",)
+    assert "/confirm/" in message.message.get_body(("plain",)).get_content()
 
 
 def test_outbox_mode_sends_without_smtp(app: Flask, db: Session) -> None:

@@ -37,12 +37,9 @@ def list_id(config: Mapping[str, Any], newsletter: Newsletter) -> str:
     return f"{encode_text_header(newsletter.name)} <{newsletter.slug}.{host}>"
 
 
-def list_headers(
-    config: Mapping[str, Any], newsletter: Newsletter, subscription_uid: str
-) -> list[tuple[str, str]]:
-    """Return List-Id and the RFC 8058 pair: one HTTPS URL and one mailto, never encoded."""
+def list_unsubscribe(config: Mapping[str, Any], subscription_uid: str) -> list[tuple[str, str]]:
+    """Return the RFC 8058 pair: one HTTPS URL and one mailto, never encoded, and the POST hint."""
     return [
-        ("List-Id", list_id(config, newsletter)),
         (
             "List-Unsubscribe",
             f"<{links.unsubscribe_url(config, subscription_uid)}>, "
@@ -50,6 +47,25 @@ def list_headers(
         ),
         ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
     ]
+
+
+def list_headers(
+    config: Mapping[str, Any], newsletter: Newsletter, subscription_uid: str
+) -> list[tuple[str, str]]:
+    """Return List-Id and the RFC 8058 pair: one HTTPS URL and one mailto, never encoded."""
+    return [("List-Id", list_id(config, newsletter)), *list_unsubscribe(config, subscription_uid)]
+
+
+def feedback_id(config: Mapping[str, Any], campaign: str, newsletter: Newsletter, kind: str) -> str:
+    """Return a Feedback-ID (Gmail's feedback loop): campaign:newsletter:kind:SenderId.
+
+    The SenderId is the same for every message of this installation: the letters and
+    digits of the mail domain, 5 to 15 of them, as Google's format asks.
+    """
+    sender = "".join(c for c in links.mail_domain(config) if c.isascii() and c.isalnum())
+    sender = (sender + "digest")[:15] if len(sender) < 5 else sender[:15]
+    fields = [re.sub(r"[^A-Za-z0-9._-]", "", value) for value in (campaign, newsletter.slug, kind)]
+    return ":".join([*fields, sender])
 
 
 def verp_address(config: Mapping[str, Any], ref: str) -> str:

@@ -1,4 +1,9 @@
-"""The last step before the wire: sign (when DKIM is configured) and hand to a transport."""
+"""The last step before the wire: sign (when DKIM is configured) and hand to a transport.
+
+Every message of the app (confirmation, welcome, digest) goes through a Mailer from
+`mailer_for`, so every message is signed when DIGEST_DKIM_* is set; the key is loaded
+once per process.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from digest.mail.dkim import signer_from_config
 from digest.mail.transport import SendResult, Transport, make_transport
 
 Signer = Callable[[bytes], bytes]
@@ -47,8 +53,8 @@ class Mailer:
 
 
 def mailer_for(config: Mapping[str, Any]) -> Mailer:
-    """Return a Mailer for the app's settings: SMTP or the outbox folder."""
+    """Return a Mailer for the app's settings: SMTP or the outbox folder, DKIM when set."""
     transport = make_transport(
         config.get("SMTP_URL"), Path(config["OUTBOX_PATH"]), config.get("SMTP_TIMEOUT", 120)
     )
-    return Mailer(transport)
+    return Mailer(transport, signer_from_config(config))

@@ -58,23 +58,57 @@ def make_message_id(domain: str, left: str | None = None) -> str:
     return f"<{left or secrets.token_hex(12)}@{domain}>"
 
 
-def _qp(text: str) -> bytes:
+def quoted_printable(text: str) -> bytes:
+    """Return text as UTF-8 quoted-printable with CRLF line ends (each line encoded alone)."""
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
     encoded = binascii.b2a_qp(normalized.encode("utf-8"), istext=True)
     return encoded.replace(b"\n", CRLF)
 
 
-def _header_lines(headers: Iterable[tuple[str, str]]) -> bytes:
+def header_block(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Return header lines (name: value CRLF), refusing non-ASCII, bare breaks and long lines."""
     out = bytearray()
     for name, value in headers:
-        line = f"{name}: {value}".encode("ascii")
+        try:
+            line = f"{name}: {value}".encode("ascii")
+        except UnicodeEncodeError:
+            raise HeaderError(f"header {name} is not ASCII; encode its display text") from None
         for physical in line.split(CRLF):
             if len(physical) > MAX_LINE:
                 raise HeaderError(f"header {name} is longer than {MAX_LINE} octets")
-        if b"\n" in line.replace(CRLF, b""):
+        if b"\n" in line.replace(CRLF, b"") or b"\r" in line.replace(CRLF, b""):
             raise HeaderError(f"header {name} contains a bare line break")
         out += line + CRLF
     return bytes(out)
+
+
+def new_boundary() -> str:
+    """Return a multipart boundary; "=_" never occurs in quoted-printable, so it cannot collide."""
+    return f"=_{secrets.token_hex(12)}"
+
+
+_PART_HEAD = (
+    b'Content-Type: text/%s; charset="utf-8"\r\n'
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+
+
+def alternative_body(boundary: str, text_qp: bytes, html_qp: bytes) -> bytes:
+    """Return a multipart/alternative body: the text part first, the HTML part last."""
+    delimiter = f"--{boundary}".encode("ascii")
+    return b"".join(
+        [
+            delimiter + CRLF,
+            _PART_HEAD % b"plain",
+            text_qp,
+            CRLF,
+            delimiter + CRLF,
+            _PART_HEAD % b"html",
+            html_qp,
+            CRLF,
+            delimiter + b"--" + CRLF,
+        ]
+    )
 
 
 @dataclass
@@ -104,33 +138,13 @@ class Mail:
             head.append(("Reply-To", self.reply_to))
         head.extend(self.headers)
         head.append(("MIME-Version", "1.0"))
-        text_part = _qp(self.text)
         if self.html is None:
             head += [
                 ("Content-Type", 'text/plain; charset="utf-8"'),
                 ("Content-Transfer-Encoding", "quoted-printable"),
             ]
-            return _header_lines(head) + CRLF + text_part
-        # "=_" can never occur in quoted-printable output, so it cannot collide.
-        boundary = f"=_{secrets.token_hex(12)}"
+            return header_block(head) + CRLF + quoted_printable(self.text)
+        boundary = new_boundary()
         head.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
-        delimiter = f"--{boundary}".encode("ascii")
-        part_head = (
-            b'Content-Type: text/%s; charset="utf-8"\r\n'
-            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        )
-        return b"".join(
-            [
-                _header_lines(head),
-                CRLF,
-                delimiter + CRLF,
-                part_head % b"plain",
-                text_part,
-                CRLF,
-                delimiter + CRLF,
-                part_head % b"html",
-                _qp(self.html),
-                CRLF,
-                delimiter + b"--" + CRLF,
-            ]
-        )
+        body = alternative_body(boundary, quoted_printable(self.text), quoted_printable(self.html))
+        return header_block(head) + CRLF + body

@@ -1,27 +1,81 @@
-"""Issue → per-reader message bytes.
+"""Issue → per-reader message bytes, rendered once and filled in per reader.
 
-`prepare_issue` loads and renders everything that is the same for every reader once;
-`PreparedIssue.message_for(reader, delivery_id)` then produces the exact bytes one reader
-receives (only their sections, their name, their links).
+`prepare_issue` loads an issue and renders everything its readers share, once: the
+Markdown of the intro and posts (sanitized HTML, and wrapped text built from the
+Markdown itself), the sender identity, the list headers. A reader's message then depends
+on only two things beyond a handful of values: which sections they chose and whether
+they gave a name. For each such variant (few per issue) both templates are rendered once
+with placeholders in place of the reader's values (name, address, preference and
+unsubscribe links), the CSS is inlined once, and the result is kept as quoted-printable
+bytes with holes. `PreparedIssue.message_for(reader, delivery_id)` fills in one reader's
+values, encodes only the lines that hold them, and joins bytes: the exact message that
+reader receives, ready for the DKIM signer and the wire.
+
+`size_report` and `check_sendable` say whether an issue may be sent: an empty postal
+address, or HTML that Gmail would clip (hiding the unsubscribe link and the address),
+refuse it; HTML close to the limit warns the editor.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import quopri
+import re
+import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import css_inline
+from email_validator import EmailNotValidError, validate_email
 from flask import Flask
-from jinja2 import Environment
-from sqlalchemy import select
+from jinja2 import Environment, TemplateError
+from markupsafe import Markup, escape
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from digest import links
+from digest.db import utcnow
 from digest.mail import identity
-from digest.mail.message import Mail, ascii_address, format_mailbox, make_message_id
-from digest.markdown import render_markdown
-from digest.models import Issue, IssuePost, Newsletter, Post
+from digest.mail.dkim import signer_from_config
+from digest.mail.message import (
+    CRLF,
+    alternative_body,
+    ascii_address,
+    encode_text_header,
+    format_mailbox,
+    header_block,
+    make_message_id,
+    new_boundary,
+    quoted_printable,
+)
+from digest.mail.plaintext import WIDTH, markdown_to_text, wrap
+from digest.markdown import parse_markdown, render_tokens
+from digest.models import (
+    Delivery,
+    Issue,
+    IssuePost,
+    Newsletter,
+    Post,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
+
+# Gmail clips HTML past ~102 KB, cutting the footer with the unsubscribe link and the
+# postal address; editors are warned well before.
+WARN_BYTES = 90_000
+REFUSE_BYTES = 102_000
+# The longest values a reader can bring (Subscriber.name, an RFC 5321 path) when sizing.
+_LONGEST_NAME = 200
+_LONGEST_EMAIL = 254
+_VARIANTS_KEPT = 128
+SLOTS = ("name", "email", "unsubscribe_url", "preferences_url")
 
 
 @dataclass(frozen=True)
@@ -46,13 +100,20 @@ class Outgoing:
 
 @dataclass(frozen=True)
 class RenderedPost:
-    """A post as the digest shows it."""
+    """A post as the digest shows it, in HTML and in wrapped text.
+
+    The digest shows a post's summary, or its whole body when it has none; the body is
+    rendered only then (body_html and body_text are empty for a post with a summary).
+    """
 
     id: int
     title: str
     summary: str
     url: str
-    body_html: str
+    body_html: Markup
+    title_text: str
+    summary_text: str
+    body_text: str
 
 
 @dataclass(frozen=True)
@@ -64,68 +125,329 @@ class RenderedSection:
     posts: tuple[RenderedPost, ...]
 
 
-@dataclass
-class PreparedIssue:
-    """The parts of an issue shared by every reader, computed once."""
+@dataclass(frozen=True)
+class NewsletterView:
+    """The newsletter fields messages need, copied so no database session is kept."""
 
-    issue_id: int
+    id: int
+    slug: str
+    name: str
+    postal_address: str
+    reply_to: str | None
+    from_header: str
+    list_id: str
+    sections: tuple[tuple[int, str], ...]  # every section, in the newsletter's order
+
+
+@dataclass(frozen=True)
+class IssueView:
+    """The issue fields templates show, rendered and wrapped once."""
+
+    id: int
     subject: str
     preheader: str
-    intro_html: str
-    newsletter: Newsletter
-    sections: tuple[RenderedSection, ...]
-    config: Mapping[str, Any]
-    env: Environment
+    intro_html: Markup
+    intro_text: str
+    subject_text: str
+    subject_width: int
+    preheader_text: str
     web_url: str
-    date: dt.datetime | None
-    extra: dict[str, Any] = field(default_factory=dict)
+    date: dt.datetime
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    """How big the largest reader's HTML is, and what that means for sending."""
+
+    bytes: int
+    warn: bool
+    refuse: bool
+    message: str
+
+
+class NotSendable(Exception):
+    """The issue must not be sent as it is; the message says why and what to change."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__(" ".join(reasons))
+        self.reasons = reasons
+
+
+@lru_cache(maxsize=1)
+def _inliner() -> css_inline.CSSInliner:
+    # Never fetch <link> stylesheets (SSRF); keep @media rules for phones and dark mode.
+    return css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+
+
+_PRE = re.compile(r"(<pre\b.*?</pre>)", re.IGNORECASE | re.DOTALL)
+_INDENT = re.compile(r"[ \t]*\n\s*")
+_RUNS = re.compile(r"[ \t]{2,}")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_TRAILING = re.compile(r"[ \t]+$", re.MULTILINE)
+
+
+def tidy_html(html: str) -> str:
+    """Return html without indentation, blank lines or runs of spaces (outside <pre>)."""
+    parts = _PRE.split(html)
+    for i in range(0, len(parts), 2):
+        parts[i] = _RUNS.sub(" ", _INDENT.sub("\n", parts[i]))
+    return "".join(parts).strip() + "\n"
+
+
+def tidy_text(text: str) -> str:
+    """Return text without trailing spaces (but the "-- " signature line) or blank runs."""
+    text = _TRAILING.sub("", _unix_lines(text)).replace("\n--\n", "\n-- \n")
+    return _BLANK_LINES.sub("\n\n", text).strip("\n") + "\n"
+
+
+def render_email(env: Environment, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
+    """Return (HTML with inlined CSS, text) of templates emails/NAME.html and emails/NAME.txt."""
+    html = env.get_template(f"emails/{name}.html").render(context)
+    text = env.get_template(f"emails/{name}.txt").render(context)
+    return tidy_html(_inliner().inline(_unix_lines(html))), tidy_text(text)
+
+
+def _unix_lines(text: str) -> str:
+    # Text typed into a browser form arrives with CRLF; the parts are built from "\n" lines.
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One line holding placeholders: static pieces around slot names."""
+
+    pieces: tuple[str, ...]  # static, slot, static, slot, …, static
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        pieces = self.pieces
+        out = [pieces[0]]
+        for i in range(1, len(pieces), 2):
+            out.append(values[pieces[i]])
+            out.append(pieces[i + 1])
+        return "".join(out)
+
+
+class _Part:
+    """A rendered body kept as quoted-printable bytes, with lines to fill per reader."""
+
+    def __init__(self, text: str, placeholder: re.Pattern[str]) -> None:
+        self.items: list[bytes | _Line] = []
+        static: list[str] = []
+        for line in text.split("\n")[:-1]:  # text ends with "\n"
+            if placeholder.search(line):
+                if static:
+                    self.items.append(quoted_printable("\n".join(static) + "\n"))
+                    static = []
+                self.items.append(_Line(tuple(placeholder.split(line))))
+            else:
+                static.append(line)
+        if static:
+            self.items.append(quoted_printable("\n".join(static) + "\n"))
+
+    def encoded(self, values: Mapping[str, str]) -> bytes:
+        """Return the part's quoted-printable bytes for one reader's values."""
+        return b"".join(
+            item if isinstance(item, bytes) else quoted_printable(item.fill(values) + "\n")
+            for item in self.items
+        )
+
+    def decoded(self, values: Mapping[str, str]) -> str:
+        """Return the part's text for one reader's values."""
+        return quopri.decodestring(self.encoded(values)).decode("utf-8").replace("\r\n", "\n")
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """Both parts of the message for one (chosen sections, has a name) combination."""
+
+    html: _Part
+    text: _Part
+
+
+@dataclass(frozen=True)
+class _ReaderFields:
+    name: str
+    email: str
+
+
+class PreparedIssue:
+    """The parts of an issue shared by every reader, computed once; see the module doc."""
+
+    def __init__(
+        self,
+        issue: IssueView,
+        newsletter: NewsletterView,
+        sections: tuple[RenderedSection, ...],
+        config: Mapping[str, Any],
+        env: Environment,
+        feedback_id: str,
+    ) -> None:
+        self.issue = issue
+        self.issue_id = issue.id
+        self.subject = issue.subject
+        self.preheader = issue.preheader
+        self.newsletter = newsletter
+        self.sections = sections
+        self.config = config
+        self.env = env
+        self.web_url = issue.web_url
+        self.date = issue.date
+        self.mail_domain = links.mail_domain(config)
+        self.feedback_id = feedback_id
+        self._boundary = new_boundary()
+        # Headers every reader shares, encoded once: these before, those after each reader's.
+        self._head = header_block(
+            [("From", newsletter.from_header), ("Subject", encode_text_header(issue.subject))]
+            + ([("Reply-To", newsletter.reply_to)] if newsletter.reply_to else [])
+            + [("List-Id", newsletter.list_id)]
+        )
+        self._tail = header_block(
+            [
+                ("Feedback-ID", feedback_id),
+                ("MIME-Version", "1.0"),
+                ("Content-Type", f'multipart/alternative; boundary="{self._boundary}"'),
+            ]
+        )
+        marker = f"q{secrets.token_hex(6)}q"
+        self._marker = marker
+        self._placeholder = re.compile(f"{marker}({'|'.join(SLOTS)}){marker}")
+        self._section_names = dict(newsletter.sections)
+        self._variants: OrderedDict[tuple[frozenset[int], bool], _Variant] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- variants -------------------------------------------------------------------
+
+    def chosen_sections(self, reader: Reader) -> frozenset[int]:
+        """Return the ids of the sections a reader chose that exist (empty: every section)."""
+        # Sections that no longer exist are ignored; choosing none (or only those) means all.
+        return frozenset(reader.section_ids & self._section_names.keys())
 
     def sections_for(self, reader: Reader) -> list[RenderedSection]:
-        """Return the sections this reader chose (all when they chose none)."""
-        if not reader.section_ids:
-            return list(self.sections)
-        return [s for s in self.sections if s.id in reader.section_ids]
+        """Return the sections of this issue the reader gets (empty: none of theirs has posts)."""
+        return self._sections(self.chosen_sections(reader))
 
-    def context_for(self, reader: Reader) -> dict[str, Any]:
-        """Return the template context of one reader's message."""
+    def _sections(self, chosen: frozenset[int]) -> list[RenderedSection]:
+        return [s for s in self.sections if not chosen or s.id in chosen]
+
+    def _key(self, reader: Reader) -> tuple[frozenset[int], bool]:
+        return self.chosen_sections(reader), bool(_clean_name(reader.name))
+
+    def context_for(
+        self, chosen: frozenset[int], reader: _ReaderFields | Reader, urls: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Return the template context of a reader who chose `chosen` (empty: every section)."""
         return {
-            "issue": self,
+            "issue": self.issue,
             "newsletter": self.newsletter,
             "reader": reader,
-            "sections": self.sections_for(reader),
-            "unsubscribe_url": links.unsubscribe_url(self.config, reader.subscription_uid),
-            "preferences_url": links.preferences_url(self.config, reader.subscription_uid),
-            "web_url": self.web_url,
+            "sections": self._sections(chosen),
+            "chosen_sections": [name for sid, name in self.newsletter.sections if sid in chosen],
+            "unsubscribe_url": urls["unsubscribe_url"],
+            "preferences_url": urls["preferences_url"],
         }
 
+    def _slot(self, name: str) -> str:
+        return f"{self._marker}{name}{self._marker}"
+
+    def _build(self, key: tuple[frozenset[int], bool]) -> _Variant:
+        chosen, named = key
+        reader = _ReaderFields(self._slot("name") if named else "", self._slot("email"))
+        urls = {slot: self._slot(slot) for slot in ("unsubscribe_url", "preferences_url")}
+        html, text = render_email(self.env, "digest", self.context_for(chosen, reader, urls))
+        for rendered in (html, text):
+            if self._marker in self._placeholder.sub("", rendered).lower():
+                raise TemplateError(
+                    "a digest template changed a per-reader value (reader.name, reader.email, "
+                    "unsubscribe_url or preferences_url) with a filter; print them as they are"
+                )
+        return _Variant(_Part(html, self._placeholder), _Part(text, self._placeholder))
+
+    def _variant(self, key: tuple[frozenset[int], bool]) -> _Variant:
+        with self._lock:
+            variant = self._variants.get(key)
+            if variant is not None:
+                self._variants.move_to_end(key)
+                return variant
+            variant = self._build(key)
+            self._variants[key] = variant
+            if len(self._variants) > _VARIANTS_KEPT:
+                self._variants.popitem(last=False)
+            return variant
+
+    def _values(self, reader: Reader) -> tuple[dict[str, str], dict[str, str]]:
+        text = {
+            "name": _clean_name(reader.name),
+            "email": reader.email,
+            "unsubscribe_url": links.unsubscribe_url(self.config, reader.subscription_uid),
+            "preferences_url": links.preferences_url(self.config, reader.subscription_uid),
+        }
+        return {key: str(escape(value)) for key, value in text.items()}, text
+
+    # -- what callers use -------------------------------------------------------------
+
+    def parts_for(self, reader: Reader) -> tuple[str, str]:
+        """Return (HTML, text) of one reader's message, as their mail client shows them."""
+        variant = self._variant(self._key(reader))
+        html_values, text_values = self._values(reader)
+        return variant.html.decoded(html_values), variant.text.decoded(text_values)
+
     def message_for(self, reader: Reader, delivery_id: int | None) -> Outgoing:
-        """Return the exact bytes, envelope sender and recipient of one reader's message."""
-        context = self.context_for(reader)
-        html = self.env.get_template("emails/digest.html").render(context)
-        text = self.env.get_template("emails/digest.txt").render(context)
-        domain = links.mail_domain(self.config)
+        """Return the exact bytes, envelope sender and recipient of one reader's message.
+
+        Raises HeaderError for an address that cannot be sent without SMTPUTF8.
+        """
+        variant = self._variant(self._key(reader))
+        html_values, text_values = self._values(reader)
         ref = f"d{delivery_id}" if delivery_id is not None else "preview"
-        headers = [
-            *identity.list_headers(self.config, self.newsletter, reader.subscription_uid),
-            ("Feedback-ID", f"{self.issue_id}:{self.newsletter.slug}:digest:{domain}"),
-        ]
-        if delivery_id is not None:
-            headers.append(("X-Digest-Delivery", str(delivery_id)))
-        mail = Mail(
-            from_=identity.from_header(self.config, self.newsletter),
-            to=format_mailbox(reader.name, reader.email),
-            subject=self.subject,
-            text=text,
-            html=html,
-            headers=headers,
-            message_id=make_message_id(domain, f"digest.{self.issue_id}.{ref}"),
-            reply_to=self.newsletter.reply_to,
+        message_id = make_message_id(
+            self.mail_domain,
+            f"digest.{self.issue_id}.{ref}" if delivery_id is not None else None,
+        )
+        headers = header_block(
+            [
+                ("To", format_mailbox(text_values["name"], reader.email)),
+                ("Date", format_datetime(utcnow())),
+                ("Message-ID", message_id),
+                *identity.list_unsubscribe(self.config, reader.subscription_uid),
+            ]
+            + ([("X-Digest-Delivery", str(delivery_id))] if delivery_id is not None else [])
+        )
+        body = alternative_body(
+            self._boundary, variant.text.encoded(text_values), variant.html.encoded(html_values)
         )
         return Outgoing(
             envelope_from=identity.verp_address(self.config, ref),
             recipient=ascii_address(reader.email),
-            data=mail.as_bytes(),
+            data=self._head + headers + self._tail + CRLF + body,
         )
+
+    def largest_html(self) -> str:
+        """Return the biggest HTML any reader can get: every section, the longest values."""
+        reader = Reader(
+            None, "x" * 22, "x" * (_LONGEST_EMAIL - 12) + "@example.org", "x" * _LONGEST_NAME
+        )
+        return self.parts_for(reader)[0]
+
+
+def _bullet(text: str) -> str:
+    return "* " + text.replace("\n", "\n  ")
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" if line else line for line in text.split("\n"))
+
+
+def _clean_name(name: str) -> str:
+    # A name is display text: no line breaks or runs of spaces reach a header or a greeting.
+    return " ".join(name.split())
+
+
+def _local_date(issue: Issue, time_zone: str) -> dt.datetime:
+    when = issue.sent_at or issue.started_at or issue.scheduled_at or utcnow()
+    try:
+        return when.astimezone(ZoneInfo(time_zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        return when
 
 
 def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
@@ -143,30 +465,157 @@ def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
     by_section: dict[int, list[RenderedPost]] = {}
     for item in issue.issue_posts:
         post = item.post
+        summary = post.summary.strip()
+        tokens = [] if summary else parse_markdown(post.body_md)
         by_section.setdefault(post.section_id, []).append(
             RenderedPost(
                 id=post.id,
                 title=post.title,
-                summary=post.summary,
+                summary=summary,
                 url=post.link_url or links.post_url(config, newsletter.slug, post.slug),
-                body_html=render_markdown(post.body_md),
+                body_html=Markup(render_tokens(tokens) if tokens else ""),
+                title_text=_bullet(wrap(post.title, WIDTH - 2)),
+                summary_text=_indent(wrap(summary, WIDTH - 2)),
+                body_text=_indent(markdown_to_text(tokens, WIDTH - 2)) if tokens else "",
             )
         )
     # Sections follow the order of their first post in the issue (the editor's order).
-    order = list(by_section)
     names = {s.id: s.name for s in newsletter.sections}
     sections = tuple(
-        RenderedSection(id=sid, name=names[sid], posts=tuple(by_section[sid])) for sid in order
+        RenderedSection(id=sid, name=names[sid], posts=tuple(posts))
+        for sid, posts in by_section.items()
+    )
+    subject = " ".join(issue.subject.split())  # a line break in a subject is a typo, not a header
+    subject_text = wrap(subject)
+    intro = parse_markdown(issue.intro_md)
+    view = IssueView(
+        id=issue.id,
+        subject=subject,
+        preheader=issue.preheader.strip(),
+        intro_html=Markup(render_tokens(intro)),
+        intro_text=markdown_to_text(intro),
+        subject_text=subject_text,
+        subject_width=min(WIDTH, max(len(line) for line in subject_text.split("\n"))),
+        preheader_text=wrap(issue.preheader),
+        web_url=links.issue_url(config, newsletter.slug, issue.slug),
+        date=_local_date(issue, newsletter.time_zone),
+    )
+    newsletter_view = NewsletterView(
+        id=newsletter.id,
+        slug=newsletter.slug,
+        name=newsletter.name,
+        postal_address=newsletter.postal_address.strip(),
+        reply_to=newsletter.reply_to or None,
+        from_header=identity.from_header(config, newsletter),
+        list_id=identity.list_id(config, newsletter),
+        sections=tuple((s.id, s.name) for s in newsletter.sections),
     )
     return PreparedIssue(
-        issue_id=issue.id,
-        subject=issue.subject,
-        preheader=issue.preheader,
-        intro_html=render_markdown(issue.intro_md),
-        newsletter=newsletter,
-        sections=sections,
-        config=config,
-        env=app.jinja_env,
-        web_url=links.issue_url(config, newsletter.slug, issue.slug),
-        date=issue.sent_at or issue.scheduled_at,
+        view,
+        newsletter_view,
+        sections,
+        config,
+        app.jinja_env,
+        identity.feedback_id(config, f"issue{issue.id}", newsletter, "digest"),
     )
+
+
+def size_report(prepared: PreparedIssue) -> SizeReport:
+    """Return the size of the largest reader's HTML and whether to warn or refuse."""
+    size = len(prepared.largest_html().encode("utf-8"))
+    kb = f"{size / 1000:.1f} KB"
+    if size > REFUSE_BYTES:
+        message = (
+            f"The email's HTML is {kb}; Gmail clips messages over {REFUSE_BYTES // 1000} KB and "
+            "hides the unsubscribe link and postal address. Remove posts or shorten the "
+            "intro and summaries before sending."
+        )
+    elif size > WARN_BYTES:
+        message = (
+            f"The email's HTML is {kb}, close to Gmail's {REFUSE_BYTES // 1000} KB clipping "
+            "limit; consider fewer posts or shorter summaries."
+        )
+    else:
+        message = f"The email's HTML is {kb} (Gmail clips over {REFUSE_BYTES // 1000} KB)."
+    return SizeReport(size, size > WARN_BYTES, size > REFUSE_BYTES, message)
+
+
+def check_sendable(prepared: PreparedIssue) -> SizeReport:
+    """Return the size report if the issue may be sent; raise NotSendable saying why not."""
+    reasons = []
+    if not prepared.newsletter.postal_address:
+        reasons.append(
+            f"{prepared.newsletter.name} has no postal address; the law (CAN-SPAM) requires "
+            "one in every email. Add it in the newsletter's settings."
+        )
+    report = size_report(prepared)
+    if report.refuse:
+        reasons.append(report.message)
+    if reasons:
+        raise NotSendable(reasons)
+    return report
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One address's message for an issue, and how it would differ from a real send."""
+
+    outgoing: Outgoing
+    notes: tuple[str, ...]
+
+
+def preview_for_address(session: Session, issue_id: int, address: str, app: Flask) -> Preview:
+    """Return the exact (signed, when DKIM is set) message address would get for an issue.
+
+    A subscriber gets their real subscription, name, sections and delivery; any other
+    address gets the message of a new reader who chose every section. Raises LookupError
+    for an unknown issue and ValueError for a malformed address.
+    """
+    try:
+        email = validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{address!r} is not an email address: {exc}") from None
+    newsletter_id = session.scalar(select(Issue.newsletter_id).where(Issue.id == issue_id))
+    if newsletter_id is None:
+        raise LookupError(f"There is no issue {issue_id}.")
+    prepared = prepare_issue(session, issue_id, app)
+    notes: list[str] = []
+    row = session.execute(
+        select(Subscriber, Subscription)
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(func.lower(Subscriber.email) == email.lower())
+        .where(Subscription.newsletter_id == newsletter_id)
+        .options(selectinload(Subscription.sections))
+    ).first()
+    delivery_id = None
+    if row is None:
+        reader = Reader(None, "preview", email)
+        notes.append(
+            f"{email} is not subscribed to {prepared.newsletter.name}: this is the message "
+            "of a reader who chose every section and gave no name."
+        )
+    else:
+        subscriber, subscription = row
+        reader = Reader(
+            subscriber.id,
+            subscription.uid,
+            subscriber.email,
+            subscriber.name,
+            frozenset(section.id for section in subscription.sections),
+        )
+        delivery_id = session.scalar(
+            select(Delivery.id).where(
+                Delivery.issue_id == issue_id, Delivery.subscriber_id == subscriber.id
+            )
+        )
+        if subscription.status is not SubscriptionStatus.CONFIRMED:
+            notes.append(f"This subscription is {subscription.status}: the sender skips it.")
+    try:
+        notes.append(check_sendable(prepared).message)
+    except NotSendable as exc:
+        notes += [f"Sending would refuse this issue: {reason}" for reason in exc.reasons]
+    outgoing = prepared.message_for(reader, delivery_id)
+    signer = signer_from_config(app.config)
+    if signer is not None:
+        outgoing = Outgoing(outgoing.envelope_from, outgoing.recipient, signer(outgoing.data))
+    return Preview(outgoing, tuple(notes))

@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from digest import editors
 from digest.extensions import db_session, login_manager
-from digest.web import public
+from digest.web import api, archive, editor, public
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
@@ -19,6 +19,9 @@ CONTENT_SECURITY_POLICY = (
 def init_app(app: Flask) -> None:
     """Register the blueprints, the security headers and the error pages."""
     app.register_blueprint(public.bp)
+    app.register_blueprint(editor.bp)
+    app.register_blueprint(archive.bp)
+    app.register_blueprint(api.bp)
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
 
     @app.after_request

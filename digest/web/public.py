@@ -1,23 +1,384 @@
-"""Public pages: the front page and the health check."""
+"""Public pages: front page and signup, confirm, unsubscribe (RFC 8058), preferences.
+
+Every link a reader gets carries a signed token; a bad one gets a 400 page, a genuine
+one whose reader was erased a 404 page, and neither changes anything. GET never
+changes state. Only the one-click unsubscribe POST is exempt from CSRF: it can do
+nothing but unsubscribe the reader its token names.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
+import json
+import time
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    after_this_request,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+)
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select, text
 
-from digest.extensions import db_session
-from digest.models import Newsletter
+from digest import links, subscribers
+from digest.extensions import csrf, db_session, limiter
+from digest.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
+from digest.subscribers import ConfirmResult, InvalidSignup, LinkGone, Signup, WithdrawalChannel
+from digest.tokens import BadToken, ExpiredToken, Purpose
 
 bp = Blueprint("public", __name__)
 
+# Per client IP, shared by the form, the API and "send me a new link".
+SIGNUP_LIMIT = "5 per minute;20 per hour"
+# Every signup answer takes at least this long, so timing does not tell a known
+# address from a new one (the slowest path, a new reader, takes a few milliseconds).
+SIGNUP_MIN_SECONDS = 0.25
+signup_limit = limiter.shared_limit(SIGNUP_LIMIT, scope="signup", methods=["POST"])
+
+
+def client_ip() -> str | None:
+    """Return the requesting client's address (put a ProxyFix in front behind a proxy)."""
+    return request.remote_addr
+
+
+def hold_answer() -> None:
+    """Make this request's response wait until SIGNUP_MIN_SECONDS after now (timing floor)."""
+    deadline = time.monotonic() + float(
+        current_app.config.get("SIGNUP_MIN_SECONDS", SIGNUP_MIN_SECONDS)
+    )
+
+    @after_this_request
+    def _wait(response: Response) -> Response:
+        # Runs after the page is rendered, so rendering is inside the floor too.
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+        return response
+
+
+def run_signup(newsletter: Newsletter, signup: Signup) -> None:
+    """Record a signup and commit, answering no sooner than the floor; raise InvalidSignup."""
+    hold_answer()
+    session = db_session()
+    try:
+        subscribers.subscribe(session, current_app.config, newsletter, signup)
+        session.commit()
+    except InvalidSignup:
+        session.rollback()
+        raise
+    # Releasing what this signup loaded happens inside the floor too.
+    session.close()
+
+
+def _latest_issue(newsletter: Newsletter) -> Issue | None:
+    return (
+        db_session()
+        .scalars(
+            select(Issue)
+            .where(Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT)
+            .order_by(Issue.sent_at.desc(), Issue.id.desc())
+            .limit(1)
+        )
+        .first()
+    )
+
+
+def _front_page(
+    newsletter: Newsletter | None,
+    form: dict[str, object] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    latest = _latest_issue(newsletter) if newsletter else None
+    return render_template(
+        "public/index.html",
+        newsletter=newsletter,
+        consent_text=subscribers.consent_text(newsletter) if newsletter else "",
+        latest=latest,
+        latest_url=links.issue_url(current_app.config, newsletter.slug, latest.slug)
+        if newsletter and latest
+        else None,
+        form=form or {},
+        errors=errors or {},
+    ), status
+
 
 @bp.get("/")
-def index() -> str:
-    newsletter = db_session().scalars(select(Newsletter).order_by(Newsletter.id)).first()
-    return render_template("public/index.html", newsletter=newsletter)
+def index() -> tuple[str, int]:
+    """The front page: what the newsletter is, its latest issue, the signup form."""
+    return _front_page(subscribers.default_newsletter(db_session()))
+
+
+@bp.post("/subscribe")
+@signup_limit
+def subscribe() -> tuple[str, int]:
+    """Take a signup from the form; the same answer whatever the address's state."""
+    newsletter = subscribers.newsletter_by_slug(db_session(), request.form.get("newsletter"))
+    if newsletter is None:
+        abort(404)
+    form = request.form
+    signup = Signup(
+        email=form.get("email", ""),
+        name=form.get("name", ""),
+        sections=form.getlist("sections") if newsletter.sections else None,
+        consent=form.get("consent") == "yes",
+        consent_version=form.get("consent_version"),
+        honeypot=form.get("website", ""),
+        source=ConsentSource.FORM,
+        ip=client_ip(),
+        user_agent=request.user_agent.string,
+    )
+    try:
+        run_signup(newsletter, signup)
+    except InvalidSignup as exc:
+        values = {"email": signup.email, "name": signup.name, "sections": form.getlist("sections")}
+        return _front_page(newsletter, values, exc.errors, 400)
+    return render_template("public/check_inbox.html", newsletter=newsletter), 200
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    # Pages opened from a signed link show one reader's data: no caching, no indexing.
+    if request.view_args and "token" in request.view_args:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _too_many(_error: RateLimitExceeded) -> tuple[str, int]:
+    return render_template("public/too_many.html"), 429
+
+
+@bp.errorhandler(BadToken)
+def _bad_link(_error: BadToken) -> tuple[str, int]:
+    return render_template("public/link_error.html", gone=False), 400
+
+
+@bp.errorhandler(LinkGone)
+def _gone_link(_error: LinkGone) -> tuple[str, int]:
+    return render_template("public/link_error.html", gone=True), 404
+
+
+def _subscription(purpose: Purpose, token: str, **options: bool) -> Subscription:
+    return subscribers.from_token(db_session(), current_app.config, purpose, token, **options)
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str) -> tuple[str, int]:
+    """Show the Confirm button (scanners fetch GETs, so this changes nothing)."""
+    try:
+        subscription = _subscription(Purpose.CONFIRM, token)
+    except ExpiredToken:
+        _subscription(Purpose.CONFIRM, token, allow_expired=True)
+        return render_template("public/confirm_expired.html", token=token), 410
+    return render_template(
+        "public/confirm.html",
+        subscription=subscription,
+        newsletter=subscription.newsletter,
+        waiting=subscribers.awaiting_confirmation(subscription),
+        token=token,
+    ), 200
+
+
+@bp.post("/confirm/<token>")
+def confirm(token: str) -> tuple[str, int]:
+    """Confirm the signup a link names (idempotent)."""
+    session = db_session()
+    try:
+        subscription = _subscription(Purpose.CONFIRM, token, for_update=True)
+    except ExpiredToken:
+        _subscription(Purpose.CONFIRM, token, allow_expired=True)
+        return render_template("public/confirm_expired.html", token=token), 410
+    result = subscribers.confirm(
+        session, current_app.config, subscription, client_ip(), request.user_agent.string
+    )
+    session.commit()
+    return render_template(
+        "public/confirmed.html",
+        result=result.value,
+        newsletter=subscription.newsletter,
+        preferences_url=links.preferences_url(current_app.config, subscription.uid)
+        if result in (ConfirmResult.CONFIRMED, ConfirmResult.ALREADY_CONFIRMED)
+        else None,
+    ), 200
+
+
+@bp.post("/confirm/<token>/renew")
+@signup_limit
+def renew(token: str) -> tuple[str, int]:
+    """Send a fresh confirmation link after an expired one."""
+    hold_answer()
+    session = db_session()
+    subscription = _subscription(Purpose.CONFIRM, token, for_update=True, allow_expired=True)
+    subscribers.renew_confirmation(session, subscription)
+    session.commit()
+    return render_template("public/check_inbox.html", newsletter=subscription.newsletter), 200
+
+
+def _unsubscribe_page(
+    subscription: Subscription, token: str, *, just_now: bool, human: bool
+) -> str:
+    return render_template(
+        "public/unsubscribe.html",
+        subscription=subscription,
+        token=token,
+        newsletter=subscription.newsletter,
+        consent_text=subscribers.consent_text(subscription.newsletter),
+        just_now=just_now,
+        # The one-click POST from a mail provider gets no form, hence no session cookie.
+        offer_resubscribe=human,
+        preferences_url=links.preferences_url(current_app.config, subscription.uid),
+    )
+
+
+@bp.get("/unsubscribe/<token>")
+def unsubscribe_page(token: str) -> str:
+    """Show the Unsubscribe (or, afterwards, Resubscribe) button."""
+    subscription = _subscription(Purpose.UNSUBSCRIBE, token)
+    return _unsubscribe_page(subscription, token, just_now=False, human=True)
+
+
+@bp.post("/unsubscribe/<token>")
+@csrf.exempt
+def unsubscribe(token: str) -> tuple[str, int]:
+    """RFC 8058 one-click unsubscribe, and the page's button: 200, no redirect, no cookie."""
+    if request.form.get("List-Unsubscribe") != "One-Click":
+        return render_template("public/unsubscribe_bad_request.html"), 400
+    session = db_session()
+    subscription = _subscription(Purpose.UNSUBSCRIBE, token, for_update=True)
+    human = request.form.get("via") == "page"
+    channel = WithdrawalChannel.PAGE if human else WithdrawalChannel.ONE_CLICK
+    subscribers.unsubscribe(session, subscription, channel)
+    session.commit()
+    return _unsubscribe_page(subscription, token, just_now=True, human=human), 200
+
+
+@bp.post("/unsubscribe/<token>/resubscribe")
+def resubscribe(token: str) -> tuple[str, int]:
+    """Subscribe again from the unsubscribe link: a new consent, confirmed by the link."""
+    session = db_session()
+    subscription = _subscription(Purpose.UNSUBSCRIBE, token, for_update=True)
+    result = subscribers.resubscribe(
+        session, current_app.config, subscription, client_ip(), request.user_agent.string
+    )
+    session.commit()
+    return render_template(
+        "public/resubscribed.html",
+        result=result.value,
+        newsletter=subscription.newsletter,
+        preferences_url=links.preferences_url(current_app.config, subscription.uid),
+    ), 200
+
+
+def _preferences_page(
+    subscription: Subscription,
+    token: str,
+    *,
+    notice: str | None = None,
+    errors: dict[str, str] | None = None,
+    form: dict[str, object] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    chosen = [s.slug for s in subscription.sections] or [
+        s.slug for s in subscription.newsletter.sections
+    ]
+    return render_template(
+        "public/preferences.html",
+        subscription=subscription,
+        subscriber=subscription.subscriber,
+        newsletter=subscription.newsletter,
+        token=token,
+        notice=notice,
+        errors=errors or {},
+        form=form or {"name": subscription.subscriber.name, "sections": chosen},
+        consent_text=subscribers.consent_text(subscription.newsletter),
+        unsubscribe_url=links.unsubscribe_url(current_app.config, subscription.uid),
+    ), status
+
+
+@bp.get("/preferences/<token>")
+def preferences(token: str) -> tuple[str, int]:
+    """Show the preference center of the subscription a link names."""
+    return _preferences_page(_subscription(Purpose.PREFERENCES, token), token)
+
+
+@bp.post("/preferences/<token>")
+def preferences_action(token: str) -> tuple[str, int]:
+    """Save name and sections, pause, resume, unsubscribe or resubscribe."""
+    session = db_session()
+    subscription = _subscription(Purpose.PREFERENCES, token, for_update=True)
+    action = request.form.get("action", "")
+    if action == "save":
+        form = {"name": request.form.get("name", ""), "sections": request.form.getlist("sections")}
+        try:
+            subscribers.update_preferences(
+                session, subscription, str(form["name"]), request.form.getlist("sections")
+            )
+        except InvalidSignup as exc:
+            session.rollback()
+            return _preferences_page(subscription, token, errors=exc.errors, form=form, status=400)
+    elif action == "pause":
+        subscribers.pause(session, subscription)
+    elif action == "resume":
+        subscribers.resume(session, subscription)
+    elif action == "unsubscribe":
+        subscribers.unsubscribe(session, subscription, WithdrawalChannel.PREFERENCES)
+    elif action == "resubscribe":
+        result = subscribers.resubscribe(
+            session, current_app.config, subscription, client_ip(), request.user_agent.string
+        )
+        if result is ConfirmResult.SUPPRESSED:
+            action = "suppressed"
+    else:
+        abort(400, description="Unknown action.")
+    session.commit()
+    return _preferences_page(subscription, token, notice=action)
+
+
+@bp.get("/preferences/<token>/data.json")
+def download_data(token: str) -> Response:
+    """Everything stored about the reader, as a JSON download."""
+    subscription = _subscription(Purpose.PREFERENCES, token)
+    data = subscribers.personal_data(db_session(), current_app.config, subscription.subscriber)
+    response = Response(
+        json.dumps(data, indent=2, ensure_ascii=False) + "\n", mimetype="application/json"
+    )
+    response.headers["Content-Disposition"] = 'attachment; filename="my-newsletter-data.json"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/preferences/<token>/delete")
+def delete_page(token: str) -> str:
+    """The confirmation step before erasing the reader."""
+    subscription = _subscription(Purpose.PREFERENCES, token)
+    return render_template(
+        "public/delete.html",
+        subscription=subscription,
+        newsletter=subscription.newsletter,
+        subscriber=subscription.subscriber,
+        token=token,
+    )
+
+
+@bp.post("/preferences/<token>/delete")
+def delete(token: str) -> str:
+    """Erase the reader: only a keyed hash stays, in the suppression list."""
+    session = db_session()
+    subscription = _subscription(Purpose.PREFERENCES, token, for_update=True)
+    newsletter_name = subscription.newsletter.name
+    subscribers.erase(session, current_app.config, subscription.subscriber)
+    session.commit()
+    return render_template("public/deleted.html", newsletter_name=newsletter_name)
 
 
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
+    """Answer once the database does."""
     db_session().execute(text("SELECT 1"))
     return jsonify(status="ok")

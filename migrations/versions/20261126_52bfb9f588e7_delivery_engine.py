@@ -1,7 +1,7 @@
 """delivery engine: schedule runs, the shared send rate, ledger indexes for scale
 
 Revision ID: 52bfb9f588e7
-Revises: aa23d32d58e5
+Revises: d02d07565001
 Create Date: 2026-11-26 14:19:21.511925
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '52bfb9f588e7'
-down_revision = 'aa23d32d58e5'
+down_revision = 'd02d07565001'
 branch_labels = None
 depends_on = None
 

@@ -36,6 +36,7 @@ from digest.models import (
 from tests.support.smtp import SMTPServer
 
 T = TypeVar("T")
+CONFIG = {"SECRET_KEY": "test-secret-key-0123456789"}  # what the ledger needs of the test app's settings
 DIGEST = str(Path(sys.executable).with_name("digest"))
 
 

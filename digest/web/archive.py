@@ -1,0 +1,98 @@
+"""Public archive pages and the Atom feed (paths fixed in digest/links.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, abort, current_app, render_template, url_for
+from sqlalchemy.orm import Session
+
+from digest import archive, links, newsletters, posts
+from digest.extensions import db_session
+from digest.markdown import render_markdown
+from digest.models import Issue, Newsletter
+
+bp = Blueprint("archive", __name__)
+
+
+def _route(path: str) -> str:
+    return path.replace("{", "<").replace("}", ">")
+
+
+def _newsletter(session: Session, slug: str) -> Newsletter:
+    newsletter = newsletters.by_slug(session, slug)
+    if newsletter is None:
+        abort(404)
+    return newsletter
+
+
+def _stamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@bp.get(_route(links.ARCHIVE_PATH))
+def index(newsletter: str) -> str:
+    """Show the archive index: every sent issue, newest first."""
+    dbs = db_session()
+    found = _newsletter(dbs, newsletter)
+    return render_template("archive/index.html", newsletter=found, issues=archive.sent_issues(dbs, found),
+                           local_time=archive.local_time)
+
+
+@bp.get(_route(links.ISSUE_PATH))
+def issue(newsletter: str, issue: str) -> str:
+    """Show a sent issue as a web page."""
+    dbs = db_session()
+    found = _newsletter(dbs, newsletter)
+    sent = archive.sent_issue(dbs, found, issue)
+    if sent is None:
+        abort(404)
+    return render_template(
+        "archive/issue.html", newsletter=found, issue=sent, sections=archive.issue_sections(sent),
+        intro_html=render_markdown(sent.intro_md), render_markdown=render_markdown,
+        local_time=archive.local_time,
+        post_link=lambda post: url_for("archive.post", newsletter=found.slug, post=post.slug),
+    )
+
+
+@bp.get(_route(links.POST_PATH))
+def post(newsletter: str, post: str) -> str:
+    """Show a published post as a web page."""
+    dbs = db_session()
+    found = _newsletter(dbs, newsletter)
+    published = posts.published_post(dbs, found, post)
+    if published is None:
+        abort(404)
+    return render_template("archive/post.html", newsletter=found, post=published,
+                           body_html=render_markdown(published.body_md), local_time=archive.local_time)
+
+
+@bp.get(_route(links.FEED_PATH))
+def feed(newsletter: str) -> Response:
+    """Return the Atom feed of sent issues."""
+    dbs = db_session()
+    found = _newsletter(dbs, newsletter)
+    config = current_app.config
+
+    def content(item: Issue, sections: list[archive.ArchivedSection]) -> str:
+        # Rendered as HTML, then escaped once more by the XML template (type="html").
+        return render_template(
+            "archive/_issue_body.html", sections=sections, intro_html=render_markdown(item.intro_md),
+            render_markdown=render_markdown,
+            post_link=lambda p: links.post_url(config, found.slug, p.slug),
+        )
+
+    issues = archive.sent_issues(dbs, found, limit=archive.FEED_ENTRIES, with_posts=True)
+    xml = render_template(
+        "archive/feed.xml",
+        newsletter=found,
+        entries=[(item, archive.issue_sections(item)) for item in issues],
+        host=urlsplit(config["BASE_URL"]).hostname,
+        feed_url=links.absolute(config, links.FEED_PATH.format(newsletter=found.slug)),
+        archive_url=links.absolute(config, links.ARCHIVE_PATH.format(newsletter=found.slug)),
+        issue_url=lambda item: links.issue_url(config, found.slug, item.slug),
+        content=content,
+        stamp=_stamp,
+    )
+    return Response(xml, mimetype="application/atom+xml")

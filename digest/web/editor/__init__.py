@@ -1,0 +1,69 @@
+"""The editor workspace under /editor: login, dashboard, posts, subscribers, admin pages.
+
+Every route needs a logged-in editor (checked once, before any view runs, so a new
+route cannot forget it); the nested `admin` blueprint additionally needs the admin
+role. Views are thin: parse the request, call one domain function, commit, render.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
+from flask_login import current_user, logout_user
+from werkzeug.wrappers import Response
+
+from digest import newsletters
+from digest.extensions import db_session
+from digest.models import Editor
+from digest.tokens import keyed_hash
+
+bp = Blueprint("editor", __name__, url_prefix="/editor")
+admin = Blueprint("admin", __name__)
+PUBLIC_ENDPOINTS = {"editor.login"}
+SESSION_STAMP = "editor_password_stamp"
+
+
+def password_stamp(editor: Editor) -> str:
+    """Return a short keyed fingerprint of the editor's password hash, kept in their session."""
+    return keyed_hash(current_app.config["SECRET_KEY"], "editor-session", editor.password_hash)[:16]
+
+
+def int_arg(name: str) -> int | None:
+    """Return the query-string argument name as a positive int, or None."""
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 12 else None
+
+
+@bp.before_request
+def _require_login() -> Response | None:
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if not current_user.is_authenticated:
+        return redirect(url_for("editor.login") + "?" + urlencode({"next": request.full_path.rstrip("?")}))
+    stamp = session.setdefault(SESSION_STAMP, password_stamp(current_user))
+    if stamp != password_stamp(current_user):
+        # The password changed since this session logged in: end it.
+        logout_user()
+        session.clear()
+        flash("Your password was changed: please log in again.", "error")
+        return redirect(url_for("editor.login"))
+    g.newsletter = newsletters.current(db_session())
+    return None
+
+
+@admin.before_request
+def _require_admin() -> None:
+    if not current_user.is_admin:
+        abort(403, "Only admins manage editors and newsletter settings.")
+
+
+@bp.context_processor
+def _editor_context() -> dict[str, object]:
+    return {"newsletter": g.get("newsletter")}
+
+
+# Views attach themselves to bp and admin on import; admin nests under bp once.
+from digest.web.editor import admin_views, auth, dashboard, posts, subscribers  # noqa: E402,F401
+
+bp.register_blueprint(admin)

@@ -1,0 +1,196 @@
+"""Admin pages: newsletter settings, sections and editor accounts."""
+
+from __future__ import annotations
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from digest import editors, newsletters
+from digest.extensions import db_session
+from digest.models import Editor, EditorRole, Section
+from digest.validation import Invalid
+from digest.web.editor import admin
+
+
+def _settings_page(data: newsletters.SettingsInput, errors: dict[str, str], status: int = 200) -> tuple[str, int]:
+    newsletter = g.newsletter
+    return render_template(
+        "editor/settings.html",
+        data=data,
+        errors=errors,
+        time_zones=newsletters.time_zones(),
+        weekdays=newsletters.WEEKDAYS,
+        sections=newsletters.sections(db_session(), newsletter) if newsletter else [],
+    ), status
+
+
+def _as_input(newsletter) -> newsletters.SettingsInput:  # type: ignore[no-untyped-def]
+    if newsletter is None:
+        return newsletters.SettingsInput()
+    return newsletters.SettingsInput(
+        name=newsletter.name,
+        description=newsletter.description,
+        from_name=newsletter.from_name,
+        from_address=newsletter.from_address or "",
+        reply_to=newsletter.reply_to or "",
+        postal_address=newsletter.postal_address,
+        time_zone=newsletter.time_zone,
+        send_weekday=str(newsletter.send_weekday or ""),
+        send_time=newsletter.send_time or "",
+        review_hours=str(newsletter.review_hours),
+        consent_text=newsletter.consent_text,
+    )
+
+
+@admin.route("/settings", methods=["GET", "POST"])
+def settings() -> Response | tuple[str, int]:
+    """Show and save the newsletter settings (creating the newsletter the first time)."""
+    if request.method == "GET":
+        return _settings_page(_as_input(g.newsletter), {})
+    form = request.form
+    data = newsletters.SettingsInput(**{key: form.get(key, "") for key in newsletters.SettingsInput.__dataclass_fields__})
+    dbs = db_session()
+    try:
+        newsletter = newsletters.update_settings(dbs, g.newsletter, data)
+    except Invalid as exc:
+        dbs.rollback()
+        return _settings_page(data, exc.errors, 400)
+    dbs.commit()
+    flash("The settings are saved.", "success")
+    if not newsletter.postal_address:
+        flash("No postal address yet: issues cannot be sent until you add one.", "warning")
+    return redirect(url_for("editor.admin.settings"))
+
+
+def _section(section_id: int) -> Section:
+    if g.newsletter is None:
+        abort(404)
+    section = newsletters.get_section(db_session(), g.newsletter, section_id)
+    if section is None:
+        abort(404)
+    return section
+
+
+def _apply(change, done: str, back: tuple[str, str | None]) -> Response:  # type: ignore[no-untyped-def]
+    dbs = db_session()
+    try:
+        change(dbs)
+    except (Invalid, editors.EditorError) as exc:
+        dbs.rollback()
+        message = " ".join(exc.errors.values()) if isinstance(exc, Invalid) else str(exc).capitalize() + "."
+        flash(message, "error")
+    else:
+        dbs.commit()
+        flash(done, "success")
+    endpoint, anchor = back
+    return redirect(url_for(endpoint, _anchor=anchor))
+
+
+# Where each kind of change returns: (endpoint, anchor).
+_SECTIONS = ("editor.admin.settings", "sections")
+_EDITORS = ("editor.admin.editors_list", None)
+
+
+@admin.post("/sections")
+def section_add() -> Response:
+    """Add a section at the end."""
+    if g.newsletter is None:
+        abort(409, "Save the newsletter's settings before adding sections.")
+    name = request.form.get("name", "")
+    return _apply(lambda dbs: newsletters.add_section(dbs, g.newsletter, name, request.form.get("description", "")),
+                  f"The section {name.strip()} is added.", _SECTIONS)
+
+
+@admin.post("/sections/<int:section_id>")
+def section_rename(section_id: int) -> Response:
+    """Rename a section and change its description."""
+    section = _section(section_id)
+    name = request.form.get("name", "")
+    return _apply(lambda dbs: newsletters.rename_section(dbs, section, name, request.form.get("description", "")),
+                  f"The section {name.strip()} is saved.", _SECTIONS)
+
+
+@admin.post("/sections/<int:section_id>/move")
+def section_move(section_id: int) -> Response:
+    """Move a section up or down."""
+    section = _section(section_id)
+    offset = -1 if request.form.get("direction") == "up" else 1
+    return _apply(lambda dbs: newsletters.move_section(dbs, section, offset),
+                  f"The section {section.name} is moved {'up' if offset < 0 else 'down'}.", _SECTIONS)
+
+
+@admin.post("/sections/<int:section_id>/delete")
+def section_remove(section_id: int) -> Response:
+    """Remove a section nobody uses."""
+    section = _section(section_id)
+    name = section.name
+    return _apply(lambda dbs: newsletters.remove_section(dbs, section), f"The section {name} is removed.", _SECTIONS)
+
+
+@admin.get("/editors")
+def editors_list() -> str:
+    """List editors with their roles and status."""
+    return render_template("editor/editors.html", editors=editors.list_editors(db_session()),
+                           roles=list(EditorRole), password=None)
+
+
+@admin.post("/editors")
+def editor_create() -> Response | tuple[str, int]:
+    """Create an editor with a generated password, shown once."""
+    dbs = db_session()
+    password = editors.generate_password()
+    role_value = request.form.get("role", "")
+    email = request.form.get("email", "")
+    try:
+        role = EditorRole(role_value)
+        editor = editors.create_editor(dbs, email, password, role, name=request.form.get("name", "").strip()[:200])
+    except (ValueError, editors.EditorError) as exc:
+        dbs.rollback()
+        message = str(exc) if isinstance(exc, editors.EditorError) else "Choose a role."
+        flash(message[0].upper() + message[1:] + ".", "error")
+        return render_template("editor/editors.html", editors=editors.list_editors(dbs), roles=list(EditorRole),
+                               password=None, email=email), 400
+    dbs.commit()
+    flash(f"{editor.email} can now log in as {editor.role.value}.", "success")
+    return render_template("editor/editors.html", editors=editors.list_editors(dbs), roles=list(EditorRole),
+                           password=password, password_for=editor.email), 201
+
+
+def _editor(editor_id: int) -> Editor:
+    editor = db_session().get(Editor, editor_id)
+    if editor is None:
+        abort(404)
+    return editor
+
+
+@admin.post("/editors/<int:editor_id>/role")
+def editor_role(editor_id: int) -> Response:
+    """Change an editor's role."""
+    editor = _editor(editor_id)
+    try:
+        role = EditorRole(request.form.get("role", ""))
+    except ValueError:
+        abort(400, "Choose a role.")
+    return _apply(lambda dbs: editors.set_role(dbs, editor, role), f"{editor.email} is now {role.value}.", _EDITORS)
+
+
+@admin.post("/editors/<int:editor_id>/active")
+def editor_active(editor_id: int) -> Response:
+    """Deactivate or reactivate an editor."""
+    editor = _editor(editor_id)
+    active = request.form.get("active") == "1"
+    return _apply(lambda dbs: editors.set_active(dbs, editor, active),
+                  f"{editor.email} is {'reactivated' if active else 'deactivated and logged out'}.", _EDITORS)
+
+
+@admin.post("/editors/<int:editor_id>/password")
+def editor_password(editor_id: int) -> Response | tuple[str, int]:
+    """Give an editor a new generated password, shown once."""
+    editor = _editor(editor_id)
+    dbs = db_session()
+    password = editors.generate_password()
+    editors.set_password(dbs, editor, password)
+    dbs.commit()
+    flash(f"{editor.email} has a new password.", "success")
+    return render_template("editor/editors.html", editors=editors.list_editors(dbs), roles=list(EditorRole),
+                           password=password, password_for=editor.email), 200

@@ -1,0 +1,156 @@
+"""Posts: list, write with a live preview, publish, unpublish, delete drafts."""
+
+from __future__ import annotations
+
+from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from digest import newsletters, posts
+from digest.extensions import db_session
+from digest.markdown import render_markdown
+from digest.models import Newsletter, Post, PostStatus
+from digest.validation import Invalid
+from digest.web.editor import bp, int_arg
+
+PREVIEW_LIMIT = 200_000
+
+
+def _newsletter() -> Newsletter:
+    if g.newsletter is None:
+        abort(409, "Set up the newsletter first: an admin fills in Settings.")
+    return g.newsletter
+
+
+def _post(post_id: int) -> Post:
+    post = posts.get_post(db_session(), _newsletter(), post_id)
+    if post is None:
+        abort(404)
+    return post
+
+
+def _form() -> posts.PostInput:
+    form = request.form
+    return posts.PostInput(
+        title=form.get("title", ""),
+        section_id=form.get("section_id"),
+        summary=form.get("summary", ""),
+        body_md=form.get("body_md", ""),
+        link_url=form.get("link_url", ""),
+    )
+
+
+@bp.get("/posts")
+def posts_list() -> str:
+    """List the newsletter's posts, filtered and paged."""
+    newsletter = g.newsletter
+    if newsletter is None:
+        return render_template("editor/posts.html", page=None, sections=[])
+    dbs = db_session()
+    page = posts.list_posts(
+        dbs, newsletter,
+        status=request.args.get("status", ""),
+        section_id=int_arg("section"),
+        search=request.args.get("q", ""),
+        page=int_arg("page") or 1,
+    )
+    return render_template("editor/posts.html", page=page, sections=newsletters.sections(dbs, newsletter))
+
+
+def _editor_page(post: Post | None, data: posts.PostInput | None, errors: dict[str, str],
+                 status: int = 200) -> tuple[str, int]:
+    newsletter = _newsletter()
+    return render_template(
+        "editor/post_form.html",
+        post=post,
+        data=data or (posts.PostInput(title=post.title, section_id=post.section_id, summary=post.summary,
+                                      body_md=post.body_md, link_url=post.link_url or "")
+                      if post else posts.PostInput()),
+        errors=errors,
+        sections=newsletters.sections(db_session(), newsletter),
+        preview_html=render_markdown((data.body_md if data else post.body_md if post else "") or ""),
+    ), status
+
+
+@bp.route("/posts/new", methods=["GET", "POST"])
+def post_new() -> Response | tuple[str, int]:
+    """Show the empty post form; create the post (and publish it if asked)."""
+    newsletter = _newsletter()
+    if request.method == "GET":
+        return _editor_page(None, None, {})
+    data = _form()
+    dbs = db_session()
+    try:
+        post = posts.create_post(dbs, newsletter, data, author=current_user)
+        if request.form.get("publish") == "1":
+            posts.publish_post(dbs, post)
+    except Invalid as exc:
+        dbs.rollback()
+        return _editor_page(None, data, exc.errors, 400)
+    dbs.commit()
+    flash(f"“{post.title}” is {'published' if post.status is PostStatus.PUBLISHED else 'saved as a draft'}.",
+          "success")
+    return redirect(url_for("editor.post_edit", post_id=post.id))
+
+
+@bp.route("/posts/<int:post_id>", methods=["GET", "POST"])
+def post_edit(post_id: int) -> Response | tuple[str, int]:
+    """Show a post's form; save it (and publish it if asked)."""
+    post = _post(post_id)
+    if request.method == "GET":
+        return _editor_page(post, None, {})
+    data = _form()
+    dbs = db_session()
+    try:
+        posts.update_post(dbs, post, data)
+        if request.form.get("publish") == "1" and post.status is PostStatus.DRAFT:
+            posts.publish_post(dbs, post)
+    except Invalid as exc:
+        dbs.rollback()
+        return _editor_page(_post(post_id), data, exc.errors, 400)
+    dbs.commit()
+    flash(f"“{post.title}” is saved{' and published' if request.form.get('publish') == '1' else ''}.",
+          "success")
+    return redirect(url_for("editor.post_edit", post_id=post.id))
+
+
+def _change(post_id: int, change, done: str) -> Response:  # type: ignore[no-untyped-def]
+    post = _post(post_id)
+    dbs = db_session()
+    try:
+        change(dbs, post)
+    except Invalid as exc:
+        dbs.rollback()
+        flash(" ".join(exc.errors.values()), "error")
+        return redirect(url_for("editor.post_edit", post_id=post_id))
+    dbs.commit()
+    flash(done.format(title=post.title), "success")
+    return redirect(url_for("editor.posts_list") if change is posts.delete_post
+                    else url_for("editor.post_edit", post_id=post_id))
+
+
+@bp.post("/posts/<int:post_id>/publish")
+def post_publish(post_id: int) -> Response:
+    """Publish a post."""
+    return _change(post_id, posts.publish_post, "“{title}” is published.")
+
+
+@bp.post("/posts/<int:post_id>/unpublish")
+def post_unpublish(post_id: int) -> Response:
+    """Return a post to draft."""
+    return _change(post_id, posts.unpublish_post, "“{title}” is back to draft and off the public site.")
+
+
+@bp.post("/posts/<int:post_id>/delete")
+def post_delete(post_id: int) -> Response:
+    """Delete a draft."""
+    return _change(post_id, posts.delete_post, "“{title}” is deleted.")
+
+
+@bp.post("/preview")
+def markdown_preview() -> Response | tuple[Response, int]:
+    """Return the sanitized HTML of posted Markdown (the live preview)."""
+    source = (request.get_json(silent=True) or {}).get("markdown", "")
+    if not isinstance(source, str) or len(source) > PREVIEW_LIMIT:
+        return jsonify(error="The text is too long to preview."), 400
+    return jsonify(html=render_markdown(source))

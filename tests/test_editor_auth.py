@@ -1,0 +1,268 @@
+"""Editor login, sessions, permissions, CSRF and login rate limiting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from digest.models import EditorRole, Post
+from tests.support.editor import PASSWORD, log_in, make_editor
+from tests.support.forms import csrf_token
+
+
+def editor_routes(app: Flask, prefix: str = "editor.") -> Iterator[tuple[str, str]]:
+    """Yield (method, url) for every route of the workspace, with sample ids filled in."""
+    adapter = app.url_map.bind("news.example.org")
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith(prefix) or rule.endpoint == "editor.login":
+            continue
+        url = adapter.build(rule.endpoint, {name: 1 for name in rule.arguments})
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            yield method, url
+
+
+def test_every_editor_route_is_covered(app) -> None:  # type: ignore[no-untyped-def]
+    """The route list the permission tests walk includes the pages a user knows."""
+    urls = {url for _, url in editor_routes(app)}
+    for expected in ("/editor/", "/editor/posts", "/editor/settings", "/editor/editors",
+                     "/editor/subscribers", "/editor/preview"):
+        assert expected in urls
+
+
+def test_anonymous_users_see_nothing_of_the_workspace(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """Every /editor route, GET or POST, sends an anonymous visitor to the login page."""
+    make_editor(db)
+    token = csrf_token(client.get("/editor/login").get_data(as_text=True))
+    checked = 0
+    for method, url in editor_routes(app):
+        response = client.open(url, method=method, data={"csrf_token": token},
+                               headers={"X-CSRFToken": token})
+        assert response.status_code == 302, (method, url)
+        assert response.location.startswith("/editor/login?next="), (method, url)
+        assert b"admin@example.com" not in response.data
+        checked += 1
+    assert checked >= 20
+
+
+def test_editors_cannot_manage_editors_or_settings(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """Every admin route answers 403 to an editor, whatever the method."""
+    make_editor(db)
+    make_editor(db, "writer@example.com", EditorRole.EDITOR)
+    assert log_in(client, "writer@example.com").status_code == 302
+    token = csrf_token(client.get("/editor/posts").get_data(as_text=True))
+    admin_routes = list(editor_routes(app, "editor.admin."))
+    assert len(admin_routes) >= 8
+    for method, url in admin_routes:
+        response = client.open(url, method=method, data={"csrf_token": token, "role": "editor", "active": "0"})
+        assert response.status_code == 403, (method, url)
+    assert b"Settings" not in client.get("/editor/").data  # not even offered in the navigation
+
+
+def test_admin_reaches_admin_pages(client, db) -> None:  # type: ignore[no-untyped-def]
+    """An admin opens the settings and the editor list."""
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    assert client.get("/editor/settings").status_code == 200
+    assert b"admin@example.com" in client.get("/editor/editors").data
+
+
+def test_wrong_password_and_unknown_address_look_the_same(client, db) -> None:  # type: ignore[no-untyped-def]
+    """A failed login says the same thing for a known and an unknown address."""
+    make_editor(db)
+    known = log_in(client, "admin@example.com", "wrong password!")
+    unknown = log_in(client, "nobody@example.com", "wrong password!")
+    assert known.status_code == unknown.status_code == 200
+    message = b"do not match an active editor account"
+    assert message in known.data and message in unknown.data
+    assert client.get("/editor/").status_code == 302
+
+
+def test_login_is_case_insensitive_and_records_the_time(client, db) -> None:  # type: ignore[no-untyped-def]
+    """An editor created with capitals logs in with any case; last login is kept."""
+    editor = make_editor(db, "Ada.Lovelace@Example.com")
+    response = log_in(client, "ada.lovelace@EXAMPLE.com")
+    assert response.status_code == 302 and response.location == "/editor/"
+    db.refresh(editor)
+    assert editor.last_login_at is not None
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/editor/posts?status=draft", "/editor/posts?status=draft"),
+        ("https://evil.example/", "/editor/"),
+        ("//evil.example/path", "/editor/"),
+        ("/\\evil.example", "/editor/"),
+        ("javascript:alert(1)", "/editor/"),
+    ],
+)
+def test_redirect_after_login_stays_on_the_site(client, db, target, expected) -> None:  # type: ignore[no-untyped-def]
+    """After login the editor goes back where they were, never to another site."""
+    make_editor(db)
+    response = log_in(client, "admin@example.com", next=target)
+    assert response.status_code == 302
+    assert response.location == expected
+
+
+def test_anonymous_redirect_remembers_the_page(client, db) -> None:  # type: ignore[no-untyped-def]
+    """Opening a workspace page logged out, then logging in, lands on that page."""
+    make_editor(db)
+    first = client.get("/editor/posts?status=draft")
+    login_page = client.get(first.location).get_data(as_text=True)
+    assert 'value="/editor/posts?status=draft"' in login_page
+    response = client.post("/editor/login", data={
+        "csrf_token": csrf_token(login_page), "email": "admin@example.com", "password": PASSWORD,
+        "next": "/editor/posts?status=draft"})
+    assert response.location == "/editor/posts?status=draft"
+
+
+def test_session_cookie_is_secure_httponly_samesite(client, db) -> None:  # type: ignore[no-untyped-def]
+    """The login cookie cannot be read by scripts, sent cross-site, or over plain HTTP."""
+    make_editor(db)
+    response = log_in(client, "admin@example.com", remember="on")
+    cookies = response.headers.getlist("Set-Cookie")
+    session = next(c for c in cookies if c.startswith("session="))
+    remember = next(c for c in cookies if c.startswith("remember_token="))
+    for cookie in (session, remember):
+        assert "Secure" in cookie and "HttpOnly" in cookie
+    assert "SameSite=Lax" in session
+
+
+def test_remember_me_is_optional(client, db) -> None:  # type: ignore[no-untyped-def]
+    """Without "keep me logged in" no long-lived cookie is set."""
+    make_editor(db)
+    response = log_in(client, "admin@example.com")
+    assert not any(c.startswith("remember_token=") for c in response.headers.getlist("Set-Cookie"))
+
+
+def test_logout_needs_a_post_with_token(client, db) -> None:  # type: ignore[no-untyped-def]
+    """A link cannot log an editor out; the button does."""
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    assert client.get("/editor/logout").status_code == 405
+    assert client.post("/editor/logout").status_code == 400  # no CSRF token
+    assert client.get("/editor/").status_code == 200
+    token = csrf_token(client.get("/editor/").get_data(as_text=True))
+    assert client.post("/editor/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/editor/").status_code == 302
+
+
+def test_deactivated_editor_is_logged_out(client, db) -> None:  # type: ignore[no-untyped-def]
+    """Deactivating an editor ends the session they have open."""
+    make_editor(db)
+    writer = make_editor(db, "writer@example.com", EditorRole.EDITOR)
+    log_in(client, "writer@example.com")
+    assert client.get("/editor/").status_code == 200
+    writer.active = False
+    db.commit()
+    assert client.get("/editor/").status_code == 302
+    assert log_in(client, "writer@example.com").status_code == 200  # refused
+
+
+def test_form_post_without_csrf_token_is_refused(client, db) -> None:  # type: ignore[no-untyped-def]
+    """A cross-site form post (no token) changes nothing."""
+    from tests.support.workspace import demo_newsletter
+
+    make_editor(db)
+    newsletter = demo_newsletter(db)
+    log_in(client, "admin@example.com")
+    before = db.scalar(select(func.count()).select_from(Post))
+    section_id = newsletter.sections[0].id
+    db.rollback()  # end the read so the app may write (SQLite takes the lock at BEGIN)
+    response = client.post("/editor/posts/new", data={
+        "title": "Forged", "section_id": str(section_id), "body_md": "x"})
+    assert response.status_code == 400
+    assert b"This form has expired" in response.data
+    assert db.scalar(select(func.count()).select_from(Post)) == before
+    db.rollback()
+    response = client.post("/editor/settings", data={"name": "Hijacked"})
+    assert response.status_code == 400
+    db.refresh(newsletter)
+    assert newsletter.name == "The Weekly Model"
+
+
+def test_login_limit_per_account(client, db) -> None:  # type: ignore[no-untyped-def]
+    """After five failures on one address, even the right password waits; others do not."""
+    make_editor(db)
+    make_editor(db, "other@example.com", EditorRole.EDITOR)
+    for _ in range(5):
+        assert log_in(client, "admin@example.com", "wrong password!").status_code == 200
+    limited = log_in(client, "admin@example.com")
+    assert limited.status_code == 429
+    assert b"Too many failed attempts" in limited.data
+    assert log_in(client, "other@example.com").status_code == 302
+
+
+def test_login_limit_reveals_no_accounts(client, db) -> None:  # type: ignore[no-untyped-def]
+    """An unknown address is limited exactly like a known one."""
+    make_editor(db)
+    for address in ("admin@example.com", "ghost@example.com"):
+        codes = [log_in(client, address, "wrong password!").status_code for _ in range(6)]
+        assert codes == [200] * 5 + [429]
+
+
+def test_login_limit_per_ip(client, db) -> None:  # type: ignore[no-untyped-def]
+    """One address trying many accounts is stopped after twenty failures."""
+    make_editor(db)
+    for n in range(20):
+        assert log_in(client, f"guess{n}@example.com", "wrong password!").status_code == 200
+    assert log_in(client, "admin@example.com").status_code == 429
+
+
+def test_successful_logins_do_not_count(client, db) -> None:  # type: ignore[no-untyped-def]
+    """An editor who logs in and out many times is never limited."""
+    make_editor(db)
+    for _ in range(8):
+        assert log_in(client, "admin@example.com").status_code == 302
+        token = csrf_token(client.get("/editor/").get_data(as_text=True))
+        client.post("/editor/logout", data={"csrf_token": token})
+
+
+def test_change_own_password(client, db) -> None:  # type: ignore[no-untyped-def]
+    """An editor changes their password with the current one; the new one works."""
+    from tests.support.forms import submit
+
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    wrong = submit(client, "/editor/account", current_password="nope", new_password="a new long password",
+                   confirm_password="a new long password")
+    assert wrong.status_code == 400 and b"not your current password" in wrong.data
+    ok = submit(client, "/editor/account", current_password=PASSWORD, new_password="a new long password",
+                confirm_password="a new long password")
+    assert ok.status_code == 302
+    token = csrf_token(client.get("/editor/").get_data(as_text=True))
+    client.post("/editor/logout", data={"csrf_token": token})
+    assert log_in(client, "admin@example.com", "a new long password").status_code == 302
+
+
+def test_password_reset_ends_other_sessions(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """When an admin resets an editor's password, the editor's open session ends."""
+    from tests.support.forms import submit
+
+    make_editor(db)
+    writer = make_editor(db, "writer@example.com", EditorRole.EDITOR)
+    writer_id = writer.id
+    db.rollback()
+    writer_client = app.test_client()
+    log_in(writer_client, "writer@example.com")
+    assert writer_client.get("/editor/posts").status_code == 200
+    log_in(client, "admin@example.com")
+    submit(client, "/editor/editors", f"/editor/editors/{writer_id}/password")
+    ended = writer_client.get("/editor/posts")
+    assert ended.status_code == 302 and ended.location == "/editor/login"
+    assert b"Your password was changed" in writer_client.get(ended.location).data
+    assert client.get("/editor/editors").status_code == 200  # the admin's own session is untouched
+
+
+def test_own_password_change_keeps_this_session(client, db) -> None:  # type: ignore[no-untyped-def]
+    """Changing one's own password does not log this browser out."""
+    from tests.support.forms import submit
+
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    submit(client, "/editor/account", current_password=PASSWORD, new_password="another long password",
+           confirm_password="another long password")
+    assert client.get("/editor/posts").status_code == 200

@@ -1,0 +1,56 @@
+"""The digest's HTML in Debian's headless Chromium: light and dark, desktop and phone."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.mail.render import Reader, prepare_issue
+from tests.support.browser import chromium, screenshot_path
+from tests.support.issues import demo_issue
+
+pytestmark = pytest.mark.browser
+
+VIEWPORTS = {"desktop": {"width": 1024, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+def test_digest_in_light_and_dark_on_desktop_and_phone(app, db) -> None:  # type: ignore[no-untyped-def]
+    """The digest renders in both colour schemes at both widths; dark mode visibly changes it."""
+    if app.config["DATABASE_URL"].startswith("postgresql"):
+        pytest.skip("the HTML does not depend on the backend; one set of screenshots is enough")
+    prepared = prepare_issue(db, demo_issue(db).id, app)
+    html, _ = prepared.parts_for(Reader(1, "uidAdaAdaAdaAdaAdaAdaA", "ada@example.com", "Ada"))
+    seen: dict[tuple[str, str], dict[str, object]] = {}
+    for scheme in ("light", "dark"):
+        for device, viewport in VIEWPORTS.items():
+            with chromium(color_scheme=scheme, viewport=viewport) as context:
+                page = context.new_page()  # type: ignore[attr-defined]
+                page.route("**/*", lambda route: route.abort())  # like a client blocking images
+                page.set_content(html)
+                seen[(scheme, device)] = page.evaluate(
+                    """() => {
+                        const style = (selector) => getComputedStyle(document.querySelector(selector));
+                        const subject = document.querySelector('h1.subject').getBoundingClientRect();
+                        return {
+                            body: style('body').backgroundColor,
+                            card: style('.card').backgroundColor,
+                            text: style('.content').color,
+                            scrollWidth: document.documentElement.scrollWidth,
+                            cardWidth: document.querySelector('.card').getBoundingClientRect().width,
+                            subjectVisible: subject.width > 0 && subject.height > 0,
+                            firstText: document.body.innerText.trim().split(/[\\n\\t]/)[0],
+                        };
+                    }"""
+                )
+                page.screenshot(
+                    path=str(screenshot_path(f"digest-{scheme}-{device}")), full_page=True
+                )
+    for (scheme, device), facts in seen.items():
+        assert facts["subjectVisible"], (scheme, device)
+        assert facts["firstText"] == prepared.preheader  # the preview line is visible text
+        width = VIEWPORTS[device]["width"]
+        assert facts["scrollWidth"] <= width, (scheme, device)  # nothing overflows a phone
+        assert facts["cardWidth"] == (600 if device == "desktop" else width)  # type: ignore[operator]
+    for device in VIEWPORTS:
+        light, dark = seen[("light", device)], seen[("dark", device)]
+        assert light["card"] == "rgb(255, 255, 255)" and dark["card"] != light["card"]
+        assert dark["body"] != light["body"] and dark["text"] != light["text"]

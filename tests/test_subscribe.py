@@ -1,0 +1,389 @@
+"""Signing up through the front page: validation, consent, one answer for every address."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from digest import subscribers
+from digest.db import utcnow
+from digest.models import (
+    Consent,
+    ConsentSource,
+    Issue,
+    IssueStatus,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    SuppressionReason,
+    TransactionalKind,
+    TransactionalState,
+)
+from digest.subscribers import Outcome, Signup
+from digest.suppression import suppress
+from tests.conftest import get_db_of
+from tests.support.readers import (
+    app_overrides,  # noqa: F401  (fixture: no timing floor)
+    deliver,
+    load_newsletter,
+    mails,
+    signup,
+    subscription,
+)
+
+
+def _count(app, model) -> int:  # type: ignore[no-untyped-def]
+    with get_db_of(app).session() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_front_page_offers_an_accessible_signup_form(app, client) -> None:  # type: ignore[no-untyped-def]
+    """The form has labelled fields, section choices, an unticked consent box with its text, a honeypot and CSRF."""
+    load_newsletter(app)
+    html = client.get("/").get_data(as_text=True)
+    assert '<label for="email">' in html and 'type="email" id="email"' in html
+    assert '<label for="name">' in html
+    assert "<legend>Sections you want</legend>" in html
+    assert html.count('name="sections"') == 5
+    consent = re.search(r'<input type="checkbox" id="consent"[^>]*>', html, re.S)
+    assert consent and "checked" not in consent.group(0)
+    assert "Yes, send me The Weekly Model by email once a week" in html
+    assert 'name="website"' in html and 'tabindex="-1"' in html
+    assert 'name="csrf_token"' in html
+    assert "Latest issue" not in html
+
+
+def test_front_page_links_the_latest_sent_issue(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """Once an issue is sent, the front page links its archive page; drafts stay hidden."""
+    newsletter = load_newsletter(app)
+    db.add(
+        Issue(
+            newsletter_id=newsletter.id,
+            slug="first-week",
+            subject="The first week",
+            status=IssueStatus.SENT,
+            sent_at=utcnow() - dt.timedelta(days=3),
+        )
+    )
+    db.commit()
+    html = client.get("/").get_data(as_text=True)
+    assert "Latest issue" in html
+    assert 'href="https://news.example.org/archive/weekly-model/first-week"' in html
+    assert "open-weights-catch-up" not in html  # the demo's draft
+
+
+def test_signup_records_consent_and_a_confirmation_request(app, client) -> None:  # type: ignore[no-untyped-def]
+    """A new address becomes a pending subscription with a full consent record and one confirmation due."""
+    load_newsletter(app)
+    response = signup(client, "Nina@Example.ORG", name="Nina", sections=["news", "tools"], ip="203.0.113.7")
+    assert response.status_code == 200
+    assert "Check your inbox" in response.get_data(as_text=True)
+    found = subscription(app, "nina@example.org")
+    assert found is not None and found.status is SubscriptionStatus.PENDING
+    assert found.subscriber.name == "Nina"
+    assert [s.slug for s in found.sections] == ["news", "tools"]
+    [consent] = found.consents
+    assert consent.source is ConsentSource.FORM
+    assert consent.ip == "203.0.113.7"
+    assert consent.user_agent and "Werkzeug" in consent.user_agent
+    assert consent.consent_text.startswith("Yes, send me The Weekly Model")
+    assert consent.consent_version == "2026-11"
+    assert consent.created_at is not None and consent.confirmed_at is None
+    [mail] = mails(app)
+    assert mail.kind is TransactionalKind.CONFIRM and mail.state is TransactionalState.PENDING
+
+
+def _prepare_state(app, state: str) -> str:  # type: ignore[no-untyped-def]
+    """Put a fresh address into state and return it."""
+    email = f"{state}-{uuid.uuid4().hex[:6]}@example.org"
+    database = get_db_of(app)
+    newsletter_config = app.config
+    with database.session() as session:
+        newsletter = session.scalars(select(Newsletter)).one()
+        if state == "new":
+            return email
+        if state in ("bounced", "complained"):
+            reason = SuppressionReason.HARD_BOUNCE if state == "bounced" else SuppressionReason.COMPLAINT
+            suppress(session, newsletter_config, email, reason)
+            return email
+        subscribers.subscribe(
+            session, newsletter_config, newsletter,
+            Signup(email=email, consent=True, ip="198.51.100.1"),
+            now=utcnow() - dt.timedelta(days=3),
+        )
+        sub = session.scalars(
+            select(Subscription).join(Subscriber).where(Subscriber.email == email)
+        ).one()
+        if state in ("confirmed", "paused", "unsubscribed", "erased"):
+            subscribers.confirm(session, newsletter_config, sub)
+        if state == "paused":
+            subscribers.pause(session, sub)
+        if state == "unsubscribed":
+            subscribers.unsubscribe(session, sub, "one-click")
+        if state == "erased":
+            subscribers.erase(session, newsletter_config, sub.subscriber)
+    return email
+
+
+STATES = ["new", "pending", "confirmed", "paused", "unsubscribed", "bounced", "complained", "erased"]
+
+
+def test_same_answer_whatever_the_address_state(app, client) -> None:  # type: ignore[no-untyped-def]
+    """New, pending, confirmed, paused, unsubscribed, suppressed and erased addresses get byte-identical answers."""
+    load_newsletter(app)
+    answers = {}
+    for state in STATES:
+        email = _prepare_state(app, state)
+        response = signup(client, email)
+        answers[state] = (response.status_code, response.get_data(as_text=True))
+    baseline = answers["new"]
+    assert baseline[0] == 200 and "Check your inbox" in baseline[1]
+    for state, answer in answers.items():
+        assert answer == baseline, f"the answer for a {state} address differs"
+
+
+def test_every_answer_waits_for_the_timing_floor(app, client) -> None:  # type: ignore[no-untyped-def]
+    """With the floor on, no signup answer (new or known address) comes back sooner than it."""
+    load_newsletter(app)
+    app.config["SIGNUP_MIN_SECONDS"] = 0.15
+    for state in ("new", "confirmed", "bounced"):
+        email = _prepare_state(app, state)
+        started = time.monotonic()
+        signup(client, email)
+        assert time.monotonic() - started >= 0.15
+
+
+def test_what_each_state_leads_to(app) -> None:  # type: ignore[no-untyped-def]
+    """Behind the one answer: who gets a confirmation, who an "already subscribed" note, who nothing."""
+    load_newsletter(app)
+    expected = {
+        "new": (Outcome.CREATED, TransactionalKind.CONFIRM),
+        "confirmed": (Outcome.ALREADY_SUBSCRIBED, TransactionalKind.ALREADY),
+        "unsubscribed": (Outcome.REJOINING, TransactionalKind.CONFIRM),
+        "bounced": (Outcome.SUPPRESSED, None),
+        "erased": (Outcome.CREATED, TransactionalKind.CONFIRM),
+    }
+    database = get_db_of(app)
+    for state, (outcome, kind) in expected.items():
+        email = _prepare_state(app, state)
+        before = len(mails(app))
+        with database.session() as session:
+            newsletter = session.scalars(select(Newsletter)).one()
+            got = subscribers.subscribe(
+                session, app.config, newsletter, Signup(email=email, consent=True)
+            )
+        assert got is outcome, state
+        new_mails = mails(app)[before:]
+        assert [m.kind for m in new_mails] == ([kind] if kind else []), state
+
+
+def test_form_without_consent_changes_nothing(app, client) -> None:  # type: ignore[no-untyped-def]
+    """Without the consent box ticked the form comes back with a clear error tied to it, and nothing is stored."""
+    load_newsletter(app)
+    response = signup(client, "maybe@example.org", name="Maybe", consent=False)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert 'id="consent-error"' in html and "Please tick the box" in html
+    assert 'aria-describedby="consent-error"' in html
+    assert 'value="maybe@example.org"' in html and 'value="Maybe"' in html
+    assert subscription(app, "maybe@example.org") is None
+    assert mails(app) == []
+
+
+def test_consent_text_changed_since_page_load(app, client) -> None:  # type: ignore[no-untyped-def]
+    """A form that showed an older consent version is refused, so the record never claims a text nobody saw."""
+    load_newsletter(app)
+    response = signup(client, "late@example.org", consent_version="2025-01")
+    assert response.status_code == 400
+    assert "wording of this consent changed" in response.get_data(as_text=True)
+    assert subscription(app, "late@example.org") is None
+
+
+def test_honeypot_gets_the_usual_answer_and_nothing_else(app, client) -> None:  # type: ignore[no-untyped-def]
+    """A bot that fills the hidden field sees "check your inbox", but nothing is stored or sent."""
+    load_newsletter(app)
+    response = signup(client, "bot@example.org", website="http://spam.example")
+    assert response.status_code == 200 and "Check your inbox" in response.get_data(as_text=True)
+    assert subscription(app, "bot@example.org") is None
+    assert mails(app) == []
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("", "Please enter your email address."),
+        ("not-an-address", "must have an @-sign"),
+        ("someone@localhost", "should have a period"),
+        ("two@@example.org", "invalid characters"),
+        ("spaces in@example.org", "invalid characters before the @-sign: SPACE"),
+        ("jörg@example.org", "part before the @ uses plain letters"),
+        ("a@[192.0.2.1]", "not allowed"),
+    ],
+)
+def test_malformed_addresses_are_refused_clearly(app, client, address: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    """A malformed or non-ASCII-local address gets a readable error next to the field and changes nothing."""
+    load_newsletter(app)
+    response = signup(client, address)
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert 'id="email-error"' in html and 'aria-invalid="true"' in html
+    assert message in html
+    assert _count(app, Consent) == 4  # the demo readers' only
+    assert mails(app) == []
+
+
+def test_international_domains_are_sent_in_idna_2008_form(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """Unicode domains are accepted, stored readable, and mailed as IDNA 2008 ASCII (faß.de is not fass.de)."""
+    load_newsletter(smtp_app)
+    client = smtp_app.test_client()
+    assert signup(client, "Nina@Bücher.DE").status_code == 200
+    assert signup(client, "max@faß.de").status_code == 200
+    assert subscription(smtp_app, "nina@bücher.de") is not None
+    assert subscription(smtp_app, "max@faß.de") is not None
+    assert deliver(smtp_app) == 2
+    recipients = sorted(r for m in smtp_server.received for r in m.rcpt_tos)
+    assert recipients == ["max@xn--fa-hia.de", "nina@xn--bcher-kva.de"]
+    assert smtp_server.received[0].raw_header("To")[0].isascii()
+
+
+def test_deliverability_check_follows_the_setting(app, client) -> None:  # type: ignore[no-untyped-def]
+    """With DIGEST_CHECK_DELIVERABILITY off a domain is not looked up; on, a domain that does not exist is refused."""
+    load_newsletter(app)
+    domain = f"no-such-domain-{uuid.uuid4().hex[:10]}.com"
+    assert signup(client, f"a@{domain}").status_code == 200
+    app.config["CHECK_DELIVERABILITY"] = True
+    response = signup(client, f"b@{domain}")
+    assert response.status_code == 400
+    assert "does not exist" in response.get_data(as_text=True)
+    assert subscription(app, f"b@{domain}") is None
+
+
+def test_at_most_one_confirmation_per_address_per_day(app, client) -> None:  # type: ignore[no-untyped-def]
+    """Signing the same address up again and again queues one confirmation a day, not one per request."""
+    load_newsletter(app)
+    for _ in range(3):
+        assert signup(client, "again@example.org").status_code == 200
+    assert [m.kind for m in mails(app)] == [TransactionalKind.CONFIRM]
+    assert len(subscription(app, "again@example.org").consents) == 3  # type: ignore[union-attr]
+    with get_db_of(app).session() as session:
+        newsletter = session.scalars(select(Newsletter)).one()
+        subscribers.subscribe(
+            session, app.config, newsletter,
+            Signup(email="again@example.org", consent=True),
+            now=utcnow() + dt.timedelta(hours=25),
+        )
+    assert [m.kind for m in mails(app)] == [TransactionalKind.CONFIRM] * 2
+
+
+def test_a_stranger_cannot_edit_a_subscribed_reader(app, client) -> None:  # type: ignore[no-untyped-def]
+    """Signing up a confirmed address with another name and sections changes nothing about that reader."""
+    load_newsletter(app)
+    assert signup(client, "grace@example.com", name="Mallory", sections=["careers"]).status_code == 200
+    found = subscription(app, "grace@example.com")
+    assert found is not None
+    assert found.subscriber.name == "Grace"
+    assert [s.slug for s in found.sections] == ["engineers", "tools"]
+    assert found.status is SubscriptionStatus.CONFIRMED
+    assert len(found.consents) == 1
+    assert [m.kind for m in mails(app)] == [TransactionalKind.ALREADY]
+
+
+def test_flood_of_signups_is_rate_limited(app, client) -> None:  # type: ignore[no-untyped-def]
+    """Past five signups a minute from one address, the form answers 429 with a readable page and stores nothing."""
+    load_newsletter(app)
+    for number in range(5):
+        assert signup(client, f"flood{number}@example.org", ip="192.0.2.50").status_code == 200
+    response = signup(client, "flood5@example.org", ip="192.0.2.50")
+    assert response.status_code == 429
+    assert "Please wait a moment" in response.get_data(as_text=True)
+    assert "Retry-After" in response.headers
+    assert subscription(app, "flood5@example.org") is None
+    api = client.post(
+        "/api/v1/subscribe",
+        json={"email": "flood6@example.org", "consent": True},
+        environ_base={"REMOTE_ADDR": "192.0.2.50"},
+    )
+    assert api.status_code == 429  # the API shares the budget
+    assert signup(client, "other@example.org", ip="192.0.2.51").status_code == 200
+    assert len(mails(app)) == 6
+
+
+def test_signup_needs_a_csrf_token(app, client) -> None:  # type: ignore[no-untyped-def]
+    """A cross-site form post without the token is refused and stores nothing."""
+    load_newsletter(app)
+    response = client.post(
+        "/subscribe",
+        data={"email": "csrf@example.org", "consent": "yes", "newsletter": "weekly-model"},
+    )
+    assert response.status_code == 400
+    assert subscription(app, "csrf@example.org") is None
+
+
+def test_no_section_chosen_is_an_error_tied_to_the_choices(app, client) -> None:  # type: ignore[no-untyped-def]
+    """Unticking every section gets an error on the section fieldset, with the boxes left as the reader left them."""
+    load_newsletter(app)
+    response = signup(client, "choosy@example.org", sections=[])
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert 'id="sections-error"' in html and "Please choose at least one section." in html
+    assert 'aria-describedby="sections-error"' in html
+    assert not re.search(r'name="sections" value="\w+"\s+checked', html)
+    assert subscription(app, "choosy@example.org") is None
+
+
+def test_unconfirmed_signups_are_purged_after_a_month(app, runner) -> None:  # type: ignore[no-untyped-def]
+    """Signups nobody confirmed for 30 days are deleted with their reader; recent, confirmed and unsubscribed ones stay."""
+    load_newsletter(app)
+    old = utcnow() - dt.timedelta(days=40)
+    with get_db_of(app).session() as session:
+        newsletter = session.scalars(select(Newsletter)).one()
+        for email, when in (("stale@example.org", old), ("fresh@example.org", utcnow())):
+            subscribers.subscribe(session, app.config, newsletter, Signup(email=email, consent=True), now=when)
+        subscribers.subscribe(session, app.config, newsletter, Signup(email="retried@example.org", consent=True), now=old)
+        subscribers.subscribe(session, app.config, newsletter, Signup(email="retried@example.org", consent=True))
+    unsubscribed = _prepare_state(app, "unsubscribed")
+    result = runner.invoke(args=["subscribers", "purge-unconfirmed"])
+    assert result.exit_code == 0
+    assert "Deleted 1 unconfirmed signup(s) older than 30 days." in result.output
+    assert subscription(app, "stale@example.org") is None
+    with get_db_of(app).session() as session:
+        assert session.scalar(select(Subscriber).where(Subscriber.email == "stale@example.org")) is None
+    for kept in ("fresh@example.org", "retried@example.org", unsubscribed, "ada@example.com"):
+        assert subscription(app, kept) is not None, kept
+
+
+def test_simultaneous_signups_of_one_address(app) -> None:  # type: ignore[no-untyped-def]
+    """Two signups of the same new address at the same moment make one reader, one subscription, no error."""
+    import threading
+
+    load_newsletter(app)
+    database = get_db_of(app)
+    start = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def sign_up() -> None:
+        # Meet before the transaction: on SQLite the first statement takes the write lock.
+        start.wait(timeout=30)
+        with database.session() as session:
+            newsletter = session.scalars(select(Newsletter)).one()
+            outcomes.append(
+                subscribers.subscribe(
+                    session, app.config, newsletter, Signup(email="race@example.org", consent=True)
+                )
+            )
+
+    threads = [threading.Thread(target=sign_up) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(map(str, outcomes)) == ["created", "still-pending"]
+    found = subscription(app, "race@example.org")
+    assert found is not None and len(found.consents) == 2
+    assert [m.kind for m in mails(app)] == [TransactionalKind.CONFIRM]

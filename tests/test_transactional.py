@@ -1,0 +1,234 @@
+"""Confirmation and welcome emails: recorded by the request, sent by the sender, never lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+
+from digest.db import utcnow
+from digest.mail.identity import parse_verp
+from digest.models import SubscriptionStatus, TransactionalKind, TransactionalState
+from digest.suppression import is_suppressed
+from tests.conftest import BASE_URL, get_db_of
+from tests.support.forms import submit
+from tests.support.readers import (
+    app_overrides,  # noqa: F401  (fixture: no timing floor)
+    deliver,
+    html_part,
+    link,
+    load_newsletter,
+    mails,
+    signup,
+    subscription,
+    text_part,
+)
+from tests.support.smtp import SMTPServer
+
+
+def _confirmed(app, smtp_server, email: str, **signup_options) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    assert signup(client, email, **signup_options).status_code == 200
+    deliver(app)
+    confirm_path = link(smtp_server.to(email)[-1], "confirm", BASE_URL)
+    assert submit(client, confirm_path).status_code == 200
+
+
+def test_the_request_only_records_the_email(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """Signing up sends nothing by itself: the confirmation waits in the table until the sender runs."""
+    load_newsletter(smtp_app)
+    signup(smtp_app.test_client(), "nina@example.org")
+    assert smtp_server.received == []
+    assert [m.state for m in mails(smtp_app)] == [TransactionalState.PENDING]
+    assert deliver(smtp_app) == 1
+    assert deliver(smtp_app) == 0  # sent once, never again
+    assert len(smtp_server.received) == 1
+
+
+def test_confirmation_email_carries_nothing_the_form_supplied(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """The confirmation has the link and the postal address, but not the name typed into the form."""
+    load_newsletter(smtp_app)
+    signup(smtp_app.test_client(), "nina@example.org", name="Cheap pills http://spam.example")
+    assert deliver(smtp_app) == 1
+    [received] = smtp_server.received
+    message = received.message
+    assert message.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert received.raw_header("To") == ["nina@example.org"]
+    assert received.raw_header("List-Unsubscribe") == []
+    for body in (text_part(received), html_part(received)):
+        assert "Cheap pills" not in body and "spam.example" not in body
+        assert "12 Example Street, 10115 Berlin" in body
+        assert f"{BASE_URL}/confirm/" in body
+    assert "Cheap pills" not in received.data.decode("ascii")
+    assert message["Subject"] == "Please confirm your subscription to The Weekly Model"
+    [mail] = mails(smtp_app)
+    assert received.mail_from.startswith("bounces+")
+    assert parse_verp(smtp_app.config, received.mail_from) == f"t{mail.id}"
+    assert mail.state is TransactionalState.SENT and mail.queue_id == "Q000001"
+    assert subscription(smtp_app, "nina@example.org").confirmation_sent_at is not None  # type: ignore[union-attr]
+
+
+def test_welcome_email_carries_real_unsubscribe_headers_and_links(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """After confirming, the welcome has one HTTPS and one mailto List-Unsubscribe (never encoded), the one-click header, and the same links in its body."""
+    load_newsletter(smtp_app)
+    _confirmed(smtp_app, smtp_server, "nina@example.org", name="Nina", sections=["news", "tools"])
+    assert deliver(smtp_app) == 1
+    welcome = smtp_server.to("nina@example.org")[-1]
+    raw_head = welcome.data.split(b"\r\n\r\n", 1)[0]
+    block = re.search(rb"(?ims)^List-Unsubscribe:.*?(?=^\S)", raw_head + b"\r\nX: y")
+    assert block and b"=?" not in block.group(0)
+    message = welcome.message
+    assert len(message.get_all("List-Unsubscribe")) == 1
+    assert len(message.get_all("List-Unsubscribe-Post")) == 1
+    assert welcome.raw_header("List-Unsubscribe-Post") == ["List-Unsubscribe=One-Click"]
+    uris = re.findall(r"<([^>]+)>", welcome.raw_header("List-Unsubscribe")[0])
+    assert len(uris) == 2
+    assert sum(u.startswith("https://") for u in uris) == 1
+    assert uris[1].startswith("mailto:unsubscribe+")
+    assert "nina" not in uris[0]
+    https_path = uris[0].removeprefix(BASE_URL)
+    text, html = text_part(welcome), html_part(welcome)
+    for body in (text, html):
+        assert uris[0] in body
+        assert f"{BASE_URL}/preferences/" in body
+        assert "12 Example Street, 10115 Berlin" in body
+    assert text.startswith("Hi Nina,")
+    assert "Your sections: News, Tools." in text
+    assert "every Monday at 08:00 (Europe/Berlin)" in text
+    assert welcome.message["Subject"] == "Welcome to The Weekly Model"
+    assert welcome.raw_header("To") == ["Nina <nina@example.org>"]
+    assert parse_verp(smtp_app.config, welcome.mail_from) is not None
+    client = smtp_app.test_client()
+    assert "Unsubscribe from The Weekly Model?" in client.get(https_path).get_data(as_text=True)
+
+
+def test_an_smtp_outage_loses_no_confirmation(app) -> None:  # type: ignore[no-untyped-def]
+    """With the server down the confirmation stays due and backs off; once it is back, it goes out."""
+    load_newsletter(app)
+    server = SMTPServer()  # a free port, nobody listening yet
+    app.config["SMTP_URL"] = server.url
+    signup(app.test_client(), "nina@example.org")
+    assert deliver(app) == 0
+    [mail] = mails(app)
+    assert mail.state is TransactionalState.PENDING and mail.attempts == 1
+    assert "cannot reach SMTP server" in (mail.last_error or "")
+    assert mail.due_at > utcnow()
+    server.start()
+    try:
+        assert deliver(app) == 0  # not due yet: backing off
+        assert deliver(app, now=utcnow() + dt.timedelta(minutes=5)) == 1
+        assert [r.rcpt_tos for r in server.received] == [("nina@example.org",)]
+    finally:
+        server.stop()
+
+
+def test_a_temporary_refusal_is_retried(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """A 451 at RCPT leaves the mail due; the next attempt after the backoff delivers it."""
+    load_newsletter(smtp_app)
+    signup(smtp_app.test_client(), "nina@example.org")
+    smtp_server.script = lambda stage, address: "451 4.3.0 try again later" if stage == "rcpt" else None
+    assert deliver(smtp_app) == 0
+    assert mails(smtp_app)[0].state is TransactionalState.PENDING
+    smtp_server.script = None
+    assert deliver(smtp_app, now=utcnow() + dt.timedelta(minutes=5)) == 1
+
+
+def test_a_nonexistent_mailbox_is_suppressed(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """A 550 5.1.1 marks the confirmation failed and suppresses the address, so no later signup mails it."""
+    load_newsletter(smtp_app)
+    client = smtp_app.test_client()
+    signup(client, "ghost@example.org")
+    smtp_server.script = lambda stage, address: "550 5.1.1 no such user" if stage == "rcpt" else None
+    assert deliver(smtp_app) == 0
+    [mail] = mails(smtp_app)
+    assert mail.state is TransactionalState.FAILED and mail.smtp_code == 550
+    with get_db_of(smtp_app).session() as session:
+        assert is_suppressed(session, smtp_app.config, "Ghost@Example.org")
+    smtp_server.script = None
+    signup(client, "ghost@example.org")
+    assert deliver(smtp_app, now=utcnow() + dt.timedelta(days=2)) == 0
+    assert smtp_server.received == []
+
+
+def test_a_sender_problem_stops_the_batch_without_blaming_readers(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """A 5.7.x refusal of our sender stops sending, keeps every mail due and suppresses nobody."""
+    load_newsletter(smtp_app)
+    client = smtp_app.test_client()
+    signup(client, "one@example.org")
+    signup(client, "two@example.org")
+    smtp_server.script = lambda stage, address: "550 5.7.1 sender blocked" if stage == "mail" else None
+    assert deliver(smtp_app) == 0
+    states = [(m.state, m.attempts) for m in mails(smtp_app)]
+    assert states == [(TransactionalState.PENDING, 1), (TransactionalState.PENDING, 0)]
+    with get_db_of(smtp_app).session() as session:
+        assert not is_suppressed(session, smtp_app.config, "one@example.org")
+
+
+def test_two_senders_never_send_the_same_mail_twice(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """Two sender threads draining the same queue deliver every confirmation exactly once."""
+    load_newsletter(smtp_app)
+    client = smtp_app.test_client()
+    for number in range(12):
+        signup(client, f"reader{number}@example.org")
+    counts: list[int] = []
+    start = threading.Barrier(2)
+
+    def drain() -> None:
+        start.wait()
+        counts.append(deliver(smtp_app))
+
+    threads = [threading.Thread(target=drain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    recipients = sorted(r for m in smtp_server.received for r in m.rcpt_tos)
+    assert recipients == sorted(f"reader{n}@example.org" for n in range(12))
+    assert sum(counts) == 12
+
+
+def test_no_welcome_after_an_unsubscribe(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """A reader who unsubscribes before the welcome goes out does not get it."""
+    load_newsletter(smtp_app)
+    _confirmed(smtp_app, smtp_server, "nina@example.org")
+    found = subscription(smtp_app, "nina@example.org")
+    assert found is not None and found.status is SubscriptionStatus.CONFIRMED
+    from digest.links import unsubscribe_url
+
+    path = unsubscribe_url(smtp_app.config, found.uid).removeprefix(BASE_URL)
+    smtp_app.test_client().post(path, data={"List-Unsubscribe": "One-Click"})
+    assert deliver(smtp_app) == 0
+    welcome = [m for m in mails(smtp_app) if m.kind is TransactionalKind.WELCOME]
+    assert [m.state for m in welcome] == [TransactionalState.SKIPPED]
+
+
+def test_a_mail_undeliverable_for_a_week_is_given_up(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """A confirmation still not sent when its link would have expired is marked failed, not sent late."""
+    load_newsletter(smtp_app)
+    signup(smtp_app.test_client(), "nina@example.org")
+    assert deliver(smtp_app, now=utcnow() + dt.timedelta(days=8)) == 0
+    assert mails(smtp_app)[0].state is TransactionalState.FAILED
+    assert smtp_server.received == []
+
+
+def test_already_subscribed_note_points_to_preferences(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """A confirmed reader signed up again gets one note with a preferences link and none of the form's text."""
+    load_newsletter(smtp_app)
+    signup(smtp_app.test_client(), "ada@example.com", name="Impostor")
+    assert deliver(smtp_app) == 1
+    [note] = smtp_server.received
+    text = text_part(note)
+    assert "already subscribed" in text
+    assert f"{BASE_URL}/preferences/" in text
+    assert "Impostor" not in note.data.decode("ascii")
+
+
+def test_send_pending_command(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """`digest subscribers send-pending` sends what is due and says how many."""
+    load_newsletter(smtp_app)
+    signup(smtp_app.test_client(), "nina@example.org")
+    result = smtp_app.test_cli_runner().invoke(args=["subscribers", "send-pending"])
+    assert result.exit_code == 0
+    assert "Sent 1 confirmation/welcome email(s)." in result.output
+    assert [m.rcpt_tos for m in smtp_server.received] == [("nina@example.org",)]
