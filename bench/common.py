@@ -3,9 +3,6 @@ and N readers by set-based SQL, a DKIM key, the sink process, and table printing
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 import resource
 import shutil
 import signal
@@ -13,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,18 +21,14 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from digest import create_app  # noqa: E402
 from digest.db import Database, upgrade, utcnow  # noqa: E402
 from digest.extensions import get_db  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/digest_bench"
-SECTIONS = ["News", "Engineers", "Startups", "Tools", "Careers"]
-SUMMARY = (
-    "A short, careful summary of why this piece matters this week: what happened, who is "
-    "affected, and what a practitioner should do about it on Monday morning. We read the "
-    "paper, the thread and the changelog so that you do not have to, and we link the lot."
-)
+DEMO_READERS = 4  # load_demo's own readers, on top of the benchmark's
 
 
 @dataclass
@@ -88,8 +81,37 @@ def make_bench(kind: str, readers: int, **settings: Any) -> Bench:
 
 
 def populate(database: Database, readers: int) -> int:
-    """Fill the database; return the issue id. Readers are inserted set-based."""
+    """Fill the database with the demo newsletter, an issue of 20 posts (the content of
+    bench/sample_issue.py) and `readers` more confirmed readers; return the issue id."""
+    from sample_issue import _BODY as SAMPLE_BODY  # type: ignore[import-not-found]
+    from sqlalchemy import select
+
+    from digest.demo import load_demo
+    from digest.models import Issue, IssuePost, Post, PostStatus, Section
+
     now = utcnow()
+    with database.session() as session:
+        newsletter = load_demo(session, now)
+        assert newsletter is not None
+        sections = list(session.scalars(select(Section).order_by(Section.position)))
+        issue = session.scalars(select(Issue)).one()
+        posts = [item.post for item in issue.issue_posts]
+        for n in range(len(posts), 20):
+            post = Post(
+                newsletter=newsletter, section=sections[n % len(sections)], slug=f"bench-post-{n}",
+                title=f"Field notes #{n}: what we measured when we tried setup {n} for real",
+                summary="" if n % 4 == 0 else (
+                    "A short, honest summary of the piece: what was tried, what it cost, "
+                    "and whether we would do it again next quarter."
+                ),
+                body_md=SAMPLE_BODY.format(n=n), status=PostStatus.PUBLISHED, published_at=now,
+            )
+            session.add(post)
+            posts.append(post)
+        session.flush()
+        ordered = sorted(posts, key=lambda p: (p.section.position, p.id))
+        issue.issue_posts = [IssuePost(post_id=p.id, position=i) for i, p in enumerate(ordered)]
+        issue_id, newsletter_id, two = issue.id, newsletter.id, [s.id for s in sections[:2]]
     stamp: Any = now.replace(tzinfo=None).isoformat(" ") if database.dialect == "sqlite" else now
     series = (
         "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n < :last) "
@@ -97,57 +119,8 @@ def populate(database: Database, readers: int) -> int:
         else ""
     )
     source = "seq" if database.dialect == "sqlite" else "generate_series(0, :last) AS seq(n)"
+    params = {"last": readers - 1, "now": stamp, "n": newsletter_id}
     with database.engine.begin() as conn:
-        nid = conn.execute(
-            text(
-                "INSERT INTO newsletter (slug, name, description, from_name, postal_address, time_zone,"
-                " review_hours, consent_text, consent_version, created_at) VALUES ('bench', 'The Bench"
-                " Weekly', '', 'The Bench Weekly', '1 Bench Street, 10115 Berlin', 'Europe/Berlin', 24,"
-                " '', '1', :now) RETURNING id"
-            ),
-            {"now": stamp},
-        ).scalar_one()
-        sections = [
-            conn.execute(
-                text(
-                    "INSERT INTO section (newsletter_id, slug, name, description, position) "
-                    "VALUES (:n, :slug, :name, '', :pos) RETURNING id"
-                ),
-                {"n": nid, "slug": name.lower(), "name": name, "pos": i},
-            ).scalar_one()
-            for i, name in enumerate(SECTIONS)
-        ]
-        posts = []
-        for i in range(20):
-            posts.append(
-                conn.execute(
-                    text(
-                        "INSERT INTO post (newsletter_id, section_id, slug, title, summary, body_md,"
-                        " status, published_at, created_at, updated_at) VALUES (:n, :s, :slug, :title,"
-                        " :summary, :body, 'published', :now, :now, :now) RETURNING id"
-                    ),
-                    {
-                        "n": nid, "s": sections[i % 5], "slug": f"post-{i}",
-                        "title": f"Piece number {i}: what changed this week, and why it matters",
-                        "summary": SUMMARY, "body": (SUMMARY + "\n\n") * 3, "now": stamp,
-                    },
-                ).scalar_one()
-            )
-        issue_id = conn.execute(
-            text(
-                "INSERT INTO issue (newsletter_id, slug, subject, preheader, intro_md, status, held,"
-                " created_at, updated_at) VALUES (:n, 'bench', 'The week in twenty pieces',"
-                " 'Twenty pieces, five sections', 'Good morning! **Twenty** pieces this week.',"
-                " 'draft', false, :now, :now) RETURNING id"
-            ),
-            {"n": nid, "now": stamp},
-        ).scalar_one()
-        order = sorted(range(20), key=lambda i: (i % 5, i))
-        conn.execute(
-            text("INSERT INTO issue_post (issue_id, post_id, position) VALUES (:i, :p, :pos)"),
-            [{"i": issue_id, "p": posts[j], "pos": k} for k, j in enumerate(order)],
-        )
-        params = {"last": readers - 1, "now": stamp, "n": nid}
         conn.execute(
             text(
                 f"{series}INSERT INTO subscriber (uid, email, name, created_at) "
@@ -158,16 +131,17 @@ def populate(database: Database, readers: int) -> int:
         conn.execute(
             text(
                 "INSERT INTO subscription (uid, subscriber_id, newsletter_id, status, created_at) "
-                "SELECT 's' || id, id, :n, 'confirmed', :now FROM subscriber WHERE true"
+                "SELECT 's' || s.id, s.id, :n, 'confirmed', :now FROM subscriber s "
+                "WHERE s.email LIKE 'reader%@example.org'"
             ),
             params,
         )
         # One reader in five chose two sections; the others get everything.
-        for section in sections[:2]:
+        for section in two:
             conn.execute(
                 text(
                     "INSERT INTO subscription_section (subscription_id, section_id) "
-                    "SELECT id, :s FROM subscription WHERE id % 5 = 0"
+                    "SELECT id, :s FROM subscription WHERE id % 5 = 0 AND id > 4"
                 ),
                 {"s": section},
             )
@@ -192,67 +166,6 @@ def dkim_settings(folder: Path) -> dict[str, str]:
         )
     )
     return {"DKIM_DOMAIN": "news.example.org", "DKIM_SELECTOR": "bench", "DKIM_KEY_FILE": str(path)}
-
-
-_SIGNED = (
-    "from", "to", "subject", "date", "message-id", "reply-to", "mime-version", "content-type",
-    "list-id", "list-unsubscribe", "list-unsubscribe-post", "feedback-id",
-)
-
-
-class FallbackSigner:
-    """DKIM rsa-sha256, relaxed/relaxed, with OpenSSL through `cryptography`: used only
-    while `mailer_for` does not sign yet (another branch adds the product's signer)."""
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        from cryptography.hazmat.primitives import serialization
-
-        self.key = serialization.load_pem_private_key(Path(config["DKIM_KEY_FILE"]).read_bytes(), None)
-        self.domain, self.selector = config["DKIM_DOMAIN"], config["DKIM_SELECTOR"]
-
-    def __call__(self, data: bytes) -> bytes:
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
-
-        head, _, body = data.partition(b"\r\n\r\n")
-        if b"\t" in body or b"  " in body or b" \r\n" in body:
-            body = re.sub(rb"[ \t]+\r\n", b"\r\n", body)
-            body = re.sub(rb"[ \t]+", b" ", body)
-        body = body.rstrip(b"\r\n") + b"\r\n"
-        body_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
-        fields = re.split(rb"\r\n(?![ \t])", head)
-        chosen = []
-        for field in fields:
-            name, _, value = field.partition(b":")
-            lower = name.strip().lower().decode()
-            if lower in _SIGNED:
-                value = re.sub(rb"\s+", b" ", value.replace(b"\r\n", b"")).strip()
-                chosen.append((lower, value))
-        header = (
-            f"v=1; a=rsa-sha256; c=relaxed/relaxed; d={self.domain}; s={self.selector}; "
-            f"t={int(time.time())}; h={':'.join(n for n, _ in chosen)}; bh={body_hash}; b="
-        )
-        canonical = b"".join(n.encode() + b":" + v + b"\r\n" for n, v in chosen)
-        canonical += b"dkim-signature:" + header.encode()
-        signature = self.key.sign(canonical, padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr]
-        return b"DKIM-Signature: " + header.encode() + base64.b64encode(signature) + b"\r\n" + data
-
-
-def signing_mailer(config: Mapping[str, Any]):  # type: ignore[no-untyped-def]
-    """Return the product's Mailer for config, given the fallback signer if it has none."""
-    from digest.mail.mailer import mailer_for
-
-    mailer = mailer_for(config)
-    if mailer.signer is None:
-        mailer.signer = FallbackSigner(config)
-    return mailer
-
-
-def signer_name(config: Mapping[str, Any]) -> str:
-    """Return which DKIM signer the benchmark's messages go through."""
-    from digest.mail.mailer import mailer_for
-
-    return "mailer_for (product)" if mailer_for(config).signer is not None else "bench fallback (cryptography/OpenSSL)"
 
 
 @contextmanager

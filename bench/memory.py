@@ -21,7 +21,7 @@ import resource
 import time
 from typing import Any
 
-from common import cleanup, dkim_settings, make_bench, signing_mailer, sink, table  # type: ignore[import-not-found]
+from common import cleanup, dkim_settings, make_bench, sink, table  # type: ignore[import-not-found]
 
 
 def _rss() -> float:
@@ -66,11 +66,12 @@ def sender_child(overrides: dict, issue_id: int, count: int, results: Any) -> No
     """Send count messages of the issue with send_batch; report messages and peak RSS."""
     from digest import create_app, issues
     from digest.extensions import get_db
+    from digest.mail.mailer import mailer_for
     from digest.scheduler import maintain
     from digest.sender import new_owner, send_batch
 
     app = create_app(overrides)
-    mailer = signing_mailer(app.config)
+    mailer = mailer_for(app.config)
     owner = new_owner("memory")
     whole_process = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     _reset_peak()

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import time
 
-from common import cleanup, dkim_settings, make_bench, sink, table, wait_until  # type: ignore[import-not-found]
-from send import sender_child  # type: ignore[import-not-found]
+from common import cleanup, dkim_settings, make_bench, sink, table  # type: ignore[import-not-found]
+from send import send_issue  # type: ignore[import-not-found]
 from sqlalchemy import update
 
-from digest import deliveries, issues
+from digest import deliveries
 from digest.extensions import get_db
 from digest.models import Issue, IssueStatus
 
@@ -37,46 +36,18 @@ def main() -> None:
         bench = make_bench("postgresql", args.readers, SMTP_URL=f"smtp://127.0.0.1:{port}", BATCH_SIZE=100)
         bench.overrides.update(dkim_settings(bench.folder))
         app = bench.app()
+        results = ctx.Queue()
         for workers in [int(w) for w in args.workers.split(",")]:
-            results = ctx.Queue()
-            ready, stop = ctx.Semaphore(0), ctx.Event()
-            children = [
-                ctx.Process(target=sender_child, args=(bench.overrides, args.threads, ready, stop, results))
-                for _ in range(workers)
-            ]
-            for child in children:
-                child.start()
-            for _ in children:
-                ready.acquire()
             with app.app_context():
-                database = get_db()
-                with database.session() as session:
+                with get_db().session() as session:
                     session.execute(deliveries.DELIVERY.delete())
                     session.execute(update(Issue).values(status=IssueStatus.DRAFT, started_at=None))
-                with database.session() as session:
-                    issues.send_now(session, bench.issue_id)
-                session = database.sessionmaker()
-                for _step in issues.start_issue_chunks(session, bench.issue_id, app.config):
-                    session.commit()
-                session.commit()
-                session.close()
-                began = time.perf_counter()
-
-                def done() -> bool:
-                    with database.engine.connect() as conn:
-                        counts = deliveries.counts(conn, bench.issue_id)
-                        conn.commit()
-                    return counts.done == args.readers
-
-                finished = wait_until(done, timeout=3600, every=0.05)
-                database.dispose()
-            stop.set()
-            stats = [results.get(timeout=120) for _ in children]
-            for child in children:
-                child.join(60)
-            rate = args.readers / (finished - began)
+                get_db().dispose()
+            run = send_issue(ctx, bench, workers, args.threads, results)
+            stats = run.stats
+            rate = run.delivered / (run.sent_at - run.sending_from)
             first = first or rate
-            cpu = sum(s[1] for s in stats) / args.readers * 1000
+            cpu = sum(s[1] for s in stats) / run.delivered * 1000
             rows.append([workers, workers * args.threads, f"{rate:.0f}", f"{rate / first:.2f}x", f"{cpu:.2f}"])
         cleanup(bench)
     table(

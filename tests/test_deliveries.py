@@ -36,6 +36,19 @@ def _sending(db: Session, issue_id: int) -> None:
     db.commit()
 
 
+def _claimed(db: Session, readers: int, owner: str, lease: float, in_flight: int = 0) -> tuple[int, list[deliveries.Claimed]]:
+    """Fan out an issue to `readers`, start it, claim everything for owner and mark the
+    first `in_flight` rows sending; return the issue id and the claims."""
+    setup = make_newsletter(db, readers=readers)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
+    _sending(db, setup.issue_id)
+    rows = deliveries.claim(db, setup.issue_id, owner, 10, lease)
+    for n, row in enumerate(rows[:in_flight]):
+        deliveries.mark_sending(db, row.id, owner, setup.newsletter_id, email_hash(CONFIG, reader_email(n)), lease)
+    db.commit()
+    return setup.issue_id, rows
+
+
 def test_fan_out_twice_gives_the_same_rows(db: Session) -> None:
     """Running the fan-out again (a crash, a second scheduler) adds nothing and changes nothing."""
     setup = make_newsletter(db, readers=25)
@@ -113,42 +126,26 @@ def test_transitions_are_fenced_on_owner_and_state(db: Session) -> None:
 
 def test_reaper_returns_claims_and_marks_sends_unclear(db: Session) -> None:
     """Expired claims go back to pending; an expired send is unknown (or pending if resend)."""
-    setup = make_newsletter(db, readers=3)
-    deliveries.fan_out(db, setup.issue_id, CONFIG)
-    _sending(db, setup.issue_id)
-    rows = deliveries.claim(db, setup.issue_id, "dead", 10, 30)
-    deliveries.mark_sending(
-        db, rows[0].id, "dead", setup.newsletter_id, email_hash(CONFIG, reader_email(0)), 30
-    )
-    db.commit()
+    issue_id, _rows = _claimed(db, readers=3, owner="dead", lease=30, in_flight=1)
     assert deliveries.reap_expired(db, "hold") == deliveries.Reaped(0, 0)
     later = utcnow() + dt.timedelta(minutes=5)
     assert deliveries.reap_expired(db, "hold", later) == deliveries.Reaped(2, 1)
     db.commit()
-    assert states(db, setup.issue_id) == {"pending": 2, "unknown": 1}
-    assert deliveries.unclear_deliveries(db, setup.issue_id)[0].email == reader_email(0)
+    assert states(db, issue_id) == {"pending": 2, "unknown": 1}
+    assert deliveries.unclear_deliveries(db, issue_id)[0].email == reader_email(0)
 
 
 def test_reaper_under_resend_policy_requeues_unclear(db: Session) -> None:
     """With DIGEST_AMBIGUOUS=resend an expired send goes back to pending."""
-    setup = make_newsletter(db, readers=1)
-    deliveries.fan_out(db, setup.issue_id, CONFIG)
-    _sending(db, setup.issue_id)
-    [row] = deliveries.claim(db, setup.issue_id, "dead", 10, 30)
-    deliveries.mark_sending(
-        db, row.id, "dead", setup.newsletter_id, email_hash(CONFIG, reader_email(0)), 30
-    )
+    issue_id, _rows = _claimed(db, readers=1, owner="dead", lease=30, in_flight=1)
     assert deliveries.reap_expired(db, "resend", utcnow() + dt.timedelta(minutes=5)).unclear == 1
     db.commit()
-    assert states(db, setup.issue_id) == {"pending": 1}
+    assert states(db, issue_id) == {"pending": 1}
 
 
 def test_heartbeat_keeps_the_lease(db: Session) -> None:
     """A sender that renews its lease keeps its rows through a reaper run."""
-    setup = make_newsletter(db, readers=2)
-    deliveries.fan_out(db, setup.issue_id, CONFIG)
-    _sending(db, setup.issue_id)
-    deliveries.claim(db, setup.issue_id, "alive", 10, 1)
+    _claimed(db, readers=2, owner="alive", lease=1)
     assert deliveries.renew_lease(db, "alive", 600) == 2
     db.commit()
     assert deliveries.reap_expired(db, "hold", utcnow() + dt.timedelta(seconds=30)) == deliveries.Reaped(0, 0)
