@@ -30,7 +30,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -50,6 +50,7 @@ from digest.models import (
     ScheduleRun,
     Section,
 )
+from digest.newsletters import check_time_zone
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,10 @@ class IssueError(ValueError):
 
 def zone(name: str) -> ZoneInfo:
     """Return the IANA time zone called name, or raise IssueError."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise IssueError(f"unknown time zone {name!r} (use an IANA name such as Europe/Berlin)") from None
+    problem = check_time_zone(name)
+    if problem:
+        raise IssueError(problem)
+    return ZoneInfo(name)
 
 
 def parse_local(text: str) -> dt.datetime:
