@@ -56,6 +56,7 @@ from digest.mail.transport import (
 )
 from digest.models import Subscriber, Subscription, SubscriptionSection, SuppressionReason
 from digest.suppression import email_hash, suppress
+from digest.transactional import send_pending_transactional
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,6 @@ MailJob = Callable[[Flask, Mailer], int]
 
 def send_transactional(app: Flask, mailer: Mailer) -> int:
     """Send the confirmation, welcome and "already subscribed" emails that are due."""
-    from digest.transactional import send_pending_transactional
-
     return send_pending_transactional(app.extensions["digest.db"], mailer, app.config)
 
 
@@ -236,8 +235,9 @@ def _ledger_connections(database: Database) -> Iterator[tuple[Connection, Connec
     not two), and the outcome connection does not wait for the WAL flush
     (synchronous_commit off): `sending` is durable before MAIL FROM, while a database
     crash that loses a `sent` commit can only leave that row `sending`, which the reaper
-    turns into `unknown`, never into a second message. On SQLite it is one connection,
-    with BEGIN IMMEDIATE on every transaction.
+    turns into `unknown`, never into a second message (and the next durable `sending`
+    commit flushes the WAL past it anyway). On SQLite it is one connection, with BEGIN
+    IMMEDIATE on every transaction.
     """
     with database.engine.connect() as conn:
         if database.dialect != "postgresql":
