@@ -64,7 +64,7 @@ def main() -> None:
                 get_db().dispose()
             rows.append([
                 kind, f"{readers:,}", f"{prepared:.1f}", f"{first:.2f}", f"{added / first:,.0f}",
-                f"{again:.2f} (+{added_again})", f"{suppressed:.2f} ({readers - added_suppressed} left out)",
+                f"{again:.2f} (+{added_again})", f"{suppressed:.2f} ({added - added_suppressed} left out)",
             ])
             cleanup(bench)
     table(

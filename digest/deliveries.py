@@ -59,11 +59,15 @@ from digest.models import (
     SubscriptionStatus,
     Suppression,
 )
-from digest.suppression import email_hash
+from digest.suppression import HASH_PURPOSE
+from digest.tokens import keyed_hasher
 
 Executor = Session | Connection
 
 DELIVERY = Delivery.__table__
+ISSUE = Issue.__table__
+SUBSCRIPTION = Subscription.__table__
+SUPPRESSION = Suppression.__table__
 FAN_OUT_CHUNK = 50_000
 # Rows that still need a sender (failed_temp only while a retry is due).
 OPEN_STATES = (DeliveryState.PENDING, DeliveryState.CLAIMED, DeliveryState.SENDING)
@@ -98,27 +102,28 @@ class FanOutStep:
 
 def _eligible(newsletter_id: int, low: int, high: int) -> Any:
     return and_(
-        Subscription.newsletter_id == newsletter_id,
-        Subscription.status == SubscriptionStatus.CONFIRMED,
-        Subscription.subscriber_id >= low,
-        Subscription.subscriber_id < high,
+        SUBSCRIPTION.c.newsletter_id == newsletter_id,
+        SUBSCRIPTION.c.status == SubscriptionStatus.CONFIRMED,
+        SUBSCRIPTION.c.subscriber_id >= low,
+        SUBSCRIPTION.c.subscriber_id < high,
     )
 
 
 def _suppressed_in_range(
     session: Session,
-    config: Mapping[str, Any],
+    hash_of: Callable[[str], str],
     hashes: frozenset[str],
     newsletter_id: int,
     low: int,
     high: int,
 ) -> list[int]:
-    rows = session.execute(
-        select(Subscriber.id, Subscriber.email)
-        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+    subscriber = Subscriber.__table__
+    rows = session.connection().execute(
+        select(subscriber.c.id, subscriber.c.email)
+        .join(SUBSCRIPTION, SUBSCRIPTION.c.subscriber_id == subscriber.c.id)
         .where(_eligible(newsletter_id, low, high))
     )
-    return [sid for sid, email in rows if email_hash(config, email, canonical=True) in hashes]
+    return [sid for sid, email in rows if hash_of(email) in hashes]
 
 
 def fan_out_chunks(
@@ -142,6 +147,8 @@ def fan_out_chunks(
     if low is None:
         return
     hashes = frozenset(session.scalars(select(Suppression.email_hash)))
+    # Stored addresses are canonical, so this is suppression.email_hash(config, address).
+    hash_of = keyed_hasher(config["SECRET_KEY"], HASH_PURPOSE)
     insert = upsert_insert(session)
     now = utcnow()
     span = high - low + 1
@@ -149,13 +156,13 @@ def fan_out_chunks(
         stop = start + chunk
         condition = _eligible(newsletter_id, start, stop)
         if hashes:
-            excluded = _suppressed_in_range(session, config, hashes, newsletter_id, start, stop)
+            excluded = _suppressed_in_range(session, hash_of, hashes, newsletter_id, start, stop)
             if excluded:
-                condition = and_(condition, Subscription.subscriber_id.not_in(excluded))
+                condition = and_(condition, SUBSCRIPTION.c.subscriber_id.not_in(excluded))
         # SQLite parses INSERT … SELECT … ON CONFLICT only when the SELECT has a WHERE.
         rows = select(
             literal(issue_id),
-            Subscription.subscriber_id,
+            SUBSCRIPTION.c.subscriber_id,
             literal(DeliveryState.PENDING.value),
             literal(0),
             literal(now, Delivery.created_at.type),
@@ -187,9 +194,6 @@ class Claimed:
 
 # The per-message statements are built once, with bound parameters, so the hot path
 # pays neither expression building nor cache-key computation for every message.
-ISSUE = Issue.__table__
-SUBSCRIPTION = Subscription.__table__
-SUPPRESSION = Suppression.__table__
 _CLAIMED, _SENDING = DeliveryState.CLAIMED.value, DeliveryState.SENDING.value
 
 

@@ -55,7 +55,8 @@ from digest.mail.transport import (
     UnclearOutcome,
 )
 from digest.models import Subscriber, Subscription, SubscriptionSection, SuppressionReason
-from digest.suppression import email_hash, suppress
+from digest.suppression import HASH_PURPOSE, suppress
+from digest.tokens import keyed_hasher
 from digest.transactional import send_pending_transactional
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,12 @@ def load_readers(
         )
     ):
         chosen.setdefault(subscription_id, set()).add(section_id)
+    # Stored addresses are canonical, so this is suppression.email_hash(config, address).
+    hash_of = keyed_hasher(config["SECRET_KEY"], HASH_PURPOSE)
     return {
         sid: Recipient(
             Reader(sid, uid, email, name, frozenset(chosen.get(subscription_id, ()))),
-            email_hash(config, email, canonical=True),
+            hash_of(email),
         )
         for sid, email, name, subscription_id, uid in rows
     }

@@ -189,3 +189,13 @@ def test_counts_and_open_work(db: Session) -> None:
     assert not issues.finish_issue(db, setup.issue_id)
     assert deliveries.requeue_due_retries(db, utcnow() + dt.timedelta(minutes=2)) == 1
     assert states(db, setup.issue_id) == {"sent": 1, "pending": 1, "failed_temp": 1}
+
+
+def test_bulk_hasher_matches_the_suppression_list(db: Session) -> None:
+    """The fan-out's hasher gives exactly the hash the suppression list stores."""
+    from digest.suppression import HASH_PURPOSE
+    from digest.tokens import keyed_hasher
+
+    hash_of = keyed_hasher(CONFIG["SECRET_KEY"], HASH_PURPOSE)
+    for address in ("reader00001@example.org", "jürgen@bücher.example"):
+        assert hash_of(address) == email_hash(CONFIG, address, canonical=True)
