@@ -255,6 +255,26 @@ def test_rate_limited_pool_sends_at_the_rate(smtp_app: Flask, smtp_server: SMTPS
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
 
 
+def test_heartbeat_keeps_a_slow_batch_from_being_reaped(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """A batch that takes longer than the lease (rate-limited) renews it: the reaper running
+    all along takes nothing back and nothing becomes unknown."""
+    setup = make_newsletter(db, readers=12)
+    smtp_app.config.update(LEASE_SECONDS=1, SEND_RATE=4, BATCH_SIZE=12)  # about 2 s for the batch
+    _start(db, setup.issue_id)
+    reaped = []
+    pool = SenderPool(smtp_app, 1, mail_jobs=()).start()
+    try:
+        def done() -> bool:
+            reaped.append(maintain(smtp_app)[0])
+            return len(smtp_server.received) == 12
+
+        wait_until(done, timeout=30, every=0.2)
+    finally:
+        pool.stop()
+    assert sum(r.returned + r.unclear for r in reaped) == 0
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+
+
 def test_periodic_mail_jobs_run_and_a_broken_one_does_not_stop_them(smtp_app: Flask) -> None:
     """The sender side runs its mail jobs every few seconds; one raising does not stop the others."""
     calls: list[str] = []
