@@ -12,8 +12,9 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.sql import ColumnElement
 
 from digest.models import Issue, IssuePost, IssueStatus, Newsletter, Post, PostStatus, Section
 
@@ -44,17 +45,57 @@ def sent_issues(session: Session, newsletter: Newsletter, limit: int | None = No
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class IssuePage:
+    """One page of sent issues, newest first."""
+
+    issues: list[Issue]
+    page: int
+    total: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        """Return the number of pages."""
+        return max(1, -(-self.total // self.per_page))
+
+
+def sent_issue_page(session: Session, newsletter: Newsletter, page: int = 1,
+                    per_page: int = 20) -> IssuePage:
+    """Return one page of the newsletter's sent issues, newest first."""
+    page = max(1, page)
+    total = session.scalar(
+        select(func.count()).where(
+            Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT
+        )
+    ) or 0
+    issues = list(
+        session.scalars(
+            select(Issue)
+            .options(joinedload(Issue.newsletter))
+            .where(Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT)
+            .order_by(Issue.sent_at.desc(), Issue.id.desc())
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    )
+    return IssuePage(issues=issues, page=page, total=total, per_page=per_page)
+
+
+def _sent(session: Session, *conditions: ColumnElement[bool]) -> Issue | None:
+    return session.scalar(
+        select(Issue).where(Issue.status == IssueStatus.SENT, *conditions).options(_WITH_POSTS)
+    )
+
+
 def sent_issue(session: Session, newsletter: Newsletter, slug: str) -> Issue | None:
     """Return the sent issue with this slug and its posts, or None."""
-    return session.scalar(
-        select(Issue)
-        .where(
-            Issue.newsletter_id == newsletter.id,
-            Issue.slug == slug,
-            Issue.status == IssueStatus.SENT,
-        )
-        .options(_WITH_POSTS)
-    )
+    return _sent(session, Issue.newsletter_id == newsletter.id, Issue.slug == slug)
+
+
+def sent_issue_by_id(session: Session, issue_id: int) -> Issue | None:
+    """Return the sent issue with this id (any newsletter) and its posts, or None."""
+    return _sent(session, Issue.id == issue_id)
 
 
 def issue_sections(issue: Issue) -> list[ArchivedSection]:

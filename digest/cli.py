@@ -89,6 +89,9 @@ def init_app(app: Flask) -> None:
     for command in (db, run, demo, issue, dkim, cli_subscribers.group):
         app.cli.add_command(command)
     app.cli.add_command(editor_group)
+    from digest import cli_api_tokens
+
+    app.cli.add_command(cli_api_tokens.group)
 
 
 editor_group = AppGroup("editor", help="Editor accounts.")
