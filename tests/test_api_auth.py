@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+
 import pytest
 from sqlalchemy import select
 
@@ -31,7 +32,7 @@ def test_cli_creates_lists_and_revokes(app, runner) -> None:  # type: ignore[no-
         make_editor(session, "pen@example.com", EditorRole.EDITOR)
     created = runner.invoke(args=["api-token", "create", "PEN@example.com", "--name", "zapier"])
     assert created.exit_code == 0, created.output
-    secret = re.search(r"^(dg_[A-Za-z0-9_-]{43})$", created.stdout, re.M)
+    secret = re.search(r"^(dg_[A-Za-z0-9_-]{43})$", created.stdout, re.MULTILINE)
     assert secret, created.output
     assert "shown once" in created.stderr
     stored = _tokens(app)
@@ -41,7 +42,7 @@ def test_cli_creates_lists_and_revokes(app, runner) -> None:  # type: ignore[no-
     assert api.get(ME).get_json()["email"] == "pen@example.com"
 
     listing = runner.invoke(args=["api-token", "list"]).output
-    assert re.search(rf"^{stored[0].id}\tpen@example.com\tzapier\tcreated .*\tlast used 20", listing, re.M)
+    assert re.search(rf"^{stored[0].id}\tpen@example.com\tzapier\tcreated .*\tlast used 20", listing, re.MULTILINE)
     assert secret.group(1) not in listing
 
     revoked = runner.invoke(args=["api-token", "revoke", str(stored[0].id)])
@@ -206,7 +207,7 @@ def test_workspace_page_creates_shows_once_and_revokes(app, client, db) -> None:
     others = make_token(app, "other@example.com", name="not yours")
     log_in(client, "pen@example.com")
     page = client.get("/editor/account/tokens")
-    assert page.status_code == 200
+    assert page.status_code == 200 and page.mimetype == "text/html"
     assert 'href="/editor/account/tokens"' in page.get_data(as_text=True)
     assert "not yours" not in page.get_data(as_text=True)
 

@@ -21,9 +21,9 @@ from flask import Blueprint, Response, abort, jsonify, request, url_for
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
-from digest.newsletters import by_slug
 from digest.extensions import csrf, db_session
 from digest.models import Newsletter
+from digest.newsletters import by_slug
 from digest.subscribers import InvalidSignup
 from digest.validation import Invalid
 from digest.web.api.inputs import NotAnObject

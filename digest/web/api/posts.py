@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from flask import Response, abort, current_app, jsonify, url_for
+from sqlalchemy.orm import Session
 
 from digest import posts
 from digest.extensions import db_session
@@ -52,6 +54,14 @@ def _answer(post: Post, status: int = 200) -> Response:
     response = jsonify(shapes.post(post, current_app.config))
     response.status_code = status
     return response
+
+
+def _change(post_id: int, change: Callable[[Session, Post], object]) -> Response:
+    post = _post(post_id)
+    dbs = db_session()
+    change(dbs, post)
+    dbs.commit()
+    return _answer(post)
 
 
 @editor_bp.get("/newsletters/<newsletter>/posts")
@@ -113,11 +123,7 @@ def post_update(post_id: int) -> Response:
            description="It gets a public page and joins the next issue. 422 if it is published.")
 def post_publish(post_id: int) -> Response:
     """Publish a draft."""
-    post = _post(post_id)
-    dbs = db_session()
-    posts.publish_post(dbs, post)
-    dbs.commit()
-    return _answer(post)
+    return _change(post_id, posts.publish_post)
 
 
 @editor_bp.post(f"/posts/<{ID}:post_id>/unpublish")
@@ -125,11 +131,7 @@ def post_publish(post_id: int) -> Response:
            description="Back to draft, off the public site and the archive. 422 if it is a draft.")
 def post_unpublish(post_id: int) -> Response:
     """Return a published post to draft."""
-    post = _post(post_id)
-    dbs = db_session()
-    posts.unpublish_post(dbs, post)
-    dbs.commit()
-    return _answer(post)
+    return _change(post_id, posts.unpublish_post)
 
 
 @editor_bp.delete(f"/posts/<{ID}:post_id>")

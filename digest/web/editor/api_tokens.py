@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -14,14 +14,14 @@ from digest.web.editor import bp
 
 def _page(secret: str | None = None, created: str = "", errors: dict[str, str] | None = None,
           status: int = 200) -> Response:
-    response = Response(render_template(
+    response = make_response(render_template(
         "editor/api_tokens.html",
         tokens=api_tokens.list_tokens(db_session(), current_user),
         secret=secret,
         created=created,
         errors=errors or {},
         name=request.form.get("name", "") if errors else "",
-    ), status=status)
+    ), status)
     # The page may show a secret: keep it out of every cache.
     response.headers["Cache-Control"] = "no-store"
     return response
