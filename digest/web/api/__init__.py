@@ -7,7 +7,7 @@ newsletters, sections, subscribers, posts and sent issues. Every answer under /a
 errors included (unknown paths and methods too), is JSON: `{"error": message}` plus
 `fields` (field → message) when input was refused.
 
-Views are thin: parse the request (`bodies`), call one domain function, commit, and
+Views are thin: parse the request (`inputs`), call one domain function, commit, and
 answer with the shapes in `shapes`, which the OpenAPI document declares and the tests
 check real answers against.
 """
