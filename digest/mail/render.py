@@ -66,6 +66,7 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
 )
+from digest.posts import issue_sections
 
 # Gmail clips HTML past ~102 KB, cutting the footer with the unsubscribe link and the
 # postal address; editors are warned well before.
@@ -450,6 +451,21 @@ def _local_date(issue: Issue, time_zone: str) -> dt.datetime:
         return when
 
 
+def _rendered_post(config: Mapping[str, Any], newsletter_slug: str, post: Post) -> RenderedPost:
+    summary = post.summary.strip()
+    tokens = [] if summary else parse_markdown(post.body_md)
+    return RenderedPost(
+        id=post.id,
+        title=post.title,
+        summary=summary,
+        url=post.link_url or links.post_url(config, newsletter_slug, post.slug),
+        body_html=Markup(render_tokens(tokens) if tokens else ""),
+        title_text=_bullet(wrap(post.title, WIDTH - 2)),
+        summary_text=_indent(wrap(summary, WIDTH - 2)),
+        body_text=_indent(markdown_to_text(tokens, WIDTH - 2)) if tokens else "",
+    )
+
+
 def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
     """Load an issue and render what every reader shares."""
     issue = session.scalars(
@@ -462,28 +478,13 @@ def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
     ).one()
     config = app.config
     newsletter = issue.newsletter
-    by_section: dict[int, list[RenderedPost]] = {}
-    for item in issue.issue_posts:
-        post = item.post
-        summary = post.summary.strip()
-        tokens = [] if summary else parse_markdown(post.body_md)
-        by_section.setdefault(post.section_id, []).append(
-            RenderedPost(
-                id=post.id,
-                title=post.title,
-                summary=summary,
-                url=post.link_url or links.post_url(config, newsletter.slug, post.slug),
-                body_html=Markup(render_tokens(tokens) if tokens else ""),
-                title_text=_bullet(wrap(post.title, WIDTH - 2)),
-                summary_text=_indent(wrap(summary, WIDTH - 2)),
-                body_text=_indent(markdown_to_text(tokens, WIDTH - 2)) if tokens else "",
-            )
-        )
-    # Sections follow the order of their first post in the issue (the editor's order).
-    names = {s.id: s.name for s in newsletter.sections}
     sections = tuple(
-        RenderedSection(id=sid, name=names[sid], posts=tuple(posts))
-        for sid, posts in by_section.items()
+        RenderedSection(
+            id=group.section.id,
+            name=group.section.name,
+            posts=tuple(_rendered_post(config, newsletter.slug, post) for post in group.posts),
+        )
+        for group in issue_sections(issue)
     )
     subject = " ".join(issue.subject.split())  # a line break in a subject is a typo, not a header
     subject_text = wrap(subject)
