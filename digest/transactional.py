@@ -408,6 +408,14 @@ def _record(
         _retry_later(mail, str(error), now)
 
 
+def mark_returned(session: Session, mail: TransactionalMail, detail: str) -> None:
+    """Record that a sent email came back (a bounce report or a complaint): it failed."""
+    mail.state = TransactionalState.FAILED
+    mail.last_error = f"returned: {detail}"[:2000]
+    mail.lease_until = None
+    session.flush()
+
+
 def _stops_batch(error: SendError) -> bool:
     # Our side is broken, or the server is unreachable: every next mail would fail too.
     if isinstance(error, SenderProblem):
