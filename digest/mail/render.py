@@ -62,6 +62,7 @@ from digest.models import (
     SubscriptionStatus,
 )
 from digest.posts import issue_sections
+from digest.suppression import suppression_for
 
 # Gmail clips HTML past ~102 KB, cutting the footer with the unsubscribe link and the
 # postal address; editors are warned well before.
@@ -505,6 +506,12 @@ def preview_for_address(session: Session, issue_id: int, address: str, app: Flas
         )
         if subscription.status is not SubscriptionStatus.CONFIRMED:
             notes.append(f"This subscription is {subscription.status}: the sender skips it.")
+        entry = suppression_for(session, app.config, subscriber.email)
+        if entry is not None:
+            notes.append(
+                f"{subscriber.email} is on the suppression list ({entry.reason.replace('_', ' ')}): "
+                "the sender skips it."
+            )
     try:
         notes.append(check_sendable(prepared).message)
     except NotSendable as exc:

@@ -16,10 +16,14 @@ from tests.support.smtp import Received
 REPORTING_MTA = "mx.example.com"
 
 
-def returned_headers(received: Received) -> str:
-    """Return the header block a bounce quotes from a message we sent, with its Return-Path."""
+def returned_headers(received: Received, return_path: bool = True) -> str:
+    """Return the header block a report quotes from a message we sent.
+
+    The receiving server adds the Return-Path (our VERP address); feedback loops that
+    redact the report drop it (return_path=False).
+    """
     head = received.data.split(b"\r\n\r\n", 1)[0].decode("ascii")
-    return f"Return-Path: <{received.mail_from}>\r\n{head}"
+    return f"Return-Path: <{received.mail_from}>\r\n{head}" if return_path else head
 
 
 def dsn(
