@@ -330,6 +330,10 @@ def test_envelope_recipient_and_returned_return_path(app) -> None:  # type: igno
     assert read_report(app.config, bare, envelope_to=verp).ref == "d42"
     delivered = dsn("postmaster@news.example.org", "5.1.1", "550 5.1.1 unknown", delivered_to=verp)
     assert read_report(app.config, delivered).ref == "d42"
+    # Postfix's local(8) hands a command the message after an mbox "From " line.
+    piped = b"From MAILER-DAEMON  Mon Nov 30 08:00:06 2026\r\n" + delivered
+    assert read_report(app.config, piped).ref == "d42"
+    assert read_report(app.config, piped).kind == "failed"
     original = f"Return-Path: <{verp}>\r\nSubject: x"
     returned = dsn("postmaster@news.example.org", "5.1.1", "550 5.1.1 unknown", original=original)
     assert read_report(app.config, returned).ref == "d42"
