@@ -143,12 +143,13 @@ def mailto_request(mailto: str, sender: str, delivered_to: bool = True) -> bytes
     """Return the email a mail client sends for a List-Unsubscribe mailto: URI.
 
     With delivered_to the receiving Postfix's Delivered-To header is on it, as when it
-    pipes the message into `digest bounces ingest`.
+    pipes the message into `digest bounces ingest`, in lower case as Postfix may write
+    it (the token in it no longer verifies; the To header still carries it intact).
     """
     parts = urlsplit(mailto)
     address = unquote(parts.path)
     subject = parse_qs(parts.query).get("subject", ["unsubscribe"])[0]
-    head = f"Delivered-To: {address}\r\n" if delivered_to else ""
+    head = f"Delivered-To: {address.lower()}\r\n" if delivered_to else ""
     return (
         f"{head}From: {sender}\r\n"
         f"To: {address}\r\n"
