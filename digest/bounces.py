@@ -330,7 +330,8 @@ def _returned_transactional(
     actions.suppress(session, subscriber, reason, report.detail)
     return Outcome(
         action,
-        f"Suppressed {subscriber.email}: {action.replace('_', ' ')} on the {what} ({report.detail}).",
+        f"Suppressed {subscriber.email}: {action.replace('_', ' ')} on the {what} "
+        f"({report.detail}).",
         suppressed=reason,
         transactional_id=mail.id,
     )

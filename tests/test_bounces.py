@@ -63,9 +63,7 @@ def _suppressed(app, db: Session, email: str) -> SuppressionReason | None:  # ty
 
 
 def _statuses(db: Session) -> dict[str, SubscriptionStatus]:
-    return {
-        s.subscriber.email: s.status for s in db.scalars(select(Subscription)).all()
-    }
+    return {s.subscriber.email: s.status for s in db.scalars(select(Subscription)).all()}
 
 
 def _verp(app, delivery: Delivery) -> str:  # type: ignore[no-untyped-def]
@@ -89,7 +87,9 @@ def test_hard_bounce_suppresses_and_marks_the_delivery(
     """A permanent address failure reported to the VERP address suppresses that exact reader."""
     rows = _deliveries(db)
     ada = rows["ada@example.com"]
-    outcome = ingest(db, app.config, dsn(_verp(app, ada), status, diagnostic), ReaderActions(app.config))
+    outcome = ingest(
+        db, app.config, dsn(_verp(app, ada), status, diagnostic), ReaderActions(app.config)
+    )
     db.commit()
     assert outcome.action == "hard_bounce" and outcome.delivery_id == ada.id
     for email, row in rows.items():

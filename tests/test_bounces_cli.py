@@ -36,13 +36,12 @@ from digest.models import (
     TransactionalMail,
     TransactionalState,
 )
-from tests.conftest import BASE_URL, get_db_of
-from tests.support.forms import submit
+from tests.conftest import get_db_of
 from tests.support.inbound import arf, dsn, mailto_request, returned_headers
 from tests.support.readers import (
     app_overrides,  # noqa: F401  (fixture: no timing floor)
+    confirm_by_email,
     deliver,
-    link,
     load_newsletter,
     mails,
     signup,
@@ -74,14 +73,17 @@ def _state(app: Flask) -> dict[str, Any]:
     with get_db_of(app).session() as session:
         return {
             "subscriptions": sorted(
-                (s.uid, s.status.value, s.unsubscribed_at) for s in session.scalars(select(Subscription))
+                (s.uid, s.status.value, s.unsubscribed_at)
+                for s in session.scalars(select(Subscription))
             ),
             "consents": sorted(
-                (c.id, c.withdrawn_at, c.withdrawal_channel) for c in session.scalars(select(Consent))
+                (c.id, c.withdrawn_at, c.withdrawal_channel)
+                for c in session.scalars(select(Consent))
             ),
             "suppressions": sorted(session.scalars(select(Suppression.email_hash))),
             "mails": sorted(
-                (m.id, m.state.value, m.last_error) for m in session.scalars(select(TransactionalMail))
+                (m.id, m.state.value, m.last_error)
+                for m in session.scalars(select(TransactionalMail))
             ),
             "deliveries": sorted(
                 (d.id, d.bounce, d.bounce_detail) for d in session.scalars(select(Delivery))
@@ -91,11 +93,7 @@ def _state(app: Flask) -> dict[str, Any]:
 
 def _confirmed(app: Flask, smtp_server: SMTPServer, email: str) -> tuple[Received, Received]:
     """Sign email up and confirm it through the emails; return (confirmation, welcome)."""
-    client = app.test_client()
-    signup(client, email)
-    assert deliver(app) == 1
-    confirmation = smtp_server.to(email)[-1]
-    assert submit(client, link(confirmation, "confirm", BASE_URL)).status_code == 200
+    confirmation = confirm_by_email(app, smtp_server, email)
     assert deliver(app) == 1
     return confirmation, smtp_server.to(email)[-1]
 
@@ -182,7 +180,9 @@ def test_a_digest_bounce_found_through_the_envelope_recipient(smtp_app, smtp_ser
     assert _state(smtp_app) == before
     result = _ingest(smtp_app, bounce, "--recipient", digest.mail_from)
     assert result.exit_code == 0, result.output
-    assert result.output.startswith(f"Suppressed ada@example.com: hard bounce on delivery {delivery_id}")
+    assert result.output.startswith(
+        f"Suppressed ada@example.com: hard bounce on delivery {delivery_id}"
+    )
     assert _export(smtp_app)["ada@example.com"]["suppressed"] == "hard_bounce"
     preview = smtp_app.test_cli_runner().invoke(
         args=["issue", "render", str(issue_id), "--to", "ada@example.com"]
@@ -215,7 +215,9 @@ def test_forged_reports_change_nothing(smtp_app, smtp_server) -> None:  # type: 
             ),
         ),
         "a mailto request with a tampered token": mailto_request(
-            links.unsubscribe_mailto(smtp_app.config, found.uid).replace(genuine_token, forged_token),
+            links.unsubscribe_mailto(smtp_app.config, found.uid).replace(
+                genuine_token, forged_token
+            ),
             "nina@example.org",
         ),
         "a bounce naming a reader only by address": dsn(
@@ -253,7 +255,10 @@ def test_mailto_unsubscribe_skips_the_reader_in_the_next_digest(smtp_app, smtp_s
     assert found is not None and found.unsubscribed_at is not None
     assert {c.withdrawal_channel for c in found.consents} == {"mailto"}
     assert _export(smtp_app)["nina@example.org"]["status"] == "unsubscribed"
-    assert "This subscription is unsubscribed: the sender skips it." in runner.invoke(args=render).stderr
+    assert (
+        "This subscription is unsubscribed: the sender skips it."
+        in runner.invoke(args=render).stderr
+    )
     again = _ingest(smtp_app, mailto_request(mailto, "Nina <nina@example.org>"))
     assert again.exit_code == 0  # a second request is harmless
 
@@ -264,7 +269,9 @@ def test_empty_input_is_refused(app) -> None:  # type: ignore[no-untyped-def]
     assert result.exit_code == 1 and "The input is empty" in result.output
 
 
-def _digest_process(env: dict[str, str], raw: bytes, *options: str) -> subprocess.CompletedProcess[bytes]:
+def _digest_process(
+    env: dict[str, str], raw: bytes, *options: str
+) -> subprocess.CompletedProcess[bytes]:
     digest = Path(sys.executable).with_name("digest")
     return subprocess.run(
         [str(digest), "bounces", "ingest", *options, "-"],

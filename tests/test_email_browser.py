@@ -5,17 +5,14 @@ from __future__ import annotations
 import pytest
 
 from digest.mail.render import Reader, prepare_issue
-from tests.conftest import BASE_URL
 from tests.support.browser import chromium, screenshot_path
-from tests.support.forms import submit
 from tests.support.issues import demo_issue
 from tests.support.readers import (
     app_overrides,  # noqa: F401  (fixture: no timing floor)
+    confirm_by_email,
     deliver,
     html_part,
-    link,
     load_newsletter,
-    signup,
 )
 
 pytestmark = pytest.mark.browser
@@ -71,11 +68,7 @@ def test_confirmation_and_welcome_in_light_and_dark(smtp_app, smtp_server) -> No
     if smtp_app.config["DATABASE_URL"].startswith("postgresql"):
         pytest.skip("the HTML does not depend on the backend; one set of screenshots is enough")
     load_newsletter(smtp_app)
-    client = smtp_app.test_client()
-    signup(client, "nina@example.org", name="Nina")
-    deliver(smtp_app)
-    confirmation = smtp_server.received[-1]
-    submit(client, link(confirmation, "confirm", BASE_URL))
+    confirmation = confirm_by_email(smtp_app, smtp_server, "nina@example.org", name="Nina")
     deliver(smtp_app)
     emails = {"confirm": html_part(confirmation), "welcome": html_part(smtp_server.received[-1])}
     seen: dict[tuple[str, str, str], dict[str, object]] = {}
@@ -119,4 +112,5 @@ def test_confirmation_and_welcome_in_light_and_dark(smtp_app, smtp_server) -> No
         for device in VIEWPORTS:
             light, dark = seen[(name, "light", device)], seen[(name, "dark", device)]
             assert light["card"] == "rgb(255, 255, 255)" and dark["card"] != light["card"]
-            assert dark["text"] != light["text"] and dark["buttonBackground"] != light["buttonBackground"]
+            assert dark["text"] != light["text"]
+            assert dark["buttonBackground"] != light["buttonBackground"]

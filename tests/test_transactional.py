@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from pathlib import Path
+from typing import Any
 
 import dkim
 import pytest
@@ -17,12 +19,11 @@ from digest.models import SubscriptionStatus, TransactionalKind, TransactionalSt
 from digest.suppression import is_suppressed
 from tests.conftest import BASE_URL, get_db_of
 from tests.support.dkim_keys import DOMAIN, SELECTOR, dkim_tags, dns_stub, write_key
-from tests.support.forms import submit
 from tests.support.readers import (
     app_overrides,  # noqa: F401  (fixture: no timing floor)
+    confirm_by_email,
     deliver,
     html_part,
-    link,
     load_newsletter,
     mails,
     signup,
@@ -30,14 +31,6 @@ from tests.support.readers import (
     text_part,
 )
 from tests.support.smtp import Received, SMTPServer
-
-
-def _confirmed(app, smtp_server, email: str, **signup_options) -> None:  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    assert signup(client, email, **signup_options).status_code == 200
-    deliver(app)
-    confirm_path = link(smtp_server.to(email)[-1], "confirm", BASE_URL)
-    assert submit(client, confirm_path).status_code == 200
 
 
 def test_the_request_only_records_the_email(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
@@ -78,7 +71,7 @@ def test_confirmation_email_carries_nothing_the_form_supplied(smtp_app, smtp_ser
 def test_welcome_email_carries_real_unsubscribe_headers_and_links(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
     """After confirming, the welcome has one HTTPS and one mailto List-Unsubscribe (never encoded), the one-click header, and the same links in its body."""
     load_newsletter(smtp_app)
-    _confirmed(smtp_app, smtp_server, "nina@example.org", name="Nina", sections=["news", "tools"])
+    confirm_by_email(smtp_app, smtp_server, "nina@example.org", name="Nina", sections=["news", "tools"])
     assert deliver(smtp_app) == 1
     welcome = smtp_server.to("nina@example.org")[-1]
     raw_head = welcome.data.split(b"\r\n\r\n", 1)[0]
@@ -197,7 +190,7 @@ def test_two_senders_never_send_the_same_mail_twice(smtp_app, smtp_server) -> No
 def test_no_welcome_after_an_unsubscribe(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
     """A reader who unsubscribes before the welcome goes out does not get it."""
     load_newsletter(smtp_app)
-    _confirmed(smtp_app, smtp_server, "nina@example.org")
+    confirm_by_email(smtp_app, smtp_server, "nina@example.org")
     found = subscription(smtp_app, "nina@example.org")
     assert found is not None and found.status is SubscriptionStatus.CONFIRMED
     from digest.links import unsubscribe_url
@@ -242,11 +235,7 @@ def test_send_pending_command(smtp_app, smtp_server) -> None:  # type: ignore[no
 
 def _journey(app, smtp_server, email: str, name: str = "") -> dict[str, Received]:  # type: ignore[no-untyped-def]
     """Sign email up and confirm: return the confirmation and the welcome it received."""
-    client = app.test_client()
-    signup(client, email, name=name)
-    assert deliver(app) == 1
-    confirmation = smtp_server.to(email)[-1]
-    assert submit(client, link(confirmation, "confirm", BASE_URL)).status_code == 200
+    confirmation = confirm_by_email(app, smtp_server, email, name=name)
     assert deliver(app) == 1
     return {"confirm": confirmation, "welcome": smtp_server.to(email)[-1]}
 
@@ -279,9 +268,10 @@ def test_reader_emails_wear_the_digest_layout(smtp_app, smtp_server) -> None:  #
     assert re.search(r'<a class="button" href="https://news\.example\.org/confirm/', confirm_html)
     assert emails["confirm"].raw_header("Auto-Submitted") == ["auto-generated"]
     for kind in ("welcome", "already"):
-        assert emails[kind].raw_header("List-Id") == ["The Weekly Model <weekly-model.news.example.org>"]
-        unsubscribe = re.findall(r"<([^>]+)>", emails[kind].raw_header("List-Unsubscribe")[0])
-        assert unsubscribe[0] in html_part(emails[kind]) and unsubscribe[0] in text_part(emails[kind])
+        received = emails[kind]
+        assert received.raw_header("List-Id") == ["The Weekly Model <weekly-model.news.example.org>"]
+        unsubscribe = re.findall(r"<([^>]+)>", received.raw_header("List-Unsubscribe")[0])
+        assert unsubscribe[0] in html_part(received) and unsubscribe[0] in text_part(received)
 
 
 def test_welcome_emails_never_mix_up_readers(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
@@ -291,21 +281,23 @@ def test_welcome_emails_never_mix_up_readers(smtp_app, smtp_server) -> None:  # 
     otto = _journey(smtp_app, smtp_server, "otto@example.org")["welcome"]
 
     def tokens(received: Received) -> set[str]:
-        return set(re.findall(r"/(?:unsubscribe|preferences)/([A-Za-z0-9._-]+)", text_part(received)))
+        found = re.findall(r"/(?:unsubscribe|preferences)/([A-Za-z0-9._-]+)", text_part(received))
+        return set(found)
 
     assert len(tokens(nina)) == len(tokens(otto)) == 2 and not tokens(nina) & tokens(otto)
     for token in tokens(nina):
         assert token in html_part(nina) and token not in otto.data.decode("ascii")
     assert "Hi Nina <b>Q</b>," in text_part(nina).splitlines()
-    assert ">Hi Nina &lt;b&gt;Q&lt;/b&gt;,</p>" in html_part(nina) and "<b>Q</b>" not in html_part(nina)
+    assert ">Hi Nina &lt;b&gt;Q&lt;/b&gt;,</p>" in html_part(nina)
+    assert "<b>Q</b>" not in html_part(nina)
     assert "Hello," in text_part(otto).splitlines() and "Nina" not in otto.data.decode("ascii")
     assert "otto@example.org" in html_part(otto) and "nina@example.org" not in html_part(otto)
 
 
 @pytest.mark.parametrize("kind", ["rsa", "ed25519"])
 def test_confirmation_arrives_dkim_signed_and_verifies(
-    app_overrides, smtp_server, tmp_path, kind: str
-) -> None:  # type: ignore[no-untyped-def]
+    app_overrides: dict[str, Any], smtp_server: SMTPServer, tmp_path: Path, kind: str
+) -> None:
     """A confirmation received by the SMTP server carries a DKIM signature dkimpy verifies; touching a signed header or the body breaks it."""
     app = create_app(
         {

@@ -7,9 +7,10 @@ on only two things beyond a handful of values: which sections they chose and whe
 they gave a name. For each such variant (few per issue) both templates are rendered once
 with placeholders in place of the reader's values (name, address, preference and
 unsubscribe links), the CSS is inlined once, and the result is kept as quoted-printable
-bytes with holes (a digest.mail.stencil Stencil). `PreparedIssue.message_for(reader, delivery_id)` fills in one reader's
-values, encodes only the lines that hold them, and joins bytes: the exact message that
-reader receives, ready for the DKIM signer and the wire.
+bytes with holes (a digest.mail.stencil Stencil).
+`PreparedIssue.message_for(reader, delivery_id)` fills in one reader's values, encodes
+only the lines that hold them, and joins bytes: the exact message that reader receives,
+ready for the DKIM signer and the wire.
 
 `size_report` and `check_sendable` say whether an issue may be sent: an empty postal
 address, or HTML that Gmail would clip (hiding the unsubscribe link and the address),
@@ -508,9 +509,9 @@ def preview_for_address(session: Session, issue_id: int, address: str, app: Flas
             notes.append(f"This subscription is {subscription.status}: the sender skips it.")
         entry = suppression_for(session, app.config, subscriber.email)
         if entry is not None:
+            reason = entry.reason.replace("_", " ")
             notes.append(
-                f"{subscriber.email} is on the suppression list ({entry.reason.replace('_', ' ')}): "
-                "the sender skips it."
+                f"{subscriber.email} is on the suppression list ({reason}): the sender skips it."
             )
     try:
         notes.append(check_sendable(prepared).message)

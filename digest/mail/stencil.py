@@ -135,7 +135,9 @@ class _Part:
     def encoded(self, values: Mapping[str, str]) -> bytes:
         """Return the part's quoted-printable bytes for one reader's values."""
         return b"".join(
-            item.encoded if isinstance(item, _Static) else quoted_printable(item.fill(values) + "\n")
+            item.encoded
+            if isinstance(item, _Static)
+            else quoted_printable(item.fill(values) + "\n")
             for item in self.items
         )
 
@@ -186,7 +188,7 @@ class Slots:
         return f"{self._marker}{slot}{self._marker}"
 
     def stencil(self, env: Environment, name: str, context: Mapping[str, Any]) -> Stencil:
-        """Render emails/NAME once with markers in context; raise TemplateError if one was changed."""
+        """Render emails/NAME once with markers in context; raise TemplateError if one changed."""
         html, text = render_email(env, name, context)
         for rendered in (html, text):
             if self._marker in self.pattern.sub("", rendered).lower():
