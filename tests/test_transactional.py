@@ -18,7 +18,7 @@ from digest.mail.identity import parse_verp
 from digest.models import SubscriptionStatus, TransactionalKind, TransactionalState
 from digest.suppression import is_suppressed
 from tests.conftest import BASE_URL, get_db_of
-from tests.support.dkim_keys import DOMAIN, SELECTOR, dkim_tags, dns_stub, write_key
+from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub
 from tests.support.readers import (
     app_overrides,  # noqa: F401  (fixture: no timing floor)
     confirm_by_email,
@@ -300,13 +300,7 @@ def test_confirmation_arrives_dkim_signed_and_verifies(
 ) -> None:
     """A confirmation received by the SMTP server carries a DKIM signature dkimpy verifies; touching a signed header or the body breaks it."""
     app = create_app(
-        {
-            **app_overrides,
-            "SMTP_URL": smtp_server.url,
-            "DKIM_DOMAIN": DOMAIN,
-            "DKIM_SELECTOR": SELECTOR,
-            "DKIM_KEY_FILE": str(write_key(tmp_path, kind)),
-        }
+        {**app_overrides, "SMTP_URL": smtp_server.url, **dkim_settings(tmp_path, kind)}
     )
     try:
         load_newsletter(app)
