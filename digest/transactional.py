@@ -13,7 +13,9 @@ Contract:
   permanent refusal marks it failed (and suppresses a nonexistent address). A crash
   between acceptance and marking may send one duplicate, never lose one.
 - No database transaction is open while talking to the SMTP server.
-- The envelope sender is the VERP address with reference "t<id>" (this table's id).
+- The envelope sender is the VERP address with reference "t<id>" (this table's id); a
+  bounce or complaint that comes back to it (digest.bounces) marks the email failed
+  (`mark_returned`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from digest.models import Newsletter, Subscriber, Subscription, TransactionalMai
 from digest.transactional import send_pending_transactional
 from tests.conftest import get_db_of
 from tests.support.forms import csrf_token, submit
-from tests.support.smtp import Received
+from tests.support.smtp import Received, SMTPServer
 
 NEWSLETTER = "weekly-model"
 _ips = itertools.count(1)
@@ -87,10 +87,12 @@ def deliver(app: Flask, **options: Any) -> int:
         return send_pending_transactional(get_db_of(app), mailer, app.config, **options)
 
 
-def confirm_by_email(app: Flask, smtp_server: Any, email: str, **signup_options: Any) -> Received:
+def confirm_by_email(
+    app: Flask, smtp_server: SMTPServer, email: str, **signup_options: Any
+) -> Received:
     """Sign email up, send its confirmation and follow the link in it; return the confirmation.
 
-    smtp_server is the test SMTPServer the app mails to; the welcome email is left due.
+    The welcome email is left due (send it with deliver).
     """
     client = app.test_client()
     assert signup(client, email, **signup_options).status_code == 200
