@@ -9,25 +9,17 @@ Dates are shown in the newsletter's time zone.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql import ColumnElement
 
-from digest.models import Issue, IssuePost, IssueStatus, Newsletter, Post, PostStatus, Section
+from digest import posts
+from digest.models import Issue, IssuePost, IssueStatus, Newsletter, Post
 
 FEED_ENTRIES = 50
 _WITH_POSTS = selectinload(Issue.issue_posts).selectinload(IssuePost.post).selectinload(Post.section)
-
-
-@dataclass(frozen=True)
-class ArchivedSection:
-    """A section of an archived issue with its posts."""
-
-    section: Section
-    posts: list[Post]
 
 
 def sent_issues(session: Session, newsletter: Newsletter, limit: int | None = None,
@@ -98,15 +90,9 @@ def sent_issue_by_id(session: Session, issue_id: int) -> Issue | None:
     return _sent(session, Issue.id == issue_id)
 
 
-def issue_sections(issue: Issue) -> list[ArchivedSection]:
-    """Return the issue's published posts grouped by section, in the editor's order."""
-    grouped: dict[int, ArchivedSection] = {}
-    for item in issue.issue_posts:
-        post = item.post
-        if post.status is not PostStatus.PUBLISHED:
-            continue
-        grouped.setdefault(post.section_id, ArchivedSection(post.section, [])).posts.append(post)
-    return list(grouped.values())
+def issue_sections(issue: Issue) -> list[posts.IssueSection]:
+    """Return the issue's still-published posts grouped by section, as the email grouped them."""
+    return posts.issue_sections(issue, published_only=True)
 
 
 def local_time(newsletter: Newsletter, moment: dt.datetime | None) -> dt.datetime | None:

@@ -18,7 +18,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from digest.db import utcnow
-from digest.models import Editor, IssuePost, Newsletter, Post, PostStatus, Section
+from digest.models import Editor, Issue, IssuePost, Newsletter, Post, PostStatus, Section
 from digest.validation import Invalid, like_pattern, optional_http_url, slugify, text, unique_slug
 
 PAGE_SIZE = 25
@@ -39,6 +39,14 @@ class PostInput:
         """Return a post's current values, as its form would carry them."""
         return cls(title=post.title, section_id=post.section_id, summary=post.summary,
                    body_md=post.body_md, link_url=post.link_url or "")
+
+
+@dataclass(frozen=True)
+class IssueSection:
+    """A section of an issue with its posts, in the editor's order."""
+
+    section: Section
+    posts: list[Post]
 
 
 @dataclass(frozen=True)
@@ -151,6 +159,21 @@ def delete_post(session: Session, post: Post) -> None:
         raise Invalid({"status": "An issue carries this post: remove it from the issue first."})
     session.delete(post)
     session.flush()
+
+
+def issue_sections(issue: Issue, *, published_only: bool = False) -> list[IssueSection]:
+    """Return the issue's posts grouped by section, as the email and the archive show them.
+
+    Sections follow the order of their first post in the issue, posts the editor's
+    order. published_only leaves out posts unpublished since (the archive's rule).
+    """
+    grouped: dict[int, IssueSection] = {}
+    for item in issue.issue_posts:
+        post = item.post
+        if published_only and post.status is not PostStatus.PUBLISHED:
+            continue
+        grouped.setdefault(post.section_id, IssueSection(post.section, [])).posts.append(post)
+    return list(grouped.values())
 
 
 def get_post(session: Session, newsletter: Newsletter, post_id: int) -> Post | None:
