@@ -9,6 +9,7 @@ Dates are shown in the newsletter's time zone.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from digest import links
-from digest.archive import ArchivedSection
 from digest.markdown import render_markdown
 from digest.models import (
     ApiToken,
@@ -30,6 +29,7 @@ from digest.models import (
     Suppression,
     SuppressionReason,
 )
+from digest.posts import IssueSection
 from digest.reports import DeliveryLine, SubscriberRecord, SubscriberRow
 from digest.subscribers import consent_text
 
@@ -437,7 +437,7 @@ def issue_summary(item: Issue, config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def issue(item: Issue, sections: list[ArchivedSection], config: Mapping[str, Any]) -> dict[str, Any]:
+def issue(item: Issue, sections: list[IssueSection], config: Mapping[str, Any]) -> dict[str, Any]:
     """Return a sent issue with its posts grouped by section."""
     slug = item.newsletter.slug
     return {
