@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql import ColumnElement
 
@@ -23,14 +23,18 @@ FEED_ENTRIES = 50
 _WITH_POSTS = selectinload(Issue.issue_posts).selectinload(IssuePost.post).selectinload(Post.section)
 
 
-def sent_issues(session: Session, newsletter: Newsletter, limit: int | None = None,
-                with_posts: bool = False) -> list[Issue]:
-    """Return the newsletter's sent issues, newest first (with their posts if asked)."""
-    query = (
+def _newest_first(newsletter: Newsletter) -> Select[tuple[Issue]]:
+    return (
         select(Issue)
         .where(Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT)
         .order_by(Issue.sent_at.desc(), Issue.id.desc())
     )
+
+
+def sent_issues(session: Session, newsletter: Newsletter, limit: int | None = None,
+                with_posts: bool = False) -> list[Issue]:
+    """Return the newsletter's sent issues, newest first (with their posts if asked)."""
+    query = _newest_first(newsletter)
     if with_posts:
         query = query.options(_WITH_POSTS)
     if limit is not None:
@@ -57,19 +61,11 @@ def sent_issue_page(session: Session, newsletter: Newsletter, page: int = 1,
                     per_page: int = 20) -> IssuePage:
     """Return one page of the newsletter's sent issues, newest first."""
     page = max(1, page)
-    total = session.scalar(
-        select(func.count()).where(
-            Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT
-        )
-    ) or 0
+    query = _newest_first(newsletter)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     issues = list(
         session.scalars(
-            select(Issue)
-            .options(joinedload(Issue.newsletter))
-            .where(Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT)
-            .order_by(Issue.sent_at.desc(), Issue.id.desc())
-            .limit(per_page)
-            .offset((page - 1) * per_page)
+            query.options(joinedload(Issue.newsletter)).limit(per_page).offset((page - 1) * per_page)
         )
     )
     return IssuePage(issues=issues, page=page, total=total, per_page=per_page)
