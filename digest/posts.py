@@ -34,6 +34,12 @@ class PostInput:
     body_md: str = ""
     link_url: str = ""
 
+    @classmethod
+    def of(cls, post: Post) -> PostInput:
+        """Return a post's current values, as its form would carry them."""
+        return cls(title=post.title, section_id=post.section_id, summary=post.summary,
+                   body_md=post.body_md, link_url=post.link_url or "")
+
 
 @dataclass(frozen=True)
 class IssueSection:
@@ -174,6 +180,15 @@ def get_post(session: Session, newsletter: Newsletter, post_id: int) -> Post | N
     """Return the newsletter's post with this id, or None."""
     post = session.get(Post, post_id)
     return post if post is not None and post.newsletter_id == newsletter.id else None
+
+
+def find_post(session: Session, post_id: int) -> Post | None:
+    """Return the post with this id in any newsletter, section and newsletter loaded, or None."""
+    return session.scalar(
+        select(Post)
+        .options(joinedload(Post.section), joinedload(Post.newsletter))
+        .where(Post.id == post_id)
+    )
 
 
 def published_post(session: Session, newsletter: Newsletter, slug: str) -> Post | None:
