@@ -64,6 +64,6 @@ def _editor_context() -> dict[str, object]:
 
 
 # Views attach themselves to bp and admin on import; admin nests under bp once.
-from digest.web.editor import admin_views, auth, dashboard, posts, subscribers  # noqa: E402,F401
+from digest.web.editor import admin_views, api_tokens, auth, dashboard, posts, subscribers  # noqa: E402,F401
 
 bp.register_blueprint(admin)
