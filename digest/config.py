@@ -126,6 +126,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CHECK_DELIVERABILITY", _bool, False),
     Setting("RATELIMIT_STORAGE_URL", _text, "memory://"),
     Setting("AMBIGUOUS", _choice("hold", "resend"), "hold"),
+    # Delivery engine tuning (digest/deliveries.py, digest/sender.py, digest/scheduler.py).
+    Setting("TICK_SECONDS", _positive_int, 30),
+    Setting("BATCH_SIZE", _positive_int, 50),
+    Setting("LEASE_SECONDS", _positive_int, 300),
+    Setting("RETRY_SECONDS", _positive_int, 60),
+    Setting("MAX_ATTEMPTS", _positive_int, 8),
+    Setting("CELERY_TASKS", _positive_int, 8),
 )
 
 

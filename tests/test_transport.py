@@ -14,6 +14,7 @@ from digest.mail.transport import (
     TemporaryFailure,
     classify,
 )
+from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer
 
 
@@ -81,7 +82,9 @@ def test_smtp_unreachable_is_temporary() -> None:
 @pytest.mark.parametrize(
     ("code", "text", "stage", "kind", "suppress"),
     [
-        (421, "4.7.0 too many connections", "mail", SenderProblem, False),
+        (421, "4.7.0 too many connections", "mail", TemporaryFailure, False),
+        (451, "4.7.1 greylisted, try again later", "rcpt", TemporaryFailure, False),
+        (554, "5.7.1 relay access denied", "rcpt", SenderProblem, False),
         (450, "4.2.1 mailbox busy", "rcpt", TemporaryFailure, False),
         (550, "5.1.1 user unknown", "rcpt", RecipientRejected, True),
         (550, "5.2.1 mailbox disabled", "rcpt", RecipientRejected, True),
@@ -107,3 +110,35 @@ def test_outbox_writes_exact_bytes(tmp_path) -> None:  # type: ignore[no-untyped
     files = list((tmp_path / "outbox").iterdir())
     assert [f.name for f in files] == [result.queue_id]
     assert files[0].read_bytes() == data
+
+
+def test_pipelining_sends_the_envelope_in_one_write() -> None:
+    """A server offering PIPELINING gets MAIL, RCPT and DATA at once; refusals still mean
+    what they say and the connection keeps working."""
+    server = RawSMTPServer(refuse={"gone@example.org": "550 5.1.1 no such user"})
+    transport = SMTPTransport(SMTPSettings.from_url(server.url))
+    payloads = [_mail("r@example.org"), _mail("gone@example.org"), _mail("s@example.org")]
+    try:
+        first = transport.send("b@example.org", "r@example.org", payloads[0])
+        with pytest.raises(RecipientRejected) as rejected:
+            transport.send("b@example.org", "gone@example.org", payloads[1])
+        second = transport.send("b@example.org", "s@example.org", payloads[2])
+        transport.close()
+    finally:
+        server.close()
+    assert rejected.value.suppress and rejected.value.code == 550
+    assert (first.queue_id, second.queue_id) == ("RAW000001", "RAW000002")
+    assert server.pipelined_envelopes == 3
+    assert server.messages == [payloads[0], payloads[2]]
+
+
+def test_without_pipelining_commands_go_one_by_one() -> None:
+    """A server without PIPELINING gets one command at a time."""
+    server = RawSMTPServer(pipelining=False)
+    transport = SMTPTransport(SMTPSettings.from_url(server.url))
+    try:
+        assert transport.send("b@example.org", "r@example.org", _mail("r@example.org")).code == 250
+        transport.close()
+    finally:
+        server.close()
+    assert server.pipelined_envelopes == 0 and len(server.messages) == 1

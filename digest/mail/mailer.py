@@ -26,9 +26,20 @@ class Mailer:
 
     def send(self, envelope_from: str, recipient: str, data: bytes) -> SendResult:
         """Sign data if configured and send it to one recipient."""
-        if self.signer is not None:
-            data = self.signer(data)
+        return self.send_signed(envelope_from, recipient, self.sign(data))
+
+    def sign(self, data: bytes) -> bytes:
+        """Return data signed when a signer is configured, else unchanged."""
+        return self.signer(data) if self.signer is not None else data
+
+    def send_signed(self, envelope_from: str, recipient: str, data: bytes) -> SendResult:
+        """Send bytes that already went through sign() (the ledger marks a delivery
+        in flight only once its bytes are final)."""
         return self.transport.send(envelope_from, recipient, data)
+
+    def connect(self) -> None:
+        """Make sure the transport can send now (raises a SendError if it cannot)."""
+        self.transport.connect()
 
     def close(self) -> None:
         """Release the transport's connection."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,10 @@ class UnclearOutcome(SendError):
 class Transport(Protocol):
     """Sends single-recipient messages over whatever connection it keeps."""
 
+    def connect(self) -> None:
+        """Make sure the next send finds a working connection; raise SendError if not."""
+        ...
+
     def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
         """Send data from envelope sender to one recipient; raise SendError on failure."""
         ...
@@ -78,6 +83,8 @@ class Transport(Protocol):
 
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+# A connection idle longer than this gets a NOOP before use (servers drop idle clients).
+IDLE_CHECK_SECONDS = 15.0
 _AUTH_CODES = frozenset({530, 534, 535, 538})
 # Postfix/Exim say "queued as X", SES "Ok <id>", others "id=X"; the first that matches wins.
 _QUEUE_IDS = tuple(
@@ -95,13 +102,20 @@ def enhanced_status(response: str) -> tuple[int, int, int] | None:
 
 
 def classify(code: int, response: str, stage: str) -> SendError:
-    """Turn an SMTP reply at a stage (mail, rcpt, data) into the SendError it means."""
+    """Turn an SMTP reply at a stage (mail, rcpt, data) into the SendError it means.
+
+    Every 4xx is temporary, 4.7.x included: greylisting answers 451 4.7.1 and providers
+    throttle with 421 4.7.0 or 454, and a later attempt succeeds, so the issue keeps
+    going (and slows down); 5.7.x and authentication replies are the sender's problem.
+    """
     status = enhanced_status(response)
     text = f"{stage.upper()} refused: {code} {response}".strip()
-    if code in _AUTH_CODES or (status is not None and status[1] == 7):
+    if code in _AUTH_CODES:
         return SenderProblem(text, code, response)
     if 400 <= code < 500:
         return TemporaryFailure(text, code, response)
+    if status is not None and status[1] == 7:
+        return SenderProblem(text, code, response)
     if stage == "mail":
         return SenderProblem(text, code, response)
     if status is not None and (status[1] == 1 or status[1:] == (2, 1)):
@@ -150,21 +164,28 @@ class SMTPTransport:
         self.recycle_after = recycle_after
         self._smtp: smtplib.SMTP | None = None
         self._sent_on_connection = 0
+        self._last_used = 0.0
+        self._context: ssl.SSLContext | None = None
+
+    def _tls(self) -> ssl.SSLContext:
+        # Loading the system's CA store costs ~40 ms: once per transport, and only for TLS.
+        if self._context is None:
+            self._context = ssl.create_default_context()
+        return self._context
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
         try:
             if s.implicit_tls:
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    s.host, s.port, timeout=s.timeout, context=context
+                    s.host, s.port, timeout=s.timeout, context=self._tls()
                 )
             else:
                 smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
             smtp.ehlo()
             if not s.implicit_tls:
                 if smtp.has_extn("starttls"):
-                    smtp.starttls(context=context)
+                    smtp.starttls(context=self._tls())
                     smtp.ehlo()
                 elif s.starttls_required:
                     smtp.close()
@@ -195,33 +216,33 @@ class SMTPTransport:
         self._sent_on_connection = 0
         return smtp
 
-    def _connection(self) -> smtplib.SMTP:
+    def connect(self) -> None:
+        """Open the connection, replace it after recycle_after messages, and check one
+        that sat idle with NOOP; raise TemporaryFailure or SenderProblem."""
         if self._smtp is not None and self._sent_on_connection >= self.recycle_after:
             self.close()
+        if self._smtp is not None and time.monotonic() - self._last_used > IDLE_CHECK_SECONDS:
+            try:
+                code, _ = self._smtp.noop()
+            except (OSError, smtplib.SMTPException):
+                code = 0
+            if code != 250:
+                self._drop()
         if self._smtp is None:
             self._smtp = self._connect()
-        return self._smtp
+        self._last_used = time.monotonic()
 
     def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
         """Send one message; the reply to the final dot is returned with its queue id."""
-        smtp = self._connection()
+        self.connect()
         try:
-            code, reply = smtp.mail(sender)
-            if code != 250:
-                self._reset(smtp)
-                raise classify(code, _text(reply), "mail")
-            code, reply = smtp.rcpt(recipient)
-            if code not in (250, 251):
-                self._reset(smtp)
-                raise classify(code, _text(reply), "rcpt")
-            code, reply = smtp.docmd("data")
-            if code != 354:
-                self._reset(smtp)
-                raise classify(code, _text(reply), "data")
+            smtp = self._open_transaction(sender, recipient)
             smtp.send(_dot_stuff(data))
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             self._drop()
-            raise TemporaryFailure(f"SMTP connection lost before the message was sent: {exc}")
+            raise TemporaryFailure(
+                f"SMTP connection lost before the message was sent: {exc}"
+            ) from None
         try:
             code, reply = smtp.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
@@ -229,6 +250,7 @@ class SMTPTransport:
             raise UnclearOutcome(
                 f"SMTP connection lost after the message was handed over: {exc}"
             ) from None
+        self._last_used = time.monotonic()
         text = _text(reply)
         if code == 421:
             self._drop()
@@ -237,7 +259,58 @@ class SMTPTransport:
         self._sent_on_connection += 1
         return SendResult(code, text, _queue_id(text))
 
-    def _reset(self, smtp: smtplib.SMTP) -> None:
+    def _open_transaction(self, sender: str, recipient: str) -> smtplib.SMTP:
+        """MAIL, RCPT and DATA up to the 354. A reused connection that the server closed
+        meanwhile (it hung up, or answers 421) is replaced once: nothing of this message
+        has gone out yet, so that is safe."""
+        assert self._smtp is not None
+        try:
+            return self._envelope(self._smtp, sender, recipient)
+        except _Stale:
+            pass
+        except (OSError, smtplib.SMTPServerDisconnected):
+            if self._sent_on_connection == 0:
+                raise
+        self._drop()
+        self.connect()
+        assert self._smtp is not None
+        return self._envelope(self._smtp, sender, recipient)
+
+    def _envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> smtplib.SMTP:
+        """Send the envelope, in one write when the server offers PIPELINING (RFC 2920),
+        which saves two round trips per message; raise the first refusal."""
+        stages = (("mail", f"MAIL FROM:<{sender}>"), ("rcpt", f"RCPT TO:<{recipient}>"), ("data", "DATA"))
+        pipelined = smtp.has_extn("pipelining")
+        if pipelined:
+            smtp.send("".join(f"{command}\r\n" for _, command in stages).encode("utf-8"))
+        refusal: tuple[int, str, str] | None = None
+        for stage, command in stages:
+            if not pipelined:
+                if refusal is not None:
+                    break
+                smtp.send(f"{command}\r\n".encode("utf-8"))
+            code, reply = smtp.getreply()
+            if code == 421:
+                self._drop()
+                if stage == "mail" and self._sent_on_connection:
+                    raise _Stale()
+                raise classify(code, _text(reply), stage)
+            expected = (354,) if stage == "data" else (250, 251)
+            if code in expected and stage == "data" and refusal is not None:
+                # The server opened DATA although an earlier command failed: end it empty.
+                smtp.send(b".\r\n")
+                smtp.getreply()
+            elif code not in expected and refusal is None:
+                refusal = (code, _text(reply), stage)
+        if refusal is not None:
+            self._reset(smtp, refusal[0])
+            raise classify(*refusal)
+        return smtp
+
+    def _reset(self, smtp: smtplib.SMTP, code: int) -> None:
+        if code == 421:
+            self._drop()
+            return
         try:
             smtp.rset()
         except (OSError, smtplib.SMTPException):
@@ -262,11 +335,22 @@ class SMTPTransport:
             self._drop()
 
 
+class _Stale(Exception):
+    """A reused connection turned out to be closed before this message began."""
+
+
 class OutboxTransport:
     """Writes each message as an .eml file into a folder, for running without SMTP."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+
+    def connect(self) -> None:
+        """Make sure the folder exists; a folder that cannot be made is a SenderProblem."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SenderProblem(f"cannot create the outbox {self.folder}: {exc}") from None
 
     def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
         """Write the exact bytes to a new file, atomically."""

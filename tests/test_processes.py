@@ -1,0 +1,290 @@
+"""Real `digest` processes on a shared database: crashes, outages, several schedulers and workers.
+
+Every process is started from the console script with DIGEST_* settings pointing at the
+test database and the test SMTP server; small reader counts, short leases and ticks, and
+a deadline on every wait keep these bounded on a loaded two-core machine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import signal
+import subprocess
+import urllib.request
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from digest import issues
+from digest.db import utcnow
+from digest.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
+from tests.conftest import get_db_of
+from tests.support.delivery import (
+    CONFIG,
+    DIGEST,
+    digest_process,
+    make_newsletter,
+    per_recipient,
+    process_env,
+    states,
+    stop_process,
+    wait_until,
+)
+from tests.support.smtp import SMTPServer
+
+pytestmark = pytest.mark.slow
+
+FAST = {"TICK_SECONDS": 1, "LEASE_SECONDS": 4, "RETRY_SECONDS": 1, "BATCH_SIZE": 10}
+
+
+def _start(db: Session, issue_id: int) -> None:
+    issues.send_now(db, issue_id)
+    issues.start_issue(db, issue_id, CONFIG)
+    db.commit()
+
+
+def _status(db: Session, issue_id: int) -> IssueStatus:
+    status = issues.get_issue(db, issue_id).status
+    db.commit()
+    return status
+
+
+def _unknown_emails(db: Session, issue_id: int) -> set[str]:
+    emails = set(
+        db.scalars(
+            select(Subscriber.email)
+            .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+            .where(Delivery.issue_id == issue_id, Delivery.state == "unknown")
+        )
+    )
+    db.commit()
+    return emails
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def _owners(db: Session) -> set[str]:
+    owners = set(db.scalars(select(Delivery.lease_owner).where(Delivery.lease_owner.is_not(None))))
+    db.commit()
+    return owners
+
+
+def test_sigkill_mid_send_then_restart(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session, tmp_path: Path
+) -> None:
+    """A worker killed with SIGKILL mid-send and restarted: every reader has the issue, none
+    twice; at most one unknown per open connection, listed by `digest issue status`."""
+    setup = make_newsletter(db, readers=60)
+    _start(db, setup.issue_id)
+    env = process_env(smtp_app, SEND_RATE=12, SENDER_THREADS=2, **FAST)
+    log = tmp_path / "processes.log"
+    with digest_process(["scheduler"], env, log):
+        with digest_process(["worker"], env, log) as first:
+            wait_until(lambda: len(smtp_server.received) >= 15, timeout=60, what=f"sending\n{_tail(log)}")
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        at_kill = states(db, setup.issue_id)
+        assert at_kill["sending"] <= 2, at_kill  # one per sender thread's connection at most
+        with digest_process(["worker"], env, log):
+            wait_until(
+                lambda: _status(db, setup.issue_id) == IssueStatus.SENT,
+                timeout=90, what=f"the issue to be sent\n{_tail(log)}",
+            )
+    received = per_recipient(smtp_server)
+    assert max(received.values()) == 1, "somebody got the issue twice"
+    unknown = _unknown_emails(db, setup.issue_id)
+    assert len(unknown) <= 2
+    missing = set(setup.emails) - set(received)
+    assert missing <= unknown, "a reader was skipped without trace"
+    final = states(db, setup.issue_id)
+    assert final["sent"] + final["unknown"] == 60 and final["sent"] >= 58
+    result = subprocess.run(
+        [DIGEST, "issue", "status", str(setup.issue_id), "--once"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"unknown{len(unknown):>14}" in result.stdout
+    for email in unknown:
+        assert email in result.stdout
+
+
+def test_smtp_outage_mid_send_resumes_by_itself(
+    app_overrides: dict, db: Session, tmp_path: Path
+) -> None:
+    """The SMTP server vanishes for a few seconds mid-send: nothing is lost or failed, and
+    sending picks up again by itself once it is back."""
+    from digest import create_app
+
+    server = SMTPServer().start()
+    app = create_app({**app_overrides, "SMTP_URL": server.url})
+    setup = make_newsletter(db, readers=40)
+    _start(db, setup.issue_id)
+    env = process_env(app, SEND_RATE=15, SENDER_THREADS=2, **FAST)
+    log = tmp_path / "processes.log"
+    servers = [server]
+    try:
+        with digest_process(["scheduler"], env, log), digest_process(["worker"], env, log):
+            wait_until(lambda: len(server.received) >= 10, timeout=60, what=f"sending\n{_tail(log)}")
+            server.stop()
+            stalled = len(server.received)
+            wait_until(lambda: "cannot reach SMTP server" in log.read_text(), timeout=30, what="the outage to be seen")
+            restarted = SMTPServer(port=server.port).start()
+            servers.append(restarted)
+            wait_until(
+                lambda: _status(db, setup.issue_id) == IssueStatus.SENT,
+                timeout=120, what=f"the issue to be sent\n{_tail(log)}",
+            )
+    finally:
+        if servers[-1].controller._thread is not None:
+            servers[-1].stop()
+        get_db_of(app).dispose()
+    counts: dict[str, int] = {}
+    for s in servers:
+        for address, n in per_recipient(s).items():
+            counts[address] = counts.get(address, 0) + n
+    assert stalled < 40 and restarted.received, "the outage did not interrupt the send"
+    assert max(counts.values()) == 1
+    unknown = _unknown_emails(db, setup.issue_id)
+    assert set(setup.emails) - set(counts) <= unknown and len(unknown) <= 2
+    final = states(db, setup.issue_id)
+    assert final["failed_temp"] == 0 and final["failed_perm"] == 0
+    assert final["sent"] + final["unknown"] == 40
+
+
+def test_two_schedulers_make_one_issue_per_period(app: Flask, db: Session, tmp_path: Path) -> None:
+    """Two `digest scheduler` processes ticking at once on one database make one weekly issue
+    and fan it out once."""
+    setup = make_newsletter(db, readers=12)
+    newsletter = db.get(Newsletter, setup.newsletter_id)
+    assert newsletter is not None
+    db.query(Issue).delete()
+    local = utcnow().astimezone(ZoneInfo(newsletter.time_zone)) - dt.timedelta(minutes=1)
+    newsletter.send_weekday, newsletter.send_time, newsletter.review_hours = local.isoweekday(), f"{local:%H:%M}", 1
+    db.commit()
+    env = process_env(app, **FAST)
+    log = tmp_path / "schedulers.log"
+    with digest_process(["scheduler"], env, log), digest_process(["scheduler"], env, log):
+        wait_until(lambda: log.read_text().count("ticking every") == 2, timeout=60, what=_tail(log))
+        wait_until(lambda: _status_of_week(db) == IssueStatus.SENDING, timeout=60, what=_tail(log))
+        wait_until(lambda: log.read_text().count("Running job") >= 8, timeout=60, what="a few ticks each")
+    assert db.scalar(select(func.count()).select_from(Issue)) == 1
+    issue = db.scalars(select(Issue)).one()
+    assert issue.period_key is not None and issue.status == IssueStatus.SENDING
+    assert states(db, issue.id) == {"pending": 12}
+
+
+def _status_of_week(db: Session) -> IssueStatus | None:
+    status = db.scalar(select(Issue.status).where(Issue.period_key.is_not(None)))
+    db.commit()
+    return status
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_workers_claim_disjoint_batches(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session, tmp_path: Path
+) -> None:
+    """Two worker processes with two threads each on PostgreSQL share the work without
+    overlap: both send, nobody gets two messages, everybody gets one."""
+    setup = make_newsletter(db, readers=200)
+    _start(db, setup.issue_id)
+    env = process_env(smtp_app, SENDER_THREADS=2, **FAST)
+    log = tmp_path / "workers.log"
+    seen: set[str] = set()
+
+    def done() -> bool:
+        seen.update(_owners(db))
+        return _status(db, setup.issue_id) == IssueStatus.SENT
+
+    with digest_process(["scheduler"], env, log):
+        with digest_process(["worker"], env, log) as a, digest_process(["worker"], env, log) as b:
+            wait_until(done, timeout=120, every=0.02, what=f"the issue to be sent\n{_tail(log)}")
+    pids = {int(owner.split(":")[1]) for owner in seen}
+    assert {a.pid, b.pid} <= pids, f"both workers should have held claims: {seen}"
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+    assert states(db, setup.issue_id) == {"sent": 200}
+
+
+def _redis_url() -> str:
+    # A Redis database of its own per checkout, so parallel checkouts do not share a queue.
+    checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).digest()[0]
+    return f"redis://127.0.0.1:6379/{1 + checkout % 15}"
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_celery_workers_share_the_ledger(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session, tmp_path: Path
+) -> None:
+    """With DIGEST_BROKER_URL (Redis), two Celery workers send one issue from the ledger:
+    disjoint claims, no duplicates, everyone served."""
+    import redis
+
+    url = _redis_url()
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis at {url} is unreachable: {exc}")
+    setup = make_newsletter(db, readers=200)
+    env = process_env(smtp_app, BROKER_URL=url, SENDER_THREADS=2, CELERY_TASKS=4, **FAST)
+    log = tmp_path / "celery.log"
+    parents: dict[str, int | None] = {}
+
+    def done() -> bool:
+        for owner in _owners(db):
+            parents.setdefault(owner, _parent(int(owner.split(":")[1])))
+        return _status(db, setup.issue_id) == IssueStatus.SENT
+
+    with digest_process(["worker"], env, log) as a, digest_process(["worker"], env, log) as b:
+        wait_until(lambda: log.read_text().count("ready.") >= 2, timeout=90, what=f"Celery workers\n{_tail(log)}")
+        _start(db, setup.issue_id)
+        with digest_process(["scheduler"], env, log):
+            wait_until(done, timeout=120, every=0.02, what=f"the issue to be sent\n{_tail(log)}")
+    assert {a.pid, b.pid} <= set(parents.values()), f"both workers should have sent: {parents}"
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+    assert states(db, setup.issue_id) == {"sent": 200}
+
+
+def test_digest_run_serves_schedules_and_sends(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session, tmp_path: Path
+) -> None:
+    """`digest run` is one process with the web app, the clock and the senders: an issue sent
+    now reaches every reader while pages are served, and SIGTERM stops it cleanly."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    setup = make_newsletter(db, readers=8)
+    issues.send_now(db, setup.issue_id)
+    db.commit()
+    env = process_env(smtp_app, **FAST)
+    log = tmp_path / "run.log"
+    with digest_process(["run", "--port", str(port)], env, log) as process:
+        wait_until(lambda: _get(f"http://127.0.0.1:{port}/") == 200, timeout=60, what=_tail(log))
+        wait_until(
+            lambda: _status(db, setup.issue_id) == IssueStatus.SENT, timeout=60, what=_tail(log)
+        )
+        assert stop_process(process) == 0, _tail(log)
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+
+
+def _get(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status
+    except OSError:
+        return None

@@ -1,0 +1,350 @@
+"""send_batch against the real SMTP server: outcomes, retries, suppression, pauses, skips."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from digest import deliveries, issues
+from digest.db import Database, utcnow
+from digest.mail.mailer import Mailer, mailer_for
+from digest.models import (
+    Delivery,
+    IssueStatus,
+    Subscription,
+    SubscriptionSection,
+    SubscriptionStatus,
+    Suppression,
+    SuppressionReason,
+)
+from digest.scheduler import maintain
+from digest.sender import SenderPool, new_owner, run_mail_jobs, send_batch
+from digest.sendrate import SendRate
+from digest.suppression import email_hash, suppress
+from tests.conftest import get_db_of
+from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email, states, wait_until
+from tests.support.rawsmtp import RawSMTPServer
+from tests.support.smtp import SMTPServer
+
+
+def _start(db: Session, issue_id: int) -> None:
+    issues.send_now(db, issue_id)
+    issues.start_issue(db, issue_id, CONFIG)
+    db.commit()
+
+
+def _drain(app: Flask, issue_id: int, db: Session, rounds: int = 50) -> None:
+    """Send batches until nothing is left to claim (retries due are requeued between)."""
+    db.commit()  # on SQLite the test session's open transaction would hold the write lock
+    owner = new_owner("test")
+    with mailer_for(app.config) as m:
+        for _ in range(rounds):
+            maintain(app)
+            if not send_batch(app, m, issue_id, owner=owner).claimed:
+                break
+    maintain(app)
+
+
+def test_every_reader_gets_their_own_message_once(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """Each confirmed reader gets one message, with their sections; the 250 reply and queue id are kept."""
+    setup = make_newsletter(db, readers=7)
+    tools_only = db.scalars(select(Subscription.id).order_by(Subscription.id)).first()
+    db.add(SubscriptionSection(subscription_id=tools_only, section_id=setup.section_ids[1]))
+    db.commit()
+    smtp_app.config["BATCH_SIZE"] = 3
+    _start(db, setup.issue_id)
+    _drain(smtp_app, setup.issue_id, db)
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+    assert states(db, setup.issue_id) == {"sent": 7}
+    assert issues.get_issue(db, setup.issue_id).status == IssueStatus.SENT
+    first = smtp_server.to(reader_email(0))[0]
+    text = first.message.get_body(("plain",)).get_content()
+    assert "A tool" in text and "First news" not in text
+    row = db.scalars(select(Delivery).where(Delivery.id == int(first.raw_header("X-Digest-Delivery")[0]))).one()
+    assert row.smtp_code == 250 and row.queue_id and row.queue_id.startswith("Q")
+    assert row.attempts == 1 and row.sent_at is not None and row.lease_owner is None
+
+
+def test_451_is_retried_later_and_delivered(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """A 451 makes the delivery failed_temp with a retry time; when due it goes out, once."""
+    setup = make_newsletter(db, readers=3)
+    refused = []
+
+    def script(stage: str, address: str) -> str | None:
+        if stage == "rcpt" and address == reader_email(1) and not refused:
+            refused.append(address)
+            return "451 4.3.0 mailbox temporarily unavailable"
+        return None
+
+    smtp_server.script = script
+    smtp_app.config["RETRY_SECONDS"] = 1
+    _start(db, setup.issue_id)
+    owner = new_owner("test")
+    with mailer_for(smtp_app.config) as mailer:
+        send_batch(smtp_app, mailer, setup.issue_id, owner=owner)
+    assert states(db, setup.issue_id) == {"sent": 2, "failed_temp": 1}
+    row = db.scalars(select(Delivery).where(Delivery.state == "failed_temp")).one()
+    assert row.smtp_code == 451 and row.next_attempt_at is not None
+    assert issues.get_issue(db, setup.issue_id).status == IssueStatus.SENDING
+    wait_until(lambda: utcnow() >= row.next_attempt_at, timeout=5)
+    _drain(smtp_app, setup.issue_id, db)
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+    assert states(db, setup.issue_id) == {"sent": 3}
+
+
+def test_attempts_run_out(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """A reader whose server keeps saying 4xx ends failed (no retry due) and the issue finishes."""
+    setup = make_newsletter(db, readers=2)
+    smtp_server.script = lambda stage, a: "452 4.2.2 over quota" if stage == "rcpt" and a == reader_email(0) else None
+    smtp_app.config.update(RETRY_SECONDS=0, MAX_ATTEMPTS=3)
+    _start(db, setup.issue_id)
+    _drain(smtp_app, setup.issue_id, db)
+    row = db.scalars(select(Delivery).where(Delivery.state == "failed_temp")).one()
+    assert row.attempts == 3 and row.next_attempt_at is None
+    assert issues.get_issue(db, setup.issue_id).status == IssueStatus.SENT
+
+
+def test_550_511_fails_permanently_and_suppresses(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """User unknown: failed_perm, the address is suppressed, and the next issue leaves it out."""
+    setup = make_newsletter(db, readers=3)
+    smtp_server.script = lambda stage, a: "550 5.1.1 no such user" if stage == "rcpt" and a == reader_email(2) else None
+    _start(db, setup.issue_id)
+    _drain(smtp_app, setup.issue_id, db)
+    assert states(db, setup.issue_id) == {"sent": 2, "failed_perm": 1}
+    suppression = db.scalars(select(Suppression)).one()
+    assert suppression.email_hash == email_hash(CONFIG, reader_email(2))
+    assert suppression.reason.value == "hard_bounce" and "5.1.1" in suppression.detail
+    next_issue = make_newsletter(db, readers=0, slug="other")
+    assert deliveries.fan_out(db, setup.issue_id, CONFIG) == 0
+    assert next_issue is not None
+
+
+def test_auth_failure_pauses_and_marks_nobody_failed(app_overrides: dict, db: Session) -> None:
+    """A wrong SMTP password pauses the issue with the server's reason; fixed and resumed, all arrive."""
+    from digest import create_app
+
+    server = SMTPServer(auth=("digest", "right")).start()
+    try:
+        wrong = create_app({**app_overrides, "SMTP_URL": f"smtp://digest:wrong@127.0.0.1:{server.port}"})
+        setup = make_newsletter(db, readers=4)
+        _start(db, setup.issue_id)
+        with mailer_for(wrong.config) as mailer:
+            outcome = send_batch(wrong, mailer, setup.issue_id, owner="w")
+        issue = issues.get_issue(db, setup.issue_id)
+        assert issue.status == IssueStatus.PAUSED and outcome.paused
+        assert "535" in (issue.pause_reason or "") and "login" in (issue.pause_reason or "")
+        assert states(db, setup.issue_id) == {"pending": 4}
+        assert server.received == []
+        issues.resume_issue(db, setup.issue_id)
+        db.commit()
+        right = create_app({**app_overrides, "SMTP_URL": server.url})
+        _drain(right, setup.issue_id, db)
+        assert per_recipient(server) == {e: 1 for e in setup.emails}
+        get_db_of(wrong).dispose()
+        get_db_of(right).dispose()
+    finally:
+        server.stop()
+
+
+def test_policy_refusal_pauses_without_blaming_the_reader(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """554 5.7.1 at the end of DATA pauses the issue; that delivery returns to pending, not failed."""
+    setup = make_newsletter(db, readers=4)
+    smtp_server.script = lambda stage, a: "554 5.7.1 message refused by policy" if stage == "data" and a == reader_email(2) else None
+    smtp_app.config["BATCH_SIZE"] = 10
+    _start(db, setup.issue_id)
+    _drain(smtp_app, setup.issue_id, db)
+    issue = issues.get_issue(db, setup.issue_id)
+    assert issue.status == IssueStatus.PAUSED and "5.7.1" in (issue.pause_reason or "")
+    assert states(db, setup.issue_id) == {"sent": 2, "pending": 2}
+    row = db.scalars(select(Delivery).where(Delivery.subscriber_id == 3)).one()
+    assert row.state.value == "pending" and row.attempts == 0
+    assert db.scalars(select(Suppression)).all() == []
+
+
+def test_reader_who_leaves_after_fan_out_is_skipped(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """Unsubscribed or suppressed after the fan-out but before their turn: skipped, not mailed."""
+    setup = make_newsletter(db, readers=4)
+    _start(db, setup.issue_id)
+    db.execute(update(Subscription).where(Subscription.subscriber_id == 2).values(status=SubscriptionStatus.UNSUBSCRIBED))
+    suppress(db, CONFIG, reader_email(3), SuppressionReason.COMPLAINT)
+    db.commit()
+    _drain(smtp_app, setup.issue_id, db)
+    assert set(per_recipient(smtp_server)) == {reader_email(0), reader_email(2)}
+    assert states(db, setup.issue_id) == {"sent": 2, "skipped": 2}
+    reasons = set(db.scalars(select(Delivery.smtp_response).where(Delivery.state == "skipped")))
+    assert reasons == {deliveries.Blocked.UNSUBSCRIBED, deliveries.Blocked.SUPPRESSED}
+
+
+def test_pause_takes_effect_before_the_next_message(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """An editor pausing mid-batch stops the sender after the message in flight; resume sends the rest."""
+    setup = make_newsletter(db, readers=6)
+    smtp_app.config["BATCH_SIZE"] = 6
+    database: Database = get_db_of(smtp_app)
+
+    def script(stage: str, address: str) -> None:
+        if stage == "data" and address == reader_email(2):
+            with database.session() as session:
+                issues.pause_issue(session, setup.issue_id, None)
+
+    smtp_server.script = script
+    _start(db, setup.issue_id)
+    _drain(smtp_app, setup.issue_id, db)
+    assert states(db, setup.issue_id) == {"sent": 3, "pending": 3}
+    smtp_server.script = None
+    issues.resume_issue(db, setup.issue_id)
+    db.commit()
+    _drain(smtp_app, setup.issue_id, db)
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+
+
+@pytest.fixture
+def hang_up() -> Iterator[RawSMTPServer]:
+    """A server that takes messages and vanishes before answering the final dot."""
+    server = RawSMTPServer(hang_up_after_data=True)
+    yield server
+    server.close()
+
+
+def test_lost_reply_after_the_message_is_unknown_and_held(app_overrides: dict, db: Session, hang_up: RawSMTPServer) -> None:
+    """The connection dies after the final dot: the delivery is unknown, listed, and never retried on its own."""
+    from digest import create_app
+
+    app = create_app({**app_overrides, "SMTP_URL": hang_up.url, "BATCH_SIZE": 1})
+    setup = make_newsletter(db, readers=2)
+    _start(db, setup.issue_id)
+    _drain(app, setup.issue_id, db)
+    assert states(db, setup.issue_id) == {"unknown": 2}
+    assert hang_up.pipelined_envelopes == 2  # both messages went all the way out
+    assert issues.get_issue(db, setup.issue_id).status == IssueStatus.SENT
+    unclear = deliveries.unclear_deliveries(db, setup.issue_id)
+    assert [u.email for u in unclear] == [reader_email(0), reader_email(1)]
+    assert "after the message was handed over" in (unclear[0].response or "")
+    get_db_of(app).dispose()
+
+
+def test_send_rate_is_one_bucket_for_all_senders(app: Flask) -> None:
+    """Two handles on the shared bucket together get the configured rate; a 421 halves it."""
+    database: Database = get_db_of(app)
+    a, b = SendRate(database, 10), SendRate(database, 10)
+    waits = [(a if n % 2 else b).acquire() for n in range(30)]
+    assert waits[:9] == [0.0] * 9
+    # Tokens are reserved: the 30th message may start about two seconds after the first.
+    assert 1.7 < waits[-1] < 2.5
+    assert a.slow_down() and not b.slow_down()  # one slowdown per few seconds, shared
+    slower = [a.acquire() for _ in range(5)]
+    assert slower[-1] - waits[-1] > 2 * 0.1 * 4
+
+
+def test_rate_limited_pool_sends_at_the_rate(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """With DIGEST_SEND_RATE=20, 30 messages through two sender threads take about a second or more."""
+    setup = make_newsletter(db, readers=30)
+    smtp_app.config.update(SEND_RATE=20, BATCH_SIZE=5)
+    _start(db, setup.issue_id)
+    started = time.monotonic()
+    pool = SenderPool(smtp_app, 2, idle_seconds=0.2).start()
+    try:
+        wait_until(lambda: len(smtp_server.received) == 30, timeout=30)
+    finally:
+        pool.stop()
+    assert time.monotonic() - started > 0.45  # 20 at once (burst), then 10 at 20/s
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+
+
+def test_heartbeat_keeps_a_slow_batch_from_being_reaped(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """A batch that takes longer than the lease (rate-limited) renews it: the reaper running
+    all along takes nothing back and nothing becomes unknown."""
+    setup = make_newsletter(db, readers=12)
+    smtp_app.config.update(LEASE_SECONDS=1, SEND_RATE=4, BATCH_SIZE=12)  # about 2 s for the batch
+    _start(db, setup.issue_id)
+    reaped = []
+    pool = SenderPool(smtp_app, 1, mail_jobs=()).start()
+    try:
+        def done() -> bool:
+            reaped.append(maintain(smtp_app)[0])
+            return len(smtp_server.received) == 12
+
+        wait_until(done, timeout=30, every=0.2)
+    finally:
+        pool.stop()
+    assert sum(r.returned + r.unclear for r in reaped) == 0
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+
+
+def test_periodic_mail_jobs_run_and_a_broken_one_does_not_stop_them(smtp_app: Flask) -> None:
+    """The sender side runs its mail jobs every few seconds; one raising does not stop the others."""
+    calls: list[str] = []
+
+    def confirmations(app: Flask, mailer: Mailer) -> int:
+        calls.append("ok")
+        return 2
+
+    def broken(app: Flask, mailer: Mailer) -> int:
+        calls.append("broken")
+        raise RuntimeError("template missing")
+
+    with mailer_for(smtp_app.config) as mailer:
+        assert run_mail_jobs(smtp_app, mailer, [broken, confirmations]) == 2
+    pool = SenderPool(smtp_app, 1, mail_jobs=[broken, confirmations]).start()
+    try:
+        wait_until(lambda: calls.count("ok") >= 2, timeout=15)
+    finally:
+        pool.stop()
+    assert calls[:2] == ["broken", "ok"]
+
+
+def test_sender_pool_sends_due_confirmations(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """A signup's confirmation email, recorded by the request, goes out from the sender threads."""
+    from digest.models import Newsletter
+    from digest.subscribers import Signup, subscribe
+
+    setup = make_newsletter(db, readers=0)
+    newsletter = db.get(Newsletter, setup.newsletter_id)
+    subscribe(db, smtp_app.config, newsletter, Signup("new.reader@example.org", consent=True))  # type: ignore[arg-type]
+    db.commit()
+    pool = SenderPool(smtp_app, 1).start()
+    try:
+        wait_until(lambda: smtp_server.received, timeout=20, what="the confirmation email")
+    finally:
+        pool.stop()
+    [message] = smtp_server.received
+    assert message.rcpt_tos == ("new.reader@example.org",)
+    assert "/confirm/" in message.message.get_body(("plain",)).get_content()
+
+
+def test_outbox_mode_sends_without_smtp(app: Flask, db: Session) -> None:
+    """With no SMTP configured every reader's message lands in the outbox folder."""
+    from pathlib import Path
+
+    setup = make_newsletter(db, readers=3)
+    _start(db, setup.issue_id)
+    _drain(app, setup.issue_id, db)
+    assert len(list(Path(app.config["OUTBOX_PATH"]).glob("*.eml"))) == 3
+    assert states(db, setup.issue_id) == {"sent": 3}
+
+
+def test_stale_connection_is_replaced_before_sending(app_overrides: dict, db: Session) -> None:
+    """A server that dropped our reused connection between two messages costs nothing: the
+    next message reconnects instead of failing."""
+    from digest import create_app
+
+    server = SMTPServer().start()
+    app = create_app({**app_overrides, "SMTP_URL": server.url, "BATCH_SIZE": 1})
+    setup = make_newsletter(db, readers=2)
+    _start(db, setup.issue_id)
+    owner = new_owner("test")
+    try:
+        with mailer_for(app.config) as mailer:
+            send_batch(app, mailer, setup.issue_id, owner=owner)
+            server.stop()
+            server = SMTPServer(port=server.port).start()  # same address, old connection gone
+            send_batch(app, mailer, setup.issue_id, owner=owner)
+    finally:
+        server.stop()
+        get_db_of(app).dispose()
+    assert states(db, setup.issue_id) == {"sent": 2}
+    assert [m.rcpt_tos for m in server.received] == [(reader_email(1),)]
