@@ -52,6 +52,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("expected 0 or a positive whole number")
+    return number
+
+
 def _base_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in {"http", "https"} or not parts.netloc:
@@ -126,6 +133,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CHECK_DELIVERABILITY", _bool, False),
     Setting("RATELIMIT_STORAGE_URL", _text, "memory://"),
     Setting("AMBIGUOUS", _choice("hold", "resend"), "hold"),
+    Setting("TRUSTED_PROXIES", _non_negative_int, 0),
 )
 
 
