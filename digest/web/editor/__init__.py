@@ -7,6 +7,9 @@ role. Views are thin: parse the request, call one domain function, commit, rende
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
@@ -21,6 +24,8 @@ from digest.tokens import keyed_hash
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)
 PUBLIC_ENDPOINTS = {"editor.login"}
+P = ParamSpec("P")
+R = TypeVar("R")
 SESSION_STAMP = "editor_password_stamp"
 
 
@@ -58,12 +63,33 @@ def _require_admin() -> None:
         abort(403, "Only admins manage editors and newsletter settings.")
 
 
+def admin_only(message: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Refuse a workspace view (403, with message) to editors who are not admins."""
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            if not current_user.is_admin:
+                abort(403, message)
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
 @bp.context_processor
 def _editor_context() -> dict[str, object]:
     return {"newsletter": g.get("newsletter")}
 
 
 # Views attach themselves to bp and admin on import; admin nests under bp once.
-from digest.web.editor import admin_views, auth, dashboard, posts, subscribers  # noqa: E402,F401
+from digest.web.editor import (  # noqa: E402,F401
+    admin_views,
+    auth,
+    dashboard,
+    posts,
+    subscribers,
+)
 
 bp.register_blueprint(admin)
