@@ -478,6 +478,8 @@ class ImportJob(Base):
     source: Mapped[ConsentSource] = mapped_column(_enum(ConsentSource))
     state: Mapped[ImportState] = mapped_column(_enum(ImportState), default=ImportState.CHECKING)
     skip_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Confirmed rows come in pending and get a confirmation email (double opt-in).
+    ask_to_confirm: Mapped[bool] = mapped_column(Boolean, default=False)
     # The uploaded bytes (personal data): kept in the database so any process can resume
     # the job, and dropped as soon as it ends.
     data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)

@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('source', sa.Enum('form', 'api', 'import', 'editor', name='consentsource', native_enum=False, length=16), nullable=False),
     sa.Column('state', sa.Enum('checking', 'checked', 'importing', 'done', 'failed', 'cancelled', name='importstate', native_enum=False, length=16), nullable=False),
     sa.Column('skip_invalid', sa.Boolean(), nullable=False),
+    sa.Column('ask_to_confirm', sa.Boolean(), nullable=False),
     sa.Column('data', sa.LargeBinary(), nullable=True),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('checked_bytes', sa.Integer(), nullable=False),

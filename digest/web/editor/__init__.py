@@ -88,6 +88,7 @@ from digest.web.editor import (  # noqa: E402,F401
     admin_views,
     auth,
     dashboard,
+    imports,
     outbox,
     posts,
     subscribers,
