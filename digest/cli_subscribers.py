@@ -18,11 +18,11 @@ from digest.extensions import db_session, get_db
 from digest.models import ConsentSource, Newsletter
 from digest.subscriber_csv import (
     BATCH,
+    EXPORT_COLUMNS,
     BadFile,
     ImportReport,
     ImportRow,
     RowError,
-    EXPORT_COLUMNS,
     check_rows,
     decode_lines,
     export_batches,
