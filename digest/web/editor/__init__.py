@@ -26,12 +26,21 @@ admin = Blueprint("admin", __name__)
 PUBLIC_ENDPOINTS = {"editor.login"}
 P = ParamSpec("P")
 R = TypeVar("R")
+M = TypeVar("M")
 SESSION_STAMP = "editor_password_stamp"
 
 
 def password_stamp(editor: Editor) -> str:
     """Return a short keyed fingerprint of the editor's password hash, kept in their session."""
     return keyed_hash(current_app.config["SECRET_KEY"], "editor-session", editor.password_hash)[:16]
+
+
+def get_or_404(model: type[M], ident: int) -> M:
+    """Return the row of model with this primary key, or answer 404."""
+    found = db_session().get(model, ident)
+    if found is None:
+        abort(404)
+    return found
 
 
 def int_arg(name: str) -> int | None:

@@ -9,7 +9,7 @@ from digest import editors, newsletters
 from digest.extensions import db_session
 from digest.models import Editor, EditorRole, Section
 from digest.validation import Invalid
-from digest.web.editor import admin
+from digest.web.editor import admin, get_or_404
 
 
 def _settings_page(data: newsletters.SettingsInput, errors: dict[str, str], status: int = 200) -> tuple[str, int]:
@@ -157,10 +157,7 @@ def editor_create() -> Response | tuple[str, int]:
 
 
 def _editor(editor_id: int) -> Editor:
-    editor = db_session().get(Editor, editor_id)
-    if editor is None:
-        abort(404)
-    return editor
+    return get_or_404(Editor, editor_id)
 
 
 @admin.post("/editors/<int:editor_id>/role")

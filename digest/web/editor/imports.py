@@ -33,7 +33,7 @@ from digest.db import utcnow
 from digest.extensions import db_session, get_db
 from digest.models import ConsentSource, ImportJob, ImportState, Newsletter
 from digest.subscriber_csv import EXPORT_COLUMNS, export_batches
-from digest.web.editor import bp
+from digest.web.editor import bp, get_or_404
 
 SHOWN_PROBLEMS = 1000
 SOURCES = {
@@ -146,8 +146,8 @@ def _too_large(_error: RequestEntityTooLarge) -> tuple[str, int]:
 
 
 def _job(job_id: int) -> ImportJob:
-    job = db_session().get(ImportJob, job_id)
-    if job is None or job.newsletter_id != _newsletter().id:
+    job = get_or_404(ImportJob, job_id)
+    if job.newsletter_id != _newsletter().id:
         abort(404)
     if imports.needs_runner(job):
         imports.resume_in_thread(get_db(), current_app.config, job.id)

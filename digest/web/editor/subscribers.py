@@ -25,7 +25,7 @@ from digest.models import (
 )
 from digest.subscribers import EditorAdd, EditorAddition, InvalidSignup, WithdrawalChannel
 from digest.suppression import REASON_TEXT
-from digest.web.editor import admin_only, bp, int_arg
+from digest.web.editor import admin_only, bp, get_or_404, int_arg
 from digest.web.editor.auth import safe_next
 
 ADDED = {
@@ -133,19 +133,12 @@ def subscriber_detail(subscriber_id: int) -> tuple[str, int]:
     return _detail_page(subscriber_id)
 
 
-def _subscriber(subscriber_id: int) -> Subscriber:
-    subscriber = db_session().get(Subscriber, subscriber_id)
-    if subscriber is None:
-        abort(404)
-    return subscriber
-
-
 @bp.post("/subscribers/<int:subscriber_id>/subscriptions/<int:subscription_id>/unsubscribe")
 def subscriber_unsubscribe(subscriber_id: int, subscription_id: int) -> Response:
     """Unsubscribe a reader from one newsletter at once (withdrawal channel "editor")."""
     dbs = db_session()
-    subscription = dbs.get(Subscription, subscription_id)
-    if subscription is None or subscription.subscriber_id != subscriber_id:
+    subscription = get_or_404(Subscription, subscription_id)
+    if subscription.subscriber_id != subscriber_id:
         abort(404)
     if subscribers.unsubscribe(dbs, subscription, WithdrawalChannel.EDITOR):
         flash(f"{subscription.subscriber.email} is unsubscribed from {subscription.newsletter.name}: "
@@ -159,7 +152,7 @@ def subscriber_unsubscribe(subscriber_id: int, subscription_id: int) -> Response
 @bp.post("/subscribers/<int:subscriber_id>/suppress")
 def subscriber_suppress(subscriber_id: int) -> Response | tuple[str, int]:
     """Suppress a reader's address (reason manual, with a note): unsubscribed, never mailed again."""
-    subscriber = _subscriber(subscriber_id)
+    subscriber = get_or_404(Subscriber, subscriber_id)
     email, note = subscriber.email, request.form.get("note", "")
     dbs = db_session()
     try:
@@ -182,7 +175,7 @@ def _suppressed_message(email: str, entry: Suppression) -> str:
 @bp.get("/subscribers/<int:subscriber_id>/data.json")
 def subscriber_data(subscriber_id: int) -> Response:
     """Download everything stored about a reader, as JSON (for an access request)."""
-    subscriber = _subscriber(subscriber_id)
+    subscriber = get_or_404(Subscriber, subscriber_id)
     data = subscribers.personal_data(db_session(), current_app.config, subscriber)
     response = current_app.response_class(json.dumps(data, indent=2, ensure_ascii=False) + "\n",
                                           mimetype="application/json")
@@ -195,7 +188,7 @@ def subscriber_data(subscriber_id: int) -> Response:
 @admin_only("Only admins erase readers.")
 def subscriber_erase(subscriber_id: int) -> Response | tuple[str, int]:
     """Ask for the address as confirmation, then erase the reader and their personal data."""
-    subscriber = _subscriber(subscriber_id)
+    subscriber = get_or_404(Subscriber, subscriber_id)
     if request.method == "GET":
         return render_template("editor/subscriber_erase.html", subscriber=subscriber, errors={}), 200
     typed = request.form.get("confirm_email", "").strip().lower()
