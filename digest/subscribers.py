@@ -38,7 +38,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, selectinload, undefer
 
 from digest.db import utcnow
 from digest.mail.message import ascii_address
@@ -46,6 +46,7 @@ from digest.models import (
     Consent,
     ConsentSource,
     Delivery,
+    ImportJob,
     Issue,
     Newsletter,
     Section,
@@ -730,6 +731,12 @@ def erase(session: Session, config: Mapping[str, Any], subscriber: Subscriber) -
         )
     ):
         delivery.smtp_response = pattern.sub("[erased]", delivery.smtp_response or "")
+    # An import's list of broken rows may quote the address (a duplicate, say).
+    for job in session.scalars(
+        select(ImportJob).where(ImportJob.problems != "").options(undefer(ImportJob.problems))
+    ):
+        if pattern.search(job.problems):
+            job.problems = pattern.sub("[erased]", job.problems)
     # Delivery rows keep their figures: the foreign key sets subscriber_id to NULL.
     session.delete(subscriber)
     session.flush()

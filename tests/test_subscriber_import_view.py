@@ -30,7 +30,7 @@ from digest.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.subscribers import default_newsletter
+from digest.subscribers import default_newsletter, erase
 from digest.suppression import suppress
 from tests.conftest import get_db_of
 from tests.support.editor import log_in, make_editor
@@ -151,6 +151,10 @@ def test_broken_rows_import_nothing_until_the_editor_chooses(app, client) -> Non
     assert [m.kind for m in mails(app)] == [TransactionalKind.CONFIRM]  # the pending row is asked
     again = _post(client, job_page, f"{job_page}/import-valid")
     assert "not waiting for a decision any more" in client.get(again.headers["Location"]).get_data(as_text=True)
+    # Erasing a reader also removes their address from the import's list of problems.
+    with get_db_of(app).session() as session:
+        erase(session, app.config, subscription(app, "fine@example.org").subscriber)  # type: ignore[union-attr]
+    assert "line 6: [erased] appears already on line 2" in client.get(job_page).get_data(as_text=True)
 
 
 def test_cancelling_imports_nothing(app, client) -> None:  # type: ignore[no-untyped-def]
