@@ -14,12 +14,14 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from digest import newsletters
 from digest.extensions import db_session
 from digest.models import Editor
 from digest.tokens import keyed_hash
+from digest.validation import Invalid
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)
@@ -41,6 +43,29 @@ def get_or_404(model: type[M], ident: int) -> M:
     if found is None:
         abort(404)
     return found
+
+
+def refusal(exc: Exception) -> str:
+    """Return why a domain function refused a change, as a sentence for the editor."""
+    if isinstance(exc, Invalid):
+        return " ".join(exc.errors.values())
+    text = str(exc)
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+def commit_change(change: Callable[[Session], object], done: str,
+                  refused: tuple[type[Exception], ...]) -> bool:
+    """Run change on the request's session: commit and flash done, or roll back and flash why."""
+    dbs = db_session()
+    try:
+        change(dbs)
+    except refused as exc:
+        dbs.rollback()
+        flash(refusal(exc), "error")
+        return False
+    dbs.commit()
+    flash(done, "success")
+    return True
 
 
 def int_arg(name: str) -> int | None:

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from flask import (
     abort,
     current_app,
-    flash,
     g,
     jsonify,
     redirect,
@@ -33,7 +32,7 @@ from digest.db import utcnow
 from digest.extensions import db_session, get_db
 from digest.models import ConsentSource, ImportJob, ImportState, Newsletter
 from digest.subscriber_csv import EXPORT_COLUMNS, export_batches
-from digest.web.editor import bp, get_or_404
+from digest.web.editor import bp, commit_change, get_or_404
 
 SHOWN_PROBLEMS = 1000
 SOURCES = {
@@ -207,15 +206,6 @@ def subscriber_import_cancel(job_id: int) -> Response:
 
 def _decide(job_id: int, decision, done: str) -> Response:  # type: ignore[no-untyped-def]
     job = _job(job_id)
-    dbs = db_session()
-    try:
-        decision(dbs, job)
-    except imports.ImportRefused as exc:
-        dbs.rollback()
-        flash(str(exc), "error")
-    else:
-        dbs.commit()
-        flash(done, "success")
-        if imports.needs_runner(job):
-            imports.resume_in_thread(get_db(), current_app.config, job.id)
+    if commit_change(lambda dbs: decision(dbs, job), done, (imports.ImportRefused,)) and imports.needs_runner(job):
+        imports.resume_in_thread(get_db(), current_app.config, job.id)
     return redirect(url_for("editor.subscriber_import_job", job_id=job.id))
