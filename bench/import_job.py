@@ -102,7 +102,7 @@ def main() -> None:
     print(f"{'measure':<44}{'value':>12}")
     print(f"{'upload request answered after (s)':<44}{figures['answer_s']:>12.2f}")
     print(f"{'job checked and imported everything after (s)':<44}{figures['job_s']:>12.1f}")
-    print(f"{'  answer / job':<44}{figures['answer_s'] / figures['job_s']:>12.3f}")
+    print(f"{'  job / answer':<44}{figures['job_s'] / figures['answer_s']:>12,.0f}")
     print(f"{'rows imported per second':<44}{figures['rows_per_s']:>12,.0f}")
     print(f"{'subscriber page, nothing running (ms)':<44}{figures['idle_ms']:>12.1f}")
     print(f"{'subscriber page, during the import (ms)':<44}{figures['busy_ms']:>12.1f}")
