@@ -22,7 +22,8 @@ from digest.db import utcnow
 from digest.mail import identity
 from digest.mail.dkim import PrivateKey
 from digest.mail.message import ascii_address
-from digest.mail.render import Outgoing, PreparedIssue, Reader, render_email
+from digest.mail.render import Outgoing, PreparedIssue, Reader
+from digest.mail.stencil import render_email
 
 # Never fold List-Unsubscribe into encoded words (policy.SMTP does at 78 columns).
 POLICY = SMTP.clone(max_line_length=998)

@@ -12,31 +12,29 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.sql import ColumnElement
 
-from digest.models import Issue, IssuePost, IssueStatus, Newsletter, Post, PostStatus, Section
+from digest import posts
+from digest.models import Issue, IssuePost, IssueStatus, Newsletter, Post
 
 FEED_ENTRIES = 50
 _WITH_POSTS = selectinload(Issue.issue_posts).selectinload(IssuePost.post).selectinload(Post.section)
 
 
-@dataclass(frozen=True)
-class ArchivedSection:
-    """A section of an archived issue with its posts."""
-
-    section: Section
-    posts: list[Post]
+def _newest_first(newsletter: Newsletter) -> Select[tuple[Issue]]:
+    return (
+        select(Issue)
+        .where(Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT)
+        .order_by(Issue.sent_at.desc(), Issue.id.desc())
+    )
 
 
 def sent_issues(session: Session, newsletter: Newsletter, limit: int | None = None,
                 with_posts: bool = False) -> list[Issue]:
     """Return the newsletter's sent issues, newest first (with their posts if asked)."""
-    query = (
-        select(Issue)
-        .where(Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT)
-        .order_by(Issue.sent_at.desc(), Issue.id.desc())
-    )
+    query = _newest_first(newsletter)
     if with_posts:
         query = query.options(_WITH_POSTS)
     if limit is not None:
@@ -44,28 +42,54 @@ def sent_issues(session: Session, newsletter: Newsletter, limit: int | None = No
     return list(session.scalars(query))
 
 
-def sent_issue(session: Session, newsletter: Newsletter, slug: str) -> Issue | None:
-    """Return the sent issue with this slug and its posts, or None."""
-    return session.scalar(
-        select(Issue)
-        .where(
-            Issue.newsletter_id == newsletter.id,
-            Issue.slug == slug,
-            Issue.status == IssueStatus.SENT,
+@dataclass(frozen=True)
+class IssuePage:
+    """One page of sent issues, newest first."""
+
+    issues: list[Issue]
+    page: int
+    total: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        """Return the number of pages."""
+        return max(1, -(-self.total // self.per_page))
+
+
+def sent_issue_page(session: Session, newsletter: Newsletter, page: int = 1,
+                    per_page: int = 20) -> IssuePage:
+    """Return one page of the newsletter's sent issues, newest first."""
+    page = max(1, page)
+    query = _newest_first(newsletter)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    issues = list(
+        session.scalars(
+            query.options(joinedload(Issue.newsletter)).limit(per_page).offset((page - 1) * per_page)
         )
-        .options(_WITH_POSTS)
+    )
+    return IssuePage(issues=issues, page=page, total=total, per_page=per_page)
+
+
+def _sent(session: Session, *conditions: ColumnElement[bool]) -> Issue | None:
+    return session.scalar(
+        select(Issue).where(Issue.status == IssueStatus.SENT, *conditions).options(_WITH_POSTS)
     )
 
 
-def issue_sections(issue: Issue) -> list[ArchivedSection]:
-    """Return the issue's published posts grouped by section, in the editor's order."""
-    grouped: dict[int, ArchivedSection] = {}
-    for item in issue.issue_posts:
-        post = item.post
-        if post.status is not PostStatus.PUBLISHED:
-            continue
-        grouped.setdefault(post.section_id, ArchivedSection(post.section, [])).posts.append(post)
-    return list(grouped.values())
+def sent_issue(session: Session, newsletter: Newsletter, slug: str) -> Issue | None:
+    """Return the sent issue with this slug and its posts, or None."""
+    return _sent(session, Issue.newsletter_id == newsletter.id, Issue.slug == slug)
+
+
+def sent_issue_by_id(session: Session, issue_id: int) -> Issue | None:
+    """Return the sent issue with this id (any newsletter) and its posts, or None."""
+    return _sent(session, Issue.id == issue_id)
+
+
+def issue_sections(issue: Issue) -> list[posts.IssueSection]:
+    """Return the issue's still-published posts grouped by section, as the email grouped them."""
+    return posts.issue_sections(issue, published_only=True)
 
 
 def local_time(newsletter: Newsletter, moment: dt.datetime | None) -> dt.datetime | None:

@@ -9,7 +9,10 @@
   recorded and blames no reader; "delayed" and "delivered" notices change nothing;
 - an ARF complaint (abuse, fraud, virus, other) marks the delivery and suppresses the
   reader at once;
-- a message to unsubscribe+TOKEN@ (the mailto in List-Unsubscribe) unsubscribes.
+- a message to unsubscribe+TOKEN@ (the mailto in List-Unsubscribe) unsubscribes;
+- a failure or complaint about a confirmation, welcome or "already subscribed" email
+  (VERP reference t<id>, digest.transactional) marks that email failed; a hard bounce
+  or a complaint also suppresses the address, a soft or sender-side failure does not.
 
 Only signed references are trusted, so a forged report changes nothing: the VERP
 envelope address a report was sent to (bounces+REF-MAC@…, also found as an ARF's
@@ -47,8 +50,11 @@ from digest.models import (
     Subscriber,
     Subscription,
     SuppressionReason,
+    TransactionalKind,
+    TransactionalMail,
 )
 from digest.tokens import BadToken, Purpose, read_token
+from digest.transactional import mark_returned
 
 SOFT_BOUNCE_LIMIT = 3
 COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus", "other"})
@@ -93,6 +99,7 @@ class Outcome:
     message: str
     delivery_id: int | None = None
     suppressed: SuppressionReason | None = None
+    transactional_id: int | None = None
 
 
 def _fields(text: str) -> list[tuple[str, str]]:
@@ -283,6 +290,53 @@ _CONSEQUENCES = {
 }
 
 
+_KIND_NAMES = {
+    TransactionalKind.CONFIRM: "confirmation email",
+    TransactionalKind.WELCOME: "welcome email",
+    TransactionalKind.ALREADY: '"already subscribed" note',
+}
+
+
+def _returned_transactional(
+    session: Session, report: Report, mail_id: int, actions: SubscriberActions
+) -> Outcome:
+    """Apply a failure or complaint about a confirmation, welcome or note (reference t<id>)."""
+    mail = session.get(TransactionalMail, mail_id)
+    if mail is None:
+        return Outcome(
+            "ignored",
+            f"Ignored: {report.detail or 'a report'} about email t{mail_id}, whose reader "
+            "has since been erased.",
+        )
+    assert report.bounce is not None
+    mark_returned(session, mail, report.detail)
+    subscriber = mail.subscription.subscriber
+    what = f"{_KIND_NAMES[mail.kind]} {mail.id} to {subscriber.email}"
+    if report.bounce is BounceKind.SENDER:
+        return Outcome(
+            "sender_problem",
+            f"The {what} was refused for a reason on our side ({report.detail}); "
+            "no reader was suppressed. Check the sender's DNS and reputation.",
+            transactional_id=mail.id,
+        )
+    if report.bounce is BounceKind.SOFT:
+        return Outcome(
+            "soft_bounce",
+            f"Recorded that the {what} bounced softly ({report.detail}); the address is not "
+            "suppressed, a new signup may try again.",
+            transactional_id=mail.id,
+        )
+    action, reason = _CONSEQUENCES[report.bounce]
+    actions.suppress(session, subscriber, reason, report.detail)
+    return Outcome(
+        action,
+        f"Suppressed {subscriber.email}: {action.replace('_', ' ')} on the {what} "
+        f"({report.detail}).",
+        suppressed=reason,
+        transactional_id=mail.id,
+    )
+
+
 def ingest(
     session: Session,
     config: Mapping[str, Any],
@@ -309,6 +363,8 @@ def ingest(
             "other": report.detail,
         }
         return Outcome("ignored", f"Ignored: {reasons[report.kind]}.")
+    if report.ref and report.ref.startswith("t") and report.ref[1:].isdigit():
+        return _returned_transactional(session, report, int(report.ref[1:]), actions)
     delivery = _delivery(session, report)
     if delivery is None:
         return Outcome(

@@ -84,11 +84,13 @@ def demo() -> None:
 
 def init_app(app: Flask) -> None:
     """Add every command to the app's CLI."""
-    from digest import cli_subscribers
+    from digest import cli_api_tokens, cli_bounces, cli_subscribers
 
     for command in (db, run, demo, issue, dkim, cli_subscribers.group):
         app.cli.add_command(command)
     app.cli.add_command(editor_group)
+    app.cli.add_command(cli_bounces.group)
+    app.cli.add_command(cli_api_tokens.group)
 
 
 editor_group = AppGroup("editor", help="Editor accounts.")

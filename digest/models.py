@@ -299,6 +299,8 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
+    editor: Mapped[Editor] = relationship()
+
 
 class Post(Base):
     """A piece written during the week; published posts go into the next issue."""

@@ -53,6 +53,11 @@ def current(session: Session) -> Newsletter | None:
     return session.scalars(select(Newsletter).order_by(Newsletter.id).limit(1)).first()
 
 
+def list_newsletters(session: Session) -> list[Newsletter]:
+    """Return every newsletter of the instance, the one the workspace manages first."""
+    return list(session.scalars(select(Newsletter).order_by(Newsletter.id)))
+
+
 def by_slug(session: Session, slug: str) -> Newsletter | None:
     """Return the newsletter with this slug, or None."""
     return session.scalar(select(Newsletter).where(Newsletter.slug == slug))

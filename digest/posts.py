@@ -18,7 +18,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from digest.db import utcnow
-from digest.models import Editor, IssuePost, Newsletter, Post, PostStatus, Section
+from digest.models import Editor, Issue, IssuePost, Newsletter, Post, PostStatus, Section
 from digest.validation import Invalid, like_pattern, optional_http_url, slugify, text, unique_slug
 
 PAGE_SIZE = 25
@@ -33,6 +33,20 @@ class PostInput:
     summary: str = ""
     body_md: str = ""
     link_url: str = ""
+
+    @classmethod
+    def of(cls, post: Post) -> PostInput:
+        """Return a post's current values, as its form would carry them."""
+        return cls(title=post.title, section_id=post.section_id, summary=post.summary,
+                   body_md=post.body_md, link_url=post.link_url or "")
+
+
+@dataclass(frozen=True)
+class IssueSection:
+    """A section of an issue with its posts, in the editor's order."""
+
+    section: Section
+    posts: list[Post]
 
 
 @dataclass(frozen=True)
@@ -147,10 +161,34 @@ def delete_post(session: Session, post: Post) -> None:
     session.flush()
 
 
+def issue_sections(issue: Issue, *, published_only: bool = False) -> list[IssueSection]:
+    """Return the issue's posts grouped by section, as the email and the archive show them.
+
+    Sections follow the order of their first post in the issue, posts the editor's
+    order. published_only leaves out posts unpublished since (the archive's rule).
+    """
+    grouped: dict[int, IssueSection] = {}
+    for item in issue.issue_posts:
+        post = item.post
+        if published_only and post.status is not PostStatus.PUBLISHED:
+            continue
+        grouped.setdefault(post.section_id, IssueSection(post.section, [])).posts.append(post)
+    return list(grouped.values())
+
+
 def get_post(session: Session, newsletter: Newsletter, post_id: int) -> Post | None:
     """Return the newsletter's post with this id, or None."""
     post = session.get(Post, post_id)
     return post if post is not None and post.newsletter_id == newsletter.id else None
+
+
+def find_post(session: Session, post_id: int) -> Post | None:
+    """Return the post with this id in any newsletter, section and newsletter loaded, or None."""
+    return session.scalar(
+        select(Post)
+        .options(joinedload(Post.section), joinedload(Post.newsletter))
+        .where(Post.id == post_id)
+    )
 
 
 def published_post(session: Session, newsletter: Newsletter, slug: str) -> Post | None:

@@ -84,6 +84,7 @@ class WithdrawalChannel(enum.StrEnum):
     MAILTO = "mailto"
     COMPLAINT = "complaint"
     EDITOR = "editor"
+    API = "api"
 
 
 class Outcome(enum.StrEnum):
@@ -790,3 +791,52 @@ class ReaderActions:
     def unsubscribe(self, session: Session, subscription: Subscription, channel: str) -> None:
         """End one subscription at once, recording the channel (idempotent)."""
         unsubscribe(session, subscription, channel)
+
+
+def add_reader(
+    session: Session,
+    config: Mapping[str, Any],
+    newsletter: Newsletter,
+    signup: Signup,
+    now: dt.datetime | None = None,
+) -> tuple[Outcome, Subscriber]:
+    """Sign a reader up for an editor, by the public rules (double opt-in); return the reader.
+
+    Unlike the public answer, an editor learns what happened: a suppressed address raises
+    InvalidSignup naming the reason.
+    """
+    outcome = subscribe(session, config, newsletter, signup, now)
+    email = normalize_email(signup.email)
+    if outcome is Outcome.SUPPRESSED:
+        entry = suppression_for(session, config, email)
+        reason = entry.reason.value.replace("_", " ") if entry else "suppressed"
+        raise InvalidSignup(
+            {"email": f"This address is on the suppression list ({reason}): it is never mailed."}
+        )
+    return outcome, session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
+
+
+def subscription_of(
+    session: Session, subscriber_id: int, newsletter: Newsletter
+) -> Subscription | None:
+    """Return a reader's subscription to newsletter, locked for a change, or None."""
+    return session.scalar(
+        select(Subscription)
+        .where(Subscription.subscriber_id == subscriber_id, Subscription.newsletter_id == newsletter.id)
+        .options(selectinload(Subscription.consents))
+        .with_for_update()
+    )
+
+
+def suppress_reader(
+    session: Session,
+    config: Mapping[str, Any],
+    subscriber: Subscriber,
+    detail: str,
+    channel: WithdrawalChannel,
+) -> Suppression:
+    """Never mail a reader again (a manual entry) and end each subscription, withdrawing consent."""
+    entry = suppress(session, config, subscriber.email, SuppressionReason.MANUAL, detail)
+    for subscription in subscriber.subscriptions:
+        unsubscribe(session, subscription, channel)
+    return entry

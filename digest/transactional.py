@@ -6,12 +6,16 @@ Contract:
   state, and a confirmation survives an SMTP outage or a crash.
 - `send_pending_transactional(database, mailer, config)` sends what is due: it claims
   one row at a time under a lease (two senders never take the same row), renders it
-  from templates/emails/<kind>.{subject.txt,txt,html}, sends it, and marks it sent
-  right after the server accepts it. A temporary failure leaves it due with backoff; a
+  from templates/emails/<kind>.{subject.txt,txt,html} on the shared email layout (what
+  readers share is rendered and CSS-inlined once per process, see digest.mail.stencil;
+  each reader's name and links are filled in), sends it, and marks it sent right after
+  the server accepts it. A temporary failure leaves it due with backoff; a
   permanent refusal marks it failed (and suppresses a nonexistent address). A crash
   between acceptance and marking may send one duplicate, never lose one.
 - No database transaction is open while talking to the SMTP server.
-- The envelope sender is the VERP address with reference "t<id>" (this table's id).
+- The envelope sender is the VERP address with reference "t<id>" (this table's id); a
+  bounce or complaint that comes back to it (digest.bounces) marks the email failed
+  (`mark_returned`).
 """
 
 from __future__ import annotations
@@ -23,15 +27,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
-from digest import links, resource_dir
+from digest import links
 from digest.db import Database, utcnow
 from digest.mail import identity
 from digest.mail.mailer import Mailer
 from digest.mail.message import Mail, ascii_address, format_mailbox, make_message_id
+from digest.mail.stencil import Slots, Stencil, email_templates, render_subject
 from digest.mail.transport import (
     RecipientRejected,
     SenderProblem,
@@ -106,19 +110,6 @@ def cancel_pending(session: Session, subscription: Subscription, reason: str) ->
     )
 
 
-@functools.cache
-def _templates() -> Environment:
-    # Emails render outside requests (scheduler, workers), so not through Flask's loader.
-    return Environment(
-        loader=FileSystemLoader(str(resource_dir("templates"))),
-        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-
-
 def schedule_text(subscription: Subscription) -> str:
     """Return when the newsletter goes out, e.g. "every Monday at 08:00 (Europe/Berlin)"."""
     newsletter = subscription.newsletter
@@ -137,34 +128,111 @@ def _latest_issue(session: Session, subscription: Subscription) -> Issue | None:
     ).first()
 
 
-def _context(
-    session: Session, config: Mapping[str, Any], mail: TransactionalMail
-) -> dict[str, Any]:
-    subscription = mail.subscription
-    newsletter = subscription.newsletter
-    context: dict[str, Any] = {
-        "newsletter": newsletter,
-        "postal_address": newsletter.postal_address,
-        "site_url": config["BASE_URL"],
+# Each reader's values in these emails; everything else is shared and rendered once.
+_SLOTS = Slots(
+    {
+        "name": "name",
+        "email": "email",
+        "confirm_url": "confirm_url",
+        "preferences_url": "preferences_url",
+        "unsubscribe_url": "unsubscribe_url",
     }
-    if mail.kind is TransactionalKind.CONFIRM:
+)
+_TEMPLATES = {
+    TransactionalKind.CONFIRM: "confirm",
+    TransactionalKind.WELCOME: "welcome",
+    TransactionalKind.ALREADY: "confirm_already",
+}
+
+
+@dataclass(frozen=True)
+class _NewsletterFields:
+    name: str
+    postal_address: str
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What an email shows every reader alike: the key under which it is rendered once."""
+
+    kind: TransactionalKind
+    newsletter: _NewsletterFields
+    site_url: str
+    named: bool = False
+    sections: tuple[str, ...] = ()
+    all_sections: tuple[str, ...] = ()
+    schedule: str = ""
+    status: str = ""
+    latest_issue_subject: str = ""
+    latest_issue_url: str = ""
+
+
+def _context(shared: _Shared) -> dict[str, Any]:
+    context: dict[str, Any] = {"newsletter": shared.newsletter, "site_url": shared.site_url}
+    if shared.kind is TransactionalKind.CONFIRM:
         # Nothing the signup form supplied goes into this email (subscription bombing).
-        context["confirm_url"] = links.confirm_url(config, subscription.uid)
         context["expires_days"] = CONFIRM_MAX_AGE // 86400
         return context
-    latest = _latest_issue(session, subscription)
     context.update(
-        name=subscription.subscriber.name,
-        sections=[section.name for section in subscription.sections],
-        all_sections=[section.name for section in newsletter.sections],
-        schedule=schedule_text(subscription),
-        status=subscription.status.value,
-        preferences_url=links.preferences_url(config, subscription.uid),
-        unsubscribe_url=links.unsubscribe_url(config, subscription.uid),
-        latest_issue=latest,
-        latest_issue_url=links.issue_url(config, newsletter.slug, latest.slug) if latest else None,
+        sections=shared.sections,
+        all_sections=shared.all_sections,
+        schedule=shared.schedule,
+        status=shared.status,
+        latest_issue_subject=shared.latest_issue_subject,
+        latest_issue_url=shared.latest_issue_url,
     )
     return context
+
+
+@functools.lru_cache(maxsize=64)
+def _stencil(shared: _Shared) -> tuple[str, Stencil]:
+    """Return (subject, stencil) of an email, rendered and CSS-inlined once per process."""
+    env = email_templates()
+    name = _TEMPLATES[shared.kind]
+    context = _context(shared)
+    subject = render_subject(env, name, context)  # no reader's value may reach a subject
+    if shared.kind is TransactionalKind.CONFIRM:
+        context["confirm_url"] = _SLOTS["confirm_url"]
+    else:
+        context.update(
+            name=_SLOTS["name"] if shared.named else "",
+            email=_SLOTS["email"],
+            preferences_url=_SLOTS["preferences_url"],
+            unsubscribe_url=_SLOTS["unsubscribe_url"],
+        )
+    return subject, _SLOTS.stencil(env, name, context)
+
+
+def _shared_and_values(
+    session: Session, config: Mapping[str, Any], mail: TransactionalMail
+) -> tuple[_Shared, dict[str, str]]:
+    subscription = mail.subscription
+    newsletter = subscription.newsletter
+    fields = _NewsletterFields(newsletter.name, newsletter.postal_address.strip())
+    if mail.kind is TransactionalKind.CONFIRM:
+        shared = _Shared(mail.kind, fields, config["BASE_URL"])
+        return shared, {"confirm_url": links.confirm_url(config, subscription.uid)}
+    name = " ".join(subscription.subscriber.name.split())
+    latest = _latest_issue(session, subscription)
+    shared = _Shared(
+        mail.kind,
+        fields,
+        config["BASE_URL"],
+        named=bool(name),
+        sections=tuple(section.name for section in subscription.sections),
+        all_sections=tuple(section.name for section in newsletter.sections),
+        schedule=schedule_text(subscription),
+        status=subscription.status.value,
+        latest_issue_subject=latest.subject if latest else "",
+        latest_issue_url=links.issue_url(config, newsletter.slug, latest.slug) if latest else "",
+    )
+    values = {
+        "name": name,
+        "email": subscription.subscriber.email,
+        "preferences_url": links.preferences_url(config, subscription.uid),
+        "unsubscribe_url": links.unsubscribe_url(config, subscription.uid),
+    }
+    return shared, values
 
 
 @dataclass(frozen=True)
@@ -177,17 +245,10 @@ class Rendered:
 
 
 def render(session: Session, config: Mapping[str, Any], mail: TransactionalMail) -> Rendered:
-    """Render a transactional email from its templates, with headers and envelope."""
-    env = _templates()
-    context = _context(session, config, mail)
-    prefix = {
-        TransactionalKind.CONFIRM: "emails/confirm",
-        TransactionalKind.WELCOME: "emails/welcome",
-        TransactionalKind.ALREADY: "emails/confirm_already",
-    }[mail.kind]
-    subject = " ".join(env.get_template(f"{prefix}.subject.txt").render(context).split())
-    text = env.get_template(f"{prefix}.txt").render(context)
-    html = env.get_template(f"{prefix}.html").render(context)
+    """Render a transactional email on the shared layout, with headers and envelope."""
+    shared, values = _shared_and_values(session, config, mail)
+    subject, stencil = _stencil(shared)
+    html, text = stencil.filled(values)
     subscription = mail.subscription
     newsletter = subscription.newsletter
     address = subscription.subscriber.email
@@ -196,8 +257,11 @@ def render(session: Session, config: Mapping[str, Any], mail: TransactionalMail)
         to = ascii_address(address)
         headers.append(("Auto-Submitted", "auto-generated"))
     else:
-        to = format_mailbox(subscription.subscriber.name, address)
+        to = format_mailbox(values["name"], address)
         headers.extend(identity.list_headers(config, newsletter, subscription.uid))
+    headers.append(
+        ("Feedback-ID", identity.feedback_id(config, mail.kind.value, newsletter, "reader"))
+    )
     message = Mail(
         from_=identity.from_header(config, newsletter),
         to=to,
@@ -344,6 +408,14 @@ def _record(
                 )
             return
         _retry_later(mail, str(error), now)
+
+
+def mark_returned(session: Session, mail: TransactionalMail, detail: str) -> None:
+    """Record that a sent email came back (a bounce report or a complaint): it failed."""
+    mail.state = TransactionalState.FAILED
+    mail.last_error = f"returned: {detail}"[:2000]
+    mail.lease_until = None
+    session.flush()
 
 
 def _stops_batch(error: SendError) -> bool:

@@ -1,8 +1,6 @@
-"""Inbound reports: DSN bounces, ARF complaints and mailto unsubscribes mapped to deliveries."""
+"""Inbound reports: DSN bounces, ARF complaints and mailto unsubscribes mapped to what we sent."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import pytest
 from sqlalchemy import select
@@ -18,25 +16,18 @@ from digest.models import (
     Issue,
     Subscriber,
     Subscription,
+    SubscriptionStatus,
     SuppressionReason,
+    TransactionalKind,
+    TransactionalMail,
+    TransactionalState,
 )
+from digest.subscribers import ReaderActions
+from digest.suppression import suppression_for
+from tests.support.inbound import arf, dsn, mailto_request
 from tests.support.issues import demo_issue
 
-
-@dataclass
-class RecordedActions:
-    """Stands in for digest.subscribers' suppress/unsubscribe, which arrive with the reader's journey."""
-
-    suppressed: list[tuple[str, SuppressionReason, str]] = field(default_factory=list)
-    unsubscribed: list[tuple[str, str]] = field(default_factory=list)
-
-    def suppress(
-        self, session: Session, subscriber: Subscriber, reason: SuppressionReason, detail: str
-    ) -> None:
-        self.suppressed.append((subscriber.email, reason, detail))
-
-    def unsubscribe(self, session: Session, subscription: Subscription, channel: str) -> None:
-        self.unsubscribed.append((subscription.subscriber.email, channel))
+FBL = "fbl@news.example.org"
 
 
 def _deliveries(db: Session) -> dict[str, Delivery]:
@@ -52,42 +43,27 @@ def _deliveries(db: Session) -> dict[str, Delivery]:
     return rows
 
 
-def _dsn(
-    to: str, status: str, diagnostic: str, action: str = "failed", original: str = ""
-) -> bytes:
-    returned = f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\n{original}\r\n" if original else ""
-    return (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
-        f"To: {to}\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you...\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.com\r\nArrival-Date: Mon, 30 Nov 2026 08:00:01 +0100\r\n\r\n"
-        "Final-Recipient: rfc822; reader@example.com\r\n"
-        f"Action: {action}\r\nStatus: {status}\r\n"
-        f"Diagnostic-Code: smtp; {diagnostic}\r\n\r\n"
-        f"{returned}--B--\r\n"
-    ).encode()
+def _sent_mail(db: Session, email: str, kind: TransactionalKind) -> TransactionalMail:
+    """A confirmation (or welcome, or note) already sent to a demo reader."""
+    demo_issue(db)
+    subscription = db.scalars(
+        select(Subscription).join(Subscriber).where(Subscriber.email == email)
+    ).one()
+    mail = TransactionalMail(
+        subscription=subscription, kind=kind, state=TransactionalState.SENT, sent_at=utcnow()
+    )
+    db.add(mail)
+    db.commit()
+    return mail
 
 
-def _arf(
-    to: str, feedback_type: str = "abuse", original_mail_from: str = "", original: str = ""
-) -> bytes:
-    mail_from = f"Original-Mail-From: <{original_mail_from}>\r\n" if original_mail_from else ""
-    return (
-        "From: feedback@arf.mail.yahoo.com\r\n"
-        f"To: {to}\r\n"
-        "Subject: FW: The Weekly Model\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=feedback-report; boundary="F"\r\n\r\n'
-        "--F\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n"
-        "--F\r\nContent-Type: message/feedback-report\r\n\r\n"
-        f"Feedback-Type: {feedback_type}\r\nUser-Agent: Yahoo!-Mail-Feedback/2.0\r\nVersion: 1\r\n"
-        f"{mail_from}Arrival-Date: Mon, 30 Nov 2026 08:00:03 +0100\r\n\r\n"
-        f"--F\r\nContent-Type: text/rfc822-headers\r\n\r\n{original}\r\n--F--\r\n"
-    ).encode()
+def _suppressed(app, db: Session, email: str) -> SuppressionReason | None:  # type: ignore[no-untyped-def]
+    entry = suppression_for(db, app.config, email)
+    return entry.reason if entry else None
+
+
+def _statuses(db: Session) -> dict[str, SubscriptionStatus]:
+    return {s.subscriber.email: s.status for s in db.scalars(select(Subscription)).all()}
 
 
 def _verp(app, delivery: Delivery) -> str:  # type: ignore[no-untyped-def]
@@ -111,17 +87,18 @@ def test_hard_bounce_suppresses_and_marks_the_delivery(
     """A permanent address failure reported to the VERP address suppresses that exact reader."""
     rows = _deliveries(db)
     ada = rows["ada@example.com"]
-    actions = RecordedActions()
-    outcome = ingest(db, app.config, _dsn(_verp(app, ada), status, diagnostic), actions)
+    outcome = ingest(
+        db, app.config, dsn(_verp(app, ada), status, diagnostic), ReaderActions(app.config)
+    )
     db.commit()
     assert outcome.action == "hard_bounce" and outcome.delivery_id == ada.id
     for email, row in rows.items():
         db.refresh(row)
         assert row.bounce is (BounceKind.HARD if email == "ada@example.com" else None)
+        expected = SuppressionReason.HARD_BOUNCE if email == "ada@example.com" else None
+        assert _suppressed(app, db, email) is expected
     assert status in (ada.bounce_detail or "") and ada.bounced_at is not None
-    assert actions.suppressed == [
-        ("ada@example.com", SuppressionReason.HARD_BOUNCE, ada.bounce_detail)
-    ]
+    assert suppression_for(db, app.config, "ada@example.com").detail == ada.bounce_detail  # type: ignore[union-attr]
 
 
 def test_soft_bounces_suppress_after_the_threshold(app, db) -> None:  # type: ignore[no-untyped-def]
@@ -141,23 +118,23 @@ def test_soft_bounces_suppress_after_the_threshold(app, db) -> None:  # type: ig
         )
     db.add_all(later)
     db.commit()
-    actions = RecordedActions()
     full = "452 4.2.2 The email account that you tried to reach is over quota."
     for n, delivery in enumerate([grace, *later], 1):
-        outcome = ingest(db, app.config, _dsn(_verp(app, delivery), "4.2.2", full), actions)
+        report = dsn(_verp(app, delivery), "4.2.2", full)
+        outcome = ingest(db, app.config, report, ReaderActions(app.config))
         db.commit()
         assert outcome.action == "soft_bounce"
         if n < SOFT_BOUNCE_LIMIT:
-            assert actions.suppressed == [] and "suppressed after" in outcome.message
-    assert actions.suppressed == [
-        ("grace@example.com", SuppressionReason.SOFT_BOUNCE, "4.2.2 smtp; " + full)
-    ]
+            assert "suppressed after" in outcome.message
+            assert _suppressed(app, db, "grace@example.com") is None
+    assert _suppressed(app, db, "grace@example.com") is SuppressionReason.SOFT_BOUNCE
+    entry = suppression_for(db, app.config, "grace@example.com")
+    assert entry is not None and entry.detail == "4.2.2 smtp; " + full
 
 
 def test_sender_side_failures_blame_no_reader(app, db) -> None:  # type: ignore[no-untyped-def]
     """A policy or size refusal is recorded on the delivery and suppresses nobody."""
     rows = _deliveries(db)
-    actions = RecordedActions()
     for delivery, status, diagnostic in [
         (
             rows["ada@example.com"],
@@ -166,10 +143,12 @@ def test_sender_side_failures_blame_no_reader(app, db) -> None:  # type: ignore[
         ),
         (rows["alan@example.com"], "5.3.4", "552 5.3.4 Message size exceeds fixed limit"),
     ]:
-        outcome = ingest(db, app.config, _dsn(_verp(app, delivery), status, diagnostic), actions)
+        report = dsn(_verp(app, delivery), status, diagnostic)
+        outcome = ingest(db, app.config, report, ReaderActions(app.config))
         assert outcome.action == "sender_problem" and "no reader was suppressed" in outcome.message
         assert delivery.bounce is BounceKind.SENDER
-    assert actions.suppressed == []
+    db.commit()
+    assert all(_suppressed(app, db, email) is None for email in rows)
 
 
 @pytest.mark.parametrize(
@@ -187,37 +166,42 @@ def test_reports_that_change_nothing(app, db, raw: str) -> None:  # type: ignore
     ada = rows["ada@example.com"]
     verp = _verp(app, ada)
     messages = {
-        "delayed": _dsn(verp, "4.4.7", "421 4.4.7 Try again later", action="delayed"),
-        "forged": _dsn(
+        "delayed": dsn(verp, "4.4.7", "421 4.4.7 Try again later", action="delayed"),
+        "forged": dsn(
             verp.replace(verp.split("-")[-1].split("@")[0], "0" * 16), "5.1.1", "550 5.1.1 unknown"
         ),
         "autoreply": (
             f"From: ada@example.com\r\nTo: {verp}\r\nSubject: Out of office\r\n"
             "Auto-Submitted: auto-replied\r\n\r\nI am away until Monday.\r\n"
         ).encode(),
-        "delivered": _dsn(verp, "2.0.0", "250 2.0.0 OK", action="delivered"),
+        "delivered": dsn(verp, "2.0.0", "250 2.0.0 OK", action="delivered"),
     }
-    actions = RecordedActions()
-    outcome = ingest(db, app.config, messages[raw], actions)
+    before = _statuses(db)
+    outcome = ingest(db, app.config, messages[raw], ReaderActions(app.config))
     db.commit()
     assert outcome.action == "ignored"
     db.refresh(ada)
-    assert ada.bounce is None and actions.suppressed == [] and actions.unsubscribed == []
+    assert ada.bounce is None and _suppressed(app, db, "ada@example.com") is None
+    assert _statuses(db) == before
 
 
-def test_complaint_suppresses_at_once(app, db) -> None:  # type: ignore[no-untyped-def]
-    """An ARF abuse report naming our VERP address as Original-Mail-From suppresses the reader."""
+def test_complaint_suppresses_and_unsubscribes_at_once(app, db) -> None:  # type: ignore[no-untyped-def]
+    """An ARF abuse report naming our VERP address as Original-Mail-From suppresses the reader and withdraws their consent."""
     rows = _deliveries(db)
     katherine = rows["katherine@example.com"]
-    actions = RecordedActions()
-    report = _arf(
-        "fbl@news.example.org", original_mail_from=_verp(app, katherine), original="Subject: x"
-    )
-    outcome = ingest(db, app.config, report, actions)
+    report = arf(FBL, original_mail_from=_verp(app, katherine), original="Subject: x")
+    outcome = ingest(db, app.config, report, ReaderActions(app.config))
+    db.commit()
     assert outcome.action == "complaint" and outcome.suppressed is SuppressionReason.COMPLAINT
     assert katherine.bounce is BounceKind.COMPLAINT
-    assert actions.suppressed[0][:2] == ("katherine@example.com", SuppressionReason.COMPLAINT)
-    assert "Yahoo!-Mail-Feedback" in actions.suppressed[0][2]
+    assert _suppressed(app, db, "katherine@example.com") is SuppressionReason.COMPLAINT
+    entry = suppression_for(db, app.config, "katherine@example.com")
+    assert entry is not None and "Yahoo!-Mail-Feedback" in entry.detail
+    subscription = db.scalars(
+        select(Subscription).where(Subscription.subscriber_id == katherine.subscriber_id)
+    ).one()
+    assert subscription.status is SubscriptionStatus.UNSUBSCRIBED
+    assert {c.withdrawal_channel for c in subscription.consents} == {"complaint"}
 
 
 def test_complaint_found_by_the_signed_token_in_the_returned_headers(app, db) -> None:  # type: ignore[no-untyped-def]
@@ -234,62 +218,134 @@ def test_complaint_found_by_the_signed_token_in_the_returned_headers(app, db) ->
         f"List-Unsubscribe: <{links.unsubscribe_url(app.config, subscription.uid)}>,\r\n"
         f" <{links.unsubscribe_mailto(app.config, subscription.uid)}>"
     )
-    actions = RecordedActions()
-    outcome = ingest(db, app.config, _arf("fbl@news.example.org", original=original), actions)
-    assert outcome.delivery_id == alan.id
-    assert actions.suppressed[0][0] == "alan@example.com"
     forged = original.replace(subscription.uid, "x" * len(subscription.uid))
-    assert (
-        ingest(
-            db, app.config, _arf("fbl@news.example.org", original=forged), RecordedActions()
-        ).action
-        == "ignored"
-    )
+    outcome = ingest(db, app.config, arf(FBL, original=forged), ReaderActions(app.config))
+    assert outcome.action == "ignored"
+    outcome = ingest(db, app.config, arf(FBL, original=original), ReaderActions(app.config))
+    db.commit()
+    assert outcome.delivery_id == alan.id
+    assert _suppressed(app, db, "alan@example.com") is SuppressionReason.COMPLAINT
+    assert _suppressed(app, db, "ada@example.com") is None
 
 
 def test_not_spam_report_is_ignored(app, db) -> None:  # type: ignore[no-untyped-def]
     """A not-spam feedback report suppresses nobody."""
     rows = _deliveries(db)
-    actions = RecordedActions()
-    report = _arf(
-        "fbl@news.example.org", "not-spam", original_mail_from=_verp(app, rows["ada@example.com"])
-    )
-    assert ingest(db, app.config, report, actions).action == "ignored" and actions.suppressed == []
+    report = arf(FBL, "not-spam", original_mail_from=_verp(app, rows["ada@example.com"]))
+    assert ingest(db, app.config, report, ReaderActions(app.config)).action == "ignored"
+    assert _suppressed(app, db, "ada@example.com") is None
 
 
 def test_mailto_unsubscribe_request(app, db) -> None:  # type: ignore[no-untyped-def]
-    """A message to the List-Unsubscribe mailto address unsubscribes that subscription."""
+    """A message to the List-Unsubscribe mailto address unsubscribes that subscription, channel mailto."""
     _deliveries(db)
     ada = db.scalars(select(Subscriber).where(Subscriber.email == "ada@example.com")).one()
-    mailto = links.unsubscribe_mailto(app.config, ada.subscriptions[0].uid)
-    address = mailto.removeprefix("mailto:").split("?")[0]
-    raw = f"From: ada@example.com\r\nTo: {address}\r\nSubject: unsubscribe\r\n\r\n".encode()
-    actions = RecordedActions()
-    outcome = ingest(db, app.config, raw, actions)
-    assert outcome.action == "unsubscribed"
-    assert actions.unsubscribed == [("ada@example.com", "mailto")]
+    raw = mailto_request(links.unsubscribe_mailto(app.config, ada.subscriptions[0].uid), ada.email)
     tampered = raw.replace(b"unsubscribe+", b"unsubscribe+x")
-    assert ingest(db, app.config, tampered, RecordedActions()).action == "ignored"
+    assert ingest(db, app.config, tampered, ReaderActions(app.config)).action == "ignored"
+    assert ada.subscriptions[0].status is SubscriptionStatus.CONFIRMED
+    outcome = ingest(db, app.config, raw, ReaderActions(app.config))
+    db.commit()
+    assert outcome.action == "unsubscribed"
+    subscription = ada.subscriptions[0]
+    assert subscription.status is SubscriptionStatus.UNSUBSCRIBED
+    assert {c.withdrawal_channel for c in subscription.consents} == {"mailto"}
+    assert _suppressed(app, db, "ada@example.com") is None  # leaving is not a complaint
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "diagnostic", "action", "suppressed"),
+    [
+        (
+            TransactionalKind.CONFIRM,
+            "5.1.1",
+            "550 5.1.1 <ada@example.com>: Recipient address rejected: User unknown",
+            "hard_bounce",
+            SuppressionReason.HARD_BOUNCE,
+        ),
+        (
+            TransactionalKind.WELCOME,
+            "4.2.2",
+            "452 4.2.2 The email account that you tried to reach is over quota.",
+            "soft_bounce",
+            None,
+        ),
+        (
+            TransactionalKind.CONFIRM,
+            "5.7.26",
+            "550 5.7.26 Unauthenticated email is not accepted due to DMARC policy",
+            "sender_problem",
+            None,
+        ),
+    ],
+)
+def test_bounce_of_a_transactional_email(
+    app, db, kind, status: str, diagnostic: str, action: str, suppressed
+) -> None:  # type: ignore[no-untyped-def]
+    """A bounce of a confirmation or welcome (VERP t<id>) marks that email failed; only a hard one suppresses."""
+    mail = _sent_mail(db, "ada@example.com", kind)
+    report = dsn(verp_address(app.config, f"t{mail.id}"), status, diagnostic)
+    outcome = ingest(db, app.config, report, ReaderActions(app.config))
+    db.commit()
+    assert outcome.action == action and outcome.transactional_id == mail.id
+    assert outcome.suppressed is suppressed
+    db.refresh(mail)
+    assert mail.state is TransactionalState.FAILED and status in (mail.last_error or "")
+    assert _suppressed(app, db, "ada@example.com") is suppressed
+
+
+def test_complaint_about_a_confirmation(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A complaint about a confirmation email suppresses the address and marks the email failed."""
+    mail = _sent_mail(db, "grace@example.com", TransactionalKind.CONFIRM)
+    report = arf(FBL, original_mail_from=verp_address(app.config, f"t{mail.id}"))
+    outcome = ingest(db, app.config, report, ReaderActions(app.config))
+    db.commit()
+    assert outcome.action == "complaint" and "confirmation email" in outcome.message
+    db.refresh(mail)
+    assert mail.state is TransactionalState.FAILED
+    assert _suppressed(app, db, "grace@example.com") is SuppressionReason.COMPLAINT
+
+
+def test_a_forged_transactional_reference_changes_nothing(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A bounce to bounces+t<id>-MAC@ with a MAC of another key, or for an id we never sent, changes nothing."""
+    mail = _sent_mail(db, "ada@example.com", TransactionalKind.CONFIRM)
+    foreign = verp_address({**app.config, "SECRET_KEY": "another-installation"}, f"t{mail.id}")
+    unknown = verp_address(app.config, "t999999")
+    for to in (foreign, unknown):
+        outcome = ingest(
+            db, app.config, dsn(to, "5.1.1", "550 5.1.1 unknown"), ReaderActions(app.config)
+        )
+        assert outcome.action == "ignored", to
+    db.commit()
+    db.refresh(mail)
+    assert mail.state is TransactionalState.SENT
+    assert _suppressed(app, db, "ada@example.com") is None
 
 
 def test_envelope_recipient_and_returned_return_path(app) -> None:  # type: ignore[no-untyped-def]
     """The VERP reference is found from the MTA's envelope recipient or the returned original."""
     verp = verp_address(app.config, "d42")
-    bare = _dsn("postmaster@news.example.org", "5.1.1", "550 5.1.1 unknown")
+    bare = dsn("postmaster@news.example.org", "5.1.1", "550 5.1.1 unknown")
     assert read_report(app.config, bare).ref is None
     assert read_report(app.config, bare, envelope_to=verp).ref == "d42"
-    returned = _dsn(
+    delivered = dsn("postmaster@news.example.org", "5.1.1", "550 5.1.1 unknown", delivered_to=verp)
+    assert read_report(app.config, delivered).ref == "d42"
+    # Postfix's local(8) hands a command the message after an mbox "From " line.
+    piped = b"From MAILER-DAEMON  Mon Nov 30 08:00:06 2026\r\n" + delivered
+    assert read_report(app.config, piped).ref == "d42"
+    assert read_report(app.config, piped).kind == "failed"
+    original = f"Return-Path: <{verp}>\r\nSubject: x"
+    returned = dsn("postmaster@news.example.org", "5.1.1", "550 5.1.1 unknown", original=original)
+    assert read_report(app.config, returned).ref == "d42"
+    whole = dsn(
         "postmaster@news.example.org",
         "5.1.1",
         "550 5.1.1 unknown",
-        original=f"Return-Path: <{verp}>\r\nSubject: x",
+        original=original,
+        whole_original=True,
     )
-    assert read_report(app.config, returned).ref == "d42"
-    full_original = returned.replace(b"text/rfc822-headers", b"message/rfc822").replace(
-        b"Subject: x\r\n", b"Subject: x\r\n\r\nThe whole message came back.\r\n"
-    )
-    assert b"message/rfc822" in full_original
-    assert read_report(app.config, full_original).ref == "d42"
+    assert b"message/rfc822" in whole
+    assert read_report(app.config, whole).ref == "d42"
 
 
 def test_bounce_kind_follows_the_send_time_rules() -> None:

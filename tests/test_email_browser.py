@@ -1,4 +1,4 @@
-"""The digest's HTML in Debian's headless Chromium: light and dark, desktop and phone."""
+"""Every email's HTML in Debian's headless Chromium: light and dark, desktop and phone."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ import pytest
 from digest.mail.render import Reader, prepare_issue
 from tests.support.browser import chromium, screenshot_path
 from tests.support.issues import demo_issue
+from tests.support.readers import (
+    app_overrides,  # noqa: F401  (fixture: no timing floor)
+    confirm_by_email,
+    deliver,
+    html_part,
+    load_newsletter,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -54,3 +61,56 @@ def test_digest_in_light_and_dark_on_desktop_and_phone(app, db) -> None:  # type
         light, dark = seen[("light", device)], seen[("dark", device)]
         assert light["card"] == "rgb(255, 255, 255)" and dark["card"] != light["card"]
         assert dark["body"] != light["body"] and dark["text"] != light["text"]
+
+
+def test_confirmation_and_welcome_in_light_and_dark(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """The confirmation and welcome emails look like the digest in both colour schemes, with a readable button."""
+    if smtp_app.config["DATABASE_URL"].startswith("postgresql"):
+        pytest.skip("the HTML does not depend on the backend; one set of screenshots is enough")
+    load_newsletter(smtp_app)
+    confirmation = confirm_by_email(smtp_app, smtp_server, "nina@example.org", name="Nina")
+    deliver(smtp_app)
+    emails = {"confirm": html_part(confirmation), "welcome": html_part(smtp_server.received[-1])}
+    seen: dict[tuple[str, str, str], dict[str, object]] = {}
+    for name, html in emails.items():
+        for scheme in ("light", "dark"):
+            for device, viewport in VIEWPORTS.items():
+                with chromium(color_scheme=scheme, viewport=viewport) as context:
+                    page = context.new_page()  # type: ignore[attr-defined]
+                    page.route("**/*", lambda route: route.abort())
+                    page.set_content(html)
+                    seen[(name, scheme, device)] = page.evaluate(
+                        """() => {
+                            const style = (selector) => getComputedStyle(document.querySelector(selector));
+                            const button = document.querySelector('a.button');
+                            const box = button.getBoundingClientRect();
+                            return {
+                                card: style('.card').backgroundColor,
+                                text: style('.content').color,
+                                buttonText: style('a.button').color,
+                                buttonBackground: style('a.button').backgroundColor,
+                                buttonVisible: box.width > 100 && box.height > 30,
+                                brand: document.querySelector('.brand').innerText,
+                                postal: document.querySelector('.postal').innerText,
+                                scrollWidth: document.documentElement.scrollWidth,
+                                cardWidth: document.querySelector('.card').getBoundingClientRect().width,
+                            };
+                        }"""
+                    )
+                    page.screenshot(
+                        path=str(screenshot_path(f"{name}-{scheme}-{device}")), full_page=True
+                    )
+    for (name, scheme, device), facts in seen.items():
+        assert facts["buttonVisible"], (name, scheme, device)
+        assert facts["buttonText"] != facts["buttonBackground"], (name, scheme, device)
+        assert facts["brand"] == "THE WEEKLY MODEL"  # the masthead, upper-cased by the layout
+        assert "12 Example Street" in str(facts["postal"])
+        width = VIEWPORTS[device]["width"]
+        assert facts["scrollWidth"] <= width, (name, scheme, device)
+        assert facts["cardWidth"] == (600 if device == "desktop" else width)  # type: ignore[operator]
+    for name in emails:
+        for device in VIEWPORTS:
+            light, dark = seen[(name, "light", device)], seen[(name, "dark", device)]
+            assert light["card"] == "rgb(255, 255, 255)" and dark["card"] != light["card"]
+            assert dark["text"] != light["text"]
+            assert dark["buttonBackground"] != light["buttonBackground"]

@@ -15,7 +15,7 @@ from digest.mail.dkim import signer_from_config
 from digest.mail.identity import parse_verp
 from digest.models import Delivery, Subscriber
 from tests.conftest import get_db_of
-from tests.support.dkim_keys import DOMAIN, SELECTOR, dns_stub, write_key
+from tests.support.dkim_keys import dkim_settings, dns_stub
 from tests.support.issues import demo_issue
 
 
@@ -66,14 +66,7 @@ def test_unknown_address_gets_a_preview_reader(app, db, runner) -> None:  # type
 
 def test_signed_when_dkim_is_configured(app_overrides: dict[str, Any], tmp_path: Path) -> None:
     """With DKIM configured the printed bytes carry a signature that dkimpy verifies."""
-    app = create_app(
-        {
-            **app_overrides,
-            "DKIM_DOMAIN": DOMAIN,
-            "DKIM_SELECTOR": SELECTOR,
-            "DKIM_KEY_FILE": str(write_key(tmp_path, "rsa")),
-        }
-    )
+    app = create_app({**app_overrides, **dkim_settings(tmp_path)})
     database = get_db_of(app)
     with database.sessionmaker() as db:
         issue_id = demo_issue(db).id

@@ -17,7 +17,7 @@ from digest.mail.mailer import mailer_for
 from digest.mail.message import Mail
 from digest.mail.render import Reader, prepare_issue
 from tests.conftest import get_db_of
-from tests.support.dkim_keys import DOMAIN, SELECTOR, dkim_tags, dns_stub, write_key
+from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub
 from tests.support.issues import demo_issue, section_ids
 from tests.support.smtp import SMTPServer
 
@@ -28,13 +28,7 @@ def test_digest_arrives_signed_and_verifies(
 ) -> None:
     """Digests sent through mailer_for reach the SMTP server DKIM-signed; dkimpy verifies them."""
     app = create_app(
-        {
-            **app_overrides,
-            "SMTP_URL": smtp_server.url,
-            "DKIM_DOMAIN": DOMAIN,
-            "DKIM_SELECTOR": SELECTOR,
-            "DKIM_KEY_FILE": str(write_key(tmp_path, kind)),
-        }
+        {**app_overrides, "SMTP_URL": smtp_server.url, **dkim_settings(tmp_path, kind)}
     )
     database = get_db_of(app)
     with database.sessionmaker() as db:
@@ -81,13 +75,7 @@ def test_every_message_is_signed_text_only_too(
 ) -> None:
     """A text-only message (a confirmation) sent through mailer_for is signed like a digest."""
     app = create_app(
-        {
-            **app_overrides,
-            "SMTP_URL": smtp_server.url,
-            "DKIM_DOMAIN": DOMAIN,
-            "DKIM_SELECTOR": SELECTOR,
-            "DKIM_KEY_FILE": str(write_key(tmp_path, "rsa", "pkcs1")),
-        }
+        {**app_overrides, "SMTP_URL": smtp_server.url, **dkim_settings(tmp_path, "rsa", "pkcs1")}
     )
     data = Mail(
         from_=f"Weekly <news@{DOMAIN}>",

@@ -18,11 +18,11 @@ from digest.mail.render import (
     WARN_BYTES,
     NotSendable,
     Reader,
-    _Part,
     check_sendable,
     prepare_issue,
     size_report,
 )
+from digest.mail.stencil import _Part
 from tests.support.issues import PostSpec, demo_issue, make_issue, section_ids
 
 SINGLETONS = [
@@ -343,7 +343,7 @@ def test_parts_are_encoded_line_by_line_like_the_whole() -> None:
     filled = text.replace("SLOTnameSLOT", "Zoë").replace("SLOTemailSLOT", "z@example.org")
     part = _Part(text, marker)
     assert part.encoded(values) == quoted_printable(filled)
-    assert part.decoded(values) == filled
+    assert part.filled(values) == filled
 
 
 def test_size_report_warns_then_refuses(app, db) -> None:  # type: ignore[no-untyped-def]

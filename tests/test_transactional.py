@@ -5,33 +5,32 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
+from pathlib import Path
+from typing import Any
 
+import dkim
+import pytest
+
+from digest import create_app
 from digest.db import utcnow
+from digest.mail.dkim import signer_from_config
 from digest.mail.identity import parse_verp
 from digest.models import SubscriptionStatus, TransactionalKind, TransactionalState
 from digest.suppression import is_suppressed
 from tests.conftest import BASE_URL, get_db_of
-from tests.support.forms import submit
+from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub
 from tests.support.readers import (
     app_overrides,  # noqa: F401  (fixture: no timing floor)
+    confirm_by_email,
     deliver,
     html_part,
-    link,
     load_newsletter,
     mails,
     signup,
     subscription,
     text_part,
 )
-from tests.support.smtp import SMTPServer
-
-
-def _confirmed(app, smtp_server, email: str, **signup_options) -> None:  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    assert signup(client, email, **signup_options).status_code == 200
-    deliver(app)
-    confirm_path = link(smtp_server.to(email)[-1], "confirm", BASE_URL)
-    assert submit(client, confirm_path).status_code == 200
+from tests.support.smtp import Received, SMTPServer
 
 
 def test_the_request_only_records_the_email(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
@@ -72,7 +71,7 @@ def test_confirmation_email_carries_nothing_the_form_supplied(smtp_app, smtp_ser
 def test_welcome_email_carries_real_unsubscribe_headers_and_links(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
     """After confirming, the welcome has one HTTPS and one mailto List-Unsubscribe (never encoded), the one-click header, and the same links in its body."""
     load_newsletter(smtp_app)
-    _confirmed(smtp_app, smtp_server, "nina@example.org", name="Nina", sections=["news", "tools"])
+    confirm_by_email(smtp_app, smtp_server, "nina@example.org", name="Nina", sections=["news", "tools"])
     assert deliver(smtp_app) == 1
     welcome = smtp_server.to("nina@example.org")[-1]
     raw_head = welcome.data.split(b"\r\n\r\n", 1)[0]
@@ -93,7 +92,7 @@ def test_welcome_email_carries_real_unsubscribe_headers_and_links(smtp_app, smtp
         assert uris[0] in body
         assert f"{BASE_URL}/preferences/" in body
         assert "12 Example Street, 10115 Berlin" in body
-    assert text.startswith("Hi Nina,")
+    assert "Hi Nina," in text.splitlines() and ">Hi Nina,</p>" in html
     assert "Your sections: News, Tools." in text
     assert "every Monday at 08:00 (Europe/Berlin)" in text
     assert welcome.message["Subject"] == "Welcome to The Weekly Model"
@@ -191,7 +190,7 @@ def test_two_senders_never_send_the_same_mail_twice(smtp_app, smtp_server) -> No
 def test_no_welcome_after_an_unsubscribe(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
     """A reader who unsubscribes before the welcome goes out does not get it."""
     load_newsletter(smtp_app)
-    _confirmed(smtp_app, smtp_server, "nina@example.org")
+    confirm_by_email(smtp_app, smtp_server, "nina@example.org")
     found = subscription(smtp_app, "nina@example.org")
     assert found is not None and found.status is SubscriptionStatus.CONFIRMED
     from digest.links import unsubscribe_url
@@ -232,3 +231,98 @@ def test_send_pending_command(smtp_app, smtp_server) -> None:  # type: ignore[no
     assert result.exit_code == 0
     assert "Sent 1 confirmation/welcome email(s)." in result.output
     assert [m.rcpt_tos for m in smtp_server.received] == [("nina@example.org",)]
+
+
+def _journey(app, smtp_server, email: str, name: str = "") -> dict[str, Received]:  # type: ignore[no-untyped-def]
+    """Sign email up and confirm: return the confirmation and the welcome it received."""
+    confirmation = confirm_by_email(app, smtp_server, email, name=name)
+    assert deliver(app) == 1
+    return {"confirm": confirmation, "welcome": smtp_server.to(email)[-1]}
+
+
+def test_reader_emails_wear_the_digest_layout(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """Confirmation, welcome and note share the digest's layout: 600 px tables, dark mode, phone rules, inlined CSS, footer with the postal address and why the reader gets it."""
+    load_newsletter(smtp_app)
+    emails = _journey(smtp_app, smtp_server, "nina@example.org", name="Nina")
+    signup(smtp_app.test_client(), "ada@example.com")  # a demo reader, already subscribed
+    assert deliver(smtp_app) == 1
+    emails["already"] = smtp_server.to("ada@example.com")[-1]
+    for kind, received in emails.items():
+        html, text = html_part(received), text_part(received)
+        assert '<html lang="en"' in html and 'role="presentation"' in html, kind
+        assert re.search(r'<table[^>]*class="card"[^>]*width="600"', html), kind
+        assert "@media (prefers-color-scheme: dark)" in html and "@media (max-width: 620px)" in html
+        assert '<meta name="color-scheme" content="light dark">' in html
+        assert "<link" not in html and re.search(r'class="content"[^>]*style="[^"]*font-size', html)
+        assert re.search(r'class="brand"[^>]*>The Weekly Model</p>', html), kind
+        assert re.search(r'class="postal"[^>]*>[^<]*12 Example Street, 10115 Berlin', html), kind
+        footer = html[html.index('class="footer-cell"') :]
+        assert "because" in footer and ("signup form" in footer or "subscribed as" in footer)
+        assert "\r\n-- \r\n" in text and text.rstrip().endswith("10115 Berlin, Germany"), kind
+        assert all(len(line) <= 78 or "https://" in line for line in text.splitlines()), kind
+        assert re.fullmatch(
+            r"[a-z_]+:weekly-model:reader:newsexampleorg", received.raw_header("Feedback-ID")[0]
+        ), kind
+        assert len(received.message.get_all("Subject")) == 1
+    confirm_html = html_part(emails["confirm"])
+    assert re.search(r'<a class="button" href="https://news\.example\.org/confirm/', confirm_html)
+    assert emails["confirm"].raw_header("Auto-Submitted") == ["auto-generated"]
+    for kind in ("welcome", "already"):
+        received = emails[kind]
+        assert received.raw_header("List-Id") == ["The Weekly Model <weekly-model.news.example.org>"]
+        unsubscribe = re.findall(r"<([^>]+)>", received.raw_header("List-Unsubscribe")[0])
+        assert unsubscribe[0] in html_part(received) and unsubscribe[0] in text_part(received)
+
+
+def test_welcome_emails_never_mix_up_readers(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """Two readers' welcomes, filled in from one rendering, each carry only their own name, address and links; a name with markup stays text."""
+    load_newsletter(smtp_app)
+    nina = _journey(smtp_app, smtp_server, "nina@example.org", name="Nina <b>Q</b>")["welcome"]
+    otto = _journey(smtp_app, smtp_server, "otto@example.org")["welcome"]
+
+    def tokens(received: Received) -> set[str]:
+        found = re.findall(r"/(?:unsubscribe|preferences)/([A-Za-z0-9._-]+)", text_part(received))
+        return set(found)
+
+    assert len(tokens(nina)) == len(tokens(otto)) == 2 and not tokens(nina) & tokens(otto)
+    for token in tokens(nina):
+        assert token in html_part(nina) and token not in otto.data.decode("ascii")
+    assert "Hi Nina <b>Q</b>," in text_part(nina).splitlines()
+    assert ">Hi Nina &lt;b&gt;Q&lt;/b&gt;,</p>" in html_part(nina)
+    assert "<b>Q</b>" not in html_part(nina)
+    assert "Hello," in text_part(otto).splitlines() and "Nina" not in otto.data.decode("ascii")
+    assert "otto@example.org" in html_part(otto) and "nina@example.org" not in html_part(otto)
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_confirmation_arrives_dkim_signed_and_verifies(
+    app_overrides: dict[str, Any], smtp_server: SMTPServer, tmp_path: Path, kind: str
+) -> None:
+    """A confirmation received by the SMTP server carries a DKIM signature dkimpy verifies; touching a signed header or the body breaks it."""
+    app = create_app(
+        {**app_overrides, "SMTP_URL": smtp_server.url, **dkim_settings(tmp_path, kind)}
+    )
+    try:
+        load_newsletter(app)
+        signup(app.test_client(), "nina@example.org")
+        assert deliver(app) == 1
+    finally:
+        get_db_of(app).dispose()
+    [received] = smtp_server.received
+    dns = dns_stub(signer_from_config(app.config).dns_record())  # type: ignore[union-attr]
+    assert received.data.count(b"DKIM-Signature:") == 1
+    assert dkim.verify(received.data, dnsfunc=dns)
+    tags = dkim_tags(received.data)
+    assert tags["c"] == "relaxed/relaxed" and tags["d"] == DOMAIN
+    assert tags["a"] == ("rsa-sha256" if kind == "rsa" else "ed25519-sha256")
+    signed = tags["h"].lower().split(":")
+    assert {"from", "to", "subject", "date", "message-id", "feedback-id"} <= set(signed)
+    assert signed.count("from") == 2  # over-signed: a second From breaks the signature
+    link_line = re.search(rb"/confirm/[A-Za-z0-9._=\r\n-]+", received.data)
+    assert link_line
+    for forged in (
+        received.data.replace(b"Subject: Please", b"Subject: Kindly", 1),
+        received.data.replace(b"From: ", b"From: Mallory <m@evil.example>\r\nFrom: ", 1),
+        received.data.replace(b"confirm your subscription", b"confirm your subscriptiom", 1),
+    ):
+        assert forged != received.data and not dkim.verify(forged, dnsfunc=dns)

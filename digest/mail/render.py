@@ -7,9 +7,10 @@ on only two things beyond a handful of values: which sections they chose and whe
 they gave a name. For each such variant (few per issue) both templates are rendered once
 with placeholders in place of the reader's values (name, address, preference and
 unsubscribe links), the CSS is inlined once, and the result is kept as quoted-printable
-bytes with holes. `PreparedIssue.message_for(reader, delivery_id)` fills in one reader's
-values, encodes only the lines that hold them, and joins bytes: the exact message that
-reader receives, ready for the DKIM signer and the wire.
+bytes with holes (a digest.mail.stencil Stencil).
+`PreparedIssue.message_for(reader, delivery_id)` fills in one reader's values, encodes
+only the lines that hold them, and joins bytes: the exact message that reader receives,
+ready for the DKIM signer and the wire.
 
 `size_report` and `check_sendable` say whether an issue may be sent: an empty postal
 address, or HTML that Gmail would clip (hiding the unsubscribe link and the address),
@@ -19,23 +20,18 @@ refuse it; HTML close to the limit warns the editor.
 from __future__ import annotations
 
 import datetime as dt
-import quopri
-import re
-import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import css_inline
 from email_validator import EmailNotValidError, validate_email
 from flask import Flask
-from jinja2 import Environment, TemplateError
-from markupsafe import Markup, escape
+from jinja2 import Environment
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -52,9 +48,9 @@ from digest.mail.message import (
     header_block,
     make_message_id,
     new_boundary,
-    quoted_printable,
 )
 from digest.mail.plaintext import WIDTH, markdown_to_text, wrap
+from digest.mail.stencil import Slots, Stencil, email_templates
 from digest.markdown import parse_markdown, render_tokens
 from digest.models import (
     Delivery,
@@ -66,6 +62,8 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
 )
+from digest.posts import issue_sections
+from digest.suppression import suppression_for
 
 # Gmail clips HTML past ~102 KB, cutting the footer with the unsubscribe link and the
 # postal address; editors are warned well before.
@@ -75,7 +73,13 @@ REFUSE_BYTES = 102_000
 _LONGEST_NAME = 200
 _LONGEST_EMAIL = 254
 _VARIANTS_KEPT = 128
-SLOTS = ("name", "email", "unsubscribe_url", "preferences_url")
+# Each reader's values in the digest, by the names the templates print them as.
+SLOTS = {
+    "name": "reader.name",
+    "email": "reader.email",
+    "unsubscribe_url": "unsubscribe_url",
+    "preferences_url": "preferences_url",
+}
 
 
 @dataclass(frozen=True)
@@ -173,97 +177,6 @@ class NotSendable(Exception):
         self.reasons = reasons
 
 
-@lru_cache(maxsize=1)
-def _inliner() -> css_inline.CSSInliner:
-    # Never fetch <link> stylesheets (SSRF); keep @media rules for phones and dark mode.
-    return css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
-
-
-_PRE = re.compile(r"(<pre\b.*?</pre>)", re.IGNORECASE | re.DOTALL)
-_INDENT = re.compile(r"[ \t]*\n\s*")
-_RUNS = re.compile(r"[ \t]{2,}")
-_BLANK_LINES = re.compile(r"\n{3,}")
-_TRAILING = re.compile(r"[ \t]+$", re.MULTILINE)
-
-
-def tidy_html(html: str) -> str:
-    """Return html without indentation, blank lines or runs of spaces (outside <pre>)."""
-    parts = _PRE.split(html)
-    for i in range(0, len(parts), 2):
-        parts[i] = _RUNS.sub(" ", _INDENT.sub("\n", parts[i]))
-    return "".join(parts).strip() + "\n"
-
-
-def tidy_text(text: str) -> str:
-    """Return text without trailing spaces (but the "-- " signature line) or blank runs."""
-    text = _TRAILING.sub("", _unix_lines(text)).replace("\n--\n", "\n-- \n")
-    return _BLANK_LINES.sub("\n\n", text).strip("\n") + "\n"
-
-
-def render_email(env: Environment, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
-    """Return (HTML with inlined CSS, text) of templates emails/NAME.html and emails/NAME.txt."""
-    html = env.get_template(f"emails/{name}.html").render(context)
-    text = env.get_template(f"emails/{name}.txt").render(context)
-    return tidy_html(_inliner().inline(_unix_lines(html))), tidy_text(text)
-
-
-def _unix_lines(text: str) -> str:
-    # Text typed into a browser form arrives with CRLF; the parts are built from "\n" lines.
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-@dataclass(frozen=True)
-class _Line:
-    """One line holding placeholders: static pieces around slot names."""
-
-    pieces: tuple[str, ...]  # static, slot, static, slot, …, static
-
-    def fill(self, values: Mapping[str, str]) -> str:
-        pieces = self.pieces
-        out = [pieces[0]]
-        for i in range(1, len(pieces), 2):
-            out.append(values[pieces[i]])
-            out.append(pieces[i + 1])
-        return "".join(out)
-
-
-class _Part:
-    """A rendered body kept as quoted-printable bytes, with lines to fill per reader."""
-
-    def __init__(self, text: str, placeholder: re.Pattern[str]) -> None:
-        self.items: list[bytes | _Line] = []
-        static: list[str] = []
-        for line in text.split("\n")[:-1]:  # text ends with "\n"
-            if placeholder.search(line):
-                if static:
-                    self.items.append(quoted_printable("\n".join(static) + "\n"))
-                    static = []
-                self.items.append(_Line(tuple(placeholder.split(line))))
-            else:
-                static.append(line)
-        if static:
-            self.items.append(quoted_printable("\n".join(static) + "\n"))
-
-    def encoded(self, values: Mapping[str, str]) -> bytes:
-        """Return the part's quoted-printable bytes for one reader's values."""
-        return b"".join(
-            item if isinstance(item, bytes) else quoted_printable(item.fill(values) + "\n")
-            for item in self.items
-        )
-
-    def decoded(self, values: Mapping[str, str]) -> str:
-        """Return the part's text for one reader's values."""
-        return quopri.decodestring(self.encoded(values)).decode("utf-8").replace("\r\n", "\n")
-
-
-@dataclass(frozen=True)
-class _Variant:
-    """Both parts of the message for one (chosen sections, has a name) combination."""
-
-    html: _Part
-    text: _Part
-
-
 @dataclass(frozen=True)
 class _ReaderFields:
     name: str
@@ -308,11 +221,9 @@ class PreparedIssue:
                 ("Content-Type", f'multipart/alternative; boundary="{self._boundary}"'),
             ]
         )
-        marker = f"q{secrets.token_hex(6)}q"
-        self._marker = marker
-        self._placeholder = re.compile(f"{marker}({'|'.join(SLOTS)}){marker}")
+        self._slots = Slots(SLOTS)
         self._section_names = dict(newsletter.sections)
-        self._variants: OrderedDict[tuple[frozenset[int], bool], _Variant] = OrderedDict()
+        self._variants: OrderedDict[tuple[frozenset[int], bool], Stencil] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- variants -------------------------------------------------------------------
@@ -346,23 +257,14 @@ class PreparedIssue:
             "preferences_url": urls["preferences_url"],
         }
 
-    def _slot(self, name: str) -> str:
-        return f"{self._marker}{name}{self._marker}"
-
-    def _build(self, key: tuple[frozenset[int], bool]) -> _Variant:
+    def _build(self, key: tuple[frozenset[int], bool]) -> Stencil:
         chosen, named = key
-        reader = _ReaderFields(self._slot("name") if named else "", self._slot("email"))
-        urls = {slot: self._slot(slot) for slot in ("unsubscribe_url", "preferences_url")}
-        html, text = render_email(self.env, "digest", self.context_for(chosen, reader, urls))
-        for rendered in (html, text):
-            if self._marker in self._placeholder.sub("", rendered).lower():
-                raise TemplateError(
-                    "a digest template changed a per-reader value (reader.name, reader.email, "
-                    "unsubscribe_url or preferences_url) with a filter; print them as they are"
-                )
-        return _Variant(_Part(html, self._placeholder), _Part(text, self._placeholder))
+        slots = self._slots
+        reader = _ReaderFields(slots["name"] if named else "", slots["email"])
+        urls = {slot: slots[slot] for slot in ("unsubscribe_url", "preferences_url")}
+        return slots.stencil(self.env, "digest", self.context_for(chosen, reader, urls))
 
-    def _variant(self, key: tuple[frozenset[int], bool]) -> _Variant:
+    def _variant(self, key: tuple[frozenset[int], bool]) -> Stencil:
         with self._lock:
             variant = self._variants.get(key)
             if variant is not None:
@@ -374,22 +276,19 @@ class PreparedIssue:
                 self._variants.popitem(last=False)
             return variant
 
-    def _values(self, reader: Reader) -> tuple[dict[str, str], dict[str, str]]:
-        text = {
+    def _values(self, reader: Reader) -> dict[str, str]:
+        return {
             "name": _clean_name(reader.name),
             "email": reader.email,
             "unsubscribe_url": links.unsubscribe_url(self.config, reader.subscription_uid),
             "preferences_url": links.preferences_url(self.config, reader.subscription_uid),
         }
-        return {key: str(escape(value)) for key, value in text.items()}, text
 
     # -- what callers use -------------------------------------------------------------
 
     def parts_for(self, reader: Reader) -> tuple[str, str]:
         """Return (HTML, text) of one reader's message, as their mail client shows them."""
-        variant = self._variant(self._key(reader))
-        html_values, text_values = self._values(reader)
-        return variant.html.decoded(html_values), variant.text.decoded(text_values)
+        return self._variant(self._key(reader)).filled(self._values(reader))
 
     def message_for(self, reader: Reader, delivery_id: int | None) -> Outgoing:
         """Return the exact bytes, envelope sender and recipient of one reader's message.
@@ -397,7 +296,7 @@ class PreparedIssue:
         Raises HeaderError for an address that cannot be sent without SMTPUTF8.
         """
         variant = self._variant(self._key(reader))
-        html_values, text_values = self._values(reader)
+        values = self._values(reader)
         ref = f"d{delivery_id}" if delivery_id is not None else "preview"
         message_id = make_message_id(
             self.mail_domain,
@@ -405,16 +304,14 @@ class PreparedIssue:
         )
         headers = header_block(
             [
-                ("To", format_mailbox(text_values["name"], reader.email)),
+                ("To", format_mailbox(values["name"], reader.email)),
                 ("Date", format_datetime(utcnow())),
                 ("Message-ID", message_id),
                 *identity.list_unsubscribe(self.config, reader.subscription_uid),
             ]
             + ([("X-Digest-Delivery", str(delivery_id))] if delivery_id is not None else [])
         )
-        body = alternative_body(
-            self._boundary, variant.text.encoded(text_values), variant.html.encoded(html_values)
-        )
+        body = alternative_body(self._boundary, *variant.encoded(values))
         return Outgoing(
             envelope_from=identity.verp_address(self.config, ref),
             recipient=ascii_address(reader.email),
@@ -450,6 +347,21 @@ def _local_date(issue: Issue, time_zone: str) -> dt.datetime:
         return when
 
 
+def _rendered_post(config: Mapping[str, Any], newsletter_slug: str, post: Post) -> RenderedPost:
+    summary = post.summary.strip()
+    tokens = [] if summary else parse_markdown(post.body_md)
+    return RenderedPost(
+        id=post.id,
+        title=post.title,
+        summary=summary,
+        url=post.link_url or links.post_url(config, newsletter_slug, post.slug),
+        body_html=Markup(render_tokens(tokens) if tokens else ""),
+        title_text=_bullet(wrap(post.title, WIDTH - 2)),
+        summary_text=_indent(wrap(summary, WIDTH - 2)),
+        body_text=_indent(markdown_to_text(tokens, WIDTH - 2)) if tokens else "",
+    )
+
+
 def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
     """Load an issue and render what every reader shares."""
     issue = session.scalars(
@@ -462,28 +374,13 @@ def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
     ).one()
     config = app.config
     newsletter = issue.newsletter
-    by_section: dict[int, list[RenderedPost]] = {}
-    for item in issue.issue_posts:
-        post = item.post
-        summary = post.summary.strip()
-        tokens = [] if summary else parse_markdown(post.body_md)
-        by_section.setdefault(post.section_id, []).append(
-            RenderedPost(
-                id=post.id,
-                title=post.title,
-                summary=summary,
-                url=post.link_url or links.post_url(config, newsletter.slug, post.slug),
-                body_html=Markup(render_tokens(tokens) if tokens else ""),
-                title_text=_bullet(wrap(post.title, WIDTH - 2)),
-                summary_text=_indent(wrap(summary, WIDTH - 2)),
-                body_text=_indent(markdown_to_text(tokens, WIDTH - 2)) if tokens else "",
-            )
-        )
-    # Sections follow the order of their first post in the issue (the editor's order).
-    names = {s.id: s.name for s in newsletter.sections}
     sections = tuple(
-        RenderedSection(id=sid, name=names[sid], posts=tuple(posts))
-        for sid, posts in by_section.items()
+        RenderedSection(
+            id=group.section.id,
+            name=group.section.name,
+            posts=tuple(_rendered_post(config, newsletter.slug, post) for post in group.posts),
+        )
+        for group in issue_sections(issue)
     )
     subject = " ".join(issue.subject.split())  # a line break in a subject is a typo, not a header
     subject_text = wrap(subject)
@@ -515,7 +412,7 @@ def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
         newsletter_view,
         sections,
         config,
-        app.jinja_env,
+        email_templates(),
         identity.feedback_id(config, f"issue{issue.id}", newsletter, "digest"),
     )
 
@@ -610,6 +507,12 @@ def preview_for_address(session: Session, issue_id: int, address: str, app: Flas
         )
         if subscription.status is not SubscriptionStatus.CONFIRMED:
             notes.append(f"This subscription is {subscription.status}: the sender skips it.")
+        entry = suppression_for(session, app.config, subscriber.email)
+        if entry is not None:
+            reason = entry.reason.replace("_", " ")
+            notes.append(
+                f"{subscriber.email} is on the suppression list ({reason}): the sender skips it."
+            )
     try:
         notes.append(check_sendable(prepared).message)
     except NotSendable as exc:

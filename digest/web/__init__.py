@@ -48,7 +48,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response | tuple[str, int]:
         if request.path.startswith("/api/"):
-            return error.get_response()
+            return api.json_error(error)
         return render_template(
             "error.html", title=error.name, message=error.description
         ), error.code or 500

@@ -75,7 +75,7 @@ def feed(newsletter: str) -> Response:
     found = _newsletter(dbs, newsletter)
     config = current_app.config
 
-    def content(item: Issue, sections: list[archive.ArchivedSection]) -> str:
+    def content(item: Issue, sections: list[posts.IssueSection]) -> str:
         # Rendered as HTML, then escaped once more by the XML template (type="html").
         return render_template(
             "archive/_issue_body.html", sections=sections, intro_html=render_markdown(item.intro_md),

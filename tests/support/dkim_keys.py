@@ -45,6 +45,15 @@ def write_key(folder: Path, kind: str, fmt: str = "pkcs8") -> Path:
     return path
 
 
+def dkim_settings(folder: Path, kind: str = "rsa", fmt: str = "pkcs8") -> dict[str, str]:
+    """Return the app settings that sign with a fresh key of kind (see write_key) in folder."""
+    return {
+        "DKIM_DOMAIN": DOMAIN,
+        "DKIM_SELECTOR": SELECTOR,
+        "DKIM_KEY_FILE": str(write_key(folder, kind, fmt)),
+    }
+
+
 def dns_stub(record: str, domain: str = DOMAIN, selector: str = SELECTOR) -> DnsFunc:
     """Return a dnsfunc for dkim.verify that answers only SELECTOR._domainkey.DOMAIN."""
     name = f"{selector}._domainkey.{domain}.".encode()

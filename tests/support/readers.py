@@ -23,8 +23,8 @@ from digest.mail.mailer import mailer_for
 from digest.models import Newsletter, Subscriber, Subscription, TransactionalMail
 from digest.transactional import send_pending_transactional
 from tests.conftest import get_db_of
-from tests.support.forms import csrf_token
-from tests.support.smtp import Received
+from tests.support.forms import csrf_token, submit
+from tests.support.smtp import Received, SMTPServer
 
 NEWSLETTER = "weekly-model"
 _ips = itertools.count(1)
@@ -85,6 +85,22 @@ def deliver(app: Flask, **options: Any) -> int:
     """Send the due transactional mail with the app's settings; return how many went out."""
     with mailer_for(app.config) as mailer:
         return send_pending_transactional(get_db_of(app), mailer, app.config, **options)
+
+
+def confirm_by_email(
+    app: Flask, smtp_server: SMTPServer, email: str, **signup_options: Any
+) -> Received:
+    """Sign email up, send its confirmation and follow the link in it; return the confirmation.
+
+    The welcome email is left due (send it with deliver).
+    """
+    client = app.test_client()
+    assert signup(client, email, **signup_options).status_code == 200
+    assert deliver(app) == 1
+    confirmation = smtp_server.to(email)[-1]
+    path = link(confirmation, "confirm", app.config["BASE_URL"])
+    assert submit(client, path).status_code == 200
+    return confirmation
 
 
 def subscription(app: Flask, email: str) -> Subscription | None:

@@ -120,6 +120,7 @@ def _editor_context() -> dict[str, object]:
 # Views attach themselves to bp and admin on import; admin nests under bp once.
 from digest.web.editor import (  # noqa: E402,F401
     admin_views,
+    api_tokens,
     auth,
     dashboard,
     imports,

@@ -63,9 +63,7 @@ def _editor_page(post: Post | None, data: posts.PostInput | None, errors: dict[s
     return render_template(
         "editor/post_form.html",
         post=post,
-        data=data or (posts.PostInput(title=post.title, section_id=post.section_id, summary=post.summary,
-                                      body_md=post.body_md, link_url=post.link_url or "")
-                      if post else posts.PostInput()),
+        data=data or (posts.PostInput.of(post) if post else posts.PostInput()),
         errors=errors,
         sections=newsletters.sections(db_session(), newsletter),
         preview_html=render_markdown((data.body_md if data else post.body_md if post else "") or ""),

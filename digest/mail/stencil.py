@@ -1,0 +1,199 @@
+"""Emails from templates: rendered once with holes for each reader's values, filled per reader.
+
+Every email (the digest, the confirmation, the welcome, the "already subscribed" note)
+is a pair of templates, templates/emails/NAME.html and NAME.txt, on the shared layout
+(emails/layout.html and layout.txt), rendered with `email_templates()` through
+`render_email`: it inlines the CSS (css-inline, never fetching remote stylesheets) and
+tidies both parts.
+
+Inlining costs far more than filling in a name, so an email is rendered once per
+variant with markers (`Slots`) where each reader's values go (name, address, links),
+and the result is kept as a `Stencil`: static lines already quoted-printable, the lines
+with markers filled in per reader. Templates print those values as they are (never
+through a filter, which would corrupt the marker; `Slots.stencil` refuses such a
+template) and test only whether they are empty.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import css_inline
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from markupsafe import escape
+
+from digest import resource_dir
+from digest.mail.message import quoted_printable
+from digest.mail.plaintext import wrap
+
+
+@functools.cache
+def email_templates() -> Environment:
+    """Return the Jinja environment every email renders with (outside requests too)."""
+    env = Environment(
+        loader=FileSystemLoader(str(resource_dir("templates"))),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+    )
+    env.filters["wrap"] = wrap  # text parts: {% filter wrap %}…{% endfilter %}, never URLs split
+    return env
+
+
+@functools.cache
+def _inliner() -> css_inline.CSSInliner:
+    # Never fetch <link> stylesheets (SSRF); keep @media rules for phones and dark mode.
+    return css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
+
+
+_PRE = re.compile(r"(<pre\b.*?</pre>)", re.IGNORECASE | re.DOTALL)
+_INDENT = re.compile(r"[ \t]*\n\s*")
+_RUNS = re.compile(r"[ \t]{2,}")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_TRAILING = re.compile(r"[ \t]+$", re.MULTILINE)
+
+
+def tidy_html(html: str) -> str:
+    """Return html without indentation, blank lines or runs of spaces (outside <pre>)."""
+    parts = _PRE.split(html)
+    for i in range(0, len(parts), 2):
+        parts[i] = _RUNS.sub(" ", _INDENT.sub("\n", parts[i]))
+    return "".join(parts).strip() + "\n"
+
+
+def tidy_text(text: str) -> str:
+    """Return text without trailing spaces (but the "-- " signature line) or blank runs."""
+    text = _TRAILING.sub("", unix_lines(text)).replace("\n--\n", "\n-- \n")
+    return _BLANK_LINES.sub("\n\n", text).strip("\n") + "\n"
+
+
+def unix_lines(text: str) -> str:
+    """Return text with "\\n" line ends (browser forms send CRLF; parts are built from "\\n")."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def render_email(env: Environment, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
+    """Return (HTML with inlined CSS, text) of templates emails/NAME.html and emails/NAME.txt."""
+    html = env.get_template(f"emails/{name}.html").render(context)
+    text = env.get_template(f"emails/{name}.txt").render(context)
+    return tidy_html(_inliner().inline(unix_lines(html))), tidy_text(text)
+
+
+def render_subject(env: Environment, name: str, context: Mapping[str, Any]) -> str:
+    """Return the subject line of emails/NAME.subject.txt, on one line."""
+    return " ".join(env.get_template(f"emails/{name}.subject.txt").render(context).split())
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One line holding placeholders: static pieces around slot names."""
+
+    pieces: tuple[str, ...]  # static, slot, static, slot, …, static
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        pieces = self.pieces
+        out = [pieces[0]]
+        for i in range(1, len(pieces), 2):
+            out.append(values[pieces[i]])
+            out.append(pieces[i + 1])
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class _Static:
+    """Lines without placeholders, as text and already quoted-printable."""
+
+    text: str
+    encoded: bytes
+
+
+class _Part:
+    """A rendered body kept as quoted-printable bytes, with lines to fill per reader."""
+
+    def __init__(self, text: str, placeholder: re.Pattern[str]) -> None:
+        self.items: list[_Static | _Line] = []
+        static: list[str] = []
+        for line in text.split("\n")[:-1]:  # text ends with "\n"
+            if placeholder.search(line):
+                if static:
+                    self._add_static(static)
+                    static = []
+                self.items.append(_Line(tuple(placeholder.split(line))))
+            else:
+                static.append(line)
+        if static:
+            self._add_static(static)
+
+    def _add_static(self, lines: list[str]) -> None:
+        text = "\n".join(lines) + "\n"
+        self.items.append(_Static(text, quoted_printable(text)))
+
+    def encoded(self, values: Mapping[str, str]) -> bytes:
+        """Return the part's quoted-printable bytes for one reader's values."""
+        return b"".join(
+            item.encoded
+            if isinstance(item, _Static)
+            else quoted_printable(item.fill(values) + "\n")
+            for item in self.items
+        )
+
+    def filled(self, values: Mapping[str, str]) -> str:
+        """Return the part's text for one reader's values."""
+        return "".join(
+            item.text if isinstance(item, _Static) else item.fill(values) + "\n"
+            for item in self.items
+        )
+
+
+@dataclass(frozen=True)
+class Stencil:
+    """An email's HTML and text, rendered and inlined once, with holes for one reader's values."""
+
+    html: _Part
+    text: _Part
+
+    def encoded(self, values: Mapping[str, str]) -> tuple[bytes, bytes]:
+        """Return (text, HTML) as quoted-printable bytes for one reader's values (plain text)."""
+        return self.text.encoded(values), self.html.encoded(_escaped(values))
+
+    def filled(self, values: Mapping[str, str]) -> tuple[str, str]:
+        """Return (HTML, text) for one reader's values (plain text; escaped here for HTML)."""
+        return self.html.filled(_escaped(values)), self.text.filled(values)
+
+
+def _escaped(values: Mapping[str, str]) -> dict[str, str]:
+    return {key: str(escape(value)) for key, value in values.items()}
+
+
+class Slots:
+    """Markers that stand in for per-reader values while an email renders once.
+
+    `labels` maps each slot to the name templates know it by (e.g. "name" →
+    "reader.name"), for the error that names a value a template filtered.
+    """
+
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        self.labels = dict(labels)
+        self._marker = f"q{secrets.token_hex(6)}q"
+        self.pattern = re.compile(f"{self._marker}({'|'.join(self.labels)}){self._marker}")
+
+    def __getitem__(self, slot: str) -> str:
+        """Return the marker of slot, to put in a template's context."""
+        if slot not in self.labels:
+            raise KeyError(slot)
+        return f"{self._marker}{slot}{self._marker}"
+
+    def stencil(self, env: Environment, name: str, context: Mapping[str, Any]) -> Stencil:
+        """Render emails/NAME once with markers in context; raise TemplateError if one changed."""
+        html, text = render_email(env, name, context)
+        for rendered in (html, text):
+            if self._marker in self.pattern.sub("", rendered).lower():
+                raise TemplateError(
+                    f"the emails/{name} template changed a per-reader value "
+                    f"({', '.join(self.labels.values())}) with a filter; print them as they are"
+                )
+        return Stencil(_Part(html, self.pattern), _Part(text, self.pattern))

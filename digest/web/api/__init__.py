@@ -1,0 +1,111 @@
+"""The JSON API under /api/v1.
+
+Two blueprints share the prefix. `bp` holds what needs no account: the public signup
+(`subscribe`, for forms on other sites) and the OpenAPI document (`spec`). The nested
+`editor_bp` holds everything an editor's program does with a bearer token (`auth`):
+newsletters, sections, subscribers, posts and sent issues. Every answer under /api/v1,
+errors included (unknown paths and methods too), is JSON: `{"error": message}` plus
+`fields` (field → message) when input was refused.
+
+Views are thin: parse the request (`inputs`), call one domain function, commit, and
+answer with the shapes in `shapes`, which the OpenAPI document declares and the tests
+check real answers against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, request, url_for
+from flask_limiter.errors import RateLimitExceeded
+from werkzeug.exceptions import HTTPException
+
+from digest.extensions import csrf, db_session
+from digest.models import Newsletter
+from digest.newsletters import by_slug
+from digest.subscribers import InvalidSignup
+from digest.validation import Invalid
+from digest.web.api.inputs import NotAnObject
+
+PREFIX = "/api/v1"
+bp = Blueprint("api", __name__, url_prefix=PREFIX)
+# Token-authenticated: no cookie is read, so CSRF cannot apply (see auth.py).
+# Named apart from the workspace blueprint "editor": Flask-Limiter keys limits by this name.
+editor_bp = Blueprint("editor_api", __name__)
+csrf.exempt(editor_bp)
+
+
+def error_response(status: int, message: str, fields: Mapping[str, str] | None = None) -> Response:
+    """Return the JSON error every /api/v1 failure answers with."""
+    body: dict[str, Any] = {"error": message}
+    if fields:
+        body["fields"] = dict(fields)
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def json_error(error: HTTPException) -> Response:
+    """Return an HTTP error (404, 405, 429, 500 …) as a JSON answer, keeping its headers."""
+    if isinstance(error, RateLimitExceeded):
+        who = "this token" if request.blueprint == "api.editor_api" else "your network"
+        response = error_response(429, f"Too many requests from {who}; please wait a minute.")
+    else:
+        response = error_response(error.code or 500, error.description or error.name)
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    return json_error(error)
+
+
+@bp.errorhandler(Invalid)
+@bp.errorhandler(InvalidSignup)
+def _invalid(error: Invalid | InvalidSignup) -> Response:
+    db_session().rollback()
+    return error_response(422, "Please correct the fields listed.", error.errors)
+
+
+@bp.errorhandler(NotAnObject)
+def _not_an_object(_error: NotAnObject) -> Response:
+    return error_response(400, "Send a JSON object, with the header Content-Type: application/json.")
+
+
+# Ids in paths; auth.py answers 404 to one beyond the database's 32-bit range.
+ID = "int"
+
+
+def newsletter_or_404(slug: str) -> Newsletter:
+    """Return the newsletter with this slug, or answer 404."""
+    found = None if "\x00" in slug else by_slug(db_session(), slug)
+    if found is None:
+        abort(404, f"There is no newsletter {slug!r}.")
+    return found
+
+
+def page_link(**cursor: int | None) -> str | None:
+    """Return this request's path with its query changed by cursor, or None if it has no value."""
+    if all(value is None for value in cursor.values()):
+        return None
+    args = {k: v for k, v in request.args.items() if k not in {"before", "after", "page"}}
+    args.update({k: v for k, v in cursor.items() if v is not None})
+    return url_for(request.endpoint or "", **(request.view_args or {}), **args)
+
+
+# Views attach themselves to bp and editor_bp on import; editor_bp nests under bp once.
+from digest.web.api import (  # noqa: E402,F401
+    auth,
+    issues,
+    newsletters,
+    posts,
+    spec,
+    subscribe,
+    subscribers,
+)
+
+bp.register_blueprint(editor_bp)

@@ -1,0 +1,41 @@
+"""Sent issues, as the public archive shows them.
+
+Scheduling and sending arrive with the delivery engine; until then the API reads only.
+"""
+
+from __future__ import annotations
+
+from flask import Response, abort, current_app, jsonify
+
+from digest import archive
+from digest.extensions import db_session
+from digest.web.api import ID, editor_bp, newsletter_or_404, shapes
+from digest.web.api.inputs import Param, query
+from digest.web.api.spec import operation
+
+PAGE = Param("page", "integer", "Page number.", minimum=1, default=1)
+
+
+@editor_bp.get("/newsletters/<newsletter>/issues")
+@operation("GET", "List sent issues", tag="issues", params=[PAGE], responses={200: "IssuePage"})
+def issues_list(newsletter: str) -> Response:
+    """A page of the newsletter's sent issues, newest first."""
+    item = newsletter_or_404(newsletter)
+    page = archive.sent_issue_page(db_session(), item, query([PAGE])["page"])
+    return jsonify({
+        "issues": [shapes.issue_summary(i, current_app.config) for i in page.issues],
+        "page": page.page,
+        "pages": page.pages,
+        "total": page.total,
+    })
+
+
+@editor_bp.get(f"/issues/<{ID}:issue_id>")
+@operation("GET", "Get a sent issue", tag="issues", responses={200: "Issue"},
+           description="Its intro and published posts grouped by section, as in the archive.")
+def issue_get(issue_id: int) -> Response:
+    """One sent issue with its posts."""
+    issue = archive.sent_issue_by_id(db_session(), issue_id)
+    if issue is None:
+        abort(404, f"There is no sent issue {issue_id}.")
+    return jsonify(shapes.issue(issue, archive.issue_sections(issue), current_app.config))

@@ -1,0 +1,494 @@
+"""What /api/v1 answers: each JSON shape as a function, with its JSON Schema beside it.
+
+`SCHEMAS` goes into the OpenAPI document's components; the endpoint tests validate real
+answers against it, so a field added here without its schema (or the other way round)
+fails a test. Times are ISO 8601 in UTC; Markdown comes with its sanitized HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from digest import links
+from digest.markdown import render_markdown
+from digest.models import (
+    ApiToken,
+    Consent,
+    ConsentSource,
+    DeliveryState,
+    EditorRole,
+    Issue,
+    Newsletter,
+    Post,
+    PostStatus,
+    Section,
+    Subscription,
+    SubscriptionStatus,
+    Suppression,
+    SuppressionReason,
+)
+from digest.posts import IssueSection
+from digest.reports import DeliveryLine, SubscriberRecord, SubscriberRow
+from digest.subscribers import consent_text
+
+SCHEMAS: dict[str, dict[str, Any]] = {}
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+STRING: dict[str, Any] = {"type": "string"}
+INTEGER: dict[str, Any] = {"type": "integer"}
+TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+URL: dict[str, Any] = {"type": "string", "format": "uri"}
+
+
+def _enum(values: type[Any]) -> dict[str, Any]:
+    return {"type": "string", "enum": [member.value for member in values]}
+
+
+def _object(name: str, description: str, properties: Mapping[str, dict[str, Any]]) -> None:
+    """Declare a component schema whose properties are all present in every answer."""
+    SCHEMAS[name] = {
+        "type": "object",
+        "description": description,
+        "properties": dict(properties),
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+SCHEMAS["OpenApiDocument"] = {"type": "object", "description": "An OpenAPI 3.1 document."}
+SCHEMAS["Error"] = {
+    "type": "object",
+    "description": "Why a request failed; `fields` names each refused input.",
+    "properties": {
+        "error": STRING,
+        "fields": {"type": "object", "additionalProperties": STRING},
+    },
+    "required": ["error"],
+    "additionalProperties": False,
+}
+
+_object("Me", "The editor a token acts for, and the token.", {
+    "email": STRING,
+    "name": STRING,
+    "role": _enum(EditorRole),
+    "token": {
+        "type": "object",
+        "properties": {"id": INTEGER, "name": STRING, "created_at": TIME,
+                       "last_used_at": _nullable(TIME)},
+        "required": ["id", "name", "created_at", "last_used_at"],
+        "additionalProperties": False,
+    },
+})
+
+
+def me(token: ApiToken) -> dict[str, Any]:
+    """Return the token and its editor."""
+    editor = token.editor
+    return {
+        "email": editor.email,
+        "name": editor.name,
+        "role": editor.role.value,
+        "token": {"id": token.id, "name": token.name, "created_at": _time(token.created_at),
+                  "last_used_at": _time(token.last_used_at)},
+    }
+
+
+_object("Newsletter", "A newsletter: sender identity, weekly schedule and consent wording.", {
+    "slug": STRING,
+    "name": STRING,
+    "description": STRING,
+    "from_name": STRING,
+    "from_address": _nullable(STRING),
+    "reply_to": _nullable(STRING),
+    "postal_address": STRING,
+    "time_zone": STRING,
+    "send_weekday": {**_nullable(INTEGER), "minimum": 1, "maximum": 7,
+                     "description": "ISO weekday of the weekly issue (1 = Monday), or null."},
+    "send_time": {**_nullable(STRING), "description": "Local time of the weekly issue, HH:MM."},
+    "review_hours": INTEGER,
+    "consent_text": STRING,
+    "consent_version": STRING,
+    "created_at": TIME,
+    "archive_url": URL,
+})
+
+
+def newsletter(item: Newsletter, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a newsletter's settings."""
+    return {
+        "slug": item.slug,
+        "name": item.name,
+        "description": item.description,
+        "from_name": item.from_name,
+        "from_address": item.from_address,
+        "reply_to": item.reply_to,
+        "postal_address": item.postal_address,
+        "time_zone": item.time_zone,
+        "send_weekday": item.send_weekday,
+        "send_time": item.send_time,
+        "review_hours": item.review_hours,
+        "consent_text": consent_text(item),
+        "consent_version": item.consent_version,
+        "created_at": _time(item.created_at),
+        "archive_url": links.absolute(config, links.ARCHIVE_PATH.format(newsletter=item.slug)),
+    }
+
+
+_object("NewsletterList", "Every newsletter of this instance.", {
+    "newsletters": {"type": "array", "items": _ref("Newsletter")},
+})
+_object("Section", "A part of a newsletter that readers can choose.", {
+    "id": INTEGER,
+    "slug": STRING,
+    "name": STRING,
+    "description": STRING,
+    "position": INTEGER,
+})
+_object("SectionList", "A newsletter's sections in the order readers see them.", {
+    "sections": {"type": "array", "items": _ref("Section")},
+})
+
+
+def section(item: Section) -> dict[str, Any]:
+    """Return a section."""
+    return {"id": item.id, "slug": item.slug, "name": item.name,
+            "description": item.description, "position": item.position}
+
+
+_SLUGS: dict[str, Any] = {
+    "type": "array",
+    "items": STRING,
+    "description": "Slugs of the sections chosen; empty means every section.",
+}
+_object("SubscriptionSummary", "A reader's subscription to the newsletter listed.", {
+    "newsletter": STRING,
+    "status": _enum(SubscriptionStatus),
+    "sections": _SLUGS,
+    "created_at": TIME,
+    "confirmed_at": _nullable(TIME),
+    "paused_at": _nullable(TIME),
+    "unsubscribed_at": _nullable(TIME),
+})
+_object("SubscriberSummary", "A line of the subscriber list.", {
+    "id": INTEGER,
+    "email": STRING,
+    "name": STRING,
+    "created_at": TIME,
+    "subscription": _ref("SubscriptionSummary"),
+})
+_object("SubscriberPage", "A page of readers, newest first; follow `next` for older ones.", {
+    "subscribers": {"type": "array", "items": _ref("SubscriberSummary")},
+    "total": {**INTEGER, "description": "Readers matching the filters, on every page."},
+    "next": {**_nullable(STRING), "description": "Path of the next (older) page, or null."},
+    "previous": {**_nullable(STRING), "description": "Path of the previous page, or null."},
+})
+
+
+def _subscription_summary(item: Subscription) -> dict[str, Any]:
+    return {
+        "newsletter": item.newsletter.slug,
+        "status": item.status.value,
+        "sections": [s.slug for s in item.sections],
+        "created_at": _time(item.created_at),
+        "confirmed_at": _time(item.confirmed_at),
+        "paused_at": _time(item.paused_at),
+        "unsubscribed_at": _time(item.unsubscribed_at),
+    }
+
+
+def subscriber_row(row: SubscriberRow) -> dict[str, Any]:
+    """Return a line of the subscriber list."""
+    return {
+        "id": row.subscriber.id,
+        "email": row.subscriber.email,
+        "name": row.subscriber.name,
+        "created_at": _time(row.subscriber.created_at),
+        "subscription": _subscription_summary(row.subscription),
+    }
+
+
+_object("Consent", "Proof of one opt-in: how and when it was given, confirmed, withdrawn.", {
+    "source": _enum(ConsentSource),
+    "given_at": TIME,
+    "ip": _nullable(STRING),
+    "user_agent": _nullable(STRING),
+    "consent_text": STRING,
+    "consent_version": STRING,
+    "confirmed_at": _nullable(TIME),
+    "confirmed_ip": _nullable(STRING),
+    "confirmed_user_agent": _nullable(STRING),
+    "withdrawn_at": _nullable(TIME),
+    "withdrawal_channel": _nullable(STRING),
+})
+_object("Subscription", "A reader's subscription with its consent records.", {
+    **SCHEMAS["SubscriptionSummary"]["properties"],
+    "confirmation_sent_at": _nullable(TIME),
+    "consents": {"type": "array", "items": _ref("Consent")},
+})
+_object("Delivery", "One issue sent (or being sent) to the reader.", {
+    "issue_id": INTEGER,
+    "issue_subject": STRING,
+    "state": _enum(DeliveryState),
+    "attempts": INTEGER,
+    "sent_at": _nullable(TIME),
+    "smtp_code": _nullable(INTEGER),
+    "bounce": _nullable(STRING),
+})
+_object("SuppressionEntry", "Why the reader's address is never mailed.", {
+    "reason": _enum(SuppressionReason),
+    "detail": STRING,
+    "since": TIME,
+})
+_object("Subscriber", "A reader: subscriptions, consent records, deliveries, suppression.", {
+    "id": INTEGER,
+    "email": STRING,
+    "name": STRING,
+    "created_at": TIME,
+    "suppression": _nullable(_ref("SuppressionEntry")),
+    "subscriptions": {"type": "array", "items": _ref("Subscription")},
+    "deliveries": {"type": "array", "items": _ref("Delivery"),
+                   "description": "The latest deliveries, newest first."},
+})
+
+
+def _consent(item: Consent) -> dict[str, Any]:
+    return {
+        "source": item.source.value,
+        "given_at": _time(item.created_at),
+        "ip": item.ip,
+        "user_agent": item.user_agent,
+        "consent_text": item.consent_text,
+        "consent_version": item.consent_version,
+        "confirmed_at": _time(item.confirmed_at),
+        "confirmed_ip": item.confirmed_ip,
+        "confirmed_user_agent": item.confirmed_user_agent,
+        "withdrawn_at": _time(item.withdrawn_at),
+        "withdrawal_channel": item.withdrawal_channel,
+    }
+
+
+def _delivery(line: DeliveryLine) -> dict[str, Any]:
+    delivery = line.delivery
+    return {
+        "issue_id": line.issue.id,
+        "issue_subject": line.issue.subject,
+        "state": delivery.state.value,
+        "attempts": delivery.attempts,
+        "sent_at": _time(delivery.sent_at),
+        "smtp_code": delivery.smtp_code,
+        "bounce": delivery.bounce.value if delivery.bounce else None,
+    }
+
+
+def subscriber(record: SubscriberRecord, suppression: Suppression | None) -> dict[str, Any]:
+    """Return a reader's whole record."""
+    return {
+        "id": record.subscriber.id,
+        "email": record.subscriber.email,
+        "name": record.subscriber.name,
+        "created_at": _time(record.subscriber.created_at),
+        "suppression": None if suppression is None else {
+            "reason": suppression.reason.value,
+            "detail": suppression.detail,
+            "since": _time(suppression.created_at),
+        },
+        "subscriptions": [
+            {
+                **_subscription_summary(item),
+                "confirmation_sent_at": _time(item.confirmation_sent_at),
+                "consents": [_consent(c) for c in item.consents],
+            }
+            for item in record.subscriptions
+        ],
+        "deliveries": [_delivery(line) for line in record.deliveries],
+    }
+
+
+_object("AddedSubscriber", "What adding a reader did, and the reader.", {
+    "outcome": {
+        "type": "string",
+        "enum": ["created", "still-pending", "already-subscribed", "rejoining"],
+        "description": (
+            "created: a new pending subscription, a confirmation email is on its way; "
+            "still-pending: signed up before and not confirmed yet (a new confirmation "
+            "email goes out at most once a day); already-subscribed: nothing changed; "
+            "rejoining: unsubscribed before, pending again until confirmed."
+        ),
+    },
+    "subscriber": _ref("Subscriber"),
+})
+
+
+def added(outcome: str, record: SubscriberRecord, suppression: Suppression | None) -> dict[str, Any]:
+    """Return what adding a reader did."""
+    return {"outcome": outcome, "subscriber": subscriber(record, suppression)}
+
+
+_object("Post", "A post; `body_html` is the sanitized rendering of `body_md`.", {
+    "id": INTEGER,
+    "newsletter": STRING,
+    "slug": STRING,
+    "title": STRING,
+    "summary": STRING,
+    "body_md": STRING,
+    "body_html": STRING,
+    "link_url": _nullable(URL),
+    "status": _enum(PostStatus),
+    "section": _ref("Section"),
+    "published_at": _nullable(TIME),
+    "created_at": TIME,
+    "updated_at": TIME,
+    "url": {**_nullable(URL), "description": "The public page while published, else null."},
+})
+_object("PostPage", "A page of posts, most recently changed first.", {
+    "posts": {"type": "array", "items": _ref("Post")},
+    "page": INTEGER,
+    "pages": INTEGER,
+    "total": INTEGER,
+})
+
+
+def _post_url(item: Post, config: Mapping[str, Any]) -> str | None:
+    if item.status is not PostStatus.PUBLISHED:
+        return None
+    return links.post_url(config, item.newsletter.slug, item.slug)
+
+
+def post(item: Post, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a post with its rendered body."""
+    return {
+        "id": item.id,
+        "newsletter": item.newsletter.slug,
+        "slug": item.slug,
+        "title": item.title,
+        "summary": item.summary,
+        "body_md": item.body_md,
+        "body_html": render_markdown(item.body_md or ""),
+        "link_url": item.link_url,
+        "status": item.status.value,
+        "section": section(item.section),
+        "published_at": _time(item.published_at),
+        "created_at": _time(item.created_at),
+        "updated_at": _time(item.updated_at),
+        "url": _post_url(item, config),
+    }
+
+
+_object("IssueSummary", "A sent issue as the archive lists it.", {
+    "id": INTEGER,
+    "slug": STRING,
+    "subject": STRING,
+    "preheader": STRING,
+    "sent_at": _nullable(TIME),
+    "url": URL,
+})
+_object("IssuePage", "A page of sent issues, newest first.", {
+    "issues": {"type": "array", "items": _ref("IssueSummary")},
+    "page": INTEGER,
+    "pages": INTEGER,
+    "total": INTEGER,
+})
+_object("IssuePost", "A post as an issue carries it.", {
+    "id": INTEGER,
+    "slug": STRING,
+    "title": STRING,
+    "summary": STRING,
+    "link_url": _nullable(URL),
+    "url": URL,
+})
+_object("IssueSection", "A section of an issue with its posts, in the editor's order.", {
+    "section": _ref("Section"),
+    "posts": {"type": "array", "items": _ref("IssuePost")},
+})
+_object("Issue", "A sent issue as the archive shows it (published posts only).", {
+    **SCHEMAS["IssueSummary"]["properties"],
+    "newsletter": STRING,
+    "intro_md": STRING,
+    "intro_html": STRING,
+    "sections": {"type": "array", "items": _ref("IssueSection")},
+})
+
+
+def issue_summary(item: Issue, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a sent issue's headline."""
+    return {
+        "id": item.id,
+        "slug": item.slug,
+        "subject": item.subject,
+        "preheader": item.preheader,
+        "sent_at": _time(item.sent_at),
+        "url": links.issue_url(config, item.newsletter.slug, item.slug),
+    }
+
+
+def issue(item: Issue, sections: list[IssueSection], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a sent issue with its posts grouped by section."""
+    slug = item.newsletter.slug
+    return {
+        **issue_summary(item, config),
+        "newsletter": slug,
+        "intro_md": item.intro_md,
+        "intro_html": render_markdown(item.intro_md or ""),
+        "sections": [
+            {
+                "section": section(group.section),
+                "posts": [
+                    {"id": p.id, "slug": p.slug, "title": p.title, "summary": p.summary,
+                     "link_url": p.link_url, "url": links.post_url(config, slug, p.slug)}
+                    for p in group.posts
+                ],
+            }
+            for group in sections
+        ],
+    }
+
+
+
+_object("SignupForm", "What a signup form for the newsletter must show.", {
+    "newsletter": {
+        "type": "object",
+        "properties": {"slug": STRING, "name": STRING, "description": STRING},
+        "required": ["slug", "name", "description"],
+        "additionalProperties": False,
+    },
+    "consent_text": STRING,
+    "consent_version": STRING,
+    "sections": {"type": "array", "items": {
+        "type": "object",
+        "properties": {"slug": STRING, "name": STRING, "description": STRING},
+        "required": ["slug", "name", "description"],
+        "additionalProperties": False,
+    }},
+})
+_object("SignupAccepted", "The one answer to every valid signup: check your inbox.", {
+    "status": {"type": "string", "const": "check-your-inbox"},
+    "message": STRING,
+})
+
+
+def signup_form(item: Newsletter) -> dict[str, Any]:
+    """Return what a signup form must show: newsletter, consent wording, sections."""
+    return {
+        "newsletter": {"slug": item.slug, "name": item.name, "description": item.description},
+        "consent_text": consent_text(item),
+        "consent_version": item.consent_version,
+        "sections": [
+            {"slug": s.slug, "name": s.name, "description": s.description} for s in item.sections
+        ],
+    }

@@ -1,0 +1,137 @@
+"""The public signup for forms on other sites: `/api/v1/subscribe`.
+
+GET describes the form (newsletter, consent text and version, sections), POST subscribes
+with the same rules and the same answers as the front page, rate limited per IP alike.
+It reads no cookie, so it is exempt from CSRF and open to every origin (CORS `*`, no
+credentials): limiting origins would stop no script that runs outside a browser, and the
+per-IP and per-address limits are what protect readers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from digest import subscribers
+from digest.extensions import csrf, db_session
+from digest.models import ConsentSource, Newsletter
+from digest.subscribers import InvalidSignup, Signup
+from digest.validation import Invalid
+from digest.web.api import bp, error_response, shapes
+from digest.web.api.inputs import Body, Field, Param, query
+from digest.web.api.spec import operation
+from digest.web.public import client_ip, run_signup, signup_limit
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Expose-Headers": "Retry-After",
+    "Access-Control-Max-Age": "86400",
+}
+CHECK_INBOX = (
+    "If this address can receive the newsletter, an email is on its way: "
+    "open it and press the button inside to confirm."
+)
+NEWSLETTER = Param("newsletter", "string", "The newsletter's slug (default: the first one).")
+SIGNUP = Body("Signup", "A signup, as the front page's form sends it (form fields work too).", {
+    "email": Field("string", "The reader's address.", required=True, example="ada@example.org"),
+    "name": Field("string", "Optional name, used in the greeting."),
+    "sections": Field("strings", "Slugs of the sections wanted; omit for every section."),
+    "consent": Field("boolean", "The reader ticked the consent box (must be true).", required=True),
+    "consent_version": Field("string", "The consent version your form showed (from GET)."),
+    "newsletter": Field("string", "The newsletter's slug (default: the first one)."),
+    "website": Field("string", "Leave empty: a trap field for bots."),
+}, strict=False)
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    # Errors too (404, 429): a browser hides an answer without these headers from the page.
+    if request.endpoint == "api.subscribe":
+        response.headers.update(CORS_HEADERS)
+    return response
+
+
+def _newsletter(slug: str | None) -> Newsletter | None:
+    return subscribers.newsletter_by_slug(db_session(), slug)
+
+
+def _as_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _signup(payload: dict[str, Any]) -> Signup | str:
+    email = payload.get("email", "")
+    name = payload.get("name") or ""
+    sections = payload.get("sections")
+    if not isinstance(email, str) or not isinstance(name, str):
+        return "email and name must be strings"
+    if sections is not None and (
+        not isinstance(sections, list) or not all(isinstance(s, str) for s in sections)
+    ):
+        return "sections must be a list of section slugs"
+    version = payload.get("consent_version")
+    return Signup(
+        email=email,
+        name=name,
+        sections=sections,
+        consent=_as_bool(payload.get("consent", False)),
+        consent_version=str(version) if version is not None else None,
+        honeypot=str(payload.get("website") or ""),
+        source=ConsentSource.API,
+        ip=client_ip(),
+        user_agent=request.user_agent.string,
+    )
+
+
+@bp.route("/subscribe", methods=["GET", "POST", "OPTIONS"])
+@operation("GET", "What a signup form must show", tag="signup", public=True,
+           params=[NEWSLETTER], errors=[404, 422, 429], responses={200: "SignupForm"})
+@operation("POST", "Sign a reader up (double opt-in)", tag="signup", public=True, body=SIGNUP,
+           errors=[400, 404, 429], responses={202: "SignupAccepted"},
+           description="The same answer for every address, whatever its state, so nobody can "
+                       "learn who subscribes. Rate limited per client IP.")
+@csrf.exempt
+@signup_limit
+def subscribe() -> Response:
+    """GET: what the form must show. POST: subscribe. OPTIONS: CORS preflight."""
+    if request.method == "OPTIONS":
+        return Response(status=204)
+    if request.method == "GET":
+        try:
+            slug = query([NEWSLETTER])["newsletter"]
+        except Invalid as exc:
+            return error_response(422, "Please correct the fields listed.", exc.errors)
+        newsletter = _newsletter(slug)
+        if newsletter is None:
+            return error_response(404, "There is no such newsletter.")
+        return jsonify(shapes.signup_form(newsletter))
+    if request.is_json:
+        payload = request.get_json(silent=True)
+        if not isinstance(payload, dict):
+            return error_response(400, "The body must be a JSON object.")
+    else:
+        payload = {**request.form.to_dict(), "sections": request.form.getlist("sections") or None}
+    problems: dict[str, str] = {}
+    slug = payload.get("newsletter")
+    if slug is not None:
+        SIGNUP.fields["newsletter"].parse("newsletter", slug, problems)
+    if problems:
+        return error_response(400, "Please correct the fields listed.", problems)
+    newsletter = _newsletter(slug)
+    if newsletter is None:
+        return error_response(404, "There is no such newsletter.")
+    signup = _signup(payload)
+    if isinstance(signup, str):
+        return error_response(400, signup)
+    try:
+        run_signup(newsletter, signup)
+    except InvalidSignup as exc:
+        return error_response(400, "Please correct the fields listed.", exc.errors)
+    response = jsonify({"status": "check-your-inbox", "message": CHECK_INBOX})
+    response.status_code = 202
+    return response

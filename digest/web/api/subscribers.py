@@ -1,0 +1,171 @@
+"""Readers: search and page through, see one's record, add, unsubscribe, suppress.
+
+Adding follows the public signup's rules exactly (double opt-in, consent recorded with
+source "api", at most one confirmation email a day); unlike the public answer, an editor
+is told what happened. Unsubscribing and suppressing are for admins: an editor cannot
+undo either (only the reader can subscribe again).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from flask import Response, abort, current_app, jsonify, request, url_for
+
+from digest import reports, subscribers
+from digest.extensions import db_session
+from digest.models import ConsentSource, Subscriber, SubscriptionStatus
+from digest.subscribers import Outcome, Signup, WithdrawalChannel
+from digest.suppression import suppression_for
+from digest.validation import Invalid
+from digest.web.api import ID, editor_bp, newsletter_or_404, page_link, shapes
+from digest.web.api.inputs import Body, Field, Param, json_body, query
+from digest.web.api.spec import operation
+from digest.web.public import client_ip
+
+LIST = [
+    Param("status", "string", "Only readers whose subscription has this status.",
+          choices=[s.value for s in SubscriptionStatus]),
+    Param("section_id", "integer",
+          "Only readers who get this section (a reader who chose none gets every section)."),
+    Param("search", "string", "Part of the address or of the name."),
+    Param("before", "integer", "Cursor: readers older than this one (use `next`)."),
+    Param("after", "integer", "Cursor: readers newer than this one (use `previous`)."),
+    Param("limit", "integer", "Readers per page.", minimum=1, maximum=200, default=50),
+]
+NEW = Body("NewSubscriber", "A reader to sign up; they confirm by email (double opt-in).", {
+    "email": Field("string", "The reader's address.", required=True, example="ada@example.org"),
+    "name": Field("string", "Their name, used in the greeting."),
+    "sections": Field("strings", "Slugs of the sections they want; omit for every section."),
+    "consent": Field("boolean", "They agreed to receive the newsletter (must be true).",
+                     required=True),
+    "consent_version": Field("string", "The consent wording's version they agreed to; "
+                                       "refused when it is not the current one."),
+    "ip": Field("string", "Their IP address when they agreed (default: the caller's)."),
+    "user_agent": Field("string", "Their browser when they agreed (default: the caller's)."),
+})
+SUPPRESS = Body("SuppressRequest", "Why the address must never be mailed again.", {
+    "detail": Field("string", "A note kept with the entry.", max_length=1000),
+}, optional=True)
+
+
+def _record(subscriber_id: int, status: int = 200, outcome: Outcome | None = None) -> Response:
+    dbs = db_session()
+    record = reports.subscriber_record(dbs, subscriber_id)
+    if record is None:
+        abort(404, f"There is no subscriber {subscriber_id}.")
+    suppression = suppression_for(dbs, current_app.config, record.subscriber.email)
+    body = (shapes.subscriber(record, suppression) if outcome is None
+            else shapes.added(outcome.value, record, suppression))
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _subscriber(subscriber_id: int) -> Subscriber:
+    subscriber = db_session().get(Subscriber, subscriber_id)
+    if subscriber is None:
+        abort(404, f"There is no subscriber {subscriber_id}.")
+    return subscriber
+
+
+def _signup(values: dict[str, object]) -> Signup:
+    ip = values.get("ip")
+    if ip is not None:
+        try:
+            ip = str(ipaddress.ip_address(str(ip)))
+        except ValueError:
+            raise Invalid({"ip": f"{ip} is not an IP address."}) from None
+    return Signup(
+        email=str(values["email"]),
+        name=str(values.get("name") or ""),
+        sections=values.get("sections"),  # type: ignore[arg-type]
+        consent=bool(values["consent"]),
+        consent_version=values.get("consent_version"),  # type: ignore[arg-type]
+        source=ConsentSource.API,
+        ip=ip or client_ip(),
+        user_agent=str(values.get("user_agent") or request.user_agent.string),
+    )
+
+
+@editor_bp.get("/newsletters/<newsletter>/subscribers")
+@operation("GET", "List readers", tag="subscribers", params=LIST,
+           responses={200: "SubscriberPage"},
+           description="Newest first, by keyset: every page costs the same. Follow `next`.")
+def subscribers_list(newsletter: str) -> Response:
+    """A page of the newsletter's readers matching the filters."""
+    item = newsletter_or_404(newsletter)
+    args = query(LIST)
+    page = reports.search_subscribers(
+        db_session(), item, search=args["search"] or "", status=args["status"] or "",
+        section_id=args["section_id"], before=args["before"], after=args["after"],
+        limit=args["limit"],
+    )
+    return jsonify({
+        "subscribers": [shapes.subscriber_row(row) for row in page.rows],
+        "total": page.total,
+        "next": page_link(before=page.older),
+        "previous": page_link(after=page.newer),
+    })
+
+
+@editor_bp.post("/newsletters/<newsletter>/subscribers")
+@operation("POST", "Add a reader", tag="subscribers", body=NEW,
+           responses={201: "AddedSubscriber", 200: "AddedSubscriber"},
+           description="The same double opt-in as the public signup: the reader gets a "
+                       "confirmation email and counts as subscribed only once they confirm. "
+                       "201 for a new subscription, 200 when the address was known. A "
+                       "suppressed address is refused (422).")
+def subscriber_add(newsletter: str) -> Response:
+    """Sign a reader up, recording consent with source "api"."""
+    item = newsletter_or_404(newsletter)
+    signup = _signup(json_body(NEW))
+    dbs = db_session()
+    outcome, subscriber = subscribers.add_reader(dbs, current_app.config, item, signup)
+    dbs.commit()
+    created = outcome is Outcome.CREATED
+    response = _record(subscriber.id, 201 if created else 200, outcome)
+    if created:
+        response.headers["Location"] = url_for(".subscriber_get", subscriber_id=subscriber.id)
+    return response
+
+
+@editor_bp.get(f"/subscribers/<{ID}:subscriber_id>")
+@operation("GET", "Get a reader", tag="subscribers", responses={200: "Subscriber"},
+           description="Every subscription with its consent records, the latest deliveries "
+                       "and any suppression entry.")
+def subscriber_get(subscriber_id: int) -> Response:
+    """One reader's whole record."""
+    return _record(subscriber_id)
+
+
+@editor_bp.post(f"/newsletters/<newsletter>/subscribers/<{ID}:subscriber_id>/unsubscribe")
+@operation("POST", "Unsubscribe a reader", tag="subscribers", admin=True,
+           responses={200: "Subscriber"},
+           description="Ends the reader's subscription to this newsletter at once and withdraws "
+                       "their consent (channel \"api\"). Idempotent.")
+def subscriber_unsubscribe(newsletter: str, subscriber_id: int) -> Response:
+    """End one subscription."""
+    item = newsletter_or_404(newsletter)
+    dbs = db_session()
+    subscription = subscribers.subscription_of(dbs, subscriber_id, item)
+    if subscription is None:
+        abort(404, f"Subscriber {subscriber_id} has no subscription to {item.slug}.")
+    subscribers.unsubscribe(dbs, subscription, WithdrawalChannel.API)
+    dbs.commit()
+    return _record(subscriber_id)
+
+
+@editor_bp.post(f"/subscribers/<{ID}:subscriber_id>/suppress")
+@operation("POST", "Suppress a reader's address", tag="subscribers", admin=True, body=SUPPRESS,
+           responses={200: "Subscriber"},
+           description="The address is never mailed again by any newsletter here, and every "
+                       "subscription ends (consent withdrawn, channel \"api\").")
+def subscriber_suppress(subscriber_id: int) -> Response:
+    """Put the reader's address on the suppression list."""
+    subscriber = _subscriber(subscriber_id)
+    detail = json_body(SUPPRESS).get("detail") or ""
+    dbs = db_session()
+    subscribers.suppress_reader(dbs, current_app.config, subscriber, detail, WithdrawalChannel.API)
+    dbs.commit()
+    return _record(subscriber_id)
