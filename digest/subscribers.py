@@ -441,13 +441,10 @@ def suppress_by_editor(
         errors.update(exc.errors)
     if errors:
         raise InvalidSignup(errors)
-    entry = suppress(session, config, email, SuppressionReason.MANUAL, note, recorded_by)
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
-    if subscriber is not None:
-        for subscription in subscriber.subscriptions:
-            unsubscribe(session, subscription, WithdrawalChannel.EDITOR, now)
-    session.flush()
-    return entry
+    if subscriber is None:
+        return suppress(session, config, email, SuppressionReason.MANUAL, note, recorded_by)
+    return suppress_reader(session, config, subscriber, note, WithdrawalChannel.EDITOR, recorded_by)
 
 
 def from_token(
@@ -807,12 +804,9 @@ def add_reader(
     """
     outcome = subscribe(session, config, newsletter, signup, now)
     email = normalize_email(signup.email)
-    if outcome is Outcome.SUPPRESSED:
-        entry = suppression_for(session, config, email)
-        reason = entry.reason.value.replace("_", " ") if entry else "suppressed"
-        raise InvalidSignup(
-            {"email": f"This address is on the suppression list ({reason}): it is never mailed."}
-        )
+    entry = suppression_for(session, config, email) if outcome is Outcome.SUPPRESSED else None
+    if entry is not None:
+        raise InvalidSignup({"email": _suppressed(entry)})
     return outcome, session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
 
 
@@ -834,9 +828,10 @@ def suppress_reader(
     subscriber: Subscriber,
     detail: str,
     channel: WithdrawalChannel,
+    recorded_by: str | None = None,
 ) -> Suppression:
     """Never mail a reader again (a manual entry) and end each subscription, withdrawing consent."""
-    entry = suppress(session, config, subscriber.email, SuppressionReason.MANUAL, detail)
+    entry = suppress(session, config, subscriber.email, SuppressionReason.MANUAL, detail, recorded_by)
     for subscription in subscriber.subscriptions:
         unsubscribe(session, subscription, channel)
     return entry
