@@ -503,3 +503,4 @@ class ImportJob(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     newsletter: Mapped[Newsletter] = relationship()
+    editor: Mapped[Editor | None] = relationship()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -77,8 +78,8 @@ def names(folder: Path) -> list[str]:
     return sorted((name for name in found if NAME.match(name)), reverse=True)
 
 
-def _open(folder: Path, name: str, limit: int) -> bytes | None:
-    if not NAME.match(name) or name not in names(folder):
+def _open(folder: Path, name: str, limit: int, listed: Collection[str] | None = None) -> bytes | None:
+    if not NAME.match(name) or name not in (names(folder) if listed is None else listed):
         return None
     try:
         descriptor = os.open(folder / name, os.O_RDONLY | os.O_NOFOLLOW)
@@ -123,8 +124,8 @@ def _headers(message: EmailMessage) -> list[tuple[str, str]]:
     return decoded
 
 
-def _entry(folder: Path, name: str) -> Entry | None:
-    head = _open(folder, name, HEADER_BYTES)
+def _entry(folder: Path, name: str, listed: Collection[str]) -> Entry | None:
+    head = _open(folder, name, HEADER_BYTES, listed)
     if head is None:
         return None
     message = BytesHeaderParser(policy=policy.default).parsebytes(head)
@@ -145,7 +146,8 @@ def list_messages(folder: Path, before: str | None = None, limit: int = PAGE) ->
     if before is not None and NAME.match(before):
         start = next((i for i, name in enumerate(every) if name < before), len(every))
     chosen = every[start:start + limit]
-    entries = [entry for entry in (_entry(folder, name) for name in chosen) if entry is not None]
+    listed = set(every)
+    entries = [entry for entry in (_entry(folder, name, listed) for name in chosen) if entry is not None]
     more = start + limit < len(every)
     return Page(entries=entries, total=len(every), older=chosen[-1] if more and chosen else None)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from digest.db import utcnow
@@ -58,7 +58,7 @@ def _iso(value: dt.datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else ""
 
 
-def _export_query(newsletter: Newsletter | None):  # type: ignore[no-untyped-def]
+def _export_query(newsletter: Newsletter | None) -> Select[tuple[Subscription]]:
     query = (
         select(Subscription)
         .options(

@@ -25,7 +25,7 @@ import io
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -209,7 +209,9 @@ def _start(database: Database, job_id: int) -> tuple[ImportState, _Work | None]:
         return job.state, work
 
 
-def _records(work: _Work, advance: Any = lambda _n: None):  # type: ignore[no-untyped-def]
+def _records(
+    work: _Work, advance: Callable[[int], object] = lambda _n: None
+) -> Iterator[tuple[int, dict[str, str]]]:
     return read_records(decode_lines(io.BytesIO(work.data), advance))
 
 

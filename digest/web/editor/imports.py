@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from flask import (
     abort,
@@ -24,6 +24,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
@@ -204,7 +205,7 @@ def subscriber_import_cancel(job_id: int) -> Response:
     return _decide(job_id, imports.cancel, "The import is cancelled: nothing was imported.")
 
 
-def _decide(job_id: int, decision, done: str) -> Response:  # type: ignore[no-untyped-def]
+def _decide(job_id: int, decision: Callable[[Session, ImportJob], None], done: str) -> Response:
     job = _job(job_id)
     if commit_change(lambda dbs: decision(dbs, job), done, (imports.ImportRefused,)) and imports.needs_runner(job):
         imports.resume_in_thread(get_db(), current_app.config, job.id)
