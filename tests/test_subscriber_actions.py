@@ -16,7 +16,7 @@ from digest.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.suppression import suppress, suppression_for
+from digest.suppression import suppress
 from tests.conftest import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
@@ -28,6 +28,7 @@ from tests.support.readers import (
     signup,
     subscription,
 )
+from tests.support.workspace import suppression_entry
 
 ADMIN, WRITER = "admin@example.com", "writer@example.com"
 
@@ -44,11 +45,6 @@ def _workspace(app: Flask, client: FlaskClient, who: str = ADMIN) -> None:
 def _reader_id(app: Flask, email: str) -> int | None:
     with get_db_of(app).session() as session:
         return session.scalar(select(Subscriber.id).where(Subscriber.email == email))
-
-
-def _entry(app: Flask, email: str):  # type: ignore[no-untyped-def]
-    with get_db_of(app).session() as session:
-        return suppression_for(session, app.config, email)
 
 
 def _readers(app: Flask) -> int:
@@ -167,12 +163,12 @@ def test_suppressing_needs_a_note_and_blocks_every_email(app, client) -> None:  
     refused = submit(client, page, f"{page}/suppress", note="")
     assert refused.status_code == 400
     assert "Please write why this address must never be mailed." in refused.get_data(as_text=True)
-    assert _entry(app, "grace@example.com") is None
+    assert suppression_entry(app, "grace@example.com") is None
     response = submit(client, page, f"{page}/suppress", note="Asked by phone never to be contacted")
     shown = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "grace@example.com is suppressed and unsubscribed" in shown
     assert "Asked by phone never to be contacted" in shown and "Only an admin can lift it." in shown
-    entry = _entry(app, "grace@example.com")
+    entry = suppression_entry(app, "grace@example.com")
     assert entry.reason is SuppressionReason.MANUAL and entry.recorded_by == WRITER
     assert subscription(app, "grace@example.com").status is SubscriptionStatus.UNSUBSCRIBED  # type: ignore[union-attr]
     assert signup(app.test_client(), "grace@example.com").status_code == 200
@@ -187,17 +183,17 @@ def test_lifting_a_manual_suppression_is_for_admins(app, client) -> None:  # typ
         suppress(session, app.config, "katherine@example.com", SuppressionReason.COMPLAINT)
     page = f"/editor/subscribers/{_reader_id(app, 'alan@example.com')}"
     assert submit(client, page, "/editor/suppressions/lift", email="alan@example.com").status_code == 403
-    assert _entry(app, "alan@example.com") is not None
+    assert suppression_entry(app, "alan@example.com") is not None
     admin = client.application.test_client()
     log_in(admin, ADMIN)
     assert "Lift the suppression" in admin.get(page).get_data(as_text=True)
     response = submit(admin, page, "/editor/suppressions/lift", email="alan@example.com", next=page)
     assert response.headers["Location"] == page
     assert "alan@example.com is off the suppression list" in admin.get(page).get_data(as_text=True)
-    assert _entry(app, "alan@example.com") is None
+    assert suppression_entry(app, "alan@example.com") is None
     complaint = submit(admin, "/editor/suppressions", "/editor/suppressions/lift", email="katherine@example.com")
     assert "has no manual suppression to lift" in admin.get(complaint.headers["Location"]).get_data(as_text=True)
-    assert _entry(app, "katherine@example.com").reason is SuppressionReason.COMPLAINT
+    assert suppression_entry(app, "katherine@example.com").reason is SuppressionReason.COMPLAINT
 
 
 def test_suppression_list_looks_up_and_blocks_any_address(app, client) -> None:  # type: ignore[no-untyped-def]
@@ -205,7 +201,7 @@ def test_suppression_list_looks_up_and_blocks_any_address(app, client) -> None: 
     _workspace(app, client, WRITER)
     response = submit(client, "/editor/suppressions", email="Stranger@Example.net", note="Asked by letter")
     assert response.status_code == 302
-    assert _entry(app, "stranger@example.net").detail == "Asked by letter"
+    assert suppression_entry(app, "stranger@example.net").detail == "Asked by letter"
     found = submit(client, "/editor/suppressions", "/editor/suppressions/check", email="stranger@example.net")
     html = found.get_data(as_text=True)
     assert "is suppressed: no email" in html and "an editor suppressed it" in html and "Asked by letter" in html
@@ -233,7 +229,7 @@ def test_erasing_is_for_admins_and_asks_for_the_address(app, client) -> None:  #
     assert done.headers["Location"] == "/editor/subscribers"
     assert "katherine@example.com is erased" in admin.get("/editor/subscribers").get_data(as_text=True)
     assert _reader_id(app, "katherine@example.com") is None
-    assert _entry(app, "katherine@example.com").reason is SuppressionReason.ERASURE
+    assert suppression_entry(app, "katherine@example.com").reason is SuppressionReason.ERASURE
     assert admin.get(f"/editor/subscribers/{reader}").status_code == 404
 
 
@@ -268,6 +264,6 @@ def test_every_action_needs_a_csrf_token(app, client, action: str) -> None:  # t
     response = client.post(url, data=data)
     assert response.status_code == 400 and "This form has expired" in response.get_data(as_text=True)
     assert subscription(app, "ada@example.com").status is SubscriptionStatus.CONFIRMED  # type: ignore[union-attr]
-    assert _entry(app, "ada@example.com") is None and _entry(app, "forged@example.org") is None
-    assert _entry(app, "alan@example.com") is not None
+    assert suppression_entry(app, "ada@example.com") is None and suppression_entry(app, "forged@example.org") is None
+    assert suppression_entry(app, "alan@example.com") is not None
     assert _readers(app) == 4

@@ -17,8 +17,7 @@ from tests.support.readers import (
     load_newsletter,
     subscription,
 )
-from tests.test_outbox_view import HOSTILE_HTML, _write
-from tests.test_subscriber_actions import _entry
+from tests.support.workspace import HOSTILE_HTML, outbox_message, suppression_entry
 
 pytestmark = pytest.mark.browser
 
@@ -73,11 +72,11 @@ def test_add_suppress_lift_and_erase_a_reader(app) -> None:  # type: ignore[no-u
         page.wait_for_selector("#suppression-entry")
         assert "an editor suppressed it" in page.inner_text("#suppression")
         page.screenshot(path=str(screenshot_path("editor-subscriber-suppressed")), full_page=True)
-        assert _entry(app, "nia@example.org").reason is SuppressionReason.MANUAL
+        assert suppression_entry(app, "nia@example.org").reason is SuppressionReason.MANUAL
 
         page.click("button:has-text('Lift the suppression')")
         page.wait_for_selector("text=is off the suppression list")
-        assert _entry(app, "nia@example.org") is None
+        assert suppression_entry(app, "nia@example.org") is None
 
         page.click("text=Erase this reader…")
         page.screenshot(path=str(screenshot_path("editor-subscriber-erase")), full_page=True)
@@ -150,7 +149,7 @@ def test_outbox_shows_messages_and_runs_no_script(app) -> None:  # type: ignore[
         page.click("button:has-text('Add reader')")
         page.wait_for_selector(".flash-success")
         assert deliver(app) == 1
-        hostile = _write(app, html=HOSTILE_HTML)
+        hostile = outbox_message(app, html=HOSTILE_HTML)
         page.click("nav >> text=Outbox")
         assert page.locator("table.list tbody tr").count() == 2
         page.screenshot(path=str(screenshot_path("editor-outbox")), full_page=True)
