@@ -38,6 +38,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'digest.sqlite3'}"
     app.config.setdefault("OUTBOX_PATH", str(instance / "outbox"))
+    # No request body beyond the largest CSV upload (digest.subscriber_imports) and its form.
+    app.config.setdefault("MAX_CONTENT_LENGTH", 51 * 2**20)
     app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
     secure = app.config["BASE_URL"].startswith("https://")
     app.config.update(
@@ -49,6 +51,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
 
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     extensions.init_db(app)
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)

@@ -18,12 +18,14 @@ from digest.extensions import db_session, get_db
 from digest.models import ConsentSource, Newsletter
 from digest.subscriber_csv import (
     BATCH,
+    EXPORT_COLUMNS,
     BadFile,
     ImportReport,
     ImportRow,
     RowError,
     check_rows,
-    export_rows,
+    decode_lines,
+    export_batches,
     import_batch,
 )
 
@@ -45,21 +47,16 @@ def _newsletter(slug: str | None) -> Newsletter | None:
 def export_command(slug: str | None) -> None:
     """Write every subscription as CSV to stdout, streaming."""
     writer = csv.writer(sys.stdout)
-    for row in export_rows(db_session(), current_app.config, _newsletter(slug)):
-        writer.writerow(row)
+    writer.writerow(EXPORT_COLUMNS)
+    session = db_session()
+    for rows in export_batches(session, current_app.config, _newsletter(slug)):
+        writer.writerows(rows)
+        session.rollback()  # end the read between batches: a running server keeps writing
 
 
 def _lines(path: Path, advance: Callable[[int], Any] = lambda _n: None) -> Iterator[str]:
     with path.open("rb") as stream:
-        for number, raw in enumerate(stream, 1):
-            advance(len(raw))
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise BadFile(
-                    f"line {number} is not UTF-8 text; save the file as CSV UTF-8 and try again"
-                ) from None
-            yield text.removeprefix("\ufeff") if number == 1 else text
+        yield from decode_lines(stream, advance)
 
 
 def _check(path: Path, newsletter: Newsletter | None) -> tuple[int, list[RowError], int]:

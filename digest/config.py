@@ -52,6 +52,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("expected 0 or a positive whole number")
+    return number
+
+
 def _base_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in {"http", "https"} or not parts.netloc:
@@ -133,6 +140,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RETRY_SECONDS", _positive_int, 60),
     Setting("MAX_ATTEMPTS", _positive_int, 8),
     Setting("CELERY_TASKS", _positive_int, 8),
+    Setting("TRUSTED_PROXIES", _non_negative_int, 0),
 )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -234,6 +235,9 @@ class Consent(Base):
     # Who clicked Confirm: evidence that the mailbox owner, not only the form, agreed.
     confirmed_ip: Mapped[str | None] = mapped_column(String(64))
     confirmed_user_agent: Mapped[str | None] = mapped_column(String(512))
+    # An editor's entry: who recorded it, and (when consent was obtained elsewhere) how.
+    recorded_by: Mapped[str | None] = mapped_column(String(320))
+    note: Mapped[str] = mapped_column(Text, default="")
 
     subscription: Mapped[Subscription] = relationship(back_populates="consents")
 
@@ -248,6 +252,8 @@ class Suppression(Base):
     reason: Mapped[SuppressionReason] = mapped_column(_enum(SuppressionReason))
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The editor who suppressed the address by hand (reason manual).
+    recorded_by: Mapped[str | None] = mapped_column(String(320))
 
 
 class Editor(Base):
@@ -502,3 +508,50 @@ class TransactionalMail(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
     subscription: Mapped[Subscription] = relationship()
+
+
+class ImportState(enum.StrEnum):
+    CHECKING = "checking"  # every row is being validated
+    CHECKED = "checked"  # some rows are broken: waiting for the editor's choice
+    IMPORTING = "importing"
+    DONE = "done"
+    FAILED = "failed"  # the file as a whole is unusable
+    CANCELLED = "cancelled"
+
+
+class ImportJob(Base):
+    """A CSV upload being checked and imported in the background, with its progress."""
+
+    __tablename__ = "import_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("editor.id", ondelete="SET NULL"))
+    filename: Mapped[str] = mapped_column(String(255))
+    source: Mapped[ConsentSource] = mapped_column(_enum(ConsentSource))
+    state: Mapped[ImportState] = mapped_column(_enum(ImportState), default=ImportState.CHECKING)
+    skip_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Confirmed rows come in pending and get a confirmation email (double opt-in).
+    ask_to_confirm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The uploaded bytes (personal data): kept in the database so any process can resume
+    # the job, and dropped as soon as it ends.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    checked_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    valid_rows: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_rows: Mapped[int] = mapped_column(Integer, default=0)
+    # "line N: problem" per line, every broken row.
+    problems: Mapped[str] = mapped_column(Text, default="", deferred=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Import checkpoint: rows written so far and the CSV line of the last one.
+    done_rows: Mapped[int] = mapped_column(Integer, default=0)
+    last_line: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    existing: Mapped[int] = mapped_column(Integer, default=0)
+    suppressed: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    newsletter: Mapped[Newsletter] = relationship()
+    editor: Mapped[Editor | None] = relationship()

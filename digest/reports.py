@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, exists, func, literal, not_, or_, select
@@ -31,7 +33,10 @@ from digest.models import (
     Subscription,
     SubscriptionSection,
     SubscriptionStatus,
+    Suppression,
+    SuppressionReason,
 )
+from digest.suppression import suppression_for
 from digest.validation import like_pattern
 
 SUBSCRIBER_PAGE = 50
@@ -144,10 +149,12 @@ class SubscriberRecord:
     subscriber: Subscriber
     subscriptions: list[Subscription]
     deliveries: list[DeliveryLine]
+    suppression: Suppression | None = None
 
 
-def subscriber_record(session: Session, subscriber_id: int) -> SubscriberRecord | None:
-    """Return a reader with their subscriptions, consents and delivery history, or None."""
+def subscriber_record(session: Session, config: Mapping[str, Any],
+                      subscriber_id: int) -> SubscriberRecord | None:
+    """Return a reader with their subscriptions, consents, deliveries and suppression, or None."""
     subscriber = session.scalar(
         select(Subscriber)
         .where(Subscriber.id == subscriber_id)
@@ -170,6 +177,7 @@ def subscriber_record(session: Session, subscriber_id: int) -> SubscriberRecord 
         subscriber=subscriber,
         subscriptions=list(subscriber.subscriptions),
         deliveries=[DeliveryLine(delivery=d, issue=i) for d, i in lines],
+        suppression=suppression_for(session, config, subscriber.email),
     )
 
 
@@ -326,3 +334,11 @@ def issue_figures(session: Session, newsletter: Newsletter, limit: int = 12) -> 
         if index >= 0:
             figures[issues[index].id].unsubscribed += 1
     return [figures[issue.id] for issue in issues]
+
+
+def suppression_counts(session: Session) -> dict[SuppressionReason, int]:
+    """Return how many addresses the suppression list holds for each reason."""
+    rows = session.execute(
+        select(Suppression.reason, func.count()).group_by(Suppression.reason)
+    )
+    return {reason: count for reason, count in rows}

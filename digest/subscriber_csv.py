@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from digest.db import utcnow
@@ -58,14 +58,7 @@ def _iso(value: dt.datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else ""
 
 
-def export_rows(
-    session: Session,
-    config: Mapping[str, Any],
-    newsletter: Newsletter | None = None,
-    batch: int = BATCH,
-) -> Iterator[list[str]]:
-    """Yield the header, then one row per subscription (of one newsletter, or all)."""
-    yield EXPORT_COLUMNS
+def _export_query(newsletter: Newsletter | None) -> Select[tuple[Subscription]]:
     query = (
         select(Subscription)
         .options(
@@ -74,16 +67,35 @@ def export_rows(
             selectinload(Subscription.sections),
         )
         .order_by(Subscription.id)
-        .execution_options(yield_per=batch)
     )
     if newsletter is not None:
         query = query.where(Subscription.newsletter_id == newsletter.id)
-    for chunk in session.scalars(query).partitions():
+    return query
+
+
+def export_batches(
+    session: Session,
+    config: Mapping[str, Any],
+    newsletter: Newsletter | None = None,
+    batch: int = BATCH,
+) -> Iterator[list[list[str]]]:
+    """Yield the rows (no header) one batch at a time, each batch fetched by its own query.
+
+    Batches are found by keyset (the subscription id), so the caller may end the read
+    transaction between two batches: a long export then never holds SQLite's lock.
+    """
+    last_id = 0
+    while True:
+        query = _export_query(newsletter).where(Subscription.id > last_id).limit(batch)
+        chunk = list(session.scalars(query))
+        if not chunk:
+            return
         hashes = {s.id: email_hash(config, s.subscriber.email, canonical=True) for s in chunk}
         suppressed = suppressed_hashes(session, hashes.values())
+        rows = []
         for subscription in chunk:
             reason = suppressed.get(hashes[subscription.id])
-            yield [
+            rows.append([
                 subscription.subscriber.email,
                 subscription.subscriber.name,
                 subscription.newsletter.slug,
@@ -93,7 +105,21 @@ def export_rows(
                 _iso(subscription.unsubscribed_at),
                 SECTION_SEPARATOR.join(s.slug for s in subscription.sections),
                 reason.value if reason else "",
-            ]
+            ])
+        last_id = chunk[-1].id
+        yield rows
+
+
+def export_rows(
+    session: Session,
+    config: Mapping[str, Any],
+    newsletter: Newsletter | None = None,
+    batch: int = BATCH,
+) -> Iterator[list[str]]:
+    """Yield the header, then one row per subscription (of one newsletter, or all)."""
+    yield EXPORT_COLUMNS
+    for rows in export_batches(session, config, newsletter, batch):
+        yield from rows
 
 
 @dataclass(frozen=True)
@@ -225,6 +251,38 @@ def read_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
         raise BadFile(f"line {reader.line_num}: {exc}") from None
 
 
+def decode_lines(
+    stream: Iterable[bytes], advance: Callable[[int], Any] = lambda _n: None
+) -> Iterator[str]:
+    """Yield a byte stream's lines as text, refusing anything but UTF-8 (BOM dropped).
+
+    advance(n) is called with each line's size in bytes, for progress.
+    """
+    for number, raw in enumerate(stream, 1):
+        advance(len(raw))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadFile(
+                f"line {number} is not UTF-8 text; save the file as CSV UTF-8 and try again"
+            ) from None
+        yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def load_checker(session: Session, forced_newsletter: Newsletter | None) -> Checker:
+    """Return a Checker knowing every newsletter and its sections; raise BadFile if there is none.
+
+    It needs the session no further, so a long check holds no transaction.
+    """
+    newsletters = {
+        n.slug: n
+        for n in session.scalars(select(Newsletter).options(selectinload(Newsletter.sections)))
+    }
+    if not newsletters:
+        raise BadFile("there is no newsletter to import into; create one first")
+    return Checker(newsletters, forced_newsletter)
+
+
 def check_rows(
     session: Session,
     lines: Iterable[str],
@@ -232,13 +290,7 @@ def check_rows(
     on_row: Callable[[ImportRow | RowError], None],
 ) -> None:
     """Validate every row of a CSV, handing each result to on_row; raise BadFile for the file."""
-    newsletters = {
-        n.slug: n
-        for n in session.scalars(select(Newsletter).options(selectinload(Newsletter.sections)))
-    }
-    if not newsletters:
-        raise BadFile("there is no newsletter to import into; create one first")
-    checker = Checker(newsletters, forced_newsletter)
+    checker = load_checker(session, forced_newsletter)
     for line, record in read_records(lines):
         on_row(checker.check(line, record))
 

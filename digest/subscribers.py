@@ -17,6 +17,11 @@ Contract:
 - Erasure deletes the reader and every personal row; only a keyed hash stays in the
   suppression list (digest.suppression). A deliberate new signup of an erased address
   works (double opt-in again); bounce, complaint and manual entries keep blocking.
+- Editors add readers with double opt-in too (`add_by_editor`): a confirmation email,
+  unless an admin records how consent was obtained elsewhere (a required note, kept in
+  the consent record), which confirms at once. Unlike `subscribe`, the editor is told
+  what happened. `suppress_by_editor` puts an address on the list (reason manual) and
+  unsubscribes its reader everywhere.
 - Functions take a Session and flush; the view, command or job commits.
 """
 
@@ -33,7 +38,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, selectinload, undefer
 
 from digest.db import utcnow
 from digest.mail.message import ascii_address
@@ -41,6 +46,7 @@ from digest.models import (
     Consent,
     ConsentSource,
     Delivery,
+    ImportJob,
     Issue,
     Newsletter,
     Section,
@@ -52,11 +58,18 @@ from digest.models import (
     TransactionalKind,
     TransactionalMail,
 )
-from digest.suppression import blocks_signup, lift_erasure, suppress, suppression_for
+from digest.suppression import (
+    REASON_TEXT,
+    blocks_signup,
+    lift_erasure,
+    suppress,
+    suppression_for,
+)
 from digest.tokens import ExpiredToken, Purpose, read_token
 from digest.transactional import asked_recently, cancel_pending, request_mail
 
 NAME_MAX = 100
+NOTE_MAX = 2000
 USER_AGENT_MAX = 512
 DEFAULT_CONSENT = "Yes, send me {name} by email. I can unsubscribe at any time with one click."
 ACTIVE = (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PAUSED)
@@ -312,6 +325,126 @@ def subscribe(
     if subscription.status is SubscriptionStatus.PENDING:
         return Outcome.STILL_PENDING
     return Outcome.REJOINING
+
+
+class EditorAdd(enum.StrEnum):
+    """What an editor's "add a reader" did; the editor is told."""
+
+    INVITED = "invited"  # pending, a confirmation email is queued
+    ALREADY_INVITED = "already-invited"  # pending; a confirmation went out in the last 24 hours
+    CONFIRMED = "confirmed"  # consent obtained elsewhere: subscribed now, welcome queued
+    ALREADY_SUBSCRIBED = "already-subscribed"  # nothing changed
+
+
+@dataclass(frozen=True)
+class EditorAddition:
+    """A reader an editor adds by hand, and how their consent is (to be) obtained."""
+
+    email: str
+    name: str = ""
+    sections: Sequence[str] | None = None  # slugs; None means every section
+    consent_elsewhere: bool = False  # confirmed at once on the note's evidence (admins only)
+    note: str = ""
+    recorded_by: str = ""  # the editor's address
+
+
+def clean_note(note: str, what: str) -> str:
+    """Return a required editor's note trimmed, or raise InvalidSignup naming what it is for."""
+    note = (note or "").strip()
+    if not note:
+        raise InvalidSignup({"note": f"Please write {what}."})
+    if len(note) > NOTE_MAX:
+        raise InvalidSignup({"note": f"Please keep the note under {NOTE_MAX} characters."})
+    return note
+
+
+def _suppressed(entry: Suppression) -> str:
+    return (
+        f"This address is on the suppression list since {entry.created_at:%Y-%m-%d} "
+        f"({REASON_TEXT[entry.reason]}), so it is never mailed."
+    )
+
+
+def add_by_editor(
+    session: Session,
+    config: Mapping[str, Any],
+    newsletter: Newsletter,
+    addition: EditorAddition,
+    now: dt.datetime | None = None,
+) -> tuple[EditorAdd, Subscription]:
+    """Add a reader by hand: a confirmation email, or confirmed now on recorded evidence."""
+    errors: dict[str, str] = {}
+    email, name, sections, note = "", "", [], addition.note.strip()
+    try:
+        email, name, sections = _validate(
+            config,
+            newsletter,
+            Signup(addition.email, addition.name, addition.sections, consent=True),
+        )
+    except InvalidSignup as exc:
+        errors.update(exc.errors)
+    if addition.consent_elsewhere or note:
+        try:
+            note = clean_note(addition.note, "how and when this reader agreed")
+        except InvalidSignup as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise InvalidSignup(errors)
+    now = now or utcnow()
+    entry = suppression_for(session, config, email)
+    if entry is not None and (blocks_signup(entry) or addition.consent_elsewhere):
+        message = _suppressed(entry)
+        if not blocks_signup(entry):
+            message += " Only the reader can undo that: send them a confirmation email instead."
+        raise InvalidSignup({"email": message})
+    subscriber = _subscriber(session, email, name, now)
+    subscription, _created = _subscription(session, subscriber, newsletter, now)
+    if subscription.status in ACTIVE:
+        return EditorAdd.ALREADY_SUBSCRIBED, subscription
+    if name and not any(s.status in ACTIVE for s in subscriber.subscriptions):
+        subscriber.name = name
+    subscription.sections = sections
+    consent = _new_consent(newsletter, ConsentSource.EDITOR, None, None, now)
+    consent.recorded_by = addition.recorded_by or None
+    consent.note = note
+    subscription.consents.append(consent)
+    if addition.consent_elsewhere:
+        _activate(session, config, subscription, [consent], None, None, now)
+        request_mail(session, subscription, TransactionalKind.WELCOME, now)
+        session.flush()
+        return EditorAdd.CONFIRMED, subscription
+    if asked_recently(session, subscriber.id, now):
+        session.flush()
+        return EditorAdd.ALREADY_INVITED, subscription
+    request_mail(session, subscription, TransactionalKind.CONFIRM, now)
+    session.flush()
+    return EditorAdd.INVITED, subscription
+
+
+def suppress_by_editor(
+    session: Session,
+    config: Mapping[str, Any],
+    address: str,
+    note: str,
+    recorded_by: str,
+    now: dt.datetime | None = None,
+) -> Suppression:
+    """Never mail an address again (reason manual, with a note); unsubscribe its reader."""
+    errors: dict[str, str] = {}
+    try:
+        email = normalize_email(address)
+    except InvalidEmail as exc:
+        errors["email"] = str(exc)
+    try:
+        note = clean_note(note, "why this address must never be mailed")
+    except InvalidSignup as exc:
+        errors.update(exc.errors)
+    if errors:
+        raise InvalidSignup(errors)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == email))
+    if subscriber is None:
+        return suppress(session, config, email, SuppressionReason.MANUAL, note, recorded_by)
+    return suppress_reader(session, config, subscriber, note, WithdrawalChannel.EDITOR, recorded_by)
 
 
 def from_token(
@@ -596,6 +729,12 @@ def erase(session: Session, config: Mapping[str, Any], subscriber: Subscriber) -
         )
     ):
         delivery.smtp_response = pattern.sub("[erased]", delivery.smtp_response or "")
+    # An import's list of broken rows may quote the address (a duplicate, say).
+    for job in session.scalars(
+        select(ImportJob).where(ImportJob.problems != "").options(undefer(ImportJob.problems))
+    ):
+        if pattern.search(job.problems):
+            job.problems = pattern.sub("[erased]", job.problems)
     # Delivery rows keep their figures: the foreign key sets subscriber_id to NULL.
     session.delete(subscriber)
     session.flush()
@@ -665,12 +804,9 @@ def add_reader(
     """
     outcome = subscribe(session, config, newsletter, signup, now)
     email = normalize_email(signup.email)
-    if outcome is Outcome.SUPPRESSED:
-        entry = suppression_for(session, config, email)
-        reason = entry.reason.value.replace("_", " ") if entry else "suppressed"
-        raise InvalidSignup(
-            {"email": f"This address is on the suppression list ({reason}): it is never mailed."}
-        )
+    entry = suppression_for(session, config, email) if outcome is Outcome.SUPPRESSED else None
+    if entry is not None:
+        raise InvalidSignup({"email": _suppressed(entry)})
     return outcome, session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
 
 
@@ -692,9 +828,10 @@ def suppress_reader(
     subscriber: Subscriber,
     detail: str,
     channel: WithdrawalChannel,
+    recorded_by: str | None = None,
 ) -> Suppression:
     """Never mail a reader again (a manual entry) and end each subscription, withdrawing consent."""
-    entry = suppress(session, config, subscriber.email, SuppressionReason.MANUAL, detail)
+    entry = suppress(session, config, subscriber.email, SuppressionReason.MANUAL, detail, recorded_by)
     for subscription in subscriber.subscriptions:
         unsubscribe(session, subscription, channel)
     return entry

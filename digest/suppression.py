@@ -7,6 +7,8 @@ Contract:
 - Reasons rank: a bounce, complaint or manual entry always wins over an erasure entry.
   An erasure entry blocks digests and imports but not a deliberate new signup: the
   confirmation email may go out, and confirming lifts the entry (`lift_erasure`).
+- Only a manual entry can be lifted by a person (`lift_manual`, admins); bounces and
+  complaints stay, because the mailbox itself said no.
 - Functions take a Session and flush; the caller commits.
 """
 
@@ -23,6 +25,14 @@ from digest.models import Suppression, SuppressionReason
 from digest.tokens import keyed_hash
 
 HASH_PURPOSE = "suppression"
+# Why an address is on the list, in words for the editor.
+REASON_TEXT = {
+    SuppressionReason.ERASURE: "the reader asked to be erased",
+    SuppressionReason.HARD_BOUNCE: "the address does not exist (hard bounce)",
+    SuppressionReason.SOFT_BOUNCE: "mail to it kept failing (soft bounces)",
+    SuppressionReason.COMPLAINT: "the reader marked an email as spam",
+    SuppressionReason.MANUAL: "an editor suppressed it",
+}
 
 
 def canonical_email(address: str) -> str:
@@ -83,24 +93,42 @@ def suppress(
     address: str,
     reason: SuppressionReason,
     detail: str = "",
+    recorded_by: str | None = None,
 ) -> Suppression:
     """Put an address on the list (idempotent); a stronger reason replaces an erasure entry."""
     entry = suppression_for(session, config, address)
     if entry is None:
-        entry = Suppression(email_hash=email_hash(config, address), reason=reason, detail=detail)
+        entry = Suppression(
+            email_hash=email_hash(config, address),
+            reason=reason,
+            detail=detail,
+            recorded_by=recorded_by,
+        )
         session.add(entry)
     elif entry.reason is SuppressionReason.ERASURE and reason is not SuppressionReason.ERASURE:
         entry.reason = reason
         entry.detail = detail
+        entry.recorded_by = recorded_by
     session.flush()
     return entry
 
 
-def lift_erasure(session: Session, config: Mapping[str, Any], address: str) -> bool:
-    """Remove an erasure entry after the owner confirmed a new signup; other reasons stay."""
+def _lift(
+    session: Session, config: Mapping[str, Any], address: str, reason: SuppressionReason
+) -> bool:
     entry = suppression_for(session, config, address)
-    if entry is None or entry.reason is not SuppressionReason.ERASURE:
+    if entry is None or entry.reason is not reason:
         return False
     session.delete(entry)
     session.flush()
     return True
+
+
+def lift_erasure(session: Session, config: Mapping[str, Any], address: str) -> bool:
+    """Remove an erasure entry after the owner confirmed a new signup; other reasons stay."""
+    return _lift(session, config, address, SuppressionReason.ERASURE)
+
+
+def lift_manual(session: Session, config: Mapping[str, Any], address: str) -> bool:
+    """Remove an entry an editor made by hand (an admin's decision); other reasons stay."""
+    return _lift(session, config, address, SuppressionReason.MANUAL)

@@ -37,6 +37,35 @@
     });
   }
 
+  // A CSV import's live progress: poll its status, move the bar, and reload the page
+  // when the import needs a decision or is finished (the page then shows the result).
+  const progress = document.getElementById("import-progress");
+  if (progress) {
+    const bar = document.getElementById("import-bar");
+    const text = document.getElementById("import-progress-text");
+    let delay = 500;
+    const poll = async () => {
+      try {
+        const response = await fetch(progress.dataset.statusUrl, {credentials: "same-origin", cache: "no-store"});
+        if (!response.ok) throw new Error(response.statusText);
+        const data = await response.json();
+        if (data.state !== progress.dataset.state) {
+          window.location.reload();
+          return;
+        }
+        bar.value = data.percent;
+        bar.textContent = Math.round(data.percent) + "%";
+        text.textContent = data.text;
+        delay = 500;
+      } catch (error) {
+        text.textContent = "Progress could not be fetched (" + error.message + "); trying again…";
+        delay = Math.min(delay * 2, 8000);
+      }
+      setTimeout(poll, delay);
+    };
+    setTimeout(poll, delay);
+  }
+
   // Forms that destroy something ask first.
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (event) => {

@@ -41,7 +41,7 @@ signup_limit = limiter.shared_limit(SIGNUP_LIMIT, scope="signup", methods=["POST
 
 
 def client_ip() -> str | None:
-    """Return the requesting client's address (put a ProxyFix in front behind a proxy)."""
+    """Return the requesting client's address (the forwarded one behind DIGEST_TRUSTED_PROXIES)."""
     return request.remote_addr
 
 

@@ -16,7 +16,6 @@ from digest import reports, subscribers
 from digest.extensions import db_session
 from digest.models import ConsentSource, Subscriber, SubscriptionStatus
 from digest.subscribers import Outcome, Signup, WithdrawalChannel
-from digest.suppression import suppression_for
 from digest.validation import Invalid
 from digest.web.api import ID, editor_bp, newsletter_or_404, page_link, shapes
 from digest.web.api.inputs import Body, Field, Param, json_body, query
@@ -51,12 +50,11 @@ SUPPRESS = Body("SuppressRequest", "Why the address must never be mailed again."
 
 def _record(subscriber_id: int, status: int = 200, outcome: Outcome | None = None) -> Response:
     dbs = db_session()
-    record = reports.subscriber_record(dbs, subscriber_id)
+    record = reports.subscriber_record(dbs, current_app.config, subscriber_id)
     if record is None:
         abort(404, f"There is no subscriber {subscriber_id}.")
-    suppression = suppression_for(dbs, current_app.config, record.subscriber.email)
-    body = (shapes.subscriber(record, suppression) if outcome is None
-            else shapes.added(outcome.value, record, suppression))
+    body = (shapes.subscriber(record, record.suppression) if outcome is None
+            else shapes.added(outcome.value, record, record.suppression))
     response = jsonify(body)
     response.status_code = status
     return response

@@ -7,26 +7,65 @@ role. Views are thin: parse the request, call one domain function, commit, rende
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from digest import newsletters
 from digest.extensions import db_session
 from digest.models import Editor
 from digest.tokens import keyed_hash
+from digest.validation import Invalid
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)
 PUBLIC_ENDPOINTS = {"editor.login"}
+P = ParamSpec("P")
+R = TypeVar("R")
+M = TypeVar("M")
 SESSION_STAMP = "editor_password_stamp"
 
 
 def password_stamp(editor: Editor) -> str:
     """Return a short keyed fingerprint of the editor's password hash, kept in their session."""
     return keyed_hash(current_app.config["SECRET_KEY"], "editor-session", editor.password_hash)[:16]
+
+
+def get_or_404(model: type[M], ident: int) -> M:
+    """Return the row of model with this primary key, or answer 404."""
+    found = db_session().get(model, ident)
+    if found is None:
+        abort(404)
+    return found
+
+
+def refusal(exc: Exception) -> str:
+    """Return why a domain function refused a change, as a sentence for the editor."""
+    if isinstance(exc, Invalid):
+        return " ".join(exc.errors.values())
+    text = str(exc)
+    return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+def commit_change(change: Callable[[Session], object], done: str,
+                  refused: tuple[type[Exception], ...]) -> bool:
+    """Run change on the request's session: commit and flash done, or roll back and flash why."""
+    dbs = db_session()
+    try:
+        change(dbs)
+    except refused as exc:
+        dbs.rollback()
+        flash(refusal(exc), "error")
+        return False
+    dbs.commit()
+    flash(done, "success")
+    return True
 
 
 def int_arg(name: str) -> int | None:
@@ -58,12 +97,36 @@ def _require_admin() -> None:
         abort(403, "Only admins manage editors and newsletter settings.")
 
 
+def admin_only(message: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Refuse a workspace view (403, with message) to editors who are not admins."""
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            if not current_user.is_admin:
+                abort(403, message)
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
 @bp.context_processor
 def _editor_context() -> dict[str, object]:
     return {"newsletter": g.get("newsletter")}
 
 
 # Views attach themselves to bp and admin on import; admin nests under bp once.
-from digest.web.editor import admin_views, api_tokens, auth, dashboard, posts, subscribers  # noqa: E402,F401
+from digest.web.editor import (  # noqa: E402,F401
+    admin_views,
+    api_tokens,
+    auth,
+    dashboard,
+    imports,
+    outbox,
+    posts,
+    subscribers,
+)
 
 bp.register_blueprint(admin)

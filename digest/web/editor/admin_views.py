@@ -9,7 +9,7 @@ from digest import editors, newsletters
 from digest.extensions import db_session
 from digest.models import Editor, EditorRole, Section
 from digest.validation import Invalid
-from digest.web.editor import admin
+from digest.web.editor import admin, commit_change, get_or_404
 
 
 def _settings_page(data: newsletters.SettingsInput, errors: dict[str, str], status: int = 200) -> tuple[str, int]:
@@ -72,16 +72,7 @@ def _section(section_id: int) -> Section:
 
 
 def _apply(change, done: str, back: tuple[str, str | None]) -> Response:  # type: ignore[no-untyped-def]
-    dbs = db_session()
-    try:
-        change(dbs)
-    except (Invalid, editors.EditorError) as exc:
-        dbs.rollback()
-        message = " ".join(exc.errors.values()) if isinstance(exc, Invalid) else str(exc).capitalize() + "."
-        flash(message, "error")
-    else:
-        dbs.commit()
-        flash(done, "success")
+    commit_change(change, done, (Invalid, editors.EditorError))
     endpoint, anchor = back
     return redirect(url_for(endpoint, _anchor=anchor))
 
@@ -157,10 +148,7 @@ def editor_create() -> Response | tuple[str, int]:
 
 
 def _editor(editor_id: int) -> Editor:
-    editor = db_session().get(Editor, editor_id)
-    if editor is None:
-        abort(404)
-    return editor
+    return get_or_404(Editor, editor_id)
 
 
 @admin.post("/editors/<int:editor_id>/role")

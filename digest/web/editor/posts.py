@@ -11,7 +11,7 @@ from digest.extensions import db_session
 from digest.markdown import render_markdown
 from digest.models import Newsletter, Post, PostStatus
 from digest.validation import Invalid
-from digest.web.editor import bp, int_arg
+from digest.web.editor import bp, commit_change, int_arg
 
 PREVIEW_LIMIT = 200_000
 
@@ -114,16 +114,8 @@ def post_edit(post_id: int) -> Response | tuple[str, int]:
 
 def _change(post_id: int, change, done: str) -> Response:  # type: ignore[no-untyped-def]
     post = _post(post_id)
-    dbs = db_session()
-    try:
-        change(dbs, post)
-    except Invalid as exc:
-        dbs.rollback()
-        flash(" ".join(exc.errors.values()), "error")
-        return redirect(url_for("editor.post_edit", post_id=post_id))
-    dbs.commit()
-    flash(done.format(title=post.title), "success")
-    return redirect(url_for("editor.posts_list") if change is posts.delete_post
+    changed = commit_change(lambda dbs: change(dbs, post), done.format(title=post.title), (Invalid,))
+    return redirect(url_for("editor.posts_list") if changed and change is posts.delete_post
                     else url_for("editor.post_edit", post_id=post_id))
 
 
