@@ -119,7 +119,8 @@ def _status_text(issue: Issue, progress: Progress, now: dt.datetime) -> str:
     if status is IssueStatus.SENDING:
         return f"Sending: {counts.done:,} of {counts.total:,} deliveries done."
     if status is IssueStatus.PAUSED:
-        return f"Paused: {counts.done:,} of {counts.total:,} deliveries done; nothing more goes out until it is resumed."
+        return (f"Paused: {counts.done:,} of {counts.total:,} deliveries done; nothing more goes out "
+                "until it is resumed.")
     if status is IssueStatus.SENT:
         return f"Sent: {counts[DeliveryState.SENT]:,} of {counts.total:,} readers got it."
     return (f"Cancelled: {counts[DeliveryState.SENT]:,} readers got it before it was cancelled; "
@@ -162,6 +163,7 @@ def summary(issue: Issue, progress: Progress, now: dt.datetime | None = None) ->
     due = (issue.status is IssueStatus.SCHEDULED and not issue.held
            and issue.scheduled_at is not None and issue.scheduled_at <= now)
     sending = progress.status is IssueStatus.SENDING
+    finished = issue.sent_at or issue.cancelled_at
     return {
         "issue_id": issue.id,
         "status": progress.status.value,
@@ -181,8 +183,8 @@ def summary(issue: Issue, progress: Progress, now: dt.datetime | None = None) ->
                               if progress.status is IssueStatus.PAUSED else None),
         "started_at": issue.started_at.isoformat() if issue.started_at else None,
         "started_text": _when(issue.started_at),
-        "finished_at": (issue.sent_at or issue.cancelled_at).isoformat() if issue.sent_at or issue.cancelled_at else None,
-        "finished_text": _when(issue.sent_at or issue.cancelled_at),
+        "finished_at": finished.isoformat() if finished else None,
+        "finished_text": _when(finished),
         "actions": actions(progress.status, counts),
     }
 
