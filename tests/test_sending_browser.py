@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from digest import issues
+from digest import create_app, issues
+from digest.mail.mailer import mailer_for
 from digest.scheduler import Clock
-from digest.sender import SenderPool
+from digest.sender import SenderPool, new_owner, send_batch
+from tests.conftest import get_db_of
 from tests.support.browser import chromium, live_server, screenshot_path
-from tests.support.delivery import make_newsletter, per_recipient
+from tests.support.delivery import CONFIG, make_newsletter, per_recipient
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.smtp import SMTPServer
 
@@ -54,10 +57,17 @@ def test_the_bar_follows_a_live_send_to_the_record(smtp_app: Flask, smtp_server:
                 value = page.evaluate(BAR)
                 if 0 < value < READERS and value not in seen:
                     seen.append(value)
+                    if len(seen) == 1:
+                        announced = page.inner_text("#sending-announce")
+                        assert announced.startswith("Sending:")
                     if len(seen) == 2:
+                        # Status changes are announced, counts are not: still the first sentence.
+                        assert page.inner_text("#sending-announce") == announced
+                        assert page.inner_text("#sending-status-text") != announced
                         assert page.get_attribute("#sending-badge", "class") == "badge badge-sending"
                         assert page.is_visible("form[data-action=pause]") and page.is_hidden("form[data-action=resume]")
                         assert "messages a second" in page.inner_text("[data-field=rate_text]")
+                        assert page.is_visible("#sending-live-note")
                         page.screenshot(path=str(screenshot_path("editor-sending-mid")), full_page=True)
                 time.sleep(0.2)
         finally:
@@ -74,3 +84,46 @@ def test_the_bar_follows_a_live_send_to_the_record(smtp_app: Flask, smtp_server:
         page.screenshot(path=str(screenshot_path("editor-sending-done")), full_page=True)
         assert problems == []
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+
+
+def test_a_paused_send_on_a_phone_without_javascript(app_overrides: dict[str, Any], db: Session) -> None:
+    """With JavaScript off, on a phone: the page explains the SMTP login failure, shows the numbers
+    and a refresh link, and the issue can be cancelled through its confirmation."""
+    server = SMTPServer(auth=("digest", "right")).start()
+    app = create_app({**app_overrides, "SMTP_URL": f"smtp://digest:wrong@127.0.0.1:{server.port}"})
+    try:
+        setup = make_newsletter(db, readers=5)
+        make_editor(db, "admin@example.com")
+        issues.send_now(db, setup.issue_id)
+        issues.start_issue(db, setup.issue_id, CONFIG)
+        db.commit()
+        with mailer_for(app.config) as mailer:
+            assert send_batch(app, mailer, setup.issue_id, owner=new_owner("test")).paused
+        with live_server(app) as base, chromium(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                                java_script_enabled=False) as context:
+            page = context.new_page()  # type: ignore[attr-defined]
+            page.goto(base + "/editor/login")
+            page.fill("#email", "admin@example.com")
+            page.fill("#password", PASSWORD)
+            page.click("button:has-text('Log in')")
+            page.wait_for_selector("h1:has-text('Dashboard')")
+            page.goto(f"{base}/editor/issues/{setup.issue_id}/sending")
+            assert "The mail server refused our login" in page.inner_text("#sending-paused")
+            assert "535" in page.inner_text("#sending-paused q")
+            assert page.inner_text("#sending-status-text").startswith("Paused: 0 of 5 deliveries done")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            assert page.is_visible("text=Refresh the figures") and page.is_visible("text=Resume sending")
+            assert page.is_hidden("#sending-live-note")  # no JavaScript: the page does not update itself
+            assert page.is_hidden("text=Pause sending")
+            page.screenshot(path=str(screenshot_path("editor-sending-paused-phone")), full_page=True)
+            page.click("summary:has-text('Cancel this issue')")
+            page.click("button:has-text('Yes, cancel the issue')")
+            page.wait_for_selector(".flash-success")
+            assert "Cancelled" in page.inner_text(".flash-success")
+            assert page.inner_text("#sending-badge") == "cancelled"
+            assert "<strong>5</strong>" in page.inner_html("#issue-record")  # not sent (cancelled)
+            page.screenshot(path=str(screenshot_path("editor-sending-cancelled-phone")), full_page=True)
+        assert server.received == []
+    finally:
+        get_db_of(app).dispose()
+        server.stop()

@@ -139,6 +139,11 @@
       try {
         const response = await fetch(sending.dataset.progressUrl, {credentials: "same-origin", cache: "no-store"});
         if (!response.ok) throw new Error(response.statusText);
+        if (!(response.headers.get("Content-Type") || "").includes("json")) {
+          // Sent to the login page: the session ended.
+          statusText.textContent = "You are no longer logged in: reload the page to log in and follow the send again.";
+          return;
+        }
         data = await response.json();
         delay = 1000;
       } catch (error) {
@@ -157,6 +162,7 @@
       }
       if (data.live) setTimeout(poll, delay);
     };
+    document.getElementById("sending-live-note").hidden = false;
     setTimeout(poll, delay);
   }
 
