@@ -15,14 +15,18 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from digest import create_app, issues
+from digest.bounces import ingest
+from digest.mail.identity import verp_address
 from digest.mail.mailer import mailer_for
 from digest.models import Delivery, DeliveryState, IssueStatus, Subscriber
 from digest.scheduler import maintain
 from digest.sender import new_owner, send_batch
+from digest.subscribers import ReaderActions
 from tests.conftest import get_db_of
 from tests.support.delivery import CONFIG, Setup, make_newsletter, per_recipient, reader_email, states
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token
+from tests.support.inbound import arf, dsn
 from tests.support.smtp import SMTPServer
 
 ADMIN = "admin@example.com"
@@ -354,3 +358,29 @@ def test_dashboard_links_each_issue_to_its_sending_page(smtp_app: Flask, smtp_se
     html = client.get("/editor/").get_data(as_text=True)
     assert f'href="/editor/issues/{setup.issue_id}/sending"' in html
     assert re.search(r'<progress max="4" value="1"', html)
+
+
+def test_record_counts_bounces_complaints_and_unsubscribes_that_came_back(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session
+) -> None:
+    """Reports received after the send are attributed to the issue: a hard bounce and a
+    complaint are counted and listed with the report, and the complaint's unsubscribe counts."""
+    setup, client = _workspace(smtp_app, db, readers=4)
+    _start(db, setup.issue_id)
+    _drain(smtp_app, db, setup.issue_id)
+    rows = {d.subscriber_id: d for d in db.scalars(select(Delivery).where(Delivery.issue_id == setup.issue_id))}
+    bounced, complained = rows[1], rows[2]
+    actions = ReaderActions(smtp_app.config)
+    ingest(db, smtp_app.config, dsn(verp_address(smtp_app.config, f"d{bounced.id}"), "5.1.1",
+                                    "550 5.1.1 <reader@example.com>: User unknown"), actions)
+    ingest(db, smtp_app.config, arf("fbl@news.example.org",
+                                    original_mail_from=verp_address(smtp_app.config, f"d{complained.id}")), actions)
+    db.commit()
+
+    html = _page(client, setup.issue_id)
+    assert "<strong>4</strong>delivered" in html and "<strong>1</strong>unsubscribed since" in html
+    assert "Hard bounce (address does not exist): 1" in html and "Spam complaint: 1" in html
+    table = html.split('id="problem-deliveries"', 1)[1]
+    assert reader_email(0) in table and reader_email(1) in table and reader_email(2) not in table
+    assert "hard bounce (address does not exist)" in table and "User unknown" in table
+    assert _shown_actions(html) == set()  # nothing failed at send time: nothing to resend
