@@ -6,7 +6,8 @@ newsletter's time zone. Per-issue figures come from the delivery ledger: deliver
 sent, bounced = refused for good (failed_perm), failed = temporary failures still
 retrying and unclear outcomes (failed_temp, unknown), queued = not yet attempted;
 unsubscribed = readers of the newsletter who unsubscribed between the issue's start
-and the next issue's start.
+and the next issue's start. An issue's record adds the reports that came back about it
+(bounces, complaints) and lists its failed, unclear or bounced deliveries.
 """
 
 from __future__ import annotations
