@@ -171,7 +171,7 @@ def summary(issue: Issue, progress: Progress, now: dt.datetime | None = None) ->
         "live": progress.status in LIVE or due,
         "total": total,
         "done": done,
-        "percent": round(100.0 * progress.fraction, 1) if total else (100.0 if done else 0.0),
+        "percent": round(100.0 * progress.fraction, 1) if total else 0.0,
         "counts": counts,
         "rate": round(progress.rate, 2) if sending and progress.rate is not None else None,
         "rate_text": rate_text(progress.rate if sending else None),
