@@ -15,7 +15,7 @@ from digest.scheduler import Clock
 from digest.sender import SenderPool, new_owner, send_batch
 from tests.conftest import get_db_of
 from tests.support.browser import chromium, live_server, screenshot_path
-from tests.support.delivery import CONFIG, make_newsletter, per_recipient
+from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.smtp import SMTPServer
 
@@ -127,3 +127,57 @@ def test_a_paused_send_on_a_phone_without_javascript(app_overrides: dict[str, An
     finally:
         get_db_of(app).dispose()
         server.stop()
+
+
+def test_the_page_notices_when_the_sender_pauses_and_resumes_on_request(smtp_app: Flask, smtp_server: SMTPServer,
+                                                                         db: Session) -> None:
+    """A policy refusal mid-send pauses the issue: without a reload the page says why and offers
+    Resume instead of Pause; resumed from the page, the issue goes out to everyone once."""
+    setup = make_newsletter(db, readers=60)
+    make_editor(db, "admin@example.com")
+    issues.send_now(db, setup.issue_id)
+    issues.start_issue(db, setup.issue_id, CONFIG)
+    db.commit()
+    refused: list[str] = []
+
+    def script(stage: str, address: str) -> str | None:
+        if stage == "data" and address == reader_email(30) and not refused:
+            refused.append(address)
+            return "554 5.7.1 message refused by policy"
+        return None
+
+    smtp_server.script = script
+    smtp_app.config.update(SEND_RATE=20, BATCH_SIZE=10)
+    with live_server(smtp_app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        page.goto(base + "/editor/login")
+        page.fill("#email", "admin@example.com")
+        page.fill("#password", PASSWORD)
+        page.click("button:has-text('Log in')")
+        page.wait_for_selector("h1:has-text('Dashboard')")
+        page.goto(f"{base}/editor/issues/{setup.issue_id}/sending")
+        loads: list[str] = []
+        page.on("load", lambda: loads.append(page.url))
+        pool = SenderPool(smtp_app, 1, mail_jobs=(), idle_seconds=0.2).start()
+        clock = Clock(smtp_app, dispatcher=pool, interval=1).start()
+        try:
+            page.wait_for_selector("#sending-paused:not([hidden])", timeout=30_000)
+            assert "refused the issue for policy reasons" in page.inner_text("#sending-paused")
+            assert "5.7.1" in page.inner_text("#sending-paused q")
+            assert page.is_visible("form[data-action=resume]") and page.is_hidden("form[data-action=pause]")
+            assert page.inner_text("#sending-announce").startswith("Paused:")
+            assert page.inner_text("#record-heading") == "So far"  # fetched when the status changed
+            assert loads == []
+            paused_at = page.evaluate(BAR)
+            assert 0 < paused_at < 60
+            page.screenshot(path=str(screenshot_path("editor-sending-paused-policy")), full_page=True)
+            time.sleep(2.5)
+            assert page.evaluate(BAR) == paused_at and len(smtp_server.received) == paused_at
+
+            page.click("button:has-text('Resume sending')")
+            page.wait_for_selector(".flash-success")
+            page.wait_for_selector("#sending-status-text:has-text('Sent: 60 of 60 readers got it.')", timeout=30_000)
+        finally:
+            clock.shutdown()
+            pool.stop()
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
