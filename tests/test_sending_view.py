@@ -5,6 +5,7 @@ Every test sends for real (aiosmtpd) and drives the workspace through the HTTP c
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -14,11 +15,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from digest import create_app, issues
+from digest import create_app, issues, reports
 from digest.bounces import ingest
 from digest.mail.identity import verp_address
 from digest.mail.mailer import mailer_for
-from digest.models import Delivery, DeliveryState, IssueStatus, Subscriber
+from digest.db import utcnow
+from digest.models import Delivery, DeliveryState, IssueStatus, Subscriber, Subscription, SubscriptionStatus
 from digest.scheduler import maintain
 from digest.sender import new_owner, send_batch
 from digest.subscribers import ReaderActions
@@ -28,6 +30,7 @@ from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token
 from tests.support.inbound import arf, dsn
 from tests.support.smtp import SMTPServer
+from tests.support.workspace import demo_newsletter, sent_issue
 
 ADMIN = "admin@example.com"
 
@@ -384,3 +387,23 @@ def test_record_counts_bounces_complaints_and_unsubscribes_that_came_back(
     assert reader_email(0) in table and reader_email(1) in table and reader_email(2) not in table
     assert "hard bounce (address does not exist)" in table and "User unknown" in table
     assert _shown_actions(html) == set()  # nothing failed at send time: nothing to resend
+
+
+def test_record_counts_unsubscribes_until_the_next_issue_started(db: Session) -> None:
+    """An issue's record counts the readers who left after it started and before the next
+    issue started; a later departure belongs to the next issue."""
+    newsletter = demo_newsletter(db)
+    now = utcnow()
+    first = sent_issue(db, newsletter, "one", [], sent_at=now - dt.timedelta(days=14))
+    second = sent_issue(db, newsletter, "two", [], sent_at=now - dt.timedelta(days=7))
+    for n, left in enumerate((now - dt.timedelta(days=10), now - dt.timedelta(days=9), now - dt.timedelta(days=1))):
+        db.add(Subscription(subscriber=Subscriber(email=f"left{n}@example.net"), newsletter=newsletter,
+                            status=SubscriptionStatus.UNSUBSCRIBED, confirmed_at=now - dt.timedelta(days=30),
+                            unsubscribed_at=left))
+    db.add_all([Delivery(issue_id=first.id, state=DeliveryState.SENT),
+                Delivery(issue_id=first.id, state=DeliveryState.FAILED_PERM, smtp_code=550)])
+    db.commit()
+    one, two = reports.issue_record(db, first), reports.issue_record(db, second)
+    assert (one.figures.unsubscribed, two.figures.unsubscribed) == (2, 1)
+    assert (one.figures.delivered, one.figures.bounced, one.problem_total) == (1, 1, 1)
+    assert one.duration == dt.timedelta(0) and one.average_rate is None
