@@ -6,7 +6,7 @@
 
   // Live Markdown preview: the server renders and sanitizes (digest/markdown.py), so
   // the preview shows exactly what readers will get, never raw script.
-  const source = document.getElementById("body_md");
+  const source = document.querySelector("[data-markdown-source]");
   const preview = document.getElementById("preview");
   const status = document.getElementById("preview-status");
   if (source && preview) {

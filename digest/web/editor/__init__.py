@@ -124,6 +124,7 @@ from digest.web.editor import (  # noqa: E402,F401
     auth,
     dashboard,
     imports,
+    issues,
     outbox,
     posts,
     sending,
