@@ -32,7 +32,14 @@ from digest.mail.render import (
 )
 from digest.mail.transport import SendError
 from digest.markdown import render_markdown
-from digest.models import DeliveryState, Issue, Newsletter, Subscriber, Subscription, SubscriptionStatus
+from digest.models import (
+    DeliveryState,
+    Issue,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
 from digest.validation import Invalid
 from digest.web.editor import bp, commit_change, int_arg, refusal
 from digest.web.editor.outbox import html_policy
