@@ -229,6 +229,12 @@ def test_a_test_send_reaches_the_editor_and_touches_no_ledger(smtp_app, smtp_ser
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
         assert session.get(Issue, setup.issue_id).status == IssueStatus.DRAFT
 
+    for _ in range(4):  # five tests in ten minutes, then the editor waits
+        submit(client, preview, f"/editor/issues/{setup.issue_id}/test")
+    refused = _followed(client, submit(client, preview, f"/editor/issues/{setup.issue_id}/test"))
+    assert "wait a little before the next" in refused.get_data(as_text=True)
+    assert len(smtp_server.received) == 5
+
 
 def test_scheduling_reads_the_time_in_the_chosen_zone(app, db) -> None:  # type: ignore[no-untyped-def]
     """08:00 in New York and 08:00 in Berlin are different instants, stored in UTC."""
