@@ -301,7 +301,7 @@ class _Batch:
                 continue
             try:
                 outgoing = prepared.message_for(recipient.reader, item.id)
-                data = self.mailer.sign(outgoing.data)
+                data = self.mailer.sign(outgoing.data, outgoing.body_hash)
             except Exception as exc:  # noqa: BLE001  (a template or signing fault stops the issue)
                 log.exception("issue %s: cannot build delivery %s", self.issue_id, item.id)
                 return self._pause(f"The message for delivery {item.id} could not be built: {exc}")
