@@ -126,6 +126,7 @@ from digest.web.editor import (  # noqa: E402,F401
     imports,
     outbox,
     posts,
+    sending,
     subscribers,
 )
 
