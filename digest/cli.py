@@ -351,7 +351,8 @@ def _follow(app: Flask, issue_id: int, live: bool = True, on_poll: Any = None) -
             return issues.issue_progress(session, issue_id, previous)
 
     progress = snapshot(None)
-    if live and progress.status == issues.IssueStatus.SENDING:
+    followed = live and progress.status == issues.IssueStatus.SENDING
+    if followed:
         with click.progressbar(
             length=max(progress.counts.total, 1),
             label=f"Issue {issue_id}",
@@ -367,6 +368,8 @@ def _follow(app: Flask, issue_id: int, live: bool = True, on_poll: Any = None) -
                 bar.length = max(progress.counts.total, 1)
                 bar.update(progress.counts.done - bar.pos, progress)
     _print_figures(progress)
+    if followed:
+        click.echo(f"Issue {issue_id} is no longer sending: it is {progress.status.value}.")
     return progress
 
 

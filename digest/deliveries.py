@@ -15,8 +15,10 @@ Contract:
 - Claiming is one statement: a CTE picking ids (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
   on SQLite the BEGIN IMMEDIATE of every transaction makes one writer claim at a time)
   and an `UPDATE … RETURNING`.
-- A sender commits `sending` before MAIL FROM and `sent` right after the 250, so a crash
-  leaves at most one row per open SMTP connection in `sending`; the reaper turns expired
+- A sender commits `sending` before MAIL FROM; the `sent` after a 250 commits in the same
+  transaction as its next `sending` (`mark_sending(..., accepted=)`), or alone when no
+  message follows, so a crash leaves at most one row per open SMTP connection in
+  `sending`; the reaper turns expired
   `claimed` rows back into `pending` (they provably never reached SMTP) and expired
   `sending` rows into `unknown` (held, never sent twice unless DIGEST_AMBIGUOUS=resend).
 - The hot-path functions take a Session or a Connection (senders use a bare connection
@@ -256,6 +258,50 @@ _MARK_SENDING = (
 )
 
 
+@dataclass(frozen=True)
+class Accepted:
+    """A delivery the server answered 250 for, whose `sent` is not committed yet."""
+
+    delivery_id: int
+    code: int
+    response: str
+    queue_id: str | None
+    at: dt.datetime
+
+
+def _sent_values(accepted: Accepted) -> dict[str, Any]:
+    return {
+        "smtp_code": accepted.code,
+        "smtp_response": accepted.response[:2000],
+        "queue_id": accepted.queue_id,
+        "sent_at": accepted.at,
+    }
+
+
+@functools.cache
+def _mark_sending_after_sent() -> Any:
+    # PostgreSQL runs a data-modifying CTE whether or not the statement reads it.
+    row = DELIVERY.alias("settled_delivery")
+    settled = (
+        update(row)
+        .where(
+            row.c.id == bindparam("sent_id"),
+            row.c.state == _SENDING,
+            row.c.lease_owner == bindparam("owner"),
+        )
+        .values(
+            state=DeliveryState.SENT.value,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=bindparam("sent_sent_at"),
+            **{c: bindparam(f"sent_{c}") for c in ("smtp_code", "smtp_response", "queue_id", "sent_at")},
+        )
+        .cte("settled")
+    )
+    # Both updates name updated_at: each gets its own parameter, not the shared default.
+    return _MARK_SENDING.values(updated_at=bindparam("sending_at")).add_cte(settled)
+
+
 def mark_sending(
     executor: Executor,
     delivery_id: int,
@@ -263,19 +309,31 @@ def mark_sending(
     newsletter_id: int,
     email_hash: str,
     lease_seconds: float,
+    accepted: Accepted | None = None,
 ) -> int | None:
     """claimed → sending (one more attempt), only while the issue is sending and the reader
-    is still confirmed and not suppressed; return the attempt number, None if refused."""
-    return executor.execute(
-        _MARK_SENDING,
-        {
-            "delivery_id": delivery_id,
-            "owner": owner,
-            "newsletter_id": newsletter_id,
-            "email_hash": email_hash,
-            "new_lease": utcnow() + dt.timedelta(seconds=lease_seconds),
-        },
-    ).scalar()
+    is still confirmed and not suppressed; return the attempt number, None if refused.
+
+    With accepted (the previous message of the same owner), its sending → sent goes in
+    the same transaction, whatever this returns (one statement on PostgreSQL)."""
+    params = {
+        "delivery_id": delivery_id,
+        "owner": owner,
+        "newsletter_id": newsletter_id,
+        "email_hash": email_hash,
+        "new_lease": utcnow() + dt.timedelta(seconds=lease_seconds),
+    }
+    statement = _MARK_SENDING
+    if accepted is not None:
+        if _dialect(executor) == "postgresql":
+            statement = _mark_sending_after_sent()
+            params["sending_at"] = utcnow()
+            params["sent_id"] = accepted.delivery_id
+            params.update({f"sent_{k}": v for k, v in _sent_values(accepted).items()})
+        else:
+            a = accepted
+            mark_sent(executor, a.delivery_id, owner, a.code, a.response, a.queue_id, a.at)
+    return executor.execute(statement, params).scalar()
 
 
 class Blocked:
@@ -360,11 +418,12 @@ def mark_sent(
     code: int,
     response: str,
     queue_id: str | None,
+    at: dt.datetime | None = None,
 ) -> bool:
-    """sending → sent, keeping the server's final reply and queue id."""
+    """sending → sent, keeping the server's final reply and queue id (received at `at`)."""
     return _transition(
         executor, delivery_id, owner, DeliveryState.SENDING, DeliveryState.SENT,
-        smtp_code=code, smtp_response=response[:2000], queue_id=queue_id, sent_at=utcnow(),
+        **_sent_values(Accepted(delivery_id, code, response, queue_id, at or utcnow())),
     )
 
 

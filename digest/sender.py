@@ -4,10 +4,11 @@ Contract: `send_batch` is the one piece of code that sends an issue, whether it 
 a sender thread of `digest run` / `digest worker` or in a Celery task. For each claimed
 delivery it renders and signs the message, takes a token from the shared send rate,
 commits `sending` (fenced: the issue must still be sending, the reader still confirmed
-and not suppressed), sends over a reused SMTP connection and commits the outcome right
-after the reply:
+and not suppressed), sends over a reused SMTP connection and records the outcome:
 
-- 250 → sent, with the server's reply and queue id;
+- 250 → sent, with the server's reply and queue id, committed in the same transaction
+  as the next message's `sending` (or on its own at the end of the batch, before a wait
+  for the send rate, on a stop), so a connection still has at most one row in `sending`;
 - 4xx or a connection lost before the end of the message → failed_temp, retried with
   exponential backoff and jitter until DIGEST_MAX_ATTEMPTS; 421/454 also slow the
   shared rate down;
@@ -235,11 +236,11 @@ def _ledger_connections(database: Database) -> Iterator[tuple[Connection, Connec
     """Yield the connection for claims and `sending`, and the one for final outcomes.
 
     On PostgreSQL both autocommit (every ledger write is one statement: one round trip,
-    not two), and the outcome connection does not wait for the WAL flush
-    (synchronous_commit off): `sending` is durable before MAIL FROM, while a database
-    crash that loses a `sent` commit can only leave that row `sending`, which the reaper
-    turns into `unknown`, never into a second message (and the next durable `sending`
-    commit flushes the WAL past it anyway). On SQLite it is one connection, with BEGIN
+    not two; a `sent` riding with the next `sending` is a data-modifying CTE of it), and
+    the outcome connection (failures, and a `sent` with no next message) does not wait for
+    the WAL flush (synchronous_commit off): `sending` is durable before MAIL FROM, while a
+    database crash that loses an outcome commit can only leave that row `sending`, which
+    the reaper turns into `unknown`, never into a second message. On SQLite it is one connection, with BEGIN
     IMMEDIATE on every transaction.
     """
     with database.engine.connect() as conn:
@@ -258,7 +259,8 @@ def _ledger_connections(database: Database) -> Iterator[tuple[Connection, Connec
 
 @dataclass
 class _Batch:
-    """One claimed batch on its way out; every step commits on conn right away."""
+    """One claimed batch on its way out; every step commits on conn right away, but a
+    `sent`, which commits with the next message's `sending` (or at the batch's end)."""
 
     app: Flask
     database: Database
@@ -270,8 +272,27 @@ class _Batch:
     rate: Throttle | None
     stop: threading.Event | None
     outcome: BatchOutcome
+    # The last 250 whose `sent` rides in the transaction of the next `sending`.
+    accepted: deliveries.Accepted | None = None
 
     def run(self, claimed: Sequence[deliveries.Claimed], prepared_issues: PreparedIssues) -> None:
+        try:
+            self._run(claimed, prepared_issues)
+        finally:
+            self.conn.rollback()  # only a step that failed leaves anything uncommitted
+            self._settle()
+
+    def _settle(self) -> None:
+        """Commit the accepted delivery's `sent` on its own (no next `sending` to ride with)."""
+        accepted, self.accepted = self.accepted, None
+        if accepted is not None:
+            deliveries.mark_sent(
+                self.settle, accepted.delivery_id, self.owner, accepted.code,
+                accepted.response, accepted.queue_id, accepted.at,
+            )
+            self.settle.commit()
+
+    def _run(self, claimed: Sequence[deliveries.Claimed], prepared_issues: PreparedIssues) -> None:
         config = self.app.config
         lease = config["LEASE_SECONDS"]
         try:
@@ -301,7 +322,7 @@ class _Batch:
                 continue
             try:
                 outgoing = prepared.message_for(recipient.reader, item.id)
-                data = self.mailer.sign(outgoing.data)
+                data = self.mailer.sign(outgoing.data, outgoing.body_hash)
             except Exception as exc:  # noqa: BLE001  (a template or signing fault stops the issue)
                 log.exception("issue %s: cannot build delivery %s", self.issue_id, item.id)
                 return self._pause(f"The message for delivery {item.id} could not be built: {exc}")
@@ -312,12 +333,18 @@ class _Batch:
                 return
             except SenderProblem as exc:
                 return self._pause(f"Sending stopped: {exc}")
-            if self.rate is not None and _sleep(self.stop, self.rate.acquire()):
-                self.outcome.stopped = True
-                return
+            if self.rate is not None:
+                wait = self.rate.acquire()
+                if wait > 0:
+                    self._settle()  # nobody waits on the rate with a 250 not yet recorded
+                if _sleep(self.stop, wait):
+                    self.outcome.stopped = True
+                    return
             attempt = deliveries.mark_sending(
-                self.conn, item.id, self.owner, newsletter_id, recipient.email_hash, lease
+                self.conn, item.id, self.owner, newsletter_id, recipient.email_hash, lease,
+                accepted=self.accepted,
             )
+            self.accepted = None
             if attempt is None:
                 why = deliveries.blocked_reason(
                     self.conn, item.id, self.owner, newsletter_id, recipient.email_hash
@@ -377,10 +404,9 @@ class _Batch:
                 conn.commit()
                 outcome.unknown += 1
         else:
-            deliveries.mark_sent(
-                conn, delivery_id, owner, result.code, result.response, result.queue_id
+            self.accepted = deliveries.Accepted(
+                delivery_id, result.code, result.response, result.queue_id, utcnow()
             )
-            conn.commit()
             outcome.sent += 1
 
     def _retry_later(self, delivery_id: int, attempt: int, code: int | None, text: str) -> None:

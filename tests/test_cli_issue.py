@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import update
@@ -9,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from digest import issues
 from digest.models import Delivery, IssueStatus
+from tests.conftest import get_db_of
 from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email, states
 from tests.support.smtp import SMTPServer
 
@@ -70,6 +73,36 @@ def test_status_lists_unclear_deliveries(runner: FlaskCliRunner, db: Session) ->
     assert result.exit_code == 0
     assert "  sent                2" in result.output and "  unknown             1" in result.output
     assert reader_email(1) in result.output and "lost after DATA" in result.output
+
+
+def test_status_follows_a_send_and_ends_when_it_stops(app: Flask, runner: FlaskCliRunner, db: Session) -> None:
+    """`issue status` (without --once) follows a sending issue and returns by itself once
+    it is paused, with the reason and a last line saying where the issue stands."""
+    setup = make_newsletter(db, readers=2)
+    issues.send_now(db, setup.issue_id)
+    issues.start_issue(db, setup.issue_id, CONFIG)
+    db.commit()
+
+    def pause_later() -> None:
+        with get_db_of(app).session() as session:
+            issues.pause_issue(session, setup.issue_id, "the editor spotted a typo")
+            session.commit()
+
+    timer = threading.Timer(1.5, pause_later)
+    timer.start()
+    results: list = []
+    follower = threading.Thread(
+        target=lambda: results.append(runner.invoke(args=["issue", "status", str(setup.issue_id)])),
+        daemon=True,
+    )
+    follower.start()
+    follower.join(20)
+    timer.join()
+    assert not follower.is_alive(), "issue status kept following a paused issue"
+    result = results[0]
+    assert result.exit_code == 0, result.output
+    assert "Paused: the editor spotted a typo" in result.output
+    assert result.output.splitlines()[-1] == f"Issue {setup.issue_id} is no longer sending: it is paused."
 
 
 def test_pause_resume_cancel_and_resend(runner: FlaskCliRunner, db: Session) -> None:

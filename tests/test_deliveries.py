@@ -170,6 +170,34 @@ def test_unsubscribed_or_suppressed_after_fan_out_cannot_be_sent(db: Session) ->
     assert reasons == [deliveries.Blocked.UNSUBSCRIBED, deliveries.Blocked.SUPPRESSED]
 
 
+def test_sent_rides_with_the_next_sending(db: Session) -> None:
+    """mark_sending with the previous message's 250 records both in one transaction: the
+    previous one sent with its reply, the next one sending; refused or not, the 250 is kept,
+    and a row whose lease was reaped meanwhile is left alone."""
+    setup = make_newsletter(db, readers=4)
+    deliveries.fan_out(db, setup.issue_id, CONFIG)
+    _sending(db, setup.issue_id)
+    rows = deliveries.claim(db, setup.issue_id, "me", 10, 60)
+    hashes = [email_hash(CONFIG, reader_email(n)) for n in range(4)]
+    assert deliveries.mark_sending(db, rows[0].id, "me", setup.newsletter_id, hashes[0], 60) == 1
+    db.commit()
+    first = deliveries.Accepted(rows[0].id, 250, "2.0.0 Ok: queued as AAA", "AAA", utcnow())
+    assert deliveries.mark_sending(db, rows[1].id, "me", setup.newsletter_id, hashes[1], 60, accepted=first) == 1
+    db.commit()
+    assert states(db, setup.issue_id) == {"sent": 1, "sending": 1, "claimed": 2}
+    row = db.get(Delivery, rows[0].id)
+    assert (row.state, row.queue_id, row.smtp_code, row.lease_owner) == ("sent", "AAA", 250, None)
+    db.execute(update(Subscription).where(Subscription.subscriber_id == rows[2].subscriber_id).values(status=SubscriptionStatus.UNSUBSCRIBED))
+    second = deliveries.Accepted(rows[1].id, 250, "2.0.0 Ok: queued as BBB", "BBB", utcnow())
+    assert deliveries.mark_sending(db, rows[2].id, "me", setup.newsletter_id, hashes[2], 60, accepted=second) is None
+    db.commit()
+    assert states(db, setup.issue_id) == {"sent": 2, "claimed": 2}
+    reaped = deliveries.Accepted(rows[2].id, 250, "2.0.0 Ok", None, utcnow())  # never sending
+    assert deliveries.mark_sending(db, rows[3].id, "me", setup.newsletter_id, hashes[3], 60, accepted=reaped) == 1
+    db.commit()
+    assert states(db, setup.issue_id) == {"sent": 2, "claimed": 1, "sending": 1}
+
+
 def test_counts_and_open_work(db: Session) -> None:
     """Counts per state come from one query; a due retry keeps the issue open, an exhausted one not."""
     setup = make_newsletter(db, readers=3)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from digest.mail.dkim import signer_from_config
+from digest.mail.dkim import DKIMSigner, signer_from_config
 from digest.mail.transport import SendResult, Transport, make_transport
 
 Signer = Callable[[bytes], bytes]
@@ -28,9 +28,14 @@ class Mailer:
         """Sign data if configured and send it to one recipient."""
         return self.send_signed(envelope_from, recipient, self.sign(data))
 
-    def sign(self, data: bytes) -> bytes:
-        """Return data signed when a signer is configured, else unchanged."""
-        return self.signer(data) if self.signer is not None else data
+    def sign(self, data: bytes, body_hash: bytes | None = None) -> bytes:
+        """Return data signed when a signer is configured, else unchanged; body_hash (the
+        renderer's SHA-256 of the relaxed canonical body) spares the DKIM signer that work."""
+        if self.signer is None:
+            return data
+        if body_hash is not None and isinstance(self.signer, DKIMSigner):
+            return self.signer.sign(data, body_hash=body_hash)
+        return self.signer(data)
 
     def send_signed(self, envelope_from: str, recipient: str, data: bytes) -> SendResult:
         """Send bytes that already went through sign() (the ledger marks a delivery

@@ -93,22 +93,21 @@ _PART_HEAD = (
 )
 
 
+def alternative_frame(boundary: str) -> tuple[bytes, bytes, bytes]:
+    """Return the bytes of a multipart/alternative body before the text part, between the
+    text and the HTML part, and after the HTML part (each part ends with CRLF)."""
+    delimiter = f"--{boundary}".encode("ascii")
+    return (
+        delimiter + CRLF + _PART_HEAD % b"plain",
+        CRLF + delimiter + CRLF + _PART_HEAD % b"html",
+        CRLF + delimiter + b"--" + CRLF,
+    )
+
+
 def alternative_body(boundary: str, text_qp: bytes, html_qp: bytes) -> bytes:
     """Return a multipart/alternative body: the text part first, the HTML part last."""
-    delimiter = f"--{boundary}".encode("ascii")
-    return b"".join(
-        [
-            delimiter + CRLF,
-            _PART_HEAD % b"plain",
-            text_qp,
-            CRLF,
-            delimiter + CRLF,
-            _PART_HEAD % b"html",
-            html_qp,
-            CRLF,
-            delimiter + b"--" + CRLF,
-        ]
-    )
+    opening, between, closing = alternative_frame(boundary)
+    return b"".join([opening, text_qp, between, html_qp, closing])
 
 
 @dataclass

@@ -41,7 +41,7 @@ from digest.mail import identity
 from digest.mail.dkim import signer_from_config
 from digest.mail.message import (
     CRLF,
-    alternative_body,
+    alternative_frame,
     ascii_address,
     encode_text_header,
     format_mailbox,
@@ -100,6 +100,8 @@ class Outgoing:
     envelope_from: str
     recipient: str
     data: bytes
+    # SHA-256 of the body in DKIM relaxed canonical form, when the renderer knows it.
+    body_hash: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,7 @@ class PreparedIssue:
         self.mail_domain = links.mail_domain(config)
         self.feedback_id = feedback_id
         self._boundary = new_boundary()
+        self._frame = alternative_frame(self._boundary)
         # Headers every reader shares, encoded once: these before, those after each reader's.
         self._head = header_block(
             [("From", newsletter.from_header), ("Subject", encode_text_header(issue.subject))]
@@ -311,11 +314,12 @@ class PreparedIssue:
             ]
             + ([("X-Digest-Delivery", str(delivery_id))] if delivery_id is not None else [])
         )
-        body = alternative_body(self._boundary, *variant.encoded(values))
+        body, body_hash = variant.mime_body(self._frame, values)
         return Outgoing(
             envelope_from=identity.verp_address(self.config, ref),
             recipient=ascii_address(reader.email),
             data=self._head + headers + self._tail + CRLF + body,
+            body_hash=body_hash,
         )
 
     def largest_html(self) -> str:

@@ -17,6 +17,7 @@ template) and test only whether they are empty.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import secrets
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from markupsafe import escape
 
 from digest import resource_dir
+from digest.mail.dkim import relaxed_lines
 from digest.mail.message import quoted_printable
 from digest.mail.plaintext import wrap
 
@@ -105,10 +107,12 @@ class _Line:
 
 @dataclass(frozen=True)
 class _Static:
-    """Lines without placeholders, as text and already quoted-printable."""
+    """Lines without placeholders, as text, already quoted-printable, and in DKIM's
+    relaxed canonical form."""
 
     text: str
     encoded: bytes
+    canonical: bytes
 
 
 class _Part:
@@ -130,16 +134,24 @@ class _Part:
 
     def _add_static(self, lines: list[str]) -> None:
         text = "\n".join(lines) + "\n"
-        self.items.append(_Static(text, quoted_printable(text)))
+        encoded = quoted_printable(text)
+        self.items.append(_Static(text, encoded, relaxed_lines(encoded)))
 
-    def encoded(self, values: Mapping[str, str]) -> bytes:
-        """Return the part's quoted-printable bytes for one reader's values."""
-        return b"".join(
-            item.encoded
-            if isinstance(item, _Static)
-            else quoted_printable(item.fill(values) + "\n")
-            for item in self.items
-        )
+    def encoded(self, values: Mapping[str, str], digest: Any = None) -> bytes:
+        """Return the part's quoted-printable bytes for one reader's values; with digest
+        (a hashlib object), feed it their relaxed canonical form too."""
+        chunks = []
+        for item in self.items:
+            if isinstance(item, _Static):
+                chunks.append(item.encoded)
+                if digest is not None:
+                    digest.update(item.canonical)
+            else:
+                line = quoted_printable(item.fill(values) + "\n")
+                chunks.append(line)
+                if digest is not None:
+                    digest.update(relaxed_lines(line))
+        return b"".join(chunks)
 
     def filled(self, values: Mapping[str, str]) -> str:
         """Return the part's text for one reader's values."""
@@ -156,9 +168,19 @@ class Stencil:
     html: _Part
     text: _Part
 
-    def encoded(self, values: Mapping[str, str]) -> tuple[bytes, bytes]:
-        """Return (text, HTML) as quoted-printable bytes for one reader's values (plain text)."""
-        return self.text.encoded(values), self.html.encoded(_escaped(values))
+    def mime_body(
+        self, frame: tuple[bytes, bytes, bytes], values: Mapping[str, str]
+    ) -> tuple[bytes, bytes]:
+        """Return one reader's multipart/alternative body in frame (message.alternative_frame)
+        and the SHA-256 of its DKIM relaxed canonical form, hashed from the static lines'
+        canonical form computed once, so the signer need not canonicalize the body again."""
+        opening, between, closing = frame
+        digest = hashlib.sha256(relaxed_lines(opening))
+        text = self.text.encoded(values, digest)
+        digest.update(relaxed_lines(between))
+        html = self.html.encoded(_escaped(values), digest)
+        digest.update(relaxed_lines(closing))
+        return b"".join([opening, text, between, html, closing]), digest.digest()
 
     def filled(self, values: Mapping[str, str]) -> tuple[str, str]:
         """Return (HTML, text) for one reader's values (plain text; escaped here for HTML)."""
