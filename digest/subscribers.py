@@ -720,9 +720,12 @@ def personal_data(
 def erase(session: Session, config: Mapping[str, Any], subscriber: Subscriber) -> None:
     """Delete a reader and their personal data; keep a suppression hash and delivery figures."""
     email = subscriber.email
-    suppress(session, config, email, SuppressionReason.ERASURE)
+    entry = suppress(session, config, email, SuppressionReason.ERASURE)
     forms = {email, ascii_address(email)} if email.rpartition("@")[0].isascii() else {email}
     pattern = re.compile("|".join(re.escape(f) for f in forms), re.IGNORECASE)
+    # A bounce or complaint entry stays (it still protects the address) but its detail may
+    # quote the mail server's reply, which names the address.
+    entry.detail = pattern.sub("[erased]", entry.detail)
     for delivery in session.scalars(
         select(Delivery).where(
             Delivery.subscriber_id == subscriber.id, Delivery.smtp_response.is_not(None)

@@ -21,6 +21,7 @@ from digest.models import (
     SuppressionReason,
     TransactionalKind,
 )
+from digest.subscribers import erase
 from digest.suppression import email_hash, is_suppressed, suppress
 from tests.conftest import BASE_URL, get_db_of
 from tests.support.forms import csrf_token, submit
@@ -213,6 +214,26 @@ def test_erasure_leaves_only_a_hash(app, client) -> None:  # type: ignore[no-unt
         assert deliveries[0].smtp_response == "250 2.0.0 Ok: queued for <[erased]>"
     assert client.get(path).status_code == 404
     assert client.get(unsubscribe).status_code == 404
+
+
+def test_erasure_scrubs_the_address_from_a_bounce_suppression(app, client) -> None:  # type: ignore[no-untyped-def]
+    """A reader suppressed by a hard bounce, then erased: the entry keeps blocking the address,
+    but the server reply it kept no longer names it."""
+    load_newsletter(app)
+    with get_db_of(app).session() as session:
+        suppress(session, app.config, "grace@example.com", SuppressionReason.HARD_BOUNCE,
+                 "RCPT refused: 550 5.1.1 <Grace@Example.com>: Recipient address rejected")
+        session.commit()
+    with get_db_of(app).session() as session:
+        subscriber = session.scalars(select(Subscriber).where(Subscriber.email == "grace@example.com")).one()
+        erase(session, app.config, subscriber)
+        session.commit()
+    assert "grace@example.com" not in _all_text(app).lower()
+    with get_db_of(app).session() as session:
+        [entry] = session.scalars(select(Suppression)).all()
+        assert entry.reason is SuppressionReason.HARD_BOUNCE
+        assert entry.detail == "RCPT refused: 550 5.1.1 <[erased]>: Recipient address rejected"
+        assert is_suppressed(session, app.config, "grace@example.com")
 
 
 def test_an_erased_reader_can_come_back_with_double_opt_in(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
