@@ -3,8 +3,8 @@
 Every test that uses `app` runs once per backend. PostgreSQL comes from
 DIGEST_TEST_POSTGRES_URL (default: the local server, database `test`, trust auth); each
 pytest worker gets a database of its own, migrated once and truncated between tests.
-Set DIGEST_TEST_BACKENDS=sqlite to run SQLite only; with DIGEST_TEST_REQUIRE_POSTGRES=1
-(as in CI) an unreachable PostgreSQL fails the run instead of skipping.
+Set DIGEST_TEST_BACKENDS=sqlite to run SQLite only; with DIGEST_TEST_REQUIRE_SERVICES=1
+(as in CI) an unreachable PostgreSQL or Redis fails the run instead of skipping.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ POSTGRES_URL = os.environ.get(
     "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = [b for b in os.environ.get("DIGEST_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
-REQUIRE_POSTGRES = os.environ.get("DIGEST_TEST_REQUIRE_POSTGRES") == "1"
+REQUIRE_SERVICES = os.environ.get("DIGEST_TEST_REQUIRE_SERVICES") == "1"
 BASE_URL = "https://news.example.org"
 MAIL_FROM = "Weekly Test <news@news.example.org>"
 SECRET = "test-secret-key-0123456789"
@@ -75,7 +75,7 @@ def postgres_url() -> Iterator[str]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # noqa: BLE001  (any connection failure means "no PostgreSQL")
-        if REQUIRE_POSTGRES:
+        if REQUIRE_SERVICES:
             pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required but unreachable: {exc}")
         pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc}")
     url = admin_url.set(database=name).render_as_string(hide_password=False)

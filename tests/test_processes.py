@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from digest import issues
 from digest.db import utcnow
 from digest.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
-from tests.conftest import get_db_of
+from tests.conftest import REQUIRE_SERVICES, get_db_of
 from tests.support.delivery import (
     CONFIG,
     DIGEST,
@@ -237,6 +237,8 @@ def test_two_celery_workers_share_the_ledger(
     try:
         redis.Redis.from_url(url).flushdb()
     except redis.RedisError as exc:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis at {url} is required but unreachable: {exc}")
         pytest.skip(f"Redis at {url} is unreachable: {exc}")
     setup = make_newsletter(db, readers=200)
     env = process_env(smtp_app, BROKER_URL=url, SENDER_THREADS=2, CELERY_TASKS=4, **FAST)
