@@ -114,10 +114,10 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         page.screenshot(path=str(screenshot_path("editor-issue-scheduled")), full_page=True)
 
         page.click("button:has-text('Send now')")
-        page.wait_for_selector(".flash-success")
+        page.wait_for_url(re.compile(rf".*/editor/issues/{issue_id}/sending$"))  # straight to its progress
+        assert "goes out now" in page.inner_text(".flash-success")
         assert _issue(smtp_app, issue_id).status is IssueStatus.SCHEDULED  # due now, for the clock
 
-        page.goto(f"{base}/editor/issues/{issue_id}/sending")
         pool = SenderPool(smtp_app, 2, mail_jobs=(), idle_seconds=0.2).start()
         clock = Clock(smtp_app, dispatcher=pool, interval=1).start()
         try:
