@@ -210,6 +210,22 @@ def test_preview_warns_about_size_and_send_now_refuses_clipped_html(app, db) -> 
     assert _issue(app, setup.issue_id).status == IssueStatus.DRAFT
 
 
+def test_preview_warns_near_the_limit_and_the_issue_may_still_go(app, db) -> None:  # type: ignore[no-untyped-def]
+    """About 96 KB of HTML is sendable but the preview says it is close to Gmail's limit."""
+    setup = make_newsletter(db)
+    db.execute(Post.__table__.update().values(summary="A long summary sentence. " * 1750))
+    db.commit()
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+
+    preview = client.get(f"{page}/preview").get_data(as_text=True)
+    assert "Close to the limit" in preview and "close to Gmail" in preview
+    assert "Cannot be sent" not in preview
+
+    assert submit(client, page, f"{page}/send-now").headers["Location"].endswith("/sending")
+    assert _issue(app, setup.issue_id).status == IssueStatus.SCHEDULED
+
+
 def test_a_test_send_reaches_the_editor_and_touches_no_ledger(smtp_app, smtp_server, db) -> None:  # type: ignore[no-untyped-def]
     """"Send me a test" mails the editor through SMTP, marked [Test]; nobody else, no delivery row."""
     from tests.conftest import get_db_of
@@ -250,6 +266,11 @@ def test_scheduling_reads_the_time_in_the_chosen_zone(app, db) -> None:  # type:
     response = _followed(client, submit(client, page, f"{page}/schedule", at="2031-07-15T08:00", tz="Europe/Berlin"))
     assert "2031-07-15 08:00 Europe/Berlin" in response.get_data(as_text=True)
     assert _issue(app, setup.issue_id).scheduled_at == dt.datetime(2031, 7, 15, 6, 0, tzinfo=dt.UTC)
+
+    submit(client, page, subject="Renamed while scheduled", preheader="", intro_md="")
+    issue = _issue(app, setup.issue_id)
+    assert (issue.subject, issue.status) == ("Renamed while scheduled", IssueStatus.SCHEDULED)
+    assert issue.scheduled_at == dt.datetime(2031, 7, 15, 6, 0, tzinfo=dt.UTC)
 
     submit(client, page, f"{page}/unschedule")
     assert _issue(app, setup.issue_id).status == IssueStatus.DRAFT
