@@ -107,6 +107,8 @@ def test_editing_subject_and_reordering_removing_adding_posts(app, db) -> None: 
     assert saved.status_code == 302
     issue = _issue(app, setup.issue_id)
     assert (issue.subject, issue.preheader, issue.intro_md) == ("Week 48: tools", "Read on", "Hello *all*")
+    facts = client.get(f"{page}/preview").get_data(as_text=True).split('id="message-facts"')[1]
+    assert "Week 48: tools" in facts and "Read on" in facts and "Gmail clips over 102 KB" in facts
 
     second, tool = (db.scalar(select(Post.id).where(Post.title == t)) for t in ("Second news", "A tool"))
     db.rollback()  # every SQLite transaction takes the write lock: end the read
