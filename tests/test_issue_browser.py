@@ -84,6 +84,10 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         page.click("#issue-form button:has-text('Save')")
         page.wait_for_selector(".flash-success")
         assert page.inner_text("h1") == SUBJECT
+        page.set_viewport_size({"width": 375, "height": 800})  # the same page on a phone
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.screenshot(path=str(screenshot_path("editor-issue-edit-phone")), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         page.click("a:has-text('Preview')")
         page.wait_for_selector("h1:has-text('Preview')")
