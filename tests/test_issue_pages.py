@@ -119,6 +119,8 @@ def test_editing_subject_and_reordering_removing_adding_posts(app, db) -> None: 
     assert _post_titles(app, setup.issue_id) == ["Second news", "First news", "A tool"]
     submit(client, page, f"{page}/posts/{tool}/move", direction="up")
     assert _post_titles(app, setup.issue_id) == ["A tool", "Second news", "First news"]
+    email = client.get(f"{page}/preview/html").get_data(as_text=True)
+    assert email.index("A tool") < email.index("Second news") < email.index("First news")
 
     submit(client, page, f"{page}/posts/{second}/remove")
     assert _post_titles(app, setup.issue_id) == ["A tool", "First news"]
