@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -254,6 +255,22 @@ def test_a_test_send_reaches_the_editor_and_touches_no_ledger(smtp_app, smtp_ser
     refused = _followed(client, submit(client, preview, f"/editor/issues/{setup.issue_id}/test"))
     assert "wait a little before the next" in refused.get_data(as_text=True)
     assert len(smtp_server.received) == 5
+
+
+def test_without_smtp_a_test_send_lands_in_the_outbox(app, db) -> None:  # type: ignore[no-untyped-def]
+    """With no SMTP server set, the test is the outbox's one message, to the editor only."""
+    setup = make_newsletter(db, readers=2)
+    client = _editor_client(app, db)
+    preview = f"/editor/issues/{setup.issue_id}/preview"
+
+    response = _followed(client, submit(client, preview, f"/editor/issues/{setup.issue_id}/test"))
+
+    assert "find it in the Outbox" in response.get_data(as_text=True)
+    [name] = [p.name for p in Path(app.config["OUTBOX_PATH"]).iterdir() if p.suffix == ".eml"]
+    listing = client.get("/editor/outbox").get_data(as_text=True)
+    assert "[Test] Our first issue" in listing and "editor@example.com" in listing
+    assert reader_email(0) not in client.get(f"/editor/outbox/{name}").get_data(as_text=True)
+    assert db.scalar(select(func.count()).select_from(Delivery)) == 0
 
 
 def test_scheduling_reads_the_time_in_the_chosen_zone(app, db) -> None:  # type: ignore[no-untyped-def]
