@@ -12,6 +12,7 @@ from digest import issues
 from digest.db import utcnow
 from digest.models import (
     Delivery,
+    DeliveryState,
     EditorRole,
     Issue,
     IssueStatus,
@@ -364,3 +365,28 @@ def test_the_list_shows_the_weekly_schedule_and_an_empty_week(app, db) -> None: 
     assert "Next send" in html and "Europe/Berlin" in html
     assert f"{slot.period_key}</strong>" in html and "empty week: nothing was sent" in html
     assert "Our first issue" in html
+
+
+def test_the_list_links_a_started_issue_to_its_sending_and_pages_back(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A started issue shows how many of its deliveries went out, linked to its sending page;
+    the list shows the newest issues a page at a time."""
+    from digest.web.editor.issues import PAGE
+
+    setup = make_newsletter(db, readers=3)
+    issues.send_now(db, setup.issue_id)
+    issues.start_issue(db, setup.issue_id, app.config)
+    db.execute(Delivery.__table__.update().where(Delivery.id == db.scalar(select(func.min(Delivery.id))))
+               .values(state=DeliveryState.SENT.value))
+    db.add_all(Issue(newsletter_id=setup.newsletter_id, slug=f"draft-{n}", subject=f"Draft {n}")
+               for n in range(PAGE))
+    db.commit()
+    client = _editor_client(app, db)
+
+    newest = client.get("/editor/issues").get_data(as_text=True)
+    assert f"Draft {PAGE - 1}<" in newest and "Our first issue" not in newest
+    older = re.search(r'href="(/editor/issues\?before=\d+)"', newest)
+    assert older is not None
+    page = client.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "Our first issue" in page and "Draft 0<" not in page
+    assert f'href="/editor/issues/{setup.issue_id}/sending">1 of 3</a>' in page
+

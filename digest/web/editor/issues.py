@@ -48,6 +48,7 @@ from digest.web.editor.outbox import html_policy
 PREVIEW_ADDRESS = "reader@example.com"
 TEST_SEND_LIMIT = parse("5 per 10 minutes")
 WIDTHS = {"desktop": 700, "phone": 375}
+PAGE = 50  # issues per page of the list: about a year of weekly issues
 
 
 def _newsletter() -> Newsletter:
@@ -82,16 +83,14 @@ def issues_list() -> str:
     if newsletter is None:
         return render_template("editor/issues.html", items=[])
     dbs = db_session()
-    items = issues.list_issues(dbs, newsletter.id)
-    delivered = {}
-    for item in items:
-        if item.started_at is not None:
-            counts = deliveries.counts(dbs, item.id)
-            delivered[item.id] = (counts[DeliveryState.SENT], counts.total)
+    items = issues.list_issues(dbs, newsletter.id, before=int_arg("before"), limit=PAGE + 1)
+    older = items[PAGE - 1].id if len(items) > PAGE else None
+    items = items[:PAGE]
     return render_template(
         "editor/issues.html",
         items=items,
-        delivered=delivered,
+        older=older,
+        delivered=deliveries.sent_of_total(dbs, [i.id for i in items if i.started_at is not None]),
         weekdays=newsletters.WEEKDAYS,
         slot=issues.next_weekly_slot(newsletter),
         runs=issues.schedule_runs(dbs, newsletter.id),
