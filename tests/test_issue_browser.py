@@ -97,12 +97,14 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         assert SUBJECT in page.inner_text("main")
         desktop = page.locator("iframe.mail-html").bounding_box()
         assert desktop and 690 <= desktop["width"] <= 710
+        page.locator("iframe.mail-html").scroll_into_view_if_needed()  # Chromium paints a frame once seen
         page.screenshot(path=str(screenshot_path("editor-issue-preview-desktop")), full_page=True)
         page.click("a:has-text('Phone')")
         page.wait_for_url(re.compile(r".*view=phone.*"))
         phone = page.locator("iframe.mail-html").bounding_box()
         assert phone and 365 <= phone["width"] <= 385
         assert TITLE in page.frame_locator("iframe.mail-html").locator("body").inner_text()
+        page.locator("iframe.mail-html").scroll_into_view_if_needed()
         page.screenshot(path=str(screenshot_path("editor-issue-preview-phone")), full_page=True)
 
         page.goto(f"{base}/editor/issues/{issue_id}")
