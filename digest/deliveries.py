@@ -643,6 +643,23 @@ def counts(executor: Executor, issue_id: int) -> Counts:
     return Counts(by_state, retrying)
 
 
+def sent_of_total(executor: Executor, issue_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+    """Return, per issue that has deliveries, how many were sent and how many there are."""
+    if not issue_ids:
+        return {}
+    sent = DeliveryState.SENT.value
+    rows = executor.execute(
+        select(DELIVERY.c.issue_id, DELIVERY.c.state, func.count())
+        .where(DELIVERY.c.issue_id.in_(issue_ids))
+        .group_by(DELIVERY.c.issue_id, DELIVERY.c.state)
+    )
+    result: dict[int, tuple[int, int]] = {}
+    for issue_id, state, number in rows:
+        done, total = result.get(issue_id, (0, 0))
+        result[issue_id] = (done + (number if state == sent else 0), total + number)
+    return result
+
+
 @dataclass(frozen=True)
 class Unclear:
     """A delivery whose outcome nobody knows: the reader may or may not have it."""

@@ -120,11 +120,19 @@ def get_issue(session: Session, issue_id: int) -> Issue:
     return issue
 
 
-def list_issues(session: Session, newsletter_id: int | None = None) -> list[Issue]:
-    """Return issues, newest first, optionally of one newsletter."""
-    query = select(Issue).order_by(Issue.id.desc())
+def list_issues(
+    session: Session,
+    newsletter_id: int | None = None,
+    before: int | None = None,
+    limit: int | None = None,
+) -> list[Issue]:
+    """Return issues, newest first, optionally of one newsletter, older than the id before,
+    at most limit."""
+    query = select(Issue).order_by(Issue.id.desc()).limit(limit)
     if newsletter_id is not None:
         query = query.where(Issue.newsletter_id == newsletter_id)
+    if before is not None:
+        query = query.where(Issue.id < before)
     return list(session.scalars(query))
 
 

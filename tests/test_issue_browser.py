@@ -84,6 +84,10 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         page.click("#issue-form button:has-text('Save')")
         page.wait_for_selector(".flash-success")
         assert page.inner_text("h1") == SUBJECT
+        page.set_viewport_size({"width": 375, "height": 800})  # the same page on a phone
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.screenshot(path=str(screenshot_path("editor-issue-edit-phone")), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         page.click("a:has-text('Preview')")
         page.wait_for_selector("h1:has-text('Preview')")
@@ -93,12 +97,14 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         assert SUBJECT in page.inner_text("main")
         desktop = page.locator("iframe.mail-html").bounding_box()
         assert desktop and 690 <= desktop["width"] <= 710
+        page.locator("iframe.mail-html").scroll_into_view_if_needed()  # Chromium paints a frame once seen
         page.screenshot(path=str(screenshot_path("editor-issue-preview-desktop")), full_page=True)
         page.click("a:has-text('Phone')")
         page.wait_for_url(re.compile(r".*view=phone.*"))
         phone = page.locator("iframe.mail-html").bounding_box()
         assert phone and 365 <= phone["width"] <= 385
         assert TITLE in page.frame_locator("iframe.mail-html").locator("body").inner_text()
+        page.locator("iframe.mail-html").scroll_into_view_if_needed()
         page.screenshot(path=str(screenshot_path("editor-issue-preview-phone")), full_page=True)
 
         page.goto(f"{base}/editor/issues/{issue_id}")
@@ -114,10 +120,10 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         page.screenshot(path=str(screenshot_path("editor-issue-scheduled")), full_page=True)
 
         page.click("button:has-text('Send now')")
-        page.wait_for_selector(".flash-success")
+        page.wait_for_url(re.compile(rf".*/editor/issues/{issue_id}/sending$"))  # straight to its progress
+        assert "goes out now" in page.inner_text(".flash-success")
         assert _issue(smtp_app, issue_id).status is IssueStatus.SCHEDULED  # due now, for the clock
 
-        page.goto(f"{base}/editor/issues/{issue_id}/sending")
         pool = SenderPool(smtp_app, 2, mail_jobs=(), idle_seconds=0.2).start()
         clock = Clock(smtp_app, dispatcher=pool, interval=1).start()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -11,6 +12,7 @@ from digest import issues
 from digest.db import utcnow
 from digest.models import (
     Delivery,
+    DeliveryState,
     EditorRole,
     Issue,
     IssueStatus,
@@ -107,6 +109,8 @@ def test_editing_subject_and_reordering_removing_adding_posts(app, db) -> None: 
     assert saved.status_code == 302
     issue = _issue(app, setup.issue_id)
     assert (issue.subject, issue.preheader, issue.intro_md) == ("Week 48: tools", "Read on", "Hello *all*")
+    facts = client.get(f"{page}/preview").get_data(as_text=True).split('id="message-facts"')[1]
+    assert "Week 48: tools" in facts and "Read on" in facts and "Gmail clips over 102 KB" in facts
 
     second, tool = (db.scalar(select(Post.id).where(Post.title == t)) for t in ("Second news", "A tool"))
     db.rollback()  # every SQLite transaction takes the write lock: end the read
@@ -117,6 +121,8 @@ def test_editing_subject_and_reordering_removing_adding_posts(app, db) -> None: 
     assert _post_titles(app, setup.issue_id) == ["Second news", "First news", "A tool"]
     submit(client, page, f"{page}/posts/{tool}/move", direction="up")
     assert _post_titles(app, setup.issue_id) == ["A tool", "Second news", "First news"]
+    email = client.get(f"{page}/preview/html").get_data(as_text=True)
+    assert email.index("A tool") < email.index("Second news") < email.index("First news")
 
     submit(client, page, f"{page}/posts/{second}/remove")
     assert _post_titles(app, setup.issue_id) == ["A tool", "First news"]
@@ -210,6 +216,22 @@ def test_preview_warns_about_size_and_send_now_refuses_clipped_html(app, db) -> 
     assert _issue(app, setup.issue_id).status == IssueStatus.DRAFT
 
 
+def test_preview_warns_near_the_limit_and_the_issue_may_still_go(app, db) -> None:  # type: ignore[no-untyped-def]
+    """About 96 KB of HTML is sendable but the preview says it is close to Gmail's limit."""
+    setup = make_newsletter(db)
+    db.execute(Post.__table__.update().values(summary="A long summary sentence. " * 1750))
+    db.commit()
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+
+    preview = client.get(f"{page}/preview").get_data(as_text=True)
+    assert "Close to the limit" in preview and "close to Gmail" in preview
+    assert "Cannot be sent" not in preview
+
+    assert submit(client, page, f"{page}/send-now").headers["Location"].endswith("/sending")
+    assert _issue(app, setup.issue_id).status == IssueStatus.SCHEDULED
+
+
 def test_a_test_send_reaches_the_editor_and_touches_no_ledger(smtp_app, smtp_server, db) -> None:  # type: ignore[no-untyped-def]
     """"Send me a test" mails the editor through SMTP, marked [Test]; nobody else, no delivery row."""
     from tests.conftest import get_db_of
@@ -236,6 +258,22 @@ def test_a_test_send_reaches_the_editor_and_touches_no_ledger(smtp_app, smtp_ser
     assert len(smtp_server.received) == 5
 
 
+def test_without_smtp_a_test_send_lands_in_the_outbox(app, db) -> None:  # type: ignore[no-untyped-def]
+    """With no SMTP server set, the test is the outbox's one message, to the editor only."""
+    setup = make_newsletter(db, readers=2)
+    client = _editor_client(app, db)
+    preview = f"/editor/issues/{setup.issue_id}/preview"
+
+    response = _followed(client, submit(client, preview, f"/editor/issues/{setup.issue_id}/test"))
+
+    assert "find it in the Outbox" in response.get_data(as_text=True)
+    [name] = [p.name for p in Path(app.config["OUTBOX_PATH"]).iterdir() if p.suffix == ".eml"]
+    listing = client.get("/editor/outbox").get_data(as_text=True)
+    assert "[Test] Our first issue" in listing and "editor@example.com" in listing
+    assert reader_email(0) not in client.get(f"/editor/outbox/{name}").get_data(as_text=True)
+    assert db.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
 def test_scheduling_reads_the_time_in_the_chosen_zone(app, db) -> None:  # type: ignore[no-untyped-def]
     """08:00 in New York and 08:00 in Berlin are different instants, stored in UTC."""
     setup = make_newsletter(db)
@@ -250,6 +288,11 @@ def test_scheduling_reads_the_time_in_the_chosen_zone(app, db) -> None:  # type:
     response = _followed(client, submit(client, page, f"{page}/schedule", at="2031-07-15T08:00", tz="Europe/Berlin"))
     assert "2031-07-15 08:00 Europe/Berlin" in response.get_data(as_text=True)
     assert _issue(app, setup.issue_id).scheduled_at == dt.datetime(2031, 7, 15, 6, 0, tzinfo=dt.UTC)
+
+    submit(client, page, subject="Renamed while scheduled", preheader="", intro_md="")
+    issue = _issue(app, setup.issue_id)
+    assert (issue.subject, issue.status) == ("Renamed while scheduled", IssueStatus.SCHEDULED)
+    assert issue.scheduled_at == dt.datetime(2031, 7, 15, 6, 0, tzinfo=dt.UTC)
 
     submit(client, page, f"{page}/unschedule")
     assert _issue(app, setup.issue_id).status == IssueStatus.DRAFT
@@ -322,3 +365,28 @@ def test_the_list_shows_the_weekly_schedule_and_an_empty_week(app, db) -> None: 
     assert "Next send" in html and "Europe/Berlin" in html
     assert f"{slot.period_key}</strong>" in html and "empty week: nothing was sent" in html
     assert "Our first issue" in html
+
+
+def test_the_list_links_a_started_issue_to_its_sending_and_pages_back(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A started issue shows how many of its deliveries went out, linked to its sending page;
+    the list shows the newest issues a page at a time."""
+    from digest.web.editor.issues import PAGE
+
+    setup = make_newsletter(db, readers=3)
+    issues.send_now(db, setup.issue_id)
+    issues.start_issue(db, setup.issue_id, app.config)
+    db.execute(Delivery.__table__.update().where(Delivery.id == db.scalar(select(func.min(Delivery.id))))
+               .values(state=DeliveryState.SENT.value))
+    db.add_all(Issue(newsletter_id=setup.newsletter_id, slug=f"draft-{n}", subject=f"Draft {n}")
+               for n in range(PAGE))
+    db.commit()
+    client = _editor_client(app, db)
+
+    newest = client.get("/editor/issues").get_data(as_text=True)
+    assert f"Draft {PAGE - 1}<" in newest and "Our first issue" not in newest
+    older = re.search(r'href="(/editor/issues\?before=\d+)"', newest)
+    assert older is not None
+    page = client.get(older.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "Our first issue" in page and "Draft 0<" not in page
+    assert f'href="/editor/issues/{setup.issue_id}/sending">1 of 3</a>' in page
+

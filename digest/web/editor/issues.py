@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from limits import parse
 from sqlalchemy import select
@@ -48,12 +48,18 @@ from digest.web.editor.outbox import html_policy
 PREVIEW_ADDRESS = "reader@example.com"
 TEST_SEND_LIMIT = parse("5 per 10 minutes")
 WIDTHS = {"desktop": 700, "phone": 375}
+PAGE = 50  # issues per page of the list: about a year of weekly issues
 
 
 def _newsletter() -> Newsletter:
     if g.newsletter is None:
         abort(409, "Set up the newsletter first: an admin fills in Settings.")
     return g.newsletter
+
+
+def _app() -> Flask:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    return app
 
 
 def _issue(issue_id: int) -> Issue:
@@ -77,16 +83,14 @@ def issues_list() -> str:
     if newsletter is None:
         return render_template("editor/issues.html", items=[])
     dbs = db_session()
-    items = issues.list_issues(dbs, newsletter.id)
-    delivered = {}
-    for item in items:
-        if item.started_at is not None:
-            counts = deliveries.counts(dbs, item.id)
-            delivered[item.id] = (counts[DeliveryState.SENT], counts.total)
+    items = issues.list_issues(dbs, newsletter.id, before=int_arg("before"), limit=PAGE + 1)
+    older = items[PAGE - 1].id if len(items) > PAGE else None
+    items = items[:PAGE]
     return render_template(
         "editor/issues.html",
         items=items,
-        delivered=delivered,
+        older=older,
+        delivered=deliveries.sent_of_total(dbs, [i.id for i in items if i.started_at is not None]),
         weekdays=newsletters.WEEKDAYS,
         slot=issues.next_weekly_slot(newsletter),
         runs=issues.schedule_runs(dbs, newsletter.id),
@@ -102,7 +106,8 @@ def issue_new() -> Response:
     issue = issues.create_issue(dbs, newsletter)
     dbs.commit()
     carried = len(issue.issue_posts)
-    flash(f"A new draft carries the {carried} posts published since the last issue." if carried
+    posts = "the post" if carried == 1 else f"the {carried} posts"
+    flash(f"A new draft carries {posts} published since the last issue." if carried
           else "A new draft: no post was published since the last issue, so add posts below.", "success")
     return redirect(url_for("editor.issue_edit", issue_id=issue.id))
 
@@ -199,7 +204,7 @@ def _sendable(issue_id: int) -> bool:
     """Flash why the issue must not go out as it is (no postal address, HTML Gmail clips)."""
     dbs = db_session()
     try:
-        check_sendable(prepare_issue(dbs, issue_id, current_app._get_current_object()))  # type: ignore[attr-defined]
+        check_sendable(prepare_issue(dbs, issue_id, _app()))
     except NotSendable as exc:
         flash(f"This issue cannot be sent: {exc}", "error")
         return False
@@ -215,13 +220,16 @@ def issue_schedule(issue_id: int) -> Response:
     zone_name = request.form.get("tz", "").strip() or issue.newsletter.time_zone
     text = request.form.get("at", "")
 
-    def change(dbs: Session) -> None:
-        scheduled = issues.schedule_issue(dbs, issue_id, issues.parse_local(text), zone_name)
-        g.scheduled = scheduled.scheduled_at
-
-    if commit_change(change, "The issue is scheduled.", (issues.IssueError,)):
-        flash(f"It goes out at {in_zone(g.scheduled, zone_name)} "
-              f"({g.scheduled:%Y-%m-%d %H:%M} UTC).", "success")
+    dbs = db_session()
+    try:
+        at = issues.schedule_issue(dbs, issue_id, issues.parse_local(text), zone_name).scheduled_at
+    except issues.IssueError as exc:
+        dbs.rollback()
+        flash(refusal(exc), "error")
+    else:
+        dbs.commit()
+        flash(f"The issue is scheduled: it goes out at {in_zone(at, zone_name)} ({at:%Y-%m-%d %H:%M} UTC).",
+              "success")
     return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
 
 
@@ -280,7 +288,7 @@ def _preview_reader(newsletter: Newsletter) -> tuple[str, Subscriber | None]:
 
 
 def _rendered(issue_id: int, address: str) -> tuple[outbox.Message, tuple[str, ...]]:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app()
     preview = preview_for_address(db_session(), issue_id, address, app)
     return outbox.parse_message("preview", preview.outgoing.data), preview.notes
 
@@ -292,7 +300,7 @@ def issue_preview(issue_id: int) -> str:
     newsletter = _newsletter()
     address, reader = _preview_reader(newsletter)
     message, notes = _rendered(issue_id, address)
-    report = size_report(prepare_issue(db_session(), issue_id, current_app._get_current_object()))  # type: ignore[attr-defined]
+    report = size_report(prepare_issue(db_session(), issue_id, _app()))
     search = request.args.get("q", "").strip()
     matches = reports.search_subscribers(
         db_session(), newsletter, search=search, status=SubscriptionStatus.CONFIRMED.value, limit=20
@@ -337,7 +345,7 @@ def issue_test_send(issue_id: int) -> Response:
     if not limiter.limiter.hit(TEST_SEND_LIMIT, "issue-test-send", str(current_user.id)):
         flash("You sent several tests in the last minutes: wait a little before the next.", "error")
         return redirect(target)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = _app()
     dbs = db_session()
     try:
         outgoing = test_message(dbs, issue_id, current_user.email, app)
