@@ -16,6 +16,7 @@ from digest.mail.mailer import Mailer, mailer_for
 from digest.models import (
     Delivery,
     IssueStatus,
+    SendRate as SendRateRow,
     Subscription,
     SubscriptionSection,
     SubscriptionStatus,
@@ -23,7 +24,7 @@ from digest.models import (
     SuppressionReason,
 )
 from digest.scheduler import maintain
-from digest.sender import SenderPool, new_owner, run_mail_jobs, send_batch
+from digest.sender import MAX_RETRY_DELAY, SenderPool, new_owner, retry_delay, run_mail_jobs, send_batch
 from digest.sendrate import SendRate
 from digest.suppression import email_hash, suppress
 from tests.conftest import get_db_of
@@ -95,6 +96,44 @@ def test_451_is_retried_later_and_delivered(smtp_app: Flask, smtp_server: SMTPSe
     _drain(smtp_app, setup.issue_id, db)
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
     assert states(db, setup.issue_id) == {"sent": 3}
+
+
+def test_421_slows_the_shared_rate_and_the_reader_gets_it_later(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session
+) -> None:
+    """A server saying 421 (too many messages) halves the rate every sender shares; the refused
+    reader is retried later and gets the issue once."""
+    setup = make_newsletter(db, readers=4)
+    refused: list[str] = []
+
+    def script(stage: str, address: str) -> str | None:
+        if stage == "rcpt" and address == reader_email(1) and not refused:
+            refused.append(address)
+            return "421 4.7.0 too many messages, slow down"
+        return None
+
+    smtp_server.script = script
+    smtp_app.config["RETRY_SECONDS"] = 0.2
+    _start(db, setup.issue_id)
+    rate = SendRate(get_db_of(smtp_app), 1000)
+    with mailer_for(smtp_app.config) as mailer:
+        outcome = send_batch(smtp_app, mailer, setup.issue_id, owner=new_owner("test"), rate=rate)
+    assert outcome.throttled
+    assert db.scalar(select(SendRateRow.factor).where(SendRateRow.name == "smtp")) < 0.6  # halved, recovering
+    db.rollback()
+    assert states(db, setup.issue_id) == {"sent": 3, "failed_temp": 1}
+    time.sleep(0.5)
+    _drain(smtp_app, setup.issue_id, db)
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+
+
+def test_retry_delays_grow_exponentially_with_jitter_and_a_cap() -> None:
+    """Each retry waits about twice as long as the one before, never in lockstep, never for days."""
+    first = [retry_delay(1, 60) for _ in range(200)]
+    third = [retry_delay(3, 60) for _ in range(200)]
+    assert 30 <= min(first) and max(first) <= 90 and len({round(d, 3) for d in first}) > 150
+    assert 120 <= min(third) and max(third) <= 360
+    assert max(retry_delay(40, 60) for _ in range(50)) <= MAX_RETRY_DELAY * 1.5
 
 
 def test_attempts_run_out(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
