@@ -2,7 +2,7 @@
 
 Every link a reader gets carries a signed token; a bad one gets a 400 page, a genuine
 one whose reader was erased a 404 page, and neither changes anything. GET never
-changes state. Only the one-click unsubscribe POST is exempt from CSRF: it can do
+changes state. Every signed page is rate limited per client IP (429 page, nothing changed). Only the one-click unsubscribe POST is exempt from CSRF: it can do
 nothing but unsubscribe the reader its token names.
 """
 
@@ -38,6 +38,17 @@ SIGNUP_LIMIT = "5 per minute;20 per hour"
 # address from a new one (the slowest path, a new reader, takes a few milliseconds).
 SIGNUP_MIN_SECONDS = 0.25
 signup_limit = limiter.shared_limit(SIGNUP_LIMIT, scope="signup", methods=["POST"])
+# Per client IP, shared by every page a signed link opens and what its buttons send: ample
+# for a reader, little for a script trying tokens. The RFC 8058 one-click POST comes from
+# mail providers' servers, each sending for many readers, so its own budget is generous.
+LINK_LIMIT = "30 per minute;300 per hour"
+ONE_CLICK_LIMIT = "600 per minute"
+link_limit = limiter.shared_limit(
+    lambda: current_app.config.get("LINK_RATE_LIMIT", LINK_LIMIT), scope="signed-link"
+)
+one_click_limit = limiter.shared_limit(
+    lambda: current_app.config.get("ONE_CLICK_RATE_LIMIT", ONE_CLICK_LIMIT), scope="one-click"
+)
 
 
 def client_ip() -> str | None:
@@ -169,6 +180,7 @@ def _subscription(purpose: Purpose, token: str, **options: bool) -> Subscription
 
 
 @bp.get("/confirm/<token>")
+@link_limit
 def confirm_page(token: str) -> tuple[str, int]:
     """Show the Confirm button (scanners fetch GETs, so this changes nothing)."""
     try:
@@ -186,6 +198,7 @@ def confirm_page(token: str) -> tuple[str, int]:
 
 
 @bp.post("/confirm/<token>")
+@link_limit
 def confirm(token: str) -> tuple[str, int]:
     """Confirm the signup a link names (idempotent)."""
     session = db_session()
@@ -209,6 +222,7 @@ def confirm(token: str) -> tuple[str, int]:
 
 
 @bp.post("/confirm/<token>/renew")
+@link_limit
 @signup_limit
 def renew(token: str) -> tuple[str, int]:
     """Send a fresh confirmation link after an expired one."""
@@ -237,6 +251,7 @@ def _unsubscribe_page(
 
 
 @bp.get("/unsubscribe/<token>")
+@link_limit
 def unsubscribe_page(token: str) -> str:
     """Show the Unsubscribe (or, afterwards, Resubscribe) button."""
     subscription = _subscription(Purpose.UNSUBSCRIBE, token)
@@ -245,6 +260,7 @@ def unsubscribe_page(token: str) -> str:
 
 @bp.post("/unsubscribe/<token>")
 @csrf.exempt
+@one_click_limit
 def unsubscribe(token: str) -> tuple[str, int]:
     """RFC 8058 one-click unsubscribe, and the page's button: 200, no redirect, no cookie."""
     if request.form.get("List-Unsubscribe") != "One-Click":
@@ -259,6 +275,7 @@ def unsubscribe(token: str) -> tuple[str, int]:
 
 
 @bp.post("/unsubscribe/<token>/resubscribe")
+@link_limit
 def resubscribe(token: str) -> tuple[str, int]:
     """Subscribe again from the unsubscribe link: a new consent, confirmed by the link."""
     session = db_session()
@@ -302,12 +319,14 @@ def _preferences_page(
 
 
 @bp.get("/preferences/<token>")
+@link_limit
 def preferences(token: str) -> tuple[str, int]:
     """Show the preference center of the subscription a link names."""
     return _preferences_page(_subscription(Purpose.PREFERENCES, token), token)
 
 
 @bp.post("/preferences/<token>")
+@link_limit
 def preferences_action(token: str) -> tuple[str, int]:
     """Save name and sections, pause, resume, unsubscribe or resubscribe."""
     session = db_session()
@@ -341,6 +360,7 @@ def preferences_action(token: str) -> tuple[str, int]:
 
 
 @bp.get("/preferences/<token>/data.json")
+@link_limit
 def download_data(token: str) -> Response:
     """Everything stored about the reader, as a JSON download."""
     subscription = _subscription(Purpose.PREFERENCES, token)
@@ -354,6 +374,7 @@ def download_data(token: str) -> Response:
 
 
 @bp.get("/preferences/<token>/delete")
+@link_limit
 def delete_page(token: str) -> str:
     """The confirmation step before erasing the reader."""
     subscription = _subscription(Purpose.PREFERENCES, token)
@@ -367,6 +388,7 @@ def delete_page(token: str) -> str:
 
 
 @bp.post("/preferences/<token>/delete")
+@link_limit
 def delete(token: str) -> str:
     """Erase the reader: only a keyed hash stays, in the suppression list."""
     session = db_session()
