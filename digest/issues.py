@@ -51,12 +51,16 @@ from digest.models import (
     Section,
 )
 from digest.newsletters import check_time_zone
+from digest.validation import Invalid, slugify, text
 
 log = logging.getLogger(__name__)
 
 # How long after its send time a weekly issue the scheduler missed still goes out.
 LATE_GRACE = dt.timedelta(hours=6)
 NOT_SENT = (IssueStatus.DRAFT, IssueStatus.SCHEDULED, IssueStatus.SENDING, IssueStatus.PAUSED)
+# Only an issue that has not started can be changed; starting it freezes what it carries.
+EDITABLE = (IssueStatus.DRAFT, IssueStatus.SCHEDULED)
+INTRO_LIMIT = 20_000
 
 
 class IssueError(ValueError):
@@ -440,6 +444,21 @@ class WeeklyOutcome:
     issue_id: int | None = None
 
 
+def _carried_post_ids() -> Any:
+    return (
+        select(IssuePost.post_id)
+        .join(Issue, Issue.id == IssuePost.issue_id)
+        .where(Issue.status != IssueStatus.CANCELLED)
+    )
+
+
+def suggested_subject(posts: Sequence[Post]) -> tuple[str, str]:
+    """Return the subject and preheader suggested for an issue carrying posts (in order)."""
+    if not posts:
+        return "", ""
+    return posts[0].title[:300], " · ".join(p.title for p in posts[1:])[:300]
+
+
 def candidate_posts(session: Session, newsletter_id: int, now: dt.datetime) -> list[Post]:
     """Return published posts not in any live issue and published since the last issue,
     in section order then publication order."""
@@ -448,11 +467,7 @@ def candidate_posts(session: Session, newsletter_id: int, now: dt.datetime) -> l
             Issue.newsletter_id == newsletter_id, Issue.status != IssueStatus.CANCELLED
         )
     )
-    carried = (
-        select(IssuePost.post_id)
-        .join(Issue, Issue.id == IssuePost.issue_id)
-        .where(Issue.status != IssueStatus.CANCELLED)
-    )
+    carried = _carried_post_ids()
     query = (
         select(Post)
         .join(Section, Section.id == Post.section_id)
@@ -469,12 +484,11 @@ def candidate_posts(session: Session, newsletter_id: int, now: dt.datetime) -> l
     return list(session.scalars(query))
 
 
-def _free_slug(session: Session, newsletter_id: int, base: str) -> str:
-    taken = set(
-        session.scalars(
-            select(Issue.slug).where(Issue.newsletter_id == newsletter_id, Issue.slug.startswith(base))
-        )
-    )
+def _free_slug(session: Session, newsletter_id: int, base: str, issue_id: int | None = None) -> str:
+    query = select(Issue.slug).where(Issue.newsletter_id == newsletter_id, Issue.slug.startswith(base))
+    if issue_id is not None:
+        query = query.where(Issue.id != issue_id)
+    taken = set(session.scalars(query))
     slug, n = base, 2
     while slug in taken:
         slug, n = f"{base}-{n}", n + 1
@@ -534,8 +548,7 @@ def materialise_week(
         if _record_run(session, newsletter.id, slot, ScheduleOutcome.EMPTY, None, note, now):
             log.info("newsletter %s, week %s: %s", newsletter.slug, slot.period_key, note)
         return WeeklyOutcome(newsletter.id, slot.period_key, "empty")
-    subject = posts[0].title[:300]
-    preheader = " · ".join(p.title for p in posts[1:])[:300]
+    subject, preheader = suggested_subject(posts)
     insert = deliveries.upsert_insert(session)
     statement = (
         insert(Issue.__table__)
@@ -605,4 +618,160 @@ def schedule_runs(session: Session, newsletter_id: int, limit: int = 10) -> list
             .limit(limit)
             .execution_options(populate_existing=True)
         )
+    )
+
+
+# --- building and editing an issue -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssueInput:
+    """What the issue form carries (text, as a browser sends it)."""
+
+    subject: str = ""
+    preheader: str = ""
+    intro_md: str = ""
+
+
+def create_issue(session: Session, newsletter: Newsletter, now: dt.datetime | None = None) -> Issue:
+    """Add a draft carrying every post published since the last issue, in section order,
+    with the subject and preheader the weekly schedule would suggest."""
+    now = now or utcnow()
+    posts = candidate_posts(session, newsletter.id, now)
+    subject, preheader = suggested_subject(posts)
+    issue = Issue(
+        newsletter_id=newsletter.id,
+        slug=_free_slug(session, newsletter.id, slugify(subject, fallback="issue")),
+        subject=subject,
+        preheader=preheader,
+        intro_md="",
+        status=IssueStatus.DRAFT,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(issue)
+    session.flush()
+    session.add_all(IssuePost(issue_id=issue.id, post_id=p.id, position=i) for i, p in enumerate(posts))
+    session.flush()
+    return get_issue(session, issue.id)
+
+
+def _claim_for_edit(session: Session, issue_id: int) -> Issue:
+    # A conditional UPDATE: a send starting at the same moment either waits for this
+    # transaction or has already moved the issue on, and then the edit is refused.
+    return _move(session, issue_id, EDITABLE, "changed", updated_at=utcnow())
+
+
+def update_issue(session: Session, issue_id: int, data: IssueInput) -> Issue:
+    """Change a draft or scheduled issue's subject, preheader and intro (it stays scheduled);
+    raise Invalid listing every problem, or IssueError once it has started."""
+    errors: dict[str, str] = {}
+    subject = " ".join(text(data.subject, "subject", errors, required=True, max_length=300).split())
+    preheader = text(data.preheader, "preheader", errors, max_length=300)
+    intro = (data.intro_md or "").strip()
+    if len(intro) > INTRO_LIMIT:
+        errors["intro_md"] = f"The intro must be at most {INTRO_LIMIT:,} characters (it has {len(intro):,})."
+    issue = _claim_for_edit(session, issue_id)
+    if errors:
+        raise Invalid(errors)
+    issue.subject, issue.preheader, issue.intro_md = subject, preheader, intro
+    # Not sent yet, so no public page has the old address: the slug follows the subject.
+    issue.slug = _free_slug(session, issue.newsletter_id, slugify(subject, fallback="issue"), issue.id)
+    session.flush()
+    return issue
+
+
+def _renumber(session: Session, issue: Issue, items: Sequence[IssuePost]) -> None:
+    """Store items' order, grouped by section as the email shows them (first post's section first)."""
+    groups: dict[int, list[IssuePost]] = {}
+    for item in items:
+        groups.setdefault(item.post.section_id, []).append(item)
+    for position, item in enumerate(i for group in groups.values() for i in group):
+        item.position = position
+    session.flush()
+    session.expire(issue, ["issue_posts"])
+
+
+def move_post(session: Session, issue_id: int, post_id: int, offset: int) -> Issue:
+    """Move a post of a draft or scheduled issue one place up (offset -1) or down (+1).
+
+    The email groups posts by section, so the first post of a section moving up (the
+    last moving down) moves its whole section past the neighbouring one."""
+    issue = _claim_for_edit(session, issue_id)
+    groups: dict[int, list[IssuePost]] = {}
+    for item in issue.issue_posts:
+        groups.setdefault(item.post.section_id, []).append(item)
+    ordered = list(groups.values())
+    for g, group in enumerate(ordered):
+        k = next((k for k, item in enumerate(group) if item.post_id == post_id), None)
+        if k is None:
+            continue
+        if 0 <= k + offset < len(group):
+            group[k], group[k + offset] = group[k + offset], group[k]
+        elif 0 <= g + offset < len(ordered):
+            ordered[g], ordered[g + offset] = ordered[g + offset], ordered[g]
+        _renumber(session, issue, [item for group in ordered for item in group])
+        return get_issue(session, issue_id)
+    raise IssueError(f"issue {issue_id} does not carry post {post_id}")
+
+
+def remove_post(session: Session, issue_id: int, post_id: int) -> Issue:
+    """Take a post out of a draft or scheduled issue (a scheduled one keeps at least one)."""
+    issue = _claim_for_edit(session, issue_id)
+    item = next((item for item in issue.issue_posts if item.post_id == post_id), None)
+    if item is None:
+        raise IssueError(f"issue {issue_id} does not carry post {post_id}")
+    if len(issue.issue_posts) == 1 and issue.status == IssueStatus.SCHEDULED:
+        raise IssueError("a scheduled issue must carry at least one post: unschedule it first")
+    issue.issue_posts.remove(item)  # delete-orphan: the row goes at the flush
+    _renumber(session, issue, issue.issue_posts)
+    return get_issue(session, issue_id)
+
+
+def addable_posts(session: Session, newsletter_id: int, limit: int = 200) -> list[Post]:
+    """Return published posts that no issue (other than a cancelled one) carries, newest first."""
+    return list(
+        session.scalars(
+            select(Post)
+            .where(
+                Post.newsletter_id == newsletter_id,
+                Post.status == PostStatus.PUBLISHED,
+                Post.id.not_in(_carried_post_ids()),
+            )
+            .order_by(Post.published_at.desc(), Post.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def add_post(session: Session, issue_id: int, post_id: int) -> Issue:
+    """Add a published post no live issue carries to a draft or scheduled issue, at the
+    end of its section."""
+    issue = _claim_for_edit(session, issue_id)
+    post = session.get(Post, post_id)
+    if post is None or post.newsletter_id != issue.newsletter_id:
+        raise IssueError(f"there is no post {post_id} in this newsletter")
+    if post.status != PostStatus.PUBLISHED:
+        raise IssueError(f"“{post.title}” is not published: publish it first")
+    carried = exists().where(
+        IssuePost.post_id == post_id,
+        IssuePost.issue_id == Issue.id,
+        Issue.status != IssueStatus.CANCELLED,
+    )
+    if session.scalar(select(carried)):
+        raise IssueError(f"“{post.title}” is already in an issue")
+    items = list(issue.issue_posts)
+    item = IssuePost(issue_id=issue_id, post_id=post_id, position=len(items))
+    session.add(item)
+    session.flush()
+    _renumber(session, issue, [*items, item])
+    return get_issue(session, issue_id)
+
+
+def cancel_unstarted(session: Session, issue_id: int, now: dt.datetime | None = None) -> Issue:
+    """Cancel a draft or scheduled issue (one that has started is paused or cancelled from
+    its sending page)."""
+    return _move(
+        session, issue_id, EDITABLE, "cancelled here",
+        status=IssueStatus.CANCELLED, cancelled_at=now or utcnow(),
     )

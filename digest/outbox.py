@@ -175,8 +175,11 @@ def _part(message: EmailMessage, subtype: str) -> str | None:
 def read_message(folder: Path, name: str) -> Message | None:
     """Return a message's headers and parts, or None if the name is not a message of this outbox."""
     data = raw_message(folder, name)
-    if data is None:
-        return None
+    return None if data is None else parse_message(name, data)
+
+
+def parse_message(name: str, data: bytes) -> Message:
+    """Return the headers and parts of a message's bytes."""
     message = BytesParser(policy=policy.default).parsebytes(data)
     assert isinstance(message, EmailMessage)
     return Message(

@@ -6,7 +6,8 @@ newsletter's time zone. Per-issue figures come from the delivery ledger: deliver
 sent, bounced = refused for good (failed_perm), failed = temporary failures still
 retrying and unclear outcomes (failed_temp, unknown), queued = not yet attempted;
 unsubscribed = readers of the newsletter who unsubscribed between the issue's start
-and the next issue's start.
+and the next issue's start. An issue's record adds the reports that came back about it
+(bounces, complaints) and lists its failed, unclear or bounced deliveries.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.sql import ColumnElement
 
 from digest.db import utcnow
 from digest.models import (
+    BounceKind,
     Delivery,
     DeliveryState,
     Issue,
@@ -41,6 +43,7 @@ from digest.validation import like_pattern
 
 SUBSCRIBER_PAGE = 50
 DELIVERY_HISTORY = 200
+PROBLEMS_SHOWN = 200
 _CATEGORY = {
     DeliveryState.SENT: "delivered",
     DeliveryState.FAILED_PERM: "bounced",
@@ -297,20 +300,27 @@ def _started(issue: Issue) -> dt.datetime:
     return issue.started_at or issue.sent_at or issue.scheduled_at or issue.created_at
 
 
+_STARTED = (IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT)
+_START = func.coalesce(Issue.started_at, Issue.sent_at, Issue.created_at)
+
+
 def issue_figures(session: Session, newsletter: Newsletter, limit: int = 12) -> list[IssueFigures]:
     """Return delivery figures of the newsletter's last `limit` issues that started sending."""
     issues = list(
         session.scalars(
             select(Issue)
-            .where(
-                Issue.newsletter_id == newsletter.id,
-                Issue.status.in_([IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT]),
-            )
-            .order_by(func.coalesce(Issue.started_at, Issue.sent_at, Issue.created_at).desc())
+            .where(Issue.newsletter_id == newsletter.id, Issue.status.in_(_STARTED))
+            .order_by(_START.desc())
             .limit(limit)
         )
     )
     issues.sort(key=_started)
+    return _figures(session, newsletter.id, issues)
+
+
+def _figures(session: Session, newsletter_id: int, issues: list[Issue]) -> list[IssueFigures]:
+    """Count the ledger of issues (sorted by start); each issue gets the unsubscribes until
+    the next one in the list started."""
     figures = {issue.id: IssueFigures(issue) for issue in issues}
     if not issues:
         return []
@@ -325,7 +335,7 @@ def issue_figures(session: Session, newsletter: Newsletter, limit: int = 12) -> 
     starts = [_started(issue) for issue in issues]
     unsubscribed = session.scalars(
         select(Subscription.unsubscribed_at).where(
-            Subscription.newsletter_id == newsletter.id,
+            Subscription.newsletter_id == newsletter_id,
             Subscription.unsubscribed_at >= starts[0],
         )
     )
@@ -334,6 +344,100 @@ def issue_figures(session: Session, newsletter: Newsletter, limit: int = 12) -> 
         if index >= 0:
             figures[issues[index].id].unsubscribed += 1
     return [figures[issue.id] for issue in issues]
+
+
+@dataclass(frozen=True)
+class ProblemDelivery:
+    """A delivery the editor should know about: failed, unclear, or reported back as bounced."""
+
+    delivery_id: int
+    subscriber_id: int | None
+    email: str | None
+    state: DeliveryState
+    attempts: int
+    code: int | None
+    reply: str | None
+    bounce: BounceKind | None
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class IssueRecord:
+    """What became of one issue: its figures, the reports that came back, its problems."""
+
+    figures: IssueFigures
+    bounces: dict[BounceKind, int]
+    problems: list[ProblemDelivery]
+    problem_total: int
+
+    @property
+    def duration(self) -> dt.timedelta | None:
+        """Return how long the send took, from start to sent (or cancelled)."""
+        issue = self.figures.issue
+        end = issue.sent_at or issue.cancelled_at
+        if issue.started_at is None or end is None:
+            return None
+        return max(end - issue.started_at, dt.timedelta(0))
+
+    @property
+    def average_rate(self) -> float | None:
+        """Return the deliveries settled per second over the whole send."""
+        duration = self.duration
+        settled = self.figures.total - self.figures.queued
+        if not duration or not duration.total_seconds():
+            return None
+        return settled / duration.total_seconds()
+
+
+_PROBLEM = or_(
+    Delivery.state.in_([DeliveryState.FAILED_TEMP, DeliveryState.FAILED_PERM, DeliveryState.UNKNOWN]),
+    Delivery.bounce.is_not(None),
+)
+
+
+def issue_record(session: Session, issue: Issue, limit: int = PROBLEMS_SHOWN) -> IssueRecord:
+    """Return an issue's record: figures (unsubscribes until the next issue started), bounce
+    reports per kind, and its failed, unclear or bounced deliveries (the first `limit`)."""
+    following = session.scalars(
+        select(Issue)
+        .where(
+            Issue.newsletter_id == issue.newsletter_id,
+            Issue.id != issue.id,
+            Issue.status.in_(_STARTED),
+            _START > _started(issue),
+        )
+        .order_by(_START)
+        .limit(1)
+    ).first()
+    figures = _figures(session, issue.newsletter_id, [issue, *([following] if following else [])])[0]
+    bounces: dict[BounceKind, int] = {
+        kind: count
+        for kind, count in session.execute(
+            select(Delivery.bounce, func.count())
+            .where(Delivery.issue_id == issue.id, Delivery.bounce.is_not(None))
+            .group_by(Delivery.bounce)
+        )
+    }
+    problem_total = session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.issue_id == issue.id, _PROBLEM)
+    ) or 0
+    rows = session.execute(
+        select(Delivery, Subscriber.email)
+        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.issue_id == issue.id, _PROBLEM)
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    problems = [
+        ProblemDelivery(
+            delivery_id=d.id, subscriber_id=d.subscriber_id, email=email, state=d.state,
+            attempts=d.attempts, code=d.smtp_code,
+            reply=d.bounce_detail if d.bounce and d.state is DeliveryState.SENT else d.smtp_response,
+            bounce=d.bounce, at=d.bounced_at or d.updated_at,
+        )
+        for d, email in rows
+    ]
+    return IssueRecord(figures, bounces, problems, problem_total)
 
 
 def suppression_counts(session: Session) -> dict[SuppressionReason, int]:

@@ -6,7 +6,7 @@
 
   // Live Markdown preview: the server renders and sanitizes (digest/markdown.py), so
   // the preview shows exactly what readers will get, never raw script.
-  const source = document.getElementById("body_md");
+  const source = document.querySelector("[data-markdown-source]");
   const preview = document.getElementById("preview");
   const status = document.getElementById("preview-status");
   if (source && preview) {
@@ -63,6 +63,106 @@
       }
       setTimeout(poll, delay);
     };
+    setTimeout(poll, delay);
+  }
+
+  // An issue's send: poll progress.json every second while it is live (sending, paused,
+  // or about to start), move the bar and the counts, show the actions that fit, announce
+  // status changes (not every count), and fetch the record when the status changes.
+  const sending = document.getElementById("sending-live");
+  if (sending && sending.dataset.live === "true") {
+    const bar = document.getElementById("sending-bar");
+    const announce = document.getElementById("sending-announce");
+    const statusText = document.getElementById("sending-status-text");
+    const badge = document.getElementById("sending-badge");
+    const number = (n) => Number(n).toLocaleString("en-US");
+    const seconds = (s) => {
+      s = Math.max(Math.round(s), 0);
+      const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+      return h ? `${h} h ${m} min` : m ? `${m} min ${r} s` : `${r} s`;
+    };
+    let status = sending.dataset.status;
+    let samples = [];
+    let delay = 1000;
+    const setField = (name, value) => {
+      document.querySelectorAll(`[data-field="${name}"]`).forEach((el) => { el.textContent = value; });
+    };
+    // The server's rate is the average since the start; while watching, the rate over the
+    // last ten seconds says more (after a pause, say).
+    const currentRate = (data) => {
+      const now = performance.now();
+      samples.push({at: now, done: data.done});
+      samples = samples.filter((s) => now - s.at <= 10000);
+      const first = samples[0];
+      if (data.status !== "sending" || now - first.at < 3000) return null;
+      return (data.done - first.done) / ((now - first.at) / 1000);
+    };
+    const show = (data) => {
+      bar.max = Math.max(data.total, 1);
+      bar.value = data.done;
+      bar.textContent = data.percent + "%";
+      for (const name of ["status_text", "percent", "started_text", "finished_text", "pause_reason", "pause_explanation"]) {
+        setField(name, data[name] === null ? (name.endsWith("_text") ? "not yet" : "") : data[name]);
+      }
+      setField("done", number(data.done));
+      setField("total", number(data.total));
+      const rate = currentRate(data);
+      if (rate === null) {
+        setField("rate_text", data.rate_text);
+        setField("eta_text", data.eta_text);
+      } else {
+        setField("rate_text", `${rate.toFixed(1)} messages a second`);
+        setField("eta_text", rate > 0 ? `about ${seconds((data.total - data.done) / rate)} left` : "–");
+      }
+      document.querySelectorAll("[data-count]").forEach((el) => {
+        el.textContent = number(data.counts[el.dataset.count]);
+      });
+      document.querySelectorAll("[data-action]").forEach((el) => {
+        const name = el.dataset.action;
+        el.hidden = name === "none" ? data.actions.length > 0 : !data.actions.includes(name);
+      });
+      document.getElementById("sending-paused").hidden = data.status !== "paused";
+      document.getElementById("sending-live-note").hidden = !data.live;
+      badge.textContent = data.status;
+      badge.className = "badge badge-" + data.status;
+    };
+    // The record (failed deliveries, totals) is rendered by the server: take it from the page.
+    const refreshRecord = async () => {
+      const response = await fetch(window.location.href, {credentials: "same-origin", cache: "no-store"});
+      if (!response.ok) return;
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = page.getElementById("sending-record");
+      if (fresh) document.getElementById("sending-record").replaceChildren(...fresh.childNodes);
+    };
+    const poll = async () => {
+      let data;
+      try {
+        const response = await fetch(sending.dataset.progressUrl, {credentials: "same-origin", cache: "no-store"});
+        if (!response.ok) throw new Error(response.statusText);
+        if (!(response.headers.get("Content-Type") || "").includes("json")) {
+          // Sent to the login page: the session ended.
+          statusText.textContent = "You are no longer logged in: reload the page to log in and follow the send again.";
+          return;
+        }
+        data = await response.json();
+        delay = 1000;
+      } catch (error) {
+        statusText.textContent = "The progress could not be fetched (" + error.message + "); trying again…";
+        delay = Math.min(delay * 2, 16000);
+        setTimeout(poll, delay);
+        return;
+      }
+      show(data);
+      if (data.status !== status) {
+        status = data.status;
+        sending.dataset.status = status;
+        announce.textContent = data.status_text;
+        samples = [];
+        await refreshRecord().catch(() => {});
+      }
+      if (data.live) setTimeout(poll, delay);
+    };
+    document.getElementById("sending-live-note").hidden = false;
     setTimeout(poll, delay);
   }
 

@@ -126,8 +126,10 @@ from digest.web.editor import (  # noqa: E402,F401
     auth,
     dashboard,
     imports,
+    issues,
     outbox,
     posts,
+    sending,
     subscribers,
 )
 

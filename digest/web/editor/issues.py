@@ -1,0 +1,354 @@
+"""Issues: the list with the weekly schedule, building, previewing, test sends, scheduling.
+
+The preview shows the bytes `digest issue render` writes (digest.mail.render, the path
+every send takes); its HTML is served alone into a sandboxed iframe, under the outbox
+viewer's Content-Security-Policy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from limits import parse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from digest import deliveries, issues, newsletters, outbox, reports
+from digest.db import utcnow
+from digest.extensions import db_session, limiter
+from digest.mail.mailer import mailer_for
+from digest.mail.render import (
+    NotSendable,
+    check_sendable,
+    prepare_issue,
+    preview_for_address,
+    size_report,
+    test_message,
+)
+from digest.mail.transport import SendError
+from digest.markdown import render_markdown
+from digest.models import (
+    DeliveryState,
+    Issue,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
+from digest.validation import Invalid
+from digest.web.editor import bp, commit_change, int_arg, refusal
+from digest.web.editor.outbox import html_policy
+
+# The made-up reader a preview shows by default (not subscribed: every section, no name).
+PREVIEW_ADDRESS = "reader@example.com"
+TEST_SEND_LIMIT = parse("5 per 10 minutes")
+WIDTHS = {"desktop": 700, "phone": 375}
+
+
+def _newsletter() -> Newsletter:
+    if g.newsletter is None:
+        abort(409, "Set up the newsletter first: an admin fills in Settings.")
+    return g.newsletter
+
+
+def _issue(issue_id: int) -> Issue:
+    issue = db_session().get(Issue, issue_id)
+    if issue is None or issue.newsletter_id != _newsletter().id:
+        abort(404)
+    return issue
+
+
+def in_zone(moment: dt.datetime | None, zone_name: str) -> str:
+    """Return a UTC instant as local time in a zone, e.g. "2026-11-30 08:00 Europe/Berlin"."""
+    if moment is None:
+        return ""
+    return f"{moment.astimezone(ZoneInfo(zone_name)):%Y-%m-%d %H:%M} {zone_name}"
+
+
+@bp.get("/issues")
+def issues_list() -> str:
+    """List every issue, with the weekly schedule, its next slot and what it did lately."""
+    newsletter = g.newsletter
+    if newsletter is None:
+        return render_template("editor/issues.html", items=[])
+    dbs = db_session()
+    items = issues.list_issues(dbs, newsletter.id)
+    delivered = {}
+    for item in items:
+        if item.started_at is not None:
+            counts = deliveries.counts(dbs, item.id)
+            delivered[item.id] = (counts[DeliveryState.SENT], counts.total)
+    return render_template(
+        "editor/issues.html",
+        items=items,
+        delivered=delivered,
+        weekdays=newsletters.WEEKDAYS,
+        slot=issues.next_weekly_slot(newsletter),
+        runs=issues.schedule_runs(dbs, newsletter.id),
+        in_zone=in_zone,
+    )
+
+
+@bp.post("/issues/new")
+def issue_new() -> Response:
+    """Create a draft carrying every post published since the last issue."""
+    newsletter = _newsletter()
+    dbs = db_session()
+    issue = issues.create_issue(dbs, newsletter)
+    dbs.commit()
+    carried = len(issue.issue_posts)
+    flash(f"A new draft carries the {carried} posts published since the last issue." if carried
+          else "A new draft: no post was published since the last issue, so add posts below.", "success")
+    return redirect(url_for("editor.issue_edit", issue_id=issue.id))
+
+
+def _edit_page(issue: Issue, data: issues.IssueInput | None = None, errors: dict[str, str] | None = None,
+               status: int = 200) -> tuple[str, int]:
+    newsletter = _newsletter()
+    dbs = db_session()
+    data = data or issues.IssueInput(issue.subject, issue.preheader, issue.intro_md)
+    zone_name = issue.schedule_tz or newsletter.time_zone
+    slot = issues.next_weekly_slot(newsletter)
+    at = issue.scheduled_at or (slot.send_at if slot else utcnow() + dt.timedelta(hours=1))
+    editable = issue.status in issues.EDITABLE
+    return render_template(
+        "editor/issue_edit.html",
+        issue=issue,
+        data=data,
+        errors=errors or {},
+        editable=editable,
+        addable=issues.addable_posts(dbs, newsletter.id) if editable else [],
+        counts=None if editable else deliveries.counts(dbs, issue.id),
+        sent_state=DeliveryState.SENT,
+        intro_html=render_markdown(data.intro_md or ""),
+        zone_name=zone_name,
+        local_at=f"{at.astimezone(ZoneInfo(zone_name)):%Y-%m-%dT%H:%M}",
+        time_zones=newsletters.time_zones(),
+        in_zone=in_zone,
+    ), status
+
+
+@bp.route("/issues/<int:issue_id>", methods=["GET", "POST"])
+def issue_edit(issue_id: int) -> Response | tuple[str, int]:
+    """Show an issue (its form while it can change); save its subject, preheader and intro."""
+    issue = _issue(issue_id)
+    if request.method == "GET":
+        return _edit_page(issue)
+    data = issues.IssueInput(
+        subject=request.form.get("subject", ""),
+        preheader=request.form.get("preheader", ""),
+        intro_md=request.form.get("intro_md", ""),
+    )
+    dbs = db_session()
+    try:
+        issues.update_issue(dbs, issue_id, data)
+    except Invalid as exc:
+        dbs.rollback()
+        return _edit_page(_issue(issue_id), data, exc.errors, 400)
+    except issues.IssueError as exc:
+        dbs.rollback()
+        flash(refusal(exc), "error")
+        return redirect(url_for("editor.issue_edit", issue_id=issue_id))
+    dbs.commit()
+    flash("The issue is saved.", "success")
+    return redirect(url_for("editor.issue_edit", issue_id=issue_id))
+
+
+def _change(issue_id: int, change: Callable[[Session], object], done: str, anchor: str = "") -> Response:
+    _issue(issue_id)
+    commit_change(change, done, (issues.IssueError, Invalid))
+    return redirect(url_for("editor.issue_edit", issue_id=issue_id) + anchor)
+
+
+def _form_int(name: str) -> int:
+    value = request.form.get(name, "")
+    if not value.isdigit() or len(value) > 11:
+        abort(400, f"The form lacks {name}.")
+    return int(value)
+
+
+@bp.post("/issues/<int:issue_id>/posts/<int:post_id>/move")
+def issue_post_move(issue_id: int, post_id: int) -> Response:
+    """Move a post one place up or down."""
+    offset = -1 if request.form.get("direction") == "up" else 1
+    return _change(issue_id, lambda dbs: issues.move_post(dbs, issue_id, post_id, offset),
+                   "The posts are reordered.", "#posts")
+
+
+@bp.post("/issues/<int:issue_id>/posts/<int:post_id>/remove")
+def issue_post_remove(issue_id: int, post_id: int) -> Response:
+    """Take a post out of the issue (the post itself stays published)."""
+    return _change(issue_id, lambda dbs: issues.remove_post(dbs, issue_id, post_id),
+                   "The post is out of this issue; it stays published.", "#posts")
+
+
+@bp.post("/issues/<int:issue_id>/posts/add")
+def issue_post_add(issue_id: int) -> Response:
+    """Add a published post that no issue carries."""
+    post_id = _form_int("post_id")
+    return _change(issue_id, lambda dbs: issues.add_post(dbs, issue_id, post_id),
+                   "The post is added at the end of its section.", "#posts")
+
+
+def _sendable(issue_id: int) -> bool:
+    """Flash why the issue must not go out as it is (no postal address, HTML Gmail clips)."""
+    dbs = db_session()
+    try:
+        check_sendable(prepare_issue(dbs, issue_id, current_app._get_current_object()))  # type: ignore[attr-defined]
+    except NotSendable as exc:
+        flash(f"This issue cannot be sent: {exc}", "error")
+        return False
+    finally:
+        dbs.rollback()
+    return True
+
+
+@bp.post("/issues/<int:issue_id>/schedule")
+def issue_schedule(issue_id: int) -> Response:
+    """Schedule (or reschedule) the issue at a local date and time in a named zone."""
+    issue = _issue(issue_id)
+    zone_name = request.form.get("tz", "").strip() or issue.newsletter.time_zone
+    text = request.form.get("at", "")
+
+    def change(dbs: Session) -> None:
+        scheduled = issues.schedule_issue(dbs, issue_id, issues.parse_local(text), zone_name)
+        g.scheduled = scheduled.scheduled_at
+
+    if commit_change(change, "The issue is scheduled.", (issues.IssueError,)):
+        flash(f"It goes out at {in_zone(g.scheduled, zone_name)} "
+              f"({g.scheduled:%Y-%m-%d %H:%M} UTC).", "success")
+    return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
+
+
+@bp.post("/issues/<int:issue_id>/unschedule")
+def issue_unschedule(issue_id: int) -> Response:
+    """Take a scheduled issue back to draft."""
+    return _change(issue_id, lambda dbs: issues.unschedule_issue(dbs, issue_id),
+                   "The issue is a draft again: it goes out only when scheduled.", "#schedule")
+
+
+@bp.post("/issues/<int:issue_id>/send-now")
+def issue_send_now(issue_id: int) -> Response:
+    """Make the issue due now: the scheduler starts sending it within a tick."""
+    _issue(issue_id)
+    if not _sendable(issue_id):
+        return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
+    if not commit_change(lambda dbs: issues.send_now(dbs, issue_id),
+                         "The issue goes out now: sending starts within a minute.", (issues.IssueError,)):
+        return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
+    return redirect(url_for("editor.issue_sending", issue_id=issue_id))
+
+
+@bp.post("/issues/<int:issue_id>/hold")
+def issue_hold(issue_id: int) -> Response:
+    """Hold the issue (it is not sent at its time) or release it."""
+    held = request.form.get("held") == "1"
+    done = ("The issue is held: it will not be sent until you release it." if held
+            else "The issue is released: it goes out at its time.")
+    return _change(issue_id, lambda dbs: issues.set_held(dbs, issue_id, held), done, "#schedule")
+
+
+@bp.post("/issues/<int:issue_id>/cancel")
+def issue_cancel(issue_id: int) -> Response:
+    """Cancel a draft or scheduled issue; its posts can go into another issue."""
+    return _change(issue_id, lambda dbs: issues.cancel_unstarted(dbs, issue_id),
+                   "The issue is cancelled; its posts are free for the next one.")
+
+
+def _preview_reader(newsletter: Newsletter) -> tuple[str, Subscriber | None]:
+    """Return the address the preview is for: a confirmed reader chosen by id, or the made-up one."""
+    reader_id = int_arg("reader")
+    if reader_id is None:
+        return PREVIEW_ADDRESS, None
+    found = db_session().scalar(
+        select(Subscriber)
+        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+        .where(
+            Subscription.id == reader_id,
+            Subscription.newsletter_id == newsletter.id,
+            Subscription.status == SubscriptionStatus.CONFIRMED,
+        )
+    )
+    if found is None:
+        abort(404, "There is no confirmed reader with that id.")
+    return found.email, found
+
+
+def _rendered(issue_id: int, address: str) -> tuple[outbox.Message, tuple[str, ...]]:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    preview = preview_for_address(db_session(), issue_id, address, app)
+    return outbox.parse_message("preview", preview.outgoing.data), preview.notes
+
+
+@bp.get("/issues/<int:issue_id>/preview")
+def issue_preview(issue_id: int) -> str:
+    """Show the issue as a chosen reader receives it: HTML at desktop or phone width, text, size."""
+    issue = _issue(issue_id)
+    newsletter = _newsletter()
+    address, reader = _preview_reader(newsletter)
+    message, notes = _rendered(issue_id, address)
+    report = size_report(prepare_issue(db_session(), issue_id, current_app._get_current_object()))  # type: ignore[attr-defined]
+    search = request.args.get("q", "").strip()
+    matches = reports.search_subscribers(
+        db_session(), newsletter, search=search, status=SubscriptionStatus.CONFIRMED.value, limit=20
+    ).rows if search else []
+    view = request.args.get("view") if request.args.get("view") in WIDTHS else "desktop"
+    return render_template(
+        "editor/issue_preview.html",
+        issue=issue,
+        message=message,
+        headers=dict(message.headers),
+        notes=[n for n in notes if n != report.message],
+        report=report,
+        reader=reader,
+        address=address,
+        reader_id=int_arg("reader"),
+        search=search,
+        matches=matches,
+        view=view,
+        widths=WIDTHS,
+        segments=outbox.text_segments(message.text or ""),
+    )
+
+
+@bp.get("/issues/<int:issue_id>/preview/html")
+def issue_preview_html(issue_id: int) -> Response:
+    """Serve the previewed message's HTML alone, under a CSP that runs nothing but its styles and images."""
+    _issue(issue_id)
+    address, _reader = _preview_reader(_newsletter())
+    html = _rendered(issue_id, address)[0].html or ""
+    response = current_app.response_class(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/issues/<int:issue_id>/test")
+def issue_test_send(issue_id: int) -> Response:
+    """Send the preview reader's message to the editor's own address, marked [Test]."""
+    _issue(issue_id)
+    target = url_for("editor.issue_preview", issue_id=issue_id)
+    if not limiter.limiter.hit(TEST_SEND_LIMIT, "issue-test-send", str(current_user.id)):
+        flash("You sent several tests in the last minutes: wait a little before the next.", "error")
+        return redirect(target)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    dbs = db_session()
+    try:
+        outgoing = test_message(dbs, issue_id, current_user.email, app)
+    finally:
+        dbs.rollback()
+    try:
+        with mailer_for(app.config) as mailer:
+            mailer.send_signed(outgoing.envelope_from, outgoing.recipient, outgoing.data)
+    except SendError as exc:
+        flash(f"The test could not be sent: {exc}", "error")
+        return redirect(target)
+    where = "" if app.config.get("SMTP_URL") else " (no SMTP server is set: find it in the Outbox)"
+    flash(f"A test is on its way to {current_user.email}{where}.", "success")
+    return redirect(target)

@@ -1,0 +1,324 @@
+"""The editor's issue pages: building, editing, previewing, test sends, scheduling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from sqlalchemy import func, select
+
+from digest import issues
+from digest.db import utcnow
+from digest.models import (
+    Delivery,
+    EditorRole,
+    Issue,
+    IssueStatus,
+    Newsletter,
+    Post,
+    PostStatus,
+    Subscription,
+)
+from tests.support.delivery import make_newsletter, reader_email
+from tests.support.editor import log_in, make_editor
+from tests.support.forms import csrf_token, submit
+
+
+def _editor_client(app, db, role=EditorRole.EDITOR):  # type: ignore[no-untyped-def]
+    make_editor(db, "editor@example.com", role)
+    client = app.test_client()
+    assert log_in(client, "editor@example.com").status_code == 302
+    return client
+
+
+def _followed(client, response):  # type: ignore[no-untyped-def]
+    """Return the page a form's redirect leads to (with its flashed messages)."""
+    assert response.status_code == 302, response.status_code
+    return client.get(response.headers["Location"])
+
+
+def _issue(app, issue_id: int) -> Issue:  # type: ignore[no-untyped-def]
+    from tests.conftest import get_db_of
+
+    with get_db_of(app).session() as session:
+        issue = session.get(Issue, issue_id)
+        assert issue is not None
+        session.expunge(issue)
+        return issue
+
+
+def _post_titles(app, issue_id: int) -> list[str]:  # type: ignore[no-untyped-def]
+    from tests.conftest import get_db_of
+
+    with get_db_of(app).session() as session:
+        return [item.post.title for item in issues.get_issue(session, issue_id).issue_posts]
+
+
+def _publish(db, newsletter_id: int, section_id: int, title: str, at: dt.datetime) -> Post:  # type: ignore[no-untyped-def]
+    post = Post(newsletter_id=newsletter_id, section_id=section_id, slug=title.lower().replace(" ", "-"),
+                title=title, summary=f"About {title}.", status=PostStatus.PUBLISHED, published_at=at)
+    db.add(post)
+    db.commit()
+    return post
+
+
+def test_anonymous_visitors_see_nothing_and_change_nothing(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Every issue page sends a visitor without a session to the login page."""
+    setup = make_newsletter(db)
+    client = app.test_client()
+    for path in ("/editor/issues", f"/editor/issues/{setup.issue_id}", f"/editor/issues/{setup.issue_id}/preview",
+                 f"/editor/issues/{setup.issue_id}/preview/html"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/editor/login" in response.headers["Location"], path
+    assert client.post("/editor/issues/new").status_code in (302, 400)
+    assert db.scalar(select(func.count()).select_from(Issue)) == 1
+
+
+def test_new_issue_carries_the_posts_since_the_last_issue_in_section_order(app, db) -> None:  # type: ignore[no-untyped-def]
+    """"New issue" gathers every post published since the last issue, sections in order."""
+    setup = make_newsletter(db)
+    news, tools = setup.section_ids
+    hour_ago = utcnow() - dt.timedelta(hours=1)
+    db.execute(Issue.__table__.update().values(created_at=hour_ago))
+    _publish(db, setup.newsletter_id, tools, "Tool of the week", hour_ago + dt.timedelta(minutes=1))
+    _publish(db, setup.newsletter_id, news, "Big news", hour_ago + dt.timedelta(minutes=2))
+    client = _editor_client(app, db)
+
+    response = submit(client, "/editor/issues", "/editor/issues/new")
+
+    assert response.status_code == 302
+    issue_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    assert _post_titles(app, issue_id) == ["Big news", "Tool of the week"]
+    issue = _issue(app, issue_id)
+    assert (issue.status, issue.subject, issue.preheader) == (IssueStatus.DRAFT, "Big news", "Tool of the week")
+    page = client.get(f"/editor/issues/{issue_id}").get_data(as_text=True)
+    assert "Posts (2)" in page and 'id="issue-form"' in page
+
+
+def test_editing_subject_and_reordering_removing_adding_posts(app, db) -> None:  # type: ignore[no-untyped-def]
+    """An editor changes the words, moves posts, takes one out and puts it back."""
+    setup = make_newsletter(db)
+    news, _tools = setup.section_ids
+    _publish(db, setup.newsletter_id, news, "Second news", utcnow())
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+
+    saved = submit(client, page, subject="Week  48: tools", preheader="Read on", intro_md="Hello *all*")
+    assert saved.status_code == 302
+    issue = _issue(app, setup.issue_id)
+    assert (issue.subject, issue.preheader, issue.intro_md) == ("Week 48: tools", "Read on", "Hello *all*")
+
+    second, tool = (db.scalar(select(Post.id).where(Post.title == t)) for t in ("Second news", "A tool"))
+    db.rollback()  # every SQLite transaction takes the write lock: end the read
+    assert submit(client, page, f"{page}/posts/add", post_id=second).status_code == 302
+    assert _post_titles(app, setup.issue_id) == ["First news", "Second news", "A tool"]
+
+    submit(client, page, f"{page}/posts/{second}/move", direction="up")
+    assert _post_titles(app, setup.issue_id) == ["Second news", "First news", "A tool"]
+    submit(client, page, f"{page}/posts/{tool}/move", direction="up")
+    assert _post_titles(app, setup.issue_id) == ["A tool", "Second news", "First news"]
+
+    submit(client, page, f"{page}/posts/{second}/remove")
+    assert _post_titles(app, setup.issue_id) == ["A tool", "First news"]
+    assert "Second news" in client.get(page).get_data(as_text=True)  # offered again under "Add"
+
+
+def test_a_refused_edit_says_why_and_changes_nothing(app, db) -> None:  # type: ignore[no-untyped-def]
+    """An empty subject is refused with a message tied to the field; nothing is saved."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+
+    response = submit(client, page, subject="   ", preheader="Changed", intro_md="Changed")
+
+    assert response.status_code == 400
+    assert 'aria-invalid="true"' in response.get_data(as_text=True)
+    issue = _issue(app, setup.issue_id)
+    assert (issue.subject, issue.preheader) == ("Our first issue", "")
+
+
+def test_a_form_without_its_csrf_token_is_refused(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A cross-site POST cannot change, schedule or send an issue."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    base = f"/editor/issues/{setup.issue_id}"
+    for path, data in ((base, {"subject": "Hijacked"}), (f"{base}/send-now", {}),
+                       (f"{base}/schedule", {"at": "2031-01-01T08:00", "tz": "UTC"}),
+                       (f"{base}/cancel", {}), ("/editor/issues/new", {})):
+        assert client.post(path, data=data).status_code == 400, path
+    issue = _issue(app, setup.issue_id)
+    assert (issue.subject, issue.status) == ("Our first issue", IssueStatus.DRAFT)
+    assert db.scalar(select(func.count()).select_from(Issue)) == 1
+
+
+def test_an_issue_that_started_is_read_only(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Once sending began, the page shows the issue without forms and refuses changes."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+    token = csrf_token(client.get(page).get_data(as_text=True))
+    db.execute(Issue.__table__.update().values(status=IssueStatus.SENT.value, started_at=utcnow(), sent_at=utcnow()))
+    db.commit()
+
+    html = client.get(page).get_data(as_text=True)
+    assert 'id="issue-form"' not in html and "can no longer change" in html
+    assert f"/editor/issues/{setup.issue_id}/sending" in html
+    response = client.post(page, data={"csrf_token": token, "subject": "Too late"}, follow_redirects=True)
+    assert "sent" in response.get_data(as_text=True)
+    assert _issue(app, setup.issue_id).subject == "Our first issue"
+
+
+def _unsubscribe_links(html: str) -> set[str]:
+    return set(re.findall(r'https?://[^"\s]*/unsubscribe/[^"\s<]+', html))
+
+
+def test_preview_as_a_chosen_reader_shows_their_name_and_link_only(app, db) -> None:  # type: ignore[no-untyped-def]
+    """The preview is the reader's own message: their greeting and their unsubscribe link."""
+    setup = make_newsletter(db, readers=2)
+    client = _editor_client(app, db)
+    subscription_ids = list(db.scalars(select(Subscription.id).order_by(Subscription.id)))
+    db.rollback()
+    base = f"/editor/issues/{setup.issue_id}/preview"
+
+    found = client.get(f"{base}?q={reader_email(1)}").get_data(as_text=True)
+    assert f"reader={subscription_ids[1]}" in found
+    first = client.get(f"{base}/html?reader={subscription_ids[0]}").get_data(as_text=True)
+    second = client.get(f"{base}/html?reader={subscription_ids[1]}").get_data(as_text=True)
+    page = client.get(f"{base}?reader={subscription_ids[1]}&view=phone").get_data(as_text=True)
+
+    assert "Reader 0" in first and "Reader 1" not in first
+    assert "Reader 1" in second and "Reader 0" not in second
+    assert _unsubscribe_links(first) and _unsubscribe_links(second)
+    assert not _unsubscribe_links(first) & _unsubscribe_links(second)
+    assert reader_email(1) in page and "preview-phone" in page
+    assert _unsubscribe_links(page) == _unsubscribe_links(second)  # the text part, same link
+    assert client.get(f"{base}?reader=999999").status_code == 404
+
+
+def test_preview_warns_about_size_and_send_now_refuses_clipped_html(app, db) -> None:  # type: ignore[no-untyped-def]
+    """HTML over Gmail's clipping limit is shown as unsendable, and Send now refuses it."""
+    setup = make_newsletter(db)
+    db.execute(Post.__table__.update().values(summary="A long summary sentence. " * 2500))
+    db.commit()
+    client = _editor_client(app, db)
+
+    page = client.get(f"/editor/issues/{setup.issue_id}/preview").get_data(as_text=True)
+    assert "Cannot be sent" in page and "Gmail clips" in page
+
+    response = _followed(client, submit(client, f"/editor/issues/{setup.issue_id}", f"/editor/issues/{setup.issue_id}/send-now"))
+    assert "cannot be sent" in response.get_data(as_text=True)
+    assert _issue(app, setup.issue_id).status == IssueStatus.DRAFT
+
+
+def test_a_test_send_reaches_the_editor_and_touches_no_ledger(smtp_app, smtp_server, db) -> None:  # type: ignore[no-untyped-def]
+    """"Send me a test" mails the editor through SMTP, marked [Test]; nobody else, no delivery row."""
+    from tests.conftest import get_db_of
+
+    with get_db_of(smtp_app).session() as session:
+        setup = make_newsletter(session, readers=3)
+        client = _editor_client(smtp_app, session)
+    preview = f"/editor/issues/{setup.issue_id}/preview"
+
+    response = _followed(client, submit(client, preview, f"/editor/issues/{setup.issue_id}/test"))
+
+    assert "A test is on its way to editor@example.com" in response.get_data(as_text=True)
+    received = smtp_server.to("editor@example.com")
+    assert len(received) == 1 and len(smtp_server.received) == 1
+    assert received[0].message["Subject"] == "[Test] Our first issue"
+    with get_db_of(smtp_app).session() as session:
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 0
+        assert session.get(Issue, setup.issue_id).status == IssueStatus.DRAFT
+
+    for _ in range(4):  # five tests in ten minutes, then the editor waits
+        submit(client, preview, f"/editor/issues/{setup.issue_id}/test")
+    refused = _followed(client, submit(client, preview, f"/editor/issues/{setup.issue_id}/test"))
+    assert "wait a little before the next" in refused.get_data(as_text=True)
+    assert len(smtp_server.received) == 5
+
+
+def test_scheduling_reads_the_time_in_the_chosen_zone(app, db) -> None:  # type: ignore[no-untyped-def]
+    """08:00 in New York and 08:00 in Berlin are different instants, stored in UTC."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+
+    submit(client, page, f"{page}/schedule", at="2031-01-15T08:00", tz="America/New_York")
+    issue = _issue(app, setup.issue_id)
+    assert (issue.status, issue.scheduled_at, issue.schedule_tz) == (
+        IssueStatus.SCHEDULED, dt.datetime(2031, 1, 15, 13, 0, tzinfo=dt.UTC), "America/New_York")
+
+    response = _followed(client, submit(client, page, f"{page}/schedule", at="2031-07-15T08:00", tz="Europe/Berlin"))
+    assert "2031-07-15 08:00 Europe/Berlin" in response.get_data(as_text=True)
+    assert _issue(app, setup.issue_id).scheduled_at == dt.datetime(2031, 7, 15, 6, 0, tzinfo=dt.UTC)
+
+    submit(client, page, f"{page}/unschedule")
+    assert _issue(app, setup.issue_id).status == IssueStatus.DRAFT
+
+
+def test_times_a_dst_change_skips_or_repeats_are_refused(app, db) -> None:  # type: ignore[no-untyped-def]
+    """02:30 on the night clocks jump forward or back in Berlin is refused with the reason."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+
+    skipped = _followed(client, submit(client, page, f"{page}/schedule", at="2031-03-30T02:30", tz="Europe/Berlin")).get_data(as_text=True)
+    repeated = _followed(client, submit(client, page, f"{page}/schedule", at="2031-10-26T02:30", tz="Europe/Berlin")).get_data(as_text=True)
+    unknown = _followed(client, submit(client, page, f"{page}/schedule", at="2031-10-26T08:00", tz="Mars/Olympus")).get_data(as_text=True)
+
+    assert "does not exist in Europe/Berlin" in skipped
+    assert "happens twice in Europe/Berlin" in repeated
+    assert "Mars/Olympus" in unknown
+    assert _issue(app, setup.issue_id).status == IssueStatus.DRAFT
+
+
+def test_send_now_hands_over_to_the_sending_page(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Send now makes the issue due at once and opens the page that follows its sending."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+
+    response = submit(client, page, f"{page}/send-now")
+
+    assert response.headers["Location"].endswith(f"/editor/issues/{setup.issue_id}/sending")
+    issue = _issue(app, setup.issue_id)
+    assert issue.status == IssueStatus.SCHEDULED and issue.scheduled_at <= utcnow()
+
+
+def test_hold_release_and_cancel_before_the_start(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A scheduled issue can be held and released; cancelling frees its posts."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+    submit(client, page, f"{page}/schedule", at="2031-01-15T08:00", tz="Europe/Berlin")
+
+    submit(client, page, f"{page}/hold", held="1")
+    assert _issue(app, setup.issue_id).held
+    assert "held" in client.get("/editor/issues").get_data(as_text=True)
+    submit(client, page, f"{page}/hold", held="0")
+    assert not _issue(app, setup.issue_id).held
+
+    submit(client, page, f"{page}/cancel")
+    assert _issue(app, setup.issue_id).status == IssueStatus.CANCELLED
+    new = submit(client, "/editor/issues", "/editor/issues/new")
+    assert _post_titles(app, int(new.headers["Location"].rsplit("/", 1)[1])) == ["First news", "A tool"]
+
+
+def test_the_list_shows_the_weekly_schedule_and_an_empty_week(app, db) -> None:  # type: ignore[no-untyped-def]
+    """The weekly panel tells when the next issue is assembled and that an empty week sent nothing."""
+    setup = make_newsletter(db)
+    newsletter = db.get(Newsletter, setup.newsletter_id)
+    newsletter.send_weekday, newsletter.send_time, newsletter.review_hours = 1, "08:00", 12
+    db.commit()
+    now = utcnow()
+    # The only posts are in the draft issue, so this week's assembly finds nothing.
+    slot = issues.weekly_slots(newsletter, now)[0]
+    assert issues.materialise_week(db, newsletter, slot, slot.assemble_at).outcome == "empty"
+    db.commit()
+    client = _editor_client(app, db)
+
+    html = client.get("/editor/issues").get_data(as_text=True)
+
+    assert "Every <strong>Monday at 08:00</strong>" in html and "12 hours" in html
+    assert "Next send" in html and "Europe/Berlin" in html
+    assert f"{slot.period_key}</strong>" in html and "empty week: nothing was sent" in html
+    assert "Our first issue" in html

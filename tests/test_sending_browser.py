@@ -1,0 +1,183 @@
+"""Watching a send in Debian's headless Chromium: the bar moves on its own, the record appears."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from digest import create_app, issues
+from digest.mail.mailer import mailer_for
+from digest.scheduler import Clock
+from digest.sender import SenderPool, new_owner, send_batch
+from tests.conftest import get_db_of
+from tests.support.browser import chromium, live_server, screenshot_path
+from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email
+from tests.support.editor import PASSWORD, make_editor
+from tests.support.smtp import SMTPServer
+
+pytestmark = pytest.mark.browser
+READERS = 200
+BAR = "document.getElementById('sending-bar').value"
+
+
+def test_the_bar_follows_a_live_send_to_the_record(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """An editor opens the page of an issue about to start; while 200 messages go out at 40 a
+    second the bar advances without a reload, and the page ends at "sent" with the record."""
+    setup = make_newsletter(db, readers=READERS)
+    make_editor(db, "admin@example.com")
+    issues.send_now(db, setup.issue_id)
+    db.commit()
+    smtp_app.config.update(SEND_RATE=40, BATCH_SIZE=10)
+    with live_server(smtp_app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(base + "/editor/login")
+        page.fill("#email", "admin@example.com")
+        page.fill("#password", PASSWORD)
+        page.click("button:has-text('Log in')")
+        page.wait_for_selector("h1:has-text('Dashboard')")
+        page.goto(f"{base}/editor/issues/{setup.issue_id}/sending")
+        assert page.inner_text("#sending-status-text").startswith("Starting")
+        loads: list[str] = []
+        page.on("load", lambda: loads.append(page.url))
+
+        pool = SenderPool(smtp_app, 2, mail_jobs=(), idle_seconds=0.2).start()
+        clock = Clock(smtp_app, dispatcher=pool, interval=1).start()
+        try:
+            seen: list[int] = []
+            deadline = time.monotonic() + 60
+            while "Sent:" not in page.inner_text("#sending-status-text"):
+                assert time.monotonic() < deadline, f"not sent after 60 s; bar values {seen}"
+                value = page.evaluate(BAR)
+                if 0 < value < READERS and value not in seen:
+                    seen.append(value)
+                    if len(seen) == 1:
+                        announced = page.inner_text("#sending-announce")
+                        assert announced.startswith("Sending:")
+                    if len(seen) == 2:
+                        # Status changes are announced, counts are not: still the first sentence.
+                        assert page.inner_text("#sending-announce") == announced
+                        assert page.inner_text("#sending-status-text") != announced
+                        assert page.get_attribute("#sending-badge", "class") == "badge badge-sending"
+                        assert page.is_visible("form[data-action=pause]") and page.is_hidden("form[data-action=resume]")
+                        assert "messages a second" in page.inner_text("[data-field=rate_text]")
+                        assert page.is_visible("#sending-live-note")
+                        page.screenshot(path=str(screenshot_path("editor-sending-mid")), full_page=True)
+                time.sleep(0.2)
+        finally:
+            clock.shutdown()
+            pool.stop()
+        assert len(seen) >= 2 and seen == sorted(seen), seen  # the bar moved forward, more than once
+        assert page.evaluate(BAR) == READERS
+        assert page.inner_text("#sending-status-text") == f"Sent: {READERS} of {READERS} readers got it."
+        page.wait_for_selector("#issue-record")
+        assert "200\ndelivered" in page.inner_text("#issue-record .stats")
+        assert page.inner_text("#sending-announce") == f"Sent: {READERS} of {READERS} readers got it."
+        assert page.is_hidden("form[data-action=pause]") and page.is_hidden("details[data-action=cancel]")
+        assert loads == []  # all of it without reloading the page
+        page.screenshot(path=str(screenshot_path("editor-sending-done")), full_page=True)
+        assert problems == []
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+
+
+def test_a_paused_send_on_a_phone_without_javascript(app_overrides: dict[str, Any], db: Session) -> None:
+    """With JavaScript off, on a phone: the page explains the SMTP login failure, shows the numbers
+    and a refresh link, and the issue can be cancelled through its confirmation."""
+    server = SMTPServer(auth=("digest", "right")).start()
+    app = create_app({**app_overrides, "SMTP_URL": f"smtp://digest:wrong@127.0.0.1:{server.port}"})
+    try:
+        setup = make_newsletter(db, readers=5)
+        make_editor(db, "admin@example.com")
+        issues.send_now(db, setup.issue_id)
+        issues.start_issue(db, setup.issue_id, CONFIG)
+        db.commit()
+        with mailer_for(app.config) as mailer:
+            assert send_batch(app, mailer, setup.issue_id, owner=new_owner("test")).paused
+        with live_server(app) as base, chromium(viewport={"width": 390, "height": 844}, is_mobile=True,
+                                                java_script_enabled=False) as context:
+            page = context.new_page()  # type: ignore[attr-defined]
+            page.goto(base + "/editor/login")
+            page.fill("#email", "admin@example.com")
+            page.fill("#password", PASSWORD)
+            page.click("button:has-text('Log in')")
+            page.wait_for_selector("h1:has-text('Dashboard')")
+            page.goto(f"{base}/editor/issues/{setup.issue_id}/sending")
+            assert "The mail server refused our login" in page.inner_text("#sending-paused")
+            assert "535" in page.inner_text("#sending-paused q")
+            assert page.inner_text("#sending-status-text").startswith("Paused: 0 of 5 deliveries done")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            assert page.is_visible("text=Refresh the figures") and page.is_visible("text=Resume sending")
+            assert page.is_hidden("#sending-live-note")  # no JavaScript: the page does not update itself
+            assert page.is_hidden("text=Pause sending")
+            page.screenshot(path=str(screenshot_path("editor-sending-paused-phone")), full_page=True)
+            page.click("summary:has-text('Cancel this issue')")
+            page.click("button:has-text('Yes, cancel the issue')")
+            page.wait_for_selector(".flash-success")
+            assert "Cancelled" in page.inner_text(".flash-success")
+            assert page.inner_text("#sending-badge") == "cancelled"
+            assert "<strong>5</strong>" in page.inner_html("#issue-record")  # not sent (cancelled)
+            page.screenshot(path=str(screenshot_path("editor-sending-cancelled-phone")), full_page=True)
+        assert server.received == []
+    finally:
+        get_db_of(app).dispose()
+        server.stop()
+
+
+def test_the_page_notices_when_the_sender_pauses_and_resumes_on_request(smtp_app: Flask, smtp_server: SMTPServer,
+                                                                         db: Session) -> None:
+    """A policy refusal mid-send pauses the issue: without a reload the page says why and offers
+    Resume instead of Pause; resumed from the page, the issue goes out to everyone once."""
+    setup = make_newsletter(db, readers=60)
+    make_editor(db, "admin@example.com")
+    issues.send_now(db, setup.issue_id)
+    issues.start_issue(db, setup.issue_id, CONFIG)
+    db.commit()
+    refused: list[str] = []
+
+    def script(stage: str, address: str) -> str | None:
+        if stage == "data" and address == reader_email(30) and not refused:
+            refused.append(address)
+            return "554 5.7.1 message refused by policy"
+        return None
+
+    smtp_server.script = script
+    smtp_app.config.update(SEND_RATE=20, BATCH_SIZE=10)
+    with live_server(smtp_app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        page.goto(base + "/editor/login")
+        page.fill("#email", "admin@example.com")
+        page.fill("#password", PASSWORD)
+        page.click("button:has-text('Log in')")
+        page.wait_for_selector("h1:has-text('Dashboard')")
+        page.goto(f"{base}/editor/issues/{setup.issue_id}/sending")
+        loads: list[str] = []
+        page.on("load", lambda: loads.append(page.url))
+        pool = SenderPool(smtp_app, 1, mail_jobs=(), idle_seconds=0.2).start()
+        clock = Clock(smtp_app, dispatcher=pool, interval=1).start()
+        try:
+            page.wait_for_selector("#sending-paused:not([hidden])", timeout=30_000)
+            assert "refused the issue for policy reasons" in page.inner_text("#sending-paused")
+            assert "5.7.1" in page.inner_text("#sending-paused q")
+            assert page.is_visible("form[data-action=resume]") and page.is_hidden("form[data-action=pause]")
+            assert page.inner_text("#sending-announce").startswith("Paused:")
+            assert page.inner_text("#record-heading") == "So far"  # fetched when the status changed
+            assert loads == []
+            paused_at = page.evaluate(BAR)
+            assert 0 < paused_at < 60
+            page.screenshot(path=str(screenshot_path("editor-sending-paused-policy")), full_page=True)
+            time.sleep(2.5)
+            assert page.evaluate(BAR) == paused_at and len(smtp_server.received) == paused_at
+
+            page.click("button:has-text('Resume sending')")
+            page.wait_for_selector(".flash-success")
+            page.wait_for_selector("#sending-status-text:has-text('Sent: 60 of 60 readers got it.')", timeout=30_000)
+        finally:
+            clock.shutdown()
+            pool.stop()
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
