@@ -106,6 +106,7 @@ def test_expired_link_offers_a_new_one(smtp_app, smtp_server, monkeypatch: pytes
     assert response.status_code == 410
     html = response.get_data(as_text=True)
     assert "has expired" in html and "Send me a new link" in html
+    assert "Confirmation links work for 7 days" in html  # as the email says
     refused = client.post(path, data={"csrf_token": csrf_token(html)})
     assert refused.status_code == 410
     assert subscription(smtp_app, "nina@example.org").status is SubscriptionStatus.PENDING  # type: ignore[union-attr]
@@ -118,6 +119,7 @@ def test_expired_link_offers_a_new_one(smtp_app, smtp_server, monkeypatch: pytes
     assert submit(client, path, path + "/renew").status_code == 200
     assert [m.kind for m in mails(smtp_app)] == [TransactionalKind.CONFIRM] * 2  # one a day
     assert deliver(smtp_app) == 1
+    assert "The link works for 7 days." in smtp_server.received[-1].message.get_body(("plain",)).get_content()
     new_path = link(smtp_server.received[-1], "confirm", BASE_URL)
     assert new_path != path
     assert submit(client, new_path).status_code == 200

@@ -28,7 +28,7 @@ from digest import links, subscribers
 from digest.extensions import csrf, db_session, limiter
 from digest.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
 from digest.subscribers import ConfirmResult, InvalidSignup, LinkGone, Signup, WithdrawalChannel
-from digest.tokens import BadToken, ExpiredToken, Purpose
+from digest.tokens import CONFIRM_MAX_AGE, BadToken, ExpiredToken, Purpose
 
 bp = Blueprint("public", __name__)
 
@@ -187,7 +187,9 @@ def confirm_page(token: str) -> tuple[str, int]:
         subscription = _subscription(Purpose.CONFIRM, token)
     except ExpiredToken:
         _subscription(Purpose.CONFIRM, token, allow_expired=True)
-        return render_template("public/confirm_expired.html", token=token), 410
+        return render_template(
+            "public/confirm_expired.html", token=token, expires_days=CONFIRM_MAX_AGE // 86400
+        ), 410
     return render_template(
         "public/confirm.html",
         subscription=subscription,
@@ -206,7 +208,9 @@ def confirm(token: str) -> tuple[str, int]:
         subscription = _subscription(Purpose.CONFIRM, token, for_update=True)
     except ExpiredToken:
         _subscription(Purpose.CONFIRM, token, allow_expired=True)
-        return render_template("public/confirm_expired.html", token=token), 410
+        return render_template(
+            "public/confirm_expired.html", token=token, expires_days=CONFIRM_MAX_AGE // 86400
+        ), 410
     result = subscribers.confirm(
         session, current_app.config, subscription, client_ip(), request.user_agent.string
     )
