@@ -90,9 +90,12 @@ def test_replayed_confirmation_is_harmless(app, client) -> None:  # type: ignore
     assert [m.kind for m in mails(app)].count(TransactionalKind.WELCOME) == 1
     unsubscribe = unsubscribe_url(app.config, first.uid).removeprefix(BASE_URL)  # type: ignore[union-attr]
     client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
-    assert "Nothing to confirm" in client.get(path).get_data(as_text=True)
+    used = "This link was used before you unsubscribed, so it cannot subscribe you again."
+    page = client.get(path).get_data(as_text=True)
+    assert "Nothing to confirm" in page and used in page
     response = _replay(client, path)
     assert "Nothing to confirm" in response.get_data(as_text=True)
+    assert used in response.get_data(as_text=True)  # the page and the button's answer agree
     assert subscription(app, "nina@example.org").status is SubscriptionStatus.UNSUBSCRIBED  # type: ignore[union-attr]
 
 
