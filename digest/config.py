@@ -59,6 +59,19 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
+# Secrets printed in documentation: anyone could forge links signed with one of them.
+EXAMPLE_SECRET_KEYS = frozenset({"change-me-to-64-random-characters", "change-me", "changeme",
+                                 "secret", "your-secret-key"})
+GENERATE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+
+
+def _secret_key(value: str) -> str:
+    if value.strip().lower() in EXAMPLE_SECRET_KEYS:
+        raise ValueError(f"this is an example value, which anyone could use to forge links; "
+                         f"generate your own with {GENERATE_SECRET}")
+    return value.strip()
+
+
 def _base_url(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in {"http", "https"} or not parts.netloc:
@@ -119,7 +132,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ENV", _choice("development", "production"), "development"),
     Setting("INSTANCE_PATH", _text),
     Setting("DATABASE_URL", _database_url),
-    Setting("SECRET_KEY", _text),
+    Setting("SECRET_KEY", _secret_key),
     Setting("BASE_URL", _base_url, "http://localhost:5000"),
     Setting("SMTP_URL", _smtp_url),
     Setting("SMTP_TIMEOUT", _positive_int, 120),
@@ -184,7 +197,10 @@ def _check_together(config: dict[str, Any]) -> None:
 
         signer_from_config(config)  # a malformed key stops start-up, naming the variable
     if config["ENV"] == "production" and not config.get("SECRET_KEY"):
-        raise ConfigError("DIGEST_SECRET_KEY is required when DIGEST_ENV=production")
+        raise ConfigError(
+            f"DIGEST_SECRET_KEY is required when DIGEST_ENV=production; generate one with "
+            f"{GENERATE_SECRET}"
+        )
 
 
 def instance_secret_key(instance_path: Path) -> str:

@@ -254,7 +254,7 @@ def read_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
 def decode_lines(
     stream: Iterable[bytes], advance: Callable[[int], Any] = lambda _n: None
 ) -> Iterator[str]:
-    """Yield a byte stream's lines as text, refusing anything but UTF-8 (BOM dropped).
+    """Yield a byte stream's lines as text, refusing anything but UTF-8 without NUL (BOM dropped).
 
     advance(n) is called with each line's size in bytes, for progress.
     """
@@ -266,6 +266,11 @@ def decode_lines(
             raise BadFile(
                 f"line {number} is not UTF-8 text; save the file as CSV UTF-8 and try again"
             ) from None
+        if "\x00" in text:
+            raise BadFile(
+                f"line {number} contains a NUL character, which cannot be stored; "
+                "save the file as CSV UTF-8 and try again"
+            )
         yield text.removeprefix("\ufeff") if number == 1 else text
 
 

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
 
 class Invalid(ValueError):
     """Input was refused; `errors` maps each field name to a message a person can act on."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from digest.models import ConsentSource, SubscriptionStatus, SuppressionReason, TransactionalKind
@@ -92,6 +94,27 @@ def test_same_answer_for_known_and_unknown_addresses(app, client) -> None:  # ty
     ]
     assert answers[0][0] == 202
     assert answers.count(answers[0]) == 3
+
+
+def test_json_answers_tell_no_address_state_by_headers_or_timing(app, client) -> None:  # type: ignore[no-untyped-def]
+    """With the timing floor on, every state's answer has the same status, body and headers, none sooner than the floor."""
+    load_newsletter(app)
+    app.config["SIGNUP_MIN_SECONDS"] = 0.2
+    with get_db_of(app).session() as session:
+        suppress(session, app.config, "bounced@example.org", SuppressionReason.HARD_BOUNCE)
+    assert _post(client, email="pending@example.org", consent=True).status_code == 202
+    varying = {"Date", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"}
+    answers = {}
+    for state, email in (("new", "new@example.org"), ("pending", "pending@example.org"),
+                         ("confirmed", "ada@example.com"), ("suppressed", "bounced@example.org")):
+        started = time.monotonic()
+        response = _post(client, email=email, consent=True)
+        took = time.monotonic() - started
+        assert took >= 0.2, f"the answer for a {state} address came after {took:.3f}s"
+        headers = sorted((k, v) for k, v in response.headers.items() if k not in varying)
+        answers[state] = (response.status_code, response.get_data(), headers)
+    for state, answer in answers.items():
+        assert answer == answers["new"], f"the answer for a {state} address differs"
 
 
 @pytest.mark.parametrize(

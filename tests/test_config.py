@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+from pathlib import Path
+
 import pytest
 
-from digest.config import ConfigError, load_config
+from digest.config import SETTINGS, ConfigError, load_config
 
 
 def test_defaults_run_on_embedded_settings() -> None:
@@ -80,3 +84,38 @@ def test_create_app_generates_a_secret_once(tmp_path) -> None:  # type: ignore[n
     second = create_app(overrides).config["SECRET_KEY"]
     assert first == second and len(first) > 40
     assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o077 == 0
+
+
+EXAMPLE_ENV = Path(__file__).resolve().parent.parent / "config" / "example.env"
+_DOCUMENTED = re.compile(r"^#?(DIGEST_[A-Z0-9_]+)=(.*)$", re.M)
+
+
+def _example_environ() -> dict[str, str]:
+    """Return the variables example.env sets (its uncommented lines), as a shell would."""
+    return {m[1]: m[2] for m in _DOCUMENTED.finditer(EXAMPLE_ENV.read_text()) if not m[0].startswith("#")}
+
+
+def test_every_setting_is_documented_in_example_env_and_nothing_else() -> None:
+    """config/example.env names each DIGEST_* setting the app reads, and only those."""
+    documented = {m[1] for m in _DOCUMENTED.finditer(EXAMPLE_ENV.read_text())}
+    read = {f"DIGEST_{setting.key}" for setting in SETTINGS}
+    assert documented - read == set(), "documented but never read"
+    assert read - documented == set(), "read but not documented"
+
+
+def test_example_env_copied_blindly_does_not_start() -> None:
+    """Used as it is, the example stops start-up asking for a real secret, naming the setting."""
+    environ = _example_environ()
+    assert environ["DIGEST_SECRET_KEY"] == ""
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY is required.*secrets.token_urlsafe"):
+        load_config(environ=environ)
+
+
+@pytest.mark.parametrize("value", ["change-me-to-64-random-characters", " Change-Me ", "secret"])
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_an_example_secret_is_refused(value: str, env: str) -> None:
+    """A secret copied from documentation is refused, naming the setting and how to make one."""
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY is malformed: this is an example value"):
+        load_config(environ={"DIGEST_ENV": env, "DIGEST_SECRET_KEY": value})
+    generated = secrets.token_urlsafe(48)
+    assert load_config(environ={"DIGEST_ENV": env, "DIGEST_SECRET_KEY": generated})["SECRET_KEY"] == generated

@@ -90,9 +90,12 @@ def test_replayed_confirmation_is_harmless(app, client) -> None:  # type: ignore
     assert [m.kind for m in mails(app)].count(TransactionalKind.WELCOME) == 1
     unsubscribe = unsubscribe_url(app.config, first.uid).removeprefix(BASE_URL)  # type: ignore[union-attr]
     client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
-    assert "Nothing to confirm" in client.get(path).get_data(as_text=True)
+    used = "This link was used before you unsubscribed, so it cannot subscribe you again."
+    page = client.get(path).get_data(as_text=True)
+    assert "Nothing to confirm" in page and used in page
     response = _replay(client, path)
     assert "Nothing to confirm" in response.get_data(as_text=True)
+    assert used in response.get_data(as_text=True)  # the page and the button's answer agree
     assert subscription(app, "nina@example.org").status is SubscriptionStatus.UNSUBSCRIBED  # type: ignore[union-attr]
 
 
@@ -106,6 +109,7 @@ def test_expired_link_offers_a_new_one(smtp_app, smtp_server, monkeypatch: pytes
     assert response.status_code == 410
     html = response.get_data(as_text=True)
     assert "has expired" in html and "Send me a new link" in html
+    assert "Confirmation links work for 7 days" in html  # as the email says
     refused = client.post(path, data={"csrf_token": csrf_token(html)})
     assert refused.status_code == 410
     assert subscription(smtp_app, "nina@example.org").status is SubscriptionStatus.PENDING  # type: ignore[union-attr]
@@ -118,6 +122,7 @@ def test_expired_link_offers_a_new_one(smtp_app, smtp_server, monkeypatch: pytes
     assert submit(client, path, path + "/renew").status_code == 200
     assert [m.kind for m in mails(smtp_app)] == [TransactionalKind.CONFIRM] * 2  # one a day
     assert deliver(smtp_app) == 1
+    assert "The link works for 7 days." in smtp_server.received[-1].message.get_body(("plain",)).get_content()
     new_path = link(smtp_server.received[-1], "confirm", BASE_URL)
     assert new_path != path
     assert submit(client, new_path).status_code == 200

@@ -79,7 +79,7 @@ def test_page_shows_the_reader_and_changes_nothing(app, client) -> None:  # type
     assert "grace@example.com" in html and 'value="Grace"' in html
     assert re.search(r'value="engineers"\s+checked', html)
     assert not re.search(r'value="news"\s+checked', html)
-    assert "Pause delivery" in html and "Download my data" in html and "Delete me" in html
+    assert "Pause delivery" in html and "Download my data" in html and "Delete my data…" in html
     assert subscription(app, "grace@example.com").status is SubscriptionStatus.CONFIRMED  # type: ignore[union-attr]
 
 
@@ -172,7 +172,7 @@ def test_download_my_data_holds_everything_and_nobody_else(app, client) -> None:
 
 
 def test_delete_needs_a_confirmation_step_and_csrf(app, client) -> None:  # type: ignore[no-untyped-def]
-    """"Delete me" first shows what will happen; a POST without the token deletes nothing."""
+    """"Delete my data" first shows what will happen; a POST without the token deletes nothing."""
     load_newsletter(app)
     path = _path(app)
     page = client.get(path + "/delete")
@@ -200,6 +200,8 @@ def test_erasure_leaves_only_a_hash(app, client) -> None:  # type: ignore[no-unt
     unsubscribe = unsubscribe_url(app.config, subscription(app, "grace@example.com").uid).removeprefix(BASE_URL)  # type: ignore[union-attr]
     response = submit(client, path + "/delete")
     assert response.status_code == 200 and "Your data is deleted" in response.get_data(as_text=True)
+    # No contradiction with the delete page's "you can sign up again later".
+    assert "unless you sign up anew" in response.get_data(as_text=True)
     everything = _all_text(app)
     assert "grace@example.com" not in everything.lower()
     assert "Grace" not in everything
@@ -277,7 +279,10 @@ def test_resubscribing_a_bounced_address_says_why_not(app, client) -> None:  # t
     with get_db_of(app).session() as session:
         suppress(session, app.config, "grace@example.com", SuppressionReason.HARD_BOUNCE)
     response = _act(client, path, "resubscribe")
-    assert "We cannot send to this address" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "We cannot send to this address" in html
+    # The reader is told whom to write to: the newsletter's reply-to address.
+    assert 'If you think this is a mistake, write to <a href="mailto:editors@example.com">' in html
     assert subscription(app, "grace@example.com").status is SubscriptionStatus.UNSUBSCRIBED  # type: ignore[union-attr]
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from digest import subscribers
 from digest.links import confirm_url, preferences_url, unsubscribe_url
 from digest.models import (
     ConsentSource,
+    Newsletter,
     Subscriber,
     Subscription,
     SubscriptionStatus,
@@ -181,9 +182,13 @@ def test_no_resubscribing_a_complained_address(app, client) -> None:  # type: ig
     _one_click(client, path)
     with get_db_of(app).session() as session:
         suppress(session, app.config, "ada@example.com", SuppressionReason.COMPLAINT)
+        session.execute(update(Newsletter).values(reply_to=None))
     html = client.get(path).get_data(as_text=True)
     response = client.post(path + "/resubscribe", data={"csrf_token": csrf_token(html)})
-    assert "We cannot send to this address" in response.get_data(as_text=True)
+    answer = response.get_data(as_text=True)
+    assert "We cannot send to this address" in answer
+    # Without a reply-to address the page still says how to reach the editors.
+    assert "If you think this is a mistake, reply to any email you received from us." in answer
     assert subscription(app, "ada@example.com").status is SubscriptionStatus.UNSUBSCRIBED  # type: ignore[union-attr]
 
 

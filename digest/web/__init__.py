@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from digest import editors
 from digest.extensions import db_session, login_manager
-from digest.web import api, archive, editor, public
+from digest.web import api, archive, editor, guard, public
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
@@ -17,12 +17,19 @@ CONTENT_SECURITY_POLICY = (
 
 
 def init_app(app: Flask) -> None:
-    """Register the blueprints, the security headers and the error pages."""
+    """Register the blueprints, the input guards, the security headers and the error pages."""
+    # Before any rule is added: every <int:…> in a path then stops at the largest id.
+    app.url_map.converters["int"] = guard.IdConverter
     app.register_blueprint(public.bp)
     app.register_blueprint(editor.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
+
+    @app.before_request
+    def _refuse_nul() -> Response | tuple[str, int] | None:
+        # The editors' API checks after its token check (api/auth.py), so 401 comes first.
+        return None if request.blueprint == "api.editor_api" else guard.refuse_nul()
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

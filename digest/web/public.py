@@ -2,7 +2,7 @@
 
 Every link a reader gets carries a signed token; a bad one gets a 400 page, a genuine
 one whose reader was erased a 404 page, and neither changes anything. GET never
-changes state. Only the one-click unsubscribe POST is exempt from CSRF: it can do
+changes state. Every signed page is rate limited per client IP (429 page, nothing changed). Only the one-click unsubscribe POST is exempt from CSRF: it can do
 nothing but unsubscribe the reader its token names.
 """
 
@@ -28,7 +28,7 @@ from digest import links, subscribers
 from digest.extensions import csrf, db_session, limiter
 from digest.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
 from digest.subscribers import ConfirmResult, InvalidSignup, LinkGone, Signup, WithdrawalChannel
-from digest.tokens import BadToken, ExpiredToken, Purpose
+from digest.tokens import CONFIRM_MAX_AGE, BadToken, ExpiredToken, Purpose
 
 bp = Blueprint("public", __name__)
 
@@ -38,6 +38,17 @@ SIGNUP_LIMIT = "5 per minute;20 per hour"
 # address from a new one (the slowest path, a new reader, takes a few milliseconds).
 SIGNUP_MIN_SECONDS = 0.25
 signup_limit = limiter.shared_limit(SIGNUP_LIMIT, scope="signup", methods=["POST"])
+# Per client IP, shared by every page a signed link opens and what its buttons send: ample
+# for a reader, little for a script trying tokens. The RFC 8058 one-click POST comes from
+# mail providers' servers, each sending for many readers, so its own budget is generous.
+LINK_LIMIT = "30 per minute;300 per hour"
+ONE_CLICK_LIMIT = "600 per minute"
+link_limit = limiter.shared_limit(
+    lambda: current_app.config.get("LINK_RATE_LIMIT", LINK_LIMIT), scope="signed-link"
+)
+one_click_limit = limiter.shared_limit(
+    lambda: current_app.config.get("ONE_CLICK_RATE_LIMIT", ONE_CLICK_LIMIT), scope="one-click"
+)
 
 
 def client_ip() -> str | None:
@@ -169,13 +180,16 @@ def _subscription(purpose: Purpose, token: str, **options: bool) -> Subscription
 
 
 @bp.get("/confirm/<token>")
+@link_limit
 def confirm_page(token: str) -> tuple[str, int]:
     """Show the Confirm button (scanners fetch GETs, so this changes nothing)."""
     try:
         subscription = _subscription(Purpose.CONFIRM, token)
     except ExpiredToken:
         _subscription(Purpose.CONFIRM, token, allow_expired=True)
-        return render_template("public/confirm_expired.html", token=token), 410
+        return render_template(
+            "public/confirm_expired.html", token=token, expires_days=CONFIRM_MAX_AGE // 86400
+        ), 410
     return render_template(
         "public/confirm.html",
         subscription=subscription,
@@ -186,6 +200,7 @@ def confirm_page(token: str) -> tuple[str, int]:
 
 
 @bp.post("/confirm/<token>")
+@link_limit
 def confirm(token: str) -> tuple[str, int]:
     """Confirm the signup a link names (idempotent)."""
     session = db_session()
@@ -193,7 +208,9 @@ def confirm(token: str) -> tuple[str, int]:
         subscription = _subscription(Purpose.CONFIRM, token, for_update=True)
     except ExpiredToken:
         _subscription(Purpose.CONFIRM, token, allow_expired=True)
-        return render_template("public/confirm_expired.html", token=token), 410
+        return render_template(
+            "public/confirm_expired.html", token=token, expires_days=CONFIRM_MAX_AGE // 86400
+        ), 410
     result = subscribers.confirm(
         session, current_app.config, subscription, client_ip(), request.user_agent.string
     )
@@ -209,6 +226,7 @@ def confirm(token: str) -> tuple[str, int]:
 
 
 @bp.post("/confirm/<token>/renew")
+@link_limit
 @signup_limit
 def renew(token: str) -> tuple[str, int]:
     """Send a fresh confirmation link after an expired one."""
@@ -237,6 +255,7 @@ def _unsubscribe_page(
 
 
 @bp.get("/unsubscribe/<token>")
+@link_limit
 def unsubscribe_page(token: str) -> str:
     """Show the Unsubscribe (or, afterwards, Resubscribe) button."""
     subscription = _subscription(Purpose.UNSUBSCRIBE, token)
@@ -245,6 +264,7 @@ def unsubscribe_page(token: str) -> str:
 
 @bp.post("/unsubscribe/<token>")
 @csrf.exempt
+@one_click_limit
 def unsubscribe(token: str) -> tuple[str, int]:
     """RFC 8058 one-click unsubscribe, and the page's button: 200, no redirect, no cookie."""
     if request.form.get("List-Unsubscribe") != "One-Click":
@@ -259,6 +279,7 @@ def unsubscribe(token: str) -> tuple[str, int]:
 
 
 @bp.post("/unsubscribe/<token>/resubscribe")
+@link_limit
 def resubscribe(token: str) -> tuple[str, int]:
     """Subscribe again from the unsubscribe link: a new consent, confirmed by the link."""
     session = db_session()
@@ -302,12 +323,14 @@ def _preferences_page(
 
 
 @bp.get("/preferences/<token>")
+@link_limit
 def preferences(token: str) -> tuple[str, int]:
     """Show the preference center of the subscription a link names."""
     return _preferences_page(_subscription(Purpose.PREFERENCES, token), token)
 
 
 @bp.post("/preferences/<token>")
+@link_limit
 def preferences_action(token: str) -> tuple[str, int]:
     """Save name and sections, pause, resume, unsubscribe or resubscribe."""
     session = db_session()
@@ -341,6 +364,7 @@ def preferences_action(token: str) -> tuple[str, int]:
 
 
 @bp.get("/preferences/<token>/data.json")
+@link_limit
 def download_data(token: str) -> Response:
     """Everything stored about the reader, as a JSON download."""
     subscription = _subscription(Purpose.PREFERENCES, token)
@@ -354,6 +378,7 @@ def download_data(token: str) -> Response:
 
 
 @bp.get("/preferences/<token>/delete")
+@link_limit
 def delete_page(token: str) -> str:
     """The confirmation step before erasing the reader."""
     subscription = _subscription(Purpose.PREFERENCES, token)
@@ -367,6 +392,7 @@ def delete_page(token: str) -> str:
 
 
 @bp.post("/preferences/<token>/delete")
+@link_limit
 def delete(token: str) -> str:
     """Erase the reader: only a keyed hash stays, in the suppression list."""
     session = db_session()

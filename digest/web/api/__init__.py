@@ -76,7 +76,7 @@ def _not_an_object(_error: NotAnObject) -> Response:
     return error_response(400, "Send a JSON object, with the header Content-Type: application/json.")
 
 
-# Ids in paths; auth.py answers 404 to one beyond the database's 32-bit range.
+# Ids in paths: the app's int converter stops at the database's 32-bit range (404 beyond).
 ID = "int"
 
 

@@ -9,14 +9,14 @@ token, and failed authentications per client IP, so guessing tokens gets nowhere
 
 from __future__ import annotations
 
-from flask import Response, abort, current_app, g, request
+from flask import Response, current_app, g, request
 from flask_limiter.util import get_remote_address
 
 from digest import api_tokens
 from digest.extensions import db_session, limiter
 from digest.models import ApiToken, Editor
+from digest.web import guard
 from digest.web.api import editor_bp, error_response
-from digest.web.api.inputs import MAX_ID
 from digest.web.api.spec import operation_of
 
 RATE_LIMIT = "120 per minute"
@@ -80,11 +80,7 @@ def _authenticate() -> Response | None:
     return None
 
 
-@editor_bp.before_request
-def _ids_in_range() -> None:
-    # Ids are 32-bit in the database: a larger one names nothing (and must not reach a query).
-    if any(isinstance(v, int) and v > MAX_ID for v in (request.view_args or {}).values()):
-        abort(404, "There is no such item.")
+editor_bp.before_request(guard.refuse_nul)  # after the token check above
 
 
 @editor_bp.after_request

@@ -15,9 +15,8 @@ from typing import Any, Literal
 
 from flask import request
 
-from digest.validation import Invalid
+from digest.validation import MAX_ID, Invalid
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 Kind = Literal["string", "integer", "boolean", "strings"]
 _TYPE_NAMES = {
     "string": "a string",

@@ -21,7 +21,7 @@ from digest import newsletters
 from digest.extensions import db_session
 from digest.models import Editor
 from digest.tokens import keyed_hash
-from digest.validation import Invalid
+from digest.validation import MAX_ID, Invalid
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)
@@ -69,9 +69,11 @@ def commit_change(change: Callable[[Session], object], done: str,
 
 
 def int_arg(name: str) -> int | None:
-    """Return the query-string argument name as a positive int, or None."""
+    """Return the query-string argument name as an int that can be an id, or None."""
     value = request.args.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 12 else None
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
+        return None
+    return int(value) if int(value) <= MAX_ID else None
 
 
 @bp.before_request
