@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from digest.demo import load_demo_history
-from tests.support.browser import chromium, live_server, screenshot_path
+from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.workspace import demo_newsletter
 
@@ -109,11 +109,7 @@ def test_workspace_on_a_phone(app, db) -> None:  # type: ignore[no-untyped-def]
     with live_server(app) as base, chromium(viewport={"width": 390, "height": 844}, is_mobile=True) as context:
         page = context.new_page()
         problems = _watch(page)
-        page.goto(base + "/editor/login")
-        page.fill("#email", "admin@example.com")
-        page.fill("#password", PASSWORD)
-        page.click("button:has-text('Log in')")
-        page.wait_for_selector("h1:has-text('Dashboard')")
+        log_in_editor(page, base, "admin@example.com", PASSWORD)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390  # nothing forces sideways scrolling
         chart = page.locator("svg[role=img]").first.bounding_box()

@@ -15,7 +15,7 @@ from digest.models import Issue, IssueStatus
 from digest.scheduler import Clock
 from digest.sender import SenderPool
 from tests.conftest import get_db_of
-from tests.support.browser import chromium, live_server, screenshot_path
+from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.smtp import SMTPServer
 from tests.support.workspace import demo_newsletter
@@ -48,11 +48,7 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on("dialog", lambda d: d.accept())  # "Send now" asks first
 
-        page.goto(base + "/editor/login")
-        page.fill("#email", "admin@example.com")
-        page.fill("#password", PASSWORD)
-        page.click("button:has-text('Log in')")
-        page.wait_for_selector("h1:has-text('Dashboard')")
+        log_in_editor(page, base, "admin@example.com", PASSWORD)
         nav = page.locator("nav[aria-label=Editor]").bounding_box()
         link = page.locator("nav[aria-label=Editor] a:has-text('Issues')").bounding_box()
         assert nav and link and link["height"] < 40 and nav["height"] < 40  # one line at 1280 px

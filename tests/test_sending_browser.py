@@ -14,7 +14,7 @@ from digest.mail.mailer import mailer_for
 from digest.scheduler import Clock
 from digest.sender import SenderPool, new_owner, send_batch
 from tests.conftest import get_db_of
-from tests.support.browser import chromium, live_server, screenshot_path
+from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.smtp import SMTPServer
@@ -37,11 +37,7 @@ def test_the_bar_follows_a_live_send_to_the_record(smtp_app: Flask, smtp_server:
         problems: list[str] = []
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
-        page.goto(base + "/editor/login")
-        page.fill("#email", "admin@example.com")
-        page.fill("#password", PASSWORD)
-        page.click("button:has-text('Log in')")
-        page.wait_for_selector("h1:has-text('Dashboard')")
+        log_in_editor(page, base, "admin@example.com", PASSWORD)
         page.goto(f"{base}/editor/issues/{setup.issue_id}/sending")
         assert page.inner_text("#sending-status-text").startswith("Starting")
         loads: list[str] = []
@@ -102,11 +98,7 @@ def test_a_paused_send_on_a_phone_without_javascript(app_overrides: dict[str, An
         with live_server(app) as base, chromium(viewport={"width": 390, "height": 844}, is_mobile=True,
                                                 java_script_enabled=False) as context:
             page = context.new_page()  # type: ignore[attr-defined]
-            page.goto(base + "/editor/login")
-            page.fill("#email", "admin@example.com")
-            page.fill("#password", PASSWORD)
-            page.click("button:has-text('Log in')")
-            page.wait_for_selector("h1:has-text('Dashboard')")
+            log_in_editor(page, base, "admin@example.com", PASSWORD)
             page.goto(f"{base}/editor/issues/{setup.issue_id}/sending")
             assert "The mail server refused our login" in page.inner_text("#sending-paused")
             assert "535" in page.inner_text("#sending-paused q")
@@ -150,11 +142,7 @@ def test_the_page_notices_when_the_sender_pauses_and_resumes_on_request(smtp_app
     smtp_app.config.update(SEND_RATE=20, BATCH_SIZE=10)
     with live_server(smtp_app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
         page = context.new_page()  # type: ignore[attr-defined]
-        page.goto(base + "/editor/login")
-        page.fill("#email", "admin@example.com")
-        page.fill("#password", PASSWORD)
-        page.click("button:has-text('Log in')")
-        page.wait_for_selector("h1:has-text('Dashboard')")
+        log_in_editor(page, base, "admin@example.com", PASSWORD)
         page.goto(f"{base}/editor/issues/{setup.issue_id}/sending")
         loads: list[str] = []
         page.on("load", lambda: loads.append(page.url))

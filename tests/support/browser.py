@@ -58,3 +58,12 @@ def screenshot_path(name: str) -> Path:
     """Return test-artifacts/NAME.png, creating the folder."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS / f"{name}.png"
+
+
+def log_in_editor(page: object, base: str, email: str, password: str) -> None:
+    """Log in through the editor's login form and wait until the workspace opens."""
+    page.goto(base + "/editor/login")  # type: ignore[attr-defined]
+    page.fill("#email", email)  # type: ignore[attr-defined]
+    page.fill("#password", password)  # type: ignore[attr-defined]
+    page.click("button:has-text('Log in')")  # type: ignore[attr-defined]
+    page.wait_for_selector("h1:has-text('Dashboard')")  # type: ignore[attr-defined]
