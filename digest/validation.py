@@ -17,6 +17,13 @@ from email_validator import EmailNotValidError, validate_email
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 
 
+def as_id(value: str) -> int | None:
+    """Return text as an int that can be an id, or None."""
+    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
+        return None
+    return int(value) if int(value) <= MAX_ID else None
+
+
 class Invalid(ValueError):
     """Input was refused; `errors` maps each field name to a message a person can act on."""
 

@@ -16,7 +16,7 @@ from flask import Response, abort, render_template, request
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
-from digest.validation import MAX_ID
+from digest.validation import as_id
 
 NUL = "\x00"
 
@@ -28,9 +28,10 @@ class IdConverter(IntegerConverter):
         """Return the id; raise NotFound when no row can have it."""
         # NotFound, not ValidationError: werkzeug converts once the rule matched path and
         # method, and a ValidationError would answer 405 when another method shares the path.
-        if len(value) > len(str(MAX_ID)) or int(value) > MAX_ID:
+        found = as_id(value)
+        if found is None:
             raise NotFound()
-        return super().to_python(value)
+        return found
 
 
 def _json_strings(value: Any) -> Iterator[str]:

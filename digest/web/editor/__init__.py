@@ -19,9 +19,9 @@ from werkzeug.wrappers import Response
 
 from digest import newsletters
 from digest.extensions import db_session
-from digest.models import Editor
+from digest.models import Editor, Issue
 from digest.tokens import keyed_hash
-from digest.validation import MAX_ID, Invalid
+from digest.validation import Invalid, as_id
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)
@@ -70,10 +70,15 @@ def commit_change(change: Callable[[Session], object], done: str,
 
 def int_arg(name: str) -> int | None:
     """Return the query-string argument name as an int that can be an id, or None."""
-    value = request.args.get(name, "")
-    if not (value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID))):
-        return None
-    return int(value) if int(value) <= MAX_ID else None
+    return as_id(request.args.get(name, ""))
+
+
+def issue_or_404(issue_id: int) -> Issue:
+    """Return an issue of the newsletter being edited, or answer 404."""
+    issue = get_or_404(Issue, issue_id)
+    if g.newsletter is None or issue.newsletter_id != g.newsletter.id:
+        abort(404)
+    return issue
 
 
 @bp.before_request

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from flask import abort, flash, g, jsonify, redirect, render_template, url_for
+from flask import flash, jsonify, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -22,7 +22,7 @@ from digest.db import utcnow
 from digest.extensions import db_session
 from digest.issues import IssueError, Progress
 from digest.models import BounceKind, DeliveryState, Issue, IssueStatus
-from digest.web.editor import bp, commit_change, refusal
+from digest.web.editor import bp, commit_change, issue_or_404, refusal
 
 # Statuses in which the numbers can still change by themselves, so the page polls.
 LIVE = (IssueStatus.SENDING, IssueStatus.PAUSED)
@@ -66,7 +66,7 @@ def _when(moment: dt.datetime | None) -> str | None:
 
 def duration_text(seconds: float) -> str:
     """Return a duration as "45 s", "2 min 5 s" or "1 h 3 min"."""
-    whole = max(int(round(seconds)), 0)
+    whole = max(round(seconds), 0)
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -189,21 +189,11 @@ def summary(issue: Issue, progress: Progress, now: dt.datetime | None = None) ->
     }
 
 
-def _issue(issue_id: int) -> Issue:
-    try:
-        issue = issues.get_issue(db_session(), issue_id)
-    except IssueError:
-        abort(404)
-    if g.newsletter is None or issue.newsletter_id != g.newsletter.id:
-        abort(404)
-    return issue
-
-
 @bp.get("/issues/<int:issue_id>/sending")
 def issue_sending(issue_id: int) -> str:
     """Show an issue's send: live progress, the actions that fit, and its record once sent."""
     dbs = db_session()
-    issue = _issue(issue_id)
+    issue = issue_or_404(issue_id)
     progress = issues.issue_progress(dbs, issue_id)
     record = None
     if issue.status in RECORDED and issue.started_at is not None:
@@ -216,14 +206,14 @@ def issue_sending(issue_id: int) -> str:
 @bp.get("/issues/<int:issue_id>/progress.json")
 def sending_progress(issue_id: int) -> Response:
     """Return an issue's progress as JSON (polled by the sending page)."""
-    issue = _issue(issue_id)
+    issue = issue_or_404(issue_id)
     response = jsonify(summary(issue, issues.issue_progress(db_session(), issue_id)))
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 def _act(issue_id: int, change: Callable[[Session], object], done: str) -> Response:
-    _issue(issue_id)
+    issue_or_404(issue_id)
     commit_change(change, done, (IssueError,))
     return redirect(url_for("editor.issue_sending", issue_id=issue_id))
 
@@ -250,7 +240,7 @@ def sending_cancel(issue_id: int) -> Response:
 
 
 def _resend(issue_id: int, resend: Callable[[Session, int], int], what: str, caveat: str) -> Response:
-    _issue(issue_id)
+    issue_or_404(issue_id)
     dbs = db_session()
     try:
         count = resend(dbs, issue_id)
