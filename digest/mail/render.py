@@ -463,6 +463,7 @@ class Preview:
 
     outgoing: Outgoing
     notes: tuple[str, ...]
+    size: SizeReport
 
 
 def preview_for_address(session: Session, issue_id: int, address: str, app: Flask) -> Preview:
@@ -525,17 +526,15 @@ def preview_for_address(session: Session, issue_id: int, address: str, app: Flas
     signer = signer_from_config(app.config)
     if signer is not None:
         outgoing = Outgoing(outgoing.envelope_from, outgoing.recipient, signer(outgoing.data))
-    return Preview(outgoing, tuple(notes))
+    return Preview(outgoing, tuple(notes), size_report(prepared))
 
 
 def test_message(session: Session, issue_id: int, address: str, app: Flask) -> Outgoing:
-    """Return the message of a test send of an issue to address: the preview reader's
-    (every section, no name, no subscription), "[Test]" before its subject, signed when
-    DKIM is set. It belongs to no delivery, so nothing about it reaches the ledger."""
+    """Return the (unsigned) message of a test send of an issue to address: the preview
+    reader's (every section, no name, no subscription), "[Test]" before its subject. It
+    belongs to no delivery, so nothing about it reaches the ledger."""
     prepared = prepare_issue(session, issue_id, app)
     outgoing = prepared.message_for(Reader(None, "preview", address), None)
     subject = header_block([("Subject", encode_text_header(prepared.subject))])
     marked = header_block([("Subject", encode_text_header(f"[Test] {prepared.subject}"))])
-    data = outgoing.data.replace(subject, marked, 1)
-    signer = signer_from_config(app.config)
-    return Outgoing(outgoing.envelope_from, outgoing.recipient, signer(data) if signer else data)
+    return Outgoing(outgoing.envelope_from, outgoing.recipient, outgoing.data.replace(subject, marked, 1))

@@ -24,10 +24,10 @@ from digest.extensions import db_session, limiter
 from digest.mail.mailer import mailer_for
 from digest.mail.render import (
     NotSendable,
+    Preview,
     check_sendable,
     prepare_issue,
     preview_for_address,
-    size_report,
     test_message,
 )
 from digest.mail.transport import SendError
@@ -40,8 +40,8 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
 )
-from digest.validation import Invalid
-from digest.web.editor import bp, commit_change, int_arg, refusal
+from digest.validation import Invalid, as_id
+from digest.web.editor import bp, commit_change, int_arg, issue_or_404, refusal
 from digest.web.editor.outbox import html_policy
 
 # The made-up reader a preview shows by default (not subscribed: every section, no name).
@@ -60,13 +60,6 @@ def _newsletter() -> Newsletter:
 def _app() -> Flask:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     return app
-
-
-def _issue(issue_id: int) -> Issue:
-    issue = db_session().get(Issue, issue_id)
-    if issue is None or issue.newsletter_id != _newsletter().id:
-        abort(404)
-    return issue
 
 
 def in_zone(moment: dt.datetime | None, zone_name: str) -> str:
@@ -141,7 +134,7 @@ def _edit_page(issue: Issue, data: issues.IssueInput | None = None, errors: dict
 @bp.route("/issues/<int:issue_id>", methods=["GET", "POST"])
 def issue_edit(issue_id: int) -> Response | tuple[str, int]:
     """Show an issue (its form while it can change); save its subject, preheader and intro."""
-    issue = _issue(issue_id)
+    issue = issue_or_404(issue_id)
     if request.method == "GET":
         return _edit_page(issue)
     data = issues.IssueInput(
@@ -154,7 +147,7 @@ def issue_edit(issue_id: int) -> Response | tuple[str, int]:
         issues.update_issue(dbs, issue_id, data)
     except Invalid as exc:
         dbs.rollback()
-        return _edit_page(_issue(issue_id), data, exc.errors, 400)
+        return _edit_page(issue_or_404(issue_id), data, exc.errors, 400)
     except issues.IssueError as exc:
         dbs.rollback()
         flash(refusal(exc), "error")
@@ -165,16 +158,16 @@ def issue_edit(issue_id: int) -> Response | tuple[str, int]:
 
 
 def _change(issue_id: int, change: Callable[[Session], object], done: str, anchor: str = "") -> Response:
-    _issue(issue_id)
+    issue_or_404(issue_id)
     commit_change(change, done, (issues.IssueError, Invalid))
     return redirect(url_for("editor.issue_edit", issue_id=issue_id) + anchor)
 
 
-def _form_int(name: str) -> int:
-    value = request.form.get(name, "")
-    if not value.isdigit() or len(value) > 11:
+def _form_id(name: str) -> int:
+    value = as_id(request.form.get(name, ""))
+    if value is None:
         abort(400, f"The form lacks {name}.")
-    return int(value)
+    return value
 
 
 @bp.post("/issues/<int:issue_id>/posts/<int:post_id>/move")
@@ -195,7 +188,7 @@ def issue_post_remove(issue_id: int, post_id: int) -> Response:
 @bp.post("/issues/<int:issue_id>/posts/add")
 def issue_post_add(issue_id: int) -> Response:
     """Add a published post that no issue carries."""
-    post_id = _form_int("post_id")
+    post_id = _form_id("post_id")
     return _change(issue_id, lambda dbs: issues.add_post(dbs, issue_id, post_id),
                    "The post is added at the end of its section.", "#posts")
 
@@ -216,7 +209,7 @@ def _sendable(issue_id: int) -> bool:
 @bp.post("/issues/<int:issue_id>/schedule")
 def issue_schedule(issue_id: int) -> Response:
     """Schedule (or reschedule) the issue at a local date and time in a named zone."""
-    issue = _issue(issue_id)
+    issue = issue_or_404(issue_id)
     zone_name = request.form.get("tz", "").strip() or issue.newsletter.time_zone
     text = request.form.get("at", "")
 
@@ -243,7 +236,7 @@ def issue_unschedule(issue_id: int) -> Response:
 @bp.post("/issues/<int:issue_id>/send-now")
 def issue_send_now(issue_id: int) -> Response:
     """Make the issue due now: the scheduler starts sending it within a tick."""
-    _issue(issue_id)
+    issue_or_404(issue_id)
     if not _sendable(issue_id):
         return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
     if not commit_change(lambda dbs: issues.send_now(dbs, issue_id),
@@ -287,20 +280,19 @@ def _preview_reader(newsletter: Newsletter) -> tuple[str, Subscriber | None]:
     return found.email, found
 
 
-def _rendered(issue_id: int, address: str) -> tuple[outbox.Message, tuple[str, ...]]:
-    app = _app()
-    preview = preview_for_address(db_session(), issue_id, address, app)
-    return outbox.parse_message("preview", preview.outgoing.data), preview.notes
+def _rendered(issue_id: int, address: str) -> tuple[outbox.Message, Preview]:
+    preview = preview_for_address(db_session(), issue_id, address, _app())
+    return outbox.parse_message("preview", preview.outgoing.data), preview
 
 
 @bp.get("/issues/<int:issue_id>/preview")
 def issue_preview(issue_id: int) -> str:
     """Show the issue as a chosen reader receives it: HTML at desktop or phone width, text, size."""
-    issue = _issue(issue_id)
+    issue = issue_or_404(issue_id)
     newsletter = _newsletter()
     address, reader = _preview_reader(newsletter)
-    message, notes = _rendered(issue_id, address)
-    report = size_report(prepare_issue(db_session(), issue_id, _app()))
+    message, preview = _rendered(issue_id, address)
+    report = preview.size
     search = request.args.get("q", "").strip()
     matches = reports.search_subscribers(
         db_session(), newsletter, search=search, status=SubscriptionStatus.CONFIRMED.value, limit=20
@@ -311,7 +303,7 @@ def issue_preview(issue_id: int) -> str:
         issue=issue,
         message=message,
         headers=dict(message.headers),
-        notes=[n for n in notes if n != report.message],
+        notes=[n for n in preview.notes if n != report.message],
         report=report,
         reader=reader,
         address=address,
@@ -327,7 +319,7 @@ def issue_preview(issue_id: int) -> str:
 @bp.get("/issues/<int:issue_id>/preview/html")
 def issue_preview_html(issue_id: int) -> Response:
     """Serve the previewed message's HTML alone, under a CSP that runs nothing but its styles and images."""
-    _issue(issue_id)
+    issue_or_404(issue_id)
     address, _reader = _preview_reader(_newsletter())
     html = _rendered(issue_id, address)[0].html or ""
     response = current_app.response_class(html, mimetype="text/html")
@@ -340,7 +332,7 @@ def issue_preview_html(issue_id: int) -> Response:
 @bp.post("/issues/<int:issue_id>/test")
 def issue_test_send(issue_id: int) -> Response:
     """Send the preview reader's message to the editor's own address, marked [Test]."""
-    _issue(issue_id)
+    issue_or_404(issue_id)
     target = url_for("editor.issue_preview", issue_id=issue_id)
     if not limiter.limiter.hit(TEST_SEND_LIMIT, "issue-test-send", str(current_user.id)):
         flash("You sent several tests in the last minutes: wait a little before the next.", "error")
@@ -353,7 +345,7 @@ def issue_test_send(issue_id: int) -> Response:
         dbs.rollback()
     try:
         with mailer_for(app.config) as mailer:
-            mailer.send_signed(outgoing.envelope_from, outgoing.recipient, outgoing.data)
+            mailer.send(outgoing.envelope_from, outgoing.recipient, outgoing.data)
     except SendError as exc:
         flash(f"The test could not be sent: {exc}", "error")
         return redirect(target)
