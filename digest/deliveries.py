@@ -331,8 +331,7 @@ def mark_sending(
             params["sent_id"] = accepted.delivery_id
             params.update({f"sent_{k}": v for k, v in _sent_values(accepted).items()})
         else:
-            a = accepted
-            mark_sent(executor, a.delivery_id, owner, a.code, a.response, a.queue_id, a.at)
+            mark_accepted_sent(executor, owner, accepted)
     return executor.execute(statement, params).scalar()
 
 
@@ -409,6 +408,12 @@ def skip(executor: Executor, delivery_id: int, owner: str, reason: str) -> bool:
         executor, delivery_id, owner, DeliveryState.CLAIMED, DeliveryState.SKIPPED,
         smtp_response=reason,
     )
+
+
+def mark_accepted_sent(executor: Executor, owner: str, accepted: Accepted) -> bool:
+    """sending → sent for a delivery the server accepted (its 250 kept in accepted)."""
+    a = accepted
+    return mark_sent(executor, a.delivery_id, owner, a.code, a.response, a.queue_id, a.at)
 
 
 def mark_sent(

@@ -286,10 +286,7 @@ class _Batch:
         """Commit the accepted delivery's `sent` on its own (no next `sending` to ride with)."""
         accepted, self.accepted = self.accepted, None
         if accepted is not None:
-            deliveries.mark_sent(
-                self.settle, accepted.delivery_id, self.owner, accepted.code,
-                accepted.response, accepted.queue_id, accepted.at,
-            )
+            deliveries.mark_accepted_sent(self.settle, self.owner, accepted)
             self.settle.commit()
 
     def _run(self, claimed: Sequence[deliveries.Claimed], prepared_issues: PreparedIssues) -> None:
