@@ -689,12 +689,17 @@ def update_issue(session: Session, issue_id: int, data: IssueInput) -> Issue:
     return issue
 
 
-def _renumber(session: Session, issue: Issue, items: Sequence[IssuePost]) -> None:
-    """Store items' order, grouped by section as the email shows them (first post's section first)."""
+def _by_section(items: Sequence[IssuePost]) -> list[list[IssuePost]]:
+    """Group items by section, sections in order of their first item, items in order."""
     groups: dict[int, list[IssuePost]] = {}
     for item in items:
         groups.setdefault(item.post.section_id, []).append(item)
-    for position, item in enumerate(i for group in groups.values() for i in group):
+    return list(groups.values())
+
+
+def _renumber(session: Session, issue: Issue, items: Sequence[IssuePost]) -> None:
+    """Store items' order, grouped by section as the email shows them (first post's section first)."""
+    for position, item in enumerate(i for group in _by_section(items) for i in group):
         item.position = position
     session.flush()
     session.expire(issue, ["issue_posts"])
@@ -706,10 +711,7 @@ def move_post(session: Session, issue_id: int, post_id: int, offset: int) -> Iss
     The email groups posts by section, so the first post of a section moving up (the
     last moving down) moves its whole section past the neighbouring one."""
     issue = _claim_for_edit(session, issue_id)
-    groups: dict[int, list[IssuePost]] = {}
-    for item in issue.issue_posts:
-        groups.setdefault(item.post.section_id, []).append(item)
-    ordered = list(groups.values())
+    ordered = _by_section(issue.issue_posts)
     for g, group in enumerate(ordered):
         k = next((k for k, item in enumerate(group) if item.post_id == post_id), None)
         if k is None:
@@ -761,12 +763,7 @@ def add_post(session: Session, issue_id: int, post_id: int) -> Issue:
         raise IssueError(f"there is no post {post_id} in this newsletter")
     if post.status != PostStatus.PUBLISHED:
         raise IssueError(f"“{post.title}” is not published: publish it first")
-    carried = exists().where(
-        IssuePost.post_id == post_id,
-        IssuePost.issue_id == Issue.id,
-        Issue.status != IssueStatus.CANCELLED,
-    )
-    if session.scalar(select(carried)):
+    if session.scalar(select(_carried_post_ids().where(IssuePost.post_id == post_id).exists())):
         raise IssueError(f"“{post.title}” is already in an issue")
     items = list(issue.issue_posts)
     item = IssuePost(issue_id=issue_id, post_id=post_id, position=len(items))
