@@ -2,8 +2,9 @@
 
 Every link a reader gets carries a signed token; a bad one gets a 400 page, a genuine
 one whose reader was erased a 404 page, and neither changes anything. GET never
-changes state. Every signed page is rate limited per client IP (429 page, nothing changed). Only the one-click unsubscribe POST is exempt from CSRF: it can do
-nothing but unsubscribe the reader its token names.
+changes state. Every signed page is rate limited per client IP (429 page, nothing
+changed). Only the one-click unsubscribe POST is exempt from CSRF: it can do nothing but
+unsubscribe the reader its token names.
 """
 
 from __future__ import annotations
@@ -179,6 +180,12 @@ def _subscription(purpose: Purpose, token: str, **options: bool) -> Subscription
     return subscribers.from_token(db_session(), current_app.config, purpose, token, **options)
 
 
+def _expired(token: str) -> tuple[str, int]:
+    return render_template(
+        "public/confirm_expired.html", token=token, expires_days=CONFIRM_MAX_AGE // 86400
+    ), 410
+
+
 @bp.get("/confirm/<token>")
 @link_limit
 def confirm_page(token: str) -> tuple[str, int]:
@@ -187,9 +194,7 @@ def confirm_page(token: str) -> tuple[str, int]:
         subscription = _subscription(Purpose.CONFIRM, token)
     except ExpiredToken:
         _subscription(Purpose.CONFIRM, token, allow_expired=True)
-        return render_template(
-            "public/confirm_expired.html", token=token, expires_days=CONFIRM_MAX_AGE // 86400
-        ), 410
+        return _expired(token)
     return render_template(
         "public/confirm.html",
         subscription=subscription,
@@ -208,9 +213,7 @@ def confirm(token: str) -> tuple[str, int]:
         subscription = _subscription(Purpose.CONFIRM, token, for_update=True)
     except ExpiredToken:
         _subscription(Purpose.CONFIRM, token, allow_expired=True)
-        return render_template(
-            "public/confirm_expired.html", token=token, expires_days=CONFIRM_MAX_AGE // 86400
-        ), 410
+        return _expired(token)
     result = subscribers.confirm(
         session, current_app.config, subscription, client_ip(), request.user_agent.string
     )
