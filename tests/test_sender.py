@@ -16,21 +16,37 @@ from digest.mail.mailer import Mailer, mailer_for
 from digest.models import (
     Delivery,
     IssueStatus,
-    SendRate as SendRateRow,
     Subscription,
     SubscriptionSection,
     SubscriptionStatus,
     Suppression,
     SuppressionReason,
 )
+from digest.models import (
+    SendRate as SendRateRow,
+)
 from digest.scheduler import maintain
-from digest.sender import MAX_RETRY_DELAY, SenderPool, new_owner, retry_delay, run_mail_jobs, send_batch
+from digest.sender import (
+    MAX_RETRY_DELAY,
+    SenderPool,
+    new_owner,
+    retry_delay,
+    run_mail_jobs,
+    send_batch,
+)
 from digest.sendrate import SendRate
 from digest.suppression import email_hash, suppress
 from tests.conftest import get_db_of
-from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email, states, wait_until
+from tests.support.delivery import (
+    CONFIG,
+    make_newsletter,
+    per_recipient,
+    reader_email,
+    states,
+    wait_until,
+)
 from tests.support.rawsmtp import RawSMTPServer
-from tests.support.smtp import SMTPServer
+from tests.support.smtp import SMTPServer, refuse_once
 
 
 def _start(db: Session, issue_id: int) -> None:
@@ -74,15 +90,7 @@ def test_every_reader_gets_their_own_message_once(smtp_app: Flask, smtp_server: 
 def test_451_is_retried_later_and_delivered(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
     """A 451 makes the delivery failed_temp with a retry time; when due it goes out, once."""
     setup = make_newsletter(db, readers=3)
-    refused = []
-
-    def script(stage: str, address: str) -> str | None:
-        if stage == "rcpt" and address == reader_email(1) and not refused:
-            refused.append(address)
-            return "451 4.3.0 mailbox temporarily unavailable"
-        return None
-
-    smtp_server.script = script
+    smtp_server.script = refuse_once("rcpt", reader_email(1), "451 4.3.0 mailbox temporarily unavailable")
     smtp_app.config["RETRY_SECONDS"] = 1
     _start(db, setup.issue_id)
     owner = new_owner("test")
@@ -104,15 +112,7 @@ def test_421_slows_the_shared_rate_and_the_reader_gets_it_later(
     """A server saying 421 (too many messages) halves the rate every sender shares; the refused
     reader is retried later and gets the issue once."""
     setup = make_newsletter(db, readers=4)
-    refused: list[str] = []
-
-    def script(stage: str, address: str) -> str | None:
-        if stage == "rcpt" and address == reader_email(1) and not refused:
-            refused.append(address)
-            return "421 4.7.0 too many messages, slow down"
-        return None
-
-    smtp_server.script = script
+    smtp_server.script = refuse_once("rcpt", reader_email(1), "421 4.7.0 too many messages, slow down")
     smtp_app.config["RETRY_SECONDS"] = 0.2
     _start(db, setup.issue_id)
     rate = SendRate(get_db_of(smtp_app), 1000)

@@ -17,7 +17,7 @@ from tests.conftest import get_db_of
 from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email
 from tests.support.editor import PASSWORD, make_editor
-from tests.support.smtp import SMTPServer
+from tests.support.smtp import SMTPServer, refuse_once
 
 pytestmark = pytest.mark.browser
 READERS = 200
@@ -130,15 +130,7 @@ def test_the_page_notices_when_the_sender_pauses_and_resumes_on_request(smtp_app
     issues.send_now(db, setup.issue_id)
     issues.start_issue(db, setup.issue_id, CONFIG)
     db.commit()
-    refused: list[str] = []
-
-    def script(stage: str, address: str) -> str | None:
-        if stage == "data" and address == reader_email(30) and not refused:
-            refused.append(address)
-            return "554 5.7.1 message refused by policy"
-        return None
-
-    smtp_server.script = script
+    smtp_server.script = refuse_once("data", reader_email(30), "554 5.7.1 message refused by policy")
     smtp_app.config.update(SEND_RATE=20, BATCH_SIZE=10)
     with live_server(smtp_app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
         page = context.new_page()  # type: ignore[attr-defined]

@@ -20,6 +20,19 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 Script = Callable[[str, str], str | None]
 
 
+def refuse_once(stage: str, address: str, reply: str) -> Script:
+    """Return a script that answers reply the first time address reaches stage, then accepts."""
+    refused: list[str] = []
+
+    def script(at: str, to: str) -> str | None:
+        if at == stage and to == address and not refused:
+            refused.append(to)
+            return reply
+        return None
+
+    return script
+
+
 @dataclass(frozen=True)
 class Received:
     """One message as the server received it."""
