@@ -17,8 +17,8 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from digest import links
-from digest.db import utcnow
+from digest.domain import links
+from digest.core.db import utcnow
 from digest.mail import identity
 from digest.mail.dkim import PrivateKey
 from digest.mail.message import ascii_address

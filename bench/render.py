@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from naive import NaivePipeline, NaiveSigner  # noqa: E402
 from sample_issue import sample_app, sample_readers  # noqa: E402
 
-from digest.extensions import get_db  # noqa: E402
+from digest.core.extensions import get_db  # noqa: E402
 from digest.mail.dkim import DKIMSigner  # noqa: E402
 from digest.mail.render import Outgoing, Reader, prepare_issue, size_report  # noqa: E402
 

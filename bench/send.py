@@ -37,10 +37,10 @@ from common import (  # type: ignore[import-not-found]
     wait_until,
 )
 
-from digest import deliveries, issues
+from digest.domain import deliveries, issues
 from digest.mail.mailer import mailer_for
-from digest.extensions import get_db
-from digest.models import DeliveryState
+from digest.core.extensions import get_db
+from digest.core.models import DeliveryState
 
 
 def _cpu() -> float:
@@ -51,7 +51,7 @@ def _cpu() -> float:
 def sender_child(overrides: dict, threads: int, ready: Any, stop: Any, results: Any) -> None:
     """A sender process: SenderPool threads on the bench ledger until told to stop."""
     from digest import create_app
-    from digest.sender import SenderPool
+    from digest.engine.sender import SenderPool
 
     app = create_app(overrides)
     pool = SenderPool(app, threads, mail_jobs=(), idle_seconds=0.01, mailer_factory=mailer_for).start()
@@ -109,7 +109,7 @@ def naive_child(overrides: dict, port: int, count: int, sign: bool, results: Any
     from digest import create_app
     from digest.mail.dkim import signer_from_config
     from digest.mail.render import Reader, prepare_issue
-    from digest.models import Subscriber, Subscription, SubscriptionSection
+    from digest.core.models import Subscriber, Subscription, SubscriptionSection
 
     app = create_app(overrides)
     with app.app_context():
@@ -142,7 +142,7 @@ def naive_child(overrides: dict, port: int, count: int, sign: bool, results: Any
 def one_message(bench: Bench) -> bytes:
     """Return the first reader's message exactly as the pipeline sends it (signed)."""
     from digest.mail.render import prepare_issue
-    from digest.sender import load_readers
+    from digest.engine.sender import load_readers
 
     app = bench.app()
     with app.app_context():
@@ -163,10 +163,10 @@ def stage_costs(bench: Bench, data: bytes) -> list[tuple[str, float]]:
     """CPU ms per message of each stage of the pipeline, measured one by one in this process."""
     from sqlalchemy import update
 
-    from digest.db import utcnow
+    from digest.core.db import utcnow
     from digest.mail.render import prepare_issue
-    from digest.models import DeliveryState, Issue, IssueStatus
-    from digest.sender import _ledger_connections, load_readers, new_owner
+    from digest.core.models import DeliveryState, Issue, IssueStatus
+    from digest.engine.sender import _ledger_connections, load_readers, new_owner
 
     app = bench.app()
     costs = []

@@ -21,13 +21,14 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from digest import create_app, subscribers
-from digest.db import upgrade, utcnow
-from digest.demo import load_demo
-from digest.extensions import get_db
-from digest.models import Newsletter, Subscriber, Subscription, SuppressionReason
-from digest.subscribers import Signup
-from digest.suppression import suppress
+from digest import create_app
+from digest.domain import subscribers
+from digest.core.db import upgrade, utcnow
+from digest.domain.demo import load_demo
+from digest.core.extensions import get_db
+from digest.core.models import Newsletter, Subscriber, Subscription, SuppressionReason
+from digest.domain.subscribers import Signup
+from digest.domain.suppression import suppress
 
 STATES = ["new", "pending", "confirmed", "unsubscribed", "bounced", "erased"]
 

@@ -8,18 +8,13 @@ from typing import Any
 
 from flask import Flask
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def resource_dir(name: str) -> Path:
-    """Return a top-level folder (templates, migrations) in a wheel or a source checkout."""
-    installed = PACKAGE_DIR / name
-    return installed if installed.is_dir() else PACKAGE_DIR.parent / name
+from digest.core.resources import resource_dir
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app: settings → database → extensions → blueprints → CLI."""
-    from digest import cli, config, extensions, web
+    from digest import cli, web
+    from digest.core import config, extensions
 
     settings = config.load_config(overrides=overrides)
     instance_path = settings.get("INSTANCE_PATH") or None
@@ -61,5 +56,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     extensions.limiter.init_app(app)
     extensions.login_manager.init_app(app)
     web.init_app(app)
-    cli.init_app(app)
+    cli.register(app)
     return app

@@ -24,8 +24,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from digest import create_app
-from digest.db import Base, Database, upgrade
-from digest.extensions import get_db
+from digest.core.db import Base, Database, upgrade
+from digest.core.extensions import get_db
 from tests.support.smtp import SMTPServer
 
 POSTGRES_URL = os.environ.get(

@@ -8,8 +8,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from digest import api_tokens
-from digest.models import ApiToken, EditorRole
+from digest.domain import api_tokens
+from digest.core.models import ApiToken, EditorRole
 from digest.web.api.auth import FAILED_AUTH_LIMIT, RATE_LIMIT
 from tests.conftest import get_db_of
 from tests.support.api import ApiClient, make_token
@@ -145,7 +145,7 @@ def test_a_token_acts_with_its_editors_current_role(app, client, runner) -> None
     assert api.post(f"/api/v1/newsletters/weekly-model/subscribers/{reader}/unsubscribe").status_code == 403
     assert api.get(f"/api/v1/subscribers/{reader}").get_json()["suppression"] is None
     with get_db_of(app).session() as session:
-        from digest.editors import find_editor, set_role
+        from digest.domain.editors import find_editor, set_role
 
         set_role(session, find_editor(session, "pen@example.com"), EditorRole.ADMIN)
     assert api.post(f"/api/v1/subscribers/{reader}/suppress").status_code == 200

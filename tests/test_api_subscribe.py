@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from digest.models import ConsentSource, SubscriptionStatus, SuppressionReason, TransactionalKind
-from digest.suppression import suppress
+from digest.core.models import ConsentSource, SubscriptionStatus, SuppressionReason, TransactionalKind
+from digest.domain.suppression import suppress
 from tests.conftest import get_db_of
 from tests.support.readers import (
     app_overrides,  # noqa: F401  (fixture: no timing floor)

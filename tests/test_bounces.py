@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest import links
-from digest.bounces import SOFT_BOUNCE_LIMIT, bounce_kind, ingest, read_report
-from digest.db import utcnow
+from digest.domain import links
+from digest.domain.bounces import SOFT_BOUNCE_LIMIT, bounce_kind, ingest, read_report
+from digest.core.db import utcnow
 from digest.mail.identity import verp_address
-from digest.models import (
+from digest.core.models import (
     BounceKind,
     Delivery,
     Issue,
@@ -22,8 +22,8 @@ from digest.models import (
     TransactionalMail,
     TransactionalState,
 )
-from digest.subscribers import ReaderActions
-from digest.suppression import suppression_for
+from digest.domain.subscribers import ReaderActions
+from digest.domain.suppression import suppression_for
 from tests.support.inbound import arf, dsn, mailto_request
 from tests.support.issues import demo_issue
 

@@ -20,12 +20,12 @@ from click.testing import Result
 from flask import Flask
 from sqlalchemy import select
 
-from digest import links
-from digest.db import utcnow
+from digest.domain import links
+from digest.core.db import utcnow
 from digest.mail.identity import verp_address
 from digest.mail.mailer import mailer_for
 from digest.mail.render import Reader, prepare_issue
-from digest.models import (
+from digest.core.models import (
     Consent,
     Delivery,
     Issue,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.config import SETTINGS, ConfigError, load_config
+from digest.core.config import SETTINGS, ConfigError, load_config
 
 
 def test_defaults_run_on_embedded_settings() -> None:

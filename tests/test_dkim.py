@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from digest import create_app
-from digest.config import ConfigError
+from digest.core.config import ConfigError
 from digest.mail.dkim import DKIMSigner, load_private_key, signer_from_config
 from digest.mail.message import Mail, format_mailbox
 from tests.support.dkim_keys import DOMAIN, SELECTOR, dkim_tags, dns_stub, write_key

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from digest.models import EditorRole, Post
+from digest.core.models import EditorRole, Post
 from tests.support.editor import PASSWORD, log_in, make_editor
 from tests.support.forms import csrf_token
 

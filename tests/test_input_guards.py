@@ -9,8 +9,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from digest.links import preferences_url
-from digest.models import ImportJob, Post, Subscriber
+from digest.domain.links import preferences_url
+from digest.core.models import ImportJob, Post, Subscriber
 from tests.conftest import get_db_of
 from tests.support.api import make_token
 from tests.support.editor import log_in, make_editor

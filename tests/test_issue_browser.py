@@ -11,9 +11,9 @@ import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from digest.models import Issue, IssueStatus
-from digest.scheduler import Clock
-from digest.sender import SenderPool
+from digest.core.models import Issue, IssueStatus
+from digest.engine.scheduler import Clock
+from digest.engine.sender import SenderPool
 from tests.conftest import get_db_of
 from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.editor import PASSWORD, make_editor

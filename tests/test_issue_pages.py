@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from digest import issues
-from digest.db import utcnow
-from digest.models import (
+from digest.domain import issues
+from digest.core.db import utcnow
+from digest.core.models import (
     Delivery,
     DeliveryState,
     EditorRole,

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from digest.db import Base, Database, alembic_config
+from digest.core.db import Base, Database, alembic_config
 from tests.conftest import get_db_of
 
 

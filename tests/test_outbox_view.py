@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from digest.models import EditorRole
+from digest.core.models import EditorRole
 from tests.conftest import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import submit

@@ -7,9 +7,9 @@ import re
 
 from sqlalchemy import select, text
 
-from digest.db import Base, utcnow
-from digest.links import preferences_url, unsubscribe_url
-from digest.models import (
+from digest.core.db import Base, utcnow
+from digest.domain.links import preferences_url, unsubscribe_url
+from digest.core.models import (
     Delivery,
     DeliveryState,
     Issue,
@@ -21,8 +21,8 @@ from digest.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.subscribers import erase
-from digest.suppression import email_hash, is_suppressed, suppress
+from digest.domain.subscribers import erase
+from digest.domain.suppression import email_hash, is_suppressed, suppress
 from tests.conftest import BASE_URL, get_db_of
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (

@@ -20,9 +20,9 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest import issues
-from digest.db import utcnow
-from digest.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
+from digest.domain import issues
+from digest.core.db import utcnow
+from digest.core.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
 from tests.conftest import REQUIRE_SERVICES, get_db_of
 from tests.support.delivery import (
     CONFIG,

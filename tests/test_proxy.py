@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from digest import create_app
-from digest.config import ConfigError, load_config
+from digest.core.config import ConfigError, load_config
 from tests.conftest import get_db_of
 from tests.support.readers import (
     app_overrides,  # noqa: F401  (fixture: no timing floor)

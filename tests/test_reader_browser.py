@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from digest import create_app
-from digest.models import SubscriptionStatus
+from digest.core.models import SubscriptionStatus
 from tests.conftest import get_db_of
 from tests.support.browser import chromium, live_server, screenshot_path
 from tests.support.readers import deliver, link, load_newsletter, subscription

@@ -9,8 +9,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from digest import create_app
-from digest.db import Base
-from digest.links import confirm_url, preferences_url, unsubscribe_url
+from digest.core.db import Base
+from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
 from tests.conftest import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.readers import (

@@ -10,10 +10,10 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from digest import deliveries, issues
-from digest.db import Database, utcnow
+from digest.domain import deliveries, issues
+from digest.core.db import Database, utcnow
 from digest.mail.mailer import Mailer, mailer_for
-from digest.models import (
+from digest.core.models import (
     Delivery,
     IssueStatus,
     Subscription,
@@ -22,11 +22,11 @@ from digest.models import (
     Suppression,
     SuppressionReason,
 )
-from digest.models import (
+from digest.core.models import (
     SendRate as SendRateRow,
 )
-from digest.scheduler import maintain
-from digest.sender import (
+from digest.engine.scheduler import maintain
+from digest.engine.sender import (
     MAX_RETRY_DELAY,
     SenderPool,
     new_owner,
@@ -34,8 +34,8 @@ from digest.sender import (
     run_mail_jobs,
     send_batch,
 )
-from digest.sendrate import SendRate
-from digest.suppression import email_hash, suppress
+from digest.engine.sendrate import SendRate
+from digest.domain.suppression import email_hash, suppress
 from tests.conftest import get_db_of
 from tests.support.delivery import (
     CONFIG,
@@ -345,8 +345,8 @@ def test_periodic_mail_jobs_run_and_a_broken_one_does_not_stop_them(smtp_app: Fl
 
 def test_sender_pool_sends_due_confirmations(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
     """A signup's confirmation email, recorded by the request, goes out from the sender threads."""
-    from digest.models import Newsletter
-    from digest.subscribers import Signup, subscribe
+    from digest.core.models import Newsletter
+    from digest.domain.subscribers import Signup, subscribe
 
     setup = make_newsletter(db, readers=0)
     newsletter = db.get(Newsletter, setup.newsletter_id)

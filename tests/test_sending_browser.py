@@ -9,10 +9,11 @@ import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from digest import create_app, issues
+from digest import create_app
+from digest.domain import issues
 from digest.mail.mailer import mailer_for
-from digest.scheduler import Clock
-from digest.sender import SenderPool, new_owner, send_batch
+from digest.engine.scheduler import Clock
+from digest.engine.sender import SenderPool, new_owner, send_batch
 from tests.conftest import get_db_of
 from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email

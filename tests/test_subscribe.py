@@ -10,9 +10,9 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from digest import subscribers
-from digest.db import utcnow
-from digest.models import (
+from digest.domain import subscribers
+from digest.core.db import utcnow
+from digest.core.models import (
     Consent,
     ConsentSource,
     Issue,
@@ -25,8 +25,8 @@ from digest.models import (
     TransactionalKind,
     TransactionalState,
 )
-from digest.subscribers import Outcome, Signup
-from digest.suppression import suppress
+from digest.domain.subscribers import Outcome, Signup
+from digest.domain.suppression import suppress
 from tests.conftest import get_db_of
 from tests.support.readers import (
     app_overrides,  # noqa: F401  (fixture: no timing floor)

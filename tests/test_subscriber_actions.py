@@ -7,8 +7,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from digest.links import confirm_url
-from digest.models import (
+from digest.domain.links import confirm_url
+from digest.core.models import (
     ConsentSource,
     EditorRole,
     Subscriber,
@@ -16,7 +16,7 @@ from digest.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.suppression import suppress
+from digest.domain.suppression import suppress
 from tests.conftest import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit

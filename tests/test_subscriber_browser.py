@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from digest.models import EditorRole, SubscriptionStatus, SuppressionReason
+from digest.core.models import EditorRole, SubscriptionStatus, SuppressionReason
 from tests.conftest import get_db_of
 from tests.support.browser import chromium, live_server, screenshot_path
 from tests.support.editor import PASSWORD, make_editor

@@ -19,8 +19,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
-from digest import subscriber_imports
-from digest.models import (
+from digest.domain import subscriber_imports
+from digest.core.models import (
     ConsentSource,
     EditorRole,
     ImportJob,
@@ -30,8 +30,8 @@ from digest.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.subscribers import default_newsletter, erase
-from digest.suppression import suppress
+from digest.domain.subscribers import default_newsletter, erase
+from digest.domain.suppression import suppress
 from tests.conftest import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token
@@ -252,8 +252,8 @@ def _runner_process(app: Flask, job_id: int) -> subprocess.Popen[bytes]:
     """Start `run_job` for a job in a separate Python process on the test's database."""
     env = {**os.environ, "DIGEST_DATABASE_URL": app.config["DATABASE_URL"],
            "DIGEST_SECRET_KEY": app.config["SECRET_KEY"], "DIGEST_INSTANCE_PATH": app.instance_path}
-    code = ("import sys; from digest import create_app; from digest.extensions import get_db; "
-            "from digest.subscriber_imports import run_job; app = create_app(); ctx = app.app_context(); "
+    code = ("import sys; from digest import create_app; from digest.core.extensions import get_db; "
+            "from digest.domain.subscriber_imports import run_job; app = create_app(); ctx = app.app_context(); "
             "ctx.push(); run_job(get_db(), app.config, int(sys.argv[1]))")
     return subprocess.Popen([sys.executable, "-c", code, str(job_id)], env=env,
                             cwd=Path(__file__).resolve().parents[1])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from digest import reports
-from digest.db import utcnow
-from digest.models import (
+from digest.domain import reports
+from digest.core.db import utcnow
+from digest.core.models import (
     Consent,
     ConsentSource,
     Delivery,

@@ -7,9 +7,9 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from digest import subscribers
-from digest.links import confirm_url, preferences_url, unsubscribe_url
-from digest.models import (
+from digest.domain import subscribers
+from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
+from digest.core.models import (
     ConsentSource,
     Newsletter,
     Subscriber,
@@ -17,7 +17,7 @@ from digest.models import (
     SubscriptionStatus,
     SuppressionReason,
 )
-from digest.suppression import is_suppressed, suppress
+from digest.domain.suppression import is_suppressed, suppress
 from tests.conftest import get_db_of
 from tests.support.forms import csrf_token
 from tests.support.readers import (

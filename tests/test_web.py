@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from digest.demo import load_demo
+from digest.domain.demo import load_demo
 
 
 def test_security_headers(client) -> None:  # type: ignore[no-untyped-def]

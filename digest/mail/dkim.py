@@ -30,7 +30,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from digest.config import ConfigError
+from digest.core.config import ConfigError
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from digest import links
+from digest.domain import links
 from digest.mail.message import encode_text_header, format_mailbox, parse_mailbox
-from digest.models import Newsletter
-from digest.tokens import keyed_hash
+from digest.core.models import Newsletter
+from digest.core.tokens import keyed_hash
 
 _VERP = re.compile(r"^bounces\+([A-Za-z0-9]+)-([0-9a-f]{16})@", re.IGNORECASE)
 

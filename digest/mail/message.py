@@ -16,7 +16,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 
 import idna
 
-from digest.db import utcnow
+from digest.core.db import utcnow
 
 CRLF = b"\r\n"
 MAX_LINE = 998

@@ -35,8 +35,8 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from digest import links
-from digest.db import utcnow
+from digest.domain import links
+from digest.core.db import utcnow
 from digest.mail import identity
 from digest.mail.dkim import signer_from_config
 from digest.mail.message import (
@@ -51,8 +51,8 @@ from digest.mail.message import (
 )
 from digest.mail.plaintext import WIDTH, markdown_to_text, wrap
 from digest.mail.stencil import Slots, Stencil, email_templates
-from digest.markdown import parse_markdown, render_tokens
-from digest.models import (
+from digest.mail.markdown import parse_markdown, render_tokens
+from digest.core.models import (
     Delivery,
     Issue,
     IssuePost,
@@ -62,8 +62,8 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
 )
-from digest.posts import issue_sections
-from digest.suppression import suppression_for
+from digest.domain.posts import issue_sections
+from digest.domain.suppression import suppression_for
 
 # Gmail clips HTML past ~102 KB, cutting the footer with the unsubscribe link and the
 # postal address; editors are warned well before.

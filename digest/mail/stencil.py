@@ -28,7 +28,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from markupsafe import escape
 
-from digest import resource_dir
+from digest.core.resources import resource_dir
 from digest.mail.dkim import relaxed_lines
 from digest.mail.message import quoted_printable
 from digest.mail.plaintext import wrap

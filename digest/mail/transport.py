@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from digest.db import utcnow
+from digest.core.db import utcnow
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from flask import Response, abort, render_template, request
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
-from digest.validation import as_id
+from digest.core.validation import as_id
 
 NUL = "\x00"
 

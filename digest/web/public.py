@@ -25,11 +25,11 @@ from flask import (
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select, text
 
-from digest import links, subscribers
-from digest.extensions import csrf, db_session, limiter
-from digest.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
-from digest.subscribers import ConfirmResult, InvalidSignup, LinkGone, Signup, WithdrawalChannel
-from digest.tokens import CONFIRM_MAX_AGE, BadToken, ExpiredToken, Purpose
+from digest.domain import links, subscribers
+from digest.core.extensions import csrf, db_session, limiter
+from digest.core.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
+from digest.domain.subscribers import ConfirmResult, InvalidSignup, LinkGone, Signup, WithdrawalChannel
+from digest.core.tokens import CONFIRM_MAX_AGE, BadToken, ExpiredToken, Purpose
 
 bp = Blueprint("public", __name__)
 

@@ -17,9 +17,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from werkzeug.test import TestResponse
 
-from digest import api_tokens
-from digest.editors import create_editor, find_editor
-from digest.models import EditorRole
+from digest.domain import api_tokens
+from digest.domain.editors import create_editor, find_editor
+from digest.core.models import EditorRole
 from tests.conftest import get_db_of
 from tests.support.editor import PASSWORD
 

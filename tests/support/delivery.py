@@ -19,8 +19,8 @@ from flask import Flask
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from digest.db import utcnow
-from digest.models import (
+from digest.core.db import utcnow
+from digest.core.models import (
     Delivery,
     DeliveryState,
     Issue,

@@ -6,8 +6,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from digest.editors import create_editor
-from digest.models import Editor, EditorRole
+from digest.domain.editors import create_editor
+from digest.core.models import Editor, EditorRole
 from tests.support.forms import submit
 
 PASSWORD = "correct horse battery"

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.test import TestResponse
 
-from digest.demo import load_demo
+from digest.domain.demo import load_demo
 from digest.mail.mailer import mailer_for
-from digest.models import Newsletter, Subscriber, Subscription, TransactionalMail
-from digest.transactional import send_pending_transactional
+from digest.core.models import Newsletter, Subscriber, Subscription, TransactionalMail
+from digest.domain.transactional import send_pending_transactional
 from tests.conftest import get_db_of
 from tests.support.forms import csrf_token, submit
 from tests.support.smtp import Received, SMTPServer

@@ -21,11 +21,11 @@ from flask import Blueprint, Response, abort, jsonify, request, url_for
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
-from digest.extensions import csrf, db_session
-from digest.models import Newsletter
-from digest.newsletters import by_slug
-from digest.subscribers import InvalidSignup
-from digest.validation import Invalid
+from digest.core.extensions import csrf, db_session
+from digest.core.models import Newsletter
+from digest.domain.newsletters import by_slug
+from digest.domain.subscribers import InvalidSignup
+from digest.core.validation import Invalid
 from digest.web.api.inputs import NotAnObject
 
 PREFIX = "/api/v1"

@@ -11,9 +11,9 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from digest import links
-from digest.markdown import render_markdown
-from digest.models import (
+from digest.domain import links
+from digest.mail.markdown import render_markdown
+from digest.core.models import (
     ApiToken,
     Consent,
     ConsentSource,
@@ -29,9 +29,9 @@ from digest.models import (
     Suppression,
     SuppressionReason,
 )
-from digest.posts import IssueSection
-from digest.reports import DeliveryLine, SubscriberRecord, SubscriberRow
-from digest.subscribers import consent_text
+from digest.domain.posts import IssueSection
+from digest.domain.reports import DeliveryLine, SubscriberRecord, SubscriberRow
+from digest.domain.subscribers import consent_text
 
 SCHEMAS: dict[str, dict[str, Any]] = {}
 

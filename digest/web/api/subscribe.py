@@ -13,11 +13,11 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from digest import subscribers
-from digest.extensions import csrf, db_session
-from digest.models import ConsentSource, Newsletter
-from digest.subscribers import InvalidSignup, Signup
-from digest.validation import Invalid
+from digest.domain import subscribers
+from digest.core.extensions import csrf, db_session
+from digest.core.models import ConsentSource, Newsletter
+from digest.domain.subscribers import InvalidSignup, Signup
+from digest.core.validation import Invalid
 from digest.web.api import bp, error_response, shapes
 from digest.web.api.inputs import Body, Field, Param, query
 from digest.web.api.spec import operation

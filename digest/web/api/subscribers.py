@@ -12,11 +12,11 @@ import ipaddress
 
 from flask import Response, abort, current_app, jsonify, request, url_for
 
-from digest import reports, subscribers
-from digest.extensions import db_session
-from digest.models import ConsentSource, Subscriber, SubscriptionStatus
-from digest.subscribers import Outcome, Signup, WithdrawalChannel
-from digest.validation import Invalid
+from digest.domain import reports, subscribers
+from digest.core.extensions import db_session
+from digest.core.models import ConsentSource, Subscriber, SubscriptionStatus
+from digest.domain.subscribers import Outcome, Signup, WithdrawalChannel
+from digest.core.validation import Invalid
 from digest.web.api import ID, editor_bp, newsletter_or_404, page_link, shapes
 from digest.web.api.inputs import Body, Field, Param, json_body, query
 from digest.web.api.spec import operation

@@ -17,11 +17,11 @@ from flask_login import current_user, logout_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest import newsletters
-from digest.extensions import db_session
-from digest.models import Editor, Issue
-from digest.tokens import keyed_hash
-from digest.validation import Invalid, as_id
+from digest.domain import newsletters
+from digest.core.extensions import db_session
+from digest.core.models import Editor, Issue
+from digest.core.tokens import keyed_hash
+from digest.core.validation import Invalid, as_id
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import abort, flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from digest import editors, newsletters
-from digest.extensions import db_session
-from digest.models import Editor, EditorRole, Section
-from digest.validation import Invalid
+from digest.domain import editors, newsletters
+from digest.core.extensions import db_session
+from digest.core.models import Editor, EditorRole, Section
+from digest.core.validation import Invalid
 from digest.web.editor import admin, commit_change, get_or_404
 
 

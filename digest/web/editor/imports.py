@@ -1,6 +1,6 @@
 """Subscribers in bulk: CSV export (streamed) and CSV import jobs with live progress.
 
-An upload becomes an import job (digest.subscriber_imports) that a background runner
+An upload becomes an import job (digest.domain.subscriber_imports) that a background runner
 checks and imports; the job's page polls its JSON status (digest/static/editor.js) and
 reloads when the job needs the editor or is finished. Opening either one restarts a
 runner whose process died.
@@ -28,11 +28,11 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from digest import subscriber_imports as imports
-from digest.db import utcnow
-from digest.extensions import db_session, get_db
-from digest.models import ConsentSource, ImportJob, ImportState, Newsletter
-from digest.subscriber_csv import EXPORT_COLUMNS, export_batches
+from digest.domain import subscriber_imports as imports
+from digest.core.db import utcnow
+from digest.core.extensions import db_session, get_db
+from digest.core.models import ConsentSource, ImportJob, ImportState, Newsletter
+from digest.domain.subscriber_csv import EXPORT_COLUMNS, export_batches
 from digest.web.editor import bp, commit_change, get_or_404
 
 SHOWN_PROBLEMS = 1000

@@ -18,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest import deliveries, issues, newsletters, outbox, reports
-from digest.db import utcnow
-from digest.extensions import db_session, limiter
+from digest.domain import deliveries, issues, newsletters, reports
+from digest.mail import outbox
+from digest.core.db import utcnow
+from digest.core.extensions import db_session, limiter
 from digest.mail.mailer import mailer_for
 from digest.mail.render import (
     NotSendable,
@@ -31,8 +32,8 @@ from digest.mail.render import (
     test_message,
 )
 from digest.mail.transport import SendError
-from digest.markdown import render_markdown
-from digest.models import (
+from digest.mail.markdown import render_markdown
+from digest.core.models import (
     DeliveryState,
     Issue,
     Newsletter,
@@ -40,7 +41,7 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
 )
-from digest.validation import Invalid, as_id
+from digest.core.validation import Invalid, as_id
 from digest.web.editor import bp, commit_change, int_arg, issue_or_404, refusal
 from digest.web.editor.outbox import html_policy
 

@@ -6,11 +6,11 @@ from flask import abort, flash, g, jsonify, redirect, render_template, request, 
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from digest import newsletters, posts
-from digest.extensions import db_session
-from digest.markdown import render_markdown
-from digest.models import Newsletter, Post, PostStatus
-from digest.validation import Invalid
+from digest.domain import newsletters, posts
+from digest.core.extensions import db_session
+from digest.mail.markdown import render_markdown
+from digest.core.models import Newsletter, Post, PostStatus
+from digest.core.validation import Invalid
 from digest.web.editor import bp, commit_change, int_arg
 
 PREVIEW_LIMIT = 200_000

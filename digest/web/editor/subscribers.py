@@ -1,7 +1,7 @@
 """Subscribers: search and page through readers, one reader's record, and what editors do
 to readers: add, unsubscribe, suppress, lift a manual suppression, erase, export their data.
 
-Every change goes through digest.subscribers or digest.suppression; views only parse,
+Every change goes through digest.domain.subscribers or digest.domain.suppression; views only parse,
 call, commit and say what happened.
 """
 
@@ -13,9 +13,9 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from digest import newsletters, reports, subscribers, suppression
-from digest.extensions import db_session
-from digest.models import (
+from digest.domain import newsletters, reports, subscribers, suppression
+from digest.core.extensions import db_session
+from digest.core.models import (
     Newsletter,
     Subscriber,
     Subscription,
@@ -23,8 +23,8 @@ from digest.models import (
     Suppression,
     SuppressionReason,
 )
-from digest.subscribers import EditorAdd, EditorAddition, InvalidSignup, WithdrawalChannel
-from digest.suppression import REASON_TEXT
+from digest.domain.subscribers import EditorAdd, EditorAddition, InvalidSignup, WithdrawalChannel
+from digest.domain.suppression import REASON_TEXT
 from digest.web.editor import admin_only, bp, get_or_404, int_arg
 from digest.web.editor.auth import safe_next
 
