@@ -58,7 +58,7 @@ from digest.mail.transport import (
 from digest.core.models import Subscriber, Subscription, SubscriptionSection, SuppressionReason
 from digest.domain.suppression import HASH_PURPOSE, suppress
 from digest.core.tokens import keyed_hasher
-from digest.domain.transactional import send_pending_transactional
+from digest.engine.transactional import send_pending_transactional
 
 log = logging.getLogger(__name__)
 
