@@ -16,14 +16,12 @@ from digest.mail.mailer import Mailer, mailer_for
 from digest.core.models import (
     Delivery,
     IssueStatus,
+    SendRate,
     Subscription,
     SubscriptionSection,
     SubscriptionStatus,
     Suppression,
     SuppressionReason,
-)
-from digest.core.models import (
-    SendRate as SendRateRow,
 )
 from digest.engine.scheduler import maintain
 from digest.engine.sender import (
@@ -34,7 +32,7 @@ from digest.engine.sender import (
     run_mail_jobs,
     send_batch,
 )
-from digest.engine.sendrate import SendRate
+from digest.engine.sendrate import SendRateLimiter
 from digest.domain.suppression import email_hash, suppress
 from tests.conftest import get_db_of
 from tests.support.delivery import (
@@ -115,11 +113,11 @@ def test_421_slows_the_shared_rate_and_the_reader_gets_it_later(
     smtp_server.script = refuse_once("rcpt", reader_email(1), "421 4.7.0 too many messages, slow down")
     smtp_app.config["RETRY_SECONDS"] = 0.2
     _start(db, setup.issue_id)
-    rate = SendRate(get_db_of(smtp_app), 1000)
+    rate = SendRateLimiter(get_db_of(smtp_app), 1000)
     with mailer_for(smtp_app.config) as mailer:
         outcome = send_batch(smtp_app, mailer, setup.issue_id, owner=new_owner("test"), rate=rate)
     assert outcome.throttled
-    assert db.scalar(select(SendRateRow.factor).where(SendRateRow.name == "smtp")) < 0.6  # halved, recovering
+    assert db.scalar(select(SendRate.factor).where(SendRate.name == "smtp")) < 0.6  # halved, recovering
     db.rollback()
     assert states(db, setup.issue_id) == {"sent": 3, "failed_temp": 1}
     time.sleep(0.5)
@@ -269,10 +267,10 @@ def test_lost_reply_after_the_message_is_unknown_and_held(app_overrides: dict, d
 def test_send_rate_is_one_bucket_for_all_senders(app: Flask) -> None:
     """Two handles on the shared bucket together get the configured rate; a 421 halves it."""
     database: Database = get_db_of(app)
-    a, b = SendRate(database, 10), SendRate(database, 10)
+    a, b = SendRateLimiter(database, 10), SendRateLimiter(database, 10)
     t0 = time.monotonic()
 
-    def start(handle: SendRate) -> float:
+    def start(handle: SendRateLimiter) -> float:
         """Return when the reserved message may start, in seconds after t0 (load-proof)."""
         wait = handle.acquire()
         return time.monotonic() - t0 + wait

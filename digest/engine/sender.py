@@ -188,7 +188,7 @@ class BatchOutcome:
 
 
 class Throttle(Protocol):
-    """The shared send rate (digest/sendrate.py) as a sender sees it."""
+    """The shared send rate (digest.engine.sendrate) as a sender sees it."""
 
     def acquire(self) -> float:
         """Take a token; return the seconds to wait before sending."""
@@ -442,10 +442,10 @@ def _sleep(stop: threading.Event | None, seconds: float) -> bool:
 
 def send_rate_for(app: Flask) -> Throttle | None:
     """Return the shared send rate of DIGEST_SEND_RATE, or None when unlimited."""
-    from digest.engine.sendrate import SendRate
+    from digest.engine.sendrate import SendRateLimiter
 
     rate = app.config.get("SEND_RATE")
-    return SendRate(app.extensions["digest.db"], rate) if rate else None
+    return SendRateLimiter(app.extensions["digest.db"], rate) if rate else None
 
 
 def run_mail_jobs(app: Flask, mailer: Mailer, jobs: Sequence[MailJob] = MAIL_JOBS) -> int:

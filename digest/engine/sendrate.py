@@ -30,8 +30,8 @@ _LEAST = {"postgresql": "LEAST", "sqlite": "MIN"}
 _GREATEST = {"postgresql": "GREATEST", "sqlite": "MAX"}
 
 
-class SendRate:
-    """A handle on the shared bucket for one process; thread-safe."""
+class SendRateLimiter:
+    """This process's handle on the shared bucket (the `send_rate` row); thread-safe."""
 
     def __init__(self, database: Database, rate: float, name: str = "smtp") -> None:
         self.database = database
