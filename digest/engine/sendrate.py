@@ -68,6 +68,8 @@ class SendRateLimiter:
             if self._held > 0:
                 self._held -= 1
                 return 0.0
+            tokens: float
+            factor: float
             with self.database.engine.begin() as conn:
                 if not self._ready:
                     conn.execute(self._ensure, {"name": self.name, "burst": self.burst})
