@@ -302,6 +302,8 @@ class _Batch:
     lease_renewed_at: float = 0.0
 
     def run(self, claimed: Sequence[deliveries.Claimed], prepared_issues: PreparedIssues) -> None:
+        """Send the claimed deliveries until done or a step ends the batch; the last `sent`
+        is committed either way."""
         try:
             self._run(claimed, prepared_issues)
         except _BatchEnds:
