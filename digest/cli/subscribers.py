@@ -150,7 +150,7 @@ def import_command(path: Path, slug: str | None, source: str, skip_invalid: bool
 @group.command("send-pending")
 def send_pending_command() -> None:
     """Send the confirmation and welcome emails that are due, now."""
-    from digest.domain.transactional import send_pending_transactional
+    from digest.engine.transactional import send_pending_transactional
     from digest.mail.mailer import mailer_for
 
     with mailer_for(current_app.config) as mailer:

@@ -1,68 +1,50 @@
-"""Transactional mail (confirmation, welcome, "already subscribed"): recorded, then sent.
+"""Transactional mail (confirmation, welcome, "already subscribed"): recorded, rendered.
 
 Contract:
 - A request never sends mail. It records a TransactionalMail row (`request_mail`) in
   the caller's transaction, so the answer takes the same time whatever the address's
-  state, and a confirmation survives an SMTP outage or a crash.
-- `send_pending_transactional(database, mailer, config)` sends what is due: it claims
-  one row at a time under a lease (two senders never take the same row), renders it
-  from templates/emails/<kind>.{subject.txt,txt,html} on the shared email layout (what
-  readers share is rendered and CSS-inlined once per process, see digest.mail.stencil;
-  each reader's name and links are filled in), sends it, and marks it sent right after
-  the server accepts it. A temporary failure leaves it due with backoff; a
-  permanent refusal marks it failed (and suppresses a nonexistent address). A crash
-  between acceptance and marking may send one duplicate, never lose one.
-- No database transaction is open while talking to the SMTP server.
+  state, and a confirmation survives an SMTP outage or a crash. The runner in
+  digest.engine.transactional sends what is due.
+- `render` builds one email from templates/emails/<kind>.{subject.txt,txt,html} on the
+  shared email layout (what readers share is rendered and CSS-inlined once per process,
+  see digest.mail.stencil; each reader's name and links are filled in); `skip_reason`
+  says why a recorded email must no longer go out.
 - The envelope sender is the VERP address with reference "t<id>" (this table's id); a
   bounce or complaint that comes back to it (digest.domain.bounces) marks the email failed
   (`mark_returned`).
+- Every function works in the caller's Session; none commits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from digest.domain import links
-from digest.core.db import Database, utcnow
+from digest.core.db import utcnow
 from digest.mail import identity
-from digest.mail.mailer import Mailer
 from digest.mail.message import Mail, ascii_address, format_mailbox, make_message_id
 from digest.mail.stencil import Slots, Stencil, email_templates, render_subject
-from digest.mail.transport import (
-    RecipientRejected,
-    SenderProblem,
-    SendError,
-    TemporaryFailure,
-)
 from digest.core.models import (
     Issue,
     IssueStatus,
     Subscription,
     SubscriptionStatus,
-    SuppressionReason,
     TransactionalKind,
     TransactionalMail,
     TransactionalState,
 )
-from digest.domain.suppression import blocks_signup, suppress, suppression_for
+from digest.domain.suppression import blocks_signup, suppression_for
 from digest.core.tokens import CONFIRM_MAX_AGE
-
-log = logging.getLogger(__name__)
 
 # At most one confirmation (or "already subscribed") email per address in this window.
 CONFIRMATION_WINDOW = dt.timedelta(hours=24)
-# Past this age a mail is pointless (its confirmation link would have expired).
-GIVE_UP_AFTER = dt.timedelta(seconds=CONFIRM_MAX_AGE)
-FIRST_RETRY = dt.timedelta(seconds=30)
-MAX_RETRY = dt.timedelta(hours=1)
 _TO_ASK = (TransactionalKind.CONFIRM, TransactionalKind.ALREADY)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -277,9 +259,10 @@ def render(session: Session, config: Mapping[str, Any], mail: TransactionalMail)
     )
 
 
-def _skip_reason(
+def skip_reason(
     session: Session, config: Mapping[str, Any], mail: TransactionalMail
 ) -> str | None:
+    """Return why this email must not go out (any more), or None if it still should."""
     subscription = mail.subscription
     entry = suppression_for(session, config, subscription.subscriber.email)
     if mail.kind is TransactionalKind.CONFIRM:
@@ -299,159 +282,9 @@ def _skip_reason(
     return None
 
 
-def _backoff(attempts: int) -> dt.timedelta:
-    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
-
-
-def _claim(database: Database, now: dt.datetime, lease: dt.timedelta) -> int | None:
-    with database.session() as session:
-        mail_id = session.scalar(
-            select(TransactionalMail.id)
-            .where(
-                TransactionalMail.state == TransactionalState.PENDING,
-                TransactionalMail.due_at <= now,
-                or_(TransactionalMail.lease_until.is_(None), TransactionalMail.lease_until < now),
-            )
-            .order_by(TransactionalMail.due_at, TransactionalMail.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if mail_id is not None:
-            session.execute(
-                update(TransactionalMail)
-                .where(TransactionalMail.id == mail_id)
-                .values(lease_until=now + lease)
-            )
-        return mail_id
-
-
-def _load(session: Session, mail_id: int) -> TransactionalMail | None:
-    return session.scalar(
-        select(TransactionalMail)
-        .where(TransactionalMail.id == mail_id)
-        .options(
-            joinedload(TransactionalMail.subscription).joinedload(Subscription.subscriber),
-            joinedload(TransactionalMail.subscription).joinedload(Subscription.newsletter),
-        )
-    )
-
-
-def _prepare(
-    database: Database, config: Mapping[str, Any], mail_id: int, now: dt.datetime
-) -> Rendered | None:
-    with database.session() as session:
-        mail = _load(session, mail_id)
-        if mail is None or mail.state is not TransactionalState.PENDING:
-            return None
-        if mail.created_at < now - GIVE_UP_AFTER:
-            mail.state = TransactionalState.FAILED
-            mail.last_error = f"gave up after {mail.attempts} attempts: {mail.last_error or ''}"
-            mail.lease_until = None
-            return None
-        reason = _skip_reason(session, config, mail)
-        if reason is not None:
-            mail.state = TransactionalState.SKIPPED
-            mail.last_error = reason
-            mail.lease_until = None
-            return None
-        try:
-            return render(session, config, mail)
-        except Exception as exc:  # noqa: BLE001  (a broken template must not lose the mail)
-            log.exception("cannot render transactional mail %s", mail_id)
-            _retry_later(mail, f"cannot render: {exc}", now)
-            return None
-
-
-def _retry_later(mail: TransactionalMail, error: str, now: dt.datetime) -> None:
-    mail.attempts += 1
-    mail.last_error = error
-    mail.due_at = now + _backoff(mail.attempts)
-    mail.lease_until = None
-
-
-def _record(
-    database: Database,
-    config: Mapping[str, Any],
-    mail_id: int,
-    now: dt.datetime,
-    error: SendError | None,
-    result: Any = None,
-) -> None:
-    with database.session() as session:
-        mail = _load(session, mail_id)
-        if mail is None:  # the reader erased themselves meanwhile
-            return
-        if error is None:
-            mail.state = TransactionalState.SENT
-            mail.sent_at = now
-            mail.attempts += 1
-            mail.smtp_code = result.code
-            mail.queue_id = result.queue_id
-            mail.last_error = None
-            mail.lease_until = None
-            if mail.kind is TransactionalKind.CONFIRM:
-                mail.subscription.confirmation_sent_at = now
-            return
-        mail.smtp_code = error.code
-        if isinstance(error, RecipientRejected):
-            mail.attempts += 1
-            mail.state = TransactionalState.FAILED
-            mail.last_error = str(error)
-            mail.lease_until = None
-            if error.suppress:
-                suppress(
-                    session,
-                    config,
-                    mail.subscription.subscriber.email,
-                    SuppressionReason.HARD_BOUNCE,
-                    detail=str(error),
-                )
-            return
-        _retry_later(mail, str(error), now)
-
-
 def mark_returned(session: Session, mail: TransactionalMail, detail: str) -> None:
     """Record that a sent email came back (a bounce report or a complaint): it failed."""
     mail.state = TransactionalState.FAILED
     mail.last_error = f"returned: {detail}"[:2000]
     mail.lease_until = None
     session.flush()
-
-
-def _stops_batch(error: SendError) -> bool:
-    # Our side is broken, or the server is unreachable: every next mail would fail too.
-    if isinstance(error, SenderProblem):
-        return True
-    return isinstance(error, TemporaryFailure) and error.code in (None, 421)
-
-
-def send_pending_transactional(
-    database: Database,
-    mailer: Mailer,
-    config: Mapping[str, Any],
-    *,
-    limit: int = 100,
-    now: dt.datetime | None = None,
-) -> int:
-    """Send up to limit due transactional emails; return how many the server accepted."""
-    lease = dt.timedelta(seconds=3 * int(config.get("SMTP_TIMEOUT", 120)) + 60)
-    sent = 0
-    for _ in range(limit):
-        moment = now or utcnow()
-        mail_id = _claim(database, moment, lease)
-        if mail_id is None:
-            break
-        rendered = _prepare(database, config, mail_id, moment)
-        if rendered is None:
-            continue
-        try:
-            result = mailer.send(rendered.envelope_from, rendered.recipient, rendered.data)
-        except SendError as exc:
-            log.warning("transactional mail %s not sent: %s", mail_id, exc)
-            _record(database, config, mail_id, moment, exc)
-            if _stops_batch(exc):
-                break
-            continue
-        _record(database, config, mail_id, now or utcnow(), None, result)
-        sent += 1
-    return sent

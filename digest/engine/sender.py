@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from flask import Flask
 from sqlalchemy import Connection, select
@@ -48,17 +48,26 @@ from digest.domain import deliveries, issues
 from digest.core.db import Database, utcnow
 from digest.domain.deliveries import Blocked
 from digest.mail.mailer import Mailer, mailer_for
-from digest.mail.render import NotSendable, PreparedIssue, Reader, check_sendable, prepare_issue
+from digest.mail.render import (
+    NotSendable,
+    Outgoing,
+    PreparedIssue,
+    Reader,
+    check_sendable,
+    prepare_issue,
+)
 from digest.mail.transport import (
     RecipientRejected,
     SenderProblem,
+    SendError,
+    SendResult,
     TemporaryFailure,
     UnclearOutcome,
 )
 from digest.core.models import Subscriber, Subscription, SubscriptionSection, SuppressionReason
 from digest.domain.suppression import HASH_PURPOSE, suppress
 from digest.core.tokens import keyed_hasher
-from digest.domain.transactional import send_pending_transactional
+from digest.engine.transactional import send_pending_transactional
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +98,8 @@ def new_owner(role: str = "sender") -> str:
 
 def retry_delay(attempts: int, base: float) -> float:
     """Return the wait before attempt attempts+1: exponential, capped, with jitter."""
-    return min(MAX_RETRY_DELAY, base * 2 ** max(attempts - 1, 0)) * random.uniform(0.5, 1.5)
+    doublings: int = 2 ** max(attempts - 1, 0)
+    return min(MAX_RETRY_DELAY, base * doublings) * random.uniform(0.5, 1.5)
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ class Recipient:
 def load_readers(
     executor: Connection | Session,
     newsletter_id: int,
-    subscriber_ids: Iterable[int],
+    subscriber_ids: Iterable[int | None],
     config: Mapping[str, Any],
 ) -> dict[int, Recipient]:
     """Return the readers of a batch by subscriber id, with their chosen section ids,
@@ -188,7 +198,7 @@ class BatchOutcome:
 
 
 class Throttle(Protocol):
-    """The shared send rate (digest/sendrate.py) as a sender sees it."""
+    """The shared send rate (digest.engine.sendrate) as a sender sees it."""
 
     def acquire(self) -> float:
         """Take a token; return the seconds to wait before sending."""
@@ -212,18 +222,19 @@ def send_batch(
     """Claim up to DIGEST_BATCH_SIZE deliveries of a sending issue and send them."""
     database: Database = app.extensions["digest.db"]
     outcome = BatchOutcome(issue_id)
+    lease = app.config["LEASE_SECONDS"]
     with _ledger_connections(database) as (conn, settle):
-        claimed = deliveries.claim(
-            conn, issue_id, owner, app.config["BATCH_SIZE"], app.config["LEASE_SECONDS"]
-        )
+        claimed = deliveries.claim(conn, issue_id, owner, app.config["BATCH_SIZE"], lease)
         conn.commit()
         outcome.claimed = len(claimed)
         if not claimed:
             return outcome
+        context = _BatchContext(
+            app=app, database=database, conn=conn, settle=settle, mailer=mailer,
+            issue_id=issue_id, owner=owner, lease_seconds=lease, rate=rate, stop=stop,
+        )
         try:
-            _Batch(app, database, conn, settle, mailer, issue_id, owner, rate, stop, outcome).run(
-                claimed, prepared
-            )
+            _Batch(context, outcome).run(claimed, prepared)
         finally:
             conn.rollback()
             outcome.released = deliveries.release(conn, owner, [c.id for c in claimed])
@@ -257,177 +268,258 @@ def _ledger_connections(database: Database) -> Iterator[tuple[Connection, Connec
                 settle.exec_driver_sql("RESET synchronous_commit")
 
 
-@dataclass
-class _Batch:
-    """One claimed batch on its way out; every step commits on conn right away, but a
-    `sent`, which commits with the next message's `sending` (or at the batch's end)."""
+@dataclass(frozen=True, kw_only=True)
+class _BatchContext:
+    """What a batch works with, fixed from its claim to its release."""
 
     app: Flask
     database: Database
-    conn: Connection
-    settle: Connection
+    conn: Connection  # claims, `sending` (with the previous `sent`), skips, the lease
+    settle: Connection  # the other outcomes, and a `sent` that has no next `sending`
     mailer: Mailer
     issue_id: int
     owner: str
+    lease_seconds: float
     rate: Throttle | None
     stop: threading.Event | None
+
+
+class _BatchEnds(Exception):
+    """Raised by a step that ends the batch, once the outcome says why (a stop was asked
+    for, the issue paused or stopped sending, the SMTP server is out of reach)."""
+
+
+@dataclass
+class _Batch:
+    """One claimed batch on its way out; every step commits right away, but a `sent`,
+    which commits with the next message's `sending` (or on its own: before a wait for the
+    send rate, at the batch's end)."""
+
+    context: _BatchContext
     outcome: BatchOutcome
     # The last 250 whose `sent` rides in the transaction of the next `sending`.
     accepted: deliveries.Accepted | None = None
+    lease_renewed_at: float = 0.0
 
     def run(self, claimed: Sequence[deliveries.Claimed], prepared_issues: PreparedIssues) -> None:
+        """Send the claimed deliveries until done or a step ends the batch; the last `sent`
+        is committed either way."""
         try:
             self._run(claimed, prepared_issues)
+        except _BatchEnds:
+            pass
         finally:
-            self.conn.rollback()  # only a step that failed leaves anything uncommitted
+            self.context.conn.rollback()  # only a step that failed leaves anything uncommitted
             self._settle()
+
+    def _run(self, claimed: Sequence[deliveries.Claimed], prepared_issues: PreparedIssues) -> None:
+        """Take each claimed delivery through the steps; any step may end the batch."""
+        prepared = self._prepared(prepared_issues)
+        newsletter_id = prepared.newsletter.id
+        readers = self._readers(newsletter_id, claimed)
+        self.lease_renewed_at = time.monotonic()
+        for item in claimed:
+            self._stop_if_asked()
+            self._keep_lease()
+            recipient = readers.get(item.subscriber_id) if item.subscriber_id else None
+            if recipient is None:
+                self._skip(item.id, Blocked.ERASED)
+                continue
+            message = self._message(prepared, recipient, item.id)
+            self._connect()
+            self._take_token()
+            attempt = self._mark_sending(item.id, newsletter_id, recipient)
+            if attempt is not None:
+                self._record(item.id, attempt, recipient, self._send(message))
+
+    def _prepared(self, prepared_issues: PreparedIssues) -> PreparedIssue:
+        """Return the issue rendered for this process; pause it if its readers must not get it."""
+        context = self.context
+        try:
+            return prepared_issues.get(context.app, context.database, context.issue_id)
+        except NotSendable as exc:
+            self._pause(f"The issue cannot be sent: {exc}")
+        except Exception as exc:  # noqa: BLE001  (any failure here is the issue's, not a reader's)
+            log.exception("issue %s: cannot render", context.issue_id)
+            self._pause(f"The issue could not be rendered: {exc}")
+
+    def _readers(
+        self, newsletter_id: int, claimed: Sequence[deliveries.Claimed]
+    ) -> dict[int, Recipient]:
+        """Return the batch's readers by subscriber id."""
+        context = self.context
+        readers = load_readers(
+            context.conn, newsletter_id, (c.subscriber_id for c in claimed), context.app.config
+        )
+        context.conn.commit()
+        return readers
+
+    def _stop_if_asked(self) -> None:
+        """End the batch if a stop was requested."""
+        stop = self.context.stop
+        if stop is not None and stop.is_set():
+            self._stop()
+
+    def _keep_lease(self) -> None:
+        """Renew the lease on the batch's rows once a third of it has passed."""
+        context = self.context
+        if time.monotonic() - self.lease_renewed_at > context.lease_seconds / 3:
+            deliveries.renew_lease(context.conn, context.owner, context.lease_seconds)
+            context.conn.commit()
+            self.lease_renewed_at = time.monotonic()
+
+    def _message(self, prepared: PreparedIssue, recipient: Recipient, delivery_id: int) -> Outgoing:
+        """Return the reader's message, signed; pause the issue if it cannot be built."""
+        try:
+            outgoing = prepared.message_for(recipient.reader, delivery_id)
+            data = self.context.mailer.sign(outgoing.data, outgoing.body_hash)
+        except Exception as exc:  # noqa: BLE001  (a template or signing fault stops the issue)
+            log.exception("issue %s: cannot build delivery %s", self.context.issue_id, delivery_id)
+            self._pause(f"The message for delivery {delivery_id} could not be built: {exc}")
+        return Outgoing(outgoing.envelope_from, outgoing.recipient, data)
+
+    def _connect(self) -> None:
+        """Make sure the SMTP connection works; end the batch if it does not."""
+        try:
+            self.context.mailer.connect()
+        except TemporaryFailure as exc:
+            self.outcome.smtp_unavailable = str(exc)
+            raise _BatchEnds
+        except SenderProblem as exc:
+            self._pause(f"Sending stopped: {exc}")
+
+    def _take_token(self) -> None:
+        """Wait for a token of the shared send rate; end the batch if a stop came meanwhile."""
+        rate, stop = self.context.rate, self.context.stop
+        if rate is None:
+            return
+        wait = rate.acquire()
+        if wait > 0:
+            self._settle()  # nobody waits on the rate with a 250 not yet recorded
+        if _sleep(stop, wait):
+            self._stop()
+
+    def _mark_sending(
+        self, delivery_id: int, newsletter_id: int, recipient: Recipient
+    ) -> int | None:
+        """Commit claimed → sending, fenced, with the previous message's `sent`; return the
+        attempt number, or None if the fence held (the row is skipped, or left to the owner
+        that took it over); end the batch if the issue stopped sending."""
+        context = self.context
+        conn = context.conn
+        attempt = deliveries.mark_sending(
+            conn, delivery_id, context.owner, newsletter_id, recipient.email_hash,
+            context.lease_seconds, accepted=self.accepted,
+        )
+        self.accepted = None
+        if attempt is not None:
+            conn.commit()
+            return attempt
+        why = deliveries.blocked_reason(
+            conn, delivery_id, context.owner, newsletter_id, recipient.email_hash
+        )
+        if why == Blocked.ISSUE_STOPPED:
+            conn.commit()
+            self._stop()
+        elif why == Blocked.LEASE_LOST:
+            conn.commit()
+        else:
+            self._skip(delivery_id, why)
+        return None
+
+    def _send(self, message: Outgoing) -> SendResult | SendError:
+        """Hand the message to the SMTP server; return its reply, a refusal included."""
+        mailer = self.context.mailer
+        try:
+            return mailer.send_signed(message.envelope_from, message.recipient, message.data)
+        except (RecipientRejected, TemporaryFailure, SenderProblem, UnclearOutcome) as exc:
+            return exc
+
+    def _record(
+        self, delivery_id: int, attempt: int, recipient: Recipient, reply: SendResult | SendError
+    ) -> None:
+        """Record the server's reply as the delivery's outcome: the one place where each
+        kind of reply becomes its ledger state (see the module docstring)."""
+        context, outcome = self.context, self.outcome
+        config, settle, owner = context.app.config, context.settle, context.owner
+        match reply:
+            case SendResult():
+                self.accepted = deliveries.Accepted(
+                    delivery_id, reply.code, reply.response, reply.queue_id, utcnow()
+                )
+                outcome.sent += 1
+            case RecipientRejected():
+                # Suppression first: should the process die in between, the address is never
+                # mailed again and the delivery ends up unknown, not the other way round.
+                if reply.suppress:
+                    with context.database.session() as session:
+                        email = recipient.reader.email
+                        suppress(session, config, email, SuppressionReason.HARD_BOUNCE, str(reply))
+                deliveries.mark_failed_perm(settle, delivery_id, owner, reply.code, str(reply))
+                settle.commit()
+                outcome.failed_perm += 1
+            case TemporaryFailure():
+                self._retry_later(delivery_id, attempt, reply.code, str(reply))
+                if reply.code in THROTTLE_CODES:
+                    self._slow_down()
+            case SenderProblem():
+                deliveries.unsend(context.conn, delivery_id, owner)
+                context.conn.commit()
+                self._pause(f"Sending stopped: {reply}")
+            case UnclearOutcome() if config["AMBIGUOUS"] == "resend":
+                self._retry_later(delivery_id, attempt, None, str(reply))
+            case UnclearOutcome():
+                deliveries.mark_unknown(settle, delivery_id, owner, str(reply))
+                settle.commit()
+                outcome.unknown += 1
+
+    def _slow_down(self) -> None:
+        """The server asks us to slow down: lower the shared rate, or wait a moment without one."""
+        self.outcome.throttled = True
+        if self.context.rate is not None:
+            self.context.rate.slow_down()
+        else:
+            _sleep(self.context.stop, THROTTLE_PAUSE_SECONDS)
 
     def _settle(self) -> None:
         """Commit the accepted delivery's `sent` on its own (no next `sending` to ride with)."""
         accepted, self.accepted = self.accepted, None
         if accepted is not None:
-            deliveries.mark_accepted_sent(self.settle, self.owner, accepted)
-            self.settle.commit()
-
-    def _run(self, claimed: Sequence[deliveries.Claimed], prepared_issues: PreparedIssues) -> None:
-        config = self.app.config
-        lease = config["LEASE_SECONDS"]
-        try:
-            prepared = prepared_issues.get(self.app, self.database, self.issue_id)
-        except NotSendable as exc:
-            return self._pause(f"The issue cannot be sent: {exc}")
-        except Exception as exc:  # noqa: BLE001  (any failure here is the issue's, not a reader's)
-            log.exception("issue %s: cannot render", self.issue_id)
-            return self._pause(f"The issue could not be rendered: {exc}")
-        newsletter_id = prepared.newsletter.id
-        readers = load_readers(
-            self.conn, newsletter_id, (c.subscriber_id for c in claimed), config
-        )
-        self.conn.commit()
-        beat = time.monotonic()
-        for item in claimed:
-            if self.stop is not None and self.stop.is_set():
-                self.outcome.stopped = True
-                return
-            if time.monotonic() - beat > lease / 3:
-                deliveries.renew_lease(self.conn, self.owner, lease)
-                self.conn.commit()
-                beat = time.monotonic()
-            recipient = readers.get(item.subscriber_id) if item.subscriber_id else None
-            if recipient is None:
-                self._skip(item.id, Blocked.ERASED)
-                continue
-            try:
-                outgoing = prepared.message_for(recipient.reader, item.id)
-                data = self.mailer.sign(outgoing.data, outgoing.body_hash)
-            except Exception as exc:  # noqa: BLE001  (a template or signing fault stops the issue)
-                log.exception("issue %s: cannot build delivery %s", self.issue_id, item.id)
-                return self._pause(f"The message for delivery {item.id} could not be built: {exc}")
-            try:
-                self.mailer.connect()
-            except TemporaryFailure as exc:
-                self.outcome.smtp_unavailable = str(exc)
-                return
-            except SenderProblem as exc:
-                return self._pause(f"Sending stopped: {exc}")
-            if self.rate is not None:
-                wait = self.rate.acquire()
-                if wait > 0:
-                    self._settle()  # nobody waits on the rate with a 250 not yet recorded
-                if _sleep(self.stop, wait):
-                    self.outcome.stopped = True
-                    return
-            attempt = deliveries.mark_sending(
-                self.conn, item.id, self.owner, newsletter_id, recipient.email_hash, lease,
-                accepted=self.accepted,
-            )
-            self.accepted = None
-            if attempt is None:
-                why = deliveries.blocked_reason(
-                    self.conn, item.id, self.owner, newsletter_id, recipient.email_hash
-                )
-                if why == Blocked.ISSUE_STOPPED:
-                    self.conn.commit()
-                    self.outcome.stopped = True
-                    return
-                if why == Blocked.LEASE_LOST:
-                    self.conn.commit()
-                else:
-                    self._skip(item.id, why)
-                continue
-            self.conn.commit()
-            self._send(item.id, attempt, recipient, outgoing.envelope_from, outgoing.recipient, data)
-            if self.outcome.paused:
-                return
-
-    def _send(
-        self,
-        delivery_id: int,
-        attempt: int,
-        recipient: Recipient,
-        envelope_from: str,
-        address: str,
-        data: bytes,
-    ) -> None:
-        config, conn, owner, outcome = self.app.config, self.settle, self.owner, self.outcome
-        try:
-            result = self.mailer.send_signed(envelope_from, address, data)
-        except RecipientRejected as exc:
-            # Suppression first: should the process die in between, the address is never
-            # mailed again and the delivery ends up unknown, not the other way round.
-            if exc.suppress:
-                with self.database.session() as session:
-                    suppress(session, config, recipient.reader.email, SuppressionReason.HARD_BOUNCE, str(exc))
-            deliveries.mark_failed_perm(conn, delivery_id, owner, exc.code, str(exc))
-            conn.commit()
-            outcome.failed_perm += 1
-        except TemporaryFailure as exc:
-            self._retry_later(delivery_id, attempt, exc.code, str(exc))
-            if exc.code in THROTTLE_CODES:
-                outcome.throttled = True
-                if self.rate is not None:
-                    self.rate.slow_down()
-                else:
-                    _sleep(self.stop, THROTTLE_PAUSE_SECONDS)
-        except SenderProblem as exc:
-            deliveries.unsend(self.conn, delivery_id, owner)
-            self.conn.commit()
-            self._pause(f"Sending stopped: {exc}")
-        except UnclearOutcome as exc:
-            if config["AMBIGUOUS"] == "resend":
-                self._retry_later(delivery_id, attempt, None, str(exc))
-            else:
-                deliveries.mark_unknown(conn, delivery_id, owner, str(exc))
-                conn.commit()
-                outcome.unknown += 1
-        else:
-            self.accepted = deliveries.Accepted(
-                delivery_id, result.code, result.response, result.queue_id, utcnow()
-            )
-            outcome.sent += 1
+            deliveries.mark_accepted_sent(self.context.settle, self.context.owner, accepted)
+            self.context.settle.commit()
 
     def _retry_later(self, delivery_id: int, attempt: int, code: int | None, text: str) -> None:
-        config = self.app.config
+        context = self.context
+        config = context.app.config
         retry_at = None
         if attempt < config["MAX_ATTEMPTS"]:
             delay = retry_delay(attempt, config["RETRY_SECONDS"])
             retry_at = utcnow() + dt.timedelta(seconds=delay)
-        deliveries.mark_failed_temp(self.settle, delivery_id, self.owner, code, text, retry_at)
-        self.settle.commit()
+        deliveries.mark_failed_temp(
+            context.settle, delivery_id, context.owner, code, text, retry_at
+        )
+        context.settle.commit()
         self.outcome.failed_temp += 1
 
     def _skip(self, delivery_id: int, why: str) -> None:
-        if deliveries.skip(self.conn, delivery_id, self.owner, why):
+        if deliveries.skip(self.context.conn, delivery_id, self.context.owner, why):
             self.outcome.skipped += 1
-        self.conn.commit()
+        self.context.conn.commit()
 
-    def _pause(self, reason: str) -> None:
+    def _pause(self, reason: str) -> NoReturn:
+        """Pause the issue with a reason for the editor, and end the batch."""
         self.outcome.paused = reason
-        with self.database.session() as session:
+        with self.context.database.session() as session:
             try:
-                issues.pause_issue(session, self.issue_id, reason)
+                issues.pause_issue(session, self.context.issue_id, reason)
             except issues.IssueError:
                 pass  # already paused or cancelled by someone else: their word stands
+        raise _BatchEnds
+
+    def _stop(self) -> NoReturn:
+        """End the batch: a stop was asked for, or the issue stopped sending."""
+        self.outcome.stopped = True
+        raise _BatchEnds
 
 
 def _sleep(stop: threading.Event | None, seconds: float) -> bool:
@@ -442,10 +534,10 @@ def _sleep(stop: threading.Event | None, seconds: float) -> bool:
 
 def send_rate_for(app: Flask) -> Throttle | None:
     """Return the shared send rate of DIGEST_SEND_RATE, or None when unlimited."""
-    from digest.engine.sendrate import SendRate
+    from digest.engine.sendrate import SendRateLimiter
 
     rate = app.config.get("SEND_RATE")
-    return SendRate(app.extensions["digest.db"], rate) if rate else None
+    return SendRateLimiter(app.extensions["digest.db"], rate) if rate else None
 
 
 def run_mail_jobs(app: Flask, mailer: Mailer, jobs: Sequence[MailJob] = MAIL_JOBS) -> int:

@@ -30,8 +30,8 @@ _LEAST = {"postgresql": "LEAST", "sqlite": "MIN"}
 _GREATEST = {"postgresql": "GREATEST", "sqlite": "MAX"}
 
 
-class SendRate:
-    """A handle on the shared bucket for one process; thread-safe."""
+class SendRateLimiter:
+    """This process's handle on the shared bucket (the `send_rate` row); thread-safe."""
 
     def __init__(self, database: Database, rate: float, name: str = "smtp") -> None:
         self.database = database
@@ -68,6 +68,8 @@ class SendRate:
             if self._held > 0:
                 self._held -= 1
                 return 0.0
+            tokens: float
+            factor: float
             with self.database.engine.begin() as conn:
                 if not self._ready:
                     conn.execute(self._ensure, {"name": self.name, "burst": self.burst})

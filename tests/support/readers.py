@@ -21,7 +21,7 @@ from werkzeug.test import TestResponse
 from digest.domain.demo import load_demo
 from digest.mail.mailer import mailer_for
 from digest.core.models import Newsletter, Subscriber, Subscription, TransactionalMail
-from digest.domain.transactional import send_pending_transactional
+from digest.engine.transactional import send_pending_transactional
 from tests.conftest import get_db_of
 from tests.support.forms import csrf_token, submit
 from tests.support.smtp import Received, SMTPServer
