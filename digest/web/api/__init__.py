@@ -14,11 +14,7 @@ check real answers against.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from flask import Blueprint, Response, abort, jsonify, request, url_for
-from flask_limiter.errors import RateLimitExceeded
+from flask import Blueprint, Response, abort, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from digest.core.extensions import csrf, db_session
@@ -27,6 +23,7 @@ from digest.domain.newsletters import by_slug
 from digest.domain.subscribers import InvalidSignup
 from digest.core.validation import Invalid
 from digest.web.api.inputs import NotAnObject
+from digest.web.json_errors import error_response, json_error
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
@@ -34,29 +31,6 @@ bp = Blueprint("api", __name__, url_prefix=PREFIX)
 # Named apart from the workspace blueprint "editor": Flask-Limiter keys limits by this name.
 editor_bp = Blueprint("editor_api", __name__)
 csrf.exempt(editor_bp)
-
-
-def error_response(status: int, message: str, fields: Mapping[str, str] | None = None) -> Response:
-    """Return the JSON error every /api/v1 failure answers with."""
-    body: dict[str, Any] = {"error": message}
-    if fields:
-        body["fields"] = dict(fields)
-    response = jsonify(body)
-    response.status_code = status
-    return response
-
-
-def json_error(error: HTTPException) -> Response:
-    """Return an HTTP error (404, 405, 429, 500 …) as a JSON answer, keeping its headers."""
-    if isinstance(error, RateLimitExceeded):
-        who = "this token" if request.blueprint == "api.editor_api" else "your network"
-        response = error_response(429, f"Too many requests from {who}; please wait a minute.")
-    else:
-        response = error_response(error.code or 500, error.description or error.name)
-    for name, value in error.get_headers():
-        if name.lower() != "content-type":
-            response.headers[name] = value
-    return response
 
 
 @bp.errorhandler(HTTPException)

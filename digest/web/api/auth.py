@@ -16,8 +16,9 @@ from digest.domain import api_tokens
 from digest.core.extensions import db_session, limiter
 from digest.core.models import ApiToken, Editor
 from digest.web import guard
-from digest.web.api import editor_bp, error_response
+from digest.web.api import editor_bp
 from digest.web.api.spec import operation_of
+from digest.web.json_errors import error_response
 
 RATE_LIMIT = "120 per minute"
 FAILED_AUTH_LIMIT = "20 per 10 minutes"

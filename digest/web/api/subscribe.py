@@ -18,9 +18,10 @@ from digest.core.extensions import csrf, db_session
 from digest.core.models import ConsentSource, Newsletter
 from digest.domain.subscribers import InvalidSignup, Signup
 from digest.core.validation import Invalid
-from digest.web.api import bp, error_response, shapes
+from digest.web.api import bp, shapes
 from digest.web.api.inputs import Body, Field, Param, query
 from digest.web.api.spec import operation
+from digest.web.json_errors import error_response
 from digest.web.public import client_ip, run_signup, signup_limit
 
 CORS_HEADERS = {
