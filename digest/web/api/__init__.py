@@ -19,9 +19,8 @@ from werkzeug.exceptions import HTTPException
 
 from digest.core.extensions import csrf, db_session
 from digest.core.models import Newsletter
-from digest.domain.newsletters import by_slug
-from digest.domain.subscribers import InvalidSignup
 from digest.core.validation import Invalid
+from digest.domain.newsletters import find_newsletter
 from digest.web.api.inputs import NotAnObject
 from digest.web.json_errors import error_response, json_error
 
@@ -39,8 +38,7 @@ def _http_error(error: HTTPException) -> Response:
 
 
 @bp.errorhandler(Invalid)
-@bp.errorhandler(InvalidSignup)
-def _invalid(error: Invalid | InvalidSignup) -> Response:
+def _invalid(error: Invalid) -> Response:
     db_session().rollback()
     return error_response(422, "Please correct the fields listed.", error.errors)
 
@@ -56,7 +54,7 @@ ID = "int"
 
 def newsletter_or_404(slug: str) -> Newsletter:
     """Return the newsletter with this slug, or answer 404."""
-    found = None if "\x00" in slug else by_slug(db_session(), slug)
+    found = None if "\x00" in slug else find_newsletter(db_session(), slug)
     if found is None:
         abort(404, f"There is no newsletter {slug!r}.")
     return found
