@@ -39,13 +39,9 @@ bp = Blueprint("public", __name__)
 # Per client IP, shared by every page a signed link opens and what its buttons send: ample
 # for a reader, little for a script trying tokens. The RFC 8058 one-click POST comes from
 # mail providers' servers, each sending for many readers, so its own budget is generous.
-LINK_LIMIT = "30 per minute;300 per hour"
-ONE_CLICK_LIMIT = "600 per minute"
-link_limit = limiter.shared_limit(
-    lambda: current_app.config.get("LINK_RATE_LIMIT", LINK_LIMIT), scope="signed-link"
-)
+link_limit = limiter.shared_limit(lambda: current_app.config["LINK_RATE_LIMIT"], scope="signed-link")
 one_click_limit = limiter.shared_limit(
-    lambda: current_app.config.get("ONE_CLICK_RATE_LIMIT", ONE_CLICK_LIMIT), scope="one-click"
+    lambda: current_app.config["ONE_CLICK_RATE_LIMIT"], scope="one-click"
 )
 
 

@@ -1,8 +1,9 @@
 """What the front page's signup form and the JSON signup (/api/v1/subscribe) share.
 
-Both answer alike, whatever the address's state: the same per-IP limit (shared with
-"send me a new link") and the same timing floor, so neither the answer nor its timing
-tells a known address from a new one.
+Both answer alike, whatever the address's state: the same per-IP limit
+(DIGEST_SIGNUP_RATE_LIMIT, shared with "send me a new link") and the same timing floor
+(DIGEST_SIGNUP_MIN_SECONDS), so neither the answer nor its timing tells a known address
+from a new one.
 """
 
 from __future__ import annotations
@@ -16,12 +17,9 @@ from digest.core.models import Newsletter
 from digest.core.validation import Invalid
 from digest.domain.subscribers.signup import Signup, subscribe
 
-# Per client IP, shared by the form, the API and "send me a new link".
-SIGNUP_LIMIT = "5 per minute;20 per hour"
-# Every signup answer takes at least this long, so timing does not tell a known
-# address from a new one (the slowest path, a new reader, takes a few milliseconds).
-SIGNUP_MIN_SECONDS = 0.25
-signup_limit = limiter.shared_limit(SIGNUP_LIMIT, scope="signup", methods=["POST"])
+signup_limit = limiter.shared_limit(
+    lambda: current_app.config["SIGNUP_RATE_LIMIT"], scope="signup", methods=["POST"]
+)
 
 
 def client_ip() -> str | None:
@@ -30,10 +28,8 @@ def client_ip() -> str | None:
 
 
 def hold_answer() -> None:
-    """Make this request's response wait until SIGNUP_MIN_SECONDS after now (timing floor)."""
-    deadline = time.monotonic() + float(
-        current_app.config.get("SIGNUP_MIN_SECONDS", SIGNUP_MIN_SECONDS)
-    )
+    """Make this request's response wait until DIGEST_SIGNUP_MIN_SECONDS after now."""
+    deadline = time.monotonic() + float(current_app.config["SIGNUP_MIN_SECONDS"])
 
     @after_this_request
     def _wait(response: Response) -> Response:
