@@ -214,7 +214,9 @@ def run_job(database: Database, config: Mapping[str, Any], job_id: int) -> None:
         raise
 
 
-def resume_in_thread(database: Database, config: Mapping[str, Any], job_id: int) -> threading.Thread:
+def resume_in_thread(
+    database: Database, config: Mapping[str, Any], job_id: int
+) -> threading.Thread:
     """Start run_job in a background thread of this process (a no-op if a runner holds the job)."""
     thread = threading.Thread(
         target=run_job, args=(database, config, job_id), name=f"import-{job_id}", daemon=True

@@ -179,7 +179,7 @@ def suppress_by_editor(
 
 @dataclass(frozen=True)
 class ReaderActions:
-    """What a bounce, complaint or mailto request does to a reader (digest.domain.bounces' actions)."""
+    """What a bounce, complaint or mailto request does to a reader (bounces' SubscriberActions)."""
 
     config: Mapping[str, Any]
 
@@ -223,7 +223,10 @@ def subscription_of(
     """Return a reader's subscription to newsletter, locked for a change, or None."""
     return session.scalar(
         select(Subscription)
-        .where(Subscription.subscriber_id == subscriber_id, Subscription.newsletter_id == newsletter.id)
+        .where(
+            Subscription.subscriber_id == subscriber_id,
+            Subscription.newsletter_id == newsletter.id,
+        )
         .options(selectinload(Subscription.consents))
         .with_for_update()
     )
@@ -238,7 +241,9 @@ def suppress_reader(
     recorded_by: str | None = None,
 ) -> Suppression:
     """Never mail a reader again (a manual entry) and end each subscription, withdrawing consent."""
-    entry = suppress(session, config, subscriber.email, SuppressionReason.MANUAL, detail, recorded_by)
+    entry = suppress(
+        session, config, subscriber.email, SuppressionReason.MANUAL, detail, recorded_by
+    )
     for subscription in subscriber.subscriptions:
         unsubscribe(session, subscription, channel)
     return entry

@@ -44,7 +44,9 @@ def create_job(
 ) -> ImportJob:
     """Record an uploaded CSV as a job waiting to be checked; raise ImportRefused if unusable."""
     if not data.strip():
-        raise ImportRefused("The file is empty. Choose a CSV file with a header line such as email,name.")
+        raise ImportRefused(
+            "The file is empty. Choose a CSV file with a header line such as email,name."
+        )
     if len(data) > MAX_UPLOAD_BYTES:
         raise ImportRefused(
             f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: split it into smaller files."

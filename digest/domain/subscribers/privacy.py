@@ -179,4 +179,3 @@ def purge_unconfirmed(
             session.delete(subscriber)
     session.flush()
     return len(stale)
-

@@ -230,7 +230,7 @@ def reader_for(session: Session, email: str, name: str, now: dt.datetime) -> Sub
 def subscription_for(
     session: Session, subscriber: Subscriber, newsletter: Newsletter, now: dt.datetime
 ) -> tuple[Subscription, bool]:
-    """Return the reader's subscription to newsletter, locked (created pending), and if it is new."""
+    """Return the reader's subscription to newsletter, locked (a new one pending), and if new."""
     query = select(Subscription).where(
         Subscription.subscriber_id == subscriber.id, Subscription.newsletter_id == newsletter.id
     )
