@@ -22,7 +22,7 @@ from digest import create_app
 from digest.core.db import upgrade
 from digest.domain.demo import load_demo
 from digest.core.extensions import db_session, get_db
-from digest.domain.subscriber_csv import export_rows
+from digest.domain.subscribers.csv_io import export_rows
 
 SECTIONS = ["news", "engineers;tools", "", "startups;careers"]
 STATUSES = ["confirmed", "confirmed", "unsubscribed", "paused"]

@@ -33,7 +33,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'digest.sqlite3'}"
     app.config.setdefault("OUTBOX_PATH", str(instance / "outbox"))
-    # No request body beyond the largest CSV upload (digest.subscriber_imports) and its form.
+    # No request body beyond the largest CSV upload (domain.subscribers.imports) and its form.
     app.config.setdefault("MAX_CONTENT_LENGTH", 51 * 2**20)
     app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
     secure = app.config["BASE_URL"].startswith("https://")

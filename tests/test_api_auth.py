@@ -10,7 +10,6 @@ from sqlalchemy import select
 
 from digest.domain import api_tokens
 from digest.core.models import ApiToken, EditorRole
-from digest.web.api.auth import FAILED_AUTH_LIMIT, RATE_LIMIT
 from tests.conftest import get_db_of
 from tests.support.api import ApiClient, make_token
 from tests.support.editor import log_in, make_editor
@@ -178,7 +177,7 @@ def test_rate_limit_is_per_token(app, client) -> None:  # type: ignore[no-untype
     """One request over the limit with one token gets 429 JSON with Retry-After; another token goes on."""
     busy = ApiClient(client, make_token(app, name="busy"))
     calm = ApiClient(client, make_token(app, name="calm"))
-    for _ in range(_allowed(RATE_LIMIT)):
+    for _ in range(_allowed(app.config["API_RATE_LIMIT"])):
         assert busy.get(ME).status_code == 200
     limited = busy.get(ME)
     assert limited.status_code == 429
@@ -192,7 +191,7 @@ def test_failed_authentications_are_limited_per_ip(app, client) -> None:  # type
     secret = make_token(app)
     api = ApiClient(client)
     guesser = {"REMOTE_ADDR": fresh_ip()}
-    for n in range(_allowed(FAILED_AUTH_LIMIT)):
+    for n in range(_allowed(app.config["API_FAILED_AUTH_LIMIT"])):
         assert api.get(ME, token=f"dg_guess{n}", environ_base=guesser).status_code == 401
     assert api.get(ME, token=secret, environ_base=guesser).status_code == 429
     assert api.get(ME, token=secret, environ_base={"REMOTE_ADDR": fresh_ip()}).status_code == 200

@@ -183,9 +183,9 @@ def test_delete_only_drafts(app, api) -> None:  # type: ignore[no-untyped-def]
 def test_sent_issues_as_the_archive_shows_them(app, api) -> None:  # type: ignore[no-untyped-def]
     """Only sent issues are listed, newest first; one shows its published posts by section."""
     with get_db_of(app).session() as session:
-        from digest.domain.newsletters import by_slug
+        from digest.domain.newsletters import find_newsletter
 
-        newsletter = by_slug(session, "weekly-model")
+        newsletter = find_newsletter(session, "weekly-model")
         posts = list(session.scalars(select(Post).order_by(Post.id)))
         older = sent_issue(session, newsletter, "older", posts[:2], utcnow() - dt.timedelta(days=7),
                            subject="Older")

@@ -22,7 +22,7 @@ from digest.core.models import (
     TransactionalMail,
     TransactionalState,
 )
-from digest.domain.subscribers import ReaderActions
+from digest.domain.subscribers.actions import ReaderActions
 from digest.domain.suppression import suppression_for
 from tests.support.inbound import arf, dsn, mailto_request
 from tests.support.issues import demo_issue

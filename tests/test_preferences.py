@@ -21,7 +21,7 @@ from digest.core.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.domain.subscribers import erase
+from digest.domain.subscribers.privacy import erase
 from digest.domain.suppression import email_hash, is_suppressed, suppress
 from tests.conftest import BASE_URL, get_db_of
 from tests.support.forms import csrf_token, submit

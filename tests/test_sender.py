@@ -353,7 +353,7 @@ def test_periodic_mail_jobs_run_and_a_broken_one_does_not_stop_them(smtp_app: Fl
 def test_sender_pool_sends_due_confirmations(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
     """A signup's confirmation email, recorded by the request, goes out from the sender threads."""
     from digest.core.models import Newsletter
-    from digest.domain.subscribers import Signup, subscribe
+    from digest.domain.subscribers.signup import Signup, subscribe
 
     setup = make_newsletter(db, readers=0)
     newsletter = db.get(Newsletter, setup.newsletter_id)

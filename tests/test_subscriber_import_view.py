@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
-from digest.domain import subscriber_imports
+from digest.domain.subscribers import imports
 from digest.core.models import (
     ConsentSource,
     EditorRole,
@@ -30,7 +30,8 @@ from digest.core.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.domain.subscribers import default_newsletter, erase
+from digest.domain.newsletters import find_newsletter
+from digest.domain.subscribers.privacy import erase
 from digest.domain.suppression import suppress
 from tests.conftest import get_db_of
 from tests.support.editor import log_in, make_editor
@@ -212,7 +213,7 @@ def test_the_upload_form_refuses_missing_and_oversized_files(app, client, monkey
     assert missing.status_code == 400
     assert "Choose a CSV file to upload." in missing.get_data(as_text=True)
     assert "Choose where these readers agreed" in missing.get_data(as_text=True)
-    monkeypatch.setattr(subscriber_imports, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr(imports, "MAX_UPLOAD_BYTES", 1000)
     big = _upload(client, "email\n" + "reader@example.org\n" * 100)
     assert big.status_code == 400 and "The file is larger than" in big.get_data(as_text=True)
     app.config["MAX_CONTENT_LENGTH"] = 2**20
@@ -253,7 +254,7 @@ def _runner_process(app: Flask, job_id: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DIGEST_DATABASE_URL": app.config["DATABASE_URL"],
            "DIGEST_SECRET_KEY": app.config["SECRET_KEY"], "DIGEST_INSTANCE_PATH": app.instance_path}
     code = ("import sys; from digest import create_app; from digest.core.extensions import get_db; "
-            "from digest.domain.subscriber_imports import run_job; app = create_app(); ctx = app.app_context(); "
+            "from digest.engine.imports import run_job; app = create_app(); ctx = app.app_context(); "
             "ctx.push(); run_job(get_db(), app.config, int(sys.argv[1]))")
     return subprocess.Popen([sys.executable, "-c", code, str(job_id)], env=env,
                             cwd=Path(__file__).resolve().parents[1])
@@ -266,9 +267,9 @@ def test_a_killed_runner_is_resumed_without_doubles_or_gaps(app, client) -> None
     rows = 6000
     data = "email\n" + "".join(f"crash{n:05d}@example.org\n" for n in range(rows))
     with get_db_of(app).session() as session:
-        newsletter = default_newsletter(session)
+        newsletter = find_newsletter(session)
         assert newsletter is not None
-        job = subscriber_imports.create_job(session, newsletter, None, "crash.csv", data.encode(),
+        job = imports.create_job(session, newsletter, None, "crash.csv", data.encode(),
                                             ConsentSource.IMPORT, ask_to_confirm=False)
         job_id = job.id
     process = _runner_process(app, job_id)

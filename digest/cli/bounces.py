@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from digest.core.extensions import db_session
 from digest.domain.bounces import ingest
-from digest.domain.subscribers import ReaderActions
+from digest.domain.subscribers.actions import ReaderActions
 
 group = AppGroup("bounces", help="Mail that comes back: bounces, complaints, mailto unsubscribes.")
 EX_TEMPFAIL = 75

@@ -15,8 +15,9 @@ from flask.cli import AppGroup
 
 from digest.core.extensions import db_session, get_db
 from digest.core.models import ConsentSource, Newsletter
-from digest.domain import subscribers
-from digest.domain.subscriber_csv import (
+from digest.domain.newsletters import find_newsletter
+from digest.domain.subscribers.privacy import purge_unconfirmed
+from digest.domain.subscribers.csv_io import (
     BATCH,
     EXPORT_COLUMNS,
     BadFile,
@@ -36,7 +37,7 @@ SHOWN_ERRORS = 50
 def _newsletter(slug: str | None) -> Newsletter | None:
     if slug is None:
         return None
-    newsletter = subscribers.newsletter_by_slug(db_session(), slug)
+    newsletter = find_newsletter(db_session(), slug)
     if newsletter is None:
         raise click.ClickException(f"There is no newsletter {slug!r}.")
     return newsletter
@@ -169,7 +170,7 @@ def send_pending_command() -> None:
 def purge_command(days: int) -> None:
     """Delete signups nobody confirmed within DAYS days (data minimisation)."""
     session = db_session()
-    purged = subscribers.purge_unconfirmed(session, dt.timedelta(days=days))
+    purged = purge_unconfirmed(session, dt.timedelta(days=days))
     session.commit()
     click.echo(f"Deleted {purged} unconfirmed signup(s) older than {days} days.")
 

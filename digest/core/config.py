@@ -7,6 +7,7 @@ instead of failing on the first email.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from email.utils import parseaddr
+from limits import parse_many
 
 
 class ConfigError(RuntimeError):
@@ -57,6 +59,18 @@ def _non_negative_int(value: str) -> int:
     if number < 0:
         raise ValueError("expected 0 or a positive whole number")
     return number
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("expected 0 or a positive number of seconds")
+    return number
+
+
+def _rate_limit(value: str) -> str:
+    parse_many(value)  # raises ValueError naming what it could not read
+    return value.strip()
 
 
 # Secrets printed in documentation: anyone could forge links signed with one of them.
@@ -154,6 +168,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ATTEMPTS", _positive_int, 8),
     Setting("CELERY_TASKS", _positive_int, 8),
     Setting("TRUSTED_PROXIES", _non_negative_int, 0),
+    # Rate limits per client IP (per token for the API), in the limits library's notation.
+    Setting("SIGNUP_RATE_LIMIT", _rate_limit, "5 per minute;20 per hour"),
+    Setting("LINK_RATE_LIMIT", _rate_limit, "30 per minute;300 per hour"),
+    Setting("ONE_CLICK_RATE_LIMIT", _rate_limit, "600 per minute"),
+    Setting("API_RATE_LIMIT", _rate_limit, "120 per minute"),
+    Setting("API_FAILED_AUTH_LIMIT", _rate_limit, "20 per 10 minutes"),
+    # The least time every signup answer takes, so timing tells no known address apart.
+    Setting("SIGNUP_MIN_SECONDS", _seconds, 0.25),
 )
 
 

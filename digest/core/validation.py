@@ -1,15 +1,16 @@
-"""Field validation shared by the editor's domain modules.
+"""Field validation shared by the domain modules.
 
 Domain functions collect every problem with the input into an `Invalid` (field name →
 message) and raise it before changing anything, so a form can show all its errors at
-once and the database is left as it was.
+once and the database is left as it was. `Invalid` is the one error for refused input,
+whoever typed it: an editor, a reader signing up, a row of a CSV file, an API client.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
@@ -27,9 +28,9 @@ def as_id(value: str) -> int | None:
 class Invalid(ValueError):
     """Input was refused; `errors` maps each field name to a message a person can act on."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(self, errors: Mapping[str, str]) -> None:
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
-        self.errors = errors
+        self.errors = dict(errors)
 
 
 def text(value: str | None, field: str, errors: dict[str, str], *, required: bool = False,

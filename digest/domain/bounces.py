@@ -21,7 +21,7 @@ returned original's List-Unsubscribe header. The returned original's Message-ID 
 picks the delivery when a token proved whose it is.
 
 What happens to the reader (suppression, unsubscription) is delegated to `actions`,
-digest.domain.subscribers' functions, so the rules for those live in one place.
+digest.domain.subscribers.actions.ReaderActions, so the rules for those live in one place.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ _STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 class SubscriberActions(Protocol):
-    """What a report may do to a reader; digest.domain.subscribers provides both."""
+    """What a report may do to a reader (digest.domain.subscribers.actions.ReaderActions)."""
 
     def suppress(
         self, session: Session, subscriber: Subscriber, reason: SuppressionReason, detail: str
@@ -92,7 +92,7 @@ class Report:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class IngestOutcome:
     """What ingesting one message did, in a line for the operator."""
 
     action: str  # hard_bounce | soft_bounce | complaint | sender_problem | unsubscribed | ignored
@@ -299,11 +299,11 @@ _KIND_NAMES = {
 
 def _returned_transactional(
     session: Session, report: Report, mail_id: int, actions: SubscriberActions
-) -> Outcome:
+) -> IngestOutcome:
     """Apply a failure or complaint about a confirmation, welcome or note (reference t<id>)."""
     mail = session.get(TransactionalMail, mail_id)
     if mail is None:
-        return Outcome(
+        return IngestOutcome(
             "ignored",
             f"Ignored: {report.detail or 'a report'} about email t{mail_id}, whose reader "
             "has since been erased.",
@@ -313,14 +313,14 @@ def _returned_transactional(
     subscriber = mail.subscription.subscriber
     what = f"{_KIND_NAMES[mail.kind]} {mail.id} to {subscriber.email}"
     if report.bounce is BounceKind.SENDER:
-        return Outcome(
+        return IngestOutcome(
             "sender_problem",
             f"The {what} was refused for a reason on our side ({report.detail}); "
             "no reader was suppressed. Check the sender's DNS and reputation.",
             transactional_id=mail.id,
         )
     if report.bounce is BounceKind.SOFT:
-        return Outcome(
+        return IngestOutcome(
             "soft_bounce",
             f"Recorded that the {what} bounced softly ({report.detail}); the address is not "
             "suppressed, a new signup may try again.",
@@ -328,7 +328,7 @@ def _returned_transactional(
         )
     action, reason = _CONSEQUENCES[report.bounce]
     actions.suppress(session, subscriber, reason, report.detail)
-    return Outcome(
+    return IngestOutcome(
         action,
         f"Suppressed {subscriber.email}: {action.replace('_', ' ')} on the {what} "
         f"({report.detail}).",
@@ -343,7 +343,7 @@ def ingest(
     raw: bytes,
     actions: SubscriberActions,
     envelope_to: str | None = None,
-) -> Outcome:
+) -> IngestOutcome:
     """Read one inbound message and record and apply what it says; the caller commits."""
     report = read_report(config, raw, envelope_to)
     if report.kind == "unsubscribe":
@@ -351,9 +351,9 @@ def ingest(
             select(Subscription).where(Subscription.uid == report.subscription_uid)
         ).first()
         if subscription is None:
-            return Outcome("ignored", "Ignored: an unsubscribe request for a deleted subscription.")
+            return IngestOutcome("ignored", "Ignored: an unsubscribe request for a deleted subscription.")
         actions.unsubscribe(session, subscription, "mailto")
-        return Outcome(
+        return IngestOutcome(
             "unsubscribed", f"Unsubscribed {subscription.subscriber.email} (mailto request)."
         )
     if report.kind not in ("failed", "complaint"):
@@ -362,12 +362,12 @@ def ingest(
             "not_spam": "a not-spam report",
             "other": report.detail,
         }
-        return Outcome("ignored", f"Ignored: {reasons[report.kind]}.")
+        return IngestOutcome("ignored", f"Ignored: {reasons[report.kind]}.")
     if report.ref and report.ref.startswith("t") and report.ref[1:].isdigit():
         return _returned_transactional(session, report, int(report.ref[1:]), actions)
     delivery = _delivery(session, report)
     if delivery is None:
-        return Outcome(
+        return IngestOutcome(
             "ignored",
             f"Ignored: {report.detail or 'a report'} names no delivery of ours (no valid VERP "
             "address or unsubscribe token), so it changes nothing.",
@@ -381,7 +381,7 @@ def ingest(
     subscriber = session.get(Subscriber, delivery.subscriber_id) if delivery.subscriber_id else None
     who = subscriber.email if subscriber else "an erased reader"
     if report.bounce is BounceKind.SENDER:
-        return Outcome(
+        return IngestOutcome(
             "sender_problem",
             f"Delivery {delivery.id} to {who} was refused for a reason on our side "
             f"({report.detail}); no reader was suppressed. Check the sender's DNS, "
@@ -390,20 +390,20 @@ def ingest(
         )
     action, reason = _CONSEQUENCES[report.bounce]
     if subscriber is None:
-        return Outcome(
+        return IngestOutcome(
             action,
             f"Recorded a {action.replace('_', ' ')} on delivery {delivery.id} (reader erased).",
             delivery.id,
         )
     if report.bounce is BounceKind.SOFT and not _soft_limit_reached(session, subscriber.id):
-        return Outcome(
+        return IngestOutcome(
             action,
             f"Recorded a soft bounce on delivery {delivery.id} to {who} ({report.detail}); "
             f"the reader is suppressed after {SOFT_BOUNCE_LIMIT} in a row.",
             delivery.id,
         )
     actions.suppress(session, subscriber, reason, report.detail)
-    return Outcome(
+    return IngestOutcome(
         action,
         f"Suppressed {who}: {action.replace('_', ' ')} on delivery {delivery.id} ({report.detail}).",
         delivery.id,

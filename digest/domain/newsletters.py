@@ -48,19 +48,16 @@ class SettingsInput:
     consent_text: str = ""
 
 
-def current(session: Session) -> Newsletter | None:
-    """Return the newsletter the workspace manages (the first one), or None."""
-    return session.scalars(select(Newsletter).order_by(Newsletter.id).limit(1)).first()
+def find_newsletter(session: Session, slug: str | None = None) -> Newsletter | None:
+    """Return the newsletter with this slug (the first one when slug is empty), or None."""
+    if not slug:
+        return session.scalars(select(Newsletter).order_by(Newsletter.id).limit(1)).first()
+    return session.scalar(select(Newsletter).where(Newsletter.slug == slug))
 
 
 def list_newsletters(session: Session) -> list[Newsletter]:
     """Return every newsletter of the instance, the one the workspace manages first."""
     return list(session.scalars(select(Newsletter).order_by(Newsletter.id)))
-
-
-def by_slug(session: Session, slug: str) -> Newsletter | None:
-    """Return the newsletter with this slug, or None."""
-    return session.scalar(select(Newsletter).where(Newsletter.slug == slug))
 
 
 @lru_cache(maxsize=1)

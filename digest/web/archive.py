@@ -21,7 +21,7 @@ def _route(path: str) -> str:
 
 
 def _newsletter(session: Session, slug: str) -> Newsletter:
-    newsletter = newsletters.by_slug(session, slug)
+    newsletter = newsletters.find_newsletter(session, slug)
     if newsletter is None:
         abort(404)
     return newsletter

@@ -31,7 +31,7 @@ from digest.core.models import (
 )
 from digest.domain.posts import IssueSection
 from digest.domain.reports import DeliveryLine, SubscriberRecord, SubscriberRow
-from digest.domain.subscribers import consent_text
+from digest.domain.subscribers.signup import consent_text
 
 SCHEMAS: dict[str, dict[str, Any]] = {}
 

@@ -12,15 +12,16 @@ import ipaddress
 
 from flask import Response, abort, current_app, jsonify, request, url_for
 
-from digest.domain import reports, subscribers
 from digest.core.extensions import db_session
 from digest.core.models import ConsentSource, Subscriber, SubscriptionStatus
-from digest.domain.subscribers import Outcome, Signup, WithdrawalChannel
 from digest.core.validation import Invalid
+from digest.domain import reports
+from digest.domain.subscribers import actions
+from digest.domain.subscribers.signup import Signup, SignupOutcome, WithdrawalChannel, unsubscribe
 from digest.web.api import ID, editor_bp, newsletter_or_404, page_link, shapes
 from digest.web.api.inputs import Body, Field, Param, json_body, query
 from digest.web.api.spec import operation
-from digest.web.public import client_ip
+from digest.web.signup import client_ip
 
 LIST = [
     Param("status", "string", "Only readers whose subscription has this status.",
@@ -48,7 +49,7 @@ SUPPRESS = Body("SuppressRequest", "Why the address must never be mailed again."
 }, optional=True)
 
 
-def _record(subscriber_id: int, status: int = 200, outcome: Outcome | None = None) -> Response:
+def _record(subscriber_id: int, status: int = 200, outcome: SignupOutcome | None = None) -> Response:
     dbs = db_session()
     record = reports.subscriber_record(dbs, current_app.config, subscriber_id)
     if record is None:
@@ -119,9 +120,9 @@ def subscriber_add(newsletter: str) -> Response:
     item = newsletter_or_404(newsletter)
     signup = _signup(json_body(NEW))
     dbs = db_session()
-    outcome, subscriber = subscribers.add_reader(dbs, current_app.config, item, signup)
+    outcome, subscriber = actions.add_reader(dbs, current_app.config, item, signup)
     dbs.commit()
-    created = outcome is Outcome.CREATED
+    created = outcome is SignupOutcome.CREATED
     response = _record(subscriber.id, 201 if created else 200, outcome)
     if created:
         response.headers["Location"] = url_for(".subscriber_get", subscriber_id=subscriber.id)
@@ -146,10 +147,10 @@ def subscriber_unsubscribe(newsletter: str, subscriber_id: int) -> Response:
     """End one subscription."""
     item = newsletter_or_404(newsletter)
     dbs = db_session()
-    subscription = subscribers.subscription_of(dbs, subscriber_id, item)
+    subscription = actions.subscription_of(dbs, subscriber_id, item)
     if subscription is None:
         abort(404, f"Subscriber {subscriber_id} has no subscription to {item.slug}.")
-    subscribers.unsubscribe(dbs, subscription, WithdrawalChannel.API)
+    unsubscribe(dbs, subscription, WithdrawalChannel.API)
     dbs.commit()
     return _record(subscriber_id)
 
@@ -164,6 +165,6 @@ def subscriber_suppress(subscriber_id: int) -> Response:
     subscriber = _subscriber(subscriber_id)
     detail = json_body(SUPPRESS).get("detail") or ""
     dbs = db_session()
-    subscribers.suppress_reader(dbs, current_app.config, subscriber, detail, WithdrawalChannel.API)
+    actions.suppress_reader(dbs, current_app.config, subscriber, detail, WithdrawalChannel.API)
     dbs.commit()
     return _record(subscriber_id)

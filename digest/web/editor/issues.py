@@ -42,7 +42,7 @@ from digest.core.models import (
     SubscriptionStatus,
 )
 from digest.core.validation import Invalid, as_id
-from digest.web.editor import bp, commit_change, int_arg, issue_or_404, refusal
+from digest.web.editor import bp, commit_change, int_arg, issue_or_404, newsletter_or_409, refusal
 from digest.web.editor.outbox import html_policy
 
 # The made-up reader a preview shows by default (not subscribed: every section, no name).
@@ -50,12 +50,6 @@ PREVIEW_ADDRESS = "reader@example.com"
 TEST_SEND_LIMIT = parse("5 per 10 minutes")
 WIDTHS = {"desktop": 700, "phone": 375}
 PAGE = 50  # issues per page of the list: about a year of weekly issues
-
-
-def _newsletter() -> Newsletter:
-    if g.newsletter is None:
-        abort(409, "Set up the newsletter first: an admin fills in Settings.")
-    return g.newsletter
 
 
 def _app() -> Flask:
@@ -95,7 +89,7 @@ def issues_list() -> str:
 @bp.post("/issues/new")
 def issue_new() -> Response:
     """Create a draft carrying every post published since the last issue."""
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     dbs = db_session()
     issue = issues.create_issue(dbs, newsletter)
     dbs.commit()
@@ -108,7 +102,7 @@ def issue_new() -> Response:
 
 def _edit_page(issue: Issue, data: issues.IssueInput | None = None, errors: dict[str, str] | None = None,
                status: int = 200) -> tuple[str, int]:
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     dbs = db_session()
     data = data or issues.IssueInput(issue.subject, issue.preheader, issue.intro_md)
     zone_name = issue.schedule_tz or newsletter.time_zone
@@ -290,7 +284,7 @@ def _rendered(issue_id: int, address: str) -> tuple[outbox.Message, Preview]:
 def issue_preview(issue_id: int) -> str:
     """Show the issue as a chosen reader receives it: HTML at desktop or phone width, text, size."""
     issue = issue_or_404(issue_id)
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     address, reader = _preview_reader(newsletter)
     message, preview = _rendered(issue_id, address)
     report = preview.size
@@ -321,7 +315,7 @@ def issue_preview(issue_id: int) -> str:
 def issue_preview_html(issue_id: int) -> Response:
     """Serve the previewed message's HTML alone, under a CSP that runs nothing but its styles and images."""
     issue_or_404(issue_id)
-    address, _reader = _preview_reader(_newsletter())
+    address, _reader = _preview_reader(newsletter_or_409())
     html = _rendered(issue_id, address)[0].html or ""
     response = current_app.response_class(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))

@@ -4,7 +4,7 @@ Contract:
 - `export_rows` yields one row per subscription, fetched in batches, so memory stays
   flat however many readers there are. Columns: EXPORT_COLUMNS.
 - Import reads the same columns (only `email` is required) in two passes: `check_rows`
-  validates every row and reports each problem with its line number; `import_rows`
+  validates every row and reports each problem with its line number; `import_batch`
   then writes in batches. The caller decides what a bad row means (the CLI imports
   nothing unless told to skip bad rows), so bad input changes nothing by default.
 - Import never changes an existing subscription (a reader's own choices win), never
@@ -35,7 +35,8 @@ from digest.core.models import (
     SubscriptionStatus,
     TransactionalKind,
 )
-from digest.domain.subscribers import InvalidEmail, InvalidSignup, clean_name, normalize_email
+from digest.core.validation import Invalid
+from digest.domain.subscribers.signup import clean_name, normalize_email
 from digest.domain.suppression import email_hash, suppressed_hashes
 from digest.domain.transactional import asked_recently, request_mail
 
@@ -58,7 +59,7 @@ def _iso(value: dt.datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else ""
 
 
-def _export_query(newsletter: Newsletter | None) -> Select[tuple[Subscription]]:
+def _export_query(newsletter: Newsletter | None) -> Select[Subscription]:
     query = (
         select(Subscription)
         .options(
@@ -210,10 +211,11 @@ class Checker:
                 column: _date(record.get(column) or "", column)
                 for column in ("created_at", "confirmed_at", "unsubscribed_at")
             }
-        except InvalidEmail as exc:
-            return RowError(line, f"{(record.get('email') or '').strip()!r}: {exc}")
-        except InvalidSignup as exc:
-            return RowError(line, "; ".join(exc.errors.values()))
+        except Invalid as exc:
+            problem = "; ".join(exc.errors.values())
+            if "email" in exc.errors:
+                problem = f"{(record.get('email') or '').strip()!r}: {problem}"
+            return RowError(line, problem)
         except ValueError as exc:
             return RowError(line, str(exc))
         key = (email, newsletter.id)
