@@ -73,7 +73,7 @@ def ceiling_child(
 
     def run(n: int) -> None:
         if pipelining:
-            transport = SMTPTransport(SMTPSettings.from_url(f"smtp://127.0.0.1:{port}"))
+            transport = SMTPTransport(SMTPSettings.from_url(f"smtp://127.0.0.1:{port}", timeout=60))
             transport.connect()
             send = lambda: transport.send("bounces@news.example.org", "reader@example.org", data)  # noqa: E731
             close = transport.close
