@@ -47,15 +47,9 @@ from sqlalchemy.orm import Session
 from digest.domain import deliveries, issues
 from digest.core.db import Database, utcnow
 from digest.domain.deliveries import Blocked
+from digest.domain.issue_mail import prepare_issue
 from digest.mail.mailer import Mailer, mailer_for
-from digest.mail.render import (
-    NotSendable,
-    Outgoing,
-    PreparedIssue,
-    Reader,
-    check_sendable,
-    prepare_issue,
-)
+from digest.mail.render import NotSendable, Outgoing, PreparedIssue, Reader, check_sendable
 from digest.mail.transport import (
     RecipientRejected,
     SenderProblem,
@@ -162,7 +156,7 @@ class PreparedIssues:
             prepared = self._items.get(issue_id)
             if prepared is None:
                 with database.session() as session:
-                    prepared = prepare_issue(session, issue_id, app)
+                    prepared = prepare_issue(session, issue_id, app.config)
                 check_sendable(prepared)
                 self._items[issue_id] = prepared
             return prepared

@@ -57,6 +57,14 @@ def date_header() -> str:
     return format_datetime(dt.datetime.now(dt.UTC))
 
 
+def list_unsubscribe_headers(https_url: str, mailto: str) -> list[tuple[str, str]]:
+    """Return the RFC 8058 pair: one HTTPS URL and one mailto, never encoded, and the POST hint."""
+    return [
+        ("List-Unsubscribe", f"<{https_url}>, <{mailto}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
+
+
 def make_message_id(domain: str, left: str | None = None) -> str:
     """Return a Message-ID; a deterministic left part makes resends collapse in some clients."""
     return f"<{left or secrets.token_hex(12)}@{domain}>"
