@@ -637,6 +637,17 @@ def test_a_post_edited_while_paused_goes_out_as_edited(app: Flask, db: Session) 
     assert states(db, setup.issue_id) == {"sent": 4}
 
 
+def test_an_unchanged_issue_is_rendered_once_for_all_its_batches(app: Flask, db: Session) -> None:
+    """Each batch reads the sending issue again but renders it only once: every message
+    carries the MIME boundary that rendering drew."""
+    setup = make_newsletter(db, readers=3)
+    app.config["BATCH_SIZE"] = 1
+    _start(db, setup.issue_id)
+    _drain(app, setup.issue_id, db)
+    boundaries = {dict(m.headers)["Content-Type"] for m in _outbox(app)}
+    assert states(db, setup.issue_id) == {"sent": 3} and len(boundaries) == 1
+
+
 def _renderings() -> int:
     """Return how many rendered issues this process holds."""
     gc.collect()
