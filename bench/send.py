@@ -73,7 +73,7 @@ def ceiling_child(
 
     def run(n: int) -> None:
         if pipelining:
-            transport = SMTPTransport(SMTPSettings.from_url(f"smtp://127.0.0.1:{port}"))
+            transport = SMTPTransport(SMTPSettings.from_url(f"smtp://127.0.0.1:{port}", timeout=60))
             transport.connect()
             send = lambda: transport.send("bounces@news.example.org", "reader@example.org", data)  # noqa: E731
             close = transport.close
@@ -108,13 +108,14 @@ def naive_child(overrides: dict, port: int, count: int, sign: bool, results: Any
 
     from digest import create_app
     from digest.mail.dkim import signer_from_config
-    from digest.mail.render import Reader, prepare_issue
+    from digest.domain.issue_mail import prepare_issue
+    from digest.mail.render import Reader
     from digest.core.models import Subscriber, Subscription, SubscriptionSection
 
     app = create_app(overrides)
     with app.app_context():
         session = get_db().sessionmaker()
-        prepared = prepare_issue(session, overrides["BENCH_ISSUE"], app)
+        prepared = prepare_issue(session, overrides["BENCH_ISSUE"], app.config)
         signer = None
         if sign:
             product = signer_from_config(app.config)
@@ -141,13 +142,13 @@ def naive_child(overrides: dict, port: int, count: int, sign: bool, results: Any
 
 def one_message(bench: Bench) -> bytes:
     """Return the first reader's message exactly as the pipeline sends it (signed)."""
-    from digest.mail.render import prepare_issue
+    from digest.domain.issue_mail import prepare_issue
     from digest.engine.sender import load_readers
 
     app = bench.app()
     with app.app_context():
         session = get_db().sessionmaker()
-        prepared = prepare_issue(session, bench.issue_id, app)
+        prepared = prepare_issue(session, bench.issue_id, app.config)
         recipient = load_readers(session, prepared.newsletter.id, [1], app.config)[1]
         outgoing = prepared.message_for(recipient.reader, 1)
         data = mailer_for(app.config).sign(outgoing.data, outgoing.body_hash)
@@ -164,7 +165,7 @@ def stage_costs(bench: Bench, data: bytes) -> list[tuple[str, float]]:
     from sqlalchemy import update
 
     from digest.core.db import utcnow
-    from digest.mail.render import prepare_issue
+    from digest.domain.issue_mail import prepare_issue
     from digest.core.models import DeliveryState, Issue, IssueStatus
     from digest.engine.sender import _ledger_connections, load_readers, new_owner
 
@@ -173,7 +174,7 @@ def stage_costs(bench: Bench, data: bytes) -> list[tuple[str, float]]:
     with app.app_context():
         database = get_db()
         with database.session() as session:
-            prepared = prepare_issue(session, bench.issue_id, app)
+            prepared = prepare_issue(session, bench.issue_id, app.config)
             readers = list(load_readers(session, prepared.newsletter.id, range(1, STAGE_SAMPLE + 1), app.config).values())
             deliveries.resend(session, bench.issue_id, [DeliveryState.SENT])
             session.execute(update(Issue).where(Issue.id == bench.issue_id).values(status=IssueStatus.SENDING))

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from digest.domain import links
 from digest.domain.bounces import SOFT_BOUNCE_LIMIT, bounce_kind, ingest, read_report
 from digest.core.db import utcnow
-from digest.mail.identity import verp_address
+from digest.domain.identity import verp_address
 from digest.core.models import (
     BounceKind,
     Delivery,

@@ -22,9 +22,10 @@ from sqlalchemy import select
 
 from digest.domain import links
 from digest.core.db import utcnow
-from digest.mail.identity import verp_address
+from digest.domain.identity import verp_address
 from digest.mail.mailer import mailer_for
-from digest.mail.render import Reader, prepare_issue
+from digest.domain.issue_mail import prepare_issue
+from digest.mail.render import Reader
 from digest.core.models import (
     Consent,
     Delivery,
@@ -110,7 +111,7 @@ def _send_digest(app: Flask, smtp_server: SMTPServer, email: str) -> tuple[int, 
         delivery_id = delivery.id
         reader = Reader(subscriber.id, subscriber.subscriptions[0].uid, email, subscriber.name)
     with get_db_of(app).sessionmaker() as session:
-        outgoing = prepare_issue(session, issue_id, app).message_for(reader, delivery_id)
+        outgoing = prepare_issue(session, issue_id, app.config).message_for(reader, delivery_id)
     with mailer_for(app.config) as mailer:
         mailer.send(outgoing.envelope_from, outgoing.recipient, outgoing.data)
     return issue_id, delivery_id, smtp_server.to(email)[-1]

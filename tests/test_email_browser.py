@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from digest.mail.render import Reader, prepare_issue
+from digest.domain.issue_mail import prepare_issue
+from digest.mail.render import Reader
 from tests.support.browser import chromium, screenshot_path
 from tests.support.issues import demo_issue
 from tests.support.readers import (
@@ -24,7 +25,7 @@ def test_digest_in_light_and_dark_on_desktop_and_phone(app, db) -> None:  # type
     """The digest renders in both colour schemes at both widths; dark mode visibly changes it."""
     if app.config["DATABASE_URL"].startswith("postgresql"):
         pytest.skip("the HTML does not depend on the backend; one set of screenshots is enough")
-    prepared = prepare_issue(db, demo_issue(db).id, app)
+    prepared = prepare_issue(db, demo_issue(db).id, app.config)
     html, _ = prepared.parts_for(Reader(1, "uidAdaAdaAdaAdaAdaAdaA", "ada@example.com", "Ada"))
     seen: dict[tuple[str, str], dict[str, object]] = {}
     for scheme in ("light", "dark"):

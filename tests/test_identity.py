@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from digest.mail.identity import from_header, list_headers, parse_verp, verp_address
+from digest.domain.identity import from_header, list_headers, parse_verp, verp_address
 from digest.core.models import Newsletter
 
 CONFIG = {

@@ -12,10 +12,11 @@ import pytest
 
 from digest import create_app
 from digest.mail.dkim import signer_from_config
-from digest.mail.identity import parse_verp
+from digest.domain.identity import parse_verp
 from digest.mail.mailer import mailer_for
 from digest.mail.message import Mail
-from digest.mail.render import Reader, prepare_issue
+from digest.domain.issue_mail import prepare_issue
+from digest.mail.render import Reader
 from tests.conftest import get_db_of
 from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub
 from tests.support.issues import demo_issue, section_ids
@@ -32,7 +33,7 @@ def test_digest_arrives_signed_and_verifies(
     )
     database = get_db_of(app)
     with database.sessionmaker() as db:
-        prepared = prepare_issue(db, demo_issue(db).id, app)
+        prepared = prepare_issue(db, demo_issue(db).id, app.config)
         tools = section_ids(db, "Tools")
     readers = [
         Reader(1, "uidAdaAdaAdaAdaAdaAdaA", "ada@example.com", "Ada"),

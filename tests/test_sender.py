@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,12 +17,16 @@ from flask import Flask
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from digest.domain import deliveries, issues
+from digest.domain import deliveries, issues, posts
 from digest.core.db import Database, utcnow
+from digest.mail import outbox
 from digest.mail.mailer import Mailer, mailer_for
+from digest.mail.render import PreparedIssue
 from digest.core.models import (
     Delivery,
+    Issue,
     IssueStatus,
+    Post,
     SendRate,
     Subscriber,
     Subscription,
@@ -41,6 +49,7 @@ from digest.domain.suppression import email_hash, suppress
 from tests.conftest import get_db_of
 from tests.support.delivery import (
     CONFIG,
+    add_readers,
     make_newsletter,
     per_recipient,
     reader_email,
@@ -569,3 +578,97 @@ def test_421_without_a_send_rate_waits_a_moment(
     assert time.monotonic() - started >= 0.3
     assert outcome.throttled and (outcome.failed_temp, outcome.sent) == (1, 1)
     assert states(db, setup.issue_id) == {"sent": 1, "failed_temp": 1}
+
+
+# --- the render cache: one per app, renders again when the issue changed, bounded ---
+
+
+def _outbox(app: Flask) -> list[outbox.Message]:
+    """Return the messages in app's outbox, oldest first."""
+    folder = Path(app.config["OUTBOX_PATH"])
+    found = [outbox.read_message(folder, name) for name in reversed(outbox.names(folder))]
+    return [message for message in found if message is not None]
+
+
+def test_two_apps_in_one_process_each_send_their_own_issue(
+    app: Flask, db: Session, app_overrides: dict[str, Any], sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Two apps in one process on two databases, each with an issue of the same id: the
+    readers of each get their own database's issue, never a rendering of the other's."""
+    from digest import create_app
+
+    copy = tmp_path / "second.sqlite3"
+    shutil.copy(sqlite_template, copy)
+    second = create_app(
+        {**app_overrides, "DATABASE_URL": f"sqlite:///{copy}", "INSTANCE_PATH": str(tmp_path / "2")}
+    )
+
+    def send(one: Flask, session: Session, subject: str) -> int:
+        setup = make_newsletter(session, readers=2)
+        session.execute(update(Issue).where(Issue.id == setup.issue_id).values(subject=subject))
+        _start(session, setup.issue_id)
+        _drain(one, setup.issue_id, session)
+        return setup.issue_id
+
+    try:
+        with get_db_of(second).sessionmaker() as other:
+            assert send(app, db, "From the first") == send(second, other, "From the second")
+    finally:
+        get_db_of(second).dispose()
+    assert [dict(m.headers)["Subject"] for m in _outbox(app)] == ["From the first"] * 2
+    assert [dict(m.headers)["Subject"] for m in _outbox(second)] == ["From the second"] * 2
+
+
+def test_a_post_edited_while_paused_goes_out_as_edited(app: Flask, db: Session) -> None:
+    """Readers sent after a pause get the issue as it reads when it resumes: a post's title
+    corrected while it was paused reaches them, not the rendering made before."""
+    setup = make_newsletter(db, readers=4)
+    app.config["BATCH_SIZE"] = 2
+    _start(db, setup.issue_id)
+    with mailer_for(app.config) as mailer:
+        send_batch(app, mailer, setup.issue_id, owner=new_owner("test"))
+    issues.pause_issue(db, setup.issue_id)
+    post = db.scalars(select(Post).where(Post.title == "First news")).one()
+    posts.update_post(db, post, replace(posts.PostInput.of(post), title="Corrected news"))
+    issues.resume_issue(db, setup.issue_id)
+    db.commit()
+    _drain(app, setup.issue_id, db)
+    assert ["Corrected news" in (m.text or "") for m in _outbox(app)] == [False, False, True, True]
+    assert states(db, setup.issue_id) == {"sent": 4}
+
+
+def test_an_unchanged_issue_is_rendered_once_for_all_its_batches(app: Flask, db: Session) -> None:
+    """Each batch reads the sending issue again but renders it only once: every message
+    carries the MIME boundary that rendering drew."""
+    setup = make_newsletter(db, readers=3)
+    app.config["BATCH_SIZE"] = 1
+    _start(db, setup.issue_id)
+    _drain(app, setup.issue_id, db)
+    boundaries = {dict(m.headers)["Content-Type"] for m in _outbox(app)}
+    assert states(db, setup.issue_id) == {"sent": 3} and len(boundaries) == 1
+
+
+def _renderings() -> int:
+    """Return how many rendered issues this process holds."""
+    gc.collect()
+    return sum(isinstance(item, PreparedIssue) for item in gc.get_objects())
+
+
+def test_a_worker_keeps_a_bounded_number_of_renderings(app: Flask, db: Session) -> None:
+    """A process that only sends batches (a Celery worker: no sender pool tells it which
+    issues ended) keeps a bounded number of rendered issues, however many it sends."""
+    owner = new_owner("test")
+
+    def send_issues(numbers: range) -> int:
+        for n in numbers:
+            setup = make_newsletter(db, readers=0, slug=f"weekly-{n}")
+            add_readers(db, setup.newsletter_id, range(n, n + 1))
+            _start(db, setup.issue_id)
+            with mailer_for(app.config) as mailer:
+                assert send_batch(app, mailer, setup.issue_id, owner=owner).claimed == 1
+        return _renderings()
+
+    before = _renderings()
+    after_twelve = send_issues(range(12))
+    assert after_twelve > before
+    assert send_issues(range(12, 24)) <= after_twelve

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from digest import create_app
 from digest.domain import issues, reports
 from digest.domain.bounces import ingest
-from digest.mail.identity import verp_address
+from digest.domain.identity import verp_address
 from digest.mail.mailer import mailer_for
 from digest.core.db import utcnow
 from digest.core.models import Delivery, DeliveryState, IssueStatus, Subscriber, Subscription, SubscriptionStatus

@@ -14,7 +14,7 @@ import pytest
 from digest import create_app
 from digest.core.db import utcnow
 from digest.mail.dkim import signer_from_config
-from digest.mail.identity import parse_verp
+from digest.domain.identity import parse_verp
 from digest.core.models import SubscriptionStatus, TransactionalKind, TransactionalState
 from digest.domain.suppression import is_suppressed
 from tests.conftest import BASE_URL, get_db_of

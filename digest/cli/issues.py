@@ -100,11 +100,12 @@ def _check_sendable(app: Flask, issue_id: int) -> None:
     """Refuse, changing nothing, an issue its readers must not get (no postal address, HTML
     Gmail would clip)."""
     from digest.core.extensions import db_session
-    from digest.mail.render import NotSendable, check_sendable, prepare_issue
+    from digest.domain.issue_mail import prepare_issue
+    from digest.mail.render import NotSendable, check_sendable
 
     session = db_session()
     try:
-        check_sendable(prepare_issue(session, issue_id, app))
+        check_sendable(prepare_issue(session, issue_id, app.config))
     except NoResultFound:
         raise click.ClickException(f"there is no issue {issue_id}") from None
     except NotSendable as exc:
@@ -264,12 +265,10 @@ def issue_resend(issue_id: int, which: str | None) -> None:
 def issue_render(issue_id: int, address: str) -> None:
     """Write the exact bytes ADDRESS would receive for issue ISSUE_ID to stdout."""
     from digest.core.extensions import db_session
-    from digest.mail.render import preview_for_address
+    from digest.domain.issue_mail import preview_for_address
 
     try:
-        preview = preview_for_address(
-            db_session(), issue_id, address, current_app._get_current_object()  # type: ignore[attr-defined]
-        )
+        preview = preview_for_address(db_session(), issue_id, address, current_app.config)
     except (LookupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     outgoing = preview.outgoing

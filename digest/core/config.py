@@ -20,6 +20,8 @@ from email_validator import EmailNotValidError, validate_email
 from email.utils import parseaddr
 from limits import parse_many
 
+from digest.mail.dkim import KeyFileError, signer_from_config
+
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names the variable."""
@@ -215,9 +217,10 @@ def _check_together(config: dict[str, Any]) -> None:
     if key_file and not Path(key_file).is_file():
         raise ConfigError(f"DIGEST_DKIM_KEY_FILE names no readable file: {key_file}")
     if key_file:
-        from digest.mail.dkim import signer_from_config
-
-        signer_from_config(config)  # a malformed key stops start-up, naming the variable
+        try:
+            signer_from_config(config)  # a malformed key stops start-up, naming the variable
+        except KeyFileError as exc:
+            raise ConfigError(f"DIGEST_DKIM_KEY_FILE {exc}") from None
     if config["ENV"] == "production" and not config.get("SECRET_KEY"):
         raise ConfigError(
             f"DIGEST_SECRET_KEY is required when DIGEST_ENV=production; generate one with "

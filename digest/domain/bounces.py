@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from digest.domain import links
 from digest.core.db import utcnow
-from digest.mail.identity import parse_verp
+from digest.domain.identity import parse_verp
 from digest.mail.transport import RecipientRejected, SenderProblem, classify
 from digest.core.models import (
     BounceKind,

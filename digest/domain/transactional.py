@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from digest.domain import links
+from digest.domain import identity, links
 from digest.core.db import utcnow
-from digest.mail import identity
+from digest.core.resources import resource_dir
 from digest.mail.message import Mail, ascii_address, format_mailbox, make_message_id
 from digest.mail.stencil import Slots, Stencil, email_templates, render_subject
 from digest.core.models import (
@@ -169,7 +169,7 @@ def _context(shared: _Shared) -> dict[str, Any]:
 @functools.lru_cache(maxsize=64)
 def _stencil(shared: _Shared) -> tuple[str, Stencil]:
     """Return (subject, stencil) of an email, rendered and CSS-inlined once per process."""
-    env = email_templates()
+    env = email_templates(resource_dir("templates"))
     name = _TEMPLATES[shared.kind]
     context = _context(shared)
     subject = render_subject(env, name, context)  # no reader's value may reach a subject

@@ -35,6 +35,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,15 +48,9 @@ from sqlalchemy.orm import Session
 from digest.domain import deliveries, issues
 from digest.core.db import Database, utcnow
 from digest.domain.deliveries import Blocked
+from digest.domain.issue_mail import load_issue, render_settings
 from digest.mail.mailer import Mailer, mailer_for
-from digest.mail.render import (
-    NotSendable,
-    Outgoing,
-    PreparedIssue,
-    Reader,
-    check_sendable,
-    prepare_issue,
-)
+from digest.mail.render import NotSendable, Outgoing, PreparedIssue, Reader, check_sendable
 from digest.mail.transport import (
     RecipientRejected,
     SenderProblem,
@@ -148,23 +143,41 @@ def load_readers(
     }
 
 
-class PreparedIssues:
-    """Each issue rendered once per process (the shared parts), for every sender in it."""
+# Issues whose rendering an app keeps: more than are ever sending at once, and the bound
+# that matters under Celery, where no sender pool tells the cache which issues ended.
+ISSUES_KEPT = 8
 
-    def __init__(self) -> None:
-        self._items: dict[int, PreparedIssue] = {}
+
+class PreparedIssues:
+    """One app's issues, each rendered once (the shared parts) for every sender thread.
+
+    Every batch loads its issue's content again (digest.domain.issue_mail.load_issue, a
+    few queries) and renders again only when it changed: an issue edited while paused
+    (a post, the newsletter's settings) goes out as it reads now. The ISSUES_KEPT issues
+    used last are kept. Each app has its own (`prepared_issues`): its database and its
+    settings (links, secret) are its own.
+    """
+
+    def __init__(self, database: Database, config: Mapping[str, Any]) -> None:
+        self._database = database
+        self._config = config
+        self._settings = render_settings(config)
+        self._items: OrderedDict[int, PreparedIssue] = OrderedDict()  # used last at the end
         self._lock = threading.Lock()
 
-    def get(self, app: Flask, database: Database, issue_id: int) -> PreparedIssue:
-        """Return the prepared issue, rendering it on first use; raise NotSendable if its
+    def get(self, issue_id: int) -> PreparedIssue:
+        """Return the issue rendered from its current content; raise NotSendable if its
         readers must not get it (no postal address, HTML that Gmail would clip)."""
+        with self._database.session() as session:
+            content = load_issue(session, issue_id, self._config)
         with self._lock:
-            prepared = self._items.get(issue_id)
-            if prepared is None:
-                with database.session() as session:
-                    prepared = prepare_issue(session, issue_id, app)
+            prepared = self._items.pop(issue_id, None)
+            if prepared is None or prepared.content != content:
+                prepared = PreparedIssue(content, self._settings)
                 check_sendable(prepared)
-                self._items[issue_id] = prepared
+            self._items[issue_id] = prepared
+            while len(self._items) > ISSUES_KEPT:
+                self._items.popitem(last=False)
             return prepared
 
     def forget(self, keep: Iterable[int]) -> None:
@@ -175,7 +188,14 @@ class PreparedIssues:
                 del self._items[issue_id]
 
 
-PREPARED = PreparedIssues()
+def prepared_issues(app: Flask) -> PreparedIssues:
+    """Return the app's rendered issues, made on first use."""
+    found: PreparedIssues | None = app.extensions.get("digest.prepared")
+    if found is None:
+        found = app.extensions.setdefault(
+            "digest.prepared", PreparedIssues(app.extensions["digest.db"], app.config)
+        )
+    return found
 
 
 @dataclass
@@ -216,7 +236,6 @@ def send_batch(
     *,
     owner: str,
     rate: Throttle | None = None,
-    prepared: PreparedIssues = PREPARED,
     stop: threading.Event | None = None,
 ) -> BatchOutcome:
     """Claim up to DIGEST_BATCH_SIZE deliveries of a sending issue and send them."""
@@ -234,7 +253,7 @@ def send_batch(
             issue_id=issue_id, owner=owner, lease_seconds=lease, rate=rate, stop=stop,
         )
         try:
-            _Batch(context, outcome).run(claimed, prepared)
+            _Batch(context, outcome).run(claimed, prepared_issues(app))
         finally:
             conn.rollback()
             outcome.released = deliveries.release(conn, owner, [c.id for c in claimed])
@@ -333,10 +352,10 @@ class _Batch:
                 self._record(item.id, attempt, recipient, self._send(message))
 
     def _prepared(self, prepared_issues: PreparedIssues) -> PreparedIssue:
-        """Return the issue rendered for this process; pause it if its readers must not get it."""
+        """Return the issue as rendered for this app; pause it if its readers must not get it."""
         context = self.context
         try:
-            return prepared_issues.get(context.app, context.database, context.issue_id)
+            return prepared_issues.get(context.issue_id)
         except NotSendable as exc:
             self._pause(f"The issue cannot be sent: {exc}")
         except Exception as exc:  # noqa: BLE001  (any failure here is the issue's, not a reader's)
@@ -624,7 +643,7 @@ class SenderPool:
         database: Database = self.app.extensions["digest.db"]
         with database.session() as session:
             ids = issues.sending_issue_ids(session)
-        PREPARED.forget(ids)
+        prepared_issues(self.app).forget(ids)
         return ids
 
     def _sender(self) -> None:

@@ -61,7 +61,7 @@ def send_pending_transactional(
     now: dt.datetime | None = None,
 ) -> int:
     """Send up to limit due transactional emails; return how many the server accepted."""
-    lease = dt.timedelta(seconds=3 * int(config.get("SMTP_TIMEOUT", 120)) + 60)
+    lease = dt.timedelta(seconds=3 * int(config["SMTP_TIMEOUT"]) + 60)
     sent = 0
     for _ in range(limit):
         moment = now or utcnow()

@@ -1,8 +1,9 @@
 """The outbox: the .eml files OutboxTransport writes when no SMTP server is configured.
 
 Contract:
-- Only names of the form OutboxTransport writes ("20261126T081500123456Z-<12 hex>.eml")
-  that the folder's own listing contains are ever opened, without following links: a name
+- This module owns the names: `new_name` makes them ("20261126T081500123456Z-<12 hex>.eml",
+  so they sort by the time written) and only names of that form that the folder's own
+  listing contains are ever opened, without following links: a name
   from a URL is never joined to a path unchecked, so nothing outside the folder is read.
 - Listing reads the folder's names (newest first, as the names sort by time) and only
   the headers of the messages on the page; a page of N costs the same in any outbox.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from email import policy
@@ -24,6 +26,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+_STAMP = "%Y%m%dT%H%M%S%f"  # UTC, to the microsecond
 NAME = re.compile(r"\A(\d{8}T\d{12})Z-[0-9a-f]{12}\.eml\Z")
 PAGE = 50
 MAX_BYTES = 20 * 1024 * 1024
@@ -69,6 +72,11 @@ class Message:
     size: int
 
 
+def new_name() -> str:
+    """Return the name of a message written now: the UTC time, then a random part."""
+    return f"{dt.datetime.now(dt.UTC):{_STAMP}}Z-{uuid.uuid4().hex[:12]}.eml"
+
+
 def names(folder: Path) -> list[str]:
     """Return the outbox's message names, newest first (an absent folder is an empty outbox)."""
     try:
@@ -92,7 +100,7 @@ def _open(folder: Path, name: str, limit: int, listed: Collection[str] | None = 
 def _written_at(name: str) -> dt.datetime:
     match = NAME.match(name)
     assert match is not None  # only listed names get here
-    return dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%f").replace(tzinfo=dt.UTC)
+    return dt.datetime.strptime(match.group(1), _STAMP).replace(tzinfo=dt.UTC)
 
 
 def _date(value: str | None) -> dt.datetime | None:

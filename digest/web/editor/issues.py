@@ -1,6 +1,6 @@
 """Issues: the list with the weekly schedule, building, previewing, test sends, scheduling.
 
-The preview shows the bytes `digest issue render` writes (digest.mail.render, the path
+The preview shows the bytes `digest issue render` writes (digest.domain.issue_mail, the path
 every send takes); its HTML is served alone into a sandboxed iframe, under the outbox
 viewer's Content-Security-Policy.
 """
@@ -23,14 +23,8 @@ from digest.mail import outbox
 from digest.core.db import utcnow
 from digest.core.extensions import db_session, limiter
 from digest.mail.mailer import mailer_for
-from digest.mail.render import (
-    NotSendable,
-    Preview,
-    check_sendable,
-    prepare_issue,
-    preview_for_address,
-    test_message,
-)
+from digest.domain.issue_mail import Preview, prepare_issue, preview_for_address, test_message
+from digest.mail.render import NotSendable, check_sendable
 from digest.mail.transport import SendError
 from digest.mail.markdown import render_markdown
 from digest.core.models import (
@@ -192,7 +186,7 @@ def _sendable(issue_id: int) -> bool:
     """Flash why the issue must not go out as it is (no postal address, HTML Gmail clips)."""
     dbs = db_session()
     try:
-        check_sendable(prepare_issue(dbs, issue_id, _app()))
+        check_sendable(prepare_issue(dbs, issue_id, current_app.config))
     except NotSendable as exc:
         flash(f"This issue cannot be sent: {exc}", "error")
         return False
@@ -276,7 +270,7 @@ def _preview_reader(newsletter: Newsletter) -> tuple[str, Subscriber | None]:
 
 
 def _rendered(issue_id: int, address: str) -> tuple[outbox.Message, Preview]:
-    preview = preview_for_address(db_session(), issue_id, address, _app())
+    preview = preview_for_address(db_session(), issue_id, address, current_app.config)
     return outbox.parse_message("preview", preview.outgoing.data), preview
 
 
@@ -335,7 +329,7 @@ def issue_test_send(issue_id: int) -> Response:
     app = _app()
     dbs = db_session()
     try:
-        outgoing = test_message(dbs, issue_id, current_user.email, app)
+        outgoing = test_message(dbs, issue_id, current_user.email, app.config)
     finally:
         dbs.rollback()
     try:

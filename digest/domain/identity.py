@@ -1,8 +1,11 @@
 """Who a message is from, which list it belongs to, and where its bounces go.
 
-The envelope sender is a VERP address, `bounces+REF-MAC@domain`: REF names what was
-sent (a delivery, or a confirmation) and MAC is an HMAC over it, so a bounce maps to
-exactly one message and a forged bounce maps to nothing.
+Contract: every value here is made from the app's settings (DIGEST_MAIL_FROM,
+DIGEST_BASE_URL, the secret key) and a newsletter's row; nothing reads or writes the
+database. The envelope sender is a VERP address, `bounces+REF-MAC@domain`: REF names
+what was sent (a delivery, or a confirmation) and MAC is an HMAC over it, so a bounce
+maps to exactly one message and a forged bounce maps to nothing. `SignedLinks` hands
+digest.mail, which holds no secret, a reader's signed links and bounce address.
 """
 
 from __future__ import annotations
@@ -12,10 +15,15 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from digest.domain import links
-from digest.mail.message import encode_text_header, format_mailbox, parse_mailbox
 from digest.core.models import Newsletter
 from digest.core.tokens import keyed_hash
+from digest.domain import links
+from digest.mail.message import (
+    encode_text_header,
+    format_mailbox,
+    list_unsubscribe_headers,
+    parse_mailbox,
+)
 
 _VERP = re.compile(r"^bounces\+([A-Za-z0-9]+)-([0-9a-f]{16})@", re.IGNORECASE)
 
@@ -39,14 +47,10 @@ def list_id(config: Mapping[str, Any], newsletter: Newsletter) -> str:
 
 def list_unsubscribe(config: Mapping[str, Any], subscription_uid: str) -> list[tuple[str, str]]:
     """Return the RFC 8058 pair: one HTTPS URL and one mailto, never encoded, and the POST hint."""
-    return [
-        (
-            "List-Unsubscribe",
-            f"<{links.unsubscribe_url(config, subscription_uid)}>, "
-            f"<{links.unsubscribe_mailto(config, subscription_uid)}>",
-        ),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-    ]
+    return list_unsubscribe_headers(
+        links.unsubscribe_url(config, subscription_uid),
+        links.unsubscribe_mailto(config, subscription_uid),
+    )
 
 
 def list_headers(
@@ -84,3 +88,27 @@ def parse_verp(config: Mapping[str, Any], address: str) -> str | None:
     ref, mac = match.groups()
     expected = keyed_hash(config["SECRET_KEY"], "verp", ref.lower())[:16]
     return ref.lower() if mac.lower() == expected else None
+
+
+class SignedLinks:
+    """A reader's signed links and the bounce address of a message, under one app's
+    settings (digest.mail.render.ReaderLinks)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = config
+
+    def unsubscribe_url(self, subscription_uid: str) -> str:
+        """Return the reader's one-click unsubscribe URL."""
+        return links.unsubscribe_url(self.config, subscription_uid)
+
+    def unsubscribe_mailto(self, subscription_uid: str) -> str:
+        """Return the reader's mailto: unsubscribe URI."""
+        return links.unsubscribe_mailto(self.config, subscription_uid)
+
+    def preferences_url(self, subscription_uid: str) -> str:
+        """Return the reader's preference-center link."""
+        return links.preferences_url(self.config, subscription_uid)
+
+    def bounce_address(self, ref: str) -> str:
+        """Return the VERP envelope sender of the message ref names."""
+        return verp_address(self.config, ref)
