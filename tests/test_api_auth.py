@@ -11,7 +11,7 @@ from sqlalchemy import select
 from digest.domain import api_tokens
 from digest.core.models import ApiToken, EditorRole
 from digest.web.api.auth import FAILED_AUTH_LIMIT, RATE_LIMIT
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.api import ApiClient, make_token
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import submit

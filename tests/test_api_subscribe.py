@@ -8,9 +8,8 @@ import pytest
 
 from digest.core.models import ConsentSource, SubscriptionStatus, SuppressionReason, TransactionalKind
 from digest.domain.suppression import suppress
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     fresh_ip,
     load_newsletter,
     mails,

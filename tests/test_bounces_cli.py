@@ -36,10 +36,9 @@ from digest.core.models import (
     TransactionalMail,
     TransactionalState,
 )
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.inbound import arf, dsn, mailto_request, returned_headers
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     confirm_by_email,
     deliver,
     load_newsletter,

@@ -8,7 +8,6 @@ from digest.mail.render import Reader, prepare_issue
 from tests.support.browser import chromium, screenshot_path
 from tests.support.issues import demo_issue
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     confirm_by_email,
     deliver,
     html_part,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from digest.core.models import Issue, IssueStatus
 from digest.engine.scheduler import Clock
 from digest.engine.sender import SenderPool
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.smtp import SMTPServer

@@ -16,7 +16,7 @@ from digest.mail.identity import parse_verp
 from digest.mail.mailer import mailer_for
 from digest.mail.message import Mail
 from digest.mail.render import Reader, prepare_issue
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub
 from tests.support.issues import demo_issue, section_ids
 from tests.support.smtp import SMTPServer

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from digest.core.db import Base, Database, alembic_config
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 
 
 def test_single_head(app) -> None:  # type: ignore[no-untyped-def]

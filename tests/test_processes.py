@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from digest.domain import issues
 from digest.core.db import utcnow
 from digest.core.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
-from tests.conftest import REQUIRE_SERVICES, get_db_of
+from tests.support.apps import get_db_of
 from tests.support.delivery import (
     CONFIG,
     DIGEST,
@@ -35,6 +35,7 @@ from tests.support.delivery import (
     stop_process,
     wait_until,
 )
+from tests.support.services import REQUIRE_SERVICES
 from tests.support.smtp import SMTPServer
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,9 @@ from sqlalchemy import select
 from digest import create_app
 from digest.core.db import Base
 from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     fresh_ip,
     load_newsletter,
     signed_path,
@@ -147,7 +146,7 @@ def test_security_headers_are_on_every_kind_of_answer(app, client) -> None:  # t
         _headers_present(response, hsts=True)
 
 
-def test_no_hsts_over_plain_http(app_overrides: dict[str, Any]) -> None:  # noqa: F811
+def test_no_hsts_over_plain_http(app_overrides: dict[str, Any]) -> None:
     """Served over http://, the app does not ask browsers for HTTPS (it could lock them out)."""
     plain = create_app({**app_overrides, "BASE_URL": "http://localhost:5000"})
     client = plain.test_client()

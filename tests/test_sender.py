@@ -36,7 +36,7 @@ from digest.engine.sender import (
 )
 from digest.engine.sendrate import SendRate
 from digest.domain.suppression import email_hash, suppress
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.delivery import (
     CONFIG,
     make_newsletter,

@@ -8,11 +8,10 @@ import pytest
 from flask import Flask
 
 from digest.core.models import EditorRole, SubscriptionStatus, SuppressionReason
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.browser import chromium, live_server, screenshot_path
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     deliver,
     load_newsletter,
     subscription,

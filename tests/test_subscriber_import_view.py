@@ -32,11 +32,10 @@ from digest.core.models import (
 )
 from digest.domain.subscribers import default_newsletter, erase
 from digest.domain.suppression import suppress
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     load_newsletter,
     mails,
     subscription,

@@ -33,10 +33,11 @@ from digest.core.models import (
     Subscription,
     SubscriptionStatus,
 )
+from tests.support.apps import SECRET
 from tests.support.smtp import SMTPServer
 
 T = TypeVar("T")
-CONFIG = {"SECRET_KEY": "test-secret-key-0123456789"}  # what the ledger needs of the test app's settings
+CONFIG = {"SECRET_KEY": SECRET}  # what the ledger needs of the test app's settings
 DIGEST = str(Path(sys.executable).with_name("digest"))
 
 
