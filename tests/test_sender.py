@@ -43,10 +43,10 @@ from tests.support.delivery import (
     per_recipient,
     reader_email,
     states,
-    wait_until,
 )
 from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer, refuse_once
+from tests.support.waiting import wait_until
 
 
 def _start(db: Session, issue_id: int) -> None:
@@ -100,7 +100,7 @@ def test_451_is_retried_later_and_delivered(smtp_app: Flask, smtp_server: SMTPSe
     row = db.scalars(select(Delivery).where(Delivery.state == "failed_temp")).one()
     assert row.smtp_code == 451 and row.next_attempt_at is not None
     assert issues.get_issue(db, setup.issue_id).status == IssueStatus.SENDING
-    wait_until(lambda: utcnow() >= row.next_attempt_at, timeout=5)
+    wait_until(lambda: utcnow() >= row.next_attempt_at, timeout=5, what="the retry to fall due")
     _drain(smtp_app, setup.issue_id, db)
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
     assert states(db, setup.issue_id) == {"sent": 3}
@@ -122,7 +122,9 @@ def test_421_slows_the_shared_rate_and_the_reader_gets_it_later(
     assert db.scalar(select(SendRateRow.factor).where(SendRateRow.name == "smtp")) < 0.6  # halved, recovering
     db.rollback()
     assert states(db, setup.issue_id) == {"sent": 3, "failed_temp": 1}
-    time.sleep(0.5)
+    retry_at = db.scalar(select(Delivery.next_attempt_at).where(Delivery.state == "failed_temp"))
+    assert retry_at is not None
+    wait_until(lambda: utcnow() >= retry_at, timeout=5, what="the retry to fall due")
     _drain(smtp_app, setup.issue_id, db)
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
 
