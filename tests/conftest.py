@@ -1,9 +1,10 @@
 """Fixtures: an app per test on SQLite and on PostgreSQL, a real SMTP server, a runner.
 
-Every test that uses `app` (or anything built on `database_url`) runs once per backend.
-Which backends, and where PostgreSQL is, see tests/support/services.py; each pytest
-worker gets a PostgreSQL database of its own, migrated once and truncated between tests.
-Helpers live in tests/support/, never here.
+Every test that uses `app` (or anything built on `database_url`) runs once per backend,
+or on the first backend only when marked `one_backend` (its outcome cannot depend on the
+database). Which backends, and where PostgreSQL is, see tests/support/services.py; each
+pytest worker gets a PostgreSQL database of its own, migrated once and truncated between
+tests. Helpers live in tests/support/, never here.
 """
 
 from __future__ import annotations
@@ -33,6 +34,25 @@ from tests.support.services import (
     worker_database_name,
 )
 from tests.support.smtp import SMTPServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the one_backend marker."""
+    config.addinivalue_line(
+        "markers",
+        "one_backend: the outcome cannot depend on the database; run on the first backend only",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that uses a database on every backend, or on the first if one_backend.
+
+    A test that parametrizes database_url itself (PostgreSQL only, say) keeps its choice.
+    """
+    chosen = any("database_url" in mark.args[0] for mark in metafunc.definition.iter_markers("parametrize"))
+    if "database_url" in metafunc.fixturenames and not chosen:
+        one = metafunc.definition.get_closest_marker("one_backend") is not None
+        metafunc.parametrize("database_url", BACKENDS[:1] if one else BACKENDS, indirect=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -69,9 +89,9 @@ def postgres_url() -> Iterator[str]:
     drop_database(admin_url, name)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty, migrated database on this test's backend."""
+    """An empty, migrated database on this test's backend (see pytest_generate_tests)."""
     if request.param == "postgresql":
         url: str = request.getfixturevalue("postgres_url")
         truncate_all(url)

@@ -66,6 +66,7 @@ def test_cli_refuses_bad_input(app, runner) -> None:  # type: ignore[no-untyped-
     assert _tokens(app) == []
 
 
+@pytest.mark.one_backend
 def test_no_token_is_401_with_a_challenge(app, client) -> None:  # type: ignore[no-untyped-def]
     """Without a token the API answers 401 JSON with `WWW-Authenticate: Bearer`."""
     response = ApiClient(client).get(ME)

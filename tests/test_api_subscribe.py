@@ -42,6 +42,7 @@ def test_get_describes_the_form_to_show(app, client) -> None:  # type: ignore[no
     assert client.get(URL + "?newsletter=nope").status_code == 404
 
 
+@pytest.mark.one_backend
 def test_cors_preflight(app, client) -> None:  # type: ignore[no-untyped-def]
     """A browser's preflight for a JSON POST from another origin is allowed, without credentials."""
     response = client.options(

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 from flask import Flask
 from sqlalchemy import select
@@ -262,6 +263,7 @@ def test_mailto_unsubscribe_skips_the_reader_in_the_next_digest(smtp_app, smtp_s
     assert again.exit_code == 0  # a second request is harmless
 
 
+@pytest.mark.one_backend
 def test_empty_input_is_refused(app) -> None:  # type: ignore[no-untyped-def]
     """Nothing on stdin is an error that says what the command expects."""
     result = _ingest(app, b"")

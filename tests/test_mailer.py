@@ -70,6 +70,7 @@ def test_digest_arrives_signed_and_verifies(
         assert message["To"].addresses[0].addr_spec == rcpt
 
 
+@pytest.mark.one_backend
 def test_every_message_is_signed_text_only_too(
     app_overrides: dict[str, Any], smtp_server: SMTPServer, tmp_path: Path
 ) -> None:
@@ -93,6 +94,7 @@ def test_every_message_is_signed_text_only_too(
     assert "content-transfer-encoding" in names and names.count("list-unsubscribe") == 1
 
 
+@pytest.mark.one_backend
 def test_without_dkim_nothing_is_signed(smtp_app, smtp_server: SMTPServer) -> None:  # type: ignore[no-untyped-def]
     """With DIGEST_DKIM_* unset, messages go out exactly as built, unsigned."""
     data = Mail(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -96,6 +97,7 @@ def test_every_state_changing_route_needs_a_csrf_token(app) -> None:  # type: ig
             "public.preferences_action", "public.delete", "public.confirm"} <= set(checked)
 
 
+@pytest.mark.one_backend
 def test_only_the_documented_routes_are_exempt(app) -> None:  # type: ignore[no-untyped-def]
     """The exemptions are exactly the one-click POST, the bearer-token API and the CORS signup."""
     csrf = app.extensions["csrf"]
