@@ -60,8 +60,7 @@ def make_newsletter(
     slug: str = "weekly",
     status: SubscriptionStatus = SubscriptionStatus.CONFIRMED,
 ) -> Setup:
-    """Add a newsletter, two sections with a published post each, readers and a draft issue;
-    commit."""
+    """Add and commit a newsletter: two sections with a published post each, readers, a draft issue."""
     newsletter = Newsletter(
         slug=slug, name="The Test Weekly", time_zone="Europe/Berlin",
         postal_address="1 Test Street, Berlin",
@@ -117,8 +116,10 @@ def add_readers(
 
 
 def states(session: Session, issue_id: int) -> Counter[str]:
-    """Return the issue's delivery rows per state (ending the session's transaction, which
-    on SQLite would otherwise keep the write lock)."""
+    """Return the issue's delivery rows per state, ending the session's transaction.
+
+    On SQLite an open transaction would keep the write lock.
+    """
     session.commit()
     rows = session.execute(
         select(Delivery.state, func.count()).where(Delivery.issue_id == issue_id).group_by(Delivery.state)

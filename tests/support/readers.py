@@ -121,14 +121,16 @@ def text_part(received: Received) -> str:
     """Return the decoded text/plain part of a received message."""
     part = received.message.get_body(preferencelist=("plain",))
     assert part is not None
-    return part.get_content()
+    content: str = part.get_content()
+    return content
 
 
 def html_part(received: Received) -> str:
     """Return the decoded text/html part of a received message."""
     part = received.message.get_body(preferencelist=("html",))
     assert part is not None
-    return part.get_content()
+    content: str = part.get_content()
+    return content
 
 
 def link(received: Received, kind: str, base_url: str) -> str:
