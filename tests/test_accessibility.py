@@ -13,7 +13,6 @@ from digest.core.models import Subscriber
 from tests.support.browser import chromium, live_server, screenshot_path
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     signed_path,
     signup,
 )

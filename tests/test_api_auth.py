@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from digest.domain import api_tokens
 from digest.core.models import ApiToken, EditorRole
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.api import ApiClient, make_token
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import submit
@@ -65,6 +65,7 @@ def test_cli_refuses_bad_input(app, runner) -> None:  # type: ignore[no-untyped-
     assert _tokens(app) == []
 
 
+@pytest.mark.one_backend
 def test_no_token_is_401_with_a_challenge(app, client) -> None:  # type: ignore[no-untyped-def]
     """Without a token the API answers 401 JSON with `WWW-Authenticate: Bearer`."""
     response = ApiClient(client).get(ME)

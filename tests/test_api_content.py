@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from digest.core.db import utcnow
 from digest.core.models import EditorRole, Issue, Post, PostStatus, Section
-from tests.conftest import get_db_of
 from tests.support.api import ApiClient, make_token
+from tests.support.apps import get_db_of
 from tests.support.readers import load_newsletter
 from tests.support.workspace import sent_issue
 

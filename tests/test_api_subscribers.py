@@ -15,8 +15,8 @@ from digest.core.models import (
     TransactionalState,
 )
 from digest.domain.suppression import suppress
-from tests.conftest import get_db_of
 from tests.support.api import ApiClient, make_token
+from tests.support.apps import get_db_of
 from tests.support.forms import submit
 from tests.support.readers import deliver, link, load_newsletter, mails, subscription
 

@@ -322,6 +322,7 @@ def test_a_forged_transactional_reference_changes_nothing(app, db) -> None:  # t
     assert _suppressed(app, db, "ada@example.com") is None
 
 
+@pytest.mark.one_backend
 def test_envelope_recipient_and_returned_return_path(app) -> None:  # type: ignore[no-untyped-def]
     """The VERP reference is found from the MTA's envelope recipient or the returned original."""
     verp = verp_address(app.config, "d42")

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 from flask import Flask
 from sqlalchemy import select
@@ -37,10 +38,9 @@ from digest.core.models import (
     TransactionalMail,
     TransactionalState,
 )
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.inbound import arf, dsn, mailto_request, returned_headers
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     confirm_by_email,
     deliver,
     load_newsletter,
@@ -264,6 +264,7 @@ def test_mailto_unsubscribe_skips_the_reader_in_the_next_digest(smtp_app, smtp_s
     assert again.exit_code == 0  # a second request is harmless
 
 
+@pytest.mark.one_backend
 def test_empty_input_is_refused(app) -> None:  # type: ignore[no-untyped-def]
     """Nothing on stdin is an error that says what the command expects."""
     result = _ingest(app, b"")

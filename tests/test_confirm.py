@@ -12,10 +12,9 @@ from digest.core.db import utcnow
 from digest.domain.links import confirm_url, unsubscribe_url
 from digest.core.models import SubscriptionStatus, TransactionalKind, TransactionalMail
 from digest.core.tokens import Purpose, make_token
-from tests.conftest import BASE_URL, get_db_of
+from tests.support.apps import BASE_URL, get_db_of
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     deliver,
     link,
     load_newsletter,

@@ -219,7 +219,7 @@ def test_counts_and_open_work(db: Session) -> None:
     assert states(db, setup.issue_id) == {"sent": 1, "pending": 1, "failed_temp": 1}
 
 
-def test_bulk_hasher_matches_the_suppression_list(db: Session) -> None:
+def test_bulk_hasher_matches_the_suppression_list() -> None:
     """The fan-out's hasher gives exactly the hash the suppression list stores."""
     from digest.domain.suppression import HASH_PURPOSE
     from digest.core.tokens import keyed_hasher

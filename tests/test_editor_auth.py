@@ -24,6 +24,7 @@ def editor_routes(app: Flask, prefix: str = "editor.") -> Iterator[tuple[str, st
             yield method, url
 
 
+@pytest.mark.one_backend
 def test_every_editor_route_is_covered(app) -> None:  # type: ignore[no-untyped-def]
     """The route list the permission tests walk includes the pages a user knows."""
     urls = {url for _, url in editor_routes(app)}

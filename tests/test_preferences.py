@@ -23,10 +23,9 @@ from digest.core.models import (
 )
 from digest.domain.subscribers.privacy import erase
 from digest.domain.suppression import email_hash, is_suppressed, suppress
-from tests.conftest import BASE_URL, get_db_of
+from tests.support.apps import BASE_URL, get_db_of
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     deliver,
     link,
     load_newsletter,

@@ -46,7 +46,7 @@ from digest.engine.sender import (
 )
 from digest.engine.sendrate import SendRateLimiter
 from digest.domain.suppression import email_hash, suppress
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.delivery import (
     CONFIG,
     add_readers,
@@ -54,10 +54,10 @@ from tests.support.delivery import (
     per_recipient,
     reader_email,
     states,
-    wait_until,
 )
 from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer, refuse_once
+from tests.support.waiting import wait_until
 
 
 def _start(db: Session, issue_id: int) -> None:
@@ -115,7 +115,7 @@ def test_451_is_retried_later_and_delivered(smtp_app: Flask, smtp_server: SMTPSe
     assert issues.get_issue(db, setup.issue_id).status == IssueStatus.SENDING
     due = row.next_attempt_at
     assert due is not None
-    wait_until(lambda: utcnow() >= due, timeout=5)
+    wait_until(lambda: utcnow() >= due, timeout=5, what="the retry to fall due")
     _drain(smtp_app, setup.issue_id, db)
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
     assert states(db, setup.issue_id) == {"sent": 3}
@@ -138,7 +138,9 @@ def test_421_slows_the_shared_rate_and_the_reader_gets_it_later(
     assert factor is not None and factor < 0.6  # halved, recovering
     db.rollback()
     assert states(db, setup.issue_id) == {"sent": 3, "failed_temp": 1}
-    time.sleep(0.5)
+    retry_at = db.scalar(select(Delivery.next_attempt_at).where(Delivery.state == "failed_temp"))
+    assert retry_at is not None
+    wait_until(lambda: utcnow() >= retry_at, timeout=5, what="the retry to fall due")
     _drain(smtp_app, setup.issue_id, db)
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
 

@@ -25,7 +25,7 @@ from digest.core.models import Delivery, DeliveryState, IssueStatus, Subscriber,
 from digest.engine.scheduler import maintain
 from digest.engine.sender import new_owner, send_batch
 from digest.domain.subscribers.actions import ReaderActions
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.delivery import CONFIG, Setup, make_newsletter, per_recipient, reader_email, states
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token

@@ -27,9 +27,8 @@ from digest.core.models import (
 from digest.domain.subscribers.privacy import erase
 from digest.domain.subscribers.signup import Signup, SignupOutcome, confirm, pause, subscribe, unsubscribe
 from digest.domain.suppression import suppress
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     deliver,
     load_newsletter,
     mails,

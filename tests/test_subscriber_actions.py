@@ -17,11 +17,10 @@ from digest.core.models import (
     TransactionalKind,
 )
 from digest.domain.suppression import suppress
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     load_newsletter,
     mails,
     signed_path,

@@ -18,7 +18,7 @@ from digest.core.models import (
 )
 from digest.domain.subscribers.csv_io import EXPORT_COLUMNS
 from digest.domain.suppression import suppress
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.readers import load_newsletter, mails, subscription
 
 

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +32,15 @@ from digest.core.models import (
 from digest.domain.newsletters import find_newsletter
 from digest.domain.subscribers.privacy import erase
 from digest.domain.suppression import suppress
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     load_newsletter,
     mails,
     subscription,
 )
+from tests.support.waiting import wait_until
 
 ADMIN, WRITER = "admin@example.com", "writer@example.com"
 WAITING = {"checking", "importing"}
@@ -78,13 +77,14 @@ def _upload(client: FlaskClient, data: bytes | str, *, source: str = "import", s
 
 def _wait(client: FlaskClient, job_page: str, timeout: float = 120) -> dict[str, Any]:
     """Poll the job's status like its page does until it stops working; return the last status."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.get(f"{job_page}/status").get_json()
-        if status["state"] not in WAITING:
-            return status
-        assert time.monotonic() < deadline, f"the import is still {status['state']}"
-        time.sleep(0.05)
+    statuses: list[dict[str, Any]] = []
+
+    def finished() -> bool:
+        statuses.append(client.get(f"{job_page}/status").get_json())
+        return statuses[-1]["state"] not in WAITING
+
+    wait_until(finished, timeout, what=lambda: f"the import, still {statuses[-1]['state']}", every=0.05)
+    return statuses[-1]
 
 
 def _job(app: Flask, job_id: int) -> ImportJob:
@@ -234,12 +234,13 @@ def test_a_large_file_imports_in_the_background(app, client) -> None:  # type: i
     job_id = int(job_page.rsplit("/", 1)[1])
     assert _job(app, job_id).state in (ImportState.CHECKING, ImportState.IMPORTING)
     seen: list[tuple[str, float]] = []
-    while True:
+
+    def finished() -> bool:
         status = client.get(f"{job_page}/status").get_json()
         seen.append((status["state"], status["percent"]))
-        if status["state"] not in WAITING:
-            break
-        time.sleep(0.02)
+        return status["state"] not in WAITING
+
+    wait_until(finished, 120, what=lambda: f"the import, still {seen[-1]}", every=0.02)
     assert seen[-1][0] == "done"
     for phase in WAITING:
         figures = [p for state, p in seen if state == phase]
@@ -273,10 +274,12 @@ def test_a_killed_runner_is_resumed_without_doubles_or_gaps(app, client) -> None
                                             ConsentSource.IMPORT, ask_to_confirm=False)
         job_id = job.id
     process = _runner_process(app, job_id)
-    deadline = time.monotonic() + 120
-    while _job(app, job_id).done_rows < 1000:
-        assert process.poll() is None and time.monotonic() < deadline, "the runner ended too early"
-        time.sleep(0.01)
+
+    def under_way() -> bool:
+        assert process.poll() is None, "the runner ended too early"
+        return _job(app, job_id).done_rows >= 1000
+
+    wait_until(under_way, 120, what="a thousand rows imported", every=0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed = _job(app, job_id)

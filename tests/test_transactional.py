@@ -17,10 +17,9 @@ from digest.mail.dkim import signer_from_config
 from digest.domain.identity import parse_verp
 from digest.core.models import SubscriptionStatus, TransactionalKind, TransactionalState
 from digest.domain.suppression import is_suppressed
-from tests.conftest import BASE_URL, get_db_of
+from tests.support.apps import BASE_URL, get_db_of
 from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     confirm_by_email,
     deliver,
     html_part,

@@ -19,10 +19,9 @@ from digest.core.models import (
     SuppressionReason,
 )
 from digest.domain.suppression import is_suppressed, suppress
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.forms import csrf_token
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     load_newsletter,
     signed_path,
     subscription,
