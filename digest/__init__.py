@@ -50,7 +50,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+        app.wsgi_app = proxied  # type: ignore[method-assign]  # as Flask's docs wrap the WSGI app
     extensions.init_db(app)
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)

@@ -55,7 +55,7 @@ def editor_list() -> None:
         click.echo(f"{editor.email}\t{editor.role.value}\t{status}\tlast login {last}")
 
 
-def _change_editor(email: str, change: Callable[[Session, Editor], str]) -> None:
+def _change_editor(email: str, change: Callable[[Session, Editor], Editor], done: str) -> None:
     from digest.core.extensions import db_session
     from digest.domain.editors import EditorError, find_editor
 
@@ -64,11 +64,11 @@ def _change_editor(email: str, change: Callable[[Session, Editor], str]) -> None
     if editor is None:
         raise click.ClickException(f"no editor has the address {email}")
     try:
-        message = change(session, editor)
+        change(session, editor)
     except EditorError as exc:
         raise click.ClickException(str(exc)) from None
     session.commit()
-    click.echo(message)
+    click.echo(f"{editor.email} {done}")
 
 
 @group.command("deactivate")
@@ -78,7 +78,7 @@ def editor_deactivate(email: str) -> None:
     """Stop an editor from logging in (ends their sessions); never the last admin."""
     from digest.domain.editors import set_active
 
-    _change_editor(email, lambda s, e: set_active(s, e, False) and f"{e.email} is deactivated.")
+    _change_editor(email, lambda s, e: set_active(s, e, False), "is deactivated.")
 
 
 @group.command("activate")
@@ -88,7 +88,7 @@ def editor_activate(email: str) -> None:
     """Let a deactivated editor log in again."""
     from digest.domain.editors import set_active
 
-    _change_editor(email, lambda s, e: set_active(s, e, True) and f"{e.email} is active.")
+    _change_editor(email, lambda s, e: set_active(s, e, True), "is active.")
 
 
 @group.command("reset-password")
@@ -100,7 +100,7 @@ def editor_reset_password(email: str, password_stdin: bool) -> None:
     from digest.domain.editors import set_password
 
     password = _read_password(password_stdin)
-    _change_editor(email, lambda s, e: set_password(s, e, password) and f"{e.email} has a new password.")
+    _change_editor(email, lambda s, e: set_password(s, e, password), "has a new password.")
 
 
 

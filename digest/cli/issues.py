@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import NoResultFound
 
-from digest.core.extensions import get_db
+from digest.core.extensions import current_app_object, get_db
 
 if TYPE_CHECKING:
     from digest.domain.issues import Progress
@@ -55,11 +55,12 @@ def issue_list() -> None:
 def issue_send(issue_id: int, now: bool, at: str | None, tz: str | None, no_wait: bool) -> None:
     """Send an issue now (following its progress), or schedule it with --at."""
     from digest.core.extensions import db_session
+    from digest.core.models import IssueStatus
     from digest.domain import issues
 
     if now and at:
         raise click.UsageError("choose --now or --at, not both")
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app_object()
     session = db_session()
     if at:
         item = _issue_action(issues.schedule_issue, issue_id, issues.parse_local(at), tz)
@@ -79,14 +80,14 @@ def issue_send(issue_id: int, now: bool, at: str | None, tz: str | None, no_wait
                 bar.update(step.covered - bar.pos)
         session.commit()
     item = _issue_action(issues.get_issue, issue_id)
-    if item.status == issues.IssueStatus.SCHEDULED and not now:
+    if item.status == IssueStatus.SCHEDULED and not now:
         click.echo(
             f"Issue {item.id} is scheduled for {item.scheduled_at:%Y-%m-%d %H:%M} UTC"
             f"{' but held' if item.held else ''}; the scheduler starts it. "
             "Use --now to send it now."
         )
         return
-    if item.status not in (issues.IssueStatus.SENDING, issues.IssueStatus.PAUSED):
+    if item.status not in (IssueStatus.SENDING, IssueStatus.PAUSED):
         raise click.ClickException(
             f"Issue {item.id} is {item.status.value}: use --now to send it or --at to schedule it."
         )
@@ -146,7 +147,7 @@ def issue_status(issue_id: int, once: bool) -> None:
     from digest.domain import issues
 
     _issue_action(issues.get_issue, issue_id)
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app_object()
     try:
         _follow(app, issue_id, live=not once)
     except KeyboardInterrupt:
@@ -155,6 +156,7 @@ def issue_status(issue_id: int, once: bool) -> None:
 
 def _follow(app: Flask, issue_id: int, live: bool = True, on_poll: Any = None) -> Progress:
     """Show a progress bar until the issue stops sending; then the figures; return them."""
+    from digest.core.models import IssueStatus
     from digest.domain import issues
 
     database = get_db()
@@ -164,16 +166,16 @@ def _follow(app: Flask, issue_id: int, live: bool = True, on_poll: Any = None) -
             return issues.issue_progress(session, issue_id, previous)
 
     progress = snapshot(None)
-    followed = live and progress.status == issues.IssueStatus.SENDING
+    followed = live and progress.status == IssueStatus.SENDING
     if followed:
         with click.progressbar(
             length=max(progress.counts.total, 1),
             label=f"Issue {issue_id}",
             show_eta=False,
-            item_show_func=lambda p: _progress_line(p) if p else "",
+            item_show_func=_progress_line,
         ) as bar:
             bar.update(progress.counts.done, progress)
-            while progress.status == issues.IssueStatus.SENDING:
+            while progress.status == IssueStatus.SENDING:
                 time.sleep(1.0)
                 if on_poll is not None:
                     on_poll()
@@ -186,7 +188,9 @@ def _follow(app: Flask, issue_id: int, live: bool = True, on_poll: Any = None) -
     return progress
 
 
-def _progress_line(progress: Progress) -> str:
+def _progress_line(progress: Progress | None) -> str:
+    if not progress:
+        return ""
     counts = progress.counts
     parts = [f"{state.value} {n}" for state, n in counts.by_state.items() if n]
     if progress.rate:

@@ -8,10 +8,10 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import with_appcontext
 
-from digest.core.extensions import get_db
+from digest.core.extensions import current_app_object, get_db
 
 if TYPE_CHECKING:
     from digest.engine.scheduler import Clock
@@ -30,7 +30,7 @@ def run(host: str, port: int) -> None:
 
     if pending_migrations(get_db()):
         raise click.ClickException("The database is not up to date: run `digest db upgrade` first.")
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app_object()
     _log_to_stderr()
     pool, clock = _start_background(app)
     # waitress stops on KeyboardInterrupt; make SIGTERM (systemd, docker stop) do the same.
@@ -83,7 +83,7 @@ def scheduler(once: bool) -> None:
     """Run the clock alone: weekly issues, due sends, reaping, dispatch (one per deployment)."""
     from digest.engine.scheduler import tick
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app_object()
     _log_to_stderr()
     if once:
         dispatcher = None
@@ -119,7 +119,7 @@ def worker(threads: int | None) -> None:
     """Run a sender process alone (a Celery worker when DIGEST_BROKER_URL is set)."""
     from digest.engine.sender import SenderPool
 
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app_object()
     _log_to_stderr()
     threads = threads or app.config["SENDER_THREADS"]
     if app.config.get("BROKER_URL"):

@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import CursorResult, DateTime, MetaData, Result, Table, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -27,6 +30,9 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    if TYPE_CHECKING:
+        # Every model maps a plain Table, which Core's insert() and update() take.
+        __table__: ClassVar[Table]
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -54,6 +60,13 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 def utcnow() -> dt.datetime:
     """Return the current time as an aware UTC datetime."""
     return dt.datetime.now(dt.UTC)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Return how many rows the UPDATE, INSERT or DELETE that gave result matched."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"a {type(result).__name__} counts no rows")
+    return result.rowcount
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -116,7 +129,7 @@ class Database:
         self.engine.dispose()
 
 
-def alembic_config(database: Database):  # type: ignore[no-untyped-def]
+def alembic_config(database: Database) -> Config:
     """Return an Alembic Config for the packaged migrations, bound to no connection yet."""
     from alembic.config import Config
 

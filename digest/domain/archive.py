@@ -23,7 +23,7 @@ FEED_ENTRIES = 50
 _WITH_POSTS = selectinload(Issue.issue_posts).selectinload(IssuePost.post).selectinload(Post.section)
 
 
-def _newest_first(newsletter: Newsletter) -> Select[tuple[Issue]]:
+def _newest_first(newsletter: Newsletter) -> Select[Issue]:
     return (
         select(Issue)
         .where(Issue.newsletter_id == newsletter.id, Issue.status == IssueStatus.SENT)

@@ -120,7 +120,9 @@ def _blocks(part: Message) -> list[list[tuple[str, str]]]:
     payload = part.get_payload()
     if isinstance(payload, list):
         # The email package reads message/* bodies as messages; take their text back.
-        text = "\n\n".join(block.as_string() for block in payload)
+        text = "\n\n".join(
+            block.as_string() if isinstance(block, Message) else block for block in payload
+        )
     else:
         text = _text(part)
     return [_fields(block) for block in re.split(r"\r?\n\s*\r?\n", text) if block.strip()]
@@ -131,7 +133,7 @@ def _returned_headers(message: Message) -> Message | None:
         kind = part.get_content_type()
         if kind in ("message/rfc822", "message/global"):
             payload = part.get_payload()
-            if isinstance(payload, list) and payload:
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
         if kind in ("text/rfc822-headers", "text/global-headers"):
             return HeaderParser(policy=email.policy.default).parsestr(_text(part))
@@ -210,7 +212,7 @@ def bounce_kind(status: str, diagnostic: str) -> BounceKind:
 
 def read_report(config: Mapping[str, Any], raw: bytes, envelope_to: str | None = None) -> Report:
     """Return what an inbound message says; envelope_to is the address the MTA delivered it to."""
-    message: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[assignment]
+    message: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)
     recipients = ([envelope_to] if envelope_to else []) + _addresses(
         value for name in RECIPIENT_HEADERS for value in (message.get_all(name) or [])
     )

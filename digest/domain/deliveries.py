@@ -34,9 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    Alias,
     Connection,
-    Insert,
     Integer,
+    Table,
     and_,
     bindparam,
     exists,
@@ -50,7 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from digest.core.db import utcnow
+from digest.core.db import rowcount, utcnow
 from digest.core.models import (
     Delivery,
     DeliveryState,
@@ -85,9 +86,12 @@ def _dialect(executor: Executor) -> str:
     return executor.dialect.name
 
 
-def upsert_insert(executor: Executor) -> Callable[[Any], Insert]:
+UpsertInsert = postgresql.Insert | sqlite.Insert
+
+
+def upsert_insert(executor: Executor) -> Callable[[Table], UpsertInsert]:
     """Return the dialect's insert(), the one that knows ON CONFLICT."""
-    return postgresql.insert if _dialect(executor) == "postgresql" else sqlite.insert  # type: ignore[return-value]
+    return postgresql.insert if _dialect(executor) == "postgresql" else sqlite.insert
 
 
 # --- fan-out -------------------------------------------------------------------------
@@ -174,7 +178,7 @@ def fan_out_chunks(
             ["issue_id", "subscriber_id", "state", "attempts", "created_at", "updated_at"], rows
         ).on_conflict_do_nothing(index_elements=["issue_id", "subscriber_id"])
         statement = statement.execution_options(preserve_rowcount=True)
-        inserted = session.execute(statement).rowcount
+        inserted = rowcount(session.execute(statement))
         yield FanOutStep(covered=min(stop, high + 1) - low, span=span, inserted=max(inserted, 0))
 
 
@@ -282,6 +286,7 @@ def _sent_values(accepted: Accepted) -> dict[str, Any]:
 def _mark_sending_after_sent() -> Any:
     # PostgreSQL runs a data-modifying CTE whether or not the statement reads it.
     row = DELIVERY.alias("settled_delivery")
+    assert isinstance(row, Alias)  # what Table.alias() makes; update() takes no wider type
     settled = (
         update(row)
         .where(
@@ -399,7 +404,7 @@ def _transition(
     statement = _transition_statement(source, target, tuple(sorted(values)))
     params = {"delivery_id": delivery_id, "owner": owner}
     params.update({f"new_{k}": v for k, v in values.items()})
-    return executor.execute(statement, params).rowcount == 1
+    return rowcount(executor.execute(statement, params)) == 1
 
 
 def skip(executor: Executor, delivery_id: int, owner: str, reason: str) -> bool:
@@ -486,7 +491,7 @@ def release(executor: Executor, owner: str, ids: Iterable[int] | None = None) ->
         .where(condition)
         .values(state=DeliveryState.PENDING.value, lease_owner=None, lease_until=None)
     )
-    return executor.execute(statement).rowcount
+    return rowcount(executor.execute(statement))
 
 
 def renew_lease(executor: Executor, owner: str, lease_seconds: float) -> int:
@@ -499,7 +504,7 @@ def renew_lease(executor: Executor, owner: str, lease_seconds: float) -> int:
         )
         .values(lease_until=utcnow() + dt.timedelta(seconds=lease_seconds))
     )
-    return executor.execute(statement).rowcount
+    return rowcount(executor.execute(statement))
 
 
 # --- maintenance (the scheduler's tick) ----------------------------------------------
@@ -519,40 +524,40 @@ def reap_expired(
     """Return expired claims to pending; mark expired sends unknown (or pending under
     DIGEST_AMBIGUOUS=resend)."""
     now = now or utcnow()
-    returned = executor.execute(
+    returned = rowcount(executor.execute(
         update(DELIVERY)
         .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.CLAIMED.value, DELIVERY.c.lease_until < now)
         .values(state=DeliveryState.PENDING.value, lease_owner=None, lease_until=None)
-    ).rowcount
+    ))
     if ambiguous == "resend":
         target, note = DeliveryState.PENDING, "outcome unclear after a crash; sent again (DIGEST_AMBIGUOUS=resend)"
     else:
         target, note = DeliveryState.UNKNOWN, "sender stopped while this message was in flight"
-    unclear = executor.execute(
+    unclear = rowcount(executor.execute(
         update(DELIVERY)
         .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.SENDING.value, DELIVERY.c.lease_until < now)
         .values(state=target.value, lease_owner=None, lease_until=None, smtp_response=note)
-    ).rowcount
+    ))
     return Reaped(returned, unclear)
 
 
 def requeue_due_retries(executor: Executor, now: dt.datetime | None = None) -> int:
     """failed_temp → pending for rows whose retry is due; return how many."""
     now = now or utcnow()
-    return executor.execute(
+    return rowcount(executor.execute(
         update(DELIVERY)
         .where(WAITING, DELIVERY.c.next_attempt_at <= now)
         .values(state=DeliveryState.PENDING.value, next_attempt_at=None)
-    ).rowcount
+    ))
 
 
 def resend(executor: Executor, issue_id: int, states: Sequence[DeliveryState]) -> int:
     """Put an issue's rows in states back to pending with fresh attempts; return how many."""
-    return executor.execute(
+    return rowcount(executor.execute(
         update(DELIVERY)
         .where(DELIVERY.c.issue_id == issue_id, DELIVERY.c.state.in_([s.value for s in states]))
         .values(state=DeliveryState.PENDING.value, attempts=0, next_attempt_at=None)
-    ).rowcount
+    ))
 
 
 def has_open_work(executor: Executor, issue_id: int) -> bool:

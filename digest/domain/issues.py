@@ -36,7 +36,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from digest.domain import deliveries
-from digest.core.db import utcnow
+from digest.core.db import rowcount, utcnow
 from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
 from digest.core.models import (
     DeliveryState,
@@ -177,7 +177,7 @@ def _move(
         .execution_options(synchronize_session=False)
     )
     issue = get_issue(session, issue_id)
-    if result.rowcount != 1:
+    if rowcount(result) != 1:
         raise IssueError(f"issue {issue_id} is {issue.status.value}: it cannot be {action}")
     return issue
 
@@ -250,12 +250,12 @@ def start_issue_chunks(
         return
     yield from deliveries.fan_out_chunks(session, issue_id, config)
     now = now or utcnow()
-    started = session.execute(
+    started = rowcount(session.execute(
         update(Issue)
         .where(Issue.id == issue_id, Issue.status == IssueStatus.SCHEDULED)
         .values(status=IssueStatus.SENDING, fanned_out_at=now, started_at=now, pause_reason=None)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if started:
         log.info("issue %s: started sending", issue_id)
 
@@ -332,12 +332,12 @@ def finish_issue(session: Session, issue_id: int, now: dt.datetime | None = None
             ),
         ),
     )
-    done = session.execute(
+    done = rowcount(session.execute(
         update(Issue)
         .where(Issue.id == issue_id, Issue.status == IssueStatus.SENDING, ~open_rows)
         .values(status=IssueStatus.SENT, sent_at=now or utcnow())
         .execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )) == 1
     if done:
         log.info("issue %s: sent", issue_id)
     return done

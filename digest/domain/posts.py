@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TypedDict
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
@@ -75,16 +76,24 @@ def _section(session: Session, newsletter: Newsletter, section_id: int | str | N
     return section
 
 
-def _validate(session: Session, newsletter: Newsletter, data: PostInput) -> dict[str, object]:
+class _PostValues(TypedDict):
+    title: str
+    summary: str
+    body_md: str
+    link_url: str | None
+    section: Section | None
+
+
+def _validate(session: Session, newsletter: Newsletter, data: PostInput) -> _PostValues:
     errors: dict[str, str] = {}
-    values = {
+    values: _PostValues = {
         "title": text(data.title, "title", errors, required=True, max_length=300),
         "summary": text(data.summary, "summary", errors, max_length=2000),
         "body_md": (data.body_md or "").replace("\r\n", "\n"),
         "link_url": optional_http_url(data.link_url, "link_url", errors),
         "section": _section(session, newsletter, data.section_id, errors),
     }
-    if len(values["body_md"]) > 200_000:  # type: ignore[arg-type]
+    if len(values["body_md"]) > 200_000:
         errors["body_md"] = "The body must be at most 200,000 characters."
     if errors:
         raise Invalid(errors)
@@ -108,7 +117,7 @@ def create_post(session: Session, newsletter: Newsletter, data: PostInput,
     post = Post(
         newsletter=newsletter,
         author_id=author.id if author else None,
-        slug=_free_slug(session, newsletter, values["title"], None),  # type: ignore[arg-type]
+        slug=_free_slug(session, newsletter, values["title"], None),
         status=PostStatus.DRAFT,
         **values,
     )

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, func, literal, not_, or_, select
+from sqlalchemy import Select, and_, case, exists, func, literal, not_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 from sqlalchemy.sql import ColumnElement
 
@@ -133,7 +133,7 @@ def search_subscribers(session: Session, newsletter: Newsletter, *, search: str 
     return SubscriberPage(rows=rows, total=total, older=older, newer=newer)
 
 
-def _exists(session: Session, query) -> bool:  # type: ignore[no-untyped-def]
+def _exists(session: Session, query: Select[Subscriber, Subscription]) -> bool:
     return session.execute(query.limit(1)).first() is not None
 
 
@@ -340,6 +340,7 @@ def _figures(session: Session, newsletter_id: int, issues: list[Issue]) -> list[
         )
     )
     for moment in unsubscribed:
+        assert moment is not None  # NULL fails the >= above
         index = bisect.bisect_right(starts, moment) - 1
         if index >= 0:
             figures[issues[index].id].unsubscribed += 1
@@ -417,6 +418,7 @@ def issue_record(session: Session, issue: Issue, limit: int = PROBLEMS_SHOWN) ->
             .where(Delivery.issue_id == issue.id, Delivery.bounce.is_not(None))
             .group_by(Delivery.bounce)
         )
+        if kind is not None  # never: the WHERE excludes NULL
     }
     problem_total = session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.issue_id == issue.id, _PROBLEM)

@@ -21,11 +21,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, or_, update
+from sqlalchemy import or_, update
 
-from digest.core.db import Database, utcnow
+from digest.core.db import Database, rowcount, utcnow
 from digest.core.models import ConsentSource, ImportJob, ImportState, SubscriptionStatus
 from digest.domain.subscribers.csv_io import (
     BATCH,
@@ -60,9 +60,7 @@ def _claim(database: Database, job_id: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     with database.session() as session:
-        # An UPDATE answers with a CursorResult, which counts the rows it changed.
-        claimed = cast(CursorResult[Any], session.execute(statement))
-        return claimed.rowcount == 1
+        return rowcount(session.execute(statement)) == 1
 
 
 @dataclasses.dataclass

@@ -102,7 +102,9 @@ def tick(
     """Do all due work once; safe to run at any time, twice, or in two processes."""
     database: Database = app.extensions["digest.db"]
     report = TickReport()
-    now_or_real = (lambda: now) if now is not None else utcnow
+
+    def now_or_real() -> dt.datetime:
+        return now if now is not None else utcnow()
 
     def weekly() -> None:
         with database.session() as session:

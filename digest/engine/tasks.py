@@ -20,10 +20,11 @@ from typing import Any
 
 from celery import Celery, Task, shared_task
 from celery.signals import worker_process_init, worker_process_shutdown
-from flask import Flask, current_app
+from flask import Flask
 
 from digest.domain import deliveries
 from digest.core.db import Database
+from digest.core.extensions import current_app_object
 from digest.mail.mailer import Mailer, mailer_for
 from digest.engine.sender import MAIL_JOBS, Throttle, new_owner, run_mail_jobs, send_batch, send_rate_for
 
@@ -36,12 +37,12 @@ SMTP_RETRY_MAX = 30.0
 def celery_init_app(app: Flask) -> Celery:
     """Create the Celery app for a Flask app (Flask docs' pattern: tasks run in its context)."""
 
-    class FlaskTask(Task):  # type: ignore[misc]
+    class FlaskTask(Task[Any, Any]):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app: Celery = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(
         {
             "broker_url": app.config["BROKER_URL"],
@@ -104,7 +105,7 @@ class _Process:
 @shared_task(name="digest.send_issue_batch", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def send_issue_batch(issue_id: int, failures: int = 0) -> None:
     """Send one batch of an issue, then queue the next while rows were found."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app_object()
     mailer, owner, rate = _Process.for_app(app)
     outcome = send_batch(app, mailer, issue_id, owner=owner, rate=rate)
     if outcome.smtp_unavailable:
@@ -118,7 +119,7 @@ def send_issue_batch(issue_id: int, failures: int = 0) -> None:
 @shared_task(name="digest.run_mail_jobs", ignore_result=True)
 def mail_jobs() -> None:
     """Run the periodic mail jobs once in this worker."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app_object()
     mailer, _owner, _rate = _Process.for_app(app)
     run_mail_jobs(app, mailer, MAIL_JOBS)
 

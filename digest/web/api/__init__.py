@@ -14,6 +14,8 @@ check real answers against.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, abort, request, url_for
 from werkzeug.exceptions import HTTPException
 
@@ -64,7 +66,10 @@ def page_link(**cursor: int | None) -> str | None:
     """Return this request's path with its query changed by cursor, or None if it has no value."""
     if all(value is None for value in cursor.values()):
         return None
-    args = {k: v for k, v in request.args.items() if k not in {"before", "after", "page"}}
+    # url_for's keyword arguments beside _external and co are the URL's values, typed Any.
+    args: dict[str, Any] = {
+        k: v for k, v in request.args.items() if k not in {"before", "after", "page"}
+    }
     args.update({k: v for k, v in cursor.items() if v is not None})
     return url_for(request.endpoint or "", **(request.view_args or {}), **args)
 

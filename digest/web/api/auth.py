@@ -89,9 +89,10 @@ def _no_store(response: Response) -> Response:
 
 def current_token() -> ApiToken:
     """Return the token the request authenticated with."""
-    return g.api_token
+    token: ApiToken = g.api_token
+    return token
 
 
 def current_editor() -> Editor:
     """Return the editor the request acts for."""
-    return g.api_token.editor
+    return current_token().editor

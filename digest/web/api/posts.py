@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from flask import Response, abort, current_app, jsonify, url_for
 from sqlalchemy.orm import Session
@@ -38,7 +39,7 @@ CHANGES = Body("PostChanges", "The fields to change; the others keep their value
                partial=True)
 
 
-def _input(values: dict[str, object], start: posts.PostInput | None = None) -> posts.PostInput:
+def _input(values: dict[str, Any], start: posts.PostInput | None = None) -> posts.PostInput:
     changes = {k: ("" if v is None else v) for k, v in values.items() if k != "publish"}
     return dataclasses.replace(start or posts.PostInput(), **changes)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from digest.core.extensions import csrf, db_session
+from digest.core.extensions import csrf_exempt, db_session
 from digest.core.models import ConsentSource
 from digest.core.validation import Invalid
 from digest.domain.newsletters import find_newsletter
@@ -92,7 +92,7 @@ def _signup(payload: dict[str, Any]) -> Signup | str:
            errors=[400, 404, 429], responses={202: "SignupAccepted"},
            description="The same answer for every address, whatever its state, so nobody can "
                        "learn who subscribes. Rate limited per client IP.")
-@csrf.exempt
+@csrf_exempt
 @signup_limit
 def subscribe() -> Response:
     """GET: what the form must show. POST: subscribe. OPTIONS: CORS preflight."""

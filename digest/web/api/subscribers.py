@@ -9,6 +9,7 @@ undo either (only the reader can subscribe again).
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from flask import Response, abort, current_app, jsonify, request, url_for
 
@@ -68,7 +69,7 @@ def _subscriber(subscriber_id: int) -> Subscriber:
     return subscriber
 
 
-def _signup(values: dict[str, object]) -> Signup:
+def _signup(values: dict[str, Any]) -> Signup:
     ip = values.get("ip")
     if ip is not None:
         try:
@@ -78,9 +79,9 @@ def _signup(values: dict[str, object]) -> Signup:
     return Signup(
         email=str(values["email"]),
         name=str(values.get("name") or ""),
-        sections=values.get("sections"),  # type: ignore[arg-type]
+        sections=values.get("sections"),
         consent=bool(values["consent"]),
-        consent_version=values.get("consent_version"),  # type: ignore[arg-type]
+        consent_version=values.get("consent_version"),
         source=ConsentSource.API,
         ip=ip or client_ip(),
         user_agent=str(values.get("user_agent") or request.user_agent.string),

@@ -84,7 +84,7 @@ def logout() -> Response:
 
 
 @bp.route("/account", methods=["GET", "POST"])
-def account() -> Response | str:
+def account() -> Response | tuple[str, int]:
     """Show the editor's account; change their own password."""
     errors: dict[str, str] = {}
     if request.method == "POST":

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 from digest.domain import deliveries, issues, newsletters, reports
 from digest.mail import outbox
 from digest.core.db import utcnow
-from digest.core.extensions import db_session, limiter
+from digest.core.extensions import current_app_object, db_session, limiter
 from digest.mail.mailer import mailer_for
 from digest.domain.issue_mail import Preview, prepare_issue, preview_for_address, test_message
 from digest.mail.render import NotSendable, check_sendable
@@ -47,7 +47,7 @@ PAGE = 50  # issues per page of the list: about a year of weekly issues
 
 
 def _app() -> Flask:
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current_app_object()
     return app
 
 

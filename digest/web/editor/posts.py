@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from digest.domain import newsletters, posts
@@ -106,7 +109,7 @@ def post_edit(post_id: int) -> Response | tuple[str, int]:
     return redirect(url_for("editor.post_edit", post_id=post.id))
 
 
-def _change(post_id: int, change, done: str) -> Response:  # type: ignore[no-untyped-def]
+def _change(post_id: int, change: Callable[[Session, Post], object], done: str) -> Response:
     post = _post(post_id)
     changed = commit_change(lambda dbs: change(dbs, post), done.format(title=post.title), (Invalid,))
     return redirect(url_for("editor.posts_list") if changed and change is posts.delete_post

@@ -57,13 +57,9 @@ def subscribers_list() -> str:
     if newsletter is None:
         return render_template("editor/subscribers.html", page=None, sections=[], statuses=[])
     dbs = db_session()
-    filters = {
-        "search": request.args.get("q", ""),
-        "status": request.args.get("status", ""),
-        "section_id": int_arg("section"),
-    }
     page = reports.search_subscribers(
-        dbs, newsletter, before=int_arg("before"), after=int_arg("after"), **filters  # type: ignore[arg-type]
+        dbs, newsletter, search=request.args.get("q", ""), status=request.args.get("status", ""),
+        section_id=int_arg("section"), before=int_arg("before"), after=int_arg("after"),
     )
     return render_template(
         "editor/subscribers.html",
