@@ -86,8 +86,8 @@ def populate(database: Database, readers: int) -> int:
     from sample_issue import _BODY as SAMPLE_BODY  # type: ignore[import-not-found]
     from sqlalchemy import select
 
-    from digest.domain.demo import load_demo
     from digest.core.models import Issue, IssuePost, Post, PostStatus, Section
+    from digest.domain.demo import load_demo
 
     now = utcnow()
     with database.session() as session:

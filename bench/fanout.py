@@ -16,9 +16,9 @@ import time
 
 from common import cleanup, make_bench, table  # type: ignore[import-not-found]
 
-from digest.domain import deliveries, issues
 from digest.core.extensions import get_db
 from digest.core.models import Issue, IssueStatus, SuppressionReason
+from digest.domain import deliveries, issues
 from digest.domain.suppression import suppress
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from digest import create_app
 from digest.core.db import upgrade
-from digest.domain.demo import load_demo
-from digest.domain.editors import create_editor
 from digest.core.extensions import get_db
 from digest.core.models import EditorRole
+from digest.domain.demo import load_demo
+from digest.domain.editors import create_editor
 
 PASSWORD = "bench password 1234"
 _TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

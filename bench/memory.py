@@ -46,8 +46,8 @@ def _reset_peak() -> None:
 def fan_out_child(overrides: dict, issue_id: int, results: Any) -> None:
     """Fan the issue out in this fresh process; report seconds and peak RSS."""
     from digest import create_app
-    from digest.domain import issues
     from digest.core.extensions import get_db
+    from digest.domain import issues
 
     app = create_app(overrides)
     with app.app_context():
@@ -66,11 +66,11 @@ def fan_out_child(overrides: dict, issue_id: int, results: Any) -> None:
 def sender_child(overrides: dict, issue_id: int, count: int, results: Any) -> None:
     """Send count messages of the issue with send_batch; report messages and peak RSS."""
     from digest import create_app
-    from digest.domain import issues
     from digest.core.extensions import get_db
-    from digest.mail.mailer import mailer_for
+    from digest.domain import issues
     from digest.engine.scheduler import maintain
     from digest.engine.sender import new_owner, send_batch
+    from digest.mail.mailer import mailer_for
 
     app = create_app(overrides)
     mailer = mailer_for(app.config)

@@ -34,8 +34,8 @@ from naive import NaivePipeline, NaiveSigner  # noqa: E402
 from sample_issue import sample_app, sample_readers  # noqa: E402
 
 from digest.core.extensions import get_db  # noqa: E402
-from digest.mail.dkim import DKIMSigner  # noqa: E402
 from digest.domain.issue_mail import prepare_issue  # noqa: E402
+from digest.mail.dkim import DKIMSigner  # noqa: E402
 from digest.mail.render import Outgoing, Reader, size_report  # noqa: E402
 
 DOMAIN = "news.example.org"

@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from digest import create_app
 from digest.core.db import upgrade, utcnow
-from digest.domain.demo import load_demo
 from digest.core.extensions import get_db
-from digest.mail.render import Reader
 from digest.core.models import Issue, IssuePost, Post, PostStatus, Section
+from digest.domain.demo import load_demo
+from digest.mail.render import Reader
 
 POSTS = 20
 

@@ -37,10 +37,10 @@ from common import (  # type: ignore[import-not-found]
     wait_until,
 )
 
-from digest.domain import deliveries, issues
-from digest.mail.mailer import mailer_for
 from digest.core.extensions import get_db
 from digest.core.models import DeliveryState
+from digest.domain import deliveries, issues
+from digest.mail.mailer import mailer_for
 
 
 def _cpu() -> float:
@@ -107,10 +107,10 @@ def naive_child(overrides: dict, port: int, count: int, sign: bool, results: Any
     from sqlalchemy import select
 
     from digest import create_app
-    from digest.mail.dkim import signer_from_config
-    from digest.domain.issue_mail import prepare_issue
-    from digest.mail.render import Reader
     from digest.core.models import Subscriber, Subscription, SubscriptionSection
+    from digest.domain.issue_mail import prepare_issue
+    from digest.mail.dkim import signer_from_config
+    from digest.mail.render import Reader
 
     app = create_app(overrides)
     with app.app_context():
@@ -165,8 +165,8 @@ def stage_costs(bench: Bench, data: bytes) -> list[tuple[str, float]]:
     from sqlalchemy import update
 
     from digest.core.db import utcnow
-    from digest.domain.issue_mail import prepare_issue
     from digest.core.models import DeliveryState, Issue, IssueStatus
+    from digest.domain.issue_mail import prepare_issue
     from digest.engine.sender import _ledger_connections, load_readers, new_owner
 
     app = bench.app()

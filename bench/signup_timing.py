@@ -23,9 +23,9 @@ from sqlalchemy import select
 
 from digest import create_app
 from digest.core.db import upgrade, utcnow
-from digest.domain.demo import load_demo
 from digest.core.extensions import get_db
 from digest.core.models import Newsletter, Subscriber, Subscription, SuppressionReason
+from digest.domain.demo import load_demo
 from digest.domain.subscribers.privacy import erase
 from digest.domain.subscribers.signup import Signup, confirm, subscribe, unsubscribe
 from digest.domain.suppression import suppress

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from digest import create_app
 from digest.core.db import upgrade
-from digest.domain.demo import load_demo
 from digest.core.extensions import db_session, get_db
+from digest.domain.demo import load_demo
 from digest.domain.subscribers.csv_io import export_rows
 
 SECTIONS = ["news", "engineers;tools", "", "startups;careers"]

@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sample_issue import sample_app  # noqa: E402
 
-from digest.domain import links, transactional  # noqa: E402
 from digest.core.extensions import get_db  # noqa: E402
 from digest.core.models import (  # noqa: E402
     Newsletter,
@@ -42,6 +41,7 @@ from digest.core.models import (  # noqa: E402
     TransactionalKind,
     TransactionalMail,
 )
+from digest.domain import links, transactional  # noqa: E402
 
 NAMES = ["", "Ada", "Grace Hopper", "Zoë Ångström", "Alan"]
 

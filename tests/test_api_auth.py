@@ -8,10 +8,10 @@ import re
 import pytest
 from sqlalchemy import select
 
-from digest.domain import api_tokens
 from digest.core.models import ApiToken, EditorRole
-from tests.support.apps import get_db_of
+from digest.domain import api_tokens
 from tests.support.api import ApiClient, make_token
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import submit
 from tests.support.readers import fresh_ip

@@ -6,7 +6,12 @@ import time
 
 import pytest
 
-from digest.core.models import ConsentSource, SubscriptionStatus, SuppressionReason, TransactionalKind
+from digest.core.models import (
+    ConsentSource,
+    SubscriptionStatus,
+    SuppressionReason,
+    TransactionalKind,
+)
 from digest.domain.suppression import suppress
 from tests.support.apps import get_db_of
 from tests.support.readers import (

@@ -6,10 +6,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.domain import links
-from digest.domain.bounces import SOFT_BOUNCE_LIMIT, bounce_kind, ingest, read_report
 from digest.core.db import utcnow
-from digest.domain.identity import verp_address
 from digest.core.models import (
     BounceKind,
     Delivery,
@@ -22,6 +19,9 @@ from digest.core.models import (
     TransactionalMail,
     TransactionalState,
 )
+from digest.domain import links
+from digest.domain.bounces import SOFT_BOUNCE_LIMIT, bounce_kind, ingest, read_report
+from digest.domain.identity import verp_address
 from digest.domain.subscribers.actions import ReaderActions
 from digest.domain.suppression import suppression_for
 from tests.support.inbound import arf, dsn, mailto_request

@@ -21,12 +21,7 @@ from click.testing import Result
 from flask import Flask
 from sqlalchemy import select
 
-from digest.domain import links
 from digest.core.db import utcnow
-from digest.domain.identity import verp_address
-from digest.mail.mailer import mailer_for
-from digest.domain.issue_mail import prepare_issue
-from digest.mail.render import Reader
 from digest.core.models import (
     Consent,
     Delivery,
@@ -38,6 +33,11 @@ from digest.core.models import (
     TransactionalMail,
     TransactionalState,
 )
+from digest.domain import links
+from digest.domain.identity import verp_address
+from digest.domain.issue_mail import prepare_issue
+from digest.mail.mailer import mailer_for
+from digest.mail.render import Reader
 from tests.support.apps import get_db_of
 from tests.support.inbound import arf, dsn, mailto_request, returned_headers
 from tests.support.readers import (

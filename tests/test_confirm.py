@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import update
 
 from digest.core.db import utcnow
-from digest.domain.links import confirm_url, unsubscribe_url
 from digest.core.models import SubscriptionStatus, TransactionalKind, TransactionalMail
 from digest.core.tokens import Purpose, make_token
+from digest.domain.links import confirm_url, unsubscribe_url
 from tests.support.apps import BASE_URL, get_db_of
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (

@@ -7,7 +7,6 @@ import datetime as dt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from digest.domain import deliveries, issues
 from digest.core.db import utcnow
 from digest.core.models import (
     Delivery,
@@ -19,6 +18,7 @@ from digest.core.models import (
     SubscriptionStatus,
     SuppressionReason,
 )
+from digest.domain import deliveries, issues
 from digest.domain.suppression import email_hash, suppress
 from tests.support.delivery import CONFIG, add_readers, make_newsletter, reader_email, states
 
@@ -221,8 +221,8 @@ def test_counts_and_open_work(db: Session) -> None:
 
 def test_bulk_hasher_matches_the_suppression_list() -> None:
     """The fan-out's hasher gives exactly the hash the suppression list stores."""
-    from digest.domain.suppression import HASH_PURPOSE
     from digest.core.tokens import keyed_hasher
+    from digest.domain.suppression import HASH_PURPOSE
 
     hash_of = keyed_hasher(CONFIG["SECRET_KEY"], HASH_PURPOSE)
     for address in ("reader00001@example.org", "jürgen@bücher.example"):

@@ -9,10 +9,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from digest.domain.links import preferences_url
 from digest.core.models import ImportJob, Post, Subscriber
-from tests.support.apps import get_db_of
+from digest.domain.links import preferences_url
 from tests.support.api import make_token
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (

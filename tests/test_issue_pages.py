@@ -8,7 +8,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from digest.domain import issues
 from digest.core.db import utcnow
 from digest.core.models import (
     Delivery,
@@ -21,6 +20,7 @@ from digest.core.models import (
     PostStatus,
     Subscription,
 )
+from digest.domain import issues
 from tests.support.apps import get_db_of
 from tests.support.delivery import make_newsletter, reader_email
 from tests.support.editor import log_in, make_editor

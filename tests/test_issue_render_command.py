@@ -11,9 +11,9 @@ import dkim
 from sqlalchemy import select
 
 from digest import create_app
-from digest.mail.dkim import signer_from_config
-from digest.domain.identity import parse_verp
 from digest.core.models import Delivery, Subscriber
+from digest.domain.identity import parse_verp
+from digest.mail.dkim import signer_from_config
 from tests.support.apps import get_db_of
 from tests.support.dkim_keys import dkim_settings, dns_stub
 from tests.support.issues import demo_issue

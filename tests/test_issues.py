@@ -11,9 +11,7 @@ from flask import Flask
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from digest.domain import issues
 from digest.core.db import utcnow
-from digest.domain.issues import IssueError
 from digest.core.models import (
     Delivery,
     Issue,
@@ -25,6 +23,8 @@ from digest.core.models import (
     ScheduleOutcome,
     ScheduleRun,
 )
+from digest.domain import issues
+from digest.domain.issues import IssueError
 from digest.engine.scheduler import tick
 from tests.support.delivery import CONFIG, make_newsletter
 

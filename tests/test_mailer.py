@@ -11,11 +11,11 @@ import dkim
 import pytest
 
 from digest import create_app
-from digest.mail.dkim import signer_from_config
 from digest.domain.identity import parse_verp
+from digest.domain.issue_mail import prepare_issue
+from digest.mail.dkim import signer_from_config
 from digest.mail.mailer import mailer_for
 from digest.mail.message import Mail
-from digest.domain.issue_mail import prepare_issue
 from digest.mail.render import Reader
 from tests.support.apps import get_db_of
 from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub

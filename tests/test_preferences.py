@@ -8,7 +8,6 @@ import re
 from sqlalchemy import select, text
 
 from digest.core.db import Base, utcnow
-from digest.domain.links import preferences_url, unsubscribe_url
 from digest.core.models import (
     Delivery,
     DeliveryState,
@@ -21,6 +20,7 @@ from digest.core.models import (
     SuppressionReason,
     TransactionalKind,
 )
+from digest.domain.links import preferences_url, unsubscribe_url
 from digest.domain.subscribers.privacy import erase
 from digest.domain.suppression import email_hash, is_suppressed, suppress
 from tests.support.apps import BASE_URL, get_db_of

@@ -20,9 +20,9 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.domain import issues
 from digest.core.db import utcnow
 from digest.core.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
+from digest.domain import issues
 from tests.support.apps import get_db_of
 from tests.support.delivery import (
     CONFIG,

@@ -8,8 +8,8 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
 from digest.core.models import SubscriptionStatus
+from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
 from tests.support.forms import csrf_token
 from tests.support.readers import (
     fresh_ip,

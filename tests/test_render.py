@@ -13,11 +13,10 @@ from email.utils import parsedate_to_datetime
 import dkim
 import pytest
 
+from digest.domain.identity import parse_verp
 from digest.domain.issue_mail import prepare_issue
 from digest.mail.dkim import DKIMSigner, load_private_key, relaxed_body
-from digest.domain.identity import parse_verp
 from digest.mail.mailer import Mailer
-from digest.mail.transport import OutboxTransport
 from digest.mail.message import quoted_printable
 from digest.mail.render import (
     REFUSE_BYTES,
@@ -28,6 +27,7 @@ from digest.mail.render import (
     size_report,
 )
 from digest.mail.stencil import _Part
+from digest.mail.transport import OutboxTransport
 from tests.support.dkim_keys import DOMAIN, SELECTOR, dkim_tags, dns_stub, write_key
 from tests.support.issues import PostSpec, demo_issue, make_issue, section_ids
 

@@ -17,11 +17,7 @@ from flask import Flask
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from digest.domain import deliveries, issues, posts
 from digest.core.db import Database, utcnow
-from digest.mail import outbox
-from digest.mail.mailer import Mailer, mailer_for
-from digest.mail.render import PreparedIssue
 from digest.core.models import (
     Delivery,
     Issue,
@@ -35,6 +31,8 @@ from digest.core.models import (
     Suppression,
     SuppressionReason,
 )
+from digest.domain import deliveries, issues, posts
+from digest.domain.suppression import email_hash, suppress
 from digest.engine.scheduler import maintain
 from digest.engine.sender import (
     MAX_RETRY_DELAY,
@@ -45,7 +43,9 @@ from digest.engine.sender import (
     send_batch,
 )
 from digest.engine.sendrate import SendRateLimiter
-from digest.domain.suppression import email_hash, suppress
+from digest.mail import outbox
+from digest.mail.mailer import Mailer, mailer_for
+from digest.mail.render import PreparedIssue
 from tests.support.apps import get_db_of
 from tests.support.delivery import (
     CONFIG,

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from digest import create_app
 from digest.domain import issues
-from digest.mail.mailer import mailer_for
 from digest.engine.scheduler import Clock
 from digest.engine.sender import SenderPool, new_owner, send_batch
+from digest.mail.mailer import mailer_for
 from tests.support.apps import get_db_of
 from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email

@@ -25,7 +25,14 @@ from digest.core.models import (
     TransactionalState,
 )
 from digest.domain.subscribers.privacy import erase
-from digest.domain.subscribers.signup import Signup, SignupOutcome, confirm, pause, subscribe, unsubscribe
+from digest.domain.subscribers.signup import (
+    Signup,
+    SignupOutcome,
+    confirm,
+    pause,
+    subscribe,
+    unsubscribe,
+)
 from digest.domain.suppression import suppress
 from tests.support.apps import get_db_of
 from tests.support.readers import (

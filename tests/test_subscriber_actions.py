@@ -7,7 +7,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from digest.domain.links import confirm_url
 from digest.core.models import (
     ConsentSource,
     EditorRole,
@@ -16,6 +15,7 @@ from digest.core.models import (
     SuppressionReason,
     TransactionalKind,
 )
+from digest.domain.links import confirm_url
 from digest.domain.suppression import suppress
 from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor

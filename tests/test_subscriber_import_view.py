@@ -18,7 +18,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
-from digest.domain.subscribers import imports
 from digest.core.models import (
     ConsentSource,
     EditorRole,
@@ -30,6 +29,7 @@ from digest.core.models import (
     TransactionalKind,
 )
 from digest.domain.newsletters import find_newsletter
+from digest.domain.subscribers import imports
 from digest.domain.subscribers.privacy import erase
 from digest.domain.suppression import suppress
 from tests.support.apps import get_db_of

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from digest.domain import reports
 from digest.core.db import utcnow
 from digest.core.models import (
     Consent,
@@ -16,6 +15,7 @@ from digest.core.models import (
     Subscription,
     SubscriptionStatus,
 )
+from digest.domain import reports
 from tests.support.editor import log_in, make_editor
 from tests.support.workspace import demo_newsletter, sent_issue
 

@@ -13,10 +13,10 @@ import pytest
 
 from digest import create_app
 from digest.core.db import utcnow
-from digest.mail.dkim import signer_from_config
-from digest.domain.identity import parse_verp
 from digest.core.models import SubscriptionStatus, TransactionalKind, TransactionalState
+from digest.domain.identity import parse_verp
 from digest.domain.suppression import is_suppressed
+from digest.mail.dkim import signer_from_config
 from tests.support.apps import BASE_URL, get_db_of
 from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub
 from tests.support.readers import (

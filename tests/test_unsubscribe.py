@@ -7,9 +7,6 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from digest.domain.subscribers.actions import ReaderActions
-from digest.domain.subscribers.signup import WithdrawalChannel, unsubscribe
-from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
 from digest.core.models import (
     ConsentSource,
     Newsletter,
@@ -18,6 +15,9 @@ from digest.core.models import (
     SubscriptionStatus,
     SuppressionReason,
 )
+from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
+from digest.domain.subscribers.actions import ReaderActions
+from digest.domain.subscribers.signup import WithdrawalChannel, unsubscribe
 from digest.domain.suppression import is_suppressed, suppress
 from tests.support.apps import get_db_of
 from tests.support.forms import csrf_token

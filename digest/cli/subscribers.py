@@ -16,7 +16,6 @@ from flask.cli import AppGroup
 from digest.core.extensions import db_session, get_db
 from digest.core.models import ConsentSource, Newsletter
 from digest.domain.newsletters import find_newsletter
-from digest.domain.subscribers.privacy import purge_unconfirmed
 from digest.domain.subscribers.csv_io import (
     BATCH,
     EXPORT_COLUMNS,
@@ -29,6 +28,7 @@ from digest.domain.subscribers.csv_io import (
     export_batches,
     import_batch,
 )
+from digest.domain.subscribers.privacy import purge_unconfirmed
 
 group = AppGroup("subscribers", help="Readers in bulk: CSV export and import, pending emails.")
 SHOWN_ERRORS = 50

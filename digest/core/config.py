@@ -12,12 +12,12 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from email.utils import parseaddr
 from limits import parse_many
 
 from digest.mail.dkim import KeyFileError, signer_from_config

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable
 import hashlib
 import hmac
+from collections.abc import Callable
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 

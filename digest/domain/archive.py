@@ -16,8 +16,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql import ColumnElement
 
-from digest.domain import posts
 from digest.core.models import Issue, IssuePost, IssueStatus, Newsletter, Post
+from digest.domain import posts
 
 FEED_ENTRIES = 50
 _WITH_POSTS = selectinload(Issue.issue_posts).selectinload(IssuePost.post).selectinload(Post.section)

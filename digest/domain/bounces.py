@@ -40,10 +40,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.domain import links
 from digest.core.db import utcnow
-from digest.domain.identity import parse_verp
-from digest.mail.transport import RecipientRejected, SenderProblem, classify
 from digest.core.models import (
     BounceKind,
     Delivery,
@@ -54,7 +51,10 @@ from digest.core.models import (
     TransactionalMail,
 )
 from digest.core.tokens import BadToken, Purpose, read_token
+from digest.domain import links
+from digest.domain.identity import parse_verp
 from digest.domain.transactional import mark_returned
+from digest.mail.transport import RecipientRejected, SenderProblem, classify
 
 SOFT_BOUNCE_LIMIT = 3
 COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus", "other"})

@@ -62,8 +62,8 @@ from digest.core.models import (
     SubscriptionStatus,
     Suppression,
 )
-from digest.domain.suppression import HASH_PURPOSE
 from digest.core.tokens import keyed_hasher
+from digest.domain.suppression import HASH_PURPOSE
 
 Executor = Session | Connection
 

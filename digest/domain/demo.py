@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.core.db import utcnow
-from digest.domain.editors import create_editor, find_editor, generate_password
 from digest.core.models import (
     Consent,
     ConsentSource,
@@ -34,6 +33,7 @@ from digest.core.models import (
     Subscription,
     SubscriptionStatus,
 )
+from digest.domain.editors import create_editor, find_editor, generate_password
 
 DEMO_SLUG = "weekly-model"
 

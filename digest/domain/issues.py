@@ -35,9 +35,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from digest.domain import deliveries
 from digest.core.db import rowcount, utcnow
-from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
 from digest.core.models import (
     DeliveryState,
     Issue,
@@ -50,8 +48,10 @@ from digest.core.models import (
     ScheduleRun,
     Section,
 )
-from digest.domain.newsletters import check_time_zone
 from digest.core.validation import Invalid, slugify, text
+from digest.domain import deliveries
+from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
+from digest.domain.newsletters import check_time_zone
 
 log = logging.getLogger(__name__)
 

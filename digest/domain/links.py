@@ -11,8 +11,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from digest.mail.message import parse_mailbox
 from digest.core.tokens import Purpose, make_token
+from digest.mail.message import parse_mailbox
 
 CONFIRM_PATH = "/confirm/{token}"
 UNSUBSCRIBE_PATH = "/unsubscribe/{token}"

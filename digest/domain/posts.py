@@ -20,7 +20,14 @@ from sqlalchemy.orm import Session, joinedload
 
 from digest.core.db import utcnow
 from digest.core.models import Editor, Issue, IssuePost, Newsletter, Post, PostStatus, Section
-from digest.core.validation import Invalid, like_pattern, optional_http_url, slugify, text, unique_slug
+from digest.core.validation import (
+    Invalid,
+    like_pattern,
+    optional_http_url,
+    slugify,
+    text,
+    unique_slug,
+)
 
 PAGE_SIZE = 25
 

@@ -38,8 +38,8 @@ from digest.core.models import (
     Suppression,
     SuppressionReason,
 )
-from digest.domain.suppression import suppression_for
 from digest.core.validation import like_pattern
+from digest.domain.suppression import suppression_for
 
 SUBSCRIBER_PAGE = 50
 DELIVERY_HISTORY = 200

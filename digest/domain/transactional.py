@@ -26,11 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from digest.domain import identity, links
 from digest.core.db import utcnow
-from digest.core.resources import resource_dir
-from digest.mail.message import Mail, ascii_address, format_mailbox, make_message_id
-from digest.mail.stencil import Slots, Stencil, email_templates, render_subject
 from digest.core.models import (
     Issue,
     IssueStatus,
@@ -40,8 +36,12 @@ from digest.core.models import (
     TransactionalMail,
     TransactionalState,
 )
-from digest.domain.suppression import blocks_signup, suppression_for
+from digest.core.resources import resource_dir
 from digest.core.tokens import CONFIRM_MAX_AGE
+from digest.domain import identity, links
+from digest.domain.suppression import blocks_signup, suppression_for
+from digest.mail.message import Mail, ascii_address, format_mailbox, make_message_id
+from digest.mail.stencil import Slots, Stencil, email_templates, render_subject
 
 # At most one confirmation (or "already subscribed") email per address in this window.
 CONFIRMATION_WINDOW = dt.timedelta(hours=24)

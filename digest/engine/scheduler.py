@@ -28,8 +28,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
-from digest.domain import deliveries, issues
 from digest.core.db import Database, utcnow
+from digest.domain import deliveries, issues
 from digest.domain.deliveries import Reaped
 
 log = logging.getLogger(__name__)

@@ -45,10 +45,14 @@ from flask import Flask
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from digest.domain import deliveries, issues
 from digest.core.db import Database, utcnow
+from digest.core.models import Subscriber, Subscription, SubscriptionSection, SuppressionReason
+from digest.core.tokens import keyed_hasher
+from digest.domain import deliveries, issues
 from digest.domain.deliveries import Blocked
 from digest.domain.issue_mail import load_issue, render_settings
+from digest.domain.suppression import HASH_PURPOSE, suppress
+from digest.engine.transactional import send_pending_transactional
 from digest.mail.mailer import Mailer, mailer_for
 from digest.mail.render import NotSendable, Outgoing, PreparedIssue, Reader, check_sendable
 from digest.mail.transport import (
@@ -59,10 +63,6 @@ from digest.mail.transport import (
     TemporaryFailure,
     UnclearOutcome,
 )
-from digest.core.models import Subscriber, Subscription, SubscriptionSection, SuppressionReason
-from digest.domain.suppression import HASH_PURPOSE, suppress
-from digest.core.tokens import keyed_hasher
-from digest.engine.transactional import send_pending_transactional
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,18 @@ from celery import Celery, Task, shared_task
 from celery.signals import worker_process_init, worker_process_shutdown
 from flask import Flask
 
-from digest.domain import deliveries
 from digest.core.db import Database
 from digest.core.extensions import current_app_object
+from digest.domain import deliveries
+from digest.engine.sender import (
+    MAIL_JOBS,
+    Throttle,
+    new_owner,
+    run_mail_jobs,
+    send_batch,
+    send_rate_for,
+)
 from digest.mail.mailer import Mailer, mailer_for
-from digest.engine.sender import MAIL_JOBS, Throttle, new_owner, run_mail_jobs, send_batch, send_rate_for
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from digest.domain import editors
 from digest.core.extensions import db_session, login_manager
+from digest.domain import editors
 from digest.web import api, archive, editor, guard, public
 from digest.web.json_errors import json_error
 

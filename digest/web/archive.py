@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, abort, current_app, render_template, url_for
 from sqlalchemy.orm import Session
 
-from digest.domain import archive, links, newsletters, posts
 from digest.core.extensions import db_session
-from digest.mail.markdown import render_markdown
 from digest.core.models import Issue, Newsletter
+from digest.domain import archive, links, newsletters, posts
+from digest.mail.markdown import render_markdown
 
 bp = Blueprint("archive", __name__)
 

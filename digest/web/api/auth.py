@@ -13,9 +13,9 @@ from __future__ import annotations
 from flask import Response, current_app, g, request
 from flask_limiter.util import get_remote_address
 
-from digest.domain import api_tokens
 from digest.core.extensions import db_session, limiter
 from digest.core.models import ApiToken, Editor
+from digest.domain import api_tokens
 from digest.web import guard
 from digest.web.api import editor_bp
 from digest.web.api.spec import operation_of

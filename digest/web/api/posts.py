@@ -9,9 +9,9 @@ from typing import Any
 from flask import Response, abort, current_app, jsonify, url_for
 from sqlalchemy.orm import Session
 
-from digest.domain import posts
 from digest.core.extensions import db_session
 from digest.core.models import Post, PostStatus
+from digest.domain import posts
 from digest.web.api import ID, editor_bp, newsletter_or_404, shapes
 from digest.web.api.auth import current_editor
 from digest.web.api.inputs import Body, Field, Param, json_body, query

@@ -11,8 +11,6 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from digest.domain import links
-from digest.mail.markdown import render_markdown
 from digest.core.models import (
     ApiToken,
     Consent,
@@ -29,9 +27,11 @@ from digest.core.models import (
     Suppression,
     SuppressionReason,
 )
+from digest.domain import links
 from digest.domain.posts import IssueSection
 from digest.domain.reports import DeliveryLine, SubscriberRecord, SubscriberRow
 from digest.domain.subscribers.signup import consent_text
+from digest.mail.markdown import render_markdown
 
 SCHEMAS: dict[str, dict[str, Any]] = {}
 

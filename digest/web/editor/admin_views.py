@@ -8,10 +8,10 @@ from flask import abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest.domain import editors, newsletters
 from digest.core.extensions import db_session
 from digest.core.models import Editor, EditorRole, Newsletter, Section
 from digest.core.validation import Invalid
+from digest.domain import editors, newsletters
 from digest.web.editor import admin, commit_change, get_or_404
 
 

@@ -9,10 +9,10 @@ from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from digest.domain import editors
 from digest.core.db import utcnow
 from digest.core.extensions import db_session, limiter
 from digest.core.tokens import keyed_hash
+from digest.domain import editors
 from digest.web.editor import SESSION_STAMP, bp, password_stamp
 
 # Failed attempts only (a successful login redirects); per address whether or not an

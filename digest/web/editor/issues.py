@@ -18,15 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest.domain import deliveries, issues, newsletters, reports
-from digest.mail import outbox
 from digest.core.db import utcnow
 from digest.core.extensions import current_app_object, db_session, limiter
-from digest.mail.mailer import mailer_for
-from digest.domain.issue_mail import Preview, prepare_issue, preview_for_address, test_message
-from digest.mail.render import NotSendable, check_sendable
-from digest.mail.transport import SendError
-from digest.mail.markdown import render_markdown
 from digest.core.models import (
     DeliveryState,
     Issue,
@@ -36,6 +29,13 @@ from digest.core.models import (
     SubscriptionStatus,
 )
 from digest.core.validation import Invalid, as_id
+from digest.domain import deliveries, issues, newsletters, reports
+from digest.domain.issue_mail import Preview, prepare_issue, preview_for_address, test_message
+from digest.mail import outbox
+from digest.mail.mailer import mailer_for
+from digest.mail.markdown import render_markdown
+from digest.mail.render import NotSendable, check_sendable
+from digest.mail.transport import SendError
 from digest.web.editor import bp, commit_change, int_arg, issue_or_404, newsletter_or_409, refusal
 from digest.web.editor.outbox import html_policy
 

@@ -9,11 +9,11 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest.domain import newsletters, posts
 from digest.core.extensions import db_session
-from digest.mail.markdown import render_markdown
 from digest.core.models import Post, PostStatus
 from digest.core.validation import Invalid
+from digest.domain import newsletters, posts
+from digest.mail.markdown import render_markdown
 from digest.web.editor import bp, commit_change, int_arg, newsletter_or_409
 
 PREVIEW_LIMIT = 200_000

@@ -17,11 +17,11 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest.domain import issues, reports
 from digest.core.db import utcnow
 from digest.core.extensions import db_session
-from digest.domain.issues import IssueError, Progress
 from digest.core.models import BounceKind, DeliveryState, Issue, IssueStatus
+from digest.domain import issues, reports
+from digest.domain.issues import IssueError, Progress
 from digest.web.editor import bp, commit_change, issue_or_404, refusal
 
 # Statuses in which the numbers can still change by themselves, so the page polls.

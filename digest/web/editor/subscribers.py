@@ -13,7 +13,6 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from digest.domain import newsletters, reports, suppression
 from digest.core.extensions import db_session
 from digest.core.models import (
     Subscriber,
@@ -23,6 +22,7 @@ from digest.core.models import (
     SuppressionReason,
 )
 from digest.core.validation import Invalid
+from digest.domain import newsletters, reports, suppression
 from digest.domain.subscribers import actions, privacy
 from digest.domain.subscribers.actions import EditorAdd, EditorAddition
 from digest.domain.subscribers.signup import WithdrawalChannel, unsubscribe
