@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from digest import create_app  # noqa: E402
-from digest.db import Database, upgrade, utcnow  # noqa: E402
-from digest.extensions import get_db  # noqa: E402
+from digest.core.db import Database, upgrade, utcnow  # noqa: E402
+from digest.core.extensions import get_db  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/digest_bench"
 DEMO_READERS = 4  # load_demo's own readers, on top of the benchmark's
@@ -86,8 +86,8 @@ def populate(database: Database, readers: int) -> int:
     from sample_issue import _BODY as SAMPLE_BODY  # type: ignore[import-not-found]
     from sqlalchemy import select
 
-    from digest.demo import load_demo
-    from digest.models import Issue, IssuePost, Post, PostStatus, Section
+    from digest.core.models import Issue, IssuePost, Post, PostStatus, Section
+    from digest.domain.demo import load_demo
 
     now = utcnow()
     with database.session() as session:

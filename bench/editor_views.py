@@ -20,9 +20,9 @@ from pathlib import Path
 
 from sqlalchemy import insert, select, text
 
-from digest import reports
-from digest.db import Base, Database, upgrade
-from digest.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
+from digest.core.db import Base, Database, upgrade
+from digest.core.models import Newsletter, Subscriber, Subscription, SubscriptionStatus
+from digest.domain import reports
 
 
 def _median_ms(work: Callable[[], object], runs: int = 5) -> float:

@@ -16,10 +16,10 @@ import time
 
 from common import cleanup, make_bench, table  # type: ignore[import-not-found]
 
-from digest import deliveries, issues
-from digest.extensions import get_db
-from digest.models import Issue, IssueStatus, SuppressionReason
-from digest.suppression import suppress
+from digest.core.extensions import get_db
+from digest.core.models import Issue, IssueStatus, SuppressionReason
+from digest.domain import deliveries, issues
+from digest.domain.suppression import suppress
 
 
 def timed_fan_out(session, issue_id: int, config) -> tuple[float, int]:  # type: ignore[no-untyped-def]

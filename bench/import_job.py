@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from digest import create_app
-from digest.db import upgrade
-from digest.demo import load_demo
-from digest.editors import create_editor
-from digest.extensions import get_db
-from digest.models import EditorRole
+from digest.core.db import upgrade
+from digest.core.extensions import get_db
+from digest.core.models import EditorRole
+from digest.domain.demo import load_demo
+from digest.domain.editors import create_editor
 
 PASSWORD = "bench password 1234"
 _TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

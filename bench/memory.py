@@ -45,8 +45,9 @@ def _reset_peak() -> None:
 
 def fan_out_child(overrides: dict, issue_id: int, results: Any) -> None:
     """Fan the issue out in this fresh process; report seconds and peak RSS."""
-    from digest import create_app, issues
-    from digest.extensions import get_db
+    from digest import create_app
+    from digest.core.extensions import get_db
+    from digest.domain import issues
 
     app = create_app(overrides)
     with app.app_context():
@@ -64,11 +65,12 @@ def fan_out_child(overrides: dict, issue_id: int, results: Any) -> None:
 
 def sender_child(overrides: dict, issue_id: int, count: int, results: Any) -> None:
     """Send count messages of the issue with send_batch; report messages and peak RSS."""
-    from digest import create_app, issues
-    from digest.extensions import get_db
+    from digest import create_app
+    from digest.core.extensions import get_db
+    from digest.domain import issues
+    from digest.engine.scheduler import maintain
+    from digest.engine.sender import new_owner, send_batch
     from digest.mail.mailer import mailer_for
-    from digest.scheduler import maintain
-    from digest.sender import new_owner, send_batch
 
     app = create_app(overrides)
     mailer = mailer_for(app.config)

@@ -11,17 +11,14 @@ from __future__ import annotations
 import base64
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
+from email.utils import make_msgid
 
 import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from digest import links
-from digest.db import utcnow
-from digest.mail import identity
 from digest.mail.dkim import PrivateKey
-from digest.mail.message import ascii_address
+from digest.mail.message import ascii_address, date_header, list_unsubscribe_headers
 from digest.mail.render import Outgoing, PreparedIssue, Reader
 from digest.mail.stencil import render_email
 
@@ -94,10 +91,10 @@ class NaivePipeline:
     def message_for(self, reader: Reader, delivery_id: int | None) -> Outgoing:
         """Return one reader's message, built the slow way."""
         p = self.prepared
-        config = p.config
+        uid = reader.subscription_uid
         urls = {
-            "unsubscribe_url": links.unsubscribe_url(config, reader.subscription_uid),
-            "preferences_url": links.preferences_url(config, reader.subscription_uid),
+            "unsubscribe_url": p.links.unsubscribe_url(uid),
+            "preferences_url": p.links.preferences_url(uid),
         }
         html, text = render_email(
             p.env, "digest", p.context_for(p.chosen_sections(reader), reader, urls)
@@ -106,12 +103,13 @@ class NaivePipeline:
         message["From"] = p.newsletter.from_header
         message["To"] = reader.email if not reader.name else f"{reader.name} <{reader.email}>"
         message["Subject"] = p.subject
-        message["Date"] = format_datetime(utcnow())
+        message["Date"] = date_header()
         message["Message-ID"] = make_msgid(f"digest.{p.issue_id}.d{delivery_id}", p.mail_domain)
         if p.newsletter.reply_to:
             message["Reply-To"] = p.newsletter.reply_to
         message["List-Id"] = p.newsletter.list_id
-        for name, value in identity.list_unsubscribe(config, reader.subscription_uid):
+        mailto = p.links.unsubscribe_mailto(uid)
+        for name, value in list_unsubscribe_headers(urls["unsubscribe_url"], mailto):
             message[name] = value
         message["Feedback-ID"] = p.feedback_id
         message.set_content(text, cte="quoted-printable")
@@ -119,6 +117,5 @@ class NaivePipeline:
         data = message.as_bytes()
         if self.signer is not None:
             data = self.signer(data)
-        return Outgoing(
-            identity.verp_address(config, f"d{delivery_id}"), ascii_address(reader.email), data
-        )
+        envelope_from = p.links.bounce_address(f"d{delivery_id}")
+        return Outgoing(envelope_from, ascii_address(reader.email), data)

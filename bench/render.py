@@ -33,9 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from naive import NaivePipeline, NaiveSigner  # noqa: E402
 from sample_issue import sample_app, sample_readers  # noqa: E402
 
-from digest.extensions import get_db  # noqa: E402
+from digest.core.extensions import get_db  # noqa: E402
+from digest.domain.issue_mail import prepare_issue  # noqa: E402
 from digest.mail.dkim import DKIMSigner  # noqa: E402
-from digest.mail.render import Outgoing, Reader, prepare_issue, size_report  # noqa: E402
+from digest.mail.render import Outgoing, Reader, size_report  # noqa: E402
 
 DOMAIN = "news.example.org"
 SELECTOR = "bench"
@@ -63,7 +64,7 @@ def _valid(outgoing: Outgoing, record: str | None) -> bool:
 def _fast(
     session: Session, issue_id: int, app: Flask, readers: list[Reader], signer: DKIMSigner | None
 ) -> list[Outgoing]:
-    prepared = prepare_issue(session, issue_id, app)
+    prepared = prepare_issue(session, issue_id, app.config)
     out = []
     for reader in readers:
         message = prepared.message_for(reader, reader.subscriber_id)
@@ -76,7 +77,7 @@ def _fast(
 def _naive(
     session: Session, issue_id: int, app: Flask, readers: list[Reader], signer: NaiveSigner | None
 ) -> list[Outgoing]:
-    pipeline = NaivePipeline(prepare_issue(session, issue_id, app), signer)
+    pipeline = NaivePipeline(prepare_issue(session, issue_id, app.config), signer)
     return [pipeline.message_for(reader, reader.subscriber_id) for reader in readers]
 
 
@@ -100,7 +101,7 @@ def main(n_readers: int) -> None:
     with tempfile.TemporaryDirectory(prefix="digest-bench-") as folder:
         app, issue_id = sample_app(Path(folder))
         session = get_db_of(app).sessionmaker()
-        probe = prepare_issue(session, issue_id, app)
+        probe = prepare_issue(session, issue_id, app.config)
         posts = sum(len(s.posts) for s in probe.sections)
         readers: list[Reader] = sample_readers(
             n_readers, [sid for sid, _ in probe.newsletter.sections]
@@ -128,7 +129,7 @@ def main(n_readers: int) -> None:
             {(probe.chosen_sections(r), bool(r.name.strip())): r for r in readers}.values()
         )
         start = time.perf_counter()
-        prepared = prepare_issue(session, issue_id, app)
+        prepared = prepare_issue(session, issue_id, app.config)
         for reader in one_each:
             prepared.message_for(reader, reader.subscriber_id)
         per_issue_ms = (time.perf_counter() - start) * 1000

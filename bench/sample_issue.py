@@ -14,11 +14,11 @@ from flask import Flask
 from sqlalchemy import select
 
 from digest import create_app
-from digest.db import upgrade, utcnow
-from digest.demo import load_demo
-from digest.extensions import get_db
+from digest.core.db import upgrade, utcnow
+from digest.core.extensions import get_db
+from digest.core.models import Issue, IssuePost, Post, PostStatus, Section
+from digest.domain.demo import load_demo
 from digest.mail.render import Reader
-from digest.models import Issue, IssuePost, Post, PostStatus, Section
 
 POSTS = 20
 

@@ -17,9 +17,9 @@ from common import cleanup, dkim_settings, make_bench, sink, table  # type: igno
 from send import send_issue  # type: ignore[import-not-found]
 from sqlalchemy import update
 
-from digest import deliveries
-from digest.extensions import get_db
-from digest.models import Issue, IssueStatus
+from digest.core.extensions import get_db
+from digest.core.models import Issue, IssueStatus
+from digest.domain import deliveries
 
 
 def main() -> None:

@@ -37,10 +37,10 @@ from common import (  # type: ignore[import-not-found]
     wait_until,
 )
 
-from digest import deliveries, issues
+from digest.core.extensions import get_db
+from digest.core.models import DeliveryState
+from digest.domain import deliveries, issues
 from digest.mail.mailer import mailer_for
-from digest.extensions import get_db
-from digest.models import DeliveryState
 
 
 def _cpu() -> float:
@@ -51,7 +51,7 @@ def _cpu() -> float:
 def sender_child(overrides: dict, threads: int, ready: Any, stop: Any, results: Any) -> None:
     """A sender process: SenderPool threads on the bench ledger until told to stop."""
     from digest import create_app
-    from digest.sender import SenderPool
+    from digest.engine.sender import SenderPool
 
     app = create_app(overrides)
     pool = SenderPool(app, threads, mail_jobs=(), idle_seconds=0.01, mailer_factory=mailer_for).start()
@@ -73,7 +73,7 @@ def ceiling_child(
 
     def run(n: int) -> None:
         if pipelining:
-            transport = SMTPTransport(SMTPSettings.from_url(f"smtp://127.0.0.1:{port}"))
+            transport = SMTPTransport(SMTPSettings.from_url(f"smtp://127.0.0.1:{port}", timeout=60))
             transport.connect()
             send = lambda: transport.send("bounces@news.example.org", "reader@example.org", data)  # noqa: E731
             close = transport.close
@@ -107,14 +107,15 @@ def naive_child(overrides: dict, port: int, count: int, sign: bool, results: Any
     from sqlalchemy import select
 
     from digest import create_app
+    from digest.core.models import Subscriber, Subscription, SubscriptionSection
+    from digest.domain.issue_mail import prepare_issue
     from digest.mail.dkim import signer_from_config
-    from digest.mail.render import Reader, prepare_issue
-    from digest.models import Subscriber, Subscription, SubscriptionSection
+    from digest.mail.render import Reader
 
     app = create_app(overrides)
     with app.app_context():
         session = get_db().sessionmaker()
-        prepared = prepare_issue(session, overrides["BENCH_ISSUE"], app)
+        prepared = prepare_issue(session, overrides["BENCH_ISSUE"], app.config)
         signer = None
         if sign:
             product = signer_from_config(app.config)
@@ -141,13 +142,13 @@ def naive_child(overrides: dict, port: int, count: int, sign: bool, results: Any
 
 def one_message(bench: Bench) -> bytes:
     """Return the first reader's message exactly as the pipeline sends it (signed)."""
-    from digest.mail.render import prepare_issue
-    from digest.sender import load_readers
+    from digest.domain.issue_mail import prepare_issue
+    from digest.engine.sender import load_readers
 
     app = bench.app()
     with app.app_context():
         session = get_db().sessionmaker()
-        prepared = prepare_issue(session, bench.issue_id, app)
+        prepared = prepare_issue(session, bench.issue_id, app.config)
         recipient = load_readers(session, prepared.newsletter.id, [1], app.config)[1]
         outgoing = prepared.message_for(recipient.reader, 1)
         data = mailer_for(app.config).sign(outgoing.data, outgoing.body_hash)
@@ -163,17 +164,17 @@ def stage_costs(bench: Bench, data: bytes) -> list[tuple[str, float]]:
     """CPU ms per message of each stage of the pipeline, measured one by one in this process."""
     from sqlalchemy import update
 
-    from digest.db import utcnow
-    from digest.mail.render import prepare_issue
-    from digest.models import DeliveryState, Issue, IssueStatus
-    from digest.sender import _ledger_connections, load_readers, new_owner
+    from digest.core.db import utcnow
+    from digest.core.models import DeliveryState, Issue, IssueStatus
+    from digest.domain.issue_mail import prepare_issue
+    from digest.engine.sender import _ledger_connections, load_readers, new_owner
 
     app = bench.app()
     costs = []
     with app.app_context():
         database = get_db()
         with database.session() as session:
-            prepared = prepare_issue(session, bench.issue_id, app)
+            prepared = prepare_issue(session, bench.issue_id, app.config)
             readers = list(load_readers(session, prepared.newsletter.id, range(1, STAGE_SAMPLE + 1), app.config).values())
             deliveries.resend(session, bench.issue_id, [DeliveryState.SENT])
             session.execute(update(Issue).where(Issue.id == bench.issue_id).values(status=IssueStatus.SENDING))

@@ -21,13 +21,14 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from digest import create_app, subscribers
-from digest.db import upgrade, utcnow
-from digest.demo import load_demo
-from digest.extensions import get_db
-from digest.models import Newsletter, Subscriber, Subscription, SuppressionReason
-from digest.subscribers import Signup
-from digest.suppression import suppress
+from digest import create_app
+from digest.core.db import upgrade, utcnow
+from digest.core.extensions import get_db
+from digest.core.models import Newsletter, Subscriber, Subscription, SuppressionReason
+from digest.domain.demo import load_demo
+from digest.domain.subscribers.privacy import erase
+from digest.domain.subscribers.signup import Signup, confirm, subscribe, unsubscribe
+from digest.domain.suppression import suppress
 
 STATES = ["new", "pending", "confirmed", "unsubscribed", "bounced", "erased"]
 
@@ -42,7 +43,7 @@ def prepare(app, state: str) -> str:  # type: ignore[no-untyped-def]
             suppress(session, app.config, email, SuppressionReason.HARD_BOUNCE)
             return email
         newsletter = session.scalars(select(Newsletter)).one()
-        subscribers.subscribe(
+        subscribe(
             session,
             app.config,
             newsletter,
@@ -53,11 +54,11 @@ def prepare(app, state: str) -> str:  # type: ignore[no-untyped-def]
             select(Subscription).join(Subscriber).where(Subscriber.email == email)
         ).one()
         if state != "pending":
-            subscribers.confirm(session, app.config, sub)
+            confirm(session, app.config, sub)
         if state == "unsubscribed":
-            subscribers.unsubscribe(session, sub, "one-click")
+            unsubscribe(session, sub, "one-click")
         if state == "erased":
-            subscribers.erase(session, app.config, sub.subscriber)
+            erase(session, app.config, sub.subscriber)
     return email
 
 

@@ -19,10 +19,10 @@ import tracemalloc
 from pathlib import Path
 
 from digest import create_app
-from digest.db import upgrade
-from digest.demo import load_demo
-from digest.extensions import db_session, get_db
-from digest.subscriber_csv import export_rows
+from digest.core.db import upgrade
+from digest.core.extensions import db_session, get_db
+from digest.domain.demo import load_demo
+from digest.domain.subscribers.csv_io import export_rows
 
 SECTIONS = ["news", "engineers;tools", "", "startups;careers"]
 STATUSES = ["confirmed", "confirmed", "unsubscribed", "paused"]

@@ -5,9 +5,10 @@ Usage: python bench/transactional.py [N_READERS]   (default 300)
 Builds a throwaway SQLite database with the demo newsletter and N pending readers
 (varied names and section choices), each with a confirmation and a welcome email
 recorded, then renders every email to its final bytes two ways in the same run, best of
-three: digest.transactional.render as the sender calls it (what readers share is
-rendered and CSS-inlined once per process, each reader's values filled in), and the
-same with that cache emptied before every message (Jinja + css-inline per message).
+three: digest.domain.transactional.render as the runner (digest.engine.transactional)
+calls it (what readers share is rendered and CSS-inlined once per process, each reader's
+values filled in), and the same with that cache emptied before every message (Jinja +
+css-inline per message).
 Prints ms per message and the ratio; every message of the last round is checked: it
 parses as multipart/alternative (text, then HTML), and the welcome carries the reader's
 own unsubscribe link in its header and both parts.
@@ -30,9 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sample_issue import sample_app  # noqa: E402
 
-from digest import links, transactional  # noqa: E402
-from digest.extensions import get_db  # noqa: E402
-from digest.models import (  # noqa: E402
+from digest.core.extensions import get_db  # noqa: E402
+from digest.core.models import (  # noqa: E402
     Newsletter,
     Section,
     Subscriber,
@@ -41,6 +41,7 @@ from digest.models import (  # noqa: E402
     TransactionalKind,
     TransactionalMail,
 )
+from digest.domain import links, transactional  # noqa: E402
 
 NAMES = ["", "Ada", "Grace Hopper", "Zoë Ångström", "Alan"]
 

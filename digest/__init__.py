@@ -8,18 +8,13 @@ from typing import Any
 
 from flask import Flask
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def resource_dir(name: str) -> Path:
-    """Return a top-level folder (templates, migrations) in a wheel or a source checkout."""
-    installed = PACKAGE_DIR / name
-    return installed if installed.is_dir() else PACKAGE_DIR.parent / name
+from digest.core.resources import resource_dir
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app: settings → database → extensions → blueprints → CLI."""
-    from digest import cli, config, extensions, web
+    from digest import cli, web
+    from digest.core import config, extensions
 
     settings = config.load_config(overrides=overrides)
     instance_path = settings.get("INSTANCE_PATH") or None
@@ -38,7 +33,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'digest.sqlite3'}"
     app.config.setdefault("OUTBOX_PATH", str(instance / "outbox"))
-    # No request body beyond the largest CSV upload (digest.subscriber_imports) and its form.
+    # No request body beyond the largest CSV upload (domain.subscribers.imports) and its form.
     app.config.setdefault("MAX_CONTENT_LENGTH", 51 * 2**20)
     app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
     secure = app.config["BASE_URL"].startswith("https://")
@@ -55,11 +50,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
+        app.wsgi_app = proxied  # type: ignore[method-assign]  # as Flask's docs wrap the WSGI app
     extensions.init_db(app)
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)
     extensions.login_manager.init_app(app)
     web.init_app(app)
-    cli.init_app(app)
+    cli.register(app)
     return app

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from digest import models  # noqa: F401  (registers every table on the metadata)
-from digest.db import Base, UTCDateTime
+from digest.core import models  # noqa: F401  (registers every table on the metadata)
+from digest.core.db import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -35,7 +35,7 @@ if connection is not None:
     _run(connection)
 else:
     from digest import create_app
-    from digest.extensions import get_db
+    from digest.core.extensions import get_db
 
     with create_app().app_context():
         with get_db().engine.connect() as conn:

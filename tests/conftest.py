@@ -1,15 +1,14 @@
 """Fixtures: an app per test on SQLite and on PostgreSQL, a real SMTP server, a runner.
 
-Every test that uses `app` runs once per backend. PostgreSQL comes from
-DIGEST_TEST_POSTGRES_URL (default: the local server, database `test`, trust auth); each
-pytest worker gets a database of its own, migrated once and truncated between tests.
-Set DIGEST_TEST_BACKENDS=sqlite to run SQLite only; with DIGEST_TEST_REQUIRE_SERVICES=1
-(as in CI) an unreachable PostgreSQL or Redis fails the run instead of skipping.
+Every test that uses `app` (or anything built on `database_url`) runs once per backend,
+or on the first backend only when marked `one_backend` (its outcome cannot depend on the
+database). Which backends, and where PostgreSQL is, see tests/support/services.py; each
+pytest worker gets a PostgreSQL database of its own, migrated once and truncated between
+tests. Helpers live in tests/support/, never here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -19,23 +18,41 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from digest import create_app
-from digest.db import Base, Database, upgrade
-from digest.extensions import get_db
+from tests.support.apps import BASE_URL, MAIL_FROM, SECRET, get_db_of
+from tests.support.services import (
+    BACKENDS,
+    POSTGRES_URL,
+    REQUIRE_SERVICES,
+    drop_database,
+    migrate,
+    recreate_database,
+    truncate_all,
+    worker_database_name,
+)
 from tests.support.smtp import SMTPServer
 
-POSTGRES_URL = os.environ.get(
-    "DIGEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-BACKENDS = [b for b in os.environ.get("DIGEST_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
-REQUIRE_SERVICES = os.environ.get("DIGEST_TEST_REQUIRE_SERVICES") == "1"
-BASE_URL = "https://news.example.org"
-MAIL_FROM = "Weekly Test <news@news.example.org>"
-SECRET = "test-secret-key-0123456789"
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the one_backend marker."""
+    config.addinivalue_line(
+        "markers",
+        "one_backend: the outcome cannot depend on the database; run on the first backend only",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that uses a database on every backend, or on the first if one_backend.
+
+    A test that parametrizes database_url itself (PostgreSQL only, say) keeps its choice.
+    """
+    chosen = any("database_url" in mark.args[0] for mark in metafunc.definition.iter_markers("parametrize"))
+    if "database_url" in metafunc.fixturenames and not chosen:
+        one = metafunc.definition.get_closest_marker("one_backend") is not None
+        metafunc.parametrize("database_url", BACKENDS[:1] if one else BACKENDS, indirect=True)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -48,19 +65,11 @@ def _clean_environment() -> Iterator[None]:
     os.environ.update(saved)
 
 
-def _worker() -> str:
-    # One database per checkout and per xdist worker, so parallel runs never share one.
-    checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]
-    return f"{checkout}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file migrated to head once, copied for every test."""
     path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    database = Database(f"sqlite:///{path}")
-    upgrade(database)
-    database.dispose()
+    migrate(f"sqlite:///{path}")
     return path
 
 
@@ -68,40 +77,24 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this pytest worker, migrated to head."""
     admin_url = make_url(POSTGRES_URL)
-    name = f"digest_test_{_worker()}"
+    name = worker_database_name()
     try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = recreate_database(admin_url, name)
     except Exception as exc:  # noqa: BLE001  (any connection failure means "no PostgreSQL")
         if REQUIRE_SERVICES:
             pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required but unreachable: {exc}")
         pytest.skip(f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc}")
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    database = Database(url)
-    upgrade(database)
-    database.dispose()
+    migrate(url)
     yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_database(admin_url, name)
 
 
-def _truncate_all(url: str) -> None:
-    engine = create_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
-
-
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty, migrated database on this test's backend."""
+    """An empty, migrated database on this test's backend (see pytest_generate_tests)."""
     if request.param == "postgresql":
-        url = request.getfixturevalue("postgres_url")
-        _truncate_all(url)
+        url: str = request.getfixturevalue("postgres_url")
+        truncate_all(url)
         return url
     path = tmp_path / "digest.sqlite3"
     shutil.copy(request.getfixturevalue("sqlite_template"), path)
@@ -110,7 +103,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def app_overrides(database_url: str, tmp_path: Path) -> dict[str, Any]:
-    """The settings every test app starts from; tests may change them before `app`."""
+    """The settings every test app starts from; tests may change them before `app`.
+
+    No timing floor on signup answers: the tests that measure it set SIGNUP_MIN_SECONDS.
+    """
     return {
         "TESTING": True,
         "DATABASE_URL": database_url,
@@ -120,6 +116,7 @@ def app_overrides(database_url: str, tmp_path: Path) -> dict[str, Any]:
         "MAIL_FROM": MAIL_FROM,
         "SMTP_URL": None,
         "RATELIMIT_STORAGE_URL": "memory://",
+        "SIGNUP_MIN_SECONDS": 0,
     }
 
 
@@ -129,12 +126,6 @@ def app(app_overrides: dict[str, Any]) -> Iterator[Flask]:
     app = create_app(app_overrides)
     yield app
     get_db_of(app).dispose()
-
-
-def get_db_of(app: Flask) -> Database:
-    """Return app's Database outside a request."""
-    with app.app_context():
-        return get_db()
 
 
 @pytest.fixture

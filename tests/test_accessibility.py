@@ -7,13 +7,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from digest.demo import load_demo_history
-from digest.links import confirm_url, preferences_url, unsubscribe_url
-from digest.models import Subscriber
+from digest.core.models import Subscriber
+from digest.domain.demo import load_demo_history
+from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
 from tests.support.browser import chromium, live_server, screenshot_path
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     signed_path,
     signup,
 )

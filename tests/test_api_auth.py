@@ -8,11 +8,10 @@ import re
 import pytest
 from sqlalchemy import select
 
-from digest import api_tokens
-from digest.models import ApiToken, EditorRole
-from digest.web.api.auth import FAILED_AUTH_LIMIT, RATE_LIMIT
-from tests.conftest import get_db_of
+from digest.core.models import ApiToken, EditorRole
+from digest.domain import api_tokens
 from tests.support.api import ApiClient, make_token
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import submit
 from tests.support.readers import fresh_ip
@@ -66,6 +65,7 @@ def test_cli_refuses_bad_input(app, runner) -> None:  # type: ignore[no-untyped-
     assert _tokens(app) == []
 
 
+@pytest.mark.one_backend
 def test_no_token_is_401_with_a_challenge(app, client) -> None:  # type: ignore[no-untyped-def]
     """Without a token the API answers 401 JSON with `WWW-Authenticate: Bearer`."""
     response = ApiClient(client).get(ME)
@@ -145,7 +145,7 @@ def test_a_token_acts_with_its_editors_current_role(app, client, runner) -> None
     assert api.post(f"/api/v1/newsletters/weekly-model/subscribers/{reader}/unsubscribe").status_code == 403
     assert api.get(f"/api/v1/subscribers/{reader}").get_json()["suppression"] is None
     with get_db_of(app).session() as session:
-        from digest.editors import find_editor, set_role
+        from digest.domain.editors import find_editor, set_role
 
         set_role(session, find_editor(session, "pen@example.com"), EditorRole.ADMIN)
     assert api.post(f"/api/v1/subscribers/{reader}/suppress").status_code == 200
@@ -178,7 +178,7 @@ def test_rate_limit_is_per_token(app, client) -> None:  # type: ignore[no-untype
     """One request over the limit with one token gets 429 JSON with Retry-After; another token goes on."""
     busy = ApiClient(client, make_token(app, name="busy"))
     calm = ApiClient(client, make_token(app, name="calm"))
-    for _ in range(_allowed(RATE_LIMIT)):
+    for _ in range(_allowed(app.config["API_RATE_LIMIT"])):
         assert busy.get(ME).status_code == 200
     limited = busy.get(ME)
     assert limited.status_code == 429
@@ -192,7 +192,7 @@ def test_failed_authentications_are_limited_per_ip(app, client) -> None:  # type
     secret = make_token(app)
     api = ApiClient(client)
     guesser = {"REMOTE_ADDR": fresh_ip()}
-    for n in range(_allowed(FAILED_AUTH_LIMIT)):
+    for n in range(_allowed(app.config["API_FAILED_AUTH_LIMIT"])):
         assert api.get(ME, token=f"dg_guess{n}", environ_base=guesser).status_code == 401
     assert api.get(ME, token=secret, environ_base=guesser).status_code == 429
     assert api.get(ME, token=secret, environ_base={"REMOTE_ADDR": fresh_ip()}).status_code == 200

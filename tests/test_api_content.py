@@ -8,10 +8,10 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from digest.db import utcnow
-from digest.models import EditorRole, Issue, Post, PostStatus, Section
-from tests.conftest import get_db_of
+from digest.core.db import utcnow
+from digest.core.models import EditorRole, Issue, Post, PostStatus, Section
 from tests.support.api import ApiClient, make_token
+from tests.support.apps import get_db_of
 from tests.support.readers import load_newsletter
 from tests.support.workspace import sent_issue
 
@@ -141,7 +141,7 @@ def test_bad_changes_are_422_and_change_nothing(app, api) -> None:  # type: igno
 def test_a_section_of_another_newsletter_is_refused(app, api) -> None:  # type: ignore[no-untyped-def]
     """A post cannot be filed under another newsletter's section."""
     with get_db_of(app).session() as session:
-        from digest.models import Newsletter
+        from digest.core.models import Newsletter
 
         other = Newsletter(slug="other", name="Other")
         section = Section(newsletter=other, slug="misc", name="Misc")
@@ -183,9 +183,9 @@ def test_delete_only_drafts(app, api) -> None:  # type: ignore[no-untyped-def]
 def test_sent_issues_as_the_archive_shows_them(app, api) -> None:  # type: ignore[no-untyped-def]
     """Only sent issues are listed, newest first; one shows its published posts by section."""
     with get_db_of(app).session() as session:
-        from digest.newsletters import by_slug
+        from digest.domain.newsletters import find_newsletter
 
-        newsletter = by_slug(session, "weekly-model")
+        newsletter = find_newsletter(session, "weekly-model")
         posts = list(session.scalars(select(Post).order_by(Post.id)))
         older = sent_issue(session, newsletter, "older", posts[:2], utcnow() - dt.timedelta(days=7),
                            subject="Older")

@@ -6,11 +6,15 @@ import time
 
 import pytest
 
-from digest.models import ConsentSource, SubscriptionStatus, SuppressionReason, TransactionalKind
-from digest.suppression import suppress
-from tests.conftest import get_db_of
+from digest.core.models import (
+    ConsentSource,
+    SubscriptionStatus,
+    SuppressionReason,
+    TransactionalKind,
+)
+from digest.domain.suppression import suppress
+from tests.support.apps import get_db_of
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     fresh_ip,
     load_newsletter,
     mails,
@@ -43,6 +47,7 @@ def test_get_describes_the_form_to_show(app, client) -> None:  # type: ignore[no
     assert client.get(URL + "?newsletter=nope").status_code == 404
 
 
+@pytest.mark.one_backend
 def test_cors_preflight(app, client) -> None:  # type: ignore[no-untyped-def]
     """A browser's preflight for a JSON POST from another origin is allowed, without credentials."""
     response = client.options(

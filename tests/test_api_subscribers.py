@@ -8,15 +8,15 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from digest.models import (
+from digest.core.models import (
     Subscriber,
     SuppressionReason,
     TransactionalKind,
     TransactionalState,
 )
-from digest.suppression import suppress
-from tests.conftest import get_db_of
+from digest.domain.suppression import suppress
 from tests.support.api import ApiClient, make_token
+from tests.support.apps import get_db_of
 from tests.support.forms import submit
 from tests.support.readers import deliver, link, load_newsletter, mails, subscription
 

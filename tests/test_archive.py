@@ -7,8 +7,8 @@ from xml.etree import ElementTree
 
 import feedparser
 
-from digest import posts
-from digest.models import Issue, IssueStatus
+from digest.core.models import Issue, IssueStatus
+from digest.domain import posts
 from tests.support.workspace import demo_newsletter, sent_issue
 
 ATOM = "{http://www.w3.org/2005/Atom}"

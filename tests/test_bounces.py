@@ -6,11 +6,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest import links
-from digest.bounces import SOFT_BOUNCE_LIMIT, bounce_kind, ingest, read_report
-from digest.db import utcnow
-from digest.mail.identity import verp_address
-from digest.models import (
+from digest.core.db import utcnow
+from digest.core.models import (
     BounceKind,
     Delivery,
     Issue,
@@ -22,8 +19,11 @@ from digest.models import (
     TransactionalMail,
     TransactionalState,
 )
-from digest.subscribers import ReaderActions
-from digest.suppression import suppression_for
+from digest.domain import links
+from digest.domain.bounces import SOFT_BOUNCE_LIMIT, bounce_kind, ingest, read_report
+from digest.domain.identity import verp_address
+from digest.domain.subscribers.actions import ReaderActions
+from digest.domain.suppression import suppression_for
 from tests.support.inbound import arf, dsn, mailto_request
 from tests.support.issues import demo_issue
 
@@ -322,6 +322,7 @@ def test_a_forged_transactional_reference_changes_nothing(app, db) -> None:  # t
     assert _suppressed(app, db, "ada@example.com") is None
 
 
+@pytest.mark.one_backend
 def test_envelope_recipient_and_returned_return_path(app) -> None:  # type: ignore[no-untyped-def]
     """The VERP reference is found from the MTA's envelope recipient or the returned original."""
     verp = verp_address(app.config, "d42")

@@ -16,16 +16,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import Result
 from flask import Flask
 from sqlalchemy import select
 
-from digest import links
-from digest.db import utcnow
-from digest.mail.identity import verp_address
-from digest.mail.mailer import mailer_for
-from digest.mail.render import Reader, prepare_issue
-from digest.models import (
+from digest.core.db import utcnow
+from digest.core.models import (
     Consent,
     Delivery,
     Issue,
@@ -36,10 +33,14 @@ from digest.models import (
     TransactionalMail,
     TransactionalState,
 )
-from tests.conftest import get_db_of
+from digest.domain import links
+from digest.domain.identity import verp_address
+from digest.domain.issue_mail import prepare_issue
+from digest.mail.mailer import mailer_for
+from digest.mail.render import Reader
+from tests.support.apps import get_db_of
 from tests.support.inbound import arf, dsn, mailto_request, returned_headers
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     confirm_by_email,
     deliver,
     load_newsletter,
@@ -110,7 +111,7 @@ def _send_digest(app: Flask, smtp_server: SMTPServer, email: str) -> tuple[int, 
         delivery_id = delivery.id
         reader = Reader(subscriber.id, subscriber.subscriptions[0].uid, email, subscriber.name)
     with get_db_of(app).sessionmaker() as session:
-        outgoing = prepare_issue(session, issue_id, app).message_for(reader, delivery_id)
+        outgoing = prepare_issue(session, issue_id, app.config).message_for(reader, delivery_id)
     with mailer_for(app.config) as mailer:
         mailer.send(outgoing.envelope_from, outgoing.recipient, outgoing.data)
     return issue_id, delivery_id, smtp_server.to(email)[-1]
@@ -263,6 +264,7 @@ def test_mailto_unsubscribe_skips_the_reader_in_the_next_digest(smtp_app, smtp_s
     assert again.exit_code == 0  # a second request is harmless
 
 
+@pytest.mark.one_backend
 def test_empty_input_is_refused(app) -> None:  # type: ignore[no-untyped-def]
     """Nothing on stdin is an error that says what the command expects."""
     result = _ingest(app, b"")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from digest.demo import load_demo
+from digest.domain.demo import load_demo
 from tests.support.browser import chromium, live_server, screenshot_path
 
 pytestmark = pytest.mark.browser

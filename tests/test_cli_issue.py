@@ -9,9 +9,9 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from digest import issues
-from digest.models import Delivery, IssueStatus
-from tests.conftest import get_db_of
+from digest.core.models import Delivery, IssueStatus
+from digest.domain import issues
+from tests.support.apps import get_db_of
 from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email, states
 from tests.support.smtp import SMTPServer
 

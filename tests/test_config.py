@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.config import SETTINGS, ConfigError, load_config
+from digest.core.config import SETTINGS, ConfigError, load_config
 
 
 def test_defaults_run_on_embedded_settings() -> None:
@@ -47,6 +47,8 @@ def test_environment_is_parsed() -> None:
         ("DIGEST_CHECK_DELIVERABILITY", "maybe"),
         ("DIGEST_DATABASE_URL", "digest.sqlite3"),
         ("DIGEST_SENDER_THREADS", "0"),
+        ("DIGEST_LINK_RATE_LIMIT", "thirty a minute"),
+        ("DIGEST_SIGNUP_MIN_SECONDS", "-1"),
     ],
 )
 def test_malformed_setting_is_named(name: str, value: str) -> None:

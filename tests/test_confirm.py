@@ -8,14 +8,13 @@ import time
 import pytest
 from sqlalchemy import update
 
-from digest.db import utcnow
-from digest.links import confirm_url, unsubscribe_url
-from digest.models import SubscriptionStatus, TransactionalKind, TransactionalMail
-from digest.tokens import Purpose, make_token
-from tests.conftest import BASE_URL, get_db_of
+from digest.core.db import utcnow
+from digest.core.models import SubscriptionStatus, TransactionalKind, TransactionalMail
+from digest.core.tokens import Purpose, make_token
+from digest.domain.links import confirm_url, unsubscribe_url
+from tests.support.apps import BASE_URL, get_db_of
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     deliver,
     link,
     load_newsletter,

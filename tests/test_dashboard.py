@@ -7,8 +7,8 @@ import re
 
 from sqlalchemy import select
 
-from digest import reports
-from digest.models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionStatus
+from digest.core.models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionStatus
+from digest.domain import reports
 from digest.web.editor import charts
 from tests.support.editor import log_in, make_editor
 from tests.support.workspace import demo_newsletter, sent_issue

@@ -7,9 +7,8 @@ import datetime as dt
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from digest import deliveries, issues
-from digest.db import utcnow
-from digest.models import (
+from digest.core.db import utcnow
+from digest.core.models import (
     Delivery,
     DeliveryState,
     Issue,
@@ -19,7 +18,8 @@ from digest.models import (
     SubscriptionStatus,
     SuppressionReason,
 )
-from digest.suppression import email_hash, suppress
+from digest.domain import deliveries, issues
+from digest.domain.suppression import email_hash, suppress
 from tests.support.delivery import CONFIG, add_readers, make_newsletter, reader_email, states
 
 
@@ -219,10 +219,10 @@ def test_counts_and_open_work(db: Session) -> None:
     assert states(db, setup.issue_id) == {"sent": 1, "pending": 1, "failed_temp": 1}
 
 
-def test_bulk_hasher_matches_the_suppression_list(db: Session) -> None:
+def test_bulk_hasher_matches_the_suppression_list() -> None:
     """The fan-out's hasher gives exactly the hash the suppression list stores."""
-    from digest.suppression import HASH_PURPOSE
-    from digest.tokens import keyed_hasher
+    from digest.core.tokens import keyed_hasher
+    from digest.domain.suppression import HASH_PURPOSE
 
     hash_of = keyed_hasher(CONFIG["SECRET_KEY"], HASH_PURPOSE)
     for address in ("reader00001@example.org", "jürgen@bücher.example"):

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from digest import create_app
-from digest.config import ConfigError
-from digest.mail.dkim import DKIMSigner, load_private_key, signer_from_config
+from digest.core.config import ConfigError
+from digest.mail.dkim import DKIMSigner, KeyFileError, load_private_key, signer_from_config
 from digest.mail.message import Mail, format_mailbox
 from tests.support.dkim_keys import DOMAIN, SELECTOR, dkim_tags, dns_stub, write_key
 
@@ -212,6 +212,16 @@ def test_unreadable_key_file_stops_start_up(tmp_path: Path) -> None:
     key_file.mkdir()
     with pytest.raises(ConfigError, match="DIGEST_DKIM_KEY_FILE"):
         create_app(_overrides(tmp_path, key_file))
+
+
+def test_unusable_key_is_dkims_own_error_naming_the_file(tmp_path: Path) -> None:
+    """Asked directly (not at start-up), the signer refuses an unusable key with its own
+    error naming the file; config turns that into the ConfigError shown above."""
+    key_file = tmp_path / "garbage.key"
+    key_file.write_bytes(b"not a key at all")
+    config = {"DKIM_DOMAIN": DOMAIN, "DKIM_SELECTOR": SELECTOR, "DKIM_KEY_FILE": str(key_file)}
+    with pytest.raises(KeyFileError, match=f"holds no usable DKIM key: {re.escape(str(key_file))}"):
+        signer_from_config(config)
 
 
 def test_key_is_loaded_once_per_process(tmp_path: Path) -> None:

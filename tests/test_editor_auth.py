@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from digest.models import EditorRole, Post
+from digest.core.models import EditorRole, Post
 from tests.support.editor import PASSWORD, log_in, make_editor
 from tests.support.forms import csrf_token
 
@@ -24,6 +24,7 @@ def editor_routes(app: Flask, prefix: str = "editor.") -> Iterator[tuple[str, st
             yield method, url
 
 
+@pytest.mark.one_backend
 def test_every_editor_route_is_covered(app) -> None:  # type: ignore[no-untyped-def]
     """The route list the permission tests walk includes the pages a user knows."""
     urls = {url for _, url in editor_routes(app)}

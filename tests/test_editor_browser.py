@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from digest.demo import load_demo_history
+from digest.domain.demo import load_demo_history
 from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.workspace import demo_newsletter

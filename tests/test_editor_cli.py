@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import select
 
-from digest.models import Editor, EditorRole
+from digest.core.models import Editor, EditorRole
 from tests.support.editor import log_in
 
 

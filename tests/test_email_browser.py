@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from digest.mail.render import Reader, prepare_issue
+from digest.domain.issue_mail import prepare_issue
+from digest.mail.render import Reader
 from tests.support.browser import chromium, screenshot_path
 from tests.support.issues import demo_issue
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     confirm_by_email,
     deliver,
     html_part,
@@ -20,11 +20,10 @@ pytestmark = pytest.mark.browser
 VIEWPORTS = {"desktop": {"width": 1024, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
+@pytest.mark.one_backend
 def test_digest_in_light_and_dark_on_desktop_and_phone(app, db) -> None:  # type: ignore[no-untyped-def]
     """The digest renders in both colour schemes at both widths; dark mode visibly changes it."""
-    if app.config["DATABASE_URL"].startswith("postgresql"):
-        pytest.skip("the HTML does not depend on the backend; one set of screenshots is enough")
-    prepared = prepare_issue(db, demo_issue(db).id, app)
+    prepared = prepare_issue(db, demo_issue(db).id, app.config)
     html, _ = prepared.parts_for(Reader(1, "uidAdaAdaAdaAdaAdaAdaA", "ada@example.com", "Ada"))
     seen: dict[tuple[str, str], dict[str, object]] = {}
     for scheme in ("light", "dark"):
@@ -63,10 +62,9 @@ def test_digest_in_light_and_dark_on_desktop_and_phone(app, db) -> None:  # type
         assert dark["body"] != light["body"] and dark["text"] != light["text"]
 
 
+@pytest.mark.one_backend
 def test_confirmation_and_welcome_in_light_and_dark(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
     """The confirmation and welcome emails look like the digest in both colour schemes, with a readable button."""
-    if smtp_app.config["DATABASE_URL"].startswith("postgresql"):
-        pytest.skip("the HTML does not depend on the backend; one set of screenshots is enough")
     load_newsletter(smtp_app)
     confirmation = confirm_by_email(smtp_app, smtp_server, "nina@example.org", name="Nina")
     deliver(smtp_app)

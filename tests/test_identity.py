@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from digest.mail.identity import from_header, list_headers, parse_verp, verp_address
-from digest.models import Newsletter
+from digest.core.models import Newsletter
+from digest.domain.identity import from_header, list_headers, parse_verp, verp_address
 
 CONFIG = {
     "BASE_URL": "https://news.example.org",

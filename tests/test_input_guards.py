@@ -9,15 +9,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from digest.links import preferences_url
-from digest.models import ImportJob, Post, Subscriber
-from tests.conftest import get_db_of
+from digest.core.models import ImportJob, Post, Subscriber
+from digest.domain.links import preferences_url
 from tests.support.api import make_token
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (
     NEWSLETTER,
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     fresh_ip,
     load_newsletter,
     signed_path,

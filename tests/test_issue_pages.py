@@ -8,9 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from digest import issues
-from digest.db import utcnow
-from digest.models import (
+from digest.core.db import utcnow
+from digest.core.models import (
     Delivery,
     DeliveryState,
     EditorRole,
@@ -21,6 +20,8 @@ from digest.models import (
     PostStatus,
     Subscription,
 )
+from digest.domain import issues
+from tests.support.apps import get_db_of
 from tests.support.delivery import make_newsletter, reader_email
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
@@ -40,8 +41,6 @@ def _followed(client, response):  # type: ignore[no-untyped-def]
 
 
 def _issue(app, issue_id: int) -> Issue:  # type: ignore[no-untyped-def]
-    from tests.conftest import get_db_of
-
     with get_db_of(app).session() as session:
         issue = session.get(Issue, issue_id)
         assert issue is not None
@@ -50,8 +49,6 @@ def _issue(app, issue_id: int) -> Issue:  # type: ignore[no-untyped-def]
 
 
 def _post_titles(app, issue_id: int) -> list[str]:  # type: ignore[no-untyped-def]
-    from tests.conftest import get_db_of
-
     with get_db_of(app).session() as session:
         return [item.post.title for item in issues.get_issue(session, issue_id).issue_posts]
 
@@ -234,8 +231,6 @@ def test_preview_warns_near_the_limit_and_the_issue_may_still_go(app, db) -> Non
 
 def test_a_test_send_reaches_the_editor_and_touches_no_ledger(smtp_app, smtp_server, db) -> None:  # type: ignore[no-untyped-def]
     """"Send me a test" mails the editor through SMTP, marked [Test]; nobody else, no delivery row."""
-    from tests.conftest import get_db_of
-
     with get_db_of(smtp_app).session() as session:
         setup = make_newsletter(session, readers=3)
         client = _editor_client(smtp_app, session)

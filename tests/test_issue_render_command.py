@@ -11,10 +11,10 @@ import dkim
 from sqlalchemy import select
 
 from digest import create_app
+from digest.core.models import Delivery, Subscriber
+from digest.domain.identity import parse_verp
 from digest.mail.dkim import signer_from_config
-from digest.mail.identity import parse_verp
-from digest.models import Delivery, Subscriber
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.dkim_keys import dkim_settings, dns_stub
 from tests.support.issues import demo_issue
 

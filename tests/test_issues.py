@@ -11,10 +11,8 @@ from flask import Flask
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from digest import issues
-from digest.db import utcnow
-from digest.issues import IssueError
-from digest.models import (
+from digest.core.db import utcnow
+from digest.core.models import (
     Delivery,
     Issue,
     IssuePost,
@@ -25,7 +23,9 @@ from digest.models import (
     ScheduleOutcome,
     ScheduleRun,
 )
-from digest.scheduler import tick
+from digest.domain import issues
+from digest.domain.issues import IssueError
+from digest.engine.scheduler import tick
 from tests.support.delivery import CONFIG, make_newsletter
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -11,12 +11,13 @@ import dkim
 import pytest
 
 from digest import create_app
+from digest.domain.identity import parse_verp
+from digest.domain.issue_mail import prepare_issue
 from digest.mail.dkim import signer_from_config
-from digest.mail.identity import parse_verp
 from digest.mail.mailer import mailer_for
 from digest.mail.message import Mail
-from digest.mail.render import Reader, prepare_issue
-from tests.conftest import get_db_of
+from digest.mail.render import Reader
+from tests.support.apps import get_db_of
 from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub
 from tests.support.issues import demo_issue, section_ids
 from tests.support.smtp import SMTPServer
@@ -32,7 +33,7 @@ def test_digest_arrives_signed_and_verifies(
     )
     database = get_db_of(app)
     with database.sessionmaker() as db:
-        prepared = prepare_issue(db, demo_issue(db).id, app)
+        prepared = prepare_issue(db, demo_issue(db).id, app.config)
         tools = section_ids(db, "Tools")
     readers = [
         Reader(1, "uidAdaAdaAdaAdaAdaAdaA", "ada@example.com", "Ada"),
@@ -70,6 +71,7 @@ def test_digest_arrives_signed_and_verifies(
         assert message["To"].addresses[0].addr_spec == rcpt
 
 
+@pytest.mark.one_backend
 def test_every_message_is_signed_text_only_too(
     app_overrides: dict[str, Any], smtp_server: SMTPServer, tmp_path: Path
 ) -> None:
@@ -93,6 +95,7 @@ def test_every_message_is_signed_text_only_too(
     assert "content-transfer-encoding" in names and names.count("list-unsubscribe") == 1
 
 
+@pytest.mark.one_backend
 def test_without_dkim_nothing_is_signed(smtp_app, smtp_server: SMTPServer) -> None:  # type: ignore[no-untyped-def]
     """With DIGEST_DKIM_* unset, messages go out exactly as built, unsigned."""
     data = Mail(

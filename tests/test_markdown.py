@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from digest.markdown import render_markdown
+from digest.mail.markdown import render_markdown
 
 
 def test_markdown_renders() -> None:
@@ -61,7 +61,7 @@ def _elements(html: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
 
 def test_sanitizer_strips_what_the_parser_might_let_through() -> None:
     """Defense in depth: the sanitizer alone removes handlers, scripts and bad schemes."""
-    from digest.markdown import sanitize_html
+    from digest.mail.markdown import sanitize_html
 
     html = sanitize_html('<a href="javascript:alert(1)" onclick="x">y</a><img src="data:x" onerror="1"><script>x</script>')
     assert html == '<a rel="noopener noreferrer">y</a><img>'

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from digest.db import Base, Database, alembic_config
-from tests.conftest import get_db_of
+from digest.core.db import Base, Database, alembic_config
+from tests.support.apps import get_db_of
 
 
+@pytest.mark.one_backend
 def test_single_head(app) -> None:  # type: ignore[no-untyped-def]
     """Revisions form one line: no forgotten merge."""
     script = ScriptDirectory.from_config(alembic_config(get_db_of(app)))

@@ -9,12 +9,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from digest.models import EditorRole
-from tests.conftest import get_db_of
+from digest.core.models import EditorRole
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import submit
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     deliver,
     load_newsletter,
 )
@@ -119,7 +118,7 @@ def test_outbox_pages_and_roles(app, client) -> None:  # type: ignore[no-untyped
     assert client.get("/editor/outbox?before=../../etc").status_code == 200
 
 
-def test_an_empty_outbox_and_a_configured_smtp_server(app_overrides) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_an_empty_outbox_and_a_configured_smtp_server(app_overrides) -> None:  # type: ignore[no-untyped-def]
     """With SMTP configured the page says nothing new arrives; with no folder yet it is simply empty."""
     from digest import create_app
 

@@ -9,9 +9,9 @@ from xml.etree import ElementTree
 import pytest
 from sqlalchemy import select
 
-from digest import posts
-from digest.models import EditorRole, Post, PostStatus
-from digest.validation import Invalid, slugify
+from digest.core.models import EditorRole, Post, PostStatus
+from digest.core.validation import Invalid, slugify
+from digest.domain import posts
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
 from tests.support.workspace import demo_newsletter, sent_issue

@@ -7,9 +7,8 @@ import re
 
 from sqlalchemy import select, text
 
-from digest.db import Base, utcnow
-from digest.links import preferences_url, unsubscribe_url
-from digest.models import (
+from digest.core.db import Base, utcnow
+from digest.core.models import (
     Delivery,
     DeliveryState,
     Issue,
@@ -21,12 +20,12 @@ from digest.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.subscribers import erase
-from digest.suppression import email_hash, is_suppressed, suppress
-from tests.conftest import BASE_URL, get_db_of
+from digest.domain.links import preferences_url, unsubscribe_url
+from digest.domain.subscribers.privacy import erase
+from digest.domain.suppression import email_hash, is_suppressed, suppress
+from tests.support.apps import BASE_URL, get_db_of
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     deliver,
     link,
     load_newsletter,

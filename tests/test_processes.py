@@ -20,10 +20,10 @@ from flask import Flask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest import issues
-from digest.db import utcnow
-from digest.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
-from tests.conftest import REQUIRE_SERVICES, get_db_of
+from digest.core.db import utcnow
+from digest.core.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
+from digest.domain import issues
+from tests.support.apps import get_db_of
 from tests.support.delivery import (
     CONFIG,
     DIGEST,
@@ -33,9 +33,10 @@ from tests.support.delivery import (
     process_env,
     states,
     stop_process,
-    wait_until,
 )
+from tests.support.services import REQUIRE_SERVICES
 from tests.support.smtp import SMTPServer
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +88,7 @@ def test_sigkill_mid_send_then_restart(
     log = tmp_path / "processes.log"
     with digest_process(["scheduler"], env, log):
         with digest_process(["worker"], env, log) as first:
-            wait_until(lambda: len(smtp_server.received) >= 15, timeout=60, what=f"sending\n{_tail(log)}")
+            wait_until(lambda: len(smtp_server.received) >= 15, timeout=60, what=lambda: f"sending\n{_tail(log)}")
             first.send_signal(signal.SIGKILL)
             first.wait(10)
         at_kill = states(db, setup.issue_id)
@@ -95,7 +96,7 @@ def test_sigkill_mid_send_then_restart(
         with digest_process(["worker"], env, log):
             wait_until(
                 lambda: _status(db, setup.issue_id) == IssueStatus.SENT,
-                timeout=90, what=f"the issue to be sent\n{_tail(log)}",
+                timeout=90, what=lambda: f"the issue to be sent\n{_tail(log)}",
             )
     received = per_recipient(smtp_server)
     assert max(received.values()) == 1, "somebody got the issue twice"
@@ -131,7 +132,7 @@ def test_smtp_outage_mid_send_resumes_by_itself(
     servers = [server]
     try:
         with digest_process(["scheduler"], env, log), digest_process(["worker"], env, log):
-            wait_until(lambda: len(server.received) >= 10, timeout=60, what=f"sending\n{_tail(log)}")
+            wait_until(lambda: len(server.received) >= 10, timeout=60, what=lambda: f"sending\n{_tail(log)}")
             server.stop()
             stalled = len(server.received)
             wait_until(lambda: "cannot reach SMTP server" in log.read_text(), timeout=30, what="the outage to be seen")
@@ -139,7 +140,7 @@ def test_smtp_outage_mid_send_resumes_by_itself(
             servers.append(restarted)
             wait_until(
                 lambda: _status(db, setup.issue_id) == IssueStatus.SENT,
-                timeout=120, what=f"the issue to be sent\n{_tail(log)}",
+                timeout=120, what=lambda: f"the issue to be sent\n{_tail(log)}",
             )
     finally:
         if servers[-1].controller._thread is not None:
@@ -171,8 +172,8 @@ def test_two_schedulers_make_one_issue_per_period(app: Flask, db: Session, tmp_p
     env = process_env(app, **FAST)
     log = tmp_path / "schedulers.log"
     with digest_process(["scheduler"], env, log), digest_process(["scheduler"], env, log):
-        wait_until(lambda: log.read_text().count("ticking every") == 2, timeout=60, what=_tail(log))
-        wait_until(lambda: _status_of_week(db) == IssueStatus.SENDING, timeout=60, what=_tail(log))
+        wait_until(lambda: log.read_text().count("ticking every") == 2, timeout=60, what=lambda: _tail(log))
+        wait_until(lambda: _status_of_week(db) == IssueStatus.SENDING, timeout=60, what=lambda: _tail(log))
         wait_until(lambda: log.read_text().count("Running job") >= 8, timeout=60, what="a few ticks each")
     assert db.scalar(select(func.count()).select_from(Issue)) == 1
     issue = db.scalars(select(Issue)).one()
@@ -204,7 +205,7 @@ def test_two_workers_claim_disjoint_batches(
 
     with digest_process(["scheduler"], env, log):
         with digest_process(["worker"], env, log) as a, digest_process(["worker"], env, log) as b:
-            wait_until(done, timeout=120, every=0.02, what=f"the issue to be sent\n{_tail(log)}")
+            wait_until(done, timeout=120, every=0.02, what=lambda: f"the issue to be sent\n{_tail(log)}")
     pids = {int(owner.split(":")[1]) for owner in seen}
     assert {a.pid, b.pid} <= pids, f"both workers should have held claims: {seen}"
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
@@ -251,10 +252,10 @@ def test_two_celery_workers_share_the_ledger(
         return _status(db, setup.issue_id) == IssueStatus.SENT
 
     with digest_process(["worker"], env, log) as a, digest_process(["worker"], env, log) as b:
-        wait_until(lambda: log.read_text().count("ready.") >= 2, timeout=90, what=f"Celery workers\n{_tail(log)}")
+        wait_until(lambda: log.read_text().count("ready.") >= 2, timeout=90, what=lambda: f"Celery workers\n{_tail(log)}")
         _start(db, setup.issue_id)
         with digest_process(["scheduler"], env, log):
-            wait_until(done, timeout=120, every=0.02, what=f"the issue to be sent\n{_tail(log)}")
+            wait_until(done, timeout=120, every=0.02, what=lambda: f"the issue to be sent\n{_tail(log)}")
     assert {a.pid, b.pid} <= set(parents.values()), f"both workers should have sent: {parents}"
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
     assert states(db, setup.issue_id) == {"sent": 200}
@@ -276,9 +277,9 @@ def test_digest_run_serves_schedules_and_sends(
     env = process_env(smtp_app, **FAST)
     log = tmp_path / "run.log"
     with digest_process(["run", "--port", str(port)], env, log) as process:
-        wait_until(lambda: _get(f"http://127.0.0.1:{port}/") == 200, timeout=60, what=_tail(log))
+        wait_until(lambda: _get(f"http://127.0.0.1:{port}/") == 200, timeout=60, what=lambda: _tail(log))
         wait_until(
-            lambda: _status(db, setup.issue_id) == IssueStatus.SENT, timeout=60, what=_tail(log)
+            lambda: _status(db, setup.issue_id) == IssueStatus.SENT, timeout=60, what=lambda: _tail(log)
         )
         assert stop_process(process) == 0, _tail(log)
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}

@@ -10,10 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from digest import create_app
-from digest.config import ConfigError, load_config
-from tests.conftest import get_db_of
+from digest.core.config import ConfigError, load_config
+from tests.support.apps import get_db_of
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     load_newsletter,
     subscription,
 )
@@ -38,7 +37,7 @@ def _consent_ip(app: Flask, email: str) -> str | None:
 
 
 @pytest.fixture
-def proxied_app(app_overrides: dict[str, Any]) -> Iterator[Flask]:  # noqa: F811
+def proxied_app(app_overrides: dict[str, Any]) -> Iterator[Flask]:
     """An app told that one reverse proxy stands in front of it."""
     app = create_app({**app_overrides, "TRUSTED_PROXIES": 1})
     yield app

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from digest import create_app
-from digest.models import SubscriptionStatus
-from tests.conftest import get_db_of
+from digest.core.models import SubscriptionStatus
+from tests.support.apps import get_db_of
 from tests.support.browser import chromium, live_server, screenshot_path
 from tests.support.readers import deliver, link, load_newsletter, subscription
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 def test_signup_confirm_preferences_unsubscribe(app_overrides: dict[str, Any], smtp_server) -> None:  # type: ignore[no-untyped-def]
     """A reader signs up, confirms from the received email, edits preferences and unsubscribes, all in a real browser."""
     app = create_app(
-        {**app_overrides, "BASE_URL": "http://127.0.0.1", "SMTP_URL": smtp_server.url, "SIGNUP_MIN_SECONDS": 0}
+        {**app_overrides, "BASE_URL": "http://127.0.0.1", "SMTP_URL": smtp_server.url}
     )
     load_newsletter(app)
     with live_server(app) as base, chromium(viewport={"width": 390, "height": 844}) as context:

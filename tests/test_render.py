@@ -13,10 +13,10 @@ from email.utils import parsedate_to_datetime
 import dkim
 import pytest
 
+from digest.domain.identity import parse_verp
+from digest.domain.issue_mail import prepare_issue
 from digest.mail.dkim import DKIMSigner, load_private_key, relaxed_body
-from digest.mail.identity import parse_verp
 from digest.mail.mailer import Mailer
-from digest.mail.transport import OutboxTransport
 from digest.mail.message import quoted_printable
 from digest.mail.render import (
     REFUSE_BYTES,
@@ -24,10 +24,10 @@ from digest.mail.render import (
     NotSendable,
     Reader,
     check_sendable,
-    prepare_issue,
     size_report,
 )
 from digest.mail.stencil import _Part
+from digest.mail.transport import OutboxTransport
 from tests.support.dkim_keys import DOMAIN, SELECTOR, dkim_tags, dns_stub, write_key
 from tests.support.issues import PostSpec, demo_issue, make_issue, section_ids
 
@@ -69,7 +69,7 @@ def _flat(text: str) -> str:
 def test_structure_and_every_header(app, db) -> None:  # type: ignore[no-untyped-def]
     """multipart/alternative (text, then HTML), UTF-8 QP, short CRLF lines, each header once."""
     issue = demo_issue(db)
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     out = prepared.message_for(Reader(3, "AbCdEfGhIjKlMnOpQrStUv", "ada@example.com", "Ada"), 4711)
     data = out.data
     assert data.isascii() and b"\n" not in data.replace(b"\r\n", b"")
@@ -109,7 +109,7 @@ def test_structure_and_every_header(app, db) -> None:  # type: ignore[no-untyped
 
 def test_message_ids_differ_per_delivery_and_preview(app, db) -> None:  # type: ignore[no-untyped-def]
     """Each delivery has its own Message-ID; previews get a fresh one each time."""
-    prepared = prepare_issue(db, demo_issue(db).id, app)
+    prepared = prepare_issue(db, demo_issue(db).id, app.config)
     reader = Reader(1, "uid1", "ada@example.com")
     ids = [_parse(prepared.message_for(reader, d).data)["Message-ID"] for d in (1, 2, None, None)]
     assert len(set(ids)) == 4
@@ -121,7 +121,7 @@ def test_message_ids_differ_per_delivery_and_preview(app, db) -> None:  # type: 
 def test_text_part_has_every_title_of_the_readers_sections(app, db) -> None:  # type: ignore[no-untyped-def]
     """The text part carries the reader's post titles, links, unsubscribe URL and postal address."""
     issue = demo_issue(db)
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     chosen = section_ids(db, "Engineers", "Tools")
     reader = Reader(2, "uidGrace", "grace@example.com", "Grace", chosen)
     text, html = _parts(prepared.message_for(reader, 5).data)
@@ -163,7 +163,7 @@ def test_html_is_accessible_and_dark_mode_ready(app, db) -> None:  # type: ignor
         subject="Pictures",
         preheader="A chart and some text this week.",
     )
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     _, html = _parts(prepared.message_for(Reader(1, "u1", "a@example.com"), 1).data)
     assert re.search(r'<html lang="en"', html)
     tables = re.findall(r"<table\b[^>]*>", html)
@@ -188,7 +188,7 @@ def test_html_is_accessible_and_dark_mode_ready(app, db) -> None:  # type: ignor
 def test_personalization_never_leaks_between_readers(app, db) -> None:  # type: ignore[no-untyped-def]
     """Many readers rendered in any order each get only their own name, address and tokens."""
     issue = demo_issue(db)
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     all_sections = sorted(s.id for s in prepared.sections)
     rng = random.Random(7)
     readers = [
@@ -247,7 +247,7 @@ def test_non_ascii_names_and_subjects_survive(app, db) -> None:  # type: ignore[
         subject="Größte Neuigkeiten der Woche — 🚀 und mehr",
         name="Zoë's Wöchentliche",
     )
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     reader = Reader(1, "u1", "jurgen@bücher.example", "Jürgen Ñúñez 山田", frozenset())
     out = prepared.message_for(reader, 9)
     message = _parse(out.data)
@@ -267,7 +267,7 @@ def test_non_ascii_names_and_subjects_survive(app, db) -> None:  # type: ignore[
 def test_reader_name_is_escaped_in_html_and_literal_in_text(app, db) -> None:  # type: ignore[no-untyped-def]
     """A name with markup is shown as text in HTML and left as typed in the text part."""
     issue = make_issue(db, [PostSpec("News", "A post", summary="S")])
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     name = '<img src=x onerror=alert(1)> "Bob" & Co'
     text, html = _parts(prepared.message_for(Reader(1, "u1", "bob@example.com", name), 1).data)
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -286,7 +286,7 @@ def test_script_in_markdown_never_reaches_the_html(app, db) -> None:  # type: ig
         [PostSpec("News", "Evil post", body=evil)],
         intro="<script>alert('intro')</script> *hello*",
     )
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     text, html = _parts(prepared.message_for(Reader(1, "u1", "a@example.com"), 1).data)
     assert "<script" not in html.lower()
     assert not re.search(r"""(href|src)=["']?\s*javascript:""", html, re.IGNORECASE)
@@ -304,7 +304,7 @@ def test_post_without_summary_shows_its_body(app, db) -> None:  # type: ignore[n
         "```\nkeep  this   spacing\n```\n"
     )
     issue = make_issue(db, [PostSpec("Tools", "Body only", body=body)])
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     text, html = _parts(prepared.message_for(Reader(1, "u1", "a@example.com"), 1).data)
     assert '<a href="https://example.org/report"' in html and ">chunk size matters</li>" in html
     assert "<pre" in html and "keep  this   spacing" in html
@@ -319,7 +319,7 @@ def test_post_without_summary_shows_its_body(app, db) -> None:  # type: ignore[n
 def test_reader_whose_sections_have_nothing_this_week(app, db) -> None:  # type: ignore[no-untyped-def]
     """A reader who chose only quiet sections is told so and pointed at the web issue."""
     issue = make_issue(db, [PostSpec("News", "Only news")])
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     reader = Reader(1, "u1", "a@example.com", "", section_ids(db, "Careers"))
     text, html = _parts(prepared.message_for(reader, 1).data)
     assert "Only news" not in text and "Only news" not in html
@@ -331,7 +331,7 @@ def test_reader_whose_sections_have_nothing_this_week(app, db) -> None:  # type:
 def test_prepared_issue_outlives_its_session(app, db) -> None:  # type: ignore[no-untyped-def]
     """A prepared issue renders new readers after the session that loaded it committed and closed."""
     issue = demo_issue(db)
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     db.commit()
     db.close()
     text, _ = _parts(prepared.message_for(Reader(1, "u1", "a@example.com", "Late"), 1).data)
@@ -360,16 +360,16 @@ def test_size_report_warns_then_refuses(app, db) -> None:  # type: ignore[no-unt
             db, [PostSpec("News", f"Post {i}", summary="word " * 200) for i in range(n)]
         )
 
-    small = size_report(prepare_issue(db, issue_of(2).id, app))
+    small = size_report(prepare_issue(db, issue_of(2).id, app.config))
     assert not small.warn and not small.refuse and small.bytes < WARN_BYTES
-    per_post = size_report(prepare_issue(db, issue_of(3).id, app)).bytes - small.bytes
+    per_post = size_report(prepare_issue(db, issue_of(3).id, app.config)).bytes - small.bytes
     warn_n = 2 + (WARN_BYTES - small.bytes) // per_post + 1
-    warned = prepare_issue(db, issue_of(warn_n).id, app)
+    warned = prepare_issue(db, issue_of(warn_n).id, app.config)
     report = check_sendable(warned)
     assert report.warn and not report.refuse and WARN_BYTES < report.bytes <= REFUSE_BYTES
     assert "close to Gmail's 102 KB clipping limit" in report.message
     refuse_n = 2 + (REFUSE_BYTES - small.bytes) // per_post + 1
-    refused = prepare_issue(db, issue_of(refuse_n).id, app)
+    refused = prepare_issue(db, issue_of(refuse_n).id, app.config)
     with pytest.raises(NotSendable, match="Gmail clips messages over 102 KB") as info:
         check_sendable(refused)
     assert "unsubscribe link" in str(info.value)
@@ -381,7 +381,7 @@ def test_empty_postal_address_refuses_sending(app, db) -> None:  # type: ignore[
     """An issue of a newsletter without a postal address cannot be sent, and says so."""
     issue = make_issue(db, [PostSpec("News", "A post")], postal_address="  ")
     with pytest.raises(NotSendable, match="no postal address"):
-        check_sendable(prepare_issue(db, issue.id, app))
+        check_sendable(prepare_issue(db, issue.id, app.config))
 
 
 def test_a_filter_on_a_per_reader_value_is_caught(app, db) -> None:  # type: ignore[no-untyped-def]
@@ -389,7 +389,7 @@ def test_a_filter_on_a_per_reader_value_is_caught(app, db) -> None:  # type: ign
     from jinja2 import DictLoader, TemplateError
 
     issue = make_issue(db, [PostSpec("News", "A post", summary="S")])
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     prepared.env = prepared.env.overlay(
         loader=DictLoader(
             {
@@ -405,7 +405,7 @@ def test_a_filter_on_a_per_reader_value_is_caught(app, db) -> None:  # type: ign
 def test_sections_for_tells_the_sender_who_gets_nothing_new(app, db) -> None:  # type: ignore[no-untyped-def]
     """sections_for lists a reader's sections with posts; empty when theirs are all quiet."""
     issue = make_issue(db, [PostSpec("News", "Only news"), PostSpec("Tools", "A tool")])
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     everyone = Reader(1, "u1", "a@example.com")
     assert [s.name for s in prepared.sections_for(everyone)] == ["News", "Tools"]
     quiet = Reader(2, "u2", "b@example.com", section_ids=section_ids(db, "Careers"))
@@ -422,7 +422,7 @@ def test_form_line_breaks_and_a_broken_subject_stay_harmless(app, db) -> None:  
         subject="Two\r\nlines\nBcc: victim@example.org",
         intro="Hello\r\n\r\n- one\r\n- two\r\n",
     )
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     data = prepared.message_for(Reader(1, "u1", "a@example.com"), 1).data
     assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
     message = _parse(data)
@@ -438,7 +438,7 @@ def test_body_hash_is_the_signers_and_the_signature_verifies(app, db, tmp_path) 
     a message signed with it verifies with dkimpy."""
     body = "From the report:\n\n```\n\tkeep  this   spacing  \n```\n\n- a list  item"
     issue = make_issue(db, [PostSpec("Tools", "Body only", body=body)])
-    prepared = prepare_issue(db, issue.id, app)
+    prepared = prepare_issue(db, issue.id, app.config)
     outgoing = prepared.message_for(Reader(1, "u1", "a@example.com", "Zoë  \tQ"), 1)
     message_body = outgoing.data.partition(b"\r\n\r\n")[2]
     assert b"  " in message_body  # the case that needs canonicalizing

@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from digest import create_app
-from digest.db import Base
-from digest.links import confirm_url, preferences_url, unsubscribe_url
-from tests.conftest import get_db_of
+from digest.core.db import Base
+from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     fresh_ip,
     load_newsletter,
     signed_path,
@@ -97,6 +97,7 @@ def test_every_state_changing_route_needs_a_csrf_token(app) -> None:  # type: ig
             "public.preferences_action", "public.delete", "public.confirm"} <= set(checked)
 
 
+@pytest.mark.one_backend
 def test_only_the_documented_routes_are_exempt(app) -> None:  # type: ignore[no-untyped-def]
     """The exemptions are exactly the one-click POST, the bearer-token API and the CORS signup."""
     csrf = app.extensions["csrf"]
@@ -147,7 +148,7 @@ def test_security_headers_are_on_every_kind_of_answer(app, client) -> None:  # t
         _headers_present(response, hsts=True)
 
 
-def test_no_hsts_over_plain_http(app_overrides: dict[str, Any]) -> None:  # noqa: F811
+def test_no_hsts_over_plain_http(app_overrides: dict[str, Any]) -> None:
     """Served over http://, the app does not ask browsers for HTTPS (it could lock them out)."""
     plain = create_app({**app_overrides, "BASE_URL": "http://localhost:5000"})
     client = plain.test_client()

@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
+import gc
+import shutil
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from digest import deliveries, issues
-from digest.db import Database, utcnow
-from digest.mail.mailer import Mailer, mailer_for
-from digest.models import (
+from digest.core.db import Database, utcnow
+from digest.core.models import (
     Delivery,
+    Issue,
     IssueStatus,
+    Post,
+    SendRate,
+    Subscriber,
     Subscription,
     SubscriptionSection,
     SubscriptionStatus,
     Suppression,
     SuppressionReason,
 )
-from digest.models import (
-    SendRate as SendRateRow,
-)
-from digest.scheduler import maintain
-from digest.sender import (
+from digest.domain import deliveries, issues, posts
+from digest.domain.suppression import email_hash, suppress
+from digest.engine.scheduler import maintain
+from digest.engine.sender import (
     MAX_RETRY_DELAY,
     SenderPool,
     new_owner,
@@ -34,19 +42,22 @@ from digest.sender import (
     run_mail_jobs,
     send_batch,
 )
-from digest.sendrate import SendRate
-from digest.suppression import email_hash, suppress
-from tests.conftest import get_db_of
+from digest.engine.sendrate import SendRateLimiter
+from digest.mail import outbox
+from digest.mail.mailer import Mailer, mailer_for
+from digest.mail.render import PreparedIssue
+from tests.support.apps import get_db_of
 from tests.support.delivery import (
     CONFIG,
+    add_readers,
     make_newsletter,
     per_recipient,
     reader_email,
     states,
-    wait_until,
 )
 from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer, refuse_once
+from tests.support.waiting import wait_until
 
 
 def _start(db: Session, issue_id: int) -> None:
@@ -80,7 +91,9 @@ def test_every_reader_gets_their_own_message_once(smtp_app: Flask, smtp_server: 
     assert states(db, setup.issue_id) == {"sent": 7}
     assert issues.get_issue(db, setup.issue_id).status == IssueStatus.SENT
     first = smtp_server.to(reader_email(0))[0]
-    text = first.message.get_body(("plain",)).get_content()
+    body = first.message.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
     assert "A tool" in text and "First news" not in text
     row = db.scalars(select(Delivery).where(Delivery.id == int(first.raw_header("X-Digest-Delivery")[0]))).one()
     assert row.smtp_code == 250 and row.queue_id and row.queue_id.startswith("Q")
@@ -100,7 +113,9 @@ def test_451_is_retried_later_and_delivered(smtp_app: Flask, smtp_server: SMTPSe
     row = db.scalars(select(Delivery).where(Delivery.state == "failed_temp")).one()
     assert row.smtp_code == 451 and row.next_attempt_at is not None
     assert issues.get_issue(db, setup.issue_id).status == IssueStatus.SENDING
-    wait_until(lambda: utcnow() >= row.next_attempt_at, timeout=5)
+    due = row.next_attempt_at
+    assert due is not None
+    wait_until(lambda: utcnow() >= due, timeout=5, what="the retry to fall due")
     _drain(smtp_app, setup.issue_id, db)
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
     assert states(db, setup.issue_id) == {"sent": 3}
@@ -115,14 +130,17 @@ def test_421_slows_the_shared_rate_and_the_reader_gets_it_later(
     smtp_server.script = refuse_once("rcpt", reader_email(1), "421 4.7.0 too many messages, slow down")
     smtp_app.config["RETRY_SECONDS"] = 0.2
     _start(db, setup.issue_id)
-    rate = SendRate(get_db_of(smtp_app), 1000)
+    rate = SendRateLimiter(get_db_of(smtp_app), 1000)
     with mailer_for(smtp_app.config) as mailer:
         outcome = send_batch(smtp_app, mailer, setup.issue_id, owner=new_owner("test"), rate=rate)
     assert outcome.throttled
-    assert db.scalar(select(SendRateRow.factor).where(SendRateRow.name == "smtp")) < 0.6  # halved, recovering
+    factor = db.scalar(select(SendRate.factor).where(SendRate.name == "smtp"))
+    assert factor is not None and factor < 0.6  # halved, recovering
     db.rollback()
     assert states(db, setup.issue_id) == {"sent": 3, "failed_temp": 1}
-    time.sleep(0.5)
+    retry_at = db.scalar(select(Delivery.next_attempt_at).where(Delivery.state == "failed_temp"))
+    assert retry_at is not None
+    wait_until(lambda: utcnow() >= retry_at, timeout=5, what="the retry to fall due")
     _drain(smtp_app, setup.issue_id, db)
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
 
@@ -163,7 +181,7 @@ def test_550_511_fails_permanently_and_suppresses(smtp_app: Flask, smtp_server: 
     assert next_issue is not None
 
 
-def test_auth_failure_pauses_and_marks_nobody_failed(app_overrides: dict, db: Session) -> None:
+def test_auth_failure_pauses_and_marks_nobody_failed(app_overrides: dict[str, Any], db: Session) -> None:
     """A wrong SMTP password pauses the issue with the server's reason; fixed and resumed, all arrive."""
     from digest import create_app
 
@@ -249,7 +267,7 @@ def hang_up() -> Iterator[RawSMTPServer]:
     server.close()
 
 
-def test_lost_reply_after_the_message_is_unknown_and_held(app_overrides: dict, db: Session, hang_up: RawSMTPServer) -> None:
+def test_lost_reply_after_the_message_is_unknown_and_held(app_overrides: dict[str, Any], db: Session, hang_up: RawSMTPServer) -> None:
     """The connection dies after the final dot: the delivery is unknown, listed, and never retried on its own."""
     from digest import create_app
 
@@ -269,10 +287,10 @@ def test_lost_reply_after_the_message_is_unknown_and_held(app_overrides: dict, d
 def test_send_rate_is_one_bucket_for_all_senders(app: Flask) -> None:
     """Two handles on the shared bucket together get the configured rate; a 421 halves it."""
     database: Database = get_db_of(app)
-    a, b = SendRate(database, 10), SendRate(database, 10)
+    a, b = SendRateLimiter(database, 10), SendRateLimiter(database, 10)
     t0 = time.monotonic()
 
-    def start(handle: SendRate) -> float:
+    def start(handle: SendRateLimiter) -> float:
         """Return when the reserved message may start, in seconds after t0 (load-proof)."""
         wait = handle.acquire()
         return time.monotonic() - t0 + wait
@@ -345,8 +363,8 @@ def test_periodic_mail_jobs_run_and_a_broken_one_does_not_stop_them(smtp_app: Fl
 
 def test_sender_pool_sends_due_confirmations(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
     """A signup's confirmation email, recorded by the request, goes out from the sender threads."""
-    from digest.models import Newsletter
-    from digest.subscribers import Signup, subscribe
+    from digest.core.models import Newsletter
+    from digest.domain.subscribers.signup import Signup, subscribe
 
     setup = make_newsletter(db, readers=0)
     newsletter = db.get(Newsletter, setup.newsletter_id)
@@ -359,7 +377,8 @@ def test_sender_pool_sends_due_confirmations(smtp_app: Flask, smtp_server: SMTPS
         pool.stop()
     [message] = smtp_server.received
     assert message.rcpt_tos == ("new.reader@example.org",)
-    assert "/confirm/" in message.message.get_body(("plain",)).get_content()
+    body = message.message.get_body(("plain",))
+    assert body is not None and "/confirm/" in body.get_content()
 
 
 def test_outbox_mode_sends_without_smtp(app: Flask, db: Session) -> None:
@@ -373,7 +392,7 @@ def test_outbox_mode_sends_without_smtp(app: Flask, db: Session) -> None:
     assert states(db, setup.issue_id) == {"sent": 3}
 
 
-def test_stale_connection_is_replaced_before_sending(app_overrides: dict, db: Session) -> None:
+def test_stale_connection_is_replaced_before_sending(app_overrides: dict[str, Any], db: Session) -> None:
     """A server that dropped our reused connection between two messages costs nothing: the
     next message reconnects instead of failing."""
     from digest import create_app
@@ -394,3 +413,264 @@ def test_stale_connection_is_replaced_before_sending(app_overrides: dict, db: Se
         get_db_of(app).dispose()
     assert states(db, setup.issue_id) == {"sent": 2}
     assert [m.rcpt_tos for m in server.received] == [(reader_email(1),)]
+
+
+# --- how a batch ends early: each way leaves the ledger as the module docstring says ---
+
+
+def test_a_stop_gives_the_rest_of_the_batch_back(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """A stop requested while a message is on the wire: that message is recorded sent, the
+    rest of the batch goes back to pending at once."""
+    setup = make_newsletter(db, readers=4)
+    smtp_app.config["BATCH_SIZE"] = 4
+    stop = threading.Event()
+    smtp_server.script = lambda stage, a: stop.set() if stage == "data" and a == reader_email(1) else None
+    _start(db, setup.issue_id)
+    with mailer_for(smtp_app.config) as mailer:
+        outcome = send_batch(smtp_app, mailer, setup.issue_id, owner=new_owner("test"), stop=stop)
+    assert outcome.stopped and (outcome.sent, outcome.released) == (2, 2)
+    assert states(db, setup.issue_id) == {"sent": 2, "pending": 2}
+    assert set(per_recipient(smtp_server)) == {reader_email(0), reader_email(1)}
+
+
+class _StopWhileWaiting:
+    """A send rate that makes the second message wait a minute, and asks for a stop then."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.calls = 0
+
+    def acquire(self) -> float:
+        self.calls += 1
+        if self.calls < 2:
+            return 0.0
+        self.stop.set()
+        return 60.0
+
+    def slow_down(self) -> bool:
+        return False
+
+
+def test_a_stop_while_waiting_for_the_send_rate_ends_the_batch(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session
+) -> None:
+    """A sender waiting for its turn at the send rate stops at once when asked; the message
+    before it is recorded sent, the rest go back to pending."""
+    setup = make_newsletter(db, readers=3)
+    _start(db, setup.issue_id)
+    stop = threading.Event()
+    started = time.monotonic()
+    with mailer_for(smtp_app.config) as mailer:
+        outcome = send_batch(
+            smtp_app, mailer, setup.issue_id, owner=new_owner("test"), rate=_StopWhileWaiting(stop), stop=stop
+        )
+    assert time.monotonic() - started < 30
+    assert outcome.stopped and (outcome.sent, outcome.released) == (1, 2)
+    assert states(db, setup.issue_id) == {"sent": 1, "pending": 2}
+
+
+def test_an_unreachable_server_marks_nobody(app_overrides: dict[str, Any], db: Session) -> None:
+    """With the SMTP server out of reach the batch goes back to pending untouched (no attempt
+    counted, the issue still sending) and the outcome says why, so the sender backs off."""
+    from digest import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app({**app_overrides, "SMTP_URL": f"smtp://127.0.0.1:{port}"})
+    setup = make_newsletter(db, readers=2)
+    _start(db, setup.issue_id)
+    with mailer_for(app.config) as mailer:
+        outcome = send_batch(app, mailer, setup.issue_id, owner=new_owner("test"))
+    get_db_of(app).dispose()
+    assert outcome.smtp_unavailable and "cannot reach" in outcome.smtp_unavailable
+    assert outcome.released == 2 and not outcome.paused and not outcome.stopped
+    assert states(db, setup.issue_id) == {"pending": 2}
+    assert set(db.scalars(select(Delivery.attempts))) == {0}
+    assert issues.get_issue(db, setup.issue_id).status == IssueStatus.SENDING
+
+
+def test_a_message_that_cannot_be_built_pauses_the_issue(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session
+) -> None:
+    """A template or signing fault pauses the issue with the reason for the editor; nobody is
+    mailed and no reader is blamed."""
+    setup = make_newsletter(db, readers=2)
+    _start(db, setup.issue_id)
+
+    def broken_signer(data: bytes) -> bytes:
+        raise ValueError("the key is unreadable")
+
+    with mailer_for(smtp_app.config) as working:
+        mailer = Mailer(working.transport, broken_signer)
+        outcome = send_batch(smtp_app, mailer, setup.issue_id, owner=new_owner("test"))
+    assert outcome.paused and "could not be built: the key is unreadable" in outcome.paused
+    db.expire_all()
+    issue = issues.get_issue(db, setup.issue_id)
+    assert issue.status == IssueStatus.PAUSED and issue.pause_reason == outcome.paused
+    assert outcome.released == 2 and states(db, setup.issue_id) == {"pending": 2}
+    assert smtp_server.received == []
+
+
+def test_a_reader_erased_after_the_fan_out_is_skipped(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """A reader who erased themselves after the fan-out is skipped (the row stays, without them)."""
+    setup = make_newsletter(db, readers=3)
+    _start(db, setup.issue_id)
+    db.execute(delete(Subscriber).where(Subscriber.email == reader_email(1)))
+    db.commit()
+    _drain(smtp_app, setup.issue_id, db)
+    assert set(per_recipient(smtp_server)) == {reader_email(0), reader_email(2)}
+    assert states(db, setup.issue_id) == {"sent": 2, "skipped": 1}
+    assert db.scalars(select(Delivery.smtp_response).where(Delivery.state == "skipped")).all() == [
+        deliveries.Blocked.ERASED
+    ]
+
+
+def test_a_row_another_sender_took_over_is_left_to_it(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """Should a claimed row pass to another sender meanwhile (its lease expired), this sender
+    neither mails that reader nor touches the row, and goes on with the next."""
+    setup = make_newsletter(db, readers=3)
+    database: Database = get_db_of(smtp_app)
+
+    def script(stage: str, address: str) -> None:
+        if stage == "data" and address == reader_email(0):
+            with database.session() as session:
+                session.execute(update(Delivery).where(Delivery.subscriber_id == 2).values(lease_owner="other"))
+
+    smtp_server.script = script
+    _start(db, setup.issue_id)
+    with mailer_for(smtp_app.config) as mailer:
+        outcome = send_batch(smtp_app, mailer, setup.issue_id, owner=new_owner("test"))
+    assert (outcome.sent, outcome.skipped, outcome.released) == (2, 0, 0)
+    assert set(per_recipient(smtp_server)) == {reader_email(0), reader_email(2)}
+    row = db.scalars(select(Delivery).where(Delivery.subscriber_id == 2)).one()
+    assert (row.state.value, row.lease_owner, row.attempts) == ("claimed", "other", 0)
+
+
+def test_lost_reply_is_retried_under_resend(app_overrides: dict[str, Any], db: Session, hang_up: RawSMTPServer) -> None:
+    """With DIGEST_AMBIGUOUS=resend a message whose reply was lost is failed_temp with a retry
+    due, not unknown."""
+    from digest import create_app
+
+    app = create_app({**app_overrides, "SMTP_URL": hang_up.url, "AMBIGUOUS": "resend"})
+    setup = make_newsletter(db, readers=1)
+    _start(db, setup.issue_id)
+    with mailer_for(app.config) as mailer:
+        outcome = send_batch(app, mailer, setup.issue_id, owner=new_owner("test"))
+    get_db_of(app).dispose()
+    assert (outcome.failed_temp, outcome.unknown) == (1, 0)
+    row = db.scalars(select(Delivery)).one()
+    assert row.state.value == "failed_temp" and row.next_attempt_at is not None and row.smtp_code is None
+
+
+def test_421_without_a_send_rate_waits_a_moment(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no shared send rate to lower, a 421 makes the sender wait a moment before the next
+    message; the refused reader is retried later."""
+    from digest.engine import sender
+
+    monkeypatch.setattr(sender, "THROTTLE_PAUSE_SECONDS", 0.3)
+    setup = make_newsletter(db, readers=2)
+    smtp_server.script = refuse_once("rcpt", reader_email(0), "421 4.7.0 too many messages, slow down")
+    _start(db, setup.issue_id)
+    started = time.monotonic()
+    with mailer_for(smtp_app.config) as mailer:
+        outcome = send_batch(smtp_app, mailer, setup.issue_id, owner=new_owner("test"))
+    assert time.monotonic() - started >= 0.3
+    assert outcome.throttled and (outcome.failed_temp, outcome.sent) == (1, 1)
+    assert states(db, setup.issue_id) == {"sent": 1, "failed_temp": 1}
+
+
+# --- the render cache: one per app, renders again when the issue changed, bounded ---
+
+
+def _outbox(app: Flask) -> list[outbox.Message]:
+    """Return the messages in app's outbox, oldest first."""
+    folder = Path(app.config["OUTBOX_PATH"])
+    found = [outbox.read_message(folder, name) for name in reversed(outbox.names(folder))]
+    return [message for message in found if message is not None]
+
+
+def test_two_apps_in_one_process_each_send_their_own_issue(
+    app: Flask, db: Session, app_overrides: dict[str, Any], sqlite_template: Path, tmp_path: Path
+) -> None:
+    """Two apps in one process on two databases, each with an issue of the same id: the
+    readers of each get their own database's issue, never a rendering of the other's."""
+    from digest import create_app
+
+    copy = tmp_path / "second.sqlite3"
+    shutil.copy(sqlite_template, copy)
+    second = create_app(
+        {**app_overrides, "DATABASE_URL": f"sqlite:///{copy}", "INSTANCE_PATH": str(tmp_path / "2")}
+    )
+
+    def send(one: Flask, session: Session, subject: str) -> int:
+        setup = make_newsletter(session, readers=2)
+        session.execute(update(Issue).where(Issue.id == setup.issue_id).values(subject=subject))
+        _start(session, setup.issue_id)
+        _drain(one, setup.issue_id, session)
+        return setup.issue_id
+
+    try:
+        with get_db_of(second).sessionmaker() as other:
+            assert send(app, db, "From the first") == send(second, other, "From the second")
+    finally:
+        get_db_of(second).dispose()
+    assert [dict(m.headers)["Subject"] for m in _outbox(app)] == ["From the first"] * 2
+    assert [dict(m.headers)["Subject"] for m in _outbox(second)] == ["From the second"] * 2
+
+
+def test_a_post_edited_while_paused_goes_out_as_edited(app: Flask, db: Session) -> None:
+    """Readers sent after a pause get the issue as it reads when it resumes: a post's title
+    corrected while it was paused reaches them, not the rendering made before."""
+    setup = make_newsletter(db, readers=4)
+    app.config["BATCH_SIZE"] = 2
+    _start(db, setup.issue_id)
+    with mailer_for(app.config) as mailer:
+        send_batch(app, mailer, setup.issue_id, owner=new_owner("test"))
+    issues.pause_issue(db, setup.issue_id)
+    post = db.scalars(select(Post).where(Post.title == "First news")).one()
+    posts.update_post(db, post, replace(posts.PostInput.of(post), title="Corrected news"))
+    issues.resume_issue(db, setup.issue_id)
+    db.commit()
+    _drain(app, setup.issue_id, db)
+    assert ["Corrected news" in (m.text or "") for m in _outbox(app)] == [False, False, True, True]
+    assert states(db, setup.issue_id) == {"sent": 4}
+
+
+def test_an_unchanged_issue_is_rendered_once_for_all_its_batches(app: Flask, db: Session) -> None:
+    """Each batch reads the sending issue again but renders it only once: every message
+    carries the MIME boundary that rendering drew."""
+    setup = make_newsletter(db, readers=3)
+    app.config["BATCH_SIZE"] = 1
+    _start(db, setup.issue_id)
+    _drain(app, setup.issue_id, db)
+    boundaries = {dict(m.headers)["Content-Type"] for m in _outbox(app)}
+    assert states(db, setup.issue_id) == {"sent": 3} and len(boundaries) == 1
+
+
+def _renderings() -> int:
+    """Return how many rendered issues this process holds."""
+    gc.collect()
+    return sum(isinstance(item, PreparedIssue) for item in gc.get_objects())
+
+
+def test_a_worker_keeps_a_bounded_number_of_renderings(app: Flask, db: Session) -> None:
+    """A process that only sends batches (a Celery worker: no sender pool tells it which
+    issues ended) keeps a bounded number of rendered issues, however many it sends."""
+    owner = new_owner("test")
+
+    def send_issues(numbers: range) -> int:
+        for n in numbers:
+            setup = make_newsletter(db, readers=0, slug=f"weekly-{n}")
+            add_readers(db, setup.newsletter_id, range(n, n + 1))
+            _start(db, setup.issue_id)
+            with mailer_for(app.config) as mailer:
+                assert send_batch(app, mailer, setup.issue_id, owner=owner).claimed == 1
+        return _renderings()
+
+    before = _renderings()
+    after_twelve = send_issues(range(12))
+    assert after_twelve > before
+    assert send_issues(range(12, 24)) <= after_twelve

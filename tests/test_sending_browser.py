@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
+from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from digest import create_app, issues
+from digest import create_app
+from digest.domain import issues
+from digest.engine.scheduler import Clock
+from digest.engine.sender import SenderPool, new_owner, send_batch
 from digest.mail.mailer import mailer_for
-from digest.scheduler import Clock
-from digest.sender import SenderPool, new_owner, send_batch
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.smtp import SMTPServer, refuse_once
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 READERS = 200
@@ -47,9 +49,13 @@ def test_the_bar_follows_a_live_send_to_the_record(smtp_app: Flask, smtp_server:
         clock = Clock(smtp_app, dispatcher=pool, interval=1).start()
         try:
             seen: list[int] = []
-            deadline = time.monotonic() + 60
-            while "Sent:" not in page.inner_text("#sending-status-text"):
-                assert time.monotonic() < deadline, f"not sent after 60 s; bar values {seen}"
+            announced = ""
+
+            def sent() -> bool:
+                """Note each new bar value, checking the page mid-send; return whether it says Sent."""
+                nonlocal announced
+                if "Sent:" in page.inner_text("#sending-status-text"):
+                    return True
                 value = page.evaluate(BAR)
                 if 0 < value < READERS and value not in seen:
                     seen.append(value)
@@ -65,7 +71,9 @@ def test_the_bar_follows_a_live_send_to_the_record(smtp_app: Flask, smtp_server:
                         assert "messages a second" in page.inner_text("[data-field=rate_text]")
                         assert page.is_visible("#sending-live-note")
                         page.screenshot(path=str(screenshot_path("editor-sending-mid")), full_page=True)
-                time.sleep(0.2)
+                return False
+
+            wait_until(sent, timeout=60, what=lambda: f"the page to say Sent; bar values {seen}", every=0.2)
         finally:
             clock.shutdown()
             pool.stop()
@@ -139,7 +147,10 @@ def test_the_page_notices_when_the_sender_pauses_and_resumes_on_request(smtp_app
         loads: list[str] = []
         page.on("load", lambda: loads.append(page.url))
         pool = SenderPool(smtp_app, 1, mail_jobs=(), idle_seconds=0.2).start()
-        clock = Clock(smtp_app, dispatcher=pool, interval=1).start()
+        clock = Clock(smtp_app, dispatcher=pool, interval=1)
+        ticks: list[JobExecutionEvent] = []
+        clock.scheduler.add_listener(ticks.append, EVENT_JOB_EXECUTED)
+        clock.start()
         try:
             page.wait_for_selector("#sending-paused:not([hidden])", timeout=30_000)
             assert "refused the issue for policy reasons" in page.inner_text("#sending-paused")
@@ -151,7 +162,9 @@ def test_the_page_notices_when_the_sender_pauses_and_resumes_on_request(smtp_app
             paused_at = page.evaluate(BAR)
             assert 0 < paused_at < 60
             page.screenshot(path=str(screenshot_path("editor-sending-paused-policy")), full_page=True)
-            time.sleep(2.5)
+            # Nothing more goes out in the next two ticks (meanwhile the page polls every second).
+            later = len(ticks) + 2
+            wait_until(lambda: len(ticks) >= later, timeout=30, what="two clock ticks while paused")
             assert page.evaluate(BAR) == paused_at and len(smtp_server.received) == paused_at
 
             page.click("button:has-text('Resume sending')")

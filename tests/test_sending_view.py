@@ -15,17 +15,32 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from digest import create_app, issues, reports
-from digest.bounces import ingest
-from digest.mail.identity import verp_address
+from digest import create_app
+from digest.core.db import utcnow
+from digest.core.models import (
+    Delivery,
+    DeliveryState,
+    IssueStatus,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
+from digest.domain import issues, reports
+from digest.domain.bounces import ingest
+from digest.domain.identity import verp_address
+from digest.domain.subscribers.actions import ReaderActions
+from digest.engine.scheduler import maintain
+from digest.engine.sender import new_owner, send_batch
 from digest.mail.mailer import mailer_for
-from digest.db import utcnow
-from digest.models import Delivery, DeliveryState, IssueStatus, Subscriber, Subscription, SubscriptionStatus
-from digest.scheduler import maintain
-from digest.sender import new_owner, send_batch
-from digest.subscribers import ReaderActions
-from tests.conftest import get_db_of
-from tests.support.delivery import CONFIG, Setup, make_newsletter, per_recipient, reader_email, states
+from tests.support.apps import get_db_of
+from tests.support.delivery import (
+    CONFIG,
+    Setup,
+    make_newsletter,
+    per_recipient,
+    reader_email,
+    states,
+)
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token
 from tests.support.inbound import arf, dsn

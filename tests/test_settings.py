@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from digest import editors, newsletters, posts
-from digest.models import Editor, EditorRole, Newsletter, Section, Subscription
-from digest.validation import Invalid
+from digest.core.models import Editor, EditorRole, Newsletter, Section, Subscription
+from digest.core.validation import Invalid
+from digest.domain import editors, newsletters, posts
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
 from tests.support.workspace import demo_newsletter

@@ -10,9 +10,8 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from digest import subscribers
-from digest.db import utcnow
-from digest.models import (
+from digest.core.db import utcnow
+from digest.core.models import (
     Consent,
     ConsentSource,
     Issue,
@@ -25,11 +24,18 @@ from digest.models import (
     TransactionalKind,
     TransactionalState,
 )
-from digest.subscribers import Outcome, Signup
-from digest.suppression import suppress
-from tests.conftest import get_db_of
+from digest.domain.subscribers.privacy import erase
+from digest.domain.subscribers.signup import (
+    Signup,
+    SignupOutcome,
+    confirm,
+    pause,
+    subscribe,
+    unsubscribe,
+)
+from digest.domain.suppression import suppress
+from tests.support.apps import get_db_of
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     deliver,
     load_newsletter,
     mails,
@@ -112,7 +118,7 @@ def _prepare_state(app, state: str) -> str:  # type: ignore[no-untyped-def]
             reason = SuppressionReason.HARD_BOUNCE if state == "bounced" else SuppressionReason.COMPLAINT
             suppress(session, newsletter_config, email, reason)
             return email
-        subscribers.subscribe(
+        subscribe(
             session, newsletter_config, newsletter,
             Signup(email=email, consent=True, ip="198.51.100.1"),
             now=utcnow() - dt.timedelta(days=3),
@@ -121,13 +127,13 @@ def _prepare_state(app, state: str) -> str:  # type: ignore[no-untyped-def]
             select(Subscription).join(Subscriber).where(Subscriber.email == email)
         ).one()
         if state in ("confirmed", "paused", "unsubscribed", "erased"):
-            subscribers.confirm(session, newsletter_config, sub)
+            confirm(session, newsletter_config, sub)
         if state == "paused":
-            subscribers.pause(session, sub)
+            pause(session, sub)
         if state == "unsubscribed":
-            subscribers.unsubscribe(session, sub, "one-click")
+            unsubscribe(session, sub, "one-click")
         if state == "erased":
-            subscribers.erase(session, newsletter_config, sub.subscriber)
+            erase(session, newsletter_config, sub.subscriber)
     return email
 
 
@@ -163,11 +169,11 @@ def test_what_each_state_leads_to(app) -> None:  # type: ignore[no-untyped-def]
     """Behind the one answer: who gets a confirmation, who an "already subscribed" note, who nothing."""
     load_newsletter(app)
     expected = {
-        "new": (Outcome.CREATED, TransactionalKind.CONFIRM),
-        "confirmed": (Outcome.ALREADY_SUBSCRIBED, TransactionalKind.ALREADY),
-        "unsubscribed": (Outcome.REJOINING, TransactionalKind.CONFIRM),
-        "bounced": (Outcome.SUPPRESSED, None),
-        "erased": (Outcome.CREATED, TransactionalKind.CONFIRM),
+        "new": (SignupOutcome.CREATED, TransactionalKind.CONFIRM),
+        "confirmed": (SignupOutcome.ALREADY_SUBSCRIBED, TransactionalKind.ALREADY),
+        "unsubscribed": (SignupOutcome.REJOINING, TransactionalKind.CONFIRM),
+        "bounced": (SignupOutcome.SUPPRESSED, None),
+        "erased": (SignupOutcome.CREATED, TransactionalKind.CONFIRM),
     }
     database = get_db_of(app)
     for state, (outcome, kind) in expected.items():
@@ -175,7 +181,7 @@ def test_what_each_state_leads_to(app) -> None:  # type: ignore[no-untyped-def]
         before = len(mails(app))
         with database.session() as session:
             newsletter = session.scalars(select(Newsletter)).one()
-            got = subscribers.subscribe(
+            got = subscribe(
                 session, app.config, newsletter, Signup(email=email, consent=True)
             )
         assert got is outcome, state
@@ -273,7 +279,7 @@ def test_at_most_one_confirmation_per_address_per_day(app, client) -> None:  # t
     assert len(subscription(app, "again@example.org").consents) == 3  # type: ignore[union-attr]
     with get_db_of(app).session() as session:
         newsletter = session.scalars(select(Newsletter)).one()
-        subscribers.subscribe(
+        subscribe(
             session, app.config, newsletter,
             Signup(email="again@example.org", consent=True),
             now=utcnow() + dt.timedelta(hours=25),
@@ -344,9 +350,9 @@ def test_unconfirmed_signups_are_purged_after_a_month(app, runner) -> None:  # t
     with get_db_of(app).session() as session:
         newsletter = session.scalars(select(Newsletter)).one()
         for email, when in (("stale@example.org", old), ("fresh@example.org", utcnow())):
-            subscribers.subscribe(session, app.config, newsletter, Signup(email=email, consent=True), now=when)
-        subscribers.subscribe(session, app.config, newsletter, Signup(email="retried@example.org", consent=True), now=old)
-        subscribers.subscribe(session, app.config, newsletter, Signup(email="retried@example.org", consent=True))
+            subscribe(session, app.config, newsletter, Signup(email=email, consent=True), now=when)
+        subscribe(session, app.config, newsletter, Signup(email="retried@example.org", consent=True), now=old)
+        subscribe(session, app.config, newsletter, Signup(email="retried@example.org", consent=True))
     unsubscribed = _prepare_state(app, "unsubscribed")
     result = runner.invoke(args=["subscribers", "purge-unconfirmed"])
     assert result.exit_code == 0
@@ -373,7 +379,7 @@ def test_simultaneous_signups_of_one_address(app) -> None:  # type: ignore[no-un
         with database.session() as session:
             newsletter = session.scalars(select(Newsletter)).one()
             outcomes.append(
-                subscribers.subscribe(
+                subscribe(
                     session, app.config, newsletter, Signup(email="race@example.org", consent=True)
                 )
             )

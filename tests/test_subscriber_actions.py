@@ -7,8 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from digest.links import confirm_url
-from digest.models import (
+from digest.core.models import (
     ConsentSource,
     EditorRole,
     Subscriber,
@@ -16,12 +15,12 @@ from digest.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.suppression import suppress
-from tests.conftest import get_db_of
+from digest.domain.links import confirm_url
+from digest.domain.suppression import suppress
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     load_newsletter,
     mails,
     signed_path,

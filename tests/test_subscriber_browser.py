@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from digest.models import EditorRole, SubscriptionStatus, SuppressionReason
-from tests.conftest import get_db_of
+from digest.core.models import EditorRole, SubscriptionStatus, SuppressionReason
+from tests.support.apps import get_db_of
 from tests.support.browser import chromium, live_server, screenshot_path
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     deliver,
     load_newsletter,
     subscription,
 )
+from tests.support.waiting import wait_until
 from tests.support.workspace import HOSTILE_HTML, outbox_message, suppression_entry
 
 pytestmark = pytest.mark.browser
@@ -117,14 +117,18 @@ def test_import_with_problems_then_export(app, tmp_path: Path) -> None:  # type:
         assert f"line {rows + 3}: csv00001@example.org appears already on line 3" in text
         page.screenshot(path=str(screenshot_path("editor-import-problems")), full_page=True)
         page.click(f"button:has-text('Import the {rows:,} valid rows')")
-        for _ in range(400):  # catch the bar moving (editor.js), unless the import is already over
+
+        def moved_or_over() -> bool:
+            """Catch the bar moving (editor.js) for a screenshot, unless the import is already over."""
             bar = page.locator("#import-bar")
             if not bar.count():
-                break
+                return True
             if float(bar.get_attribute("value") or 0) > 0:
                 page.screenshot(path=str(screenshot_path("editor-import-progress")), full_page=True)
-                break
-            page.wait_for_timeout(25)
+                return True
+            return False
+
+        wait_until(moved_or_over, 120, what="the import bar to move", every=0.025)
         page.wait_for_selector("#import-result", timeout=120_000)
         assert f"{rows:,}" in page.inner_text("#import-result")
         page.screenshot(path=str(screenshot_path("editor-import-done")), full_page=True)

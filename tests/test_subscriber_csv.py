@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from digest.models import (
+from digest.core.models import (
     Consent,
     ConsentSource,
     Subscription,
@@ -16,9 +16,9 @@ from digest.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.subscriber_csv import EXPORT_COLUMNS
-from digest.suppression import suppress
-from tests.conftest import get_db_of
+from digest.domain.subscribers.csv_io import EXPORT_COLUMNS
+from digest.domain.suppression import suppress
+from tests.support.apps import get_db_of
 from tests.support.readers import load_newsletter, mails, subscription
 
 

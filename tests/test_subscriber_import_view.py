@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
-from digest import subscriber_imports
-from digest.models import (
+from digest.core.models import (
     ConsentSource,
     EditorRole,
     ImportJob,
@@ -30,17 +28,19 @@ from digest.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.subscribers import default_newsletter, erase
-from digest.suppression import suppress
-from tests.conftest import get_db_of
+from digest.domain.newsletters import find_newsletter
+from digest.domain.subscribers import imports
+from digest.domain.subscribers.privacy import erase
+from digest.domain.suppression import suppress
+from tests.support.apps import get_db_of
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     load_newsletter,
     mails,
     subscription,
 )
+from tests.support.waiting import wait_until
 
 ADMIN, WRITER = "admin@example.com", "writer@example.com"
 WAITING = {"checking", "importing"}
@@ -77,13 +77,14 @@ def _upload(client: FlaskClient, data: bytes | str, *, source: str = "import", s
 
 def _wait(client: FlaskClient, job_page: str, timeout: float = 120) -> dict[str, Any]:
     """Poll the job's status like its page does until it stops working; return the last status."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = client.get(f"{job_page}/status").get_json()
-        if status["state"] not in WAITING:
-            return status
-        assert time.monotonic() < deadline, f"the import is still {status['state']}"
-        time.sleep(0.05)
+    statuses: list[dict[str, Any]] = []
+
+    def finished() -> bool:
+        statuses.append(client.get(f"{job_page}/status").get_json())
+        return statuses[-1]["state"] not in WAITING
+
+    wait_until(finished, timeout, what=lambda: f"the import, still {statuses[-1]['state']}", every=0.05)
+    return statuses[-1]
 
 
 def _job(app: Flask, job_id: int) -> ImportJob:
@@ -212,7 +213,7 @@ def test_the_upload_form_refuses_missing_and_oversized_files(app, client, monkey
     assert missing.status_code == 400
     assert "Choose a CSV file to upload." in missing.get_data(as_text=True)
     assert "Choose where these readers agreed" in missing.get_data(as_text=True)
-    monkeypatch.setattr(subscriber_imports, "MAX_UPLOAD_BYTES", 1000)
+    monkeypatch.setattr(imports, "MAX_UPLOAD_BYTES", 1000)
     big = _upload(client, "email\n" + "reader@example.org\n" * 100)
     assert big.status_code == 400 and "The file is larger than" in big.get_data(as_text=True)
     app.config["MAX_CONTENT_LENGTH"] = 2**20
@@ -233,12 +234,13 @@ def test_a_large_file_imports_in_the_background(app, client) -> None:  # type: i
     job_id = int(job_page.rsplit("/", 1)[1])
     assert _job(app, job_id).state in (ImportState.CHECKING, ImportState.IMPORTING)
     seen: list[tuple[str, float]] = []
-    while True:
+
+    def finished() -> bool:
         status = client.get(f"{job_page}/status").get_json()
         seen.append((status["state"], status["percent"]))
-        if status["state"] not in WAITING:
-            break
-        time.sleep(0.02)
+        return status["state"] not in WAITING
+
+    wait_until(finished, 120, what=lambda: f"the import, still {seen[-1]}", every=0.02)
     assert seen[-1][0] == "done"
     for phase in WAITING:
         figures = [p for state, p in seen if state == phase]
@@ -252,8 +254,8 @@ def _runner_process(app: Flask, job_id: int) -> subprocess.Popen[bytes]:
     """Start `run_job` for a job in a separate Python process on the test's database."""
     env = {**os.environ, "DIGEST_DATABASE_URL": app.config["DATABASE_URL"],
            "DIGEST_SECRET_KEY": app.config["SECRET_KEY"], "DIGEST_INSTANCE_PATH": app.instance_path}
-    code = ("import sys; from digest import create_app; from digest.extensions import get_db; "
-            "from digest.subscriber_imports import run_job; app = create_app(); ctx = app.app_context(); "
+    code = ("import sys; from digest import create_app; from digest.core.extensions import get_db; "
+            "from digest.engine.imports import run_job; app = create_app(); ctx = app.app_context(); "
             "ctx.push(); run_job(get_db(), app.config, int(sys.argv[1]))")
     return subprocess.Popen([sys.executable, "-c", code, str(job_id)], env=env,
                             cwd=Path(__file__).resolve().parents[1])
@@ -266,16 +268,18 @@ def test_a_killed_runner_is_resumed_without_doubles_or_gaps(app, client) -> None
     rows = 6000
     data = "email\n" + "".join(f"crash{n:05d}@example.org\n" for n in range(rows))
     with get_db_of(app).session() as session:
-        newsletter = default_newsletter(session)
+        newsletter = find_newsletter(session)
         assert newsletter is not None
-        job = subscriber_imports.create_job(session, newsletter, None, "crash.csv", data.encode(),
+        job = imports.create_job(session, newsletter, None, "crash.csv", data.encode(),
                                             ConsentSource.IMPORT, ask_to_confirm=False)
         job_id = job.id
     process = _runner_process(app, job_id)
-    deadline = time.monotonic() + 120
-    while _job(app, job_id).done_rows < 1000:
-        assert process.poll() is None and time.monotonic() < deadline, "the runner ended too early"
-        time.sleep(0.01)
+
+    def under_way() -> bool:
+        assert process.poll() is None, "the runner ended too early"
+        return _job(app, job_id).done_rows >= 1000
+
+    wait_until(under_way, 120, what="a thousand rows imported", every=0.01)
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed = _job(app, job_id)

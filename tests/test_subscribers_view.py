@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from digest import reports
-from digest.db import utcnow
-from digest.models import (
+from digest.core.db import utcnow
+from digest.core.models import (
     Consent,
     ConsentSource,
     Delivery,
@@ -16,6 +15,7 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
 )
+from digest.domain import reports
 from tests.support.editor import log_in, make_editor
 from tests.support.workspace import demo_newsletter, sent_issue
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from digest.tokens import BadToken, ExpiredToken, Purpose, make_token, read_token
+from digest.core.tokens import BadToken, ExpiredToken, Purpose, make_token, read_token
 
 SECRET = "s3cret"
 

@@ -12,15 +12,14 @@ import dkim
 import pytest
 
 from digest import create_app
-from digest.db import utcnow
+from digest.core.db import utcnow
+from digest.core.models import SubscriptionStatus, TransactionalKind, TransactionalState
+from digest.domain.identity import parse_verp
+from digest.domain.suppression import is_suppressed
 from digest.mail.dkim import signer_from_config
-from digest.mail.identity import parse_verp
-from digest.models import SubscriptionStatus, TransactionalKind, TransactionalState
-from digest.suppression import is_suppressed
-from tests.conftest import BASE_URL, get_db_of
+from tests.support.apps import BASE_URL, get_db_of
 from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     confirm_by_email,
     deliver,
     html_part,
@@ -193,7 +192,7 @@ def test_no_welcome_after_an_unsubscribe(smtp_app, smtp_server) -> None:  # type
     confirm_by_email(smtp_app, smtp_server, "nina@example.org")
     found = subscription(smtp_app, "nina@example.org")
     assert found is not None and found.status is SubscriptionStatus.CONFIRMED
-    from digest.links import unsubscribe_url
+    from digest.domain.links import unsubscribe_url
 
     path = unsubscribe_url(smtp_app.config, found.uid).removeprefix(BASE_URL)
     smtp_app.test_client().post(path, data={"List-Unsubscribe": "One-Click"})

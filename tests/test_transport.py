@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
+from digest.mail import outbox
 from digest.mail.message import Mail
 from digest.mail.transport import (
     OutboxTransport,
@@ -17,6 +20,8 @@ from digest.mail.transport import (
 from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer
 
+TIMEOUT = 10  # seconds to wait for the test servers' replies
+
 
 def _mail(to: str, body: str = "Hello\r\n.leading dot\r\n") -> bytes:
     return Mail(from_="A <a@example.org>", to=to, subject="Hi", text=body, html="<p>Hi</p>").as_bytes()
@@ -24,7 +29,7 @@ def _mail(to: str, body: str = "Hello\r\n.leading dot\r\n") -> bytes:
 
 def test_smtp_sends_many_messages_over_one_connection(smtp_server: SMTPServer) -> None:
     """Several messages go over one session and arrive byte for byte, dot lines intact."""
-    transport = SMTPTransport(SMTPSettings.from_url(smtp_server.url))
+    transport = SMTPTransport(SMTPSettings.from_url(smtp_server.url, timeout=TIMEOUT))
     payloads = [_mail(f"r{i}@example.org") for i in range(3)]
     results = [transport.send("bounce@example.org", f"r{i}@example.org", p) for i, p in enumerate(payloads)]
     transport.close()
@@ -39,10 +44,14 @@ def test_smtp_auth() -> None:
     """AUTH with the URL's credentials works, and a wrong password is the sender's problem."""
     server = SMTPServer(auth=("user", "pa:ss")).start()
     try:
-        good = SMTPTransport(SMTPSettings.from_url(f"smtp://user:pa%3Ass@127.0.0.1:{server.port}"))
+        good = SMTPTransport(
+            SMTPSettings.from_url(f"smtp://user:pa%3Ass@127.0.0.1:{server.port}", timeout=TIMEOUT)
+        )
         assert good.send("b@example.org", "r@example.org", _mail("r@example.org")).code == 250
         good.close()
-        bad = SMTPTransport(SMTPSettings.from_url(f"smtp://user:wrong@127.0.0.1:{server.port}"))
+        bad = SMTPTransport(
+            SMTPSettings.from_url(f"smtp://user:wrong@127.0.0.1:{server.port}", timeout=TIMEOUT)
+        )
         with pytest.raises(SenderProblem, match="535"):
             bad.send("b@example.org", "r@example.org", _mail("r@example.org"))
     finally:
@@ -58,7 +67,7 @@ def test_smtp_scripted_refusals(smtp_server: SMTPServer) -> None:
         "policy@example.org": "554 5.7.1 blocked by policy",
     }
     smtp_server.script = lambda stage, address: replies.get(address) if stage == "rcpt" else None
-    transport = SMTPTransport(SMTPSettings.from_url(smtp_server.url))
+    transport = SMTPTransport(SMTPSettings.from_url(smtp_server.url, timeout=TIMEOUT))
     with pytest.raises(TemporaryFailure):
         transport.send("b@example.org", "soft@example.org", _mail("soft@example.org"))
     with pytest.raises(RecipientRejected) as rejected:
@@ -112,11 +121,20 @@ def test_outbox_writes_exact_bytes(tmp_path) -> None:  # type: ignore[no-untyped
     assert files[0].read_bytes() == data
 
 
+def test_outbox_lists_the_name_it_wrote(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The name a message is written under is one the outbox lists, with the time it was written."""
+    folder = tmp_path / "outbox"
+    before = dt.datetime.now(dt.UTC)
+    result = OutboxTransport(folder).send("b@example.org", "r@example.org", _mail("r@example.org"))
+    [entry] = outbox.list_messages(folder).entries
+    assert entry.name == result.queue_id and before <= entry.written_at <= dt.datetime.now(dt.UTC)
+
+
 def test_pipelining_sends_the_envelope_in_one_write() -> None:
     """A server offering PIPELINING gets MAIL, RCPT and DATA at once; refusals still mean
     what they say and the connection keeps working."""
     server = RawSMTPServer(refuse={"gone@example.org": "550 5.1.1 no such user"})
-    transport = SMTPTransport(SMTPSettings.from_url(server.url))
+    transport = SMTPTransport(SMTPSettings.from_url(server.url, timeout=TIMEOUT))
     payloads = [_mail("r@example.org"), _mail("gone@example.org"), _mail("s@example.org")]
     try:
         first = transport.send("b@example.org", "r@example.org", payloads[0])
@@ -135,7 +153,7 @@ def test_pipelining_sends_the_envelope_in_one_write() -> None:
 def test_without_pipelining_commands_go_one_by_one() -> None:
     """A server without PIPELINING gets one command at a time."""
     server = RawSMTPServer(pipelining=False)
-    transport = SMTPTransport(SMTPSettings.from_url(server.url))
+    transport = SMTPTransport(SMTPSettings.from_url(server.url, timeout=TIMEOUT))
     try:
         assert transport.send("b@example.org", "r@example.org", _mail("r@example.org")).code == 250
         transport.close()

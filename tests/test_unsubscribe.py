@@ -7,9 +7,7 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from digest import subscribers
-from digest.links import confirm_url, preferences_url, unsubscribe_url
-from digest.models import (
+from digest.core.models import (
     ConsentSource,
     Newsletter,
     Subscriber,
@@ -17,11 +15,13 @@ from digest.models import (
     SubscriptionStatus,
     SuppressionReason,
 )
-from digest.suppression import is_suppressed, suppress
-from tests.conftest import get_db_of
+from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
+from digest.domain.subscribers.actions import ReaderActions
+from digest.domain.subscribers.signup import WithdrawalChannel, unsubscribe
+from digest.domain.suppression import is_suppressed, suppress
+from tests.support.apps import get_db_of
 from tests.support.forms import csrf_token
 from tests.support.readers import (
-    app_overrides,  # noqa: F401  (fixture: no timing floor)
     load_newsletter,
     signed_path,
     subscription,
@@ -197,15 +197,15 @@ def test_unsubscribe_service_for_the_mailto_handler(app) -> None:  # type: ignor
     load_newsletter(app)
     with get_db_of(app).session() as session:
         found = session.scalars(select(Subscription)).first()
-        assert subscribers.unsubscribe(session, found, subscribers.WithdrawalChannel.MAILTO)
-        assert not subscribers.unsubscribe(session, found, subscribers.WithdrawalChannel.MAILTO)
+        assert unsubscribe(session, found, WithdrawalChannel.MAILTO)
+        assert not unsubscribe(session, found, WithdrawalChannel.MAILTO)
         assert found.consents[0].withdrawal_channel == "mailto"
 
 
 def test_reader_actions_for_bounces_and_complaints(app) -> None:  # type: ignore[no-untyped-def]
     """ReaderActions (what the bounce handler calls): a hard bounce suppresses; a complaint also unsubscribes."""
     load_newsletter(app)
-    actions = subscribers.ReaderActions(app.config)
+    actions = ReaderActions(app.config)
     with get_db_of(app).session() as session:
         ada, grace = (
             session.scalars(select(Subscription).join(Subscriber).where(Subscriber.email == e)).one()

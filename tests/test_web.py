@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from digest.demo import load_demo
+import pytest
+
+from digest.domain.demo import load_demo
 
 
 def test_security_headers(client) -> None:  # type: ignore[no-untyped-def]
@@ -21,6 +23,7 @@ def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/healthz").get_json() == {"status": "ok"}
 
 
+@pytest.mark.one_backend
 def test_not_found_is_a_page(client) -> None:  # type: ignore[no-untyped-def]
     """An unknown address gets a readable 404 page."""
     response = client.get("/no/such/page")

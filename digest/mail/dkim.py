@@ -30,8 +30,6 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from digest.config import ConfigError
-
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 # In the order they are listed in h=; names absent from a message are left out, except
@@ -59,6 +57,11 @@ _SPACES = re.compile(rb"  +")
 
 class BadKey(ValueError):
     """The DKIM private key cannot be used (malformed, wrong type, too short)."""
+
+
+class KeyFileError(Exception):
+    """The DKIM key file cannot be read or holds no usable key; the message names the file
+    (digest.core.config reports it as a ConfigError naming DIGEST_DKIM_KEY_FILE)."""
 
 
 def load_private_key(data: bytes) -> PrivateKey:
@@ -179,12 +182,13 @@ class DKIMSigner:
             by_name.setdefault(name.strip().lower(), []).append(value)
         signed: list[str] = []
         hashed = bytearray()
-        for name in SIGNED_HEADERS:
-            values = by_name.get(name.encode("ascii"), [])
-            signed += [name] * (len(values) + (name in OVERSIGNED))
+        for header in SIGNED_HEADERS:
+            key = header.encode("ascii")
+            values = by_name.get(key, [])
+            signed += [header] * (len(values) + (header in OVERSIGNED))
             # Several fields of one name are hashed from the last one up (§5.4.2).
             for value in reversed(values):
-                hashed += _relaxed_header_cached(name.encode("ascii"), value) + b"\r\n"
+                hashed += _relaxed_header_cached(key, value) + b"\r\n"
         if b"from" not in by_name:
             raise ValueError("a message without From cannot be DKIM-signed")
         head = (
@@ -227,20 +231,17 @@ def _load_signer(domain: str, selector: str, key_file: str) -> DKIMSigner:
     try:
         data = Path(key_file).read_bytes()
     except OSError as exc:
-        raise ConfigError(
-            f"DIGEST_DKIM_KEY_FILE cannot be read: {key_file} ({exc.strerror})"
-        ) from None
+        raise KeyFileError(f"cannot be read: {key_file} ({exc.strerror})") from None
     try:
         key = load_private_key(data)
     except BadKey as exc:
-        raise ConfigError(
-            f"DIGEST_DKIM_KEY_FILE holds no usable DKIM key: {key_file}: {exc}"
-        ) from None
+        raise KeyFileError(f"holds no usable DKIM key: {key_file}: {exc}") from None
     return DKIMSigner(domain, selector, key)
 
 
 def signer_from_config(config: Mapping[str, Any]) -> DKIMSigner | None:
-    """Return the configured signer (its key loaded once per process), or None when unset."""
+    """Return the configured signer (its key loaded once per process), or None when unset;
+    raise KeyFileError for a key file that cannot be used."""
     domain, selector, key_file = (
         config.get("DKIM_DOMAIN"),
         config.get("DKIM_SELECTOR"),

@@ -60,6 +60,6 @@ class Mailer:
 def mailer_for(config: Mapping[str, Any]) -> Mailer:
     """Return a Mailer for the app's settings: SMTP or the outbox folder, DKIM when set."""
     transport = make_transport(
-        config.get("SMTP_URL"), Path(config["OUTBOX_PATH"]), config.get("SMTP_TIMEOUT", 120)
+        config.get("SMTP_URL"), Path(config["OUTBOX_PATH"]), config["SMTP_TIMEOUT"]
     )
     return Mailer(transport, signer_from_config(config))

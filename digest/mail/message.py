@@ -8,6 +8,7 @@ encodes only display text that needs it, and keeps every line under 998 octets.
 from __future__ import annotations
 
 import binascii
+import datetime as dt
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,6 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
 import idna
-
-from digest.db import utcnow
 
 CRLF = b"\r\n"
 MAX_LINE = 998
@@ -51,6 +50,19 @@ def encode_text_header(value: str) -> str:
     if value.isascii():
         return value
     return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
+def date_header() -> str:
+    """Return the Date header's value for now, in UTC."""
+    return format_datetime(dt.datetime.now(dt.UTC))
+
+
+def list_unsubscribe_headers(https_url: str, mailto: str) -> list[tuple[str, str]]:
+    """Return the RFC 8058 pair: one HTTPS URL and one mailto, never encoded, and the POST hint."""
+    return [
+        ("List-Unsubscribe", f"<{https_url}>, <{mailto}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
 
 
 def make_message_id(domain: str, left: str | None = None) -> str:
@@ -130,7 +142,7 @@ class Mail:
             ("From", self.from_),
             ("To", self.to),
             ("Subject", encode_text_header(self.subject)),
-            ("Date", format_datetime(utcnow())),
+            ("Date", date_header()),
             ("Message-ID", self.message_id or make_message_id(from_domain)),
         ]
         if self.reply_to:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
 
-from digest.markdown import URL_SCHEMES, parse_markdown
+from digest.mail.markdown import URL_SCHEMES, parse_markdown
 
 WIDTH = 72
 MIN_WIDTH = 24

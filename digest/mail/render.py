@@ -1,13 +1,16 @@
 """Issue → per-reader message bytes, rendered once and filled in per reader.
 
-`prepare_issue` loads an issue and renders everything its readers share, once: the
-Markdown of the intro and posts (sanitized HTML, and wrapped text built from the
-Markdown itself), the sender identity, the list headers. A reader's message then depends
-on only two things beyond a handful of values: which sections they chose and whether
-they gave a name. For each such variant (few per issue) both templates are rendered once
-with placeholders in place of the reader's values (name, address, preference and
-unsubscribe links), the CSS is inlined once, and the result is kept as quoted-printable
-bytes with holes (a digest.mail.stencil Stencil).
+`PreparedIssue(content, settings)` renders everything an issue's readers share, once,
+from plain data: the issue's IssueContent (read from the database by
+digest.domain.issue_mail, links already made) and RenderSettings (the mail domain, the
+templates folder, and ReaderLinks, which signs a reader's links and bounce address).
+Shared are the Markdown of the intro and posts (sanitized HTML, and wrapped text built
+from the Markdown itself), the sender identity, the list headers. A reader's message then
+depends on only two things beyond a handful of values: which sections they chose and
+whether they gave a name. For each such variant (few per issue) both templates are
+rendered once with placeholders in place of the reader's values (name, address,
+preference and unsubscribe links), the CSS is inlined once, and the result is kept as
+quoted-printable bytes with holes (a digest.mail.stencil Stencil).
 `PreparedIssue.message_for(reader, delivery_id)` fills in one reader's values, encodes
 only the lines that hold them, and joins bytes: the exact message that reader receives,
 ready for the DKIM signer and the wire.
@@ -24,46 +27,26 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import format_datetime
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from pathlib import Path
+from typing import Any, Protocol
 
-from email_validator import EmailNotValidError, validate_email
-from flask import Flask
-from jinja2 import Environment
 from markupsafe import Markup
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
 
-from digest import links
-from digest.db import utcnow
-from digest.mail import identity
-from digest.mail.dkim import signer_from_config
+from digest.mail.markdown import parse_markdown, render_tokens
 from digest.mail.message import (
     CRLF,
     alternative_frame,
     ascii_address,
+    date_header,
     encode_text_header,
     format_mailbox,
     header_block,
+    list_unsubscribe_headers,
     make_message_id,
     new_boundary,
 )
 from digest.mail.plaintext import WIDTH, markdown_to_text, wrap
 from digest.mail.stencil import Slots, Stencil, email_templates
-from digest.markdown import parse_markdown, render_tokens
-from digest.models import (
-    Delivery,
-    Issue,
-    IssuePost,
-    Newsletter,
-    Post,
-    Subscriber,
-    Subscription,
-    SubscriptionStatus,
-)
-from digest.posts import issue_sections
-from digest.suppression import suppression_for
 
 # Gmail clips HTML past ~102 KB, cutting the footer with the unsubscribe link and the
 # postal address; editors are warned well before.
@@ -162,6 +145,72 @@ class IssueView:
 
 
 @dataclass(frozen=True)
+class PostContent:
+    """A post as an issue carries it: its Markdown, and the link its title points to."""
+
+    id: int
+    title: str
+    summary: str
+    body_md: str
+    url: str
+
+
+@dataclass(frozen=True)
+class SectionContent:
+    """A section of an issue with its posts, in the editor's order."""
+
+    id: int
+    name: str
+    posts: tuple[PostContent, ...]
+
+
+@dataclass(frozen=True)
+class IssueContent:
+    """Everything the shared rendering of an issue depends on, as plain values: two equal
+    contents render alike (the sender's render cache compares them)."""
+
+    id: int
+    subject: str
+    preheader: str
+    intro_md: str
+    web_url: str
+    date: dt.datetime  # in the newsletter's time zone
+    feedback_id: str
+    newsletter: NewsletterView
+    sections: tuple[SectionContent, ...]  # in the order the issue shows them
+
+
+class ReaderLinks(Protocol):
+    """A reader's signed links and a message's bounce address, made by whoever holds the
+    secret (digest.domain.identity.SignedLinks)."""
+
+    def unsubscribe_url(self, subscription_uid: str) -> str:
+        """Return the reader's one-click unsubscribe URL."""
+        ...
+
+    def unsubscribe_mailto(self, subscription_uid: str) -> str:
+        """Return the reader's mailto: unsubscribe URI."""
+        ...
+
+    def preferences_url(self, subscription_uid: str) -> str:
+        """Return the reader's preference-center link."""
+        ...
+
+    def bounce_address(self, ref: str) -> str:
+        """Return the envelope sender (VERP) of the message ref names."""
+        ...
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """What rendering needs of the app's settings."""
+
+    mail_domain: str  # the right-hand side of Message-IDs
+    templates: Path  # the folder holding emails/
+    links: ReaderLinks
+
+
+@dataclass(frozen=True)
 class SizeReport:
     """How big the largest reader's HTML is, and what that means for sending."""
 
@@ -186,40 +235,38 @@ class _ReaderFields:
 
 
 class PreparedIssue:
-    """The parts of an issue shared by every reader, computed once; see the module doc."""
+    """The parts of an issue shared by every reader, rendered once from its content; see
+    the module doc."""
 
-    def __init__(
-        self,
-        issue: IssueView,
-        newsletter: NewsletterView,
-        sections: tuple[RenderedSection, ...],
-        config: Mapping[str, Any],
-        env: Environment,
-        feedback_id: str,
-    ) -> None:
-        self.issue = issue
-        self.issue_id = issue.id
-        self.subject = issue.subject
-        self.preheader = issue.preheader
+    def __init__(self, content: IssueContent, settings: RenderSettings) -> None:
+        self.content = content
+        newsletter = content.newsletter
+        self.issue = _issue_view(content)
+        self.issue_id = content.id
+        self.subject = self.issue.subject
+        self.preheader = self.issue.preheader
         self.newsletter = newsletter
-        self.sections = sections
-        self.config = config
-        self.env = env
-        self.web_url = issue.web_url
-        self.date = issue.date
-        self.mail_domain = links.mail_domain(config)
-        self.feedback_id = feedback_id
+        self.sections = tuple(
+            RenderedSection(section.id, section.name, tuple(map(_rendered_post, section.posts)))
+            for section in content.sections
+        )
+        self.links = settings.links
+        self.env = email_templates(settings.templates)
+        self.web_url = content.web_url
+        self.date = content.date
+        self.mail_domain = settings.mail_domain
+        self.feedback_id = content.feedback_id
         self._boundary = new_boundary()
         self._frame = alternative_frame(self._boundary)
         # Headers every reader shares, encoded once: these before, those after each reader's.
         self._head = header_block(
-            [("From", newsletter.from_header), ("Subject", encode_text_header(issue.subject))]
+            [("From", newsletter.from_header), ("Subject", encode_text_header(self.subject))]
             + ([("Reply-To", newsletter.reply_to)] if newsletter.reply_to else [])
             + [("List-Id", newsletter.list_id)]
         )
         self._tail = header_block(
             [
-                ("Feedback-ID", feedback_id),
+                ("Feedback-ID", self.feedback_id),
                 ("MIME-Version", "1.0"),
                 ("Content-Type", f'multipart/alternative; boundary="{self._boundary}"'),
             ]
@@ -283,8 +330,8 @@ class PreparedIssue:
         return {
             "name": _clean_name(reader.name),
             "email": reader.email,
-            "unsubscribe_url": links.unsubscribe_url(self.config, reader.subscription_uid),
-            "preferences_url": links.preferences_url(self.config, reader.subscription_uid),
+            "unsubscribe_url": self.links.unsubscribe_url(reader.subscription_uid),
+            "preferences_url": self.links.preferences_url(reader.subscription_uid),
         }
 
     # -- what callers use -------------------------------------------------------------
@@ -300,6 +347,7 @@ class PreparedIssue:
         """
         variant = self._variant(self._key(reader))
         values = self._values(reader)
+        mailto = self.links.unsubscribe_mailto(reader.subscription_uid)
         ref = f"d{delivery_id}" if delivery_id is not None else "preview"
         message_id = make_message_id(
             self.mail_domain,
@@ -308,15 +356,15 @@ class PreparedIssue:
         headers = header_block(
             [
                 ("To", format_mailbox(values["name"], reader.email)),
-                ("Date", format_datetime(utcnow())),
+                ("Date", date_header()),
                 ("Message-ID", message_id),
-                *identity.list_unsubscribe(self.config, reader.subscription_uid),
+                *list_unsubscribe_headers(values["unsubscribe_url"], mailto),
             ]
             + ([("X-Digest-Delivery", str(delivery_id))] if delivery_id is not None else [])
         )
         body, body_hash = variant.mime_body(self._frame, values)
         return Outgoing(
-            envelope_from=identity.verp_address(self.config, ref),
+            envelope_from=self.links.bounce_address(ref),
             recipient=ascii_address(reader.email),
             data=self._head + headers + self._tail + CRLF + body,
             body_hash=body_hash,
@@ -343,22 +391,14 @@ def _clean_name(name: str) -> str:
     return " ".join(name.split())
 
 
-def _local_date(issue: Issue, time_zone: str) -> dt.datetime:
-    when = issue.sent_at or issue.started_at or issue.scheduled_at or utcnow()
-    try:
-        return when.astimezone(ZoneInfo(time_zone))
-    except (ZoneInfoNotFoundError, ValueError):
-        return when
-
-
-def _rendered_post(config: Mapping[str, Any], newsletter_slug: str, post: Post) -> RenderedPost:
+def _rendered_post(post: PostContent) -> RenderedPost:
     summary = post.summary.strip()
     tokens = [] if summary else parse_markdown(post.body_md)
     return RenderedPost(
         id=post.id,
         title=post.title,
         summary=summary,
-        url=post.link_url or links.post_url(config, newsletter_slug, post.slug),
+        url=post.url,
         body_html=Markup(render_tokens(tokens) if tokens else ""),
         title_text=_bullet(wrap(post.title, WIDTH - 2)),
         summary_text=_indent(wrap(summary, WIDTH - 2)),
@@ -366,58 +406,21 @@ def _rendered_post(config: Mapping[str, Any], newsletter_slug: str, post: Post) 
     )
 
 
-def prepare_issue(session: Session, issue_id: int, app: Flask) -> PreparedIssue:
-    """Load an issue and render what every reader shares."""
-    issue = session.scalars(
-        select(Issue)
-        .where(Issue.id == issue_id)
-        .options(
-            selectinload(Issue.issue_posts).selectinload(IssuePost.post).selectinload(Post.section),
-            selectinload(Issue.newsletter).selectinload(Newsletter.sections),
-        )
-    ).one()
-    config = app.config
-    newsletter = issue.newsletter
-    sections = tuple(
-        RenderedSection(
-            id=group.section.id,
-            name=group.section.name,
-            posts=tuple(_rendered_post(config, newsletter.slug, post) for post in group.posts),
-        )
-        for group in issue_sections(issue)
-    )
-    subject = " ".join(issue.subject.split())  # a line break in a subject is a typo, not a header
+def _issue_view(content: IssueContent) -> IssueView:
+    subject = " ".join(content.subject.split())  # a line break in a subject is a typo, not a header
     subject_text = wrap(subject)
-    intro = parse_markdown(issue.intro_md)
-    view = IssueView(
-        id=issue.id,
+    intro = parse_markdown(content.intro_md)
+    return IssueView(
+        id=content.id,
         subject=subject,
-        preheader=issue.preheader.strip(),
+        preheader=content.preheader.strip(),
         intro_html=Markup(render_tokens(intro)),
         intro_text=markdown_to_text(intro),
         subject_text=subject_text,
         subject_width=min(WIDTH, max(len(line) for line in subject_text.split("\n"))),
-        preheader_text=wrap(issue.preheader),
-        web_url=links.issue_url(config, newsletter.slug, issue.slug),
-        date=_local_date(issue, newsletter.time_zone),
-    )
-    newsletter_view = NewsletterView(
-        id=newsletter.id,
-        slug=newsletter.slug,
-        name=newsletter.name,
-        postal_address=newsletter.postal_address.strip(),
-        reply_to=newsletter.reply_to or None,
-        from_header=identity.from_header(config, newsletter),
-        list_id=identity.list_id(config, newsletter),
-        sections=tuple((s.id, s.name) for s in newsletter.sections),
-    )
-    return PreparedIssue(
-        view,
-        newsletter_view,
-        sections,
-        config,
-        email_templates(),
-        identity.feedback_id(config, f"issue{issue.id}", newsletter, "digest"),
+        preheader_text=wrap(content.preheader),
+        web_url=content.web_url,
+        date=content.date,
     )
 
 
@@ -457,83 +460,10 @@ def check_sendable(prepared: PreparedIssue) -> SizeReport:
     return report
 
 
-@dataclass(frozen=True)
-class Preview:
-    """One address's message for an issue, and how it would differ from a real send."""
-
-    outgoing: Outgoing
-    notes: tuple[str, ...]
-    size: SizeReport
-
-
-def preview_for_address(session: Session, issue_id: int, address: str, app: Flask) -> Preview:
-    """Return the exact (signed, when DKIM is set) message address would get for an issue.
-
-    A subscriber gets their real subscription, name, sections and delivery; any other
-    address gets the message of a new reader who chose every section. Raises LookupError
-    for an unknown issue and ValueError for a malformed address.
-    """
-    try:
-        email = validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        raise ValueError(f"{address!r} is not an email address: {exc}") from None
-    newsletter_id = session.scalar(select(Issue.newsletter_id).where(Issue.id == issue_id))
-    if newsletter_id is None:
-        raise LookupError(f"There is no issue {issue_id}.")
-    prepared = prepare_issue(session, issue_id, app)
-    notes: list[str] = []
-    row = session.execute(
-        select(Subscriber, Subscription)
-        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-        .where(func.lower(Subscriber.email) == email.lower())
-        .where(Subscription.newsletter_id == newsletter_id)
-        .options(selectinload(Subscription.sections))
-    ).first()
-    delivery_id = None
-    if row is None:
-        reader = Reader(None, "preview", email)
-        notes.append(
-            f"{email} is not subscribed to {prepared.newsletter.name}: this is the message "
-            "of a reader who chose every section and gave no name."
-        )
-    else:
-        subscriber, subscription = row
-        reader = Reader(
-            subscriber.id,
-            subscription.uid,
-            subscriber.email,
-            subscriber.name,
-            frozenset(section.id for section in subscription.sections),
-        )
-        delivery_id = session.scalar(
-            select(Delivery.id).where(
-                Delivery.issue_id == issue_id, Delivery.subscriber_id == subscriber.id
-            )
-        )
-        if subscription.status is not SubscriptionStatus.CONFIRMED:
-            notes.append(f"This subscription is {subscription.status}: the sender skips it.")
-        entry = suppression_for(session, app.config, subscriber.email)
-        if entry is not None:
-            reason = entry.reason.replace("_", " ")
-            notes.append(
-                f"{subscriber.email} is on the suppression list ({reason}): the sender skips it."
-            )
-    try:
-        notes.append(check_sendable(prepared).message)
-    except NotSendable as exc:
-        notes += [f"Sending would refuse this issue: {reason}" for reason in exc.reasons]
-    outgoing = prepared.message_for(reader, delivery_id)
-    signer = signer_from_config(app.config)
-    if signer is not None:
-        outgoing = Outgoing(outgoing.envelope_from, outgoing.recipient, signer(outgoing.data))
-    return Preview(outgoing, tuple(notes), size_report(prepared))
-
-
-def test_message(session: Session, issue_id: int, address: str, app: Flask) -> Outgoing:
-    """Return the (unsigned) message of a test send of an issue to address: the preview
-    reader's (every section, no name, no subscription), "[Test]" before its subject. It
-    belongs to no delivery, so nothing about it reaches the ledger."""
-    prepared = prepare_issue(session, issue_id, app)
+def marked_as_test(prepared: PreparedIssue, address: str) -> Outgoing:
+    """Return the (unsigned) message of a test send to address: the preview reader's (every
+    section, no name, no subscription), "[Test]" before its subject. It belongs to no
+    delivery, so nothing about it reaches the ledger."""
     outgoing = prepared.message_for(Reader(None, "preview", address), None)
     subject = header_block([("Subject", encode_text_header(prepared.subject))])
     marked = header_block([("Subject", encode_text_header(f"[Test] {prepared.subject}"))])

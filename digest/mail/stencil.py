@@ -2,9 +2,9 @@
 
 Every email (the digest, the confirmation, the welcome, the "already subscribed" note)
 is a pair of templates, templates/emails/NAME.html and NAME.txt, on the shared layout
-(emails/layout.html and layout.txt), rendered with `email_templates()` through
-`render_email`: it inlines the CSS (css-inline, never fetching remote stylesheets) and
-tidies both parts.
+(emails/layout.html and layout.txt), rendered with `email_templates(folder)` (the caller
+names the templates folder) through `render_email`: it inlines the CSS (css-inline, never
+fetching remote stylesheets) and tidies both parts.
 
 Inlining costs far more than filling in a name, so an email is rendered once per
 variant with markers (`Slots`) where each reader's values go (name, address, links),
@@ -22,23 +22,24 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from markupsafe import escape
 
-from digest import resource_dir
 from digest.mail.dkim import relaxed_lines
 from digest.mail.message import quoted_printable
 from digest.mail.plaintext import wrap
 
 
 @functools.cache
-def email_templates() -> Environment:
-    """Return the Jinja environment every email renders with (outside requests too)."""
+def email_templates(folder: Path) -> Environment:
+    """Return the Jinja environment every email renders with (outside requests too), for
+    the templates folder that holds emails/."""
     env = Environment(
-        loader=FileSystemLoader(str(resource_dir("templates"))),
+        loader=FileSystemLoader(str(folder)),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
     )

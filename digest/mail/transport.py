@@ -17,13 +17,12 @@ import re
 import smtplib
 import ssl
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from digest.db import utcnow
+from digest.mail.outbox import new_name
 
 
 @dataclass(frozen=True)
@@ -140,8 +139,9 @@ class SMTPSettings:
     timeout: float
 
     @classmethod
-    def from_url(cls, url: str, timeout: float = 120) -> SMTPSettings:
-        """Parse smtp://user:pass@host:port[?starttls=required] or smtps://…."""
+    def from_url(cls, url: str, timeout: float) -> SMTPSettings:
+        """Parse smtp://user:pass@host:port[?starttls=required] or smtps://…; timeout is
+        DIGEST_SMTP_TIMEOUT's seconds."""
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         implicit = parts.scheme == "smtps"
@@ -355,7 +355,7 @@ class OutboxTransport:
     def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
         """Write the exact bytes to a new file, atomically."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{utcnow():%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}.eml"
+        name = new_name()
         temp = self.folder / f".{name}.tmp"
         try:
             temp.write_bytes(data)
@@ -369,8 +369,9 @@ class OutboxTransport:
         """Nothing to release."""
 
 
-def make_transport(smtp_url: str | None, outbox: Path, timeout: float = 120) -> Transport:
-    """Return an SMTP transport for smtp_url, or the outbox folder when it is unset."""
+def make_transport(smtp_url: str | None, outbox: Path, timeout: float) -> Transport:
+    """Return an SMTP transport for smtp_url (replies awaited up to timeout seconds), or the
+    outbox folder when it is unset."""
     if smtp_url:
         return SMTPTransport(SMTPSettings.from_url(smtp_url, timeout))
     return OutboxTransport(outbox)

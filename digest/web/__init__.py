@@ -6,9 +6,10 @@ from flask import Flask, Response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from digest import editors
-from digest.extensions import db_session, login_manager
+from digest.core.extensions import db_session, login_manager
+from digest.domain import editors
 from digest.web import api, archive, editor, guard, public
+from digest.web.json_errors import json_error
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
@@ -55,7 +56,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response | tuple[str, int]:
         if request.path.startswith("/api/"):
-            return api.json_error(error)
+            return json_error(error)
         return render_template(
             "error.html", title=error.name, message=error.description
         ), error.code or 500

@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, abort, current_app, render_template, url_for
 from sqlalchemy.orm import Session
 
-from digest import archive, links, newsletters, posts
-from digest.extensions import db_session
-from digest.markdown import render_markdown
-from digest.models import Issue, Newsletter
+from digest.core.extensions import db_session
+from digest.core.models import Issue, Newsletter
+from digest.domain import archive, links, newsletters, posts
+from digest.mail.markdown import render_markdown
 
 bp = Blueprint("archive", __name__)
 
@@ -21,7 +21,7 @@ def _route(path: str) -> str:
 
 
 def _newsletter(session: Session, slug: str) -> Newsletter:
-    newsletter = newsletters.by_slug(session, slug)
+    newsletter = newsletters.find_newsletter(session, slug)
     if newsletter is None:
         abort(404)
     return newsletter

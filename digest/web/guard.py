@@ -16,7 +16,8 @@ from flask import Response, abort, render_template, request
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
-from digest.validation import as_id
+from digest.core.validation import as_id
+from digest.web.json_errors import error_response
 
 NUL = "\x00"
 
@@ -75,8 +76,6 @@ def refuse_nul() -> Response | tuple[str, int] | None:
         return None
     message = "must not contain NUL characters."
     if request.path.startswith("/api/"):
-        from digest.web.api import error_response
-
         # As each endpoint answers its other refused input: the signup form's POST with
         # 400, everything else under /api/v1 with 422.
         signup = request.endpoint == "api.subscribe" and request.method == "POST"

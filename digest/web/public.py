@@ -10,13 +10,12 @@ unsubscribe the reader its token names.
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Mapping
 
 from flask import (
     Blueprint,
     Response,
     abort,
-    after_this_request,
     current_app,
     jsonify,
     render_template,
@@ -25,65 +24,25 @@ from flask import (
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select, text
 
-from digest import links, subscribers
-from digest.extensions import csrf, db_session, limiter
-from digest.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
-from digest.subscribers import ConfirmResult, InvalidSignup, LinkGone, Signup, WithdrawalChannel
-from digest.tokens import CONFIRM_MAX_AGE, BadToken, ExpiredToken, Purpose
+from digest.core.extensions import csrf_exempt, db_session, limiter
+from digest.core.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
+from digest.core.tokens import CONFIRM_MAX_AGE, BadToken, ExpiredToken, Purpose
+from digest.core.validation import Invalid
+from digest.domain import links
+from digest.domain.newsletters import find_newsletter
+from digest.domain.subscribers import privacy, signup
+from digest.domain.subscribers.signup import ConfirmResult, LinkGone, Signup, WithdrawalChannel
+from digest.web.signup import client_ip, hold_answer, run_signup, signup_limit
 
 bp = Blueprint("public", __name__)
 
-# Per client IP, shared by the form, the API and "send me a new link".
-SIGNUP_LIMIT = "5 per minute;20 per hour"
-# Every signup answer takes at least this long, so timing does not tell a known
-# address from a new one (the slowest path, a new reader, takes a few milliseconds).
-SIGNUP_MIN_SECONDS = 0.25
-signup_limit = limiter.shared_limit(SIGNUP_LIMIT, scope="signup", methods=["POST"])
 # Per client IP, shared by every page a signed link opens and what its buttons send: ample
 # for a reader, little for a script trying tokens. The RFC 8058 one-click POST comes from
 # mail providers' servers, each sending for many readers, so its own budget is generous.
-LINK_LIMIT = "30 per minute;300 per hour"
-ONE_CLICK_LIMIT = "600 per minute"
-link_limit = limiter.shared_limit(
-    lambda: current_app.config.get("LINK_RATE_LIMIT", LINK_LIMIT), scope="signed-link"
-)
+link_limit = limiter.shared_limit(lambda: current_app.config["LINK_RATE_LIMIT"], scope="signed-link")
 one_click_limit = limiter.shared_limit(
-    lambda: current_app.config.get("ONE_CLICK_RATE_LIMIT", ONE_CLICK_LIMIT), scope="one-click"
+    lambda: current_app.config["ONE_CLICK_RATE_LIMIT"], scope="one-click"
 )
-
-
-def client_ip() -> str | None:
-    """Return the requesting client's address (the forwarded one behind DIGEST_TRUSTED_PROXIES)."""
-    return request.remote_addr
-
-
-def hold_answer() -> None:
-    """Make this request's response wait until SIGNUP_MIN_SECONDS after now (timing floor)."""
-    deadline = time.monotonic() + float(
-        current_app.config.get("SIGNUP_MIN_SECONDS", SIGNUP_MIN_SECONDS)
-    )
-
-    @after_this_request
-    def _wait(response: Response) -> Response:
-        # Runs after the page is rendered, so rendering is inside the floor too.
-        remaining = deadline - time.monotonic()
-        if remaining > 0:
-            time.sleep(remaining)
-        return response
-
-
-def run_signup(newsletter: Newsletter, signup: Signup) -> None:
-    """Record a signup and commit, answering no sooner than the floor; raise InvalidSignup."""
-    hold_answer()
-    session = db_session()
-    try:
-        subscribers.subscribe(session, current_app.config, newsletter, signup)
-        session.commit()
-    except InvalidSignup:
-        session.rollback()
-        raise
-    # Releasing what this signup loaded happens inside the floor too.
-    session.close()
 
 
 def _latest_issue(newsletter: Newsletter) -> Issue | None:
@@ -101,7 +60,7 @@ def _latest_issue(newsletter: Newsletter) -> Issue | None:
 
 def _front_page(
     newsletter: Newsletter | None,
-    form: dict[str, object] | None = None,
+    form: Mapping[str, object] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
@@ -109,7 +68,7 @@ def _front_page(
     return render_template(
         "public/index.html",
         newsletter=newsletter,
-        consent_text=subscribers.consent_text(newsletter) if newsletter else "",
+        consent_text=signup.consent_text(newsletter) if newsletter else "",
         latest=latest,
         latest_url=links.issue_url(current_app.config, newsletter.slug, latest.slug)
         if newsletter and latest
@@ -122,18 +81,18 @@ def _front_page(
 @bp.get("/")
 def index() -> tuple[str, int]:
     """The front page: what the newsletter is, its latest issue, the signup form."""
-    return _front_page(subscribers.default_newsletter(db_session()))
+    return _front_page(find_newsletter(db_session()))
 
 
 @bp.post("/subscribe")
 @signup_limit
 def subscribe() -> tuple[str, int]:
     """Take a signup from the form; the same answer whatever the address's state."""
-    newsletter = subscribers.newsletter_by_slug(db_session(), request.form.get("newsletter"))
+    newsletter = find_newsletter(db_session(), request.form.get("newsletter"))
     if newsletter is None:
         abort(404)
     form = request.form
-    signup = Signup(
+    wanted = Signup(
         email=form.get("email", ""),
         name=form.get("name", ""),
         sections=form.getlist("sections") if newsletter.sections else None,
@@ -145,9 +104,9 @@ def subscribe() -> tuple[str, int]:
         user_agent=request.user_agent.string,
     )
     try:
-        run_signup(newsletter, signup)
-    except InvalidSignup as exc:
-        values = {"email": signup.email, "name": signup.name, "sections": form.getlist("sections")}
+        run_signup(newsletter, wanted)
+    except Invalid as exc:
+        values = {"email": wanted.email, "name": wanted.name, "sections": form.getlist("sections")}
         return _front_page(newsletter, values, exc.errors, 400)
     return render_template("public/check_inbox.html", newsletter=newsletter), 200
 
@@ -177,7 +136,7 @@ def _gone_link(_error: LinkGone) -> tuple[str, int]:
 
 
 def _subscription(purpose: Purpose, token: str, **options: bool) -> Subscription:
-    return subscribers.from_token(db_session(), current_app.config, purpose, token, **options)
+    return signup.from_token(db_session(), current_app.config, purpose, token, **options)
 
 
 def _expired(token: str) -> tuple[str, int]:
@@ -199,7 +158,7 @@ def confirm_page(token: str) -> tuple[str, int]:
         "public/confirm.html",
         subscription=subscription,
         newsletter=subscription.newsletter,
-        waiting=subscribers.awaiting_confirmation(subscription),
+        waiting=signup.awaiting_confirmation(subscription),
         token=token,
     ), 200
 
@@ -214,7 +173,7 @@ def confirm(token: str) -> tuple[str, int]:
     except ExpiredToken:
         _subscription(Purpose.CONFIRM, token, allow_expired=True)
         return _expired(token)
-    result = subscribers.confirm(
+    result = signup.confirm(
         session, current_app.config, subscription, client_ip(), request.user_agent.string
     )
     session.commit()
@@ -236,7 +195,7 @@ def renew(token: str) -> tuple[str, int]:
     hold_answer()
     session = db_session()
     subscription = _subscription(Purpose.CONFIRM, token, for_update=True, allow_expired=True)
-    subscribers.renew_confirmation(session, subscription)
+    signup.renew_confirmation(session, subscription)
     session.commit()
     return render_template("public/check_inbox.html", newsletter=subscription.newsletter), 200
 
@@ -249,7 +208,7 @@ def _unsubscribe_page(
         subscription=subscription,
         token=token,
         newsletter=subscription.newsletter,
-        consent_text=subscribers.consent_text(subscription.newsletter),
+        consent_text=signup.consent_text(subscription.newsletter),
         just_now=just_now,
         # The one-click POST from a mail provider gets no form, hence no session cookie.
         offer_resubscribe=human,
@@ -266,7 +225,7 @@ def unsubscribe_page(token: str) -> str:
 
 
 @bp.post("/unsubscribe/<token>")
-@csrf.exempt
+@csrf_exempt
 @one_click_limit
 def unsubscribe(token: str) -> tuple[str, int]:
     """RFC 8058 one-click unsubscribe, and the page's button: 200, no redirect, no cookie."""
@@ -276,7 +235,7 @@ def unsubscribe(token: str) -> tuple[str, int]:
     subscription = _subscription(Purpose.UNSUBSCRIBE, token, for_update=True)
     human = request.form.get("via") == "page"
     channel = WithdrawalChannel.PAGE if human else WithdrawalChannel.ONE_CLICK
-    subscribers.unsubscribe(session, subscription, channel)
+    signup.unsubscribe(session, subscription, channel)
     session.commit()
     return _unsubscribe_page(subscription, token, just_now=True, human=human), 200
 
@@ -287,7 +246,7 @@ def resubscribe(token: str) -> tuple[str, int]:
     """Subscribe again from the unsubscribe link: a new consent, confirmed by the link."""
     session = db_session()
     subscription = _subscription(Purpose.UNSUBSCRIBE, token, for_update=True)
-    result = subscribers.resubscribe(
+    result = signup.resubscribe(
         session, current_app.config, subscription, client_ip(), request.user_agent.string
     )
     session.commit()
@@ -305,7 +264,7 @@ def _preferences_page(
     *,
     notice: str | None = None,
     errors: dict[str, str] | None = None,
-    form: dict[str, object] | None = None,
+    form: Mapping[str, object] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
     chosen = [s.slug for s in subscription.sections] or [
@@ -320,7 +279,7 @@ def _preferences_page(
         notice=notice,
         errors=errors or {},
         form=form or {"name": subscription.subscriber.name, "sections": chosen},
-        consent_text=subscribers.consent_text(subscription.newsletter),
+        consent_text=signup.consent_text(subscription.newsletter),
         unsubscribe_url=links.unsubscribe_url(current_app.config, subscription.uid),
     ), status
 
@@ -342,20 +301,20 @@ def preferences_action(token: str) -> tuple[str, int]:
     if action == "save":
         form = {"name": request.form.get("name", ""), "sections": request.form.getlist("sections")}
         try:
-            subscribers.update_preferences(
+            signup.update_preferences(
                 session, subscription, str(form["name"]), request.form.getlist("sections")
             )
-        except InvalidSignup as exc:
+        except Invalid as exc:
             session.rollback()
             return _preferences_page(subscription, token, errors=exc.errors, form=form, status=400)
     elif action == "pause":
-        subscribers.pause(session, subscription)
+        signup.pause(session, subscription)
     elif action == "resume":
-        subscribers.resume(session, subscription)
+        signup.resume(session, subscription)
     elif action == "unsubscribe":
-        subscribers.unsubscribe(session, subscription, WithdrawalChannel.PREFERENCES)
+        signup.unsubscribe(session, subscription, WithdrawalChannel.PREFERENCES)
     elif action == "resubscribe":
-        result = subscribers.resubscribe(
+        result = signup.resubscribe(
             session, current_app.config, subscription, client_ip(), request.user_agent.string
         )
         if result is ConfirmResult.SUPPRESSED:
@@ -371,7 +330,7 @@ def preferences_action(token: str) -> tuple[str, int]:
 def download_data(token: str) -> Response:
     """Everything stored about the reader, as a JSON download."""
     subscription = _subscription(Purpose.PREFERENCES, token)
-    data = subscribers.personal_data(db_session(), current_app.config, subscription.subscriber)
+    data = privacy.personal_data(db_session(), current_app.config, subscription.subscriber)
     response = Response(
         json.dumps(data, indent=2, ensure_ascii=False) + "\n", mimetype="application/json"
     )
@@ -401,13 +360,13 @@ def delete(token: str) -> str:
     session = db_session()
     subscription = _subscription(Purpose.PREFERENCES, token, for_update=True)
     newsletter_name = subscription.newsletter.name
-    subscribers.erase(session, current_app.config, subscription.subscriber)
+    privacy.erase(session, current_app.config, subscription.subscriber)
     session.commit()
     return render_template("public/deleted.html", newsletter_name=newsletter_name)
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> Response:
     """Answer once the database does."""
     db_session().execute(text("SELECT 1"))
     return jsonify(status="ok")

@@ -17,10 +17,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from werkzeug.test import TestResponse
 
-from digest import api_tokens
-from digest.editors import create_editor, find_editor
-from digest.models import EditorRole
-from tests.conftest import get_db_of
+from digest.core.models import EditorRole
+from digest.domain import api_tokens
+from digest.domain.editors import create_editor, find_editor
+from tests.support.apps import get_db_of
 from tests.support.editor import PASSWORD
 
 DOC_URI = "urn:digest:openapi"
@@ -39,7 +39,8 @@ def _operation(doc: dict[str, Any], method: str, path: str) -> dict[str, Any] | 
     for template, operations in doc["paths"].items():
         pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
         if re.match(pattern, path) and method.lower() in operations:
-            return operations[method.lower()]
+            operation: dict[str, Any] = operations[method.lower()]
+            return operation
     return None
 
 

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from werkzeug.serving import make_server
@@ -40,7 +41,7 @@ def live_server(app: Flask) -> Iterator[str]:
 
 
 @contextmanager
-def chromium(**context_options: object) -> Iterator[object]:
+def chromium(**context_options: Any) -> Iterator[object]:
     """Yield a Playwright BrowserContext of Debian's headless Chromium."""
     from playwright.sync_api import sync_playwright
 

@@ -1,5 +1,5 @@
-"""Helpers for delivery tests: a newsletter with N readers and an issue, real `digest`
-processes against the test database, and polling with a deadline."""
+"""Helpers for delivery tests: a newsletter with N readers and an issue, and real `digest`
+processes against the test database."""
 
 from __future__ import annotations
 
@@ -7,20 +7,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from digest.db import utcnow
-from digest.models import (
+from digest.core.db import utcnow
+from digest.core.models import (
     Delivery,
     DeliveryState,
     Issue,
@@ -33,10 +32,10 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
 )
+from tests.support.apps import SECRET
 from tests.support.smtp import SMTPServer
 
-T = TypeVar("T")
-CONFIG = {"SECRET_KEY": "test-secret-key-0123456789"}  # what the ledger needs of the test app's settings
+CONFIG = {"SECRET_KEY": SECRET}  # what the ledger needs of the test app's settings
 DIGEST = str(Path(sys.executable).with_name("digest"))
 
 
@@ -61,8 +60,7 @@ def make_newsletter(
     slug: str = "weekly",
     status: SubscriptionStatus = SubscriptionStatus.CONFIRMED,
 ) -> Setup:
-    """Add a newsletter, two sections with a published post each, readers and a draft issue;
-    commit."""
+    """Add and commit a newsletter: two sections with a published post each, readers, a draft issue."""
     newsletter = Newsletter(
         slug=slug, name="The Test Weekly", time_zone="Europe/Berlin",
         postal_address="1 Test Street, Berlin",
@@ -118,8 +116,10 @@ def add_readers(
 
 
 def states(session: Session, issue_id: int) -> Counter[str]:
-    """Return the issue's delivery rows per state (ending the session's transaction, which
-    on SQLite would otherwise keep the write lock)."""
+    """Return the issue's delivery rows per state, ending the session's transaction.
+
+    On SQLite an open transaction would keep the write lock.
+    """
     session.commit()
     rows = session.execute(
         select(Delivery.state, func.count()).where(Delivery.issue_id == issue_id).group_by(Delivery.state)
@@ -132,18 +132,6 @@ def per_recipient(server: SMTPServer) -> Counter[str]:
     """Return how many messages the SMTP server accepted for each recipient."""
     with server.lock:
         return Counter(r for m in server.received for r in m.rcpt_tos)
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = 30.0, every: float = 0.1, what: str = "") -> T:
-    """Poll predicate until it returns something truthy; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
-        time.sleep(every)
 
 
 def process_env(app: Flask, **settings: Any) -> dict[str, str]:

@@ -6,8 +6,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
-from digest.editors import create_editor
-from digest.models import Editor, EditorRole
+from digest.core.models import Editor, EditorRole
+from digest.domain.editors import create_editor
 from tests.support.forms import submit
 
 PASSWORD = "correct horse battery"
@@ -21,6 +21,6 @@ def make_editor(db: Session, email: str = "admin@example.com", role: EditorRole 
     return editor
 
 
-def log_in(client: FlaskClient, email: str, password: str = PASSWORD, **extra: object) -> TestResponse:
+def log_in(client: FlaskClient, email: str, password: str = PASSWORD, **extra: str) -> TestResponse:
     """Submit the login form the way a browser does."""
     return submit(client, "/editor/login", email=email, password=password, **extra)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.db import utcnow
-from digest.demo import load_demo
-from digest.models import Issue, IssuePost, Newsletter, Post, PostStatus, Section
+from digest.core.db import utcnow
+from digest.core.models import Issue, IssuePost, Newsletter, Post, PostStatus, Section
+from digest.domain.demo import load_demo
 
 
 def demo_issue(db: Session) -> Issue:

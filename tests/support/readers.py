@@ -11,29 +11,22 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.test import TestResponse
 
-from digest.demo import load_demo
+from digest.core.models import Newsletter, Subscriber, Subscription, TransactionalMail
+from digest.domain.demo import load_demo
+from digest.engine.transactional import send_pending_transactional
 from digest.mail.mailer import mailer_for
-from digest.models import Newsletter, Subscriber, Subscription, TransactionalMail
-from digest.transactional import send_pending_transactional
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 from tests.support.forms import csrf_token, submit
 from tests.support.smtp import Received, SMTPServer
 
 NEWSLETTER = "weekly-model"
 _ips = itertools.count(1)
-
-
-@pytest.fixture
-def app_overrides(app_overrides: dict[str, Any]) -> dict[str, Any]:
-    """The usual test settings, without the signup answer's timing floor."""
-    return {**app_overrides, "SIGNUP_MIN_SECONDS": 0}
 
 
 def load_newsletter(app: Flask) -> Newsletter:
@@ -128,14 +121,16 @@ def text_part(received: Received) -> str:
     """Return the decoded text/plain part of a received message."""
     part = received.message.get_body(preferencelist=("plain",))
     assert part is not None
-    return part.get_content()
+    content: str = part.get_content()
+    return content
 
 
 def html_part(received: Received) -> str:
     """Return the decoded text/html part of a received message."""
     part = received.message.get_body(preferencelist=("html",))
     assert part is not None
-    return part.get_content()
+    content: str = part.get_content()
+    return content
 
 
 def link(received: Received, kind: str, base_url: str) -> str:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -44,7 +45,7 @@ class Received:
     @property
     def message(self) -> EmailMessage:
         """Return the message parsed with the modern email policy."""
-        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+        return email.message_from_bytes(self.data, policy=email.policy.default)
 
     def raw_header(self, name: str) -> list[str]:
         """Return every raw (unfolded, undecoded) value of header name."""
@@ -101,11 +102,11 @@ class SMTPServer:
         self.script: Script | None = None
         self.lock = threading.Lock()
         self._auth = auth
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if auth:
-            kwargs = dict(
-                authenticator=self._authenticate, auth_require_tls=False, auth_required=True
-            )
+            kwargs = {
+                "authenticator": self._authenticate, "auth_require_tls": False, "auth_required": True
+            }
         self.controller = Controller(
             _Handler(self), hostname="127.0.0.1", port=port or _free_port(), **kwargs
         )
@@ -149,4 +150,5 @@ def _free_port() -> int:
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port

@@ -8,13 +8,13 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from digest.db import utcnow
-from digest.demo import load_demo
+from digest.core.db import utcnow
+from digest.core.models import Issue, IssuePost, IssueStatus, Newsletter, Post, Suppression
+from digest.domain.demo import load_demo
+from digest.domain.suppression import suppression_for
 from digest.mail.message import Mail
 from digest.mail.transport import OutboxTransport
-from digest.models import Issue, IssuePost, IssueStatus, Newsletter, Post, Suppression
-from digest.suppression import suppression_for
-from tests.conftest import get_db_of
+from tests.support.apps import get_db_of
 
 HOSTILE_HTML = """<!doctype html><html><head><style>p { color: #c00; }</style></head>
 <body><p style="font-weight:bold">Hello <img src="https://cdn.example.net/logo.png" alt="logo"></p>

@@ -14,19 +14,17 @@ check real answers against.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, request, url_for
-from flask_limiter.errors import RateLimitExceeded
+from flask import Blueprint, Response, abort, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from digest.extensions import csrf, db_session
-from digest.models import Newsletter
-from digest.newsletters import by_slug
-from digest.subscribers import InvalidSignup
-from digest.validation import Invalid
+from digest.core.extensions import csrf, db_session
+from digest.core.models import Newsletter
+from digest.core.validation import Invalid
+from digest.domain.newsletters import find_newsletter
 from digest.web.api.inputs import NotAnObject
+from digest.web.json_errors import error_response, json_error
 
 PREFIX = "/api/v1"
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
@@ -36,37 +34,13 @@ editor_bp = Blueprint("editor_api", __name__)
 csrf.exempt(editor_bp)
 
 
-def error_response(status: int, message: str, fields: Mapping[str, str] | None = None) -> Response:
-    """Return the JSON error every /api/v1 failure answers with."""
-    body: dict[str, Any] = {"error": message}
-    if fields:
-        body["fields"] = dict(fields)
-    response = jsonify(body)
-    response.status_code = status
-    return response
-
-
-def json_error(error: HTTPException) -> Response:
-    """Return an HTTP error (404, 405, 429, 500 …) as a JSON answer, keeping its headers."""
-    if isinstance(error, RateLimitExceeded):
-        who = "this token" if request.blueprint == "api.editor_api" else "your network"
-        response = error_response(429, f"Too many requests from {who}; please wait a minute.")
-    else:
-        response = error_response(error.code or 500, error.description or error.name)
-    for name, value in error.get_headers():
-        if name.lower() != "content-type":
-            response.headers[name] = value
-    return response
-
-
 @bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException) -> Response:
     return json_error(error)
 
 
 @bp.errorhandler(Invalid)
-@bp.errorhandler(InvalidSignup)
-def _invalid(error: Invalid | InvalidSignup) -> Response:
+def _invalid(error: Invalid) -> Response:
     db_session().rollback()
     return error_response(422, "Please correct the fields listed.", error.errors)
 
@@ -82,7 +56,7 @@ ID = "int"
 
 def newsletter_or_404(slug: str) -> Newsletter:
     """Return the newsletter with this slug, or answer 404."""
-    found = None if "\x00" in slug else by_slug(db_session(), slug)
+    found = None if "\x00" in slug else find_newsletter(db_session(), slug)
     if found is None:
         abort(404, f"There is no newsletter {slug!r}.")
     return found
@@ -92,7 +66,10 @@ def page_link(**cursor: int | None) -> str | None:
     """Return this request's path with its query changed by cursor, or None if it has no value."""
     if all(value is None for value in cursor.values()):
         return None
-    args = {k: v for k, v in request.args.items() if k not in {"before", "after", "page"}}
+    # url_for's keyword arguments beside _external and co are the URL's values, typed Any.
+    args: dict[str, Any] = {
+        k: v for k, v in request.args.items() if k not in {"before", "after", "page"}
+    }
     args.update({k: v for k, v in cursor.items() if v is not None})
     return url_for(request.endpoint or "", **(request.view_args or {}), **args)
 

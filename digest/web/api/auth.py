@@ -4,7 +4,8 @@ Every request to `editor_bp` must carry `Authorization: Bearer dg_…`; cookies 
 read, so a logged-in browser session alone gets 401 and cross-site requests cannot ride
 on it (which is why CSRF does not apply). The token acts with its editor's current role;
 an Operation marked admin answers 403 to other editors. Requests are rate limited per
-token, and failed authentications per client IP, so guessing tokens gets nowhere.
+token (DIGEST_API_RATE_LIMIT), and failed authentications per client IP
+(DIGEST_API_FAILED_AUTH_LIMIT), so guessing tokens gets nowhere.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ from __future__ import annotations
 from flask import Response, current_app, g, request
 from flask_limiter.util import get_remote_address
 
-from digest import api_tokens
-from digest.extensions import db_session, limiter
-from digest.models import ApiToken, Editor
+from digest.core.extensions import db_session, limiter
+from digest.core.models import ApiToken, Editor
+from digest.domain import api_tokens
 from digest.web import guard
-from digest.web.api import editor_bp, error_response
+from digest.web.api import editor_bp
 from digest.web.api.spec import operation_of
+from digest.web.json_errors import error_response
 
-RATE_LIMIT = "120 per minute"
-FAILED_AUTH_LIMIT = "20 per 10 minutes"
 REALM = 'Bearer realm="digest"'
 
 
@@ -38,11 +38,9 @@ def _rate_key() -> str:
     return "api-token:" + api_tokens.hash_token(token)
 
 
-limiter.limit(lambda: current_app.config.get("API_RATE_LIMIT", RATE_LIMIT), key_func=_rate_key)(
-    editor_bp
-)
+limiter.limit(lambda: current_app.config["API_RATE_LIMIT"], key_func=_rate_key)(editor_bp)
 limiter.limit(
-    lambda: current_app.config.get("API_FAILED_AUTH_LIMIT", FAILED_AUTH_LIMIT),
+    lambda: current_app.config["API_FAILED_AUTH_LIMIT"],
     key_func=lambda: "api-failed-auth:" + (get_remote_address() or ""),
     deduct_when=lambda response: response.status_code == 401,
 )(editor_bp)
@@ -91,9 +89,10 @@ def _no_store(response: Response) -> Response:
 
 def current_token() -> ApiToken:
     """Return the token the request authenticated with."""
-    return g.api_token
+    token: ApiToken = g.api_token
+    return token
 
 
 def current_editor() -> Editor:
     """Return the editor the request acts for."""
-    return g.api_token.editor
+    return current_token().editor

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from flask import request
 
-from digest.validation import MAX_ID, Invalid
+from digest.core.validation import MAX_ID, Invalid
 
 Kind = Literal["string", "integer", "boolean", "strings"]
 _TYPE_NAMES = {

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from flask import Response, abort, current_app, jsonify
 
-from digest import archive
-from digest.extensions import db_session
+from digest.core.extensions import db_session
+from digest.domain import archive
 from digest.web.api import ID, editor_bp, newsletter_or_404, shapes
 from digest.web.api.inputs import Param, query
 from digest.web.api.spec import operation

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response, current_app, jsonify
 
-from digest import newsletters
-from digest.extensions import db_session
+from digest.core.extensions import db_session
+from digest.domain import newsletters
 from digest.web.api import editor_bp, newsletter_or_404, shapes
 from digest.web.api.auth import current_token
 from digest.web.api.spec import operation

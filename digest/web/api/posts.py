@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from flask import Response, abort, current_app, jsonify, url_for
 from sqlalchemy.orm import Session
 
-from digest import posts
-from digest.extensions import db_session
-from digest.models import Post, PostStatus
+from digest.core.extensions import db_session
+from digest.core.models import Post, PostStatus
+from digest.domain import posts
 from digest.web.api import ID, editor_bp, newsletter_or_404, shapes
 from digest.web.api.auth import current_editor
 from digest.web.api.inputs import Body, Field, Param, json_body, query
@@ -38,7 +39,7 @@ CHANGES = Body("PostChanges", "The fields to change; the others keep their value
                partial=True)
 
 
-def _input(values: dict[str, object], start: posts.PostInput | None = None) -> posts.PostInput:
+def _input(values: dict[str, Any], start: posts.PostInput | None = None) -> posts.PostInput:
     changes = {k: ("" if v is None else v) for k, v in values.items() if k != "publish"}
     return dataclasses.replace(start or posts.PostInput(), **changes)
 

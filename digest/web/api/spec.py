@@ -17,8 +17,9 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 from werkzeug.routing import Rule
 
+from digest.core.validation import MAX_ID
 from digest.web.api import PREFIX, bp
-from digest.web.api.inputs import MAX_ID, Body, Param
+from digest.web.api.inputs import Body, Param
 from digest.web.api.shapes import SCHEMAS
 
 TITLE = "digest API"

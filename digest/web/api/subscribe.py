@@ -13,15 +13,16 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from digest import subscribers
-from digest.extensions import csrf, db_session
-from digest.models import ConsentSource, Newsletter
-from digest.subscribers import InvalidSignup, Signup
-from digest.validation import Invalid
-from digest.web.api import bp, error_response, shapes
+from digest.core.extensions import csrf_exempt, db_session
+from digest.core.models import ConsentSource
+from digest.core.validation import Invalid
+from digest.domain.newsletters import find_newsletter
+from digest.domain.subscribers.signup import Signup
+from digest.web.api import bp, shapes
 from digest.web.api.inputs import Body, Field, Param, query
 from digest.web.api.spec import operation
-from digest.web.public import client_ip, run_signup, signup_limit
+from digest.web.json_errors import error_response
+from digest.web.signup import client_ip, run_signup, signup_limit
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -52,10 +53,6 @@ def _cors(response: Response) -> Response:
     if request.endpoint == "api.subscribe":
         response.headers.update(CORS_HEADERS)
     return response
-
-
-def _newsletter(slug: str | None) -> Newsletter | None:
-    return subscribers.newsletter_by_slug(db_session(), slug)
 
 
 def _as_bool(value: object) -> bool:
@@ -95,7 +92,7 @@ def _signup(payload: dict[str, Any]) -> Signup | str:
            errors=[400, 404, 429], responses={202: "SignupAccepted"},
            description="The same answer for every address, whatever its state, so nobody can "
                        "learn who subscribes. Rate limited per client IP.")
-@csrf.exempt
+@csrf_exempt
 @signup_limit
 def subscribe() -> Response:
     """GET: what the form must show. POST: subscribe. OPTIONS: CORS preflight."""
@@ -106,7 +103,7 @@ def subscribe() -> Response:
             slug = query([NEWSLETTER])["newsletter"]
         except Invalid as exc:
             return error_response(422, "Please correct the fields listed.", exc.errors)
-        newsletter = _newsletter(slug)
+        newsletter = find_newsletter(db_session(), slug)
         if newsletter is None:
             return error_response(404, "There is no such newsletter.")
         return jsonify(shapes.signup_form(newsletter))
@@ -122,7 +119,7 @@ def subscribe() -> Response:
         SIGNUP.fields["newsletter"].parse("newsletter", slug, problems)
     if problems:
         return error_response(400, "Please correct the fields listed.", problems)
-    newsletter = _newsletter(slug)
+    newsletter = find_newsletter(db_session(), slug)
     if newsletter is None:
         return error_response(404, "There is no such newsletter.")
     signup = _signup(payload)
@@ -130,7 +127,7 @@ def subscribe() -> Response:
         return error_response(400, signup)
     try:
         run_signup(newsletter, signup)
-    except InvalidSignup as exc:
+    except Invalid as exc:
         return error_response(400, "Please correct the fields listed.", exc.errors)
     response = jsonify({"status": "check-your-inbox", "message": CHECK_INBOX})
     response.status_code = 202

@@ -9,18 +9,20 @@ undo either (only the reader can subscribe again).
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from flask import Response, abort, current_app, jsonify, request, url_for
 
-from digest import reports, subscribers
-from digest.extensions import db_session
-from digest.models import ConsentSource, Subscriber, SubscriptionStatus
-from digest.subscribers import Outcome, Signup, WithdrawalChannel
-from digest.validation import Invalid
+from digest.core.extensions import db_session
+from digest.core.models import ConsentSource, Subscriber, SubscriptionStatus
+from digest.core.validation import Invalid
+from digest.domain import reports
+from digest.domain.subscribers import actions
+from digest.domain.subscribers.signup import Signup, SignupOutcome, WithdrawalChannel, unsubscribe
 from digest.web.api import ID, editor_bp, newsletter_or_404, page_link, shapes
 from digest.web.api.inputs import Body, Field, Param, json_body, query
 from digest.web.api.spec import operation
-from digest.web.public import client_ip
+from digest.web.signup import client_ip
 
 LIST = [
     Param("status", "string", "Only readers whose subscription has this status.",
@@ -48,7 +50,7 @@ SUPPRESS = Body("SuppressRequest", "Why the address must never be mailed again."
 }, optional=True)
 
 
-def _record(subscriber_id: int, status: int = 200, outcome: Outcome | None = None) -> Response:
+def _record(subscriber_id: int, status: int = 200, outcome: SignupOutcome | None = None) -> Response:
     dbs = db_session()
     record = reports.subscriber_record(dbs, current_app.config, subscriber_id)
     if record is None:
@@ -67,7 +69,7 @@ def _subscriber(subscriber_id: int) -> Subscriber:
     return subscriber
 
 
-def _signup(values: dict[str, object]) -> Signup:
+def _signup(values: dict[str, Any]) -> Signup:
     ip = values.get("ip")
     if ip is not None:
         try:
@@ -77,9 +79,9 @@ def _signup(values: dict[str, object]) -> Signup:
     return Signup(
         email=str(values["email"]),
         name=str(values.get("name") or ""),
-        sections=values.get("sections"),  # type: ignore[arg-type]
+        sections=values.get("sections"),
         consent=bool(values["consent"]),
-        consent_version=values.get("consent_version"),  # type: ignore[arg-type]
+        consent_version=values.get("consent_version"),
         source=ConsentSource.API,
         ip=ip or client_ip(),
         user_agent=str(values.get("user_agent") or request.user_agent.string),
@@ -119,9 +121,9 @@ def subscriber_add(newsletter: str) -> Response:
     item = newsletter_or_404(newsletter)
     signup = _signup(json_body(NEW))
     dbs = db_session()
-    outcome, subscriber = subscribers.add_reader(dbs, current_app.config, item, signup)
+    outcome, subscriber = actions.add_reader(dbs, current_app.config, item, signup)
     dbs.commit()
-    created = outcome is Outcome.CREATED
+    created = outcome is SignupOutcome.CREATED
     response = _record(subscriber.id, 201 if created else 200, outcome)
     if created:
         response.headers["Location"] = url_for(".subscriber_get", subscriber_id=subscriber.id)
@@ -146,10 +148,10 @@ def subscriber_unsubscribe(newsletter: str, subscriber_id: int) -> Response:
     """End one subscription."""
     item = newsletter_or_404(newsletter)
     dbs = db_session()
-    subscription = subscribers.subscription_of(dbs, subscriber_id, item)
+    subscription = actions.subscription_of(dbs, subscriber_id, item)
     if subscription is None:
         abort(404, f"Subscriber {subscriber_id} has no subscription to {item.slug}.")
-    subscribers.unsubscribe(dbs, subscription, WithdrawalChannel.API)
+    unsubscribe(dbs, subscription, WithdrawalChannel.API)
     dbs.commit()
     return _record(subscriber_id)
 
@@ -164,6 +166,6 @@ def subscriber_suppress(subscriber_id: int) -> Response:
     subscriber = _subscriber(subscriber_id)
     detail = json_body(SUPPRESS).get("detail") or ""
     dbs = db_session()
-    subscribers.suppress_reader(dbs, current_app.config, subscriber, detail, WithdrawalChannel.API)
+    actions.suppress_reader(dbs, current_app.config, subscriber, detail, WithdrawalChannel.API)
     dbs.commit()
     return _record(subscriber_id)

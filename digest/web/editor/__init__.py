@@ -17,11 +17,11 @@ from flask_login import current_user, logout_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest import newsletters
-from digest.extensions import db_session
-from digest.models import Editor, Issue
-from digest.tokens import keyed_hash
-from digest.validation import Invalid, as_id
+from digest.core.extensions import db_session
+from digest.core.models import Editor, Issue, Newsletter
+from digest.core.tokens import keyed_hash
+from digest.core.validation import Invalid, as_id
+from digest.domain.newsletters import find_newsletter
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)
@@ -73,6 +73,14 @@ def int_arg(name: str) -> int | None:
     return as_id(request.args.get(name, ""))
 
 
+def newsletter_or_409() -> Newsletter:
+    """Return the newsletter being edited, or answer 409 until an admin has set one up."""
+    if g.newsletter is None:
+        abort(409, "Set up the newsletter first: an admin fills in Settings.")
+    newsletter: Newsletter = g.newsletter
+    return newsletter
+
+
 def issue_or_404(issue_id: int) -> Issue:
     """Return an issue of the newsletter being edited, or answer 404."""
     issue = get_or_404(Issue, issue_id)
@@ -94,7 +102,7 @@ def _require_login() -> Response | None:
         session.clear()
         flash("Your password was changed: please log in again.", "error")
         return redirect(url_for("editor.login"))
-    g.newsletter = newsletters.current(db_session())
+    g.newsletter = find_newsletter(db_session())
     return None
 
 

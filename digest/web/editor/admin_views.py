@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import abort, flash, g, redirect, render_template, request, url_for
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest import editors, newsletters
-from digest.extensions import db_session
-from digest.models import Editor, EditorRole, Section
-from digest.validation import Invalid
+from digest.core.extensions import db_session
+from digest.core.models import Editor, EditorRole, Newsletter, Section
+from digest.core.validation import Invalid
+from digest.domain import editors, newsletters
 from digest.web.editor import admin, commit_change, get_or_404
 
 
@@ -24,7 +27,7 @@ def _settings_page(data: newsletters.SettingsInput, errors: dict[str, str], stat
     ), status
 
 
-def _as_input(newsletter) -> newsletters.SettingsInput:  # type: ignore[no-untyped-def]
+def _as_input(newsletter: Newsletter | None) -> newsletters.SettingsInput:
     if newsletter is None:
         return newsletters.SettingsInput()
     return newsletters.SettingsInput(
@@ -71,7 +74,9 @@ def _section(section_id: int) -> Section:
     return section
 
 
-def _apply(change, done: str, back: tuple[str, str | None]) -> Response:  # type: ignore[no-untyped-def]
+def _apply(
+    change: Callable[[Session], object], done: str, back: tuple[str, str | None]
+) -> Response:
     commit_change(change, done, (Invalid, editors.EditorError))
     endpoint, anchor = back
     return redirect(url_for(endpoint, _anchor=anchor))

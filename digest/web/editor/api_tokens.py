@@ -6,9 +6,9 @@ from flask import abort, flash, make_response, redirect, render_template, reques
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from digest import api_tokens
-from digest.extensions import db_session
-from digest.validation import Invalid
+from digest.core.extensions import db_session
+from digest.core.validation import Invalid
+from digest.domain import api_tokens
 from digest.web.editor import bp
 
 

@@ -9,10 +9,10 @@ from flask_limiter import RateLimitExceeded
 from flask_login import current_user, login_user, logout_user
 from werkzeug.wrappers import Response
 
-from digest import editors
-from digest.db import utcnow
-from digest.extensions import db_session, limiter
-from digest.tokens import keyed_hash
+from digest.core.db import utcnow
+from digest.core.extensions import db_session, limiter
+from digest.core.tokens import keyed_hash
+from digest.domain import editors
 from digest.web.editor import SESSION_STAMP, bp, password_stamp
 
 # Failed attempts only (a successful login redirects); per address whether or not an
@@ -84,7 +84,7 @@ def logout() -> Response:
 
 
 @bp.route("/account", methods=["GET", "POST"])
-def account() -> Response | str:
+def account() -> Response | tuple[str, int]:
     """Show the editor's account; change their own password."""
     errors: dict[str, str] = {}
     if request.method == "POST":

@@ -103,7 +103,7 @@ def bars(names: list[str], series: dict[str, list[int]], titles: dict[str, str],
     width = inner if stacked else inner / max(len(series), 1)
     result = []
     for i, name in enumerate(names):
-        base = HEIGHT - BOTTOM
+        base: float = HEIGHT - BOTTOM
         for j, (key, values) in enumerate(series.items()):
             height = plot * values[i] / top
             x = LEFT + slot * i + (slot - inner) / 2 + (0 if stacked else j * width)

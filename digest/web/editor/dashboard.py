@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import g, render_template
 
-from digest import reports
-from digest.extensions import db_session
+from digest.core.extensions import db_session
+from digest.domain import reports
 from digest.web.editor import bp, charts
 
 ISSUE_SERIES = {

@@ -1,9 +1,9 @@
 """Subscribers in bulk: CSV export (streamed) and CSV import jobs with live progress.
 
-An upload becomes an import job (digest.subscriber_imports) that a background runner
-checks and imports; the job's page polls its JSON status (digest/static/editor.js) and
-reloads when the job needs the editor or is finished. Opening either one restarts a
-runner whose process died.
+An upload becomes an import job (digest.domain.subscribers.imports) that a background
+runner (digest.engine.imports) checks and imports; the job's page polls its JSON status
+(digest/static/editor.js) and reloads when the job needs the editor or is finished.
+Opening either one restarts a runner whose process died.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from flask import (
     abort,
     current_app,
-    g,
     jsonify,
     redirect,
     render_template,
@@ -28,12 +27,13 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from digest import subscriber_imports as imports
-from digest.db import utcnow
-from digest.extensions import db_session, get_db
-from digest.models import ConsentSource, ImportJob, ImportState, Newsletter
-from digest.subscriber_csv import EXPORT_COLUMNS, export_batches
-from digest.web.editor import bp, commit_change, get_or_404
+from digest.core.db import utcnow
+from digest.core.extensions import db_session, get_db
+from digest.core.models import ConsentSource, ImportJob, ImportState, Newsletter
+from digest.domain.subscribers import imports
+from digest.domain.subscribers.csv_io import EXPORT_COLUMNS, export_batches
+from digest.engine.imports import resume_in_thread
+from digest.web.editor import bp, commit_change, get_or_404, newsletter_or_409
 
 SHOWN_PROBLEMS = 1000
 SOURCES = {
@@ -42,12 +42,6 @@ SOURCES = {
     ConsentSource.API: "Through a form on another site that uses our signup API",
     ConsentSource.EDITOR: "In person or on paper, collected by an editor",
 }
-
-
-def _newsletter() -> Newsletter:
-    if g.newsletter is None:
-        abort(409, "Set up the newsletter first: an admin fills in Settings.")
-    return g.newsletter
 
 
 class _Lines:
@@ -76,7 +70,7 @@ def _download(chunks: Iterator[str], filename: str) -> Response:
 @bp.get("/subscribers/export.csv")
 def subscriber_export() -> Response:
     """Download every subscription of the newsletter as CSV (the CLI export's columns), streamed."""
-    newsletter_id, slug = _newsletter().id, _newsletter().slug
+    newsletter_id, slug = newsletter_or_409().id, newsletter_or_409().slug
 
     def generate() -> Iterator[str]:
         """Yield the header, then one batch of rows at a time."""
@@ -99,7 +93,7 @@ def _import_page(errors: dict[str, str], form: dict[str, str], status: int = 200
         errors=errors,
         form=form,
         sources=SOURCES,
-        jobs=imports.recent_jobs(db_session(), _newsletter()),
+        jobs=imports.recent_jobs(db_session(), newsletter_or_409()),
         max_mb=imports.MAX_UPLOAD_BYTES // 2**20,
     ), status
 
@@ -107,7 +101,7 @@ def _import_page(errors: dict[str, str], form: dict[str, str], status: int = 200
 @bp.route("/subscribers/import", methods=["GET", "POST"])
 def subscriber_import() -> Response | tuple[str, int]:
     """Show the upload form and recent imports; take an upload and start checking it."""
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     if request.method == "GET":
         return _import_page({}, {"source": ConsentSource.IMPORT.value, "statuses": "confirm"})
     upload = request.files.get("file")
@@ -133,7 +127,7 @@ def subscriber_import() -> Response | tuple[str, int]:
         dbs.rollback()
         return _import_page({"file": str(exc)}, form, 400)
     dbs.commit()
-    imports.resume_in_thread(get_db(), current_app.config, job.id)
+    resume_in_thread(get_db(), current_app.config, job.id)
     return redirect(url_for("editor.subscriber_import_job", job_id=job.id))
 
 
@@ -147,10 +141,10 @@ def _too_large(_error: RequestEntityTooLarge) -> tuple[str, int]:
 
 def _job(job_id: int) -> ImportJob:
     job = get_or_404(ImportJob, job_id)
-    if job.newsletter_id != _newsletter().id:
+    if job.newsletter_id != newsletter_or_409().id:
         abort(404)
     if imports.needs_runner(job):
-        imports.resume_in_thread(get_db(), current_app.config, job.id)
+        resume_in_thread(get_db(), current_app.config, job.id)
     return job
 
 
@@ -208,5 +202,5 @@ def subscriber_import_cancel(job_id: int) -> Response:
 def _decide(job_id: int, decision: Callable[[Session, ImportJob], None], done: str) -> Response:
     job = _job(job_id)
     if commit_change(lambda dbs: decision(dbs, job), done, (imports.ImportRefused,)) and imports.needs_runner(job):
-        imports.resume_in_thread(get_db(), current_app.config, job.id)
+        resume_in_thread(get_db(), current_app.config, job.id)
     return redirect(url_for("editor.subscriber_import_job", job_id=job.id))

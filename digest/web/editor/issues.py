@@ -1,6 +1,6 @@
 """Issues: the list with the weekly schedule, building, previewing, test sends, scheduling.
 
-The preview shows the bytes `digest issue render` writes (digest.mail.render, the path
+The preview shows the bytes `digest issue render` writes (digest.domain.issue_mail, the path
 every send takes); its HTML is served alone into a sandboxed iframe, under the outbox
 viewer's Content-Security-Policy.
 """
@@ -18,21 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest import deliveries, issues, newsletters, outbox, reports
-from digest.db import utcnow
-from digest.extensions import db_session, limiter
-from digest.mail.mailer import mailer_for
-from digest.mail.render import (
-    NotSendable,
-    Preview,
-    check_sendable,
-    prepare_issue,
-    preview_for_address,
-    test_message,
-)
-from digest.mail.transport import SendError
-from digest.markdown import render_markdown
-from digest.models import (
+from digest.core.db import utcnow
+from digest.core.extensions import current_app_object, db_session, limiter
+from digest.core.models import (
     DeliveryState,
     Issue,
     Newsletter,
@@ -40,8 +28,15 @@ from digest.models import (
     Subscription,
     SubscriptionStatus,
 )
-from digest.validation import Invalid, as_id
-from digest.web.editor import bp, commit_change, int_arg, issue_or_404, refusal
+from digest.core.validation import Invalid, as_id
+from digest.domain import deliveries, issues, newsletters, reports
+from digest.domain.issue_mail import Preview, prepare_issue, preview_for_address, test_message
+from digest.mail import outbox
+from digest.mail.mailer import mailer_for
+from digest.mail.markdown import render_markdown
+from digest.mail.render import NotSendable, check_sendable
+from digest.mail.transport import SendError
+from digest.web.editor import bp, commit_change, int_arg, issue_or_404, newsletter_or_409, refusal
 from digest.web.editor.outbox import html_policy
 
 # The made-up reader a preview shows by default (not subscribed: every section, no name).
@@ -51,14 +46,8 @@ WIDTHS = {"desktop": 700, "phone": 375}
 PAGE = 50  # issues per page of the list: about a year of weekly issues
 
 
-def _newsletter() -> Newsletter:
-    if g.newsletter is None:
-        abort(409, "Set up the newsletter first: an admin fills in Settings.")
-    return g.newsletter
-
-
 def _app() -> Flask:
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    app: Flask = current_app_object()
     return app
 
 
@@ -94,7 +83,7 @@ def issues_list() -> str:
 @bp.post("/issues/new")
 def issue_new() -> Response:
     """Create a draft carrying every post published since the last issue."""
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     dbs = db_session()
     issue = issues.create_issue(dbs, newsletter)
     dbs.commit()
@@ -107,7 +96,7 @@ def issue_new() -> Response:
 
 def _edit_page(issue: Issue, data: issues.IssueInput | None = None, errors: dict[str, str] | None = None,
                status: int = 200) -> tuple[str, int]:
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     dbs = db_session()
     data = data or issues.IssueInput(issue.subject, issue.preheader, issue.intro_md)
     zone_name = issue.schedule_tz or newsletter.time_zone
@@ -197,7 +186,7 @@ def _sendable(issue_id: int) -> bool:
     """Flash why the issue must not go out as it is (no postal address, HTML Gmail clips)."""
     dbs = db_session()
     try:
-        check_sendable(prepare_issue(dbs, issue_id, _app()))
+        check_sendable(prepare_issue(dbs, issue_id, current_app.config))
     except NotSendable as exc:
         flash(f"This issue cannot be sent: {exc}", "error")
         return False
@@ -281,7 +270,7 @@ def _preview_reader(newsletter: Newsletter) -> tuple[str, Subscriber | None]:
 
 
 def _rendered(issue_id: int, address: str) -> tuple[outbox.Message, Preview]:
-    preview = preview_for_address(db_session(), issue_id, address, _app())
+    preview = preview_for_address(db_session(), issue_id, address, current_app.config)
     return outbox.parse_message("preview", preview.outgoing.data), preview
 
 
@@ -289,7 +278,7 @@ def _rendered(issue_id: int, address: str) -> tuple[outbox.Message, Preview]:
 def issue_preview(issue_id: int) -> str:
     """Show the issue as a chosen reader receives it: HTML at desktop or phone width, text, size."""
     issue = issue_or_404(issue_id)
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     address, reader = _preview_reader(newsletter)
     message, preview = _rendered(issue_id, address)
     report = preview.size
@@ -320,7 +309,7 @@ def issue_preview(issue_id: int) -> str:
 def issue_preview_html(issue_id: int) -> Response:
     """Serve the previewed message's HTML alone, under a CSP that runs nothing but its styles and images."""
     issue_or_404(issue_id)
-    address, _reader = _preview_reader(_newsletter())
+    address, _reader = _preview_reader(newsletter_or_409())
     html = _rendered(issue_id, address)[0].html or ""
     response = current_app.response_class(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))
@@ -340,7 +329,7 @@ def issue_test_send(issue_id: int) -> Response:
     app = _app()
     dbs = db_session()
     try:
-        outgoing = test_message(dbs, issue_id, current_user.email, app)
+        outgoing = test_message(dbs, issue_id, current_user.email, app.config)
     finally:
         dbs.rollback()
     try:

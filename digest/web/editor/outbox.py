@@ -12,7 +12,7 @@ from pathlib import Path
 from flask import abort, current_app, render_template, request
 from werkzeug.wrappers import Response
 
-from digest import outbox
+from digest.mail import outbox
 from digest.web.editor import bp
 
 

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest import newsletters, posts
-from digest.extensions import db_session
-from digest.markdown import render_markdown
-from digest.models import Newsletter, Post, PostStatus
-from digest.validation import Invalid
-from digest.web.editor import bp, commit_change, int_arg
+from digest.core.extensions import db_session
+from digest.core.models import Post, PostStatus
+from digest.core.validation import Invalid
+from digest.domain import newsletters, posts
+from digest.mail.markdown import render_markdown
+from digest.web.editor import bp, commit_change, int_arg, newsletter_or_409
 
 PREVIEW_LIMIT = 200_000
 
 
-def _newsletter() -> Newsletter:
-    if g.newsletter is None:
-        abort(409, "Set up the newsletter first: an admin fills in Settings.")
-    return g.newsletter
-
-
 def _post(post_id: int) -> Post:
-    post = posts.get_post(db_session(), _newsletter(), post_id)
+    post = posts.get_post(db_session(), newsletter_or_409(), post_id)
     if post is None:
         abort(404)
     return post
@@ -59,7 +56,7 @@ def posts_list() -> str:
 
 def _editor_page(post: Post | None, data: posts.PostInput | None, errors: dict[str, str],
                  status: int = 200) -> tuple[str, int]:
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     return render_template(
         "editor/post_form.html",
         post=post,
@@ -73,7 +70,7 @@ def _editor_page(post: Post | None, data: posts.PostInput | None, errors: dict[s
 @bp.route("/posts/new", methods=["GET", "POST"])
 def post_new() -> Response | tuple[str, int]:
     """Show the empty post form; create the post (and publish it if asked)."""
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     if request.method == "GET":
         return _editor_page(None, None, {})
     data = _form()
@@ -112,7 +109,7 @@ def post_edit(post_id: int) -> Response | tuple[str, int]:
     return redirect(url_for("editor.post_edit", post_id=post.id))
 
 
-def _change(post_id: int, change, done: str) -> Response:  # type: ignore[no-untyped-def]
+def _change(post_id: int, change: Callable[[Session, Post], object], done: str) -> Response:
     post = _post(post_id)
     changed = commit_change(lambda dbs: change(dbs, post), done.format(title=post.title), (Invalid,))
     return redirect(url_for("editor.posts_list") if changed and change is posts.delete_post

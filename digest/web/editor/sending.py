@@ -3,7 +3,7 @@ cancel, resend), and the issue's record once it is sent.
 
 The page and progress.json are built from one summary (`summary()`), so the numbers a page
 shows without JavaScript and those digest/static/editor.js polls every second agree.
-Every action calls one digest.issues function; a refusal is flashed with its reason.
+Every action calls one digest.domain.issues function; a refusal is flashed with its reason.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from digest import issues, reports
-from digest.db import utcnow
-from digest.extensions import db_session
-from digest.issues import IssueError, Progress
-from digest.models import BounceKind, DeliveryState, Issue, IssueStatus
+from digest.core.db import utcnow
+from digest.core.extensions import db_session
+from digest.core.models import BounceKind, DeliveryState, Issue, IssueStatus
+from digest.domain import issues, reports
+from digest.domain.issues import IssueError, Progress
 from digest.web.editor import bp, commit_change, issue_or_404, refusal
 
 # Statuses in which the numbers can still change by themselves, so the page polls.

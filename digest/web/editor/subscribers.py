@@ -1,8 +1,8 @@
 """Subscribers: search and page through readers, one reader's record, and what editors do
 to readers: add, unsubscribe, suppress, lift a manual suppression, erase, export their data.
 
-Every change goes through digest.subscribers or digest.suppression; views only parse,
-call, commit and say what happened.
+Every change goes through digest.domain.subscribers or digest.domain.suppression; views only
+parse, call, commit and say what happened.
 """
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from digest import newsletters, reports, subscribers, suppression
-from digest.extensions import db_session
-from digest.models import (
-    Newsletter,
+from digest.core.extensions import db_session
+from digest.core.models import (
     Subscriber,
     Subscription,
     SubscriptionStatus,
     Suppression,
     SuppressionReason,
 )
-from digest.subscribers import EditorAdd, EditorAddition, InvalidSignup, WithdrawalChannel
-from digest.suppression import REASON_TEXT
-from digest.web.editor import admin_only, bp, get_or_404, int_arg
+from digest.core.validation import Invalid
+from digest.domain import newsletters, reports, suppression
+from digest.domain.subscribers import actions, privacy
+from digest.domain.subscribers.actions import EditorAdd, EditorAddition
+from digest.domain.subscribers.signup import WithdrawalChannel, unsubscribe
+from digest.domain.suppression import REASON_TEXT
+from digest.web.editor import admin_only, bp, get_or_404, int_arg, newsletter_or_409
 from digest.web.editor.auth import safe_next
 
 ADDED = {
@@ -55,13 +57,9 @@ def subscribers_list() -> str:
     if newsletter is None:
         return render_template("editor/subscribers.html", page=None, sections=[], statuses=[])
     dbs = db_session()
-    filters = {
-        "search": request.args.get("q", ""),
-        "status": request.args.get("status", ""),
-        "section_id": int_arg("section"),
-    }
     page = reports.search_subscribers(
-        dbs, newsletter, before=int_arg("before"), after=int_arg("after"), **filters  # type: ignore[arg-type]
+        dbs, newsletter, search=request.args.get("q", ""), status=request.args.get("status", ""),
+        section_id=int_arg("section"), before=int_arg("before"), after=int_arg("after"),
     )
     return render_template(
         "editor/subscribers.html",
@@ -71,14 +69,8 @@ def subscribers_list() -> str:
     )
 
 
-def _newsletter() -> Newsletter:
-    if g.newsletter is None:
-        abort(409, "Set up the newsletter first: an admin fills in Settings.")
-    return g.newsletter
-
-
 def _add_page(form: dict[str, object], errors: dict[str, str], status: int = 200) -> tuple[str, int]:
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     return render_template(
         "editor/subscriber_new.html",
         form=form,
@@ -90,7 +82,7 @@ def _add_page(form: dict[str, object], errors: dict[str, str], status: int = 200
 @bp.route("/subscribers/new", methods=["GET", "POST"])
 def subscriber_new() -> Response | tuple[str, int]:
     """Add a reader: a confirmation email, or (admins) confirmed on recorded consent."""
-    newsletter = _newsletter()
+    newsletter = newsletter_or_409()
     if request.method == "GET":
         return _add_page({"consent": "confirm", "sections": [s.slug for s in newsletter.sections]}, {})
     form = request.form
@@ -107,8 +99,8 @@ def subscriber_new() -> Response | tuple[str, int]:
     )
     dbs = db_session()
     try:
-        outcome, subscription = subscribers.add_by_editor(dbs, current_app.config, newsletter, addition)
-    except InvalidSignup as exc:
+        outcome, subscription = actions.add_by_editor(dbs, current_app.config, newsletter, addition)
+    except Invalid as exc:
         dbs.rollback()
         shown = {key: form.get(key, "") for key in ("email", "name", "consent", "note")}
         return _add_page({**shown, "sections": form.getlist("sections")}, exc.errors, 400)
@@ -140,7 +132,7 @@ def subscriber_unsubscribe(subscriber_id: int, subscription_id: int) -> Response
     subscription = get_or_404(Subscription, subscription_id)
     if subscription.subscriber_id != subscriber_id:
         abort(404)
-    if subscribers.unsubscribe(dbs, subscription, WithdrawalChannel.EDITOR):
+    if unsubscribe(dbs, subscription, WithdrawalChannel.EDITOR):
         flash(f"{subscription.subscriber.email} is unsubscribed from {subscription.newsletter.name}: "
               "no more issues, and their consent is marked withdrawn.", "success")
     else:
@@ -156,8 +148,8 @@ def subscriber_suppress(subscriber_id: int) -> Response | tuple[str, int]:
     email, note = subscriber.email, request.form.get("note", "")
     dbs = db_session()
     try:
-        entry = subscribers.suppress_by_editor(dbs, current_app.config, email, note, current_user.email)
-    except InvalidSignup as exc:
+        entry = actions.suppress_by_editor(dbs, current_app.config, email, note, current_user.email)
+    except Invalid as exc:
         dbs.rollback()
         return _detail_page(subscriber_id, exc.errors, note, 400)
     dbs.commit()
@@ -176,7 +168,7 @@ def _suppressed_message(email: str, entry: Suppression) -> str:
 def subscriber_data(subscriber_id: int) -> Response:
     """Download everything stored about a reader, as JSON (for an access request)."""
     subscriber = get_or_404(Subscriber, subscriber_id)
-    data = subscribers.personal_data(db_session(), current_app.config, subscriber)
+    data = privacy.personal_data(db_session(), current_app.config, subscriber)
     response = current_app.response_class(json.dumps(data, indent=2, ensure_ascii=False) + "\n",
                                           mimetype="application/json")
     response.headers["Content-Disposition"] = f'attachment; filename="reader-{subscriber.id}.json"'
@@ -197,7 +189,7 @@ def subscriber_erase(subscriber_id: int) -> Response | tuple[str, int]:
         return render_template("editor/subscriber_erase.html", subscriber=subscriber, errors=errors), 400
     email = subscriber.email
     dbs = db_session()
-    subscribers.erase(dbs, current_app.config, subscriber)
+    privacy.erase(dbs, current_app.config, subscriber)
     dbs.commit()
     flash(f"{email} is erased. Only a hashed entry on the suppression list remains, so the address "
           "is never mailed by accident; past issues keep their delivery figures without the reader.",
@@ -233,9 +225,9 @@ def suppression_add() -> Response | tuple[str, int]:
     form = request.form
     dbs = db_session()
     try:
-        entry = subscribers.suppress_by_editor(dbs, current_app.config, form.get("email", ""),
+        entry = actions.suppress_by_editor(dbs, current_app.config, form.get("email", ""),
                                                form.get("note", ""), current_user.email)
-    except InvalidSignup as exc:
+    except Invalid as exc:
         dbs.rollback()
         return _suppressions_page(exc.errors, form, status=400)
     dbs.commit()

@@ -1,0 +1,142 @@
+"""`digest run`, `digest scheduler`, `digest worker`: the long-running processes."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import TYPE_CHECKING, Any
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+from digest.core.extensions import current_app_object, get_db
+
+if TYPE_CHECKING:
+    from digest.engine.scheduler import Clock
+    from digest.engine.sender import SenderPool
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def run(host: str, port: int) -> None:
+    """Run the web app, the scheduler and the sender in one process."""
+    from waitress import serve
+
+    from digest.core.db import pending_migrations
+
+    if pending_migrations(get_db()):
+        raise click.ClickException("The database is not up to date: run `digest db upgrade` first.")
+    app = current_app_object()
+    _log_to_stderr()
+    pool, clock = _start_background(app)
+    # waitress stops on KeyboardInterrupt; make SIGTERM (systemd, docker stop) do the same.
+    signal.signal(signal.SIGTERM, _interrupt)
+    click.echo(f"digest is serving on http://{host}:{port} (Ctrl+C to stop)")
+    try:
+        serve(app, host=host, port=port, threads=8, ident="digest")
+    finally:
+        clock.shutdown()
+        if pool is not None:
+            pool.stop()
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_for_stop() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+def _start_background(app: Flask, *, senders: bool = True) -> tuple[SenderPool | None, Clock]:
+    """Start the clock, plus sender threads unless a broker takes the sending."""
+    from digest.engine.scheduler import Clock
+    from digest.engine.sender import MAIL_JOB_SECONDS, MAIL_JOBS, SenderPool
+
+    if app.config.get("BROKER_URL"):
+        from digest.engine.tasks import CeleryDispatcher
+
+        dispatcher = CeleryDispatcher(app)
+        extra = [("digest-mail-jobs", MAIL_JOB_SECONDS, dispatcher.enqueue_mail_jobs)] if MAIL_JOBS else []
+        return None, Clock(app, dispatcher, extra_jobs=extra).start()
+    pool = SenderPool(app).start() if senders else None
+    return pool, Clock(app, pool).start()
+
+
+@click.command("scheduler")
+@click.option("--once", is_flag=True, help="Run one tick and exit.")
+@with_appcontext
+def scheduler(once: bool) -> None:
+    """Run the clock alone: weekly issues, due sends, reaping, dispatch (one per deployment)."""
+    from digest.engine.scheduler import tick
+
+    app = current_app_object()
+    _log_to_stderr()
+    if once:
+        dispatcher = None
+        if app.config.get("BROKER_URL"):
+            from digest.engine.tasks import CeleryDispatcher
+
+            dispatcher = CeleryDispatcher(app)
+        report = tick(app, dispatcher=dispatcher)
+        for outcome in report.weekly:
+            click.echo(f"week {outcome.period_key} of newsletter {outcome.newsletter_id}: {outcome.outcome}")
+        click.echo(
+            f"started {len(report.started)}, finished {len(report.finished)}, "
+            f"sending {len(report.sending)}, reaped {report.reaped.returned}+{report.reaped.unclear}, "
+            f"retries due {report.requeued}"
+        )
+        for error in report.errors:
+            click.echo(f"error: {error}", err=True)
+        if report.errors:
+            raise SystemExit(1)
+        return
+    _pool, clock = _start_background(app, senders=False)
+    click.echo(f"digest scheduler: ticking every {clock.interval:g} s (Ctrl+C to stop)")
+    try:
+        _wait_for_stop()
+    finally:
+        clock.shutdown()
+
+
+@click.command("worker")
+@click.option("--threads", type=int, help="Sender threads or Celery processes (DIGEST_SENDER_THREADS).")
+@with_appcontext
+def worker(threads: int | None) -> None:
+    """Run a sender process alone (a Celery worker when DIGEST_BROKER_URL is set)."""
+    from digest.engine.sender import SenderPool
+
+    app = current_app_object()
+    _log_to_stderr()
+    threads = threads or app.config["SENDER_THREADS"]
+    if app.config.get("BROKER_URL"):
+        from digest.engine.tasks import QUEUE, celery_for
+
+        celery_for(app).worker_main(
+            ["worker", "--loglevel=INFO", f"--concurrency={threads}", "-Q", QUEUE,
+             "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        )
+        return
+    pool = SenderPool(app, threads).start()
+    click.echo(f"digest worker: {threads} sender threads (Ctrl+C to stop)")
+    try:
+        _wait_for_stop()
+    finally:
+        pool.stop()
+
+
+
+COMMANDS = (run, scheduler, worker)

@@ -1,0 +1,1 @@
+"""Foundation: settings, database, models, tokens and validation; imports no other layer."""

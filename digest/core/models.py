@@ -1,0 +1,557 @@
+"""Typed models and the status enums of every lifecycle.
+
+Uniqueness lives in the schema: one subscription per (subscriber, newsletter), one
+delivery per (issue, subscriber), one weekly issue per (newsletter, period).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import secrets
+
+from sqlalchemy import (
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from digest.core.db import Base, UTCDateTime, utcnow
+
+
+def new_uid() -> str:
+    """Return a random opaque identifier for public links (128 bits, URL-safe)."""
+    return secrets.token_urlsafe(16)
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class SubscriptionStatus(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    PAUSED = "paused"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class ConsentSource(enum.StrEnum):
+    FORM = "form"
+    API = "api"
+    IMPORT = "import"
+    EDITOR = "editor"
+
+
+class SuppressionReason(enum.StrEnum):
+    ERASURE = "erasure"
+    HARD_BOUNCE = "hard_bounce"
+    SOFT_BOUNCE = "soft_bounce"
+    COMPLAINT = "complaint"
+    MANUAL = "manual"
+
+
+class EditorRole(enum.StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+
+
+class PostStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+
+
+class IssueStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"
+    CLAIMED = "claimed"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED_TEMP = "failed_temp"
+    FAILED_PERM = "failed_perm"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+
+class BounceKind(enum.StrEnum):
+    """What a report that came back about a sent delivery said."""
+
+    HARD = "hard"  # the address does not exist (5.1.x, 5.2.1)
+    SOFT = "soft"  # failed for now (mailbox full, gave up after retries)
+    COMPLAINT = "complaint"  # the reader marked it as spam (ARF)
+    SENDER = "sender"  # refused for our sake (policy 5.7.x, content, size): no reader's fault
+
+
+class Newsletter(Base):
+    """One publication; an instance can host several."""
+
+    __tablename__ = "newsletter"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    postal_address: Mapped[str] = mapped_column(Text, default="")
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Weekly schedule: ISO weekday (1 = Monday) and local "HH:MM"; None = no schedule.
+    send_weekday: Mapped[int | None] = mapped_column(SmallInteger)
+    send_time: Mapped[str | None] = mapped_column(String(5))
+    review_hours: Mapped[int] = mapped_column(Integer, default=24)
+    consent_text: Mapped[str] = mapped_column(Text, default="")
+    consent_version: Mapped[str] = mapped_column(String(32), default="1")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    sections: Mapped[list[Section]] = relationship(
+        back_populates="newsletter", order_by="Section.position"
+    )
+
+
+class Section(Base):
+    """A named part of a newsletter that readers can choose."""
+
+    __tablename__ = "section"
+    __table_args__ = (UniqueConstraint("newsletter_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    newsletter: Mapped[Newsletter] = relationship(back_populates="sections")
+
+
+class Subscriber(Base):
+    """A reader, identified by a normalized email address."""
+
+    __tablename__ = "subscriber"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class SubscriptionSection(Base):
+    """A section a reader chose; a subscription without any receives every section."""
+
+    __tablename__ = "subscription_section"
+
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscription.id", ondelete="CASCADE"), primary_key=True
+    )
+    section_id: Mapped[int] = mapped_column(
+        ForeignKey("section.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Subscription(Base):
+    """A reader's membership of one newsletter, with its lifecycle timestamps."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "newsletter_id"),
+        Index("ix_subscription_newsletter_status", "newsletter_id", "status"),
+        # The editor pages readers newest first by keyset (id) within a newsletter.
+        Index("ix_subscription_newsletter_id_id", "newsletter_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscriber.id", ondelete="CASCADE"))
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    status: Mapped[SubscriptionStatus] = mapped_column(
+        _enum(SubscriptionStatus), default=SubscriptionStatus.PENDING
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmation_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
+    newsletter: Mapped[Newsletter] = relationship()
+    sections: Mapped[list[Section]] = relationship(
+        secondary="subscription_section", order_by="Section.position"
+    )
+    consents: Mapped[list[Consent]] = relationship(
+        back_populates="subscription",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Consent.id",
+    )
+
+
+class Consent(Base):
+    """Proof of one opt-in: how and when it was given, confirmed and withdrawn."""
+
+    __tablename__ = "consent"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscription.id", ondelete="CASCADE"), index=True
+    )
+    source: Mapped[ConsentSource] = mapped_column(_enum(ConsentSource))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    consent_text: Mapped[str] = mapped_column(Text, default="")
+    consent_version: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    withdrawal_channel: Mapped[str | None] = mapped_column(String(32))
+    # Who clicked Confirm: evidence that the mailbox owner, not only the form, agreed.
+    confirmed_ip: Mapped[str | None] = mapped_column(String(64))
+    confirmed_user_agent: Mapped[str | None] = mapped_column(String(512))
+    # An editor's entry: who recorded it, and (when consent was obtained elsewhere) how.
+    recorded_by: Mapped[str | None] = mapped_column(String(320))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    subscription: Mapped[Subscription] = relationship(back_populates="consents")
+
+
+class Suppression(Base):
+    """An address never to be mailed, kept only as a keyed hash."""
+
+    __tablename__ = "suppression"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[SuppressionReason] = mapped_column(_enum(SuppressionReason))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The editor who suppressed the address by hand (reason manual).
+    recorded_by: Mapped[str | None] = mapped_column(String(320))
+
+
+class Editor(Base):
+    """A person who writes posts and sends issues; admins also manage settings."""
+
+    __tablename__ = "editor"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[EditorRole] = mapped_column(_enum(EditorRole), default=EditorRole.EDITOR)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    # Flask-Login's user protocol.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        """Return whether the editor may log in."""
+        return self.active
+
+    def get_id(self) -> str:
+        """Return the id Flask-Login keeps in the session."""
+        return str(self.id)
+
+    @property
+    def is_admin(self) -> bool:
+        """Return whether the editor manages editors and settings."""
+        return self.role is EditorRole.ADMIN
+
+
+class ApiToken(Base):
+    """A bearer token for /api/v1, stored hashed."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editor.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    editor: Mapped[Editor] = relationship()
+
+
+class Post(Base):
+    """A piece written during the week; published posts go into the next issue."""
+
+    __tablename__ = "post"
+    __table_args__ = (
+        UniqueConstraint("newsletter_id", "slug"),
+        Index("ix_post_newsletter_status_published", "newsletter_id", "status", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    section_id: Mapped[int] = mapped_column(ForeignKey("section.id", ondelete="RESTRICT"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("editor.id", ondelete="SET NULL"))
+    slug: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    body_md: Mapped[str] = mapped_column(Text, default="")
+    link_url: Mapped[str | None] = mapped_column(String(2000))
+    status: Mapped[PostStatus] = mapped_column(_enum(PostStatus), default=PostStatus.DRAFT)
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    newsletter: Mapped[Newsletter] = relationship()
+    section: Mapped[Section] = relationship()
+
+
+class IssuePost(Base):
+    """A post carried by an issue, at a position the editor chose."""
+
+    __tablename__ = "issue_post"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True
+    )
+    post_id: Mapped[int] = mapped_column(
+        ForeignKey("post.id", ondelete="RESTRICT"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    post: Mapped[Post] = relationship()
+
+
+class Issue(Base):
+    """One edition of a newsletter and its sending lifecycle."""
+
+    __tablename__ = "issue"
+    __table_args__ = (
+        UniqueConstraint("newsletter_id", "period_key"),
+        UniqueConstraint("newsletter_id", "slug"),
+        Index("ix_issue_status_scheduled_at", "status", "scheduled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(200))
+    subject: Mapped[str] = mapped_column(String(300))
+    preheader: Mapped[str] = mapped_column(String(300), default="")
+    intro_md: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[IssueStatus] = mapped_column(_enum(IssueStatus), default=IssueStatus.DRAFT)
+    # Local ISO week ("2026-W48") of an issue the weekly schedule assembled.
+    period_key: Mapped[str | None] = mapped_column(String(16))
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
+    scheduled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    schedule_tz: Mapped[str | None] = mapped_column(String(64))
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    fanned_out_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    newsletter: Mapped[Newsletter] = relationship()
+    issue_posts: Mapped[list[IssuePost]] = relationship(
+        order_by="IssuePost.position", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Delivery(Base):
+    """The ledger: one row per (issue, subscriber), the truth about who got what."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("issue_id", "subscriber_id"),
+        # Claims read pending rows of an issue in id order straight off this index (no
+        # sort however large the ledger); counts per state are index-only scans of it.
+        Index("ix_delivery_claim", "issue_id", "state", "id"),
+        # The reaper and the retry queue look only at the few rows in flight or waiting:
+        # partial indexes cost nothing when a fan-out inserts a million pending rows.
+        Index(
+            "ix_delivery_lease",
+            "lease_until",
+            postgresql_where=text("state IN ('claimed', 'sending')"),
+            sqlite_where=text("state IN ('claimed', 'sending')"),
+        ),
+        Index(
+            "ix_delivery_retry",
+            "next_attempt_at",
+            postgresql_where=text("state = 'failed_temp'"),
+            sqlite_where=text("state = 'failed_temp'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"))
+    # Erasing a reader keeps the row (issue figures stay true) without the person.
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscriber.id", ondelete="SET NULL"), index=True
+    )
+    state: Mapped[DeliveryState] = mapped_column(
+        _enum(DeliveryState), default=DeliveryState.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    smtp_response: Mapped[str | None] = mapped_column(Text)
+    queue_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # What came back after sending (digest/bounces.py): a DSN or a complaint.
+    bounce: Mapped[BounceKind | None] = mapped_column(_enum(BounceKind))
+    bounce_detail: Mapped[str | None] = mapped_column(Text)
+    bounced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ScheduleOutcome(enum.StrEnum):
+    CREATED = "created"
+    EMPTY = "empty"
+
+
+class ScheduleRun(Base):
+    """What the weekly schedule did for one period: assembled an issue, or found no posts."""
+
+    __tablename__ = "schedule_run"
+    __table_args__ = (UniqueConstraint("newsletter_id", "period_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    period_key: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[ScheduleOutcome] = mapped_column(_enum(ScheduleOutcome))
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issue.id", ondelete="SET NULL"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    send_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    checked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SendRate(Base):
+    """The shared token bucket behind DIGEST_SEND_RATE; times are database-clock seconds."""
+
+    __tablename__ = "send_rate"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    stamp: Mapped[float] = mapped_column(Float)
+    # Share of the configured rate in use: halved on 421/454, recovering over a minute.
+    factor: Mapped[float] = mapped_column(Float, default=1.0)
+    slowed_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class TransactionalKind(enum.StrEnum):
+    CONFIRM = "confirm"
+    WELCOME = "welcome"
+    # A signup for an address that is already subscribed: a note with its preferences link.
+    ALREADY = "already"
+
+
+class TransactionalState(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class TransactionalMail(Base):
+    """A confirmation or welcome email a request asked for; the sender marks it once sent."""
+
+    __tablename__ = "transactional_mail"
+    __table_args__ = (
+        Index("ix_transactional_mail_due", "state", "due_at"),
+        Index("ix_transactional_mail_subscription_kind", "subscription_id", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("subscription.id", ondelete="CASCADE")
+    )
+    kind: Mapped[TransactionalKind] = mapped_column(_enum(TransactionalKind))
+    state: Mapped[TransactionalState] = mapped_column(
+        _enum(TransactionalState), default=TransactionalState.PENDING
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    smtp_code: Mapped[int | None] = mapped_column(Integer)
+    queue_id: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    subscription: Mapped[Subscription] = relationship()
+
+
+class ImportState(enum.StrEnum):
+    CHECKING = "checking"  # every row is being validated
+    CHECKED = "checked"  # some rows are broken: waiting for the editor's choice
+    IMPORTING = "importing"
+    DONE = "done"
+    FAILED = "failed"  # the file as a whole is unusable
+    CANCELLED = "cancelled"
+
+
+class ImportJob(Base):
+    """A CSV upload being checked and imported in the background, with its progress."""
+
+    __tablename__ = "import_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("editor.id", ondelete="SET NULL"))
+    filename: Mapped[str] = mapped_column(String(255))
+    source: Mapped[ConsentSource] = mapped_column(_enum(ConsentSource))
+    state: Mapped[ImportState] = mapped_column(_enum(ImportState), default=ImportState.CHECKING)
+    skip_invalid: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Confirmed rows come in pending and get a confirmation email (double opt-in).
+    ask_to_confirm: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The uploaded bytes (personal data): kept in the database so any process can resume
+    # the job, and dropped as soon as it ends.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    checked_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    valid_rows: Mapped[int] = mapped_column(Integer, default=0)
+    invalid_rows: Mapped[int] = mapped_column(Integer, default=0)
+    # "line N: problem" per line, every broken row.
+    problems: Mapped[str] = mapped_column(Text, default="", deferred=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Import checkpoint: rows written so far and the CSV line of the last one.
+    done_rows: Mapped[int] = mapped_column(Integer, default=0)
+    last_line: Mapped[int] = mapped_column(Integer, default=0)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    existing: Mapped[int] = mapped_column(Integer, default=0)
+    suppressed: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    newsletter: Mapped[Newsletter] = relationship()
+    editor: Mapped[Editor | None] = relationship()

@@ -1,0 +1,251 @@
+"""Posts: what editors write through the week.
+
+Contract: a post belongs to one newsletter and one of its sections, has a slug unique
+within the newsletter (derived from the title; frozen once the post has been
+published, so its public URL never changes), and is either a draft or published.
+Publishing stamps `published_at` (the weekly issue collects posts by it); unpublishing
+returns the post to draft and takes it off the public site. Only drafts that no issue
+carries can be deleted. Every function validates before it changes anything, raises
+`Invalid` with one message per field, and flushes; the caller commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TypedDict
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session, joinedload
+
+from digest.core.db import utcnow
+from digest.core.models import Editor, Issue, IssuePost, Newsletter, Post, PostStatus, Section
+from digest.core.validation import (
+    Invalid,
+    like_pattern,
+    optional_http_url,
+    slugify,
+    text,
+    unique_slug,
+)
+
+PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class PostInput:
+    """What the post form carries."""
+
+    title: str = ""
+    section_id: int | str | None = None
+    summary: str = ""
+    body_md: str = ""
+    link_url: str = ""
+
+    @classmethod
+    def of(cls, post: Post) -> PostInput:
+        """Return a post's current values, as its form would carry them."""
+        return cls(title=post.title, section_id=post.section_id, summary=post.summary,
+                   body_md=post.body_md, link_url=post.link_url or "")
+
+
+@dataclass(frozen=True)
+class IssueSection:
+    """A section of an issue with its posts, in the editor's order."""
+
+    section: Section
+    posts: list[Post]
+
+
+@dataclass(frozen=True)
+class PostPage:
+    """One page of the post list and whether more follow."""
+
+    posts: list[Post]
+    page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        """Return the number of pages."""
+        return max(1, -(-self.total // PAGE_SIZE))
+
+
+def _section(session: Session, newsletter: Newsletter, section_id: int | str | None,
+             errors: dict[str, str]) -> Section | None:
+    try:
+        section = session.get(Section, int(section_id or 0))
+    except (TypeError, ValueError):
+        section = None
+    if section is None or section.newsletter_id != newsletter.id:
+        errors["section_id"] = "Choose one of the newsletter's sections."
+        return None
+    return section
+
+
+class _PostValues(TypedDict):
+    title: str
+    summary: str
+    body_md: str
+    link_url: str | None
+    section: Section | None
+
+
+def _validate(session: Session, newsletter: Newsletter, data: PostInput) -> _PostValues:
+    errors: dict[str, str] = {}
+    values: _PostValues = {
+        "title": text(data.title, "title", errors, required=True, max_length=300),
+        "summary": text(data.summary, "summary", errors, max_length=2000),
+        "body_md": (data.body_md or "").replace("\r\n", "\n"),
+        "link_url": optional_http_url(data.link_url, "link_url", errors),
+        "section": _section(session, newsletter, data.section_id, errors),
+    }
+    if len(values["body_md"]) > 200_000:
+        errors["body_md"] = "The body must be at most 200,000 characters."
+    if errors:
+        raise Invalid(errors)
+    return values
+
+
+def _free_slug(session: Session, newsletter: Newsletter, title: str, post_id: int | None) -> str:
+    def taken(slug: str) -> bool:
+        query = select(Post.id).where(Post.newsletter_id == newsletter.id, Post.slug == slug)
+        if post_id is not None:
+            query = query.where(Post.id != post_id)
+        return session.scalar(query) is not None
+
+    return unique_slug(slugify(title, fallback="post"), taken)
+
+
+def create_post(session: Session, newsletter: Newsletter, data: PostInput,
+                author: Editor | None = None) -> Post:
+    """Add a draft post; raises Invalid on a missing title, foreign section or bad link."""
+    values = _validate(session, newsletter, data)
+    post = Post(
+        newsletter=newsletter,
+        author_id=author.id if author else None,
+        slug=_free_slug(session, newsletter, values["title"], None),
+        status=PostStatus.DRAFT,
+        **values,
+    )
+    session.add(post)
+    session.flush()
+    return post
+
+
+def update_post(session: Session, post: Post, data: PostInput) -> Post:
+    """Change a post; a never-published post's slug follows its new title."""
+    values = _validate(session, post.newsletter, data)
+    for key, value in values.items():
+        setattr(post, key, value)
+    if post.published_at is None and not _in_an_issue(session, post):
+        post.slug = _free_slug(session, post.newsletter, post.title, post.id)
+    session.flush()
+    return post
+
+
+def _in_an_issue(session: Session, post: Post) -> bool:
+    return session.scalar(select(exists().where(IssuePost.post_id == post.id))) or False
+
+
+def publish_post(session: Session, post: Post, now: dt.datetime | None = None) -> Post:
+    """Publish a post: it gets a public page and joins the next issue."""
+    if post.status is PostStatus.PUBLISHED:
+        raise Invalid({"status": "This post is already published."})
+    post.status = PostStatus.PUBLISHED
+    post.published_at = now or utcnow()
+    session.flush()
+    return post
+
+
+def unpublish_post(session: Session, post: Post) -> Post:
+    """Return a published post to draft; its public page and archive entry disappear."""
+    if post.status is not PostStatus.PUBLISHED:
+        raise Invalid({"status": "This post is not published."})
+    post.status = PostStatus.DRAFT
+    session.flush()
+    return post
+
+
+def delete_post(session: Session, post: Post) -> None:
+    """Delete a draft that no issue carries; published posts must be unpublished first."""
+    if post.status is PostStatus.PUBLISHED:
+        raise Invalid({"status": "Unpublish this post before deleting it."})
+    if _in_an_issue(session, post):
+        raise Invalid({"status": "An issue carries this post: remove it from the issue first."})
+    session.delete(post)
+    session.flush()
+
+
+def issue_sections(issue: Issue, *, published_only: bool = False) -> list[IssueSection]:
+    """Return the issue's posts grouped by section, as the email and the archive show them.
+
+    Sections follow the order of their first post in the issue, posts the editor's
+    order. published_only leaves out posts unpublished since (the archive's rule).
+    """
+    grouped: dict[int, IssueSection] = {}
+    for item in issue.issue_posts:
+        post = item.post
+        if published_only and post.status is not PostStatus.PUBLISHED:
+            continue
+        grouped.setdefault(post.section_id, IssueSection(post.section, [])).posts.append(post)
+    return list(grouped.values())
+
+
+def get_post(session: Session, newsletter: Newsletter, post_id: int) -> Post | None:
+    """Return the newsletter's post with this id, or None."""
+    post = session.get(Post, post_id)
+    return post if post is not None and post.newsletter_id == newsletter.id else None
+
+
+def find_post(session: Session, post_id: int) -> Post | None:
+    """Return the post with this id in any newsletter, section and newsletter loaded, or None."""
+    return session.scalar(
+        select(Post)
+        .options(joinedload(Post.section), joinedload(Post.newsletter))
+        .where(Post.id == post_id)
+    )
+
+
+def published_post(session: Session, newsletter: Newsletter, slug: str) -> Post | None:
+    """Return the published post with this slug, or None."""
+    return session.scalar(
+        select(Post)
+        .options(joinedload(Post.section))
+        .where(
+            Post.newsletter_id == newsletter.id,
+            Post.slug == slug,
+            Post.status == PostStatus.PUBLISHED,
+        )
+    )
+
+
+def list_posts(session: Session, newsletter: Newsletter, *, status: str = "",
+               section_id: int | None = None, search: str = "", page: int = 1) -> PostPage:
+    """Return one page of the newsletter's posts, newest first, filtered."""
+    query = select(Post).where(Post.newsletter_id == newsletter.id)
+    if status in {s.value for s in PostStatus}:
+        query = query.where(Post.status == PostStatus(status))
+    if section_id:
+        query = query.where(Post.section_id == section_id)
+    words = search.strip()
+    if words:
+        pattern = like_pattern(words)
+        query = query.where(
+            or_(
+                func.lower(Post.title).like(pattern, escape="\\"),
+                func.lower(Post.summary).like(pattern, escape="\\"),
+                func.lower(Post.body_md).like(pattern, escape="\\"),
+            )
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = max(1, page)
+    posts = list(
+        session.scalars(
+            query.options(joinedload(Post.section))
+            .order_by(Post.updated_at.desc(), Post.id.desc())
+            .limit(PAGE_SIZE)
+            .offset((page - 1) * PAGE_SIZE)
+        )
+    )
+    return PostPage(posts=posts, page=page, total=total)

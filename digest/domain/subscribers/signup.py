@@ -1,0 +1,468 @@
+"""Signup and the reader's own choices: subscribe, confirm, unsubscribe, resubscribe, preferences.
+
+Contract:
+- Addresses are normalized once, here, with email-validator (`normalize_email`): the
+  domain in Unicode (sent as IDNA 2008 ASCII), the whole address lower-cased; non-ASCII
+  local parts are refused. Deliverability (DNS) is checked only when
+  DIGEST_CHECK_DELIVERABILITY is on.
+- `subscribe` validates everything before touching anything (`Invalid` lists every
+  problem by field) and then answers alike for new, pending, confirmed, unsubscribed and
+  suppressed addresses; what it did is a SignupOutcome for logs and tests, never for pages.
+- Double opt-in: a subscription becomes confirmed only through `confirm` (the
+  confirmation link) or `resubscribe` (the never-expiring unsubscribe link, which itself
+  proves the mailbox). Each signup is a Consent row; confirming completes the open ones;
+  unsubscribing withdraws them with a channel.
+- Email is never sent here: requests are recorded through digest.domain.transactional, at
+  most one confirmation per address per 24 hours.
+- A deliberate new signup of an erased address works (double opt-in again); bounce,
+  complaint and manual suppressions keep blocking (digest.domain.suppression).
+- Functions take a Session and flush; the view, command or job commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from digest.core.db import utcnow
+from digest.core.models import (
+    Consent,
+    ConsentSource,
+    Newsletter,
+    Section,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    TransactionalKind,
+)
+from digest.core.tokens import ExpiredToken, Purpose, read_token
+from digest.core.validation import Invalid
+from digest.domain.suppression import blocks_signup, lift_erasure, suppression_for
+from digest.domain.transactional import asked_recently, cancel_pending, request_mail
+
+NAME_MAX = 100
+USER_AGENT_MAX = 512
+DEFAULT_CONSENT = "Yes, send me {name} by email. I can unsubscribe at any time with one click."
+ACTIVE = (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PAUSED)
+
+
+class WithdrawalChannel(enum.StrEnum):
+    """How a reader withdrew consent (Consent.withdrawal_channel)."""
+
+    ONE_CLICK = "one-click"
+    PAGE = "page"
+    PREFERENCES = "preferences"
+    MAILTO = "mailto"
+    COMPLAINT = "complaint"
+    EDITOR = "editor"
+    API = "api"
+
+
+class SignupOutcome(enum.StrEnum):
+    """What a signup did; never shown to the person signing up."""
+
+    CREATED = "created"
+    STILL_PENDING = "still-pending"
+    ALREADY_SUBSCRIBED = "already-subscribed"
+    REJOINING = "rejoining"
+    SUPPRESSED = "suppressed"
+    HONEYPOT = "honeypot"
+
+
+class ConfirmResult(enum.StrEnum):
+    """What confirming (or resubscribing) did."""
+
+    CONFIRMED = "confirmed"
+    ALREADY_CONFIRMED = "already-confirmed"
+    NOTHING_TO_CONFIRM = "nothing-to-confirm"
+    SUPPRESSED = "suppressed"
+
+
+class LinkGone(LookupError):
+    """A genuine link whose subscription no longer exists (the reader erased themselves)."""
+
+
+@dataclass(frozen=True)
+class Signup:
+    """What a signup form or API call asked for, and where it came from."""
+
+    email: str
+    name: str = ""
+    sections: Sequence[str] | None = None  # slugs; None means every section
+    consent: bool = False
+    consent_version: str | None = None  # the version the form showed, when it says
+    honeypot: str = ""
+    source: ConsentSource = ConsentSource.FORM
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def normalize_email(address: str, *, check_deliverability: bool = False) -> str:
+    """Return the canonical form of an address typed by a person, or raise Invalid (email)."""
+    address = (address or "").strip()
+    if not address:
+        raise Invalid({"email": "Please enter your email address."})
+    local, at, _domain = address.rpartition("@")
+    if at and not local.isascii():
+        raise Invalid({"email": (
+            "We can only deliver to addresses whose part before the @ uses plain letters "
+            "(a-z), digits and punctuation. Please use another address."
+        )})
+    try:
+        info = validate_email(
+            address, check_deliverability=check_deliverability, allow_smtputf8=False
+        )
+    except EmailNotValidError as exc:
+        raise Invalid({"email": str(exc)}) from None
+    return info.normalized.lower()
+
+
+def clean_name(name: str) -> str:
+    """Return a display name without control characters, or raise Invalid (name)."""
+    cleaned = "".join(ch for ch in (name or "") if unicodedata.category(ch)[0] != "C")
+    cleaned = re.sub(r"\s+", " ", cleaned).strip()
+    if len(cleaned) > NAME_MAX:
+        raise Invalid({"name": f"Please keep your name under {NAME_MAX} characters."})
+    return cleaned
+
+
+def choose_sections(newsletter: Newsletter, slugs: Sequence[str] | None) -> list[Section]:
+    """Return the sections chosen by slug ([] = every section), or raise Invalid (sections)."""
+    if slugs is None or not newsletter.sections:
+        return []
+    by_slug = {section.slug: section for section in newsletter.sections}
+    unknown = [slug for slug in slugs if slug not in by_slug]
+    if unknown:
+        raise Invalid({"sections": f"There is no section called {unknown[0]!r}."})
+    chosen = [section for section in newsletter.sections if section.slug in set(slugs)]
+    if not chosen:
+        raise Invalid({"sections": "Please choose at least one section."})
+    return [] if len(chosen) == len(newsletter.sections) else chosen
+
+
+def consent_text(newsletter: Newsletter) -> str:
+    """Return the consent statement the signup form shows next to its checkbox."""
+    return newsletter.consent_text or DEFAULT_CONSENT.format(name=newsletter.name)
+
+
+def check_signup(
+    config: Mapping[str, Any], newsletter: Newsletter, signup: Signup
+) -> tuple[str, str, list[Section]]:
+    """Return a signup's address, name and sections, or raise Invalid listing every problem."""
+    errors: dict[str, str] = {}
+    email = name = ""
+    sections: list[Section] = []
+    try:
+        email = normalize_email(
+            signup.email, check_deliverability=bool(config.get("CHECK_DELIVERABILITY"))
+        )
+    except Invalid as exc:
+        errors.update(exc.errors)
+    try:
+        name = clean_name(signup.name)
+    except Invalid as exc:
+        errors.update(exc.errors)
+    try:
+        sections = choose_sections(newsletter, signup.sections)
+    except Invalid as exc:
+        errors.update(exc.errors)
+    if not signup.consent:
+        errors["consent"] = "Please tick the box to say you want to receive the newsletter."
+    elif (
+        signup.consent_version is not None and signup.consent_version != newsletter.consent_version
+    ):
+        errors["consent"] = (
+            "The wording of this consent changed since the page was loaded. "
+            "Please read it again and tick the box."
+        )
+    if errors:
+        raise Invalid(errors)
+    return email, name, sections
+
+
+def _agent(user_agent: str | None) -> str | None:
+    return (user_agent or "")[:USER_AGENT_MAX] or None
+
+
+def new_consent(
+    newsletter: Newsletter,
+    source: ConsentSource,
+    ip: str | None,
+    user_agent: str | None,
+    now: dt.datetime,
+) -> Consent:
+    """Return a consent given now to the newsletter's current wording (not added yet)."""
+    return Consent(
+        source=source,
+        ip=ip,
+        user_agent=_agent(user_agent),
+        consent_text=consent_text(newsletter),
+        consent_version=newsletter.consent_version,
+        created_at=now,
+    )
+
+
+def reader_for(session: Session, email: str, name: str, now: dt.datetime) -> Subscriber:
+    """Return the reader with this address, locked, creating them if there is none."""
+    found = session.scalar(select(Subscriber).where(Subscriber.email == email).with_for_update())
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            subscriber = Subscriber(email=email, name=name, created_at=now)
+            session.add(subscriber)
+    except IntegrityError:
+        # Another request created the same reader a moment ago.
+        return session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
+    return subscriber
+
+
+def subscription_for(
+    session: Session, subscriber: Subscriber, newsletter: Newsletter, now: dt.datetime
+) -> tuple[Subscription, bool]:
+    """Return the reader's subscription to newsletter, locked (a new one pending), and if new."""
+    query = select(Subscription).where(
+        Subscription.subscriber_id == subscriber.id, Subscription.newsletter_id == newsletter.id
+    )
+    found = session.scalar(query.with_for_update())
+    if found is not None:
+        return found, False
+    try:
+        with session.begin_nested():
+            subscription = Subscription(
+                subscriber=subscriber,
+                newsletter=newsletter,
+                status=SubscriptionStatus.PENDING,
+                created_at=now,
+            )
+            session.add(subscription)
+    except IntegrityError:
+        return session.scalars(query).one(), False
+    return subscription, True
+
+
+def subscribe(
+    session: Session,
+    config: Mapping[str, Any],
+    newsletter: Newsletter,
+    signup: Signup,
+    now: dt.datetime | None = None,
+) -> SignupOutcome:
+    """Record a signup (validated first) and the email it calls for; the answer never differs."""
+    if signup.honeypot.strip():
+        return SignupOutcome.HONEYPOT
+    email, name, sections = check_signup(config, newsletter, signup)
+    now = now or utcnow()
+    if blocks_signup(suppression_for(session, config, email)):
+        return SignupOutcome.SUPPRESSED
+    subscriber = reader_for(session, email, name, now)
+    subscription, created = subscription_for(session, subscriber, newsletter, now)
+    if subscription.status in ACTIVE:
+        # Nothing changes for a subscribed reader: not even a stranger may edit them.
+        if not asked_recently(session, subscriber.id, now):
+            request_mail(session, subscription, TransactionalKind.ALREADY, now)
+        return SignupOutcome.ALREADY_SUBSCRIBED
+    if name and not any(s.status in ACTIVE for s in subscriber.subscriptions):
+        subscriber.name = name
+    subscription.sections = sections
+    subscription.consents.append(
+        new_consent(newsletter, signup.source, signup.ip, signup.user_agent, now)
+    )
+    if not asked_recently(session, subscriber.id, now):
+        request_mail(session, subscription, TransactionalKind.CONFIRM, now)
+    session.flush()
+    if created:
+        return SignupOutcome.CREATED
+    if subscription.status is SubscriptionStatus.PENDING:
+        return SignupOutcome.STILL_PENDING
+    return SignupOutcome.REJOINING
+
+
+def from_token(
+    session: Session,
+    config: Mapping[str, Any],
+    purpose: Purpose,
+    token: str,
+    *,
+    for_update: bool = False,
+    allow_expired: bool = False,
+) -> Subscription:
+    """Return the subscription a signed link names; raise BadToken, ExpiredToken or LinkGone."""
+    try:
+        uid = read_token(config["SECRET_KEY"], purpose, token)
+    except ExpiredToken as exc:
+        if not allow_expired:
+            raise
+        uid = exc.uid
+    query = (
+        select(Subscription)
+        .where(Subscription.uid == uid)
+        .options(selectinload(Subscription.consents), selectinload(Subscription.sections))
+    )
+    subscription = session.scalar(query.with_for_update() if for_update else query)
+    if subscription is None:
+        raise LinkGone(uid)
+    return subscription
+
+
+def open_consents(subscription: Subscription) -> list[Consent]:
+    """Return the consents given but neither confirmed nor withdrawn yet."""
+    return [c for c in subscription.consents if c.confirmed_at is None and c.withdrawn_at is None]
+
+
+def awaiting_confirmation(subscription: Subscription) -> bool:
+    """Return whether a confirmation link for this subscription would change anything."""
+    return subscription.status not in ACTIVE and bool(open_consents(subscription))
+
+
+def activate(
+    session: Session,
+    config: Mapping[str, Any],
+    subscription: Subscription,
+    consents: Sequence[Consent],
+    ip: str | None,
+    user_agent: str | None,
+    now: dt.datetime,
+) -> ConfirmResult:
+    """Confirm a subscription and complete consents, unless its address is suppressed."""
+    email = subscription.subscriber.email
+    if blocks_signup(suppression_for(session, config, email)):
+        return ConfirmResult.SUPPRESSED
+    lift_erasure(session, config, email)
+    for consent in consents:
+        consent.confirmed_at = now
+        consent.confirmed_ip = ip
+        consent.confirmed_user_agent = _agent(user_agent)
+    subscription.status = SubscriptionStatus.CONFIRMED
+    subscription.confirmed_at = now
+    subscription.paused_at = None
+    subscription.unsubscribed_at = None
+    return ConfirmResult.CONFIRMED
+
+
+def confirm(
+    session: Session,
+    config: Mapping[str, Any],
+    subscription: Subscription,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: dt.datetime | None = None,
+) -> ConfirmResult:
+    """Confirm a signup (idempotent): subscription confirmed, consents completed, welcome due."""
+    if subscription.status in ACTIVE:
+        return ConfirmResult.ALREADY_CONFIRMED
+    waiting = open_consents(subscription)
+    if not waiting:
+        return ConfirmResult.NOTHING_TO_CONFIRM
+    now = now or utcnow()
+    result = activate(session, config, subscription, waiting, ip, user_agent, now)
+    if result is ConfirmResult.CONFIRMED:
+        request_mail(session, subscription, TransactionalKind.WELCOME, now)
+    session.flush()
+    return result
+
+
+def renew_confirmation(
+    session: Session, subscription: Subscription, now: dt.datetime | None = None
+) -> bool:
+    """Queue a fresh confirmation link after an expired one (within the 24-hour budget)."""
+    now = now or utcnow()
+    if not awaiting_confirmation(subscription):
+        return False
+    if asked_recently(session, subscription.subscriber_id, now):
+        return False
+    request_mail(session, subscription, TransactionalKind.CONFIRM, now)
+    return True
+
+
+def unsubscribe(
+    session: Session,
+    subscription: Subscription,
+    channel: WithdrawalChannel | str,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Unsubscribe at once and withdraw every consent (idempotent); return whether it changed."""
+    now = now or utcnow()
+    changed = subscription.status is not SubscriptionStatus.UNSUBSCRIBED
+    if changed:
+        subscription.status = SubscriptionStatus.UNSUBSCRIBED
+        subscription.unsubscribed_at = now
+        subscription.paused_at = None
+    for consent in subscription.consents:
+        if consent.withdrawn_at is None:
+            consent.withdrawn_at = now
+            consent.withdrawal_channel = str(channel)
+    cancel_pending(session, subscription, f"unsubscribed ({channel})")
+    session.flush()
+    return changed
+
+
+def resubscribe(
+    session: Session,
+    config: Mapping[str, Any],
+    subscription: Subscription,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    now: dt.datetime | None = None,
+) -> ConfirmResult:
+    """Subscribe again from a signed link: a new consent, confirmed at once by the link itself."""
+    if subscription.status is not SubscriptionStatus.UNSUBSCRIBED:
+        return ConfirmResult.ALREADY_CONFIRMED
+    now = now or utcnow()
+    consent = new_consent(subscription.newsletter, ConsentSource.FORM, ip, user_agent, now)
+    result = activate(session, config, subscription, [consent], ip, user_agent, now)
+    if result is ConfirmResult.CONFIRMED:
+        subscription.consents.append(consent)
+    session.flush()
+    return result
+
+
+def update_preferences(
+    session: Session, subscription: Subscription, name: str, sections: Sequence[str]
+) -> None:
+    """Change the reader's name and chosen sections, or raise Invalid."""
+    errors: dict[str, str] = {}
+    cleaned = chosen = None
+    try:
+        cleaned = clean_name(name)
+    except Invalid as exc:
+        errors.update(exc.errors)
+    try:
+        chosen = choose_sections(subscription.newsletter, sections)
+    except Invalid as exc:
+        errors.update(exc.errors)
+    if errors or cleaned is None or chosen is None:
+        raise Invalid(errors)
+    subscription.subscriber.name = cleaned
+    subscription.sections = chosen
+    session.flush()
+
+
+def pause(session: Session, subscription: Subscription, now: dt.datetime | None = None) -> bool:
+    """Stop sending to a confirmed reader until they resume; return whether it changed."""
+    if subscription.status is not SubscriptionStatus.CONFIRMED:
+        return False
+    subscription.status = SubscriptionStatus.PAUSED
+    subscription.paused_at = now or utcnow()
+    session.flush()
+    return True
+
+
+def resume(session: Session, subscription: Subscription) -> bool:
+    """Send again to a paused reader; return whether it changed."""
+    if subscription.status is not SubscriptionStatus.PAUSED:
+        return False
+    subscription.status = SubscriptionStatus.CONFIRMED
+    subscription.paused_at = None
+    session.flush()
+    return True

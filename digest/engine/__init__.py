@@ -1,0 +1,1 @@
+"""The engine: everything that owns a thread or a transaction (clock, senders, runners)."""
