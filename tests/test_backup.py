@@ -13,19 +13,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from digest.core.db import Database
 from digest.core.models import Delivery, Issue, IssueStatus, Subscriber
 from digest.domain import issues
 from tests.support.delivery import CONFIG, DIGEST, digest_process, make_newsletter, process_env
-from tests.support.services import (
-    POSTGRES_URL,
-    drop_database,
-    recreate_database,
-    worker_database_name,
-)
+from tests.support.services import fresh_database
 from tests.support.smtp import SMTPServer
 from tests.support.waiting import wait_until
 
@@ -35,14 +29,8 @@ FAST = {"TICK_SECONDS": 1, "LEASE_SECONDS": 4, "RETRY_SECONDS": 1, "BATCH_SIZE":
 @pytest.fixture
 def fresh_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """An empty database on the same backend as the test's, never migrated."""
-    if not database_url.startswith("postgresql"):
-        (tmp_path / "fresh").mkdir()
-        yield f"sqlite:///{tmp_path / 'fresh' / 'digest.sqlite3'}"
-        return
-    admin = make_url(POSTGRES_URL)
-    name = f"{worker_database_name()}_restore"
-    yield recreate_database(admin, name)
-    drop_database(admin, name)
+    with fresh_database(database_url, tmp_path / "fresh") as url:
+        yield url
 
 
 def _digest(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
