@@ -63,9 +63,11 @@ def _wait_for_stop() -> None:
 
 def _start_background(app: Flask, *, senders: bool = True) -> tuple[SenderPool | None, Clock]:
     """Start the clock, plus sender threads unless a broker takes the sending."""
+    from digest.engine.monitoring import start_listener
     from digest.engine.scheduler import Clock
     from digest.engine.sender import MAIL_JOB_SECONDS, MAIL_JOBS, SenderPool
 
+    start_listener(app)
     if app.config.get("BROKER_URL"):
         from digest.engine.tasks import CeleryDispatcher
 

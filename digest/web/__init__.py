@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from digest.core.extensions import db_session, login_manager
 from digest.domain import editors
-from digest.web import api, archive, editor, guard, public
+from digest.web import api, archive, editor, guard, ops, public
 from digest.web.json_errors import json_error
 
 CONTENT_SECURITY_POLICY = (
@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(editor.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(ops.bp)
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
 
     @app.before_request
