@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from typing import TYPE_CHECKING, Any
@@ -45,7 +44,9 @@ def run(host: str, port: int) -> None:
 
 
 def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from digest.core.logs import configure
+
+    configure(current_app_object().config["LOG_FORMAT"])
 
 
 def _interrupt(_signum: int, _frame: Any) -> None:
