@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
+from flask import Flask
 
 from digest.core.config import ConfigError
 
 MARKS = {"ok": "ok  ", "warn": "warn", "FAIL": "FAIL"}
 
 
-@click.command("doctor")
-@click.option("--nameserver", metavar="IP[:PORT]",
-              help="Ask this DNS server for the DKIM record (default: the system's resolver).")
-def doctor(nameserver: str | None) -> None:
-    """Check settings, permissions, database, migrations, SMTP login, DKIM record, base URL."""
-    from digest import create_app
+def doctor_command(create_app: Callable[[], Flask]) -> click.Command:
+    """Return the doctor command, which builds its app itself (so it reports bad settings)."""
+
+    @click.command("doctor")
+    @click.option("--nameserver", metavar="IP[:PORT]",
+                  help="Ask this DNS server for the DKIM record (default: the system's resolver).")
+    def doctor(nameserver: str | None) -> None:
+        """Check settings, permissions, database, migrations, SMTP login, DKIM record, base URL."""
+        _doctor(create_app, nameserver)
+
+    return doctor
+
+
+def _doctor(create_app: Callable[[], Flask], nameserver: str | None) -> None:
     from digest.core.extensions import get_db
     from digest.engine.doctor import FAIL, checks
 
