@@ -207,7 +207,7 @@ def test_forged_reports_change_nothing(smtp_app, smtp_server) -> None:  # type: 
             confirmation.mail_from.replace(mac, "0" * len(mac)), "5.1.1", "550 5.1.1 unknown"
         ),
         "a VERP address signed by another installation": dsn(
-            verp_address(other_site, f"d{delivery_id}"), "5.1.1", "550 5.1.1 unknown"
+            verp_address(other_site, f"d{delivery_id}", "ada@example.com"), "5.1.1", "550 5.1.1 unknown"
         ),
         "a complaint quoting a tampered unsubscribe token": arf(
             "fbl@news.example.org",

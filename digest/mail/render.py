@@ -196,8 +196,8 @@ class ReaderLinks(Protocol):
         """Return the reader's preference-center link."""
         ...
 
-    def bounce_address(self, ref: str) -> str:
-        """Return the envelope sender (VERP) of the message ref names."""
+    def bounce_address(self, ref: str, recipient: str) -> str:
+        """Return the envelope sender (VERP) of the message ref names, to recipient."""
         ...
 
 
@@ -364,7 +364,7 @@ class PreparedIssue:
         )
         body, body_hash = variant.mime_body(self._frame, values)
         return Outgoing(
-            envelope_from=self.links.bounce_address(ref),
+            envelope_from=self.links.bounce_address(ref, reader.email),
             recipient=ascii_address(reader.email),
             data=self._head + headers + self._tail + CRLF + body,
             body_hash=body_hash,
