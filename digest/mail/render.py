@@ -56,6 +56,9 @@ REFUSE_BYTES = 102_000
 _LONGEST_NAME = 200
 _LONGEST_EMAIL = 254
 _VARIANTS_KEPT = 128
+# The subscription uid of previews and test sends: no subscription has it (real ones are
+# 22 random characters), so their unsubscribe and preference links act on nobody.
+PREVIEW_UID = "preview"
 # Each reader's values in the digest, by the names the templates print them as.
 SLOTS = {
     "name": "reader.name",
@@ -464,7 +467,7 @@ def marked_as_test(prepared: PreparedIssue, address: str) -> Outgoing:
     """Return the (unsigned) message of a test send to address: the preview reader's (every
     section, no name, no subscription), "[Test]" before its subject. It belongs to no
     delivery, so nothing about it reaches the ledger."""
-    outgoing = prepared.message_for(Reader(None, "preview", address), None)
+    outgoing = prepared.message_for(Reader(None, PREVIEW_UID, address), None)
     subject = header_block([("Subject", encode_text_header(prepared.subject))])
     marked = header_block([("Subject", encode_text_header(f"[Test] {prepared.subject}"))])
     return Outgoing(outgoing.envelope_from, outgoing.recipient, outgoing.data.replace(subject, marked, 1))
