@@ -21,6 +21,11 @@ reference and the address that message went to, or the signed token in the retur
 original's List-Unsubscribe header. The returned original's Message-ID only
 picks the delivery when a token proved whose it is.
 
+Mail from anyone reaches this code, so the work is capped before the email package
+sees it: at most MAX_MESSAGE_BYTES, MAX_CONTAINERS multipart or message/* parts (the
+parser recurses into each), header fields of at most MAX_FIELD_CHARS with comments
+nested at most MAX_COMMENT_DEPTH deep. A message past a cap is answered "Ignored: …".
+
 What happens to the reader (suppression, unsubscription) is delegated to `actions`,
 digest.domain.subscribers.actions.ReaderActions, so the rules for those live in one place.
 """
@@ -58,12 +63,22 @@ from digest.domain.transactional import mark_returned
 from digest.mail.transport import RecipientRejected, SenderProblem, classify
 
 SOFT_BOUNCE_LIMIT = 3
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024  # a bounce returning a whole digest is ~200 KB
+MAX_CONTAINERS = 32  # a DSN or ARF report has 3 to 5
+MAX_HEADER_FIELDS = 500
+MAX_FIELD_CHARS = 16 * 1024
+MAX_COMMENT_DEPTH = 16
+_CONTAINER = re.compile(rb"^content-type:\s*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE)
 COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus", "other"})
 # Headers an MTA uses to say which address it delivered an inbound message to.
 RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
 _MESSAGE_ID = re.compile(r"<digest\.\d+\.d(\d+)@", re.IGNORECASE)
 _CODE = re.compile(r"\b([245]\d\d)\b")
 _STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+class Unreadable(Exception):
+    """An inbound message past one of the caps: the text says which, for "Ignored: …"."""
 
 
 class SubscriberActions(Protocol):
@@ -134,6 +149,33 @@ def _blocks(part: Message) -> list[list[tuple[str, str]]]:
     return [_fields(block) for block in re.split(r"\r?\n\s*\r?\n", text) if block.strip()]
 
 
+def _comment_depth(value: str) -> int:
+    depth = deepest = 0
+    for char in value:
+        if char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")" and depth:
+            depth -= 1
+    return deepest
+
+
+def _check_headers(message: Message) -> None:
+    """Raise Unreadable if a part has too many, too long or too deeply nested header fields."""
+    for part in message.walk():
+        items = list(part.raw_items())
+        if len(items) > MAX_HEADER_FIELDS:
+            raise Unreadable(f"a part has more than {MAX_HEADER_FIELDS} header fields")
+        for name, value in items:
+            text = str(value)
+            if len(text) > MAX_FIELD_CHARS:
+                raise Unreadable(f"its {name} header is longer than {MAX_FIELD_CHARS // 1024} KB")
+            if text.count("(") > MAX_COMMENT_DEPTH and _comment_depth(text) > MAX_COMMENT_DEPTH:
+                raise Unreadable(
+                    f"its {name} header nests comments deeper than {MAX_COMMENT_DEPTH} levels"
+                )
+
+
 def _returned_headers(message: Message) -> Message | None:
     for part in message.walk():
         kind = part.get_content_type()
@@ -142,7 +184,9 @@ def _returned_headers(message: Message) -> Message | None:
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
         if kind in ("text/rfc822-headers", "text/global-headers"):
-            return HeaderParser(policy=email.policy.default).parsestr(_text(part))
+            headers = HeaderParser(policy=email.policy.default).parsestr(_text(part))
+            _check_headers(headers)
+            return headers
     return None
 
 
@@ -155,7 +199,10 @@ def _text(part: Message) -> str:
 
 
 def _addresses(values: Iterable[str]) -> list[str]:
-    return [address for _, address in getaddresses([str(v) for v in values]) if address]
+    texts = [str(v) for v in values]
+    if any(len(t) > MAX_FIELD_CHARS or _comment_depth(t) > MAX_COMMENT_DEPTH for t in texts):
+        raise Unreadable("an address in it is too long or nests comments too deeply")
+    return [address for _, address in getaddresses(texts) if address]
 
 
 def _verps(candidates: Iterable[str]) -> list[tuple[str, str]]:
@@ -214,8 +261,16 @@ def bounce_kind(status: str, diagnostic: str) -> BounceKind:
 
 
 def read_report(config: Mapping[str, Any], raw: bytes, envelope_to: str | None = None) -> Report:
-    """Return what an inbound message says; envelope_to is the address the MTA delivered it to."""
+    """Return what an inbound message says; envelope_to is the address the MTA delivered it to.
+
+    Raises Unreadable for a message past one of the caps.
+    """
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise Unreadable(f"the message is larger than {MAX_MESSAGE_BYTES // 1024 // 1024} MB")
+    if len(_CONTAINER.findall(raw)) > MAX_CONTAINERS:
+        raise Unreadable(f"the message has more than {MAX_CONTAINERS} nested parts")
     message: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)
+    _check_headers(message)
     recipients = ([envelope_to] if envelope_to else []) + _addresses(
         value for name in RECIPIENT_HEADERS for value in (message.get_all(name) or [])
     )
@@ -365,7 +420,12 @@ def ingest(
     envelope_to: str | None = None,
 ) -> IngestOutcome:
     """Read one inbound message and record and apply what it says; the caller commits."""
-    report = read_report(config, raw, envelope_to)
+    try:
+        report = read_report(config, raw, envelope_to)
+    except Unreadable as exc:
+        return IngestOutcome("ignored", f"Ignored: {exc}, so it is no report of ours.")
+    except RecursionError:  # the caps above should make this unreachable; never a traceback
+        return IngestOutcome("ignored", "Ignored: the message is nested too deeply to read.")
     if report.kind == "unsubscribe":
         subscription = session.scalars(
             select(Subscription).where(Subscription.uid == report.subscription_uid)
