@@ -132,6 +132,35 @@ def test_processes_starting_together_share_one_whole_private_key(tmp_path: Path)
     assert (folder / "secret_key").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "password"),
+    [
+        ("DIGEST_SMTP_URL", "smtp://digest:Tr0ub4dor-3@mail.example.org:25x", "Tr0ub4dor-3"),
+        ("DIGEST_SMTP_URL", "smtp://digest:pass/Tr0ub4dor@mail.example.org:587", "Tr0ub4dor"),
+        ("DIGEST_SMTP_URL", "smpt://digest:Tr0ub4dor-3@mail.example.org:587", "Tr0ub4dor-3"),
+        ("DIGEST_DATABASE_URL", "postgresql+psycopg:/digest:Tr0ub4dor-3@db/digest", "Tr0ub4dor-3"),
+        ("DIGEST_SECRET_KEY", "Tr0ub4dor-3", "Tr0ub4dor-3"),
+    ],
+)
+def test_a_malformed_setting_never_echoes_its_password(name: str, value: str, password: str) -> None:
+    """The error naming a malformed URL or key shows where it points, never the password or
+    the key itself (start-up errors end up in logs and support tickets)."""
+    with pytest.raises(ConfigError, match=name) as raised:
+        load_config(environ={name: value})
+    message = str(raised.value)
+    assert password not in message and "pass/" not in message, message
+    if "://" in value:
+        assert "***@" in message
+
+
+def test_smtp_settings_never_show_the_password() -> None:
+    """The parsed SMTP settings, as a log line or a traceback would print them, hold no password."""
+    from digest.mail.transport import SMTPSettings
+
+    settings = SMTPSettings.from_url("smtp://digest:Tr0ub4dor-3@mail.example.org:587", 10)
+    assert settings.password == "Tr0ub4dor-3" and "Tr0ub4dor" not in repr(settings)
+
+
 EXAMPLE_ENV = Path(__file__).resolve().parent.parent / "config" / "example.env"
 _DOCUMENTED = re.compile(r"^#?(DIGEST_[A-Z0-9_]+)=(.*)$", re.M)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 import string
 from collections.abc import Callable, Mapping
@@ -140,7 +141,13 @@ def _smtp_url(value: str) -> str | None:
         raise ValueError("expected smtp://user:pass@host:port or smtps://…")
     if not parts.hostname:
         raise ValueError("has no host")
-    parts.port  # raises ValueError on a malformed port
+    try:
+        parts.port
+    except ValueError:
+        # urllib's own message quotes the text it took for a port: part of a password.
+        raise ValueError(
+            "has a malformed port (percent-encode any / ? # or @ in the user name or password)"
+        ) from None
     return value.strip()
 
 
@@ -177,25 +184,26 @@ class Setting:
     key: str
     parse: Callable[[str], Any]
     default: Any = None
+    private: bool = False  # holds a secret or a password: an error never shows it
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("ENV", _choice("development", "production"), "development"),
     Setting("INSTANCE_PATH", _text),
-    Setting("DATABASE_URL", _database_url),
-    Setting("SECRET_KEY", _secret_key),
+    Setting("DATABASE_URL", _database_url, private=True),
+    Setting("SECRET_KEY", _secret_key, private=True),
     Setting("BASE_URL", _base_url, "http://localhost:5000"),
-    Setting("SMTP_URL", _smtp_url),
+    Setting("SMTP_URL", _smtp_url, private=True),
     Setting("SMTP_TIMEOUT", _positive_int, 120),
     Setting("MAIL_FROM", _mailbox, "Digest <digest@localhost>"),
     Setting("DKIM_DOMAIN", _text),
     Setting("DKIM_SELECTOR", _text),
     Setting("DKIM_KEY_FILE", _text),
-    Setting("BROKER_URL", _text),
+    Setting("BROKER_URL", _text, private=True),
     Setting("SEND_RATE", _positive_float),
     Setting("SENDER_THREADS", _positive_int, 2),
     Setting("CHECK_DELIVERABILITY", _bool, False),
-    Setting("RATELIMIT_STORAGE_URL", _text, "memory://"),
+    Setting("RATELIMIT_STORAGE_URL", _text, "memory://", private=True),
     Setting("AMBIGUOUS", _choice("hold", "resend"), "hold"),
     # Delivery engine tuning (digest/deliveries.py, digest/sender.py, digest/scheduler.py).
     Setting("TICK_SECONDS", _positive_int, 30),
@@ -235,10 +243,27 @@ def load_config(
         try:
             config[setting.key] = setting.parse(raw)
         except ValueError as exc:
+            if setting.private:
+                raise ConfigError(f"{name} is malformed: {_redacted(str(exc), raw)}") from None
             raise ConfigError(f"{name} is malformed: {exc} (got {raw!r})") from None
     config.update(overrides)
     _check_together(config)
     return config
+
+
+def _redacted(problem: str, raw: str) -> str:
+    """Return the problem and what was given, with any password or secret in it hidden."""
+    scheme, separator, rest = raw.strip().partition("://")
+    if not separator:
+        return f"{problem} (got {len(raw.strip())} characters, not shown)"
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return f"{problem} (got {raw.strip()!r})"
+    password = credentials.partition(":")[2]
+    for piece in sorted({password, *re.split(r"[/?#@]", password)}, key=len, reverse=True):
+        if len(piece) >= 3:
+            problem = problem.replace(piece, "***")
+    return f"{problem} (got '{scheme}://***@{host}')"
 
 
 def _check_together(config: dict[str, Any]) -> None:
