@@ -103,7 +103,7 @@ def test_structure_and_every_header(app, db) -> None:  # type: ignore[no-untyped
     token = uris[0].rsplit("/", 1)[1]
     assert len(token) >= 22 and f"unsubscribe+{token}@news.example.org" in uris[1]
     # The envelope: a VERP address that maps back to exactly this delivery.
-    assert parse_verp(app.config, out.envelope_from) == "d4711"
+    assert parse_verp(app.config, out.envelope_from, "ada@example.com") == "d4711"
     assert out.recipient == "ada@example.com"
 
 
@@ -115,7 +115,7 @@ def test_message_ids_differ_per_delivery_and_preview(app, db) -> None:  # type: 
     assert len(set(ids)) == 4
     preview = prepared.message_for(reader, None)
     assert "X-Digest-Delivery" not in _parse(preview.data)
-    assert parse_verp(app.config, preview.envelope_from) == "preview"
+    assert parse_verp(app.config, preview.envelope_from, "ada@example.com") == "preview"
 
 
 def test_text_part_has_every_title_of_the_readers_sections(app, db) -> None:  # type: ignore[no-untyped-def]

@@ -56,6 +56,9 @@ REFUSE_BYTES = 102_000
 _LONGEST_NAME = 200
 _LONGEST_EMAIL = 254
 _VARIANTS_KEPT = 128
+# The subscription uid of previews and test sends: no subscription has it (real ones are
+# 22 random characters), so their unsubscribe and preference links act on nobody.
+PREVIEW_UID = "preview"
 # Each reader's values in the digest, by the names the templates print them as.
 SLOTS = {
     "name": "reader.name",
@@ -196,8 +199,8 @@ class ReaderLinks(Protocol):
         """Return the reader's preference-center link."""
         ...
 
-    def bounce_address(self, ref: str) -> str:
-        """Return the envelope sender (VERP) of the message ref names."""
+    def bounce_address(self, ref: str, recipient: str) -> str:
+        """Return the envelope sender (VERP) of the message ref names, to recipient."""
         ...
 
 
@@ -364,7 +367,7 @@ class PreparedIssue:
         )
         body, body_hash = variant.mime_body(self._frame, values)
         return Outgoing(
-            envelope_from=self.links.bounce_address(ref),
+            envelope_from=self.links.bounce_address(ref, reader.email),
             recipient=ascii_address(reader.email),
             data=self._head + headers + self._tail + CRLF + body,
             body_hash=body_hash,
@@ -464,7 +467,7 @@ def marked_as_test(prepared: PreparedIssue, address: str) -> Outgoing:
     """Return the (unsigned) message of a test send to address: the preview reader's (every
     section, no name, no subscription), "[Test]" before its subject. It belongs to no
     delivery, so nothing about it reaches the ledger."""
-    outgoing = prepared.message_for(Reader(None, "preview", address), None)
+    outgoing = prepared.message_for(Reader(None, PREVIEW_UID, address), None)
     subject = header_block([("Subject", encode_text_header(prepared.subject))])
     marked = header_block([("Subject", encode_text_header(f"[Test] {prepared.subject}"))])
     return Outgoing(outgoing.envelope_from, outgoing.recipient, outgoing.data.replace(subject, marked, 1))
