@@ -104,8 +104,8 @@ def subscribers_list(newsletter: str) -> Response:
     return jsonify({
         "subscribers": [shapes.subscriber_row(row) for row in page.rows],
         "total": page.total,
-        "next": page_link(before=page.older),
-        "previous": page_link(after=page.newer),
+        "next": page_link(args, before=page.older),
+        "previous": page_link(args, after=page.newer),
     })
 
 
