@@ -43,7 +43,7 @@ def test_digest_in_light_and_dark_on_desktop_and_phone(app, db) -> None:  # type
                             scrollWidth: document.documentElement.scrollWidth,
                             cardWidth: document.querySelector('.card').getBoundingClientRect().width,
                             subjectVisible: subject.width > 0 && subject.height > 0,
-                            firstText: document.body.innerText.trim().split(/[\\n\\t]/)[0],
+                            firstText: document.body.innerText.replace(/[\\u034f\\u200c]/g, '').trim().split(/[\\n\\t]/)[0],
                         };
                     }"""
                 )
@@ -80,13 +80,13 @@ def test_confirmation_and_welcome_in_light_and_dark(smtp_app, smtp_server) -> No
                     seen[(name, scheme, device)] = page.evaluate(
                         """() => {
                             const style = (selector) => getComputedStyle(document.querySelector(selector));
-                            const button = document.querySelector('a.button');
+                            const button = document.querySelector('a.button-link');
                             const box = button.getBoundingClientRect();
                             return {
                                 card: style('.card').backgroundColor,
                                 text: style('.content').color,
-                                buttonText: style('a.button').color,
-                                buttonBackground: style('a.button').backgroundColor,
+                                buttonText: style('a.button-link').color,
+                                buttonBackground: style('a.button-link').backgroundColor,
                                 buttonVisible: box.width > 100 && box.height > 30,
                                 brand: document.querySelector('.brand').innerText,
                                 postal: document.querySelector('.postal').innerText,
