@@ -16,6 +16,7 @@ import pytest
 from digest.domain.identity import parse_verp
 from digest.domain.issue_mail import prepare_issue
 from digest.mail.dkim import DKIMSigner, load_private_key, relaxed_body
+from digest.mail.lint import lint_html
 from digest.mail.mailer import Mailer
 from digest.mail.message import quoted_printable
 from digest.mail.render import (
@@ -497,3 +498,4 @@ def test_html_holds_in_outlook_and_where_styles_are_dropped(app, db) -> None:  #
     assert not re.search(r"letter-spacing:\s*-?[\d.]+em", inline)
     for prop in ("overflow-wrap", "word-break", "white-space"):
         assert prop not in html, prop
+    assert lint_html(html) == []
