@@ -152,3 +152,57 @@ def test_every_email_four_ways_at_600_and_375(smtp_app, smtp_server) -> None:  #
             light, dark = seen[(name, "as-is", width)], seen[(name, "dark", width)]
             assert light["cardColour"] == "rgb(255, 255, 255)" != dark["cardColour"], name
             assert dark["textColour"] != light["textColour"], name
+
+
+CODE_POST = """Set the chunk size with `--chunk 384` and keep the overlap small.
+
+> Measure the noise first.
+
+```
+python -m retrieval.bench --chunk 384 --overlap 64 --embedding small --reranker base --runs 5
+```
+
+| Chunk | Accuracy |
+|:------|---------:|
+| 128   | 61 %     |
+| 384   | 70 %     |
+"""
+
+
+@pytest.mark.one_backend
+def test_code_quotes_and_tables_in_a_post_hold_on_a_phone_in_both_schemes(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A post's code block wraps inside the column, and in dark mode inline code, table borders
+    and the quote's rule take dark colours instead of the light ones."""
+    from tests.support.issues import PostSpec, make_issue
+
+    issue = make_issue(db, [PostSpec("Tools", "Chunk sizes", body=CODE_POST)], subject="Code")
+    html, _ = prepare_issue(db, issue.id, app.config).parts_for(Reader(1, "u1", "a@example.com"))
+    seen = {}
+    for scheme in ("light", "dark"):
+        with chromium(color_scheme=scheme, viewport={"width": 375, "height": 900}) as context:
+            page = context.new_page()  # type: ignore[attr-defined]
+            page.route("**/*", lambda route: route.abort())
+            page.set_content(html)
+            seen[scheme] = page.evaluate(
+                """() => {
+                    const style = (s) => getComputedStyle(document.querySelector(s));
+                    const pre = document.querySelector('pre').getBoundingClientRect();
+                    const cell = document.querySelector('td.content').getBoundingClientRect();
+                    return {
+                        scrollWidth: document.documentElement.scrollWidth,
+                        preInside: pre.right <= cell.right,
+                        inlineCode: style('p code').backgroundColor,
+                        codeText: style('p code').color,
+                        tableBorder: style('.post-body td[align="right"]').borderTopColor,
+                        quoteRule: style('td.quote-cell').borderLeftColor,
+                        codeBlock: style('td.code-cell').backgroundColor,
+                    };
+                }"""
+            )
+            page.screenshot(path=str(screenshot_path(f"email-code-post-{scheme}-375")), full_page=True)
+    light, dark = seen["light"], seen["dark"]
+    for facts in (light, dark):
+        assert facts["scrollWidth"] <= 375 and facts["preInside"], facts
+    for key in ("inlineCode", "codeText", "tableBorder", "quoteRule", "codeBlock"):
+        assert light[key] != dark[key], key
+    assert dark["inlineCode"] == "rgb(38, 39, 46)" and dark["tableBorder"] == "rgb(58, 59, 68)"
