@@ -8,6 +8,7 @@ the demo issue, whose image-heavy post has a picture four times the column's wid
 
 from __future__ import annotations
 
+import re
 import smtplib
 
 import pytest
@@ -58,7 +59,12 @@ FACTS = """() => {
         width: box(img).width, left: box(img).left, right: box(img).right,
         natural: img.naturalWidth,
     }));
+    const postal = document.querySelector('.postal');
+    const footerLinks = [...document.querySelectorAll('.links a')].map((a) => box(a).height);
     return {
+        postal: getComputedStyle(postal).color,
+        footerBackground: getComputedStyle(document.querySelector('.canvas')).backgroundColor,
+        footerLinks,
         column: box(card).width,
         left, right,
         viewport: window.innerWidth,
@@ -68,6 +74,18 @@ FACTS = """() => {
         buttons, images,
     };
 }"""
+
+
+def _contrast(foreground: str, background: str) -> float:
+    """Return the WCAG contrast ratio of two computed rgb() colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", colour)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def _picture(route) -> None:  # type: ignore[no-untyped-def]
@@ -145,6 +163,11 @@ def test_every_email_four_ways_at_600_and_375(smtp_app, smtp_server) -> None:  #
             assert image["natural"] > 0, where  # loaded, not a broken icon
             assert image["left"] >= facts["left"] - 1 and image["right"] <= facts["right"] + 1, where
         assert facts["buttons"] or name == "digest", where
+        # The postal line reads at WCAG AA contrast; footer links are finger-sized on phones.
+        assert _contrast(facts["postal"], facts["footerBackground"]) >= 4.5, where
+        if view != "outlook":
+            assert all(height >= 44 for height in facts["footerLinks"]), where
+        assert facts["footerLinks"] or name == "confirm", where
     pictures = seen[("digest", "as-is", 600)]["images"]
     assert [p["natural"] for p in pictures] == [2400, 1200, 1200, 320]
     for name in html:

@@ -236,3 +236,13 @@ def test_text_parts_keep_lines_short(app) -> None:  # type: ignore[no-untyped-de
             assert bare_link or (len(line) <= 72 and not re.search(r": https?://", line)), (name, line)
         paragraphs = re.findall(r"<p[^>]*>\s*([^<\s])", html)
         assert all(not first.islower() for first in paragraphs), (name, paragraphs)
+
+
+def test_check_command_lints_an_issue_and_names_a_missing_one(app, db, runner) -> None:  # type: ignore[no-untyped-def]
+    """`digest templates check --issue ID` lints that issue too; an unknown id is named."""
+    issue_id = demo_issue(db).id
+    db.rollback()  # every SQLite transaction takes the write lock: end the read
+    result = runner.invoke(args=["templates", "check", "--issue", str(issue_id)])
+    assert result.exit_code == 0 and "Every email holds" in result.output, result.output
+    missing = runner.invoke(args=["templates", "check", "--issue", "999999"])
+    assert missing.exit_code == 1 and "There is no issue 999999" in missing.output
