@@ -78,9 +78,6 @@ class Problem:
     classes: tuple[str, ...] = ()
     prop: str = ""  # the CSS property, for "css"
 
-    def __str__(self) -> str:
-        return self.message
-
 
 @dataclass
 class _Element:
