@@ -34,6 +34,11 @@ def new_uid() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_mail_ref() -> str:
+    """Return a fresh random reference for one email (lowercase hex, fits a VERP address)."""
+    return secrets.token_hex(10)
+
+
 def _enum(cls: type[enum.Enum]) -> Enum:
     return Enum(
         cls,
@@ -504,6 +509,9 @@ class TransactionalMail(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Names this email in its bounce address: random, so a reference is never reused even
+    # where the database reuses the ids of deleted rows (SQLite without AUTOINCREMENT).
+    ref: Mapped[str] = mapped_column(String(32), unique=True, default=new_mail_ref)
     subscription_id: Mapped[int] = mapped_column(
         ForeignKey("subscription.id", ondelete="CASCADE")
     )

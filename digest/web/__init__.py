@@ -27,6 +27,7 @@ def init_app(app: Flask) -> None:
     """Register the blueprints, the input guards, the security headers and the error pages."""
     # Before any rule is added: every <int:…> in a path then stops at the largest id.
     app.url_map.converters["int"] = guard.IdConverter
+    app.json = guard.JsonProvider(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(editor.bp)
     app.register_blueprint(archive.bp)
@@ -40,9 +41,9 @@ def init_app(app: Flask) -> None:
         g.request_started = time.perf_counter()
 
     @app.before_request
-    def _refuse_nul() -> Response | tuple[str, int] | None:
+    def _refuse_bad_input() -> Response | tuple[str, int] | None:
         # The editors' API checks after its token check (api/auth.py), so 401 comes first.
-        return None if request.blueprint == "api.editor_api" else guard.refuse_nul()
+        return None if request.blueprint == "api.editor_api" else guard.refuse_bad_input()
 
     @app.after_request
     def _access_log(response: Response) -> Response:
