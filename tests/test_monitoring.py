@@ -115,7 +115,7 @@ def test_healthz_names_a_stopped_scheduler_and_an_unreachable_smtp(
     app_overrides: dict[str, Any], db: Session
 ) -> None:
     """A clock that last ticked ten minutes ago and an SMTP server that is gone: 503, each
-    named, the database still ok."""
+    named with why to a private caller, only named to the internet; the database still ok."""
     server = SMTPServer().start()
     url = server.url
     server.stop()
@@ -124,6 +124,7 @@ def test_healthz_names_a_stopped_scheduler_and_an_unreachable_smtp(
         heartbeats.record(db, heartbeats.CLOCK, 30, [], utcnow() - dt.timedelta(minutes=10))
         db.commit()
         response = app.test_client().get("/healthz")
+        public = app.test_client().get("/healthz", environ_base={"REMOTE_ADDR": "93.184.216.34"}).get_json()
     finally:
         get_db_of(app).dispose()
     assert response.status_code == 503
@@ -131,7 +132,10 @@ def test_healthz_names_a_stopped_scheduler_and_an_unreachable_smtp(
     assert body["status"] == "unhealthy"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["scheduler"].startswith("no tick for 60")
+    assert f"the last from {socket.gethostname()}" in body["checks"]["scheduler"]
     assert "cannot reach SMTP server 127.0.0.1" in body["checks"]["smtp"]
+    assert public == {"status": "unhealthy",
+                      "checks": {"database": "ok", "scheduler": "unhealthy", "smtp": "unhealthy"}}
 
 
 @pytest.mark.one_backend

@@ -100,7 +100,7 @@ def test_upgrade_refuses_a_database_newer_than_the_code(
     app: Flask, runner: FlaskCliRunner, db: Session
 ) -> None:
     """`digest db upgrade` on a database a newer digest migrated stops, naming the database's
-    revision and the code's newest, and changes nothing."""
+    revision and the code's newest, and changes nothing; `digest run` will not start on it."""
     database = Database(app.config["DATABASE_URL"])
     (head,) = current_revisions(database)
     db.connection().exec_driver_sql("UPDATE alembic_version SET version_num = 'ffffffffffff'")
@@ -111,6 +111,9 @@ def test_upgrade_refuses_a_database_newer_than_the_code(
         assert "The database is at revision ffffffffffff, which this code does not know" in result.output
         assert f"this code's newest revision is {head}" in result.output
         assert current_revisions(database) == {"ffffffffffff"}
+        run = subprocess.run([DIGEST, "run", "--port", "0"], env=process_env(app), capture_output=True,
+                             text=True, timeout=60)
+        assert run.returncode == 1 and "revision ffffffffffff, which this code does not know" in run.stderr
     finally:  # the PostgreSQL test database is shared by the tests that follow
         db.connection().exec_driver_sql(f"UPDATE alembic_version SET version_num = '{head}'")
         db.commit()

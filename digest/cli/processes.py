@@ -25,9 +25,13 @@ def run(host: str, port: int) -> None:
     """Run the web app, the scheduler and the sender in one process."""
     from waitress import serve
 
-    from digest.core.db import pending_migrations
+    from digest.core.db import SchemaTooNew, pending_migrations
 
-    if pending_migrations(get_db()):
+    try:
+        behind = pending_migrations(get_db())
+    except SchemaTooNew as exc:
+        raise click.ClickException(str(exc)) from None
+    if behind:
         raise click.ClickException("The database is not up to date: run `digest db upgrade` first.")
     app = current_app_object()
     _log_to_stderr()

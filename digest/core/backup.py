@@ -185,20 +185,14 @@ def _pg_tool(name: str) -> str:
 
 @contextmanager
 def _libpq(database: Database) -> Iterator[tuple[list[str], dict[str, str]]]:
-    """Yield connection arguments and environment for libpq tools (password via PGPASSWORD)."""
+    """Yield libpq arguments (a URI keeping the URL's options, such as sslmode) and an
+    environment carrying the password, which never appears on a command line."""
     url: URL = make_url(database.url)
-    args = []
-    if url.host:
-        args += ["--host", url.host]
-    if url.port:
-        args += ["--port", str(url.port)]
-    if url.username:
-        args += ["--username", url.username]
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)
-    args += ["--dbname", url.database or "postgres"]
-    yield args, env
+    uri = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    yield ["--dbname", uri], env
 
 
 def _pg_dump(database: Database, target: Path, progress: Progress | None) -> None:

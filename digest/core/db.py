@@ -182,8 +182,11 @@ def upgrade(database: Database, revision: str = "head") -> None:
 
 
 def pending_migrations(database: Database) -> bool:
-    """Return whether the database is behind the latest migration."""
+    """Return whether the database is behind the latest migration; raise SchemaTooNew if a
+    newer digest migrated it."""
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(database))
-    return current_revisions(database) != set(script.get_heads())
+    current = current_revisions(database)
+    check_not_newer(current, "The database")
+    return current != set(script.get_heads())

@@ -483,8 +483,6 @@ class Heartbeat(Base):
     interval_seconds: Mapped[float] = mapped_column(Float)
     host: Mapped[str] = mapped_column(String(255), default="")
     errors: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class TransactionalKind(enum.StrEnum):

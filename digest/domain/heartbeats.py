@@ -24,17 +24,13 @@ CLOCK = "clock"
 
 def record(session: Session, name: str, interval: float, errors: list[str],
            now: dt.datetime | None = None) -> None:
-    """Record a beat of name now, adding errors (one text per failed job) to its count."""
+    """Record a beat of name now from this host, adding its failed jobs to the running count."""
     now = now or utcnow()
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    values = {"name": name, "beat_at": now, "interval_seconds": interval, "host": socket.gethostname(),
-              "errors": len(errors), "last_error": errors[-1] if errors else None,
-              "last_error_at": now if errors else None}
-    statement = insert(Heartbeat).values(**values)
+    statement = insert(Heartbeat).values(name=name, beat_at=now, interval_seconds=interval,
+                                         host=socket.gethostname(), errors=len(errors))
     changes = {"beat_at": statement.excluded.beat_at, "interval_seconds": interval,
                "host": statement.excluded.host, "errors": Heartbeat.errors + len(errors)}
-    if errors:
-        changes.update(last_error=errors[-1], last_error_at=now)
     session.execute(statement.on_conflict_do_update(index_elements=[Heartbeat.name], set_=changes))
     session.flush()
 

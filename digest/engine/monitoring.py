@@ -127,7 +127,8 @@ def health(app: Flask) -> Health:
         lag = heartbeats.lag(beat, utcnow())
         if lag > LATE_TICKS * beat.interval_seconds:
             since = (utcnow() - beat.beat_at).total_seconds()
-            checks["scheduler"] = f"no tick for {since:.0f} s (every {beat.interval_seconds:g} s expected)"
+            checks["scheduler"] = (f"no tick for {since:.0f} s (every {beat.interval_seconds:g} s expected; "
+                                   f"the last from {beat.host})")
     return Health(checks)
 
 

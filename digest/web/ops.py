@@ -1,7 +1,9 @@
 """Operations endpoints: /healthz for load balancers and orchestrators, /metrics for Prometheus.
 
 /healthz answers 200 when the database, the clock and the SMTP server (or outbox) are
-healthy, and 503 naming each part that is not. /metrics exists only when
+healthy, and 503 naming each part that is not; why it is unhealthy (which hosts, which
+refusal) only to a caller on a private or loopback address (as DIGEST_TRUSTED_PROXIES
+tells it) or bearing the metrics token, and a bare "unhealthy" to the internet. /metrics exists only when
 DIGEST_METRICS_TOKEN is set and answers only a request bearing it (otherwise 404, so a
 scan learns nothing); wrong tokens are rate limited per client like the API's.
 """
@@ -9,6 +11,7 @@ scan learns nothing); wrong tokens are rate limited per client like the API's.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_limiter.util import get_remote_address
@@ -23,7 +26,26 @@ bp = Blueprint("ops", __name__)
 def healthz() -> tuple[Response, int]:
     """Answer each part's health; 503 when one is unhealthy."""
     health = monitoring.health(current_app_object())
-    return jsonify(status="ok" if health.ok else "unhealthy", checks=health.checks), 200 if health.ok else 503
+    checks = health.checks
+    if not (_private_caller() or _bears_token()):
+        checks = {part: "ok" if verdict == "ok" else "unhealthy" for part, verdict in checks.items()}
+    return jsonify(status="ok" if health.ok else "unhealthy", checks=checks), 200 if health.ok else 503
+
+
+def _private_caller() -> bool:
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback
+
+
+def _bears_token() -> bool:
+    token: str | None = current_app.config.get("METRICS_TOKEN")
+    if not token:
+        return False
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 @bp.get("/metrics")
@@ -34,11 +56,9 @@ def healthz() -> tuple[Response, int]:
 )
 def metrics() -> Response:
     """Prometheus metrics, for a request with the bearer token."""
-    token = current_app.config.get("METRICS_TOKEN")
-    if not token:
+    if not current_app.config.get("METRICS_TOKEN"):
         abort(404)
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if not _bears_token():
         return Response("A valid bearer token is required.\n", 401, {"WWW-Authenticate": "Bearer"},
                         mimetype="text/plain")
     body = monitoring.exposition(monitoring.registry_for(get_db()))

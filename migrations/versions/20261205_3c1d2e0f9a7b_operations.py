@@ -22,8 +22,6 @@ def upgrade() -> None:
     sa.Column('interval_seconds', sa.Float(), nullable=False),
     sa.Column('host', sa.String(length=255), nullable=False),
     sa.Column('errors', sa.Integer(), nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('last_error_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_heartbeat'))
     )
 
