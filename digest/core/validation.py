@@ -33,15 +33,25 @@ class Invalid(ValueError):
         self.errors = dict(errors)
 
 
+def has_line_break_or_control(value: str) -> bool:
+    """Return whether value holds a line break or another control character (tab aside)."""
+    return any(
+        c != "\t" and unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value
+    )
+
+
 def text(value: str | None, field: str, errors: dict[str, str], *, required: bool = False,
-         max_length: int | None = None, label: str | None = None) -> str:
-    """Return value stripped; record an error when it is required and empty, or too long."""
+         max_length: int | None = None, label: str | None = None, one_line: bool = False) -> str:
+    """Return value stripped; record an error when it is required and empty, or too long, or
+    (one_line: it ends up in an email header) holds a line break or control character."""
     value = (value or "").strip()
     label = label or field.replace("_", " ").capitalize()
     if required and not value:
         errors[field] = f"{label} is required."
     elif max_length is not None and len(value) > max_length:
         errors[field] = f"{label} must be at most {max_length} characters (it has {len(value)})."
+    elif one_line and has_line_break_or_control(value):
+        errors[field] = f"{label} must be a single line, without line breaks or control characters."
     return value
 
 

@@ -141,9 +141,10 @@ def update_settings(session: Session, newsletter: Newsletter | None, data: Setti
                     today: dt.date | None = None) -> Newsletter:
     """Apply the settings form (creating the newsletter when there is none yet)."""
     errors: dict[str, str] = {}
-    name = text(data.name, "name", errors, required=True, max_length=200)
+    name = text(data.name, "name", errors, required=True, max_length=200, one_line=True)
     description = text(data.description, "description", errors, max_length=5000)
-    from_name = text(data.from_name, "from_name", errors, max_length=200, label="From name")
+    from_name = text(data.from_name, "from_name", errors, max_length=200, label="From name",
+                     one_line=True)
     from_address = optional_email(data.from_address, "from_address", errors)
     reply_to = optional_email(data.reply_to, "reply_to", errors)
     postal_address = text(data.postal_address, "postal_address", errors, max_length=1000)
