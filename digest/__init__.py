@@ -26,7 +26,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(settings)
     instance = Path(app.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
+    # The instance folder holds the database, the secret key and the outbox's live links.
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     app.config["INSTANCE_PATH"] = str(instance)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = config.instance_secret_key(instance)
