@@ -167,3 +167,26 @@ def test_nul_in_json_is_refused_with_the_field_named(app, client) -> None:  # ty
     # Without a token the API says so first, whatever the body holds.
     assert client.post(readers, json={"email": "z\x00@example.org"}).status_code == 401
     assert _count(app, Subscriber) == before
+
+
+LONG_LOCAL = "a" * 65 + "@example.org"  # RFC 5321 allows 64 characters before the @
+
+
+def test_local_parts_over_64_characters_are_refused_at_every_entry(app, client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An address with more than 64 characters before the @ (which mail servers refuse) is
+    refused with a clear message on the signup form, by the signup API and in a CSV import,
+    and nobody is added; 64 characters are fine."""
+    load_newsletter(app)
+    before = _count(app, Subscriber)
+    form = signup(client, LONG_LOCAL)
+    assert form.status_code == 400 and "too long before the @-sign" in form.get_data(as_text=True)
+    api = client.post("/api/v1/subscribe", json={"email": LONG_LOCAL, "consent": True},
+                      environ_base={"REMOTE_ADDR": fresh_ip()})
+    assert api.status_code == 400 and "too long before the @-sign" in api.get_json()["fields"]["email"]
+    path = tmp_path / "long.csv"
+    path.write_text(f"email\n{LONG_LOCAL}\n")
+    imported = app.test_cli_runner().invoke(args=["subscribers", "import", str(path)])
+    assert imported.exit_code == 1 and "line 2" in imported.output and "too long before the @-sign" in imported.output
+    assert _count(app, Subscriber) == before
+    assert signup(client, "a" * 64 + "@example.org").status_code == 200
+    assert subscription(app, "a" * 64 + "@example.org") is not None

@@ -61,7 +61,9 @@ def optional_email(value: str | None, field: str, errors: dict[str, str]) -> str
     if not value:
         return None
     try:
-        return validate_email(value, check_deliverability=False, test_environment=True).normalized
+        return validate_email(
+            value, check_deliverability=False, test_environment=True, strict=True
+        ).normalized
     except EmailNotValidError as exc:
         errors[field] = f"{value} is not a valid email address: {exc}"
         return value
