@@ -191,6 +191,8 @@ def test_editors_import_with_double_opt_in_only(app, client) -> None:  # type: i
     ("email,name\nj@example.org,J\u00f6rg\n".encode("latin-1"), "Line 2 is not UTF-8 text"),
     ("email,name\n", "The file has a header but no rows."),
     ("email,name\nj@example.org,A\x00B\n", "Line 2 contains a NUL character"),
+    ("email,name\rada@example.org,Ada\rbob@example.org,Bob\r", "Line 1 ends with a carriage return alone"),
+    ("email,name\nada@example.org,A\rda\n", "Line 2 ends with a carriage return alone"),
 ])
 def test_unusable_files_fail_with_a_clear_message(app, client, data, message: str) -> None:  # type: ignore[no-untyped-def]
     """A file that is not a usable CSV fails as a whole, saying why, and imports nothing."""
