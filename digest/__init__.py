@@ -26,15 +26,18 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update(settings)
     instance = Path(app.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
+    # The instance folder holds the database, the secret key and the outbox's live links.
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
     app.config["INSTANCE_PATH"] = str(instance)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = config.instance_secret_key(instance)
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'digest.sqlite3'}"
     app.config.setdefault("OUTBOX_PATH", str(instance / "outbox"))
-    # No request body beyond the largest CSV upload (domain.subscribers.imports) and its form.
-    app.config.setdefault("MAX_CONTENT_LENGTH", 51 * 2**20)
+    # Small request bodies everywhere; upload routes raise it for themselves (digest.web).
+    # (Flask's own default is None, no limit, so a setdefault would never apply.)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = web.MAX_BODY_BYTES
     app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
     secure = app.config["BASE_URL"].startswith("https://")
     app.config.update(

@@ -195,3 +195,38 @@ def test_an_example_secret_is_refused(value: str, env: str) -> None:
         load_config(environ={"DIGEST_ENV": env, "DIGEST_SECRET_KEY": value})
     generated = secrets.token_urlsafe(48)
     assert load_config(environ={"DIGEST_ENV": env, "DIGEST_SECRET_KEY": generated})["SECRET_KEY"] == generated
+
+
+def test_the_instance_folder_and_its_files_are_private(tmp_path: Path) -> None:
+    """Whatever the umask, the instance folder is the owner's alone (0700), and so are the
+    SQLite database with its WAL and shared-memory files and every outbox message (0600):
+    they hold readers' addresses and live unsubscribe and preference links."""
+    import os
+    import stat
+
+    from sqlalchemy import text
+
+    from digest import create_app
+    from digest.mail.mailer import mailer_for
+    from tests.support.apps import get_db_of
+
+    previous = os.umask(0o022)
+    try:
+        app = create_app({"INSTANCE_PATH": str(tmp_path / "inst")})
+        database = get_db_of(app)
+        with database.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        with database.engine.connect() as reader, mailer_for(app.config) as mailer:
+            reader.execute(text("SELECT x FROM t")).all()
+            mailer.send("bounces@example.org", "ada@example.com", b"Subject: x\r\n\r\nhi\r\n")
+            folder = tmp_path / "inst"
+            modes = {p.relative_to(folder).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in folder.rglob("*")}
+        database.dispose()
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {"digest.sqlite3", "digest.sqlite3-wal", "digest.sqlite3-shm", "secret_key", "outbox"} <= set(modes)
+    assert modes.pop("outbox") == 0o700
+    assert any(name.endswith(".eml") for name in modes)
+    assert modes == dict.fromkeys(modes, 0o600), modes

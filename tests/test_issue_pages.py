@@ -268,9 +268,9 @@ def test_a_test_send_reaches_the_editor_and_touches_no_ledger(smtp_app, smtp_ser
 
 
 def test_without_smtp_a_test_send_lands_in_the_outbox(app, db) -> None:  # type: ignore[no-untyped-def]
-    """With no SMTP server set, the test is the outbox's one message, to the editor only."""
+    """With no SMTP server set, the test is the outbox's one message, to the admin only."""
     setup = make_newsletter(db, readers=2)
-    client = _editor_client(app, db)
+    client = _editor_client(app, db, EditorRole.ADMIN)
     preview = f"/editor/issues/{setup.issue_id}/preview"
 
     response = _followed(client, submit(client, preview, f"/editor/issues/{setup.issue_id}/test"))

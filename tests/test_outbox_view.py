@@ -24,7 +24,7 @@ def _outbox(app: Flask) -> Path:
     return Path(app.config["OUTBOX_PATH"])
 
 
-def _log_in(app: Flask, client: FlaskClient, role: EditorRole = EditorRole.EDITOR) -> None:
+def _log_in(app: Flask, client: FlaskClient, role: EditorRole = EditorRole.ADMIN) -> None:
     with get_db_of(app).session() as session:
         make_editor(session, "writer@example.com", role)
     log_in(client, "writer@example.com")
@@ -105,7 +105,7 @@ def test_a_link_named_like_a_message_is_not_followed(app, client) -> None:  # ty
 
 
 def test_outbox_pages_and_roles(app, client) -> None:  # type: ignore[no-untyped-def]
-    """Anonymous visitors are sent to log in; an editor pages through many messages, newest first."""
+    """Anonymous visitors are sent to log in; an admin pages through many messages, newest first."""
     assert client.get("/editor/outbox").status_code == 302
     _log_in(app, client)
     names = [outbox_message(app, subject=f"Message {n:02d}") for n in range(55)]
@@ -128,3 +128,18 @@ def test_an_empty_outbox_and_a_configured_smtp_server(app_overrides) -> None:  #
     html = client.get("/editor/outbox").get_data(as_text=True)
     assert "nothing new" in html and "The outbox is empty." in html
     get_db_of(app).dispose()
+
+
+def test_editors_cannot_open_the_outbox(app, client) -> None:  # type: ignore[no-untyped-def]
+    """The outbox holds every reader's live unsubscribe and preference links, so an editor
+    (who may not erase readers) can neither list nor open it, nor see it in the menu."""
+    load_newsletter(app)
+    with get_db_of(app).session() as session:
+        make_editor(session, "writer@example.com", EditorRole.EDITOR)
+    log_in(client, "writer@example.com")
+    name = outbox_message(app, subject="Welcome")
+    for path in ("/editor/outbox", f"/editor/outbox/{name}", f"/editor/outbox/{name}/html",
+                 f"/editor/outbox/{name}/raw"):
+        response = client.get(path)
+        assert response.status_code == 403 and b"Welcome" not in response.data, path
+    assert 'href="/editor/outbox"' not in client.get("/editor/posts").get_data(as_text=True)

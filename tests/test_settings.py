@@ -282,3 +282,18 @@ def test_admin_manages_editors_in_the_browser(client, db) -> None:  # type: igno
     assert log_in(other, "new.writer@example.com", password).status_code == 200
     assert log_in(other, "new.writer@example.com", new_password).status_code == 302
     assert csrf_token(other.get("/editor/").get_data(as_text=True))
+
+
+@pytest.mark.parametrize("field", ["name", "from_name"])
+@pytest.mark.parametrize("value", ["Weekly\r\nBcc: everyone@example.org", "Weekly\nX-Evil: 1", "Week\x0bly", "Week\u2028ly"])
+def test_header_values_with_line_breaks_are_refused(client, db, field: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    """A newsletter or From name ends up in email headers: a line break or control character
+    in it is refused on the settings page, naming the field, and nothing is saved."""
+    newsletter = demo_newsletter(db)
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    response = submit(client, "/editor/settings", **{**SETTINGS, field: value, "description": "changed"})
+    assert response.status_code == 400
+    assert "must not contain control characters" in response.get_data(as_text=True)
+    db.expire_all()
+    assert db.get(Newsletter, newsletter.id).description != "changed"  # type: ignore[union-attr]

@@ -191,6 +191,8 @@ def test_editors_import_with_double_opt_in_only(app, client) -> None:  # type: i
     ("email,name\nj@example.org,J\u00f6rg\n".encode("latin-1"), "Line 2 is not UTF-8 text"),
     ("email,name\n", "The file has a header but no rows."),
     ("email,name\nj@example.org,A\x00B\n", "Line 2 contains a NUL character"),
+    ("email,name\rada@example.org,Ada\rbob@example.org,Bob\r", "Line 1 ends with a carriage return alone"),
+    ("email,name\nada@example.org,A\rda\n", "Line 2 ends with a carriage return alone"),
 ])
 def test_unusable_files_fail_with_a_clear_message(app, client, data, message: str) -> None:  # type: ignore[no-untyped-def]
     """A file that is not a usable CSV fails as a whole, saying why, and imports nothing."""
@@ -216,8 +218,8 @@ def test_the_upload_form_refuses_missing_and_oversized_files(app, client, monkey
     monkeypatch.setattr(imports, "MAX_UPLOAD_BYTES", 1000)
     big = _upload(client, "email\n" + "reader@example.org\n" * 100)
     assert big.status_code == 400 and "The file is larger than" in big.get_data(as_text=True)
-    app.config["MAX_CONTENT_LENGTH"] = 2**20
-    huge = _upload(client, "email\n" + "reader@example.org\n" * 60_000)
+    monkeypatch.setattr(imports, "MAX_UPLOAD_BYTES", 2**20)
+    huge = _upload(client, "email\n" + "reader@example.org\n" * 70_000)
     assert huge.status_code == 413
     assert "Uploads are limited to 1 MB: split the file" in huge.get_data(as_text=True)
     with get_db_of(app).session() as session:

@@ -325,3 +325,27 @@ def test_confirmation_arrives_dkim_signed_and_verifies(
         received.data.replace(b"confirm your subscription", b"confirm your subscriptiom", 1),
     ):
         assert forged != received.data and not dkim.verify(forged, dnsfunc=dns)
+
+
+def test_a_stored_name_with_line_breaks_never_becomes_a_header(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """Even a newsletter and From name saved with CRLF before input checks existed reach the
+    reader as one header line each: no Bcc or other header can be injected."""
+    from digest.core.models import Newsletter
+
+    load_newsletter(smtp_app)
+    with get_db_of(smtp_app).session() as session:
+        newsletter = session.query(Newsletter).one()
+        newsletter.name = "The Weekly Model\r\nBcc: everyone@example.org"
+        newsletter.from_name = "Weekly\r\nX-Injected: yes\r\nReply-To: thief@example.org"
+        session.commit()
+    confirm_by_email(smtp_app, smtp_server, "nina@example.org")
+    assert deliver(smtp_app) == 1  # the welcome, which carries List-Id too
+    for received in smtp_server.received:
+        assert list(received.rcpt_tos) == ["nina@example.org"]
+        head = received.data.split(b"\r\n\r\n", 1)[0]
+        names = [line.split(b":", 1)[0].lower() for line in head.split(b"\r\n") if line[:1] not in (b" ", b"\t")]
+        assert not {b"bcc", b"x-injected"} & set(names), head
+        assert all("thief" not in value for value in received.raw_header("Reply-To"))
+        assert received.raw_header("From") == [
+            '"Weekly X-Injected: yes Reply-To: thief@example.org" <news@news.example.org>'
+        ]

@@ -22,10 +22,11 @@ from email_validator import EmailNotValidError, validate_email
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 
 # C0 and C1 controls and DEL, lone surrogates, and U+FFFE/U+FFFF (not characters in XML);
+# one-line fields also refuse U+2028/U+2029 (line breaks to some readers of headers);
 # multi-line fields may hold tab, line feed and carriage return (a textarea's CRLF). Written
 # with \u escapes, which Python's re and JSON Schema's regular expressions both read.
 _FORBIDDEN_IN = {
-    False: r"\u0000-\u001f\u007f-\u009f\ud800-\udfff\ufffe\uffff",
+    False: r"\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff\ufffe\uffff",
     True: r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ud800-\udfff\ufffe\uffff",
 }
 _FORBIDDEN = {multiline: re.compile(f"[{chars}]") for multiline, chars in _FORBIDDEN_IN.items()}
@@ -92,7 +93,9 @@ def optional_email(value: str | None, field: str, errors: dict[str, str]) -> str
     if not value:
         return None
     try:
-        return validate_email(value, check_deliverability=False, test_environment=True).normalized
+        return validate_email(
+            value, check_deliverability=False, test_environment=True, strict=True
+        ).normalized
     except EmailNotValidError as exc:
         errors[field] = f"{value} is not a valid email address: {exc}"
         return value

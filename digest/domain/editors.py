@@ -32,7 +32,9 @@ def hash_password(password: str) -> str:
 def create_editor(session: Session, email: str, password: str, role: EditorRole, name: str = "") -> Editor:
     """Add an editor; refuses a malformed or taken address and a short password."""
     try:
-        address = validate_email(email, check_deliverability=False, test_environment=True).normalized
+        address = validate_email(
+            email, check_deliverability=False, test_environment=True, strict=True
+        ).normalized
         # Logins compare lowercased addresses, so store them that way.
         address = address.lower()
     except EmailNotValidError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ import idna
 
 CRLF = b"\r\n"
 MAX_LINE = 998
+# Every control character (C0, DEL, C1) and the Unicode line and paragraph separators.
+_BREAKS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class HeaderError(ValueError):
@@ -35,9 +38,16 @@ def ascii_address(address: str) -> str:
     return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
 
 
+def one_line(value: str) -> str:
+    """Return display text as one header line: line breaks, controls and runs of spaces
+    become single spaces, so no value can start a header of its own."""
+    return " ".join(_BREAKS.sub(" ", value).split())
+
+
 def format_mailbox(name: str, address: str) -> str:
-    """Return 'Name <address>' with the name RFC 2047-encoded only when it is not ASCII."""
-    return formataddr((name, ascii_address(address)), charset="utf-8")
+    """Return 'Name <address>' with the name on one line, RFC 2047-encoded only when it is
+    not ASCII."""
+    return formataddr((one_line(name), ascii_address(address)), charset="utf-8")
 
 
 def parse_mailbox(value: str) -> tuple[str, str]:
@@ -46,7 +56,8 @@ def parse_mailbox(value: str) -> tuple[str, str]:
 
 
 def encode_text_header(value: str) -> str:
-    """Return value as is when it is ASCII, else as folded RFC 2047 encoded words."""
+    """Return value on one line as is when it is ASCII, else as folded RFC 2047 encoded words."""
+    value = one_line(value)
     if value.isascii():
         return value
     return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
@@ -85,9 +96,12 @@ def header_block(headers: Iterable[tuple[str, str]]) -> bytes:
             line = f"{name}: {value}".encode("ascii")
         except UnicodeEncodeError:
             raise HeaderError(f"header {name} is not ASCII; encode its display text") from None
-        for physical in line.split(CRLF):
+        physical_lines = line.split(CRLF)
+        for number, physical in enumerate(physical_lines):
             if len(physical) > MAX_LINE:
                 raise HeaderError(f"header {name} is longer than {MAX_LINE} octets")
+            if number and physical[:1] not in (b" ", b"\t"):
+                raise HeaderError(f"header {name} would start a header line of its own")
         if b"\n" in line.replace(CRLF, b"") or b"\r" in line.replace(CRLF, b""):
             raise HeaderError(f"header {name} contains a bare line break")
         out += line + CRLF

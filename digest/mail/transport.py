@@ -13,6 +13,7 @@ raises a SendError subclass that says what the caller may do next:
 
 from __future__ import annotations
 
+import os
 import re
 import smtplib
 import ssl
@@ -348,17 +349,20 @@ class OutboxTransport:
     def connect(self) -> None:
         """Make sure the folder exists; a folder that cannot be made is a SenderProblem."""
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise SenderProblem(f"cannot create the outbox {self.folder}: {exc}") from None
 
     def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
-        """Write the exact bytes to a new file, atomically."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Write the exact bytes to a new private (0600) file, atomically."""
         name = new_name()
         temp = self.folder / f".{name}.tmp"
         try:
-            temp.write_bytes(data)
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Messages hold readers' live unsubscribe and preference links: owner only.
+            descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as stream:
+                stream.write(data)
             temp.replace(self.folder / name)
         except OSError as exc:
             temp.unlink(missing_ok=True)

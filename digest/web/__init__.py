@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from flask import Flask, Response, g, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.core import logs
 from digest.core.extensions import db_session, login_manager
 from digest.domain import editors
+from digest.domain.subscribers import imports
 from digest.web import api, archive, editor, guard, ops, public
 from digest.web.json_errors import json_error
 
 access_log = logging.getLogger("digest.web.access")
+
+# Every request body is read (form, JSON, CSRF token) before any view or rate limit runs:
+# keep them small, and allow more only where a file is uploaded, before anything parses it.
+MAX_BODY_BYTES = 2**20
+FORM_ALLOWANCE = 64 * 1024  # the upload form's other fields and multipart framing
+
+
+def upload_allowance() -> dict[str, int]:
+    """Return the body size each upload endpoint accepts, beyond MAX_BODY_BYTES."""
+    return {"editor.subscriber_import": imports.MAX_UPLOAD_BYTES + FORM_ALLOWANCE}
+
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
@@ -34,6 +47,17 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
+
+    @app.url_value_preprocessor
+    def _body_allowance(endpoint: str | None, _values: dict[str, Any] | None) -> None:
+        # Runs before every before_request hook (so before CSRF reads the form), on every
+        # request, routed or not; a declared length over the limit is refused unread, a
+        # chunked body stops at the limit when something reads it.
+        if endpoint is not None and (allowance := upload_allowance().get(endpoint)):
+            request.max_content_length = allowance
+        limit = request.max_content_length
+        if limit is not None and (request.content_length or 0) > limit:
+            raise RequestEntityTooLarge()
 
     @app.before_request
     def _request_id() -> None:

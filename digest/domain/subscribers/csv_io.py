@@ -258,20 +258,24 @@ class Checker:
 
 
 def read_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line number, record) for each data row of a CSV with a header."""
+    """Yield (line number, record) for each data row of a CSV with a header.
+
+    Raises BadFile for a file the csv module cannot read, naming the line.
+    """
     reader = csv.DictReader(lines)
-    if reader.fieldnames is None:
-        raise BadFile(
-            "the file is empty; the first line must be a header such as email,name,status"
-        )
-    fields = [f.strip().lower() for f in reader.fieldnames]
-    if "email" not in fields:
-        raise BadFile(
-            f"the header has no email column (found: {', '.join(reader.fieldnames)}); "
-            "the first line must name the columns, such as email,name,status"
-        )
-    reader.fieldnames = fields
     try:
+        fieldnames = reader.fieldnames
+        if fieldnames is None:
+            raise BadFile(
+                "the file is empty; the first line must be a header such as email,name,status"
+            )
+        fields = [f.strip().lower() for f in fieldnames]
+        if "email" not in fields:
+            raise BadFile(
+                f"the header has no email column (found: {', '.join(fieldnames)}); "
+                "the first line must name the columns, such as email,name,status"
+            )
+        reader.fieldnames = fields
         for record in reader:
             if not any(
                 (value or "").strip() for value in record.values() if isinstance(value, str)
@@ -286,6 +290,11 @@ def read_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
                 },
             )
     except csv.Error as exc:
+        if "new-line character" in str(exc):
+            raise BadFile(
+                f"line {reader.line_num + 1} ends with a carriage return alone (the old Mac "
+                "format), which is not CSV; save the file as CSV UTF-8 and try again"
+            ) from None
         raise BadFile(f"line {reader.line_num}: {exc}") from None
 
 

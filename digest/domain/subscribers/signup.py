@@ -120,7 +120,10 @@ def normalize_email(address: str, *, check_deliverability: bool = False) -> str:
         )})
     try:
         info = validate_email(
-            address, check_deliverability=check_deliverability, allow_smtputf8=False
+            address,
+            check_deliverability=check_deliverability,
+            allow_smtputf8=False,
+            strict=True,  # RFC 5321: at most 64 characters before the @; servers refuse more
         )
     except EmailNotValidError as exc:
         raise Invalid({"email": str(exc)}) from None

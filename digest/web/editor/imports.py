@@ -116,7 +116,11 @@ def subscriber_import() -> Response | tuple[str, int]:
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(_error: RequestEntityTooLarge) -> tuple[str, int]:
     # Raised while the CSRF check reads the body, before login is checked: say no more.
-    limit = current_app.config["MAX_CONTENT_LENGTH"] // 2**20
+    if request.endpoint != "editor.subscriber_import":
+        limit_kb = (request.max_content_length or 0) // 1024
+        return render_template("error.html", title="Too much data",
+                               message=f"This page accepts at most {limit_kb:,} KB."), 413
+    limit = imports.MAX_UPLOAD_BYTES // 2**20
     return render_template("error.html", title="This file is too large",
                            message=f"Uploads are limited to {limit} MB: split the file into smaller ones."), 413
 

@@ -338,6 +338,7 @@ def issue_test_send(issue_id: int) -> Response:
     except SendError as exc:
         flash(f"The test could not be sent: {exc}", "error")
         return redirect(target)
-    where = "" if app.config.get("SMTP_URL") else " (no SMTP server is set: find it in the Outbox)"
+    outbox_note = "find it in the Outbox" if current_user.is_admin else "an admin finds it in the Outbox"
+    where = "" if app.config.get("SMTP_URL") else f" (no SMTP server is set: {outbox_note})"
     flash(f"A test is on its way to {current_user.email}{where}.", "success")
     return redirect(target)

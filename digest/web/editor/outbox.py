@@ -1,5 +1,7 @@
 """The outbox viewer: the .eml files written instead of sent when no SMTP server is set.
 
+Admins only: the messages carry readers' live links, which act for those readers.
+
 A message's HTML is served alone, from its own route, into a sandboxed iframe: its
 Content-Security-Policy allows the email's inline styles and the images it links, and
 nothing else (no script, no other request, no form, framed only by this site).
@@ -13,7 +15,11 @@ from flask import abort, current_app, render_template, request
 from werkzeug.wrappers import Response
 
 from digest.mail import outbox
-from digest.web.editor import bp
+from digest.web.editor import admin_only, bp
+
+# Every message holds its reader's live unsubscribe and preference links (and bounce
+# address): reading them is acting for any reader, which only admins may.
+ADMINS_ONLY = "The outbox holds every reader's personal links: only admins open it."
 
 
 def _folder() -> Path:
@@ -37,6 +43,7 @@ def html_policy(image_origins: list[str]) -> str:
 
 
 @bp.get("/outbox")
+@admin_only(ADMINS_ONLY)
 def outbox_list() -> str:
     """List the newest messages in the outbox: date, recipient, subject."""
     page = outbox.list_messages(_folder(), before=request.args.get("before"))
@@ -45,6 +52,7 @@ def outbox_list() -> str:
 
 
 @bp.get("/outbox/<name>")
+@admin_only(ADMINS_ONLY)
 def outbox_message(name: str) -> str:
     """Show one message: its headers, its text part, and its HTML part in a sandboxed frame."""
     message = _message(name)
@@ -53,6 +61,7 @@ def outbox_message(name: str) -> str:
 
 
 @bp.get("/outbox/<name>/html")
+@admin_only(ADMINS_ONLY)
 def outbox_html(name: str) -> Response:
     """Serve a message's HTML part alone, under a CSP that lets nothing but its styles and images run."""
     message = _message(name)
@@ -66,6 +75,7 @@ def outbox_html(name: str) -> Response:
 
 
 @bp.get("/outbox/<name>/raw")
+@admin_only(ADMINS_ONLY)
 def outbox_raw(name: str) -> Response:
     """Serve a message's exact bytes as plain text (its source)."""
     data = outbox.raw_message(_folder(), name)
