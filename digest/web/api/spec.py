@@ -27,11 +27,14 @@ VERSION = "1.0.0"
 # Flask answers these by itself (HEAD as GET, OPTIONS from the route's methods).
 IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
 _ERRORS = {
-    400: "The body is not a JSON object (or, for the signup, `fields` lists what to correct).",
+    400: "The body is not a JSON object, or nests deeper than 32 levels (for the signup, also: "
+         "`fields` lists what to correct).",
     401: "No token, or a token that is wrong, revoked, or whose editor is deactivated.",
     403: "The token's editor is not an admin.",
     404: "There is no such item.",
-    422: "Input was refused; `fields` says why, field by field.",
+    409: "The input keeps every rule stated here, but the stored data refuses it; `fields` "
+         "says why.",
+    422: "Input breaks a rule stated here; `fields` says why, field by field.",
     429: "Too many requests; wait for the seconds in Retry-After.",
 }
 _HEADERS = {
