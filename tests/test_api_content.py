@@ -129,6 +129,14 @@ def test_bad_posts_are_422_and_change_nothing(app, api, payload, fields) -> None
     assert api.get(f"{POSTS}?status=draft").get_json()["total"] == 0
 
 
+def test_a_whole_number_written_as_a_float_is_an_id(app, api) -> None:  # type: ignore[no-untyped-def]
+    """JSON Schema counts 2.0 as an integer, so `section_id: 2.0` files the post under section 2."""
+    news = _section(app, "news")
+    created = api.post(POSTS, json={"title": "Float id", "section_id": float(news)})
+    assert created.status_code == 201 and created.get_json()["section"]["id"] == news
+    assert api.post(POSTS, json={"title": "T", "section_id": news + 0.5}).status_code == 422
+
+
 def test_bad_changes_are_422_and_change_nothing(app, api) -> None:  # type: ignore[no-untyped-def]
     """An empty PATCH (422), or one naming a section that does not exist (409), changes nothing."""
     post = api.post(POSTS, json={"title": "Stays", "section_id": _section(app, "news")}).get_json()

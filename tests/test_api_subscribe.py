@@ -134,6 +134,9 @@ def test_json_answers_tell_no_address_state_by_headers_or_timing(app, client) ->
         ({"email": "new@example.org", "consent": True, "sections": ["nope"]}, 409, "sections"),
         ({"email": "new@example.org", "consent": True, "consent_version": "old"}, 409, "consent"),
         ({"email": "new@example.org", "consent": True, "website": ["bot"]}, 400, "website"),
+        # JSON signups name only the documented fields (the document says so too).
+        ({"email": "new@example.org", "consent": True, "x\x00": []}, 400, None),
+        ({"email": "new@example.org", "consent": True, "nmae": "typo"}, 400, "nmae"),
         ({"email": "new@example.org", "consent": True, "name": "N\x0b"}, 400, "name"),
         ({"email": ["a@example.org"], "consent": True}, 400, None),
         ({"email": "new@example.org", "consent": True, "sections": "news"}, 400, None),
@@ -167,7 +170,8 @@ def test_plain_form_posts_work_too(app, client) -> None:  # type: ignore[no-unty
     load_newsletter(app)
     response = client.post(
         URL,
-        data={"email": "formish@example.org", "consent": "yes", "sections": ["news", "tools"]},
+        data={"email": "formish@example.org", "consent": "yes", "sections": ["news", "tools"],
+              "submit": "Subscribe"},
         environ_base={"REMOTE_ADDR": fresh_ip()},
     )
     assert response.status_code == 202

@@ -90,6 +90,8 @@ class Field:
         """Return value if it keeps every rule of this field; otherwise record why under name."""
         if value is None and self.nullable:
             return None
+        if self.kind == "integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema counts 2.0 as an integer, so this API does too
         ok = {
             "string": isinstance(value, str),
             "integer": isinstance(value, int) and not isinstance(value, bool),
@@ -164,7 +166,6 @@ class Body:
     description: str
     fields: Mapping[str, Field]
     partial: bool = False  # PATCH: every field optional, at least one given
-    strict: bool = True  # refuse fields it does not know
     optional: bool = False  # a request without any body counts as {}
 
     def parse(self, payload: Any) -> dict[str, Any]:
@@ -174,7 +175,7 @@ class Body:
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
         for name in payload:
-            if self.strict and name not in self.fields:
+            if name not in self.fields:
                 errors[name] = f"There is no field {name!r} here."
         for name, spec in self.fields.items():
             if name in payload:
@@ -193,7 +194,7 @@ class Body:
             "type": "object",
             "description": self.description,
             "properties": {name: spec.schema() for name, spec in self.fields.items()},
-            "additionalProperties": not self.strict,
+            "additionalProperties": False,
         }
         required = [n for n, s in self.fields.items() if s.required and not self.partial]
         if required:

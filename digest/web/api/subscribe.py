@@ -40,7 +40,7 @@ SIGNUP = Body("Signup", "A signup, as the front page's form sends it (form field
     **reader_fields("The reader's"),
     "newsletter": Field("string", "The newsletter's slug (default: the first one)."),
     "website": Field("string", "Leave empty: a trap field for bots."),
-}, strict=False)
+})
 
 
 @bp.after_request
@@ -52,8 +52,9 @@ def _cors(response: Response) -> Response:
 
 
 def _form_payload() -> dict[str, Any]:
-    """Return a form-encoded signup as its JSON twin (a ticked box is true)."""
-    payload: dict[str, Any] = request.form.to_dict()
+    """Return a form-encoded signup as its JSON twin (a ticked box is true, other fields of
+    the page's form are left out)."""
+    payload: dict[str, Any] = {k: v for k, v in request.form.items() if k in SIGNUP.fields}
     consent = payload.get("consent", "")
     payload["consent"] = consent.strip().lower() in {"1", "true", "yes", "on"}
     sections = request.form.getlist("sections")
