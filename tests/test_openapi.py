@@ -65,6 +65,8 @@ def test_every_token_operation_documents_its_errors(app) -> None:  # type: ignor
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             assert op["summary"] and op["tags"] and op["operationId"]
+            # A JSON body too deeply nested is refused on any operation.
+            assert "400" in op["responses"], (path, method)
             if (path, method) in public:
                 assert op["security"] == []
                 continue
@@ -83,6 +85,22 @@ def test_every_token_operation_documents_its_errors(app) -> None:  # type: ignor
 
 
 @pytest.mark.one_backend
+@pytest.mark.one_backend
+def test_the_document_states_the_text_rules(app) -> None:  # type: ignore[no-untyped-def]
+    """Text fields carry their control-character pattern and lengths; conflicts are 409s."""
+    doc = _document(app)
+    post = doc["components"]["schemas"]["NewPost"]["properties"]
+    title, body = post["title"]["pattern"], post["body_md"]["pattern"]
+    assert post["title"]["maxLength"] == 300
+    assert re.search(title, "A title") and not re.search(title, "A\x0btitle")
+    assert not re.search(title, "   ") and not re.search(title, "Two\nlines")
+    assert re.search(body, "Two\r\nlines\tand a tab") and not re.search(body, "bell\x07")
+    assert "Multi-line" in post["body_md"]["description"]
+    assert doc["components"]["schemas"]["NewSubscriber"]["properties"]["consent"]["const"] is True
+    publish = doc["paths"]["/api/v1/posts/{post_id}/publish"]["post"]["responses"]
+    assert "409" in publish and "422" not in publish
+
+
 def test_errors_outside_any_route_are_json_too(app, client) -> None:  # type: ignore[no-untyped-def]
     """An unknown path or a wrong method under /api/v1 answers JSON, not an HTML page."""
     missing = client.get("/api/v1/nothing-here")

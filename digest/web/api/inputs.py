@@ -152,7 +152,11 @@ class Field:
             schema["maxLength"] = self.max_length
         if self.nullable:
             schema["type"] = [schema["type"], "null"]
-        schema["description"] = self.description
+        schema["description"] = self.description + {
+            "string": " Multi-line: tabs and line breaks are allowed, other control characters "
+                      "are not." if self.multiline else " One line, without control characters.",
+            "strings": " Each one line, without control characters.",
+        }.get(self.kind, "")
         if self.example is not None:
             schema["examples"] = [self.example]
         return schema
