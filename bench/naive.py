@@ -117,5 +117,5 @@ class NaivePipeline:
         data = message.as_bytes()
         if self.signer is not None:
             data = self.signer(data)
-        envelope_from = p.links.bounce_address(f"d{delivery_id}")
+        envelope_from = p.links.bounce_address(f"d{delivery_id}", reader.email)
         return Outgoing(envelope_from, ascii_address(reader.email), data)

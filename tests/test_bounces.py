@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from digest.core.db import utcnow
 from digest.core.models import (
@@ -23,7 +23,9 @@ from digest.domain import links
 from digest.domain.bounces import SOFT_BOUNCE_LIMIT, bounce_kind, ingest, read_report
 from digest.domain.identity import verp_address
 from digest.domain.subscribers.actions import ReaderActions
+from digest.domain.subscribers.privacy import erase
 from digest.domain.suppression import suppression_for
+from digest.domain.transactional import render
 from tests.support.inbound import arf, dsn, mailto_request
 from tests.support.issues import demo_issue
 
@@ -67,7 +69,12 @@ def _statuses(db: Session) -> dict[str, SubscriptionStatus]:
 
 
 def _verp(app, delivery: Delivery) -> str:  # type: ignore[no-untyped-def]
-    return verp_address(app.config, f"d{delivery.id}")
+    subscriber = object_session(delivery).get(Subscriber, delivery.subscriber_id)  # type: ignore[union-attr]
+    return verp_address(app.config, f"d{delivery.id}", subscriber.email)
+
+
+def _mail_verp(app, mail: TransactionalMail, config=None) -> str:  # type: ignore[no-untyped-def]
+    return verp_address(config or app.config, f"t{mail.ref}", mail.subscription.subscriber.email)
 
 
 @pytest.mark.parametrize(
@@ -284,7 +291,7 @@ def test_bounce_of_a_transactional_email(
 ) -> None:  # type: ignore[no-untyped-def]
     """A bounce of a confirmation or welcome (VERP t<id>) marks that email failed; only a hard one suppresses."""
     mail = _sent_mail(db, "ada@example.com", kind)
-    report = dsn(verp_address(app.config, f"t{mail.id}"), status, diagnostic)
+    report = dsn(_mail_verp(app, mail), status, diagnostic)
     outcome = ingest(db, app.config, report, ReaderActions(app.config))
     db.commit()
     assert outcome.action == action and outcome.transactional_id == mail.id
@@ -297,7 +304,7 @@ def test_bounce_of_a_transactional_email(
 def test_complaint_about_a_confirmation(app, db) -> None:  # type: ignore[no-untyped-def]
     """A complaint about a confirmation email suppresses the address and marks the email failed."""
     mail = _sent_mail(db, "grace@example.com", TransactionalKind.CONFIRM)
-    report = arf(FBL, original_mail_from=verp_address(app.config, f"t{mail.id}"))
+    report = arf(FBL, original_mail_from=_mail_verp(app, mail))
     outcome = ingest(db, app.config, report, ReaderActions(app.config))
     db.commit()
     assert outcome.action == "complaint" and "confirmation email" in outcome.message
@@ -309,8 +316,8 @@ def test_complaint_about_a_confirmation(app, db) -> None:  # type: ignore[no-unt
 def test_a_forged_transactional_reference_changes_nothing(app, db) -> None:  # type: ignore[no-untyped-def]
     """A bounce to bounces+t<id>-MAC@ with a MAC of another key, or for an id we never sent, changes nothing."""
     mail = _sent_mail(db, "ada@example.com", TransactionalKind.CONFIRM)
-    foreign = verp_address({**app.config, "SECRET_KEY": "another-installation"}, f"t{mail.id}")
-    unknown = verp_address(app.config, "t999999")
+    foreign = _mail_verp(app, mail, {**app.config, "SECRET_KEY": "another-installation"})
+    unknown = verp_address(app.config, "t999999", "ada@example.com")
     for to in (foreign, unknown):
         outcome = ingest(
             db, app.config, dsn(to, "5.1.1", "550 5.1.1 unknown"), ReaderActions(app.config)
@@ -325,7 +332,7 @@ def test_a_forged_transactional_reference_changes_nothing(app, db) -> None:  # t
 @pytest.mark.one_backend
 def test_envelope_recipient_and_returned_return_path(app) -> None:  # type: ignore[no-untyped-def]
     """The VERP reference is found from the MTA's envelope recipient or the returned original."""
-    verp = verp_address(app.config, "d42")
+    verp = verp_address(app.config, "d42", "ada@example.com")
     bare = dsn("postmaster@news.example.org", "5.1.1", "550 5.1.1 unknown")
     assert read_report(app.config, bare).ref is None
     assert read_report(app.config, bare, envelope_to=verp).ref == "d42"
@@ -358,3 +365,23 @@ def test_bounce_kind_follows_the_send_time_rules() -> None:
     assert bounce_kind("", "550 5.1.1 user unknown") is BounceKind.HARD
     assert bounce_kind("", "") is BounceKind.SOFT
     assert bounce_kind("5.0.0", "550 No such user here") is BounceKind.SOFT  # vague: counts as soft
+
+
+def test_an_old_bounce_address_never_names_a_later_reader(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Someone who kept the bounce address of their own confirmation, erased themselves and
+    got a note sent to a victim cannot suppress the victim with a forged DSN to that address."""
+    own = _sent_mail(db, "ada@example.com", TransactionalKind.CONFIRM)
+    kept = render(db, app.config, own).envelope_from
+    ada = db.scalars(select(Subscriber).where(Subscriber.email == "ada@example.com")).one()
+    erase(db, app.config, ada)
+    db.commit()
+    db.expunge_all()  # the database, not the ORM, deleted the old email with the reader
+    note = _sent_mail(db, "grace@example.com", TransactionalKind.ALREADY)
+    for forged in (dsn(kept, "5.1.1", "550 5.1.1 unknown"), arf(FBL, original_mail_from=kept)):
+        outcome = ingest(db, app.config, forged, ReaderActions(app.config))
+        assert outcome.action == "ignored", outcome.message
+    db.commit()
+    db.refresh(note)
+    assert note.state is TransactionalState.SENT
+    assert _suppressed(app, db, "grace@example.com") is None
+    assert _statuses(db)["grace@example.com"] is SubscriptionStatus.CONFIRMED

@@ -88,6 +88,80 @@ def test_create_app_generates_a_secret_once(tmp_path) -> None:  # type: ignore[n
     assert (tmp_path / "inst" / "secret_key").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["a", "a" * 64, "ab" * 40, "hunter2hunter2", secrets.token_urlsafe(16), secrets.token_hex(24)],
+    ids=["one-char", "repeated", "pattern", "password", "urlsafe-16", "hex-24"],
+)
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_a_weak_secret_key_is_refused(value: str, env: str) -> None:
+    """A key with less than 32 bytes of randomness stops start-up, naming the setting and how
+    to make a good one; generated keys of 32 bytes or more are taken."""
+    with pytest.raises(ConfigError, match="DIGEST_SECRET_KEY is malformed: .*less than 32 bytes"):
+        load_config(environ={"DIGEST_ENV": env, "DIGEST_SECRET_KEY": value})
+    for good in (secrets.token_urlsafe(32), secrets.token_hex(32), secrets.token_urlsafe(48)):
+        assert load_config(environ={"DIGEST_ENV": env, "DIGEST_SECRET_KEY": good})["SECRET_KEY"] == good
+
+
+@pytest.mark.parametrize("content", ["", "\n", "short"])
+def test_an_empty_or_weak_key_file_is_refused(tmp_path: Path, content: str) -> None:
+    """An instance secret_key file that is empty (a crash while writing, a mistaken edit) or
+    weak stops start-up naming the file, instead of signing every link with it."""
+    from digest import create_app
+
+    (tmp_path / "inst").mkdir()
+    (tmp_path / "inst" / "secret_key").write_text(content)
+    with pytest.raises(ConfigError, match=r"secret key file .*secret_key is unusable.*delete the file"):
+        create_app({"INSTANCE_PATH": str(tmp_path / "inst")})
+    assert (tmp_path / "inst" / "secret_key").read_text() == content
+
+
+def test_processes_starting_together_share_one_whole_private_key(tmp_path: Path) -> None:
+    """Several processes starting at once on a new instance folder all use the same key, none
+    an empty or partial one, and no temporary file is left behind."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "inst"
+    folder.mkdir()
+    code = "from digest.core.config import instance_secret_key as k; import sys, pathlib; print(k(pathlib.Path(sys.argv[1])))"
+    processes = [subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, text=True)
+                 for _ in range(6)]
+    keys = {process.communicate(timeout=60)[0].strip() for process in processes}
+    assert len(keys) == 1 and len(keys.pop()) == 64
+    assert [p.name for p in folder.iterdir()] == ["secret_key"]
+    assert (folder / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "password"),
+    [
+        ("DIGEST_SMTP_URL", "smtp://digest:Tr0ub4dor-3@mail.example.org:25x", "Tr0ub4dor-3"),
+        ("DIGEST_SMTP_URL", "smtp://digest:pass/Tr0ub4dor@mail.example.org:587", "Tr0ub4dor"),
+        ("DIGEST_SMTP_URL", "smpt://digest:Tr0ub4dor-3@mail.example.org:587", "Tr0ub4dor-3"),
+        ("DIGEST_DATABASE_URL", "postgresql+psycopg:/digest:Tr0ub4dor-3@db/digest", "Tr0ub4dor-3"),
+        ("DIGEST_SECRET_KEY", "Tr0ub4dor-3", "Tr0ub4dor-3"),
+    ],
+)
+def test_a_malformed_setting_never_echoes_its_password(name: str, value: str, password: str) -> None:
+    """The error naming a malformed URL or key shows where it points, never the password or
+    the key itself (start-up errors end up in logs and support tickets)."""
+    with pytest.raises(ConfigError, match=name) as raised:
+        load_config(environ={name: value})
+    message = str(raised.value)
+    assert password not in message and "pass/" not in message, message
+    if "://" in value:
+        assert "***@" in message
+
+
+def test_smtp_settings_never_show_the_password() -> None:
+    """The parsed SMTP settings, as a log line or a traceback would print them, hold no password."""
+    from digest.mail.transport import SMTPSettings
+
+    settings = SMTPSettings.from_url("smtp://digest:Tr0ub4dor-3@mail.example.org:587", 10)
+    assert settings.password == "Tr0ub4dor-3" and "Tr0ub4dor" not in repr(settings)
+
+
 EXAMPLE_ENV = Path(__file__).resolve().parent.parent / "config" / "example.env"
 _DOCUMENTED = re.compile(r"^#?(DIGEST_[A-Z0-9_]+)=(.*)$", re.M)
 

@@ -37,11 +37,14 @@ def test_list_unsubscribe_pair() -> None:
 
 
 def test_verp_round_trip_and_forgery() -> None:
-    """A VERP address gives back its reference; a forged or altered one gives nothing."""
-    address = verp_address(CONFIG, "d12345")
+    """A VERP address gives back its reference for the reader it was sent to; a forged or
+    altered one, or one checked against another reader, gives nothing."""
+    address = verp_address(CONFIG, "d12345", "Ada@example.com")
     assert address.startswith("bounces+d12345-") and address.endswith("@news.example.org")
-    assert parse_verp(CONFIG, address) == "d12345"
-    assert parse_verp(CONFIG, f"<{address.upper()}>") == "d12345"
-    assert parse_verp(CONFIG, address.replace("d12345", "d12346")) is None
-    assert parse_verp(CONFIG, "bounces+d12345-0000000000000000@news.example.org") is None
-    assert parse_verp({**CONFIG, "SECRET_KEY": "other"}, address) is None
+    assert parse_verp(CONFIG, address, "ada@example.com") == "d12345"
+    assert parse_verp(CONFIG, f"<{address.upper()}>", "ada@example.com") == "d12345"
+    assert parse_verp(CONFIG, address, "grace@example.com") is None
+    assert parse_verp(CONFIG, address.replace("d12345", "d12346"), "ada@example.com") is None
+    forged = "bounces+d12345-0000000000000000@news.example.org"
+    assert parse_verp(CONFIG, forged, "ada@example.com") is None
+    assert parse_verp({**CONFIG, "SECRET_KEY": "other"}, address, "ada@example.com") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
@@ -21,7 +22,7 @@ from digest.core.models import (
     PostStatus,
     Subscription,
 )
-from digest.domain import issues
+from digest.domain import issues, links
 from tests.support.apps import get_db_of
 from tests.support.delivery import make_newsletter, reader_email
 from tests.support.editor import log_in, make_editor
@@ -108,7 +109,7 @@ def test_editing_subject_and_reordering_removing_adding_posts(app, db) -> None: 
     issue = _issue(app, setup.issue_id)
     assert (issue.subject, issue.preheader, issue.intro_md) == ("Week 48: tools", "Read on", "Hello *all*")
     facts = client.get(f"{page}/preview").get_data(as_text=True).split('id="message-facts"')[1]
-    assert "Week 48: tools" in facts and "Read on" in facts and "Gmail clips over 102 KB" in facts
+    assert "Week 48: tools" in facts and "Read on" in facts and "Gmail clips near 100 KB" in facts
 
     second, tool = (db.scalar(select(Post.id).where(Post.title == t)) for t in ("Second news", "A tool"))
     db.rollback()  # every SQLite transaction takes the write lock: end the read
@@ -176,26 +177,39 @@ def _unsubscribe_links(html: str) -> set[str]:
     return set(re.findall(r'https?://[^"\s]*/unsubscribe/[^"\s<]+', html))
 
 
+def _preference_links(html: str) -> set[str]:
+    return set(re.findall(r'https?://[^"\s]*/preferences/[^"\s<]+', html))
+
+
 def test_preview_as_a_chosen_reader_shows_their_name_and_link_only(app, db) -> None:  # type: ignore[no-untyped-def]
-    """The preview is the reader's own message: their greeting and their unsubscribe link."""
+    """The preview is the reader's own message (their greeting, their sections) but none of
+    its links acts for them: an editor cannot unsubscribe or erase a reader from a preview."""
     setup = make_newsletter(db, readers=2)
     client = _editor_client(app, db)
-    subscription_ids = list(db.scalars(select(Subscription.id).order_by(Subscription.id)))
+    subscriptions = list(db.scalars(select(Subscription).order_by(Subscription.id)))
+    ids = [s.id for s in subscriptions]
+    live = {
+        link
+        for s in subscriptions
+        for link in (links.unsubscribe_url(app.config, s.uid), links.preferences_url(app.config, s.uid))
+    }
     db.rollback()
     base = f"/editor/issues/{setup.issue_id}/preview"
 
     found = client.get(f"{base}?q={reader_email(1)}").get_data(as_text=True)
-    assert f"reader={subscription_ids[1]}" in found
-    first = client.get(f"{base}/html?reader={subscription_ids[0]}").get_data(as_text=True)
-    second = client.get(f"{base}/html?reader={subscription_ids[1]}").get_data(as_text=True)
-    page = client.get(f"{base}?reader={subscription_ids[1]}&view=phone").get_data(as_text=True)
+    assert f"reader={ids[1]}" in found
+    first = client.get(f"{base}/html?reader={ids[0]}").get_data(as_text=True)
+    second = client.get(f"{base}/html?reader={ids[1]}").get_data(as_text=True)
+    page = client.get(f"{base}?reader={ids[1]}&view=phone").get_data(as_text=True)
 
     assert "Reader 0" in first and "Reader 1" not in first
     assert "Reader 1" in second and "Reader 0" not in second
-    assert _unsubscribe_links(first) and _unsubscribe_links(second)
-    assert not _unsubscribe_links(first) & _unsubscribe_links(second)
     assert reader_email(1) in page and "preview-phone" in page
-    assert _unsubscribe_links(page) == _unsubscribe_links(second)  # the text part, same link
+    for html in (first, second, page):
+        assert _unsubscribe_links(html)
+        assert not any(link in html for link in live)
+    for link in _preference_links(second) | _unsubscribe_links(second):
+        assert client.get(urlsplit(link).path).status_code == 404
     assert client.get(f"{base}?reader=999999").status_code == 404
 
 
@@ -215,15 +229,15 @@ def test_preview_warns_about_size_and_send_now_refuses_clipped_html(app, db) -> 
 
 
 def test_preview_warns_near_the_limit_and_the_issue_may_still_go(app, db) -> None:  # type: ignore[no-untyped-def]
-    """About 96 KB of HTML is sendable but the preview says it is close to Gmail's limit."""
+    """About 85 KB of HTML is sendable but the preview says it is close to the limit."""
     setup = make_newsletter(db)
-    db.execute(Post.__table__.update().values(summary="A long summary sentence. " * 1750))
+    db.execute(Post.__table__.update().values(summary="A long summary sentence. " * 1500))
     db.commit()
     client = _editor_client(app, db)
     page = f"/editor/issues/{setup.issue_id}"
 
     preview = client.get(f"{page}/preview").get_data(as_text=True)
-    assert "Close to the limit" in preview and "close to Gmail" in preview
+    assert "Close to the limit" in preview and "close to the 92 KB this service sends" in preview
     assert "Cannot be sent" not in preview
 
     assert submit(client, page, f"{page}/send-now").headers["Location"].endswith("/sending")

@@ -45,7 +45,9 @@ def test_renders_a_subscribers_real_message(app, db, runner) -> None:  # type: i
     assert "DKIM-Signature" not in message
     assert f"MAIL FROM:<bounces+d{delivery_id}-" in result.stderr
     assert (
-        parse_verp(app.config, result.stderr.split("MAIL FROM:<")[1].split(">")[0])
+        parse_verp(
+            app.config, result.stderr.split("MAIL FROM:<")[1].split(">")[0], "grace@example.com"
+        )
         == f"d{delivery_id}"
     )
 

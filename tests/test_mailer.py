@@ -53,7 +53,7 @@ def test_digest_arrives_signed_and_verifies(
         (rcpt,) = received.rcpt_tos
         out, delivery_id = sent[rcpt]
         assert received.mail_from == out.envelope_from
-        assert parse_verp(app.config, received.mail_from) == f"d{delivery_id}"
+        assert parse_verp(app.config, received.mail_from, rcpt) == f"d{delivery_id}"
         assert received.data.endswith(out.data)  # signed, then sent as is
         assert received.data.count(b"DKIM-Signature:") == 1
         assert dkim.verify(received.data, dnsfunc=dns_stub(record))

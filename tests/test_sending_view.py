@@ -389,10 +389,13 @@ def test_record_counts_bounces_complaints_and_unsubscribes_that_came_back(
     rows = {d.subscriber_id: d for d in db.scalars(select(Delivery).where(Delivery.issue_id == setup.issue_id))}
     bounced, complained = rows[1], rows[2]
     actions = ReaderActions(smtp_app.config)
-    ingest(db, smtp_app.config, dsn(verp_address(smtp_app.config, f"d{bounced.id}"), "5.1.1",
+    def verp(row: Delivery) -> str:
+        return verp_address(smtp_app.config, f"d{row.id}", db.get(Subscriber, row.subscriber_id).email)
+
+    ingest(db, smtp_app.config, dsn(verp(bounced), "5.1.1",
                                     "550 5.1.1 <reader@example.com>: User unknown"), actions)
     ingest(db, smtp_app.config, arf("fbl@news.example.org",
-                                    original_mail_from=verp_address(smtp_app.config, f"d{complained.id}")), actions)
+                                    original_mail_from=verp(complained)), actions)
     db.commit()
 
     html = _page(client, setup.issue_id)

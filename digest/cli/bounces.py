@@ -17,7 +17,7 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import DBAPIError
 
 from digest.core.extensions import db_session
-from digest.domain.bounces import ingest
+from digest.domain.bounces import MAX_MESSAGE_BYTES, ingest
 from digest.domain.subscribers.actions import ReaderActions
 
 group = AppGroup("bounces", help="Mail that comes back: bounces, complaints, mailto unsubscribes.")
@@ -35,11 +35,17 @@ EX_TEMPFAIL = 75
 )
 def ingest_command(source: BinaryIO, recipient: str | None) -> None:
     """Read one bounce, complaint or unsubscribe email from FILE (default: stdin) and act on it."""
-    raw = source.read()
+    raw = source.read(MAX_MESSAGE_BYTES + 1)
+    if len(raw) > MAX_MESSAGE_BYTES:
+        while source.read(1 << 16):  # take the rest, so the mail server sees it consumed
+            pass
+        click.echo(f"Ignored: the message is larger than {MAX_MESSAGE_BYTES // 1024 // 1024} MB.")
+        return
     if not raw.strip():
-        raise click.ClickException(
-            "The input is empty: give one email message as a file, or pipe it in with -."
+        click.echo(
+            "Ignored: the input is empty (give one email message as a file, or pipe it in with -)."
         )
+        return
     config = current_app.config
     session = db_session()
     try:

@@ -272,7 +272,9 @@ def issue_render(issue_id: int, address: str) -> None:
     from digest.domain.issue_mail import preview_for_address
 
     try:
-        preview = preview_for_address(db_session(), issue_id, address, current_app.config)
+        preview = preview_for_address(
+            db_session(), issue_id, address, current_app.config, live_links=True
+        )
     except (LookupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     outgoing = preview.outgoing

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from digest.domain.subscribers.csv_io import (
     BATCH,
     EXPORT_COLUMNS,
     BadFile,
+    CsvText,
     ImportReport,
     ImportRow,
     RowError,
@@ -47,11 +47,11 @@ def _newsletter(slug: str | None) -> Newsletter | None:
 @click.option("--newsletter", "slug", help="Only this newsletter's readers (default: all).")
 def export_command(slug: str | None) -> None:
     """Write every subscription as CSV to stdout, streaming."""
-    writer = csv.writer(sys.stdout)
-    writer.writerow(EXPORT_COLUMNS)
+    out = CsvText()
+    sys.stdout.write(out.rows([EXPORT_COLUMNS]))
     session = db_session()
     for rows in export_batches(session, current_app.config, _newsletter(slug)):
-        writer.writerows(rows)
+        sys.stdout.write(out.rows(rows))
         session.rollback()  # end the read between batches: a running server keeps writing
 
 

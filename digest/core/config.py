@@ -7,9 +7,12 @@ instead of failing on the first email.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 import secrets
+import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -81,11 +84,45 @@ EXAMPLE_SECRET_KEYS = frozenset({"change-me-to-64-random-characters", "change-me
 GENERATE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
-def _secret_key(value: str) -> str:
-    if value.strip().lower() in EXAMPLE_SECRET_KEYS:
+MIN_SECRET_BITS = 256  # 32 bytes: HMAC-SHA256's key size
+
+
+def secret_bits(value: str) -> float:
+    """Return an upper estimate of a key's entropy in bits: its length times the bits per
+    character of the character classes it uses (hex digits alone count as 4)."""
+    if not value:
+        return 0.0
+    if all(c in string.hexdigits for c in value) and not (
+        any(c in "abcdef" for c in value) and any(c in "ABCDEF" for c in value)
+    ):
+        alphabet = 16
+    else:
+        classes = (string.ascii_lowercase, string.ascii_uppercase, string.digits)
+        alphabet = sum(len(chars) for chars in classes if any(c in chars for c in value))
+        alphabet += 32 if any(not c.isascii() or not c.isalnum() for c in value) else 0
+    # A few characters repeated (aaaa…, abab…) carry next to nothing, whatever the length.
+    if len(set(value)) < 12:
+        return len(set(value)) * math.log2(alphabet)
+    return len(value) * math.log2(alphabet)
+
+
+def check_secret(value: str) -> str:
+    """Return the key stripped, or raise ValueError saying why it is too weak to sign with."""
+    key = value.strip()
+    if key.lower() in EXAMPLE_SECRET_KEYS:
         raise ValueError(f"this is an example value, which anyone could use to forge links; "
                          f"generate your own with {GENERATE_SECRET}")
-    return value.strip()
+    if secret_bits(key) < MIN_SECRET_BITS:
+        raise ValueError(
+            f"a key of {len(key)} characters holds less than 32 bytes of randomness, so "
+            f"links signed with it could be forged; generate one with {GENERATE_SECRET}"
+        )
+    return key
+
+
+def _secret_key(value: str) -> str:
+    # Empty means unset: generated in development, required in production (_check_together).
+    return check_secret(value) if value.strip() else ""
 
 
 def _base_url(value: str) -> str:
@@ -105,7 +142,13 @@ def _smtp_url(value: str) -> str | None:
         raise ValueError("expected smtp://user:pass@host:port or smtps://…")
     if not parts.hostname:
         raise ValueError("has no host")
-    parts.port  # raises ValueError on a malformed port
+    try:
+        parts.port
+    except ValueError:
+        # urllib's own message quotes the text it took for a port: part of a password.
+        raise ValueError(
+            "has a malformed port (percent-encode any / ? # or @ in the user name or password)"
+        ) from None
     return value.strip()
 
 
@@ -126,6 +169,31 @@ def _database_url(value: str) -> str:
     return value.strip()
 
 
+def _metrics_token(value: str) -> str | None:
+    if not value.strip():
+        return None
+    if len(value.strip()) < 24:
+        raise ValueError(f"too short to resist guessing: use 24 characters or more, e.g. {GENERATE_SECRET}")
+    return value.strip()
+
+
+def _private_listen(value: str) -> tuple[str, int] | None:
+    if not value.strip():
+        return None
+    host, sep, port = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected ADDRESS:PORT, e.g. 127.0.0.1:9464 or 10.0.0.5:9464")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    if not (address.is_private or address.is_loopback) or address.is_unspecified:
+        raise ValueError(f"{host} is not a private or loopback address; metrics carry no "
+                         "token there, so they must not be reachable from the internet")
+    return host, int(port)
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value.strip() not in options:
@@ -142,25 +210,26 @@ class Setting:
     key: str
     parse: Callable[[str], Any]
     default: Any = None
+    private: bool = False  # holds a secret or a password: an error never shows it
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("ENV", _choice("development", "production"), "development"),
     Setting("INSTANCE_PATH", _text),
-    Setting("DATABASE_URL", _database_url),
-    Setting("SECRET_KEY", _secret_key),
+    Setting("DATABASE_URL", _database_url, private=True),
+    Setting("SECRET_KEY", _secret_key, private=True),
     Setting("BASE_URL", _base_url, "http://localhost:5000"),
-    Setting("SMTP_URL", _smtp_url),
+    Setting("SMTP_URL", _smtp_url, private=True),
     Setting("SMTP_TIMEOUT", _positive_int, 120),
     Setting("MAIL_FROM", _mailbox, "Digest <digest@localhost>"),
     Setting("DKIM_DOMAIN", _text),
     Setting("DKIM_SELECTOR", _text),
     Setting("DKIM_KEY_FILE", _text),
-    Setting("BROKER_URL", _text),
+    Setting("BROKER_URL", _text, private=True),
     Setting("SEND_RATE", _positive_float),
     Setting("SENDER_THREADS", _positive_int, 2),
     Setting("CHECK_DELIVERABILITY", _bool, False),
-    Setting("RATELIMIT_STORAGE_URL", _text, "memory://"),
+    Setting("RATELIMIT_STORAGE_URL", _text, "memory://", private=True),
     Setting("AMBIGUOUS", _choice("hold", "resend"), "hold"),
     # Delivery engine tuning (digest/deliveries.py, digest/sender.py, digest/scheduler.py).
     Setting("TICK_SECONDS", _positive_int, 30),
@@ -170,6 +239,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ATTEMPTS", _positive_int, 8),
     Setting("CELERY_TASKS", _positive_int, 8),
     Setting("TRUSTED_PROXIES", _non_negative_int, 0),
+    # Operations: /metrics behind a bearer token, or a listener on a private address; logs.
+    Setting("METRICS_TOKEN", _metrics_token),
+    Setting("METRICS_LISTEN", _private_listen),
+    Setting("LOG_FORMAT", _choice("text", "json"), "text"),
     # Rate limits per client IP (per token for the API), in the limits library's notation.
     Setting("SIGNUP_RATE_LIMIT", _rate_limit, "5 per minute;20 per hour"),
     Setting("LINK_RATE_LIMIT", _rate_limit, "30 per minute;300 per hour"),
@@ -202,10 +275,27 @@ def load_config(
         try:
             config[setting.key] = setting.parse(raw)
         except ValueError as exc:
+            if setting.private:
+                raise ConfigError(f"{name} is malformed: {_redacted(str(exc), raw)}") from None
             raise ConfigError(f"{name} is malformed: {exc} (got {raw!r})") from None
     config.update(overrides)
     _check_together(config)
     return config
+
+
+def _redacted(problem: str, raw: str) -> str:
+    """Return the problem and what was given, with any password or secret in it hidden."""
+    scheme, separator, rest = raw.strip().partition("://")
+    if not separator:
+        return f"{problem} (got {len(raw.strip())} characters, not shown)"
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return f"{problem} (got {raw.strip()!r})"
+    password = credentials.partition(":")[2]
+    for piece in sorted({password, *re.split(r"[/?#@]", password)}, key=len, reverse=True):
+        if len(piece) >= 3:
+            problem = problem.replace(piece, "***")
+    return f"{problem} (got '{scheme}://***@{host}')"
 
 
 def _check_together(config: dict[str, Any]) -> None:
@@ -231,11 +321,32 @@ def _check_together(config: dict[str, Any]) -> None:
 
 
 def instance_secret_key(instance_path: Path) -> str:
-    """Return the development secret kept in the instance folder, creating it once."""
+    """Return the development secret kept in the instance folder, creating it once.
+
+    The key is written whole to a private (0600) temporary file first and linked into
+    place only if no other process got there first, so a reader never sees a partial key
+    and every process uses the same one. A weak or empty key file stops start-up.
+    """
     path = instance_path / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    key = secrets.token_urlsafe(48)
-    path.touch(mode=0o600)
-    path.write_text(key)
-    return key
+    if not path.exists():
+        key = secrets.token_urlsafe(48)
+        temporary = instance_path / f".secret_key.{secrets.token_hex(8)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as stream:
+                stream.write(key)
+                stream.flush()
+                os.fsync(stream.fileno())
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                pass  # another process created it first: use theirs
+        finally:
+            temporary.unlink()
+    try:
+        return check_secret(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(
+            f"the secret key file {path} is unusable: {exc}; or delete the file to have "
+            "a new key generated (every signed link sent so far then stops working)"
+        ) from None

@@ -34,6 +34,11 @@ def new_uid() -> str:
     return secrets.token_urlsafe(16)
 
 
+def new_mail_ref() -> str:
+    """Return a fresh random reference for one email (lowercase hex, fits a VERP address)."""
+    return secrets.token_hex(10)
+
+
 def _enum(cls: type[enum.Enum]) -> Enum:
     return Enum(
         cls,
@@ -467,6 +472,21 @@ class SendRate(Base):
     slowed_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class Heartbeat(Base):
+    """The last tick of a long-running part (the clock), seen by every process through the
+    database: /healthz and /metrics read it wherever the scheduler runs."""
+
+    __tablename__ = "heartbeat"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    beat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    interval_seconds: Mapped[float] = mapped_column(Float)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class TransactionalKind(enum.StrEnum):
     CONFIRM = "confirm"
     WELCOME = "welcome"
@@ -491,6 +511,9 @@ class TransactionalMail(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Names this email in its bounce address: random, so a reference is never reused even
+    # where the database reuses the ids of deleted rows (SQLite without AUTOINCREMENT).
+    ref: Mapped[str] = mapped_column(String(32), unique=True, default=new_mail_ref)
     subscription_id: Mapped[int] = mapped_column(
         ForeignKey("subscription.id", ondelete="CASCADE")
     )

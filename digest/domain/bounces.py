@@ -11,14 +11,20 @@
   reader at once;
 - a message to unsubscribe+TOKEN@ (the mailto in List-Unsubscribe) unsubscribes;
 - a failure or complaint about a confirmation, welcome or "already subscribed" email
-  (VERP reference t<id>, digest.domain.transactional) marks that email failed; a hard bounce
+  (VERP reference t<random ref>, digest.domain.transactional) marks that email failed; a hard bounce
   or a complaint also suppresses the address, a soft or sender-side failure does not.
 
 Only signed references are trusted, so a forged report changes nothing: the VERP
 envelope address a report was sent to (bounces+REF-MAC@…, also found as an ARF's
-Original-Mail-From or the returned original's Return-Path), or the signed token in the
-returned original's List-Unsubscribe header. The returned original's Message-ID only
+Original-Mail-From or the returned original's Return-Path), whose MAC must match the
+reference and the address that message went to, or the signed token in the returned
+original's List-Unsubscribe header. The returned original's Message-ID only
 picks the delivery when a token proved whose it is.
+
+Mail from anyone reaches this code, so the work is capped before the email package
+sees it: at most MAX_MESSAGE_BYTES, MAX_CONTAINERS multipart or message/* parts (the
+parser recurses into each), header fields of at most MAX_FIELD_CHARS with comments
+nested at most MAX_COMMENT_DEPTH deep. A message past a cap is answered "Ignored: …".
 
 What happens to the reader (suppression, unsubscription) is delegated to `actions`,
 digest.domain.subscribers.actions.ReaderActions, so the rules for those live in one place.
@@ -52,17 +58,27 @@ from digest.core.models import (
 )
 from digest.core.tokens import BadToken, Purpose, read_token
 from digest.domain import links
-from digest.domain.identity import parse_verp
+from digest.domain.identity import split_verp, verp_signed
 from digest.domain.transactional import mark_returned
 from digest.mail.transport import RecipientRejected, SenderProblem, classify
 
 SOFT_BOUNCE_LIMIT = 3
+MAX_MESSAGE_BYTES = 2 * 1024 * 1024  # a bounce returning a whole digest is ~200 KB
+MAX_CONTAINERS = 32  # a DSN or ARF report has 3 to 5
+MAX_HEADER_FIELDS = 500
+MAX_FIELD_CHARS = 16 * 1024
+MAX_COMMENT_DEPTH = 16
+_CONTAINER = re.compile(rb"^content-type:\s*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE)
 COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus", "other"})
 # Headers an MTA uses to say which address it delivered an inbound message to.
 RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
 _MESSAGE_ID = re.compile(r"<digest\.\d+\.d(\d+)@", re.IGNORECASE)
 _CODE = re.compile(r"\b([245]\d\d)\b")
 _STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+class Unreadable(Exception):
+    """An inbound message past one of the caps: the text says which, for "Ignored: …"."""
 
 
 class SubscriberActions(Protocol):
@@ -86,9 +102,14 @@ class Report:
     kind: str  # failed | delayed | complaint | not_spam | unsubscribe | other
     bounce: BounceKind | None = None
     detail: str = ""
-    ref: str | None = None  # a verified VERP reference, e.g. "d123"
+    verps: tuple[tuple[str, str], ...] = ()  # (reference, MAC) pairs, verified by ingest
     subscription_uid: str | None = None  # from a verified unsubscribe token
     claimed_delivery_id: int | None = None  # from the returned original; needs the token
+
+    @property
+    def ref(self) -> str | None:
+        """Return the first VERP reference the report names (not yet verified)."""
+        return self.verps[0][0] if self.verps else None
 
 
 @dataclass(frozen=True)
@@ -128,6 +149,33 @@ def _blocks(part: Message) -> list[list[tuple[str, str]]]:
     return [_fields(block) for block in re.split(r"\r?\n\s*\r?\n", text) if block.strip()]
 
 
+def _comment_depth(value: str) -> int:
+    depth = deepest = 0
+    for char in value:
+        if char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")" and depth:
+            depth -= 1
+    return deepest
+
+
+def _check_headers(message: Message) -> None:
+    """Raise Unreadable if a part has too many, too long or too deeply nested header fields."""
+    for part in message.walk():
+        items = list(part.raw_items())
+        if len(items) > MAX_HEADER_FIELDS:
+            raise Unreadable(f"a part has more than {MAX_HEADER_FIELDS} header fields")
+        for name, value in items:
+            text = str(value)
+            if len(text) > MAX_FIELD_CHARS:
+                raise Unreadable(f"its {name} header is longer than {MAX_FIELD_CHARS // 1024} KB")
+            if text.count("(") > MAX_COMMENT_DEPTH and _comment_depth(text) > MAX_COMMENT_DEPTH:
+                raise Unreadable(
+                    f"its {name} header nests comments deeper than {MAX_COMMENT_DEPTH} levels"
+                )
+
+
 def _returned_headers(message: Message) -> Message | None:
     for part in message.walk():
         kind = part.get_content_type()
@@ -136,7 +184,9 @@ def _returned_headers(message: Message) -> Message | None:
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 return payload[0]
         if kind in ("text/rfc822-headers", "text/global-headers"):
-            return HeaderParser(policy=email.policy.default).parsestr(_text(part))
+            headers = HeaderParser(policy=email.policy.default).parsestr(_text(part))
+            _check_headers(headers)
+            return headers
     return None
 
 
@@ -149,14 +199,14 @@ def _text(part: Message) -> str:
 
 
 def _addresses(values: Iterable[str]) -> list[str]:
-    return [address for _, address in getaddresses([str(v) for v in values]) if address]
+    texts = [str(v) for v in values]
+    if any(len(t) > MAX_FIELD_CHARS or _comment_depth(t) > MAX_COMMENT_DEPTH for t in texts):
+        raise Unreadable("an address in it is too long or nests comments too deeply")
+    return [address for _, address in getaddresses(texts) if address]
 
 
-def _verp(config: Mapping[str, Any], candidates: Iterable[str]) -> str | None:
-    for address in candidates:
-        if ref := parse_verp(config, address):
-            return ref
-    return None
+def _verps(candidates: Iterable[str]) -> list[tuple[str, str]]:
+    return [parts for address in candidates if (parts := split_verp(address))]
 
 
 def _unsubscribe_token(config: Mapping[str, Any], candidates: Iterable[str]) -> str | None:
@@ -175,11 +225,11 @@ def _unsubscribe_token(config: Mapping[str, Any], candidates: Iterable[str]) -> 
 
 def _from_original(
     config: Mapping[str, Any], original: Message | None
-) -> tuple[str | None, str | None, int | None]:
-    """Return (VERP ref, subscription uid, claimed delivery id) from a returned original."""
+) -> tuple[list[tuple[str, str]], str | None, int | None]:
+    """Return (VERP candidates, subscription uid, claimed delivery id) from a returned original."""
     if original is None:
-        return None, None, None
-    ref = _verp(config, _addresses(original.get_all("Return-Path") or []))
+        return [], None, None
+    ref = _verps(_addresses(original.get_all("Return-Path") or []))
     uid = None
     for value in original.get_all("List-Unsubscribe") or []:
         for url in re.findall(r"<(https?://[^>]+)>", str(value)):
@@ -211,19 +261,28 @@ def bounce_kind(status: str, diagnostic: str) -> BounceKind:
 
 
 def read_report(config: Mapping[str, Any], raw: bytes, envelope_to: str | None = None) -> Report:
-    """Return what an inbound message says; envelope_to is the address the MTA delivered it to."""
+    """Return what an inbound message says; envelope_to is the address the MTA delivered it to.
+
+    Raises Unreadable for a message past one of the caps.
+    """
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise Unreadable(f"the message is larger than {MAX_MESSAGE_BYTES // 1024 // 1024} MB")
+    if len(_CONTAINER.findall(raw)) > MAX_CONTAINERS:
+        raise Unreadable(f"the message has more than {MAX_CONTAINERS} nested parts")
     message: EmailMessage = email.message_from_bytes(raw, policy=email.policy.default)
+    _check_headers(message)
     recipients = ([envelope_to] if envelope_to else []) + _addresses(
         value for name in RECIPIENT_HEADERS for value in (message.get_all(name) or [])
     )
-    original_ref, uid, claimed = _from_original(config, _returned_headers(message))
-    ref = _verp(config, recipients) or original_ref
+    original_refs, uid, claimed = _from_original(config, _returned_headers(message))
+    ref = tuple(dict.fromkeys(_verps(recipients) + original_refs))
     parts = {part.get_content_type(): part for part in message.walk()}
     feedback = parts.get("message/feedback-report")
     if feedback is not None:
         fields = dict(field for block in _blocks(feedback) for field in block)
         feedback_type = fields.get("feedback-type", "").lower()
-        ref = _verp(config, _addresses([fields.get("original-mail-from", "")])) or ref
+        mail_from = _verps(_addresses([fields.get("original-mail-from", "")]))
+        ref = tuple(dict.fromkeys([*mail_from, *ref]))
         kind = "complaint" if feedback_type in COMPLAINT_TYPES else "not_spam"
         agent = fields.get("user-agent", "an unknown reporter")
         detail = f"complaint ({feedback_type or 'no type'}) from {agent}"
@@ -245,15 +304,36 @@ def read_report(config: Mapping[str, Any], raw: bytes, envelope_to: str | None =
             return Report("failed", bounce_kind(status, diagnostic), detail, ref, uid, claimed)
         return Report("other", None, "a delivery report that reports no failure", ref, uid, claimed)
     if unsubscribe_uid := _unsubscribe_token(config, recipients):
-        return Report("unsubscribe", None, "mailto unsubscribe request", None, unsubscribe_uid)
+        return Report("unsubscribe", None, "mailto unsubscribe request", (), unsubscribe_uid)
     return Report(
         "other", None, "not a bounce, complaint or unsubscribe request", ref, uid, claimed
     )
 
 
+def _signed_message(
+    session: Session, config: Mapping[str, Any], report: Report
+) -> Delivery | TransactionalMail | None:
+    """Return the message a VERP reference names, if its MAC matches that message's recipient."""
+    for ref, mac in report.verps:
+        recipient: str | None = None
+        found: Delivery | TransactionalMail | None = None
+        if ref.startswith("d") and ref[1:].isdigit():
+            found = session.get(Delivery, int(ref[1:]))
+            subscriber_id = found.subscriber_id if found is not None else None
+            subscriber = session.get(Subscriber, subscriber_id) if subscriber_id else None
+            recipient = subscriber.email if subscriber is not None else None
+        elif ref.startswith("t"):
+            found = session.scalars(
+                select(TransactionalMail).where(TransactionalMail.ref == ref[1:])
+            ).first()
+            recipient = found.subscription.subscriber.email if found is not None else None
+        if found is not None and recipient and verp_signed(config, ref, mac, recipient):
+            return found
+    return None
+
+
 def _delivery(session: Session, report: Report) -> Delivery | None:
-    if report.ref and report.ref.startswith("d") and report.ref[1:].isdigit():
-        return session.get(Delivery, int(report.ref[1:]))
+    """Return the delivery a verified unsubscribe token in the returned original names."""
     if report.subscription_uid is None:
         return None
     subscriber_id = session.scalar(
@@ -300,16 +380,9 @@ _KIND_NAMES = {
 
 
 def _returned_transactional(
-    session: Session, report: Report, mail_id: int, actions: SubscriberActions
+    session: Session, report: Report, mail: TransactionalMail, actions: SubscriberActions
 ) -> IngestOutcome:
-    """Apply a failure or complaint about a confirmation, welcome or note (reference t<id>)."""
-    mail = session.get(TransactionalMail, mail_id)
-    if mail is None:
-        return IngestOutcome(
-            "ignored",
-            f"Ignored: {report.detail or 'a report'} about email t{mail_id}, whose reader "
-            "has since been erased.",
-        )
+    """Apply a failure or complaint about a confirmation, welcome or note (reference t<ref>)."""
     assert report.bounce is not None
     mark_returned(session, mail, report.detail)
     subscriber = mail.subscription.subscriber
@@ -347,7 +420,12 @@ def ingest(
     envelope_to: str | None = None,
 ) -> IngestOutcome:
     """Read one inbound message and record and apply what it says; the caller commits."""
-    report = read_report(config, raw, envelope_to)
+    try:
+        report = read_report(config, raw, envelope_to)
+    except Unreadable as exc:
+        return IngestOutcome("ignored", f"Ignored: {exc}, so it is no report of ours.")
+    except RecursionError:  # the caps above should make this unreachable; never a traceback
+        return IngestOutcome("ignored", "Ignored: the message is nested too deeply to read.")
     if report.kind == "unsubscribe":
         subscription = session.scalars(
             select(Subscription).where(Subscription.uid == report.subscription_uid)
@@ -365,14 +443,15 @@ def ingest(
             "other": report.detail,
         }
         return IngestOutcome("ignored", f"Ignored: {reasons[report.kind]}.")
-    if report.ref and report.ref.startswith("t") and report.ref[1:].isdigit():
-        return _returned_transactional(session, report, int(report.ref[1:]), actions)
-    delivery = _delivery(session, report)
+    signed = _signed_message(session, config, report)
+    if isinstance(signed, TransactionalMail):
+        return _returned_transactional(session, report, signed, actions)
+    delivery = signed if signed is not None else _delivery(session, report)
     if delivery is None:
         return IngestOutcome(
             "ignored",
-            f"Ignored: {report.detail or 'a report'} names no delivery of ours (no valid VERP "
-            "address or unsubscribe token), so it changes nothing.",
+            f"Ignored: {report.detail or 'a report'} names no message of ours to a current "
+            "reader (no valid VERP address or unsubscribe token), so it changes nothing.",
         )
     assert report.bounce is not None
     if delivery.bounce is not report.bounce:  # the same report twice keeps its first time
@@ -380,8 +459,10 @@ def ingest(
     delivery.bounce = report.bounce
     delivery.bounce_detail = report.detail[:2000]
     session.flush()
-    subscriber = session.get(Subscriber, delivery.subscriber_id) if delivery.subscriber_id else None
-    who = subscriber.email if subscriber else "an erased reader"
+    # Both ways of naming a delivery (a signed VERP address, a token) need a current reader.
+    subscriber = session.get(Subscriber, delivery.subscriber_id or 0)
+    assert subscriber is not None
+    who = subscriber.email
     if report.bounce is BounceKind.SENDER:
         return IngestOutcome(
             "sender_problem",
@@ -391,12 +472,6 @@ def ingest(
             delivery.id,
         )
     action, reason = _CONSEQUENCES[report.bounce]
-    if subscriber is None:
-        return IngestOutcome(
-            action,
-            f"Recorded a {action.replace('_', ' ')} on delivery {delivery.id} (reader erased).",
-            delivery.id,
-        )
     if report.bounce is BounceKind.SOFT and not _soft_limit_reached(session, subscriber.id):
         return IngestOutcome(
             action,

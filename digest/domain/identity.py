@@ -3,13 +3,16 @@
 Contract: every value here is made from the app's settings (DIGEST_MAIL_FROM,
 DIGEST_BASE_URL, the secret key) and a newsletter's row; nothing reads or writes the
 database. The envelope sender is a VERP address, `bounces+REF-MAC@domain`: REF names
-what was sent (a delivery, or a confirmation) and MAC is an HMAC over it, so a bounce
-maps to exactly one message and a forged bounce maps to nothing. `SignedLinks` hands
+what was sent (a delivery, or a confirmation by its random reference) and MAC is an HMAC
+over REF and the recipient's address, so a bounce maps to exactly one message to one
+reader, and a forged bounce, or an old one whose reference now names someone else, maps
+to nothing. `SignedLinks` hands
 digest.mail, which holds no secret, a reader's signed links and bounce address.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -72,22 +75,36 @@ def feedback_id(config: Mapping[str, Any], campaign: str, newsletter: Newsletter
     return ":".join([*fields, sender])
 
 
-def verp_address(config: Mapping[str, Any], ref: str) -> str:
-    """Return the envelope sender that carries ref (letters and digits) under an HMAC."""
+def _verp_mac(config: Mapping[str, Any], ref: str, recipient: str) -> str:
+    return keyed_hash(config["SECRET_KEY"], "verp", f"{ref.lower()}\n{recipient.lower()}")[:16]
+
+
+def verp_address(config: Mapping[str, Any], ref: str, recipient: str) -> str:
+    """Return the envelope sender that carries ref (letters and digits) under an HMAC bound to
+    the recipient's address."""
     if not ref.isalnum():
         raise ValueError(f"a VERP reference must be letters and digits, got {ref!r}")
-    mac = keyed_hash(config["SECRET_KEY"], "verp", ref.lower())[:16]
-    return f"bounces+{ref}-{mac}@{links.mail_domain(config)}"
+    return f"bounces+{ref}-{_verp_mac(config, ref, recipient)}@{links.mail_domain(config)}"
 
 
-def parse_verp(config: Mapping[str, Any], address: str) -> str | None:
-    """Return the reference inside a VERP address, or None if it is not one of ours."""
+def split_verp(address: str) -> tuple[str, str] | None:
+    """Return (reference, MAC) of an address shaped like a VERP address, unverified."""
     match = _VERP.match(address.strip().strip("<>"))
-    if not match:
+    return (match.group(1).lower(), match.group(2).lower()) if match else None
+
+
+def verp_signed(config: Mapping[str, Any], ref: str, mac: str, recipient: str) -> bool:
+    """Return whether mac is our signature of ref for a message to recipient."""
+    return hmac.compare_digest(mac.lower(), _verp_mac(config, ref, recipient))
+
+
+def parse_verp(config: Mapping[str, Any], address: str, recipient: str) -> str | None:
+    """Return the reference inside a VERP address of a message to recipient, or None if it
+    is not one of ours."""
+    parts = split_verp(address)
+    if parts is None or not verp_signed(config, *parts, recipient):
         return None
-    ref, mac = match.groups()
-    expected = keyed_hash(config["SECRET_KEY"], "verp", ref.lower())[:16]
-    return ref.lower() if mac.lower() == expected else None
+    return parts[0]
 
 
 class SignedLinks:
@@ -109,6 +126,6 @@ class SignedLinks:
         """Return the reader's preference-center link."""
         return links.preferences_url(self.config, subscription_uid)
 
-    def bounce_address(self, ref: str) -> str:
-        """Return the VERP envelope sender of the message ref names."""
-        return verp_address(self.config, ref)
+    def bounce_address(self, ref: str, recipient: str) -> str:
+        """Return the VERP envelope sender of the message ref names, to recipient."""
+        return verp_address(self.config, ref, recipient)

@@ -37,6 +37,7 @@ from digest.domain.posts import issue_sections
 from digest.domain.suppression import suppression_for
 from digest.mail.dkim import signer_from_config
 from digest.mail.render import (
+    PREVIEW_UID,
     IssueContent,
     NewsletterView,
     NotSendable,
@@ -137,13 +138,19 @@ class Preview:
 
 
 def preview_for_address(
-    session: Session, issue_id: int, address: str, config: Mapping[str, Any]
+    session: Session,
+    issue_id: int,
+    address: str,
+    config: Mapping[str, Any],
+    live_links: bool = False,
 ) -> Preview:
-    """Return the exact (signed, when DKIM is set) message address would get for an issue.
+    """Return the message address would get for an issue (signed, when DKIM is set).
 
-    A subscriber gets their real subscription, name, sections and delivery; any other
-    address gets the message of a new reader who chose every section. Raises LookupError
-    for an unknown issue and ValueError for a malformed address.
+    A subscriber gets their name, sections and delivery; any other address gets the
+    message of a new reader who chose every section. Unless live_links (the operator's
+    exact bytes), the unsubscribe and preference links name no subscription, so whoever
+    sees a preview cannot act for the reader. Raises LookupError for an unknown issue and
+    ValueError for a malformed address.
     """
     try:
         email = validate_email(address, check_deliverability=False).normalized
@@ -163,7 +170,7 @@ def preview_for_address(
     ).first()
     delivery_id = None
     if row is None:
-        reader = Reader(None, "preview", email)
+        reader = Reader(None, PREVIEW_UID, email)
         notes.append(
             f"{email} is not subscribed to {prepared.newsletter.name}: this is the message "
             "of a reader who chose every section and gave no name."
@@ -172,16 +179,17 @@ def preview_for_address(
         subscriber, subscription = row
         reader = Reader(
             subscriber.id,
-            subscription.uid,
+            subscription.uid if live_links else PREVIEW_UID,
             subscriber.email,
             subscriber.name,
             frozenset(section.id for section in subscription.sections),
         )
+        # The delivery's bounce address is as live as the links: only the operator's copy has it.
         delivery_id = session.scalar(
             select(Delivery.id).where(
                 Delivery.issue_id == issue_id, Delivery.subscriber_id == subscriber.id
             )
-        )
+        ) if live_links else None
         if subscription.status is not SubscriptionStatus.CONFIRMED:
             notes.append(f"This subscription is {subscription.status}: the sender skips it.")
         entry = suppression_for(session, config, subscriber.email)

@@ -9,7 +9,8 @@ Contract:
   shared email layout (what readers share is rendered and CSS-inlined once per process,
   see digest.mail.stencil; each reader's name and links are filled in); `skip_reason`
   says why a recorded email must no longer go out.
-- The envelope sender is the VERP address with reference "t<id>" (this table's id); a
+- The envelope sender is the VERP address with reference "t<ref>" (the row's random
+  reference, never reused) signed for the recipient's address; a
   bounce or complaint that comes back to it (digest.domain.bounces) marks the email failed
   (`mark_returned`).
 - Every function works in the caller's Session; none commits.
@@ -255,7 +256,9 @@ def render(session: Session, config: Mapping[str, Any], mail: TransactionalMail)
         reply_to=newsletter.reply_to,
     )
     return Rendered(
-        identity.verp_address(config, f"t{mail.id}"), ascii_address(address), message.as_bytes()
+        identity.verp_address(config, f"t{mail.ref}", address),
+        ascii_address(address),
+        message.as_bytes(),
     )
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, render_template, request
+import logging
+import time
+
+from flask import Flask, Response, g, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from digest.core import logs
 from digest.core.extensions import db_session, login_manager
 from digest.domain import editors
-from digest.web import api, archive, editor, guard, public
+from digest.web import api, archive, editor, guard, ops, public
 from digest.web.json_errors import json_error
+
+access_log = logging.getLogger("digest.web.access")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data: https:; style-src 'self'; script-src 'self'; "
@@ -26,12 +32,30 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(editor.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(ops.bp)
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
+
+    @app.before_request
+    def _request_id() -> None:
+        g.request_id = logs.request_id()
+        g.request_started = time.perf_counter()
 
     @app.before_request
     def _refuse_bad_input() -> Response | tuple[str, int] | None:
         # The editors' API checks after its token check (api/auth.py), so 401 comes first.
         return None if request.blueprint == "api.editor_api" else guard.refuse_bad_input()
+
+    @app.after_request
+    def _access_log(response: Response) -> Response:
+        if "request_id" in g:
+            response.headers["X-Request-ID"] = g.request_id
+            access_log.info(
+                "%s %s %s", request.method, request.path, response.status_code,
+                extra={"method": request.method, "path": request.path, "status": response.status_code,
+                       "duration_ms": round((time.perf_counter() - g.request_started) * 1000, 1),
+                       "remote_addr": request.remote_addr},
+            )
+        return response
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -9,7 +9,7 @@ from digest.core.extensions import get_db
 
 BASE_URL = "https://news.example.org"
 MAIL_FROM = "Weekly Test <news@news.example.org>"
-SECRET = "test-secret-key-0123456789"
+SECRET = "test-secret-key-6TQ2mVb9xK4rWc7LpZ1nHs8dJf3yGa5E0uRo"
 
 
 def get_db_of(app: Flask) -> Database:

@@ -3,6 +3,10 @@
 Contract:
 - `export_rows` yields one row per subscription, fetched in batches, so memory stays
   flat however many readers there are. Columns: EXPORT_COLUMNS.
+- Every CSV we write goes through `CsvText`, which turns a cell a spreadsheet would run
+  as a formula (one starting with = + - @, tab or CR) into text with a leading
+  apostrophe, as OWASP advises; import takes that apostrophe off again, so an export
+  imports back unchanged.
 - Import reads the same columns (only `email` is required) in two passes: `check_rows`
   validates every row and reports each problem with its line number; `import_batch`
   then writes in batches. The caller decides what a bad row means (the CLI imports
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +58,33 @@ EXPORT_COLUMNS = [
 ]
 SECTION_SEPARATOR = ";"
 BATCH = 500
+# Spreadsheets read a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(value: str) -> str:
+    """Return value as a spreadsheet shows it as text: an apostrophe before a formula start."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
+def _restored(value: str) -> str:
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
+
+
+class CsvText:
+    """Rows to CSV text, every cell neutralised: the one way digest writes CSV."""
+
+    def __init__(self) -> None:
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer)
+
+    def rows(self, rows: Iterable[Iterable[str]]) -> str:
+        """Return rows as CSV text (only what was written since the last call)."""
+        self.writer.writerows([neutralised(cell) for cell in row] for row in rows)
+        text = self.buffer.getvalue()
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        return text
 
 
 def _iso(value: dt.datetime | None) -> str:
@@ -247,7 +279,11 @@ def read_records(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
                 continue
             yield (
                 reader.line_num,
-                {k: v for k, v in record.items() if isinstance(k, str) and isinstance(v, str)},
+                {
+                    k: _restored(v)
+                    for k, v in record.items()
+                    if isinstance(k, str) and isinstance(v, str)
+                },
             )
     except csv.Error as exc:
         raise BadFile(f"line {reader.line_num}: {exc}") from None

@@ -8,8 +8,6 @@ Opening either one restarts a runner whose process died.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterator
 
 from flask import (
@@ -31,7 +29,7 @@ from digest.core.db import utcnow
 from digest.core.extensions import db_session, get_db
 from digest.core.models import ConsentSource, ImportJob, ImportState, Newsletter
 from digest.domain.subscribers import imports
-from digest.domain.subscribers.csv_io import EXPORT_COLUMNS, export_batches
+from digest.domain.subscribers.csv_io import EXPORT_COLUMNS, CsvText, export_batches
 from digest.engine.imports import resume_in_thread
 from digest.web.editor import bp, commit_change, get_or_404, newsletter_or_409
 
@@ -42,22 +40,6 @@ SOURCES = {
     ConsentSource.API: "Through a form on another site that uses our signup API",
     ConsentSource.EDITOR: "In person or on paper, collected by an editor",
 }
-
-
-class _Lines:
-    """A file-like sink that hands back what csv.writer wrote since the last call."""
-
-    def __init__(self) -> None:
-        self.buffer = io.StringIO()
-        self.writer = csv.writer(self.buffer)
-
-    def rows(self, rows: list[list[str]]) -> str:
-        """Return rows as CSV text."""
-        self.writer.writerows(rows)
-        text = self.buffer.getvalue()
-        self.buffer.seek(0)
-        self.buffer.truncate()
-        return text
 
 
 def _download(chunks: Iterator[str], filename: str) -> Response:
@@ -78,7 +60,7 @@ def subscriber_export() -> Response:
         # which closes when the stream ends.
         session = db_session()
         newsletter = session.get(Newsletter, newsletter_id)
-        out = _Lines()
+        out = CsvText()
         yield out.rows([EXPORT_COLUMNS])
         for rows in export_batches(session, current_app.config, newsletter):
             session.rollback()  # end the read between batches: signups go on meanwhile
@@ -184,7 +166,7 @@ def subscriber_import_problems(job_id: int) -> Response:
     for problem in imports.problems(job):
         line, _, message = problem.partition(": ")
         rows.append([line.removeprefix("line "), message])
-    return _download(iter([_Lines().rows(rows)]), f"import-{job.id}-problems.csv")
+    return _download(iter([CsvText().rows(rows)]), f"import-{job.id}-problems.csv")
 
 
 @bp.post("/subscribers/import/<int:job_id>/import-valid")
