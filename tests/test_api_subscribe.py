@@ -108,7 +108,7 @@ def test_json_answers_tell_no_address_state_by_headers_or_timing(app, client) ->
     with get_db_of(app).session() as session:
         suppress(session, app.config, "bounced@example.org", SuppressionReason.HARD_BOUNCE)
     assert _post(client, email="pending@example.org", consent=True).status_code == 202
-    varying = {"Date", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"}
+    varying = {"Date", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After", "X-Request-ID"}
     answers = {}
     for state, email in (("new", "new@example.org"), ("pending", "pending@example.org"),
                          ("confirmed", "ada@example.com"), ("suppressed", "bounced@example.org")):
