@@ -188,8 +188,8 @@ def test_adding_a_known_address_says_what_happened(app, api) -> None:  # type: i
     ({"email": "new@example.org"}, "consent"),
     ({"email": "new@example.org", "consent": False}, "consent"),
     ({"email": "nope", "consent": True}, "email"),
-    ({"email": "new@example.org", "consent": True, "sections": ["nope"]}, "sections"),
-    ({"email": "new@example.org", "consent": True, "consent_version": "1999"}, "consent"),
+    ({"email": "new@example.org", "consent": True, "sections": []}, "sections"),
+    ({"email": " new@example.org", "consent": True}, "email"),
     ({"email": ["new@example.org"], "consent": True}, "email"),
     ({"email": "new@example.org", "consent": "yes"}, "consent"),
     ({"email": "new@example.org", "consent": True, "ip": "300.1.1.1"}, "ip"),
@@ -200,6 +200,18 @@ def test_bad_additions_are_422_and_add_nobody(app, api, payload, field) -> None:
     """Each refused field is named in a 422 answer, and no reader or email is added."""
     response = api.post(READERS, json=payload)
     assert response.status_code == 422
+    assert field in response.get_json()["fields"]
+    assert _count(app) == 4 and mails(app) == []
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"email": "new@example.org", "consent": True, "sections": ["nope"]}, "sections"),
+    ({"email": "new@example.org", "consent": True, "consent_version": "1999"}, "consent"),
+])
+def test_well_formed_additions_the_data_refuses_are_409(app, api, payload, field) -> None:  # type: ignore[no-untyped-def]
+    """An unknown section or an outdated consent version is a 409 naming the field; nobody is added."""
+    response = api.post(READERS, json=payload)
+    assert response.status_code == 409
     assert field in response.get_json()["fields"]
     assert _count(app) == 4 and mails(app) == []
 
@@ -215,11 +227,11 @@ def test_a_body_that_is_not_json_is_400(app, api) -> None:  # type: ignore[no-un
 
 
 def test_a_suppressed_address_is_refused(app, api) -> None:  # type: ignore[no-untyped-def]
-    """Adding an address that bounced hard answers 422 naming the reason, and adds nothing."""
+    """Adding an address that bounced hard answers 409 naming the reason, and adds nothing."""
     with get_db_of(app).session() as session:
         suppress(session, app.config, "bounced@example.org", SuppressionReason.HARD_BOUNCE)
     response = api.post(READERS, json={"email": "Bounced@example.org", "consent": True})
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert "hard bounce" in response.get_json()["fields"]["email"]
     assert _count(app) == 4 and mails(app) == []
 
@@ -261,7 +273,7 @@ def test_suppress_blocks_the_address_everywhere(app, api) -> None:  # type: igno
     found = subscription(app, "alan@example.com")
     assert found is not None and found.unsubscribed_at is not None
     again = api.post(READERS, json={"email": "alan@example.com", "consent": True})
-    assert again.status_code == 422 and "an editor suppressed it" in again.get_json()["fields"]["email"]
+    assert again.status_code == 409 and "an editor suppressed it" in again.get_json()["fields"]["email"]
     assert api.post(f"/api/v1/subscribers/{_id(app, 'ada@example.com')}/suppress").status_code == 200
     too_long = api.post(f"/api/v1/subscribers/{reader}/suppress", json={"detail": "x" * 1001})
     assert too_long.status_code == 422

@@ -75,6 +75,10 @@ def test_a_line_break_is_one_line_too_many_for_a_title(app, api) -> None:  # typ
     section = _section_id(app)
     refused = api.post(POSTS, json={"title": "Two\nlines", "section_id": section})
     assert refused.status_code == 422 and "U+000A" in refused.get_json()["fields"]["title"]
+    # Trimming would hide one at either end; it is refused before anything is trimmed.
+    for title in ("\x0bLeading", "Trailing\x1c", "\x85"):
+        edge = api.post(POSTS, json={"title": title, "section_id": section})
+        assert edge.status_code == 422 and "control characters" in edge.get_json()["fields"]["title"]
     created = api.post(POSTS, json={"title": "One line", "section_id": section,
                                     "summary": "First line\r\nsecond", "body_md": "- a\n\t- b\n"})
     assert created.status_code == 201
@@ -100,7 +104,7 @@ def test_workspace_forms_refuse_control_characters(app, client) -> None:  # type
         make_editor(session)
     log_in(client, "admin@example.com")
     posts = _count(app, Post)
-    response = submit(client, "/editor/posts/new", title="Vertical\x0btab",
+    response = submit(client, "/editor/posts/new", title="\x0bVertical tab",
                       section_id=str(_section_id(app)), body_md="Body")
     assert response.status_code == 400
     assert "must not contain control characters" in response.get_data(as_text=True)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
+from digest import create_app
 from digest.core.db import utcnow
 from digest.core.models import (
     Delivery,
@@ -281,6 +282,20 @@ def test_without_smtp_a_test_send_lands_in_the_outbox(app, db) -> None:  # type:
     assert "[Test] Our first issue" in listing and "editor@example.com" in listing
     assert reader_email(0) not in client.get(f"/editor/outbox/{name}").get_data(as_text=True)
     assert db.scalar(select(func.count()).select_from(Delivery)) == 0
+
+
+def test_the_test_send_limit_is_a_setting(app_overrides) -> None:  # type: ignore[no-untyped-def]
+    """DIGEST_TEST_SEND_RATE_LIMIT sets how many tests an editor may send: here two, then a wait."""
+    app = create_app({**app_overrides, "TEST_SEND_RATE_LIMIT": "2 per 10 minutes"})
+    with get_db_of(app).session() as session:
+        setup = make_newsletter(session, readers=1)
+        client = _editor_client(app, session)
+    preview = f"/editor/issues/{setup.issue_id}/preview"
+    pages = [_followed(client, submit(client, preview, f"/editor/issues/{setup.issue_id}/test"))
+             .get_data(as_text=True) for _ in range(3)]
+    assert ["wait a little before the next" in page for page in pages] == [False, False, True]
+    assert len([p for p in Path(app.config["OUTBOX_PATH"]).iterdir() if p.suffix == ".eml"]) == 2
+    get_db_of(app).dispose()
 
 
 def test_scheduling_reads_the_time_in_the_chosen_zone(app, db) -> None:  # type: ignore[no-untyped-def]

@@ -249,6 +249,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ONE_CLICK_RATE_LIMIT", _rate_limit, "600 per minute"),
     Setting("API_RATE_LIMIT", _rate_limit, "120 per minute"),
     Setting("API_FAILED_AUTH_LIMIT", _rate_limit, "20 per 10 minutes"),
+    # Per editor: "send me a test" of an issue.
+    Setting("TEST_SEND_RATE_LIMIT", _rate_limit, "5 per 10 minutes"),
     # The least time every signup answer takes, so timing tells no known address apart.
     Setting("SIGNUP_MIN_SECONDS", _seconds, 0.25),
 )

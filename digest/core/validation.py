@@ -15,26 +15,38 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
 
-# C0 and C1 controls and DEL, lone surrogates, and U+FFFE/U+FFFF (not characters in XML);
-# one-line fields also refuse U+2028/U+2029 (line breaks to some readers of headers);
-# multi-line fields may hold tab, line feed and carriage return (a textarea's CRLF). Written
-# with \u escapes, which Python's re and JSON Schema's regular expressions both read.
-_FORBIDDEN_IN = {
-    False: r"\u0000-\u001f\u007f-\u009f\u2028\u2029\ud800-\udfff\ufffe\uffff",
-    True: r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ud800-\udfff\ufffe\uffff",
+# C0 and C1 controls and DEL, and U+FFFE/U+FFFF (not characters in XML); one-line fields
+# also refuse U+2028/U+2029 (line breaks to some readers of email headers); multi-line
+# fields may hold tab, line feed and carriage return (a textarea's CRLF). Written with \u
+# escapes, which Python's re and the regular expressions of JSON Schema both read.
+_CONTROLS = {
+    False: r"\u0000-\u001f\u007f-\u009f\u2028\u2029\ufffe\uffff",
+    True: r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffe\uffff",
 }
-_FORBIDDEN = {multiline: re.compile(f"[{chars}]") for multiline, chars in _FORBIDDEN_IN.items()}
+# Lone surrogates too: no valid text holds one (JSON Schema patterns cannot name them).
+_FORBIDDEN = {multiline: re.compile(f"[{chars}\\ud800-\\udfff]")
+              for multiline, chars in _CONTROLS.items()}
+# Whitespace that str.strip() removes, other than control characters.
+_SPACE = r"[^\S\u0000-\u001f\u007f-\u009f]"
+_C = _CONTROLS[False]
+# An absolute http(s) address: a host (no user name, no IPv6 literal), maybe a port, then
+# anything without spaces; or nothing. Surrounding spaces are trimmed.
+HTTP_URL_PATTERN = (rf"^{_SPACE}*(?:[Hh][Tt][Tt][Pp][Ss]?://[^\s{_C}/?#@:\[\]]+(?::[0-9]*)?"
+                    rf"(?:[/?#][^\s{_C}]*)?)?{_SPACE}*$")
+_HTTP_URL = re.compile(HTTP_URL_PATTERN)
+URL_MAX = 2000
 
 
-def text_pattern(multiline: bool = False) -> str:
-    """Return the JSON Schema pattern of text without the characters control_character refuses."""
-    return f"^[^{_FORBIDDEN_IN[multiline]}]*$"
+def text_pattern(multiline: bool = False, blank: bool = True) -> str:
+    """Return the JSON Schema pattern of text without the characters control_character refuses
+    (and, unless blank, with at least one character that is not a space)."""
+    chars = _CONTROLS[multiline]
+    return f"^[^{chars}]*$" if blank else f"^[^{chars}]*[^\\s{chars}][^{chars}]*$"
 
 
 def control_character(value: str, label: str, multiline: bool = False) -> str | None:
@@ -76,14 +88,15 @@ def text(value: str | None, field: str, errors: dict[str, str], *, required: boo
          multiline: bool = False) -> str:
     """Return value stripped; record an error when it is required and empty, too long, or
     holds a control character (tabs and line breaks are fine when multiline)."""
-    value = (value or "").strip()
     label = label or field.replace("_", " ").capitalize()
-    if required and not value:
+    problem = control_character(value or "", label, multiline)
+    value = (value or "").strip()
+    if problem:
+        errors[field] = problem
+    elif required and not value:
         errors[field] = f"{label} is required."
     elif max_length is not None and len(value) > max_length:
         errors[field] = f"{label} must be at most {max_length} characters (it has {len(value)})."
-    else:
-        check_text(value, field, errors, label=label, multiline=multiline)
     return value
 
 
@@ -102,20 +115,22 @@ def optional_email(value: str | None, field: str, errors: dict[str, str]) -> str
 
 
 def optional_http_url(value: str | None, field: str, errors: dict[str, str]) -> str | None:
-    """Return an absolute http(s) URL, None when empty; record an error otherwise."""
-    value = (value or "").strip()
-    if not value:
+    """Return an absolute http(s) URL (HTTP_URL_PATTERN), None when empty; record an error otherwise."""
+    raw = value or ""
+    stripped = raw.strip()
+    if not stripped:
         return None
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
-        errors[field] = "The link must be a full web address starting with http:// or https://."
-    elif len(value) > 2000:
-        errors[field] = "The link must be at most 2,000 characters."
-    elif any(ch.isspace() for ch in value):
-        errors[field] = "The link must not contain spaces."
-    else:
-        check_text(value, field, errors, label="The link")
-    return value
+    problem = control_character(raw, "The link")
+    if problem:
+        errors[field] = problem
+    elif _HTTP_URL.fullmatch(raw) is None:
+        spaced = any(ch.isspace() for ch in stripped) and stripped.lower().startswith("http")
+        errors[field] = ("The link must not contain spaces." if spaced else
+                         "The link must be a full web address starting with http:// or "
+                         "https:// and a host name.")
+    elif len(stripped) > URL_MAX:
+        errors[field] = f"The link must be at most {URL_MAX:,} characters."
+    return stripped
 
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")

@@ -680,7 +680,7 @@ def update_issue(session: Session, issue_id: int, data: IssueInput) -> Issue:
     if len(intro) > INTRO_LIMIT:
         errors["intro_md"] = f"The intro must be at most {INTRO_LIMIT:,} characters (it has {len(intro):,})."
     else:
-        check_text(intro, "intro_md", errors, label="The intro", multiline=True)
+        check_text(data.intro_md or "", "intro_md", errors, label="The intro", multiline=True)
     issue = _claim_for_edit(session, issue_id)
     if errors:
         raise Invalid(errors)

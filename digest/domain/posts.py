@@ -31,6 +31,9 @@ from digest.core.validation import (
 )
 
 PAGE_SIZE = 25
+TITLE_MAX = 300
+SUMMARY_MAX = 2000
+BODY_MAX = 200_000
 
 
 @dataclass(frozen=True)
@@ -95,14 +98,14 @@ class _PostValues(TypedDict):
 def _validate(session: Session, newsletter: Newsletter, data: PostInput) -> _PostValues:
     errors: dict[str, str] = {}
     values: _PostValues = {
-        "title": text(data.title, "title", errors, required=True, max_length=300),
-        "summary": text(data.summary, "summary", errors, max_length=2000, multiline=True),
+        "title": text(data.title, "title", errors, required=True, max_length=TITLE_MAX),
+        "summary": text(data.summary, "summary", errors, max_length=SUMMARY_MAX, multiline=True),
         "body_md": (data.body_md or "").replace("\r\n", "\n"),
         "link_url": optional_http_url(data.link_url, "link_url", errors),
         "section": _section(session, newsletter, data.section_id, errors),
     }
-    if len(values["body_md"]) > 200_000:
-        errors["body_md"] = "The body must be at most 200,000 characters."
+    if len(values["body_md"]) > BODY_MAX:
+        errors["body_md"] = f"The body must be at most {BODY_MAX:,} characters."
     else:
         check_text(values["body_md"], "body_md", errors, label="The body", multiline=True)
     if errors:

@@ -79,14 +79,14 @@ class EditorAddition:
 
 def clean_note(note: str, what: str) -> str:
     """Return a required editor's note trimmed, or raise Invalid naming what it is for."""
+    problem = control_character(note or "", "The note", multiline=True)
+    if problem:
+        raise Invalid({"note": problem})
     note = (note or "").strip()
     if not note:
         raise Invalid({"note": f"Please write {what}."})
     if len(note) > NOTE_MAX:
         raise Invalid({"note": f"Please keep the note under {NOTE_MAX} characters."})
-    problem = control_character(note, "The note", multiline=True)
-    if problem:
-        raise Invalid({"note": problem})
     return note
 
 

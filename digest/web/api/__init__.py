@@ -5,7 +5,9 @@ Two blueprints share the prefix. `bp` holds what needs no account: the public si
 `editor_bp` holds everything an editor's program does with a bearer token (`auth`):
 newsletters, sections, subscribers, posts and sent issues. Every answer under /api/v1,
 errors included (unknown paths and methods too), is JSON: `{"error": message}` plus
-`fields` (field → message) when input was refused.
+`fields` (field → message) when input was refused: 422 when it breaks a rule the OpenAPI
+document states, 409 when it keeps them but the stored data refuses it (an unknown
+section, a post already published, a suppressed address).
 
 Views are thin: parse the request (`inputs`), call one domain function, commit, and
 answer with the shapes in `shapes`, which the OpenAPI document declares and the tests
@@ -26,7 +28,7 @@ from digest.core.models import Newsletter
 from digest.core.validation import Invalid
 from digest.domain import links
 from digest.domain.newsletters import find_newsletter
-from digest.web.api.inputs import NotAnObject
+from digest.web.api.inputs import BadInput, NotAnObject
 from digest.web.json_errors import error_response, json_error
 
 PREFIX = "/api/v1"
@@ -42,10 +44,17 @@ def _http_error(error: HTTPException) -> Response:
     return json_error(error)
 
 
-@bp.errorhandler(Invalid)
-def _invalid(error: Invalid) -> Response:
+@bp.errorhandler(BadInput)
+def _bad_input(error: BadInput) -> Response:
     db_session().rollback()
     return error_response(422, "Please correct the fields listed.", error.errors)
+
+
+@bp.errorhandler(Invalid)
+def _conflict(error: Invalid) -> Response:
+    # Input that keeps every rule the document states, refused by what is stored now.
+    db_session().rollback()
+    return error_response(409, "The current data refuses this; `fields` says why.", error.errors)
 
 
 @bp.errorhandler(NotAnObject)

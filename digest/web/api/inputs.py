@@ -1,35 +1,73 @@
 """What /api/v1 accepts: JSON bodies and query parameters, declared once.
 
 Each `Body` and `Param` both parses the request and describes itself in the OpenAPI
-document, so the two cannot drift apart. Parsing checks only shape and type (a string
-where a string belongs, an id within range, no unknown field) and reports every problem
-by field; what a value means (a valid address, an existing section) is the domain
-modules' business.
+document, so the two cannot drift apart: every rule a field states in the document (type,
+range, length, pattern, format, allowed values) is checked here, and nothing else is, so
+a request the document refuses is refused with 422 (`BadInput`) and a request it allows
+passes. What a valid value then meets in the database (a section that no longer exists,
+a post that is already published, a suppressed address) is the domain modules' business,
+answered with 409.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from flask import request
 
-from digest.core.validation import MAX_ID, Invalid, control_character, text_pattern
+from digest.core.validation import (
+    HTTP_URL_PATTERN,
+    MAX_ID,
+    Invalid,
+    control_character,
+    text_pattern,
+)
+from digest.domain.subscribers.signup import NAME_MAX, normalize_email
 
 Kind = Literal["string", "integer", "boolean", "strings"]
+Format = Literal["email", "ip", "http-url"]
 _TYPE_NAMES = {
     "string": "a string",
     "integer": "a whole number",
     "boolean": "true or false",
     "strings": "a list of strings",
 }
+# RFC 5321: an address is at most 254 characters.
+EMAIL_MAX = 254
+_IP_SCHEMA = {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
 
 
 class NotAnObject(ValueError):
     """The request body is not a JSON object."""
 
 
+class BadInput(Invalid):
+    """The request breaks a rule the OpenAPI document states (answered 422)."""
+
+
+def _format_problem(fmt: Format, name: str, value: str) -> str | None:
+    if fmt == "email":
+        if value != value.strip():
+            return f"{name} must not start or end with spaces."
+        try:
+            normalize_email(value)
+        except Invalid as exc:
+            return next(iter(exc.errors.values()))
+        return None
+    if fmt == "ip":
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return f"{name} must be an IPv4 or IPv6 address."
+        # Python reads a zone ("fe80::1%eth0"), which the ipv6 format does not allow.
+        return f"{name} must be an IPv4 or IPv6 address." if "%" in value else None
+    if not re.fullmatch(HTTP_URL_PATTERN, value):
+        return f"{name} must be a full http:// or https:// address with a host name, or empty."
+    return None
 
 
 @dataclass(frozen=True)
@@ -42,12 +80,18 @@ class Field:
     nullable: bool = False
     max_length: int | None = None
     multiline: bool = False  # tabs and line breaks allowed; never other control characters
+    blank: bool = True  # False: at least one character that is not a space
+    fmt: Format | None = None
+    const: bool | None = None
+    min_items: int | None = None
     example: Any = None
 
     def parse(self, name: str, value: Any, errors: dict[str, str]) -> Any:
-        """Return value if it has this field's type; otherwise record why under name."""
+        """Return value if it keeps every rule of this field; otherwise record why under name."""
         if value is None and self.nullable:
             return None
+        if self.kind == "integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema counts 2.0 as an integer, so this API does too
         ok = {
             "string": isinstance(value, str),
             "integer": isinstance(value, int) and not isinstance(value, bool),
@@ -59,33 +103,60 @@ class Field:
                 " or null." if self.nullable else "."
             )
             return None
-        if self.kind == "integer" and not 0 <= value <= MAX_ID:
-            errors[name] = f"{name} must be between 0 and {MAX_ID}."
-        texts = [value] if self.kind == "string" else value if self.kind == "strings" else []
-        for text in texts:
-            problem = control_character(text, name, self.multiline)
-            if problem:
-                errors[name] = problem
-        if self.max_length is not None and self.kind == "string" and len(value) > self.max_length:
-            errors[name] = f"{name} must be at most {self.max_length} characters."
+        problem = self._problem(name, value)
+        if problem:
+            errors[name] = problem
         return value
 
+    def _problem(self, name: str, value: Any) -> str | None:
+        if self.kind == "integer" and not 0 <= value <= MAX_ID:
+            return f"{name} must be between 0 and {MAX_ID}."
+        if self.const is not None and value != self.const:
+            return f"{name} must be {str(self.const).lower()}."
+        if self.kind == "strings":
+            if self.min_items is not None and len(value) < self.min_items:
+                return f"{name} must list at least {self.min_items} (omit it for every one)."
+            return next((p for p in (control_character(v, name) for v in value) if p), None)
+        if self.kind != "string":
+            return None
+        problem = control_character(value, name, self.multiline)
+        if problem:
+            return problem
+        if self.max_length is not None and len(value) > self.max_length:
+            return f"{name} must be at most {self.max_length} characters."
+        if not self.blank and not value.strip():
+            return f"{name} must not be empty or only spaces."
+        return _format_problem(self.fmt, name, value) if self.fmt else None
+
     def schema(self) -> dict[str, Any]:
-        """Return this field's JSON Schema."""
+        """Return this field's JSON Schema: every rule parse checks."""
         if self.kind == "strings":
             schema: dict[str, Any] = {"type": "array",
                                       "items": {"type": "string", "pattern": text_pattern()}}
+            if self.min_items is not None:
+                schema["minItems"] = self.min_items
         else:
             schema = {"type": self.kind}
         if self.kind == "string":
-            schema["pattern"] = text_pattern(self.multiline)
+            schema["pattern"] = (HTTP_URL_PATTERN if self.fmt == "http-url"
+                                 else text_pattern(self.multiline, self.blank))
+            if self.fmt == "email":
+                schema["format"] = "email"
+            elif self.fmt == "ip":
+                schema.update(_IP_SCHEMA)
         if self.kind == "integer":
             schema.update(minimum=0, maximum=MAX_ID)
+        if self.const is not None:
+            schema["const"] = self.const
         if self.max_length is not None:
             schema["maxLength"] = self.max_length
         if self.nullable:
             schema["type"] = [schema["type"], "null"]
-        schema["description"] = self.description
+        schema["description"] = self.description + {
+            "string": " Multi-line: tabs and line breaks are allowed, other control characters "
+                      "are not." if self.multiline else " One line, without control characters.",
+            "strings": " Each one line, without control characters.",
+        }.get(self.kind, "")
         if self.example is not None:
             schema["examples"] = [self.example]
         return schema
@@ -99,17 +170,16 @@ class Body:
     description: str
     fields: Mapping[str, Field]
     partial: bool = False  # PATCH: every field optional, at least one given
-    strict: bool = True  # refuse fields it does not know
     optional: bool = False  # a request without any body counts as {}
 
     def parse(self, payload: Any) -> dict[str, Any]:
-        """Return the given fields, type-checked; raise Invalid naming every bad field."""
+        """Return the given fields, checked; raise BadInput naming every bad field."""
         if not isinstance(payload, dict):
             raise NotAnObject()
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
         for name in payload:
-            if self.strict and name not in self.fields:
+            if name not in self.fields:
                 errors[name] = f"There is no field {name!r} here."
         for name, spec in self.fields.items():
             if name in payload:
@@ -119,7 +189,7 @@ class Body:
         if self.partial and not payload:
             errors["body"] = "Give at least one field to change."
         if errors:
-            raise Invalid(errors)
+            raise BadInput(errors)
         return values
 
     def schema(self) -> dict[str, Any]:
@@ -128,7 +198,7 @@ class Body:
             "type": "object",
             "description": self.description,
             "properties": {name: spec.schema() for name, spec in self.fields.items()},
-            "additionalProperties": not self.strict,
+            "additionalProperties": False,
         }
         required = [n for n, s in self.fields.items() if s.required and not self.partial]
         if required:
@@ -138,8 +208,25 @@ class Body:
         return schema
 
 
+def reader_fields(who: str) -> dict[str, Field]:
+    """Return the fields of a signup, as the public form and the editors' API take them."""
+    return {
+        "email": Field("string", f"{who} address.", required=True, max_length=EMAIL_MAX,
+                       fmt="email", example="ada@example.org"),
+        "name": Field("string", f"{who} name, used in the greeting (optional).",
+                      max_length=NAME_MAX),
+        "sections": Field("strings", "Slugs of the sections wanted; omit for every section "
+                                     "(409 naming an unknown one).", min_items=1),
+        "consent": Field("boolean", "The reader agreed to receive the newsletter (must be "
+                                    "true).", required=True, const=True),
+        "consent_version": Field("string", "The consent wording's version the reader agreed "
+                                           "to (from the newsletter); 409 when it is not the "
+                                           "current one."),
+    }
+
+
 def json_body(body: Body) -> dict[str, Any]:
-    """Return the request's JSON body parsed by body; raise NotAnObject or Invalid."""
+    """Return the request's JSON body parsed by body; raise NotAnObject or BadInput."""
     if body.optional and not request.get_data():
         return body.parse({})
     return body.parse(request.get_json(silent=True))
@@ -156,11 +243,12 @@ class Param:
     minimum: int = 0
     maximum: int = MAX_ID
     default: Any = None
+    max_length: int = 200
 
     def parse(self, errors: dict[str, str]) -> Any:
         """Return the parameter's value from the query string (default when absent)."""
         raw = request.args.get(self.name)
-        if raw is None or raw == "":
+        if raw is None or (raw == "" and self.kind == "string" and not self.choices):
             return self.default
         problem = control_character(raw, self.name)
         if problem:
@@ -169,6 +257,8 @@ class Param:
         if self.kind == "string":
             if self.choices and raw not in self.choices:
                 errors[self.name] = f"{self.name} must be one of: {', '.join(self.choices)}."
+            elif len(raw) > self.max_length:
+                errors[self.name] = f"{self.name} must be at most {self.max_length} characters."
             return raw
         if not raw.isascii() or not raw.isdigit() or not self.minimum <= int(raw) <= self.maximum:
             errors[self.name] = (
@@ -181,7 +271,7 @@ class Param:
         """Return the parameter's OpenAPI description."""
         schema: dict[str, Any] = {"type": self.kind}
         if self.kind == "string" and not self.choices:
-            schema["pattern"] = text_pattern()
+            schema.update(pattern=text_pattern(), maxLength=self.max_length)
         if self.kind == "integer":
             schema.update(minimum=self.minimum, maximum=self.maximum)
         if self.choices:
@@ -198,9 +288,9 @@ class Param:
 
 
 def query(params: Sequence[Param]) -> dict[str, Any]:
-    """Return every parameter's value by name; raise Invalid naming every bad one."""
+    """Return every parameter's value by name; raise BadInput naming every bad one."""
     errors: dict[str, str] = {}
     values = {param.name: param.parse(errors) for param in params}
     if errors:
-        raise Invalid(errors)
+        raise BadInput(errors)
     return values

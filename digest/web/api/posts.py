@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from digest.core.extensions import db_session
 from digest.core.models import Post, PostStatus
+from digest.core.validation import URL_MAX
 from digest.domain import posts
 from digest.web.api import ID, editor_bp, newsletter_or_404, shapes
 from digest.web.api.auth import current_editor
@@ -25,11 +26,16 @@ LIST = [
     Param("page", "integer", "Page number (25 posts a page).", minimum=1, default=1),
 ]
 _FIELDS = {
-    "title": Field("string", "The headline.", required=True, example="A faster tokenizer"),
-    "section_id": Field("integer", "The id of one of the newsletter's sections.", required=True),
-    "summary": Field("string", "A sentence or two shown in the issue.", multiline=True),
-    "body_md": Field("string", "The body in Markdown; HTML in it is sanitized.", multiline=True),
-    "link_url": Field("string", "An external http(s) link the post is about.", nullable=True),
+    "title": Field("string", "The headline.", required=True, max_length=posts.TITLE_MAX,
+                   blank=False, example="A faster tokenizer"),
+    "section_id": Field("integer", "The id of one of the newsletter's sections (409 if it is "
+                                   "not one).", required=True),
+    "summary": Field("string", "A sentence or two shown in the issue.",
+                     max_length=posts.SUMMARY_MAX, multiline=True),
+    "body_md": Field("string", "The body in Markdown; HTML in it is sanitized.",
+                     max_length=posts.BODY_MAX, multiline=True),
+    "link_url": Field("string", "An external http(s) link the post is about; empty or null "
+                                "for none.", nullable=True, max_length=URL_MAX, fmt="http-url"),
 }
 NEW = Body("NewPost", "A post to create, as a draft unless `publish` is true.", {
     **_FIELDS,
@@ -83,7 +89,8 @@ def posts_list(newsletter: str) -> Response:
 
 
 @editor_bp.post("/newsletters/<newsletter>/posts")
-@operation("POST", "Write a post", tag="posts", body=NEW, responses={201: "Post"})
+@operation("POST", "Write a post", tag="posts", body=NEW, errors=[409], responses={201: "Post"},
+           description="409 if `section_id` is not one of the newsletter's sections.")
 def post_create(newsletter: str) -> Response:
     """Create a draft (published at once if asked); its slug follows the title."""
     item = newsletter_or_404(newsletter)
@@ -106,9 +113,11 @@ def post_get(post_id: int) -> Response:
 
 
 @editor_bp.patch(f"/posts/<{ID}:post_id>")
-@operation("PATCH", "Change a post", tag="posts", body=CHANGES, responses={200: "Post"},
+@operation("PATCH", "Change a post", tag="posts", body=CHANGES, errors=[409],
+           responses={200: "Post"},
            description="A never-published post's slug follows its title; a published one keeps "
-                       "its slug, so its public address never changes.")
+                       "its slug, so its public address never changes. 409 if `section_id` is "
+                       "not one of the newsletter's sections.")
 def post_update(post_id: int) -> Response:
     """Change some fields of a post."""
     post = _post(post_id)
@@ -120,24 +129,25 @@ def post_update(post_id: int) -> Response:
 
 
 @editor_bp.post(f"/posts/<{ID}:post_id>/publish")
-@operation("POST", "Publish a post", tag="posts", errors=[422], responses={200: "Post"},
-           description="It gets a public page and joins the next issue. 422 if it is published.")
+@operation("POST", "Publish a post", tag="posts", errors=[409], responses={200: "Post"},
+           description="It gets a public page and joins the next issue. 409 if it is published.")
 def post_publish(post_id: int) -> Response:
     """Publish a draft."""
     return _change(post_id, posts.publish_post)
 
 
 @editor_bp.post(f"/posts/<{ID}:post_id>/unpublish")
-@operation("POST", "Unpublish a post", tag="posts", errors=[422], responses={200: "Post"},
-           description="Back to draft, off the public site and the archive. 422 if it is a draft.")
+@operation("POST", "Unpublish a post", tag="posts", errors=[409], responses={200: "Post"},
+           description="Back to draft, off the public site and the archive. 409 if it is a draft.")
 def post_unpublish(post_id: int) -> Response:
     """Return a published post to draft."""
     return _change(post_id, posts.unpublish_post)
 
 
 @editor_bp.delete(f"/posts/<{ID}:post_id>")
-@operation("DELETE", "Delete a draft", tag="posts", errors=[422], responses={204: None},
-           description="Only drafts that no issue carries; unpublish a published post first.")
+@operation("DELETE", "Delete a draft", tag="posts", errors=[409], responses={204: None},
+           description="Only drafts that no issue carries (409 otherwise); unpublish a published "
+                       "post first.")
 def post_delete(post_id: int) -> Response:
     """Delete a draft."""
     post = _post(post_id)

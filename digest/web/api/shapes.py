@@ -50,6 +50,9 @@ STRING: dict[str, Any] = {"type": "string"}
 INTEGER: dict[str, Any] = {"type": "integer"}
 TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
 URL: dict[str, Any] = {"type": "string", "format": "uri"}
+# A post's external link as its editor gave it: http(s), but maybe not ASCII (an IRI).
+LINK: dict[str, Any] = {"type": ["string", "null"],
+                        "description": "The external http(s) link, as given, or null."}
 
 
 def _enum(values: type[Any]) -> dict[str, Any]:
@@ -348,7 +351,7 @@ _object("Post", "A post; `body_html` is the sanitized rendering of `body_md`.", 
     "summary": STRING,
     "body_md": STRING,
     "body_html": STRING,
-    "link_url": _nullable(URL),
+    "link_url": LINK,
     "status": _enum(PostStatus),
     "section": _ref("Section"),
     "published_at": _nullable(TIME),
@@ -409,7 +412,7 @@ _object("IssuePost", "A post as an issue carries it.", {
     "slug": STRING,
     "title": STRING,
     "summary": STRING,
-    "link_url": _nullable(URL),
+    "link_url": LINK,
     "url": URL,
 })
 _object("IssueSection", "A section of an issue with its posts, in the editor's order.", {

@@ -27,11 +27,14 @@ VERSION = "1.0.0"
 # Flask answers these by itself (HEAD as GET, OPTIONS from the route's methods).
 IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
 _ERRORS = {
-    400: "The body is not a JSON object (or, for the signup, `fields` lists what to correct).",
+    400: "The body is not a JSON object, or a JSON body nests deeper than 32 levels (for the "
+         "signup, also: `fields` lists what to correct).",
     401: "No token, or a token that is wrong, revoked, or whose editor is deactivated.",
     403: "The token's editor is not an admin.",
     404: "There is no such item.",
-    422: "Input was refused; `fields` says why, field by field.",
+    409: "The input keeps every rule stated here, but the stored data refuses it; `fields` "
+         "says why.",
+    422: "Input breaks a rule stated here; `fields` says why, field by field.",
     429: "Too many requests; wait for the seconds in Retry-After.",
 }
 _HEADERS = {
@@ -109,14 +112,15 @@ def _describe(op: Operation, operation_id: str, path_params: list[dict[str, Any]
         } if schema is not None else {"description": "Done; no content."}
         for status, schema in op.responses.items()
     }
-    errors = set(op.errors)
+    # Any request may carry a JSON body nested too deep to read (digest.web.guard).
+    errors = set(op.errors) | {400}
     if not op.public:
         errors.add(401)
         errors.add(429)
         if path_params:
             errors.add(404)
         if op.body is not None:
-            errors.update({400, 422})
+            errors.add(422)
         if op.params:
             errors.add(422)
     if op.admin:
@@ -173,7 +177,11 @@ def document(app: Flask) -> dict[str, Any]:
                 "Manage a digest newsletter from programs: subscribers, posts, sent issues. "
                 "Create a token with `digest api-token create EMAIL --name NAME` or under "
                 "your account in the editor, and send it as `Authorization: Bearer TOKEN`. "
-                "A token acts with its editor's role; cookies are never read."
+                "A token acts with its editor's role; cookies are never read. Every error "
+                "answers `{\"error\": message}`, with `fields` naming each refused input: 422 "
+                "when the input breaks a rule stated here (text never holds control "
+                "characters: only fields described as multi-line keep tabs and line breaks), "
+                "409 when it keeps them but the stored data refuses it."
             ),
         },
         "servers": [{"url": app.config["BASE_URL"]}],

@@ -19,7 +19,7 @@ from digest.core.validation import Invalid
 from digest.domain.newsletters import find_newsletter
 from digest.domain.subscribers.signup import Signup
 from digest.web.api import bp, shapes
-from digest.web.api.inputs import Body, Field, Param, query
+from digest.web.api.inputs import Body, Field, Param, query, reader_fields
 from digest.web.api.spec import operation
 from digest.web.json_errors import error_response
 from digest.web.signup import client_ip, run_signup, signup_limit
@@ -37,14 +37,10 @@ CHECK_INBOX = (
 )
 NEWSLETTER = Param("newsletter", "string", "The newsletter's slug (default: the first one).")
 SIGNUP = Body("Signup", "A signup, as the front page's form sends it (form fields work too).", {
-    "email": Field("string", "The reader's address.", required=True, example="ada@example.org"),
-    "name": Field("string", "Optional name, used in the greeting."),
-    "sections": Field("strings", "Slugs of the sections wanted; omit for every section."),
-    "consent": Field("boolean", "The reader ticked the consent box (must be true).", required=True),
-    "consent_version": Field("string", "The consent version your form showed (from GET)."),
+    **reader_fields("The reader's"),
     "newsletter": Field("string", "The newsletter's slug (default: the first one)."),
     "website": Field("string", "Leave empty: a trap field for bots."),
-}, strict=False)
+})
 
 
 @bp.after_request
@@ -55,43 +51,27 @@ def _cors(response: Response) -> Response:
     return response
 
 
-def _as_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _signup(payload: dict[str, Any]) -> Signup | str:
-    email = payload.get("email", "")
-    name = payload.get("name") or ""
-    sections = payload.get("sections")
-    if not isinstance(email, str) or not isinstance(name, str):
-        return "email and name must be strings"
-    if sections is not None and (
-        not isinstance(sections, list) or not all(isinstance(s, str) for s in sections)
-    ):
-        return "sections must be a list of section slugs"
-    version = payload.get("consent_version")
-    return Signup(
-        email=email,
-        name=name,
-        sections=sections,
-        consent=_as_bool(payload.get("consent", False)),
-        consent_version=str(version) if version is not None else None,
-        honeypot=str(payload.get("website") or ""),
-        source=ConsentSource.API,
-        ip=client_ip(),
-        user_agent=request.user_agent.string,
-    )
+def _form_payload() -> dict[str, Any]:
+    """Return a form-encoded signup as its JSON twin (a ticked box is true, other fields of
+    the page's form are left out)."""
+    payload: dict[str, Any] = {k: v for k, v in request.form.items() if k in SIGNUP.fields}
+    consent = payload.get("consent", "")
+    payload["consent"] = consent.strip().lower() in {"1", "true", "yes", "on"}
+    sections = request.form.getlist("sections")
+    if sections:
+        payload["sections"] = sections
+    return payload
 
 
 @bp.route("/subscribe", methods=["GET", "POST", "OPTIONS"])
 @operation("GET", "What a signup form must show", tag="signup", public=True,
            params=[NEWSLETTER], errors=[404, 422, 429], responses={200: "SignupForm"})
 @operation("POST", "Sign a reader up (double opt-in)", tag="signup", public=True, body=SIGNUP,
-           errors=[400, 404, 429], responses={202: "SignupAccepted"},
+           errors=[400, 404, 409, 429], responses={202: "SignupAccepted"},
            description="The same answer for every address, whatever its state, so nobody can "
-                       "learn who subscribes. Rate limited per client IP.")
+                       "learn who subscribes. 400 names each field that breaks a rule stated "
+                       "here; 409 an unknown section or a consent version that is no longer "
+                       "the current one. Rate limited per client IP.")
 @csrf_exempt
 @signup_limit
 def subscribe() -> Response:
@@ -112,23 +92,29 @@ def subscribe() -> Response:
         if not isinstance(payload, dict):
             return error_response(400, "The body must be a JSON object.")
     else:
-        payload = {**request.form.to_dict(), "sections": request.form.getlist("sections") or None}
-    problems: dict[str, str] = {}
-    slug = payload.get("newsletter")
-    if slug is not None:
-        SIGNUP.fields["newsletter"].parse("newsletter", slug, problems)
-    if problems:
-        return error_response(400, "Please correct the fields listed.", problems)
-    newsletter = find_newsletter(db_session(), slug)
+        payload = _form_payload()
+    try:
+        values = SIGNUP.parse(payload)
+    except Invalid as exc:
+        return error_response(400, "Please correct the fields listed.", exc.errors)
+    newsletter = find_newsletter(db_session(), values.get("newsletter"))
     if newsletter is None:
         return error_response(404, "There is no such newsletter.")
-    signup = _signup(payload)
-    if isinstance(signup, str):
-        return error_response(400, signup)
+    signup = Signup(
+        email=values["email"],
+        name=values.get("name") or "",
+        sections=values.get("sections"),
+        consent=values["consent"],
+        consent_version=values.get("consent_version"),
+        honeypot=values.get("website") or "",
+        source=ConsentSource.API,
+        ip=client_ip(),
+        user_agent=request.user_agent.string,
+    )
     try:
         run_signup(newsletter, signup)
     except Invalid as exc:
-        return error_response(400, "Please correct the fields listed.", exc.errors)
+        return error_response(409, "The current data refuses this; `fields` says why.", exc.errors)
     response = jsonify({"status": "check-your-inbox", "message": CHECK_INBOX})
     response.status_code = 202
     return response

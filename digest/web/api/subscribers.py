@@ -15,12 +15,11 @@ from flask import Response, abort, current_app, jsonify, request, url_for
 
 from digest.core.extensions import db_session
 from digest.core.models import ConsentSource, Subscriber, SubscriptionStatus
-from digest.core.validation import Invalid
 from digest.domain import reports
 from digest.domain.subscribers import actions
 from digest.domain.subscribers.signup import Signup, SignupOutcome, WithdrawalChannel, unsubscribe
 from digest.web.api import ID, editor_bp, newsletter_or_404, page_link, shapes
-from digest.web.api.inputs import Body, Field, Param, json_body, query
+from digest.web.api.inputs import Body, Field, Param, json_body, query, reader_fields
 from digest.web.api.spec import operation
 from digest.web.signup import client_ip
 
@@ -35,14 +34,9 @@ LIST = [
     Param("limit", "integer", "Readers per page.", minimum=1, maximum=200, default=50),
 ]
 NEW = Body("NewSubscriber", "A reader to sign up; they confirm by email (double opt-in).", {
-    "email": Field("string", "The reader's address.", required=True, example="ada@example.org"),
-    "name": Field("string", "Their name, used in the greeting."),
-    "sections": Field("strings", "Slugs of the sections they want; omit for every section."),
-    "consent": Field("boolean", "They agreed to receive the newsletter (must be true).",
-                     required=True),
-    "consent_version": Field("string", "The consent wording's version they agreed to; "
-                                       "refused when it is not the current one."),
-    "ip": Field("string", "Their IP address when they agreed (default: the caller's)."),
+    **reader_fields("The reader's"),
+    "ip": Field("string", "Their IP address when they agreed (default: the caller's).",
+                fmt="ip"),
     "user_agent": Field("string", "Their browser when they agreed (default: the caller's)."),
 })
 SUPPRESS = Body("SuppressRequest", "Why the address must never be mailed again.", {
@@ -72,10 +66,7 @@ def _subscriber(subscriber_id: int) -> Subscriber:
 def _signup(values: dict[str, Any]) -> Signup:
     ip = values.get("ip")
     if ip is not None:
-        try:
-            ip = str(ipaddress.ip_address(str(ip)))
-        except ValueError:
-            raise Invalid({"ip": f"{ip} is not an IP address."}) from None
+        ip = str(ipaddress.ip_address(ip))
     return Signup(
         email=str(values["email"]),
         name=str(values.get("name") or ""),
@@ -110,12 +101,12 @@ def subscribers_list(newsletter: str) -> Response:
 
 
 @editor_bp.post("/newsletters/<newsletter>/subscribers")
-@operation("POST", "Add a reader", tag="subscribers", body=NEW,
+@operation("POST", "Add a reader", tag="subscribers", body=NEW, errors=[409],
            responses={201: "AddedSubscriber", 200: "AddedSubscriber"},
            description="The same double opt-in as the public signup: the reader gets a "
                        "confirmation email and counts as subscribed only once they confirm. "
                        "201 for a new subscription, 200 when the address was known. A "
-                       "suppressed address is refused (422).")
+                       "suppressed address is refused (409).")
 def subscriber_add(newsletter: str) -> Response:
     """Sign a reader up, recording consent with source "api"."""
     item = newsletter_or_404(newsletter)

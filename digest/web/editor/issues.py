@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from limits import parse
+from limits import parse_many
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -41,7 +41,6 @@ from digest.web.editor.outbox import html_policy
 
 # The made-up reader a preview shows by default (not subscribed: every section, no name).
 PREVIEW_ADDRESS = "reader@example.com"
-TEST_SEND_LIMIT = parse("5 per 10 minutes")
 WIDTHS = {"desktop": 700, "phone": 375}
 PAGE = 50  # issues per page of the list: about a year of weekly issues
 
@@ -323,7 +322,8 @@ def issue_test_send(issue_id: int) -> Response:
     """Send the preview reader's message to the editor's own address, marked [Test]."""
     issue_or_404(issue_id)
     target = url_for("editor.issue_preview", issue_id=issue_id)
-    if not limiter.limiter.hit(TEST_SEND_LIMIT, "issue-test-send", str(current_user.id)):
+    limits = parse_many(current_app.config["TEST_SEND_RATE_LIMIT"])
+    if not all(limiter.limiter.hit(item, "issue-test-send", str(current_user.id)) for item in limits):
         flash("You sent several tests in the last minutes: wait a little before the next.", "error")
         return redirect(target)
     app = _app()
