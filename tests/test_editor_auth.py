@@ -267,3 +267,23 @@ def test_own_password_change_keeps_this_session(client, db) -> None:  # type: ig
     submit(client, "/editor/account", current_password=PASSWORD, new_password="another long password",
            confirm_password="another long password")
     assert client.get("/editor/posts").status_code == 200
+
+
+def test_every_editor_page_answers_no_store(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """No workspace answer (page, refusal, redirect, login) may be kept by a cache."""
+    from tests.support.workspace import demo_newsletter
+
+    make_editor(db)
+    demo_newsletter(db)
+    db.rollback()
+    answers = [("GET", "/editor/login", client.get("/editor/login"))]
+    answers += [(m, u, app.test_client().open(u, method=m)) for m, u in editor_routes(app)]  # anonymous
+    log_in(client, "admin@example.com")
+    for method, url in editor_routes(app):
+        # A POST without its CSRF token is refused, so walking every route changes nothing.
+        answers.append((method, url, client.open(url, method=method)))
+    statuses = set()
+    for method, url, response in answers:
+        assert response.headers.get("Cache-Control") == "no-store", (method, url, response.status_code)
+        statuses.add(response.status_code)
+    assert {200, 302, 400}.issubset(statuses)

@@ -106,6 +106,13 @@ def _require_login() -> Response | None:
     return None
 
 
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    # Workspace pages carry readers' data and, once, generated passwords: no cache keeps them.
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @admin.before_request
 def _require_admin() -> None:
     if not current_user.is_admin:
