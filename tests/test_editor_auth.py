@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from digest.core.models import EditorRole, Post
@@ -254,7 +255,7 @@ def test_password_reset_ends_other_sessions(app, client, db) -> None:  # type: i
     submit(client, "/editor/editors", f"/editor/editors/{writer_id}/password")
     ended = writer_client.get("/editor/posts")
     assert ended.status_code == 302 and ended.location == "/editor/login"
-    assert b"Your password was changed" in writer_client.get(ended.location).data
+    assert b"You were signed out" in writer_client.get(ended.location).data
     assert client.get("/editor/editors").status_code == 200  # the admin's own session is untouched
 
 
@@ -287,3 +288,117 @@ def test_every_editor_page_answers_no_store(app, client, db) -> None:  # type: i
         assert response.headers.get("Cache-Control") == "no-store", (method, url, response.status_code)
         statuses.add(response.status_code)
     assert {200, 302, 400}.issubset(statuses)
+
+
+def remembered_device(app: Flask, client: FlaskClient) -> FlaskClient:
+    """Return a new browser holding only client's remember cookie (a copy, or a restart)."""
+    cookie = client.get_cookie("remember_token")
+    assert cookie is not None, "the login set no remember cookie"
+    device = app.test_client()
+    device.set_cookie("remember_token", cookie.value)
+    return device
+
+
+def signed_out(device: FlaskClient) -> bool:
+    """Return whether the workspace sends this browser to the login page."""
+    response = device.get("/editor/posts")
+    return response.status_code == 302 and response.location.startswith("/editor/login")
+
+
+def test_remember_cookie_logs_in_a_new_browser(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """"Keep me logged in" works: the cookie alone opens the workspace (the tests below rely on it)."""
+    make_editor(db)
+    log_in(client, "admin@example.com", remember="on")
+    assert not signed_out(remembered_device(app, client))
+
+
+def test_logout_ends_the_remember_cookie(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """After logging out, neither this browser nor a copy of its remember cookie is logged in."""
+    make_editor(db)
+    log_in(client, "admin@example.com", remember="on")
+    copy = remembered_device(app, client)
+    token = csrf_token(client.get("/editor/").get_data(as_text=True))
+    assert client.post("/editor/logout", data={"csrf_token": token}).status_code == 302
+    assert signed_out(client)
+    assert signed_out(copy)
+
+
+def test_own_password_change_ends_every_other_session(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """A password change ends the editor's other sessions and remember cookies, and keeps this one."""
+    from tests.support.forms import submit
+
+    make_editor(db)
+    log_in(client, "admin@example.com", remember="on")
+    other_device = app.test_client()
+    log_in(other_device, "admin@example.com", remember="on")
+    restored = remembered_device(app, other_device)
+    assert not signed_out(restored)  # a session rebuilt from the cookie before the change
+    stolen = remembered_device(app, other_device)
+    submit(client, "/editor/account", current_password=PASSWORD, new_password="a new long password",
+           confirm_password="a new long password")
+    assert signed_out(other_device) and signed_out(restored) and signed_out(stolen)
+    assert not signed_out(client)
+    assert not signed_out(remembered_device(app, client))  # this browser's cookie was renewed
+
+
+def test_sign_out_everywhere_from_the_account_page(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """The account page's "Sign out everywhere" ends every session and remember cookie."""
+    from tests.support.forms import submit
+
+    make_editor(db)
+    log_in(client, "admin@example.com", remember="on")
+    laptop = app.test_client()
+    log_in(laptop, "admin@example.com", remember="on")
+    phone = remembered_device(app, laptop)
+    page = client.get("/editor/account").get_data(as_text=True)
+    assert "Sign out everywhere" in page
+    response = submit(client, "/editor/account", "/editor/logout")
+    assert response.status_code == 302
+    assert signed_out(client) and signed_out(laptop) and signed_out(phone)
+    assert log_in(laptop, "admin@example.com").status_code == 302  # the password still works
+
+
+def _writer_with_devices(app: Flask, db):  # type: ignore[no-untyped-def]
+    make_editor(db)
+    writer_id = make_editor(db, "writer@example.com", EditorRole.EDITOR).id
+    db.rollback()
+    browser = app.test_client()
+    log_in(browser, "writer@example.com", remember="on")
+    return writer_id, browser, remembered_device(app, browser)
+
+
+def test_admin_password_reset_ends_remember_cookies(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """An admin's password reset ends the editor's sessions and remember cookies."""
+    from tests.support.forms import submit
+
+    writer_id, browser, cookie_only = _writer_with_devices(app, db)
+    log_in(client, "admin@example.com")
+    submit(client, "/editor/editors", f"/editor/editors/{writer_id}/password")
+    assert signed_out(browser) and signed_out(cookie_only)
+
+
+def test_deactivation_ends_remember_cookies_for_good(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """Deactivating an editor ends their remember cookies; reactivating does not revive them."""
+    from tests.support.forms import submit
+
+    writer_id, browser, cookie_only = _writer_with_devices(app, db)
+    kept_copy = remembered_device(app, browser)
+    log_in(client, "admin@example.com")
+    submit(client, "/editor/editors", f"/editor/editors/{writer_id}/active", active="0")
+    assert signed_out(cookie_only)
+    submit(client, "/editor/editors", f"/editor/editors/{writer_id}/active", active="1")
+    assert signed_out(browser) and signed_out(kept_copy)
+
+
+def test_cli_reset_and_deactivation_end_sessions(app, runner, db) -> None:  # type: ignore[no-untyped-def]
+    """`digest editor reset-password` and `deactivate` end the editor's remember cookies."""
+    writer_id, browser, cookie_only = _writer_with_devices(app, db)
+    result = runner.invoke(args=["editor", "reset-password", "writer@example.com", "--password-stdin"],
+                           input="another long password\n")
+    assert result.exit_code == 0, result.output
+    assert signed_out(browser) and signed_out(cookie_only)
+    log_in(browser, "writer@example.com", "another long password", remember="on")
+    copy = remembered_device(app, browser)
+    assert runner.invoke(args=["editor", "deactivate", "writer@example.com"]).exit_code == 0
+    assert runner.invoke(args=["editor", "activate", "writer@example.com"]).exit_code == 0
+    assert signed_out(browser) and signed_out(copy)

@@ -6,14 +6,14 @@ from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_limiter import RateLimitExceeded
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_user
 from werkzeug.wrappers import Response
 
 from digest.core.db import utcnow
 from digest.core.extensions import db_session, limiter
 from digest.core.tokens import keyed_hash
 from digest.domain import editors
-from digest.web.editor import SESSION_STAMP, bp, password_stamp
+from digest.web.editor import bp, end_browser_session
 
 # Failed attempts only (a successful login redirects); per address whether or not an
 # editor has it, so the limit reveals nothing about which accounts exist.
@@ -58,7 +58,6 @@ def login() -> Response | str:
             dbs.commit()
             session.clear()  # a fresh session for the logged-in editor
             login_user(editor, remember=request.form.get("remember") == "on")
-            session[SESSION_STAMP] = password_stamp(editor)
             return redirect(next_url)
         flash("That address and password do not match an active editor account.", "error")
     return render_template(
@@ -76,10 +75,14 @@ def _too_many(error: RateLimitExceeded) -> tuple[str, int]:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Log the editor out (POST only, so a link cannot do it)."""
-    logout_user()
-    session.clear()
-    flash("You are logged out.", "success")
+    """Log the editor out on every device (POST only, so a link cannot do it)."""
+    # A session or remember cookie copied from this browser must stop working too, and
+    # nothing tells a copy from the original: logging out ends all of the editor's sessions.
+    dbs = db_session()
+    editors.end_sessions(dbs, current_user)
+    dbs.commit()
+    end_browser_session()
+    flash("You are logged out on every device.", "success")
     return redirect(url_for("editor.login"))
 
 
@@ -102,7 +105,9 @@ def account() -> Response | tuple[str, int]:
                 errors["new_password"] = str(exc).capitalize() + "."
             else:
                 dbs.commit()
-                session[SESSION_STAMP] = password_stamp(me)  # this session stays; others end
+                # Every other session ends; this one carries on under the new session id.
+                remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+                login_user(me, remember=remember)
                 flash("Your password is changed.", "success")
                 return redirect(url_for("editor.account"))
     return render_template("editor/account.html", errors=errors), (400 if errors else 200)
