@@ -10,15 +10,16 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from digest.core.models import EditorRole, Post
+from digest.web.editor import PUBLIC_ENDPOINTS
 from tests.support.editor import PASSWORD, log_in, make_editor
 from tests.support.forms import csrf_token
 
 
 def editor_routes(app: Flask, prefix: str = "editor.") -> Iterator[tuple[str, str]]:
-    """Yield (method, url) for every route of the workspace, with sample ids filled in."""
+    """Yield (method, url) for every route of the workspace behind the login, with sample ids filled in."""
     adapter = app.url_map.bind("news.example.org")
     for rule in app.url_map.iter_rules():
-        if not rule.endpoint.startswith(prefix) or rule.endpoint == "editor.login":
+        if not rule.endpoint.startswith(prefix) or rule.endpoint in PUBLIC_ENDPOINTS:
             continue
         url = adapter.build(rule.endpoint, {name: 1 for name in rule.arguments})
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
@@ -187,7 +188,7 @@ def test_form_post_without_csrf_token_is_refused(client, db) -> None:  # type: i
 
 
 def test_login_limit_per_account(client, db) -> None:  # type: ignore[no-untyped-def]
-    """After five failures on one address, even the right password waits; others do not."""
+    """After five failures on one account, that client waits, even with the right password."""
     make_editor(db)
     make_editor(db, "other@example.com", EditorRole.EDITOR)
     for _ in range(5):
@@ -277,7 +278,8 @@ def test_every_editor_page_answers_no_store(app, client, db) -> None:  # type: i
     make_editor(db)
     demo_newsletter(db)
     db.rollback()
-    answers = [("GET", "/editor/login", client.get("/editor/login"))]
+    answers = [(m, u, client.open(u, method=m)) for m in ("GET", "POST")
+               for u in ("/editor/login", "/editor/login/code")]
     answers += [(m, u, app.test_client().open(u, method=m)) for m, u in editor_routes(app)]  # anonymous
     log_in(client, "admin@example.com")
     for method, url in editor_routes(app):
@@ -402,3 +404,37 @@ def test_cli_reset_and_deactivation_end_sessions(app, runner, db) -> None:  # ty
     assert runner.invoke(args=["editor", "deactivate", "writer@example.com"]).exit_code == 0
     assert runner.invoke(args=["editor", "activate", "writer@example.com"]).exit_code == 0
     assert signed_out(browser) and signed_out(copy)
+
+
+def browser_at(app: Flask, address: str) -> FlaskClient:
+    """Return a new browser whose requests come from this IP address."""
+    browser = app.test_client()
+    browser.environ_base["REMOTE_ADDR"] = address
+    return browser
+
+
+@pytest.mark.one_backend
+def test_a_stranger_cannot_lock_the_owner_out(app, db) -> None:  # type: ignore[no-untyped-def]
+    """An attacker flooding one account from one address is slowed; the owner, elsewhere, logs in."""
+    make_editor(db)
+    attacker = browser_at(app, "203.0.113.9")
+    codes = [log_in(attacker, "admin@example.com", f"guess {n} password").status_code for n in range(30)]
+    assert codes[:5] == [200] * 5 and set(codes[5:]) == {429}
+    assert log_in(attacker, "admin@example.com").status_code == 429  # even a right guess waits there
+    owner = browser_at(app, "198.51.100.7")
+    assert log_in(owner, "admin@example.com").status_code == 302
+    assert owner.get("/editor/posts").status_code == 200
+
+
+@pytest.mark.one_backend
+def test_guessing_from_many_addresses_meets_a_ceiling_the_owners_browser_passes(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Failures spread over many addresses stop new browsers at 100 an hour, not the owner's own."""
+    make_editor(db)
+    laptop = browser_at(app, "198.51.100.7")
+    assert log_in(laptop, "admin@example.com").status_code == 302  # an earlier login from here
+    laptop.post("/editor/logout", data={"csrf_token": csrf_token(laptop.get("/editor/").get_data(as_text=True))})
+    for n in range(100):
+        bot = browser_at(app, f"203.0.113.{n // 4}")
+        assert log_in(bot, "admin@example.com", "wrong password!").status_code == 200
+    assert log_in(browser_at(app, "192.0.2.1"), "admin@example.com").status_code == 429
+    assert log_in(laptop, "admin@example.com").status_code == 302

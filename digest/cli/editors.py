@@ -104,5 +104,17 @@ def editor_reset_password(email: str, password_stdin: bool) -> None:
 
 
 
+@group.command("reset-2fa")
+@click.argument("email")
+@with_appcontext
+def editor_reset_two_factor(email: str) -> None:
+    """Turn off an editor's second factor (a lost device) and end their sessions."""
+    from digest.domain.editors import end_sessions
+    from digest.domain.two_factor import turn_off
+
+    _change_editor(email, lambda s, e: end_sessions(s, turn_off(s, e)),
+                   "has no second factor now and is logged out everywhere; they set it up again "
+                   "under their account (at once if the workspace requires it).")
+
 
 COMMANDS = (group,)

@@ -20,11 +20,15 @@ from werkzeug.wrappers import Response
 from digest.core.extensions import db_session
 from digest.core.models import Issue, Newsletter
 from digest.core.validation import Invalid, as_id
+from digest.domain import two_factor
 from digest.domain.newsletters import find_newsletter
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)
-PUBLIC_ENDPOINTS = {"editor.login"}
+PUBLIC_ENDPOINTS = {"editor.login", "editor.login_code"}
+# Where an editor without a second factor may go when the workspace requires one.
+ENROL_ENDPOINTS = {"editor.two_factor_setup", "editor.two_factor_start", "editor.two_factor_confirm",
+                   "editor.logout"}
 P = ParamSpec("P")
 R = TypeVar("R")
 M = TypeVar("M")
@@ -102,6 +106,11 @@ def _require_login() -> Response | None:
             return redirect(url_for("editor.login"))
         return redirect(url_for("editor.login") + "?" + urlencode({"next": request.full_path.rstrip("?")}))
     g.newsletter = find_newsletter(db_session())
+    if request.endpoint not in ENROL_ENDPOINTS and not two_factor.is_on(current_user) \
+            and two_factor.required(db_session()):
+        flash("This workspace requires two-factor sign-in: set up an authenticator app to carry on.",
+              "warning")
+        return redirect(url_for("editor.two_factor_setup"))
     return None
 
 
@@ -150,6 +159,7 @@ from digest.web.editor import (  # noqa: E402,F401
     posts,
     sending,
     subscribers,
+    two_factor_views,
 )
 
 bp.register_blueprint(admin)
