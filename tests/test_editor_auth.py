@@ -433,6 +433,8 @@ def test_guessing_from_many_addresses_meets_a_ceiling_the_owners_browser_passes(
     laptop = browser_at(app, "198.51.100.7")
     assert log_in(laptop, "admin@example.com").status_code == 302  # an earlier login from here
     laptop.post("/editor/logout", data={"csrf_token": csrf_token(laptop.get("/editor/").get_data(as_text=True))})
+    device = laptop.get_cookie("digest_device", path="/editor/login")  # sent to the login page only
+    assert device is not None and device.http_only and device.secure
     for n in range(100):
         bot = browser_at(app, f"203.0.113.{n // 4}")
         assert log_in(bot, "admin@example.com", "wrong password!").status_code == 200

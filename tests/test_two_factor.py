@@ -129,6 +129,21 @@ def test_a_code_cannot_be_replayed(app, client, db) -> None:  # type: ignore[no-
     assert b"That code does not work" in replay.data
 
 
+def test_the_code_that_confirmed_the_set_up_does_not_sign_in(client, db) -> None:  # type: ignore[no-untyped-def]
+    """The code typed to turn 2FA on is spent: someone watching cannot reuse it to log in."""
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    submit(client, "/editor/account/two-factor", "/editor/account/two-factor/start")
+    page = client.get("/editor/account/two-factor").get_data(as_text=True)
+    secret = re.search(r'id="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")  # type: ignore[union-attr]
+    confirming = code(secret)
+    assert submit(client, "/editor/account/two-factor", code=confirming).status_code == 200
+    log_out(client)
+    log_in(client, "admin@example.com")
+    assert enter_code(client, confirming).status_code == 400
+    assert not logged_in(client)
+
+
 def test_a_recovery_code_works_once(client, db) -> None:  # type: ignore[no-untyped-def]
     """Each recovery code signs in once, typed in any case; then it is spent."""
     make_editor(db)
@@ -270,6 +285,10 @@ def test_two_factor_journey_in_chromium(app: Flask, db) -> None:  # type: ignore
         assert len(recovery) == 10
         page.screenshot(path=str(screenshot_path("two-factor-recovery-codes-1280-light")), full_page=True)
         page.click("text=I have saved them")
+        page.wait_for_selector("text=10 of your recovery codes are unused")
+        assert not serious_violations(page)
+        page.goto(base + "/editor/editors")
+        assert not serious_violations(page)
 
         def log_out_and_enter_password() -> None:
             page.click("button:has-text('Log out')")
