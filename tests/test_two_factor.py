@@ -144,6 +144,31 @@ def test_the_code_that_confirmed_the_set_up_does_not_sign_in(client, db) -> None
     assert not logged_in(client)
 
 
+def test_two_sign_ins_racing_with_one_code_cannot_both_pass(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """Two requests that loaded the editor before either used the code: only the first passes."""
+    from digest.core.db import utcnow
+    from digest.domain import two_factor
+    from tests.support.apps import SECRET, get_db_of
+
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    secret, codes = enrol(client)
+    typed = code(secret, 1)
+    database = get_db_of(app)
+    with database.sessionmaker() as first, database.sessionmaker() as second:
+        theirs = second.scalars(select(Editor)).one()
+        second.expunge(theirs)  # as loaded now: its last used step is the one before the race
+        second.rollback()  # SQLite: the read must not hold the database while the first writes
+        mine = first.scalars(select(Editor)).one()
+        assert two_factor.check_code(first, mine, SECRET, typed, utcnow())
+        first.commit()
+        assert not two_factor.check_code(second, theirs, SECRET, typed, utcnow())
+        second.commit()
+        assert two_factor.check_code(first, mine, SECRET, codes[0], utcnow())
+        first.commit()
+        assert not two_factor.check_code(second, theirs, SECRET, codes[0], utcnow())
+
+
 def test_a_recovery_code_works_once(client, db) -> None:  # type: ignore[no-untyped-def]
     """Each recovery code signs in once, typed in any case; then it is spent."""
     make_editor(db)
