@@ -113,6 +113,22 @@ def test_the_code_step_needs_the_password_step(app, client, db) -> None:  # type
     assert not logged_in(stranger)
 
 
+def test_the_code_step_waits_five_minutes_at_most(client, db) -> None:  # type: ignore[no-untyped-def]
+    """A password step older than five minutes must be done again before any code counts."""
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    secret, _codes = enrol(client)
+    log_out(client)
+    log_in(client, "admin@example.com")
+    token = csrf_token(client.get("/editor/login/code").get_data(as_text=True))
+    with client.session_transaction() as state:
+        pending = state["pending_second_factor"]
+        state["pending_second_factor"] = {**pending, "since": pending["since"] - 301}
+    late = client.post("/editor/login/code", data={"csrf_token": token, "code": code(secret, 1)})
+    assert late.status_code == 302 and late.location == "/editor/login"
+    assert not logged_in(client)
+
+
 def test_a_code_cannot_be_replayed(app, client, db) -> None:  # type: ignore[no-untyped-def]
     """A code that signed in once does not sign in again, even within its window."""
     make_editor(db)
@@ -253,9 +269,11 @@ def test_admin_resets_a_lost_device_from_the_cli(app, client, runner, db) -> Non
     make_editor(db)
     log_in(client, "admin@example.com", remember="on")
     enrol(client)
+    assert "\t2fa on" in runner.invoke(args=["editor", "list"]).output
     result = runner.invoke(args=["editor", "reset-2fa", "admin@example.com"])
     assert result.exit_code == 0, result.output
     assert "no second factor now" in result.output
+    assert "\t2fa off" in runner.invoke(args=["editor", "list"]).output
     assert not logged_in(client)
     assert log_in(client, "admin@example.com").location == "/editor/"
     assert runner.invoke(args=["editor", "reset-2fa", "nobody@example.com"]).exit_code == 1

@@ -45,14 +45,15 @@ def editor_create(email: str, role: str, name: str, password_stdin: bool) -> Non
 @group.command("list")
 @with_appcontext
 def editor_list() -> None:
-    """List editors: address, role, status, last login."""
+    """List editors: address, role, status, last login, two-factor sign-in."""
     from digest.core.extensions import db_session
     from digest.domain.editors import list_editors
 
     for editor in list_editors(db_session()):
         last = editor.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if editor.last_login_at else "never"
         status = "active" if editor.active else "deactivated"
-        click.echo(f"{editor.email}\t{editor.role.value}\t{status}\tlast login {last}")
+        second = "on" if editor.totp_enabled_at else "off"
+        click.echo(f"{editor.email}\t{editor.role.value}\t{status}\tlast login {last}\t2fa {second}")
 
 
 def _change_editor(email: str, change: Callable[[Session, Editor], Editor], done: str) -> None:
