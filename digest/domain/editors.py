@@ -10,7 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.core.models import Editor, EditorRole, new_uid
+from digest.core.models import Editor, EditorRole
 
 _hasher = PasswordHasher()
 # Verifying against this when no editor matches keeps login time independent of whether
@@ -73,7 +73,7 @@ def load_editor(session: Session, session_id: str) -> Editor | None:
 
 def end_sessions(session: Session, editor: Editor) -> Editor:
     """End every session and remember cookie of the editor (they log in again)."""
-    editor.session_token = new_uid()
+    editor.session_token = secrets.token_urlsafe(16)
     session.flush()
     return editor
 
