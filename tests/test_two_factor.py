@@ -362,5 +362,6 @@ def test_two_factor_journey_in_chromium(app: Flask, db) -> None:  # type: ignore
         page.click("button:has-text('Log in')")
         page.wait_for_selector("text=That code does not work")
         assert not serious_violations(page)
+        page.set_viewport_size({"width": 375, "height": 800})
         page.screenshot(path=str(screenshot_path("two-factor-code-refused-375-light")), full_page=True)
         assert "/editor/login/code" in page.url

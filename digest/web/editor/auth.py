@@ -147,6 +147,8 @@ def _pending_account_key() -> str:
                deduct_when=failed_login)
 def login_code() -> Response | tuple[str, int]:
     """The login's second step: a code from the authenticator app, or a recovery code."""
+    if current_user.is_authenticated:
+        return redirect(url_for("editor.dashboard"))
     editor = _pending_editor()
     if editor is None:
         session.pop(PENDING, None)
