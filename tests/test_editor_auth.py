@@ -6,18 +6,20 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from digest.core.models import EditorRole, Post
+from digest.web.editor import PUBLIC_ENDPOINTS
 from tests.support.editor import PASSWORD, log_in, make_editor
 from tests.support.forms import csrf_token
 
 
 def editor_routes(app: Flask, prefix: str = "editor.") -> Iterator[tuple[str, str]]:
-    """Yield (method, url) for every route of the workspace, with sample ids filled in."""
+    """Yield (method, url) for every route of the workspace behind the login, with sample ids filled in."""
     adapter = app.url_map.bind("news.example.org")
     for rule in app.url_map.iter_rules():
-        if not rule.endpoint.startswith(prefix) or rule.endpoint == "editor.login":
+        if not rule.endpoint.startswith(prefix) or rule.endpoint in PUBLIC_ENDPOINTS:
             continue
         url = adapter.build(rule.endpoint, {name: 1 for name in rule.arguments})
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
@@ -186,7 +188,7 @@ def test_form_post_without_csrf_token_is_refused(client, db) -> None:  # type: i
 
 
 def test_login_limit_per_account(client, db) -> None:  # type: ignore[no-untyped-def]
-    """After five failures on one address, even the right password waits; others do not."""
+    """After five failures on one account, that client waits, even with the right password."""
     make_editor(db)
     make_editor(db, "other@example.com", EditorRole.EDITOR)
     for _ in range(5):
@@ -254,7 +256,7 @@ def test_password_reset_ends_other_sessions(app, client, db) -> None:  # type: i
     submit(client, "/editor/editors", f"/editor/editors/{writer_id}/password")
     ended = writer_client.get("/editor/posts")
     assert ended.status_code == 302 and ended.location == "/editor/login"
-    assert b"Your password was changed" in writer_client.get(ended.location).data
+    assert b"You were signed out" in writer_client.get(ended.location).data
     assert client.get("/editor/editors").status_code == 200  # the admin's own session is untouched
 
 
@@ -267,3 +269,174 @@ def test_own_password_change_keeps_this_session(client, db) -> None:  # type: ig
     submit(client, "/editor/account", current_password=PASSWORD, new_password="another long password",
            confirm_password="another long password")
     assert client.get("/editor/posts").status_code == 200
+
+
+def test_every_editor_page_answers_no_store(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """No workspace answer (page, refusal, redirect, login) may be kept by a cache."""
+    from tests.support.workspace import demo_newsletter
+
+    make_editor(db)
+    demo_newsletter(db)
+    db.rollback()
+    answers = [(m, u, client.open(u, method=m)) for m in ("GET", "POST")
+               for u in ("/editor/login", "/editor/login/code")]
+    answers += [(m, u, app.test_client().open(u, method=m)) for m, u in editor_routes(app)]  # anonymous
+    log_in(client, "admin@example.com")
+    for method, url in editor_routes(app):
+        # A POST without its CSRF token is refused, so walking every route changes nothing.
+        answers.append((method, url, client.open(url, method=method)))
+    statuses = set()
+    for method, url, response in answers:
+        assert response.headers.get("Cache-Control") == "no-store", (method, url, response.status_code)
+        statuses.add(response.status_code)
+    assert {200, 302, 400}.issubset(statuses)
+
+
+def remembered_device(app: Flask, client: FlaskClient) -> FlaskClient:
+    """Return a new browser holding only client's remember cookie (a copy, or a restart)."""
+    cookie = client.get_cookie("remember_token")
+    assert cookie is not None, "the login set no remember cookie"
+    device = app.test_client()
+    device.set_cookie("remember_token", cookie.value)
+    return device
+
+
+def signed_out(device: FlaskClient) -> bool:
+    """Return whether the workspace sends this browser to the login page."""
+    response = device.get("/editor/posts")
+    return response.status_code == 302 and response.location.startswith("/editor/login")
+
+
+def test_remember_cookie_logs_in_a_new_browser(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """"Keep me logged in" works: the cookie alone opens the workspace (the tests below rely on it)."""
+    make_editor(db)
+    log_in(client, "admin@example.com", remember="on")
+    assert not signed_out(remembered_device(app, client))
+
+
+def test_logout_ends_the_remember_cookie(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """After logging out, neither this browser nor a copy of its remember cookie is logged in."""
+    make_editor(db)
+    log_in(client, "admin@example.com", remember="on")
+    copy = remembered_device(app, client)
+    token = csrf_token(client.get("/editor/").get_data(as_text=True))
+    assert client.post("/editor/logout", data={"csrf_token": token}).status_code == 302
+    assert signed_out(client)
+    assert signed_out(copy)
+
+
+def test_own_password_change_ends_every_other_session(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """A password change ends the editor's other sessions and remember cookies, and keeps this one."""
+    from tests.support.forms import submit
+
+    make_editor(db)
+    log_in(client, "admin@example.com", remember="on")
+    other_device = app.test_client()
+    log_in(other_device, "admin@example.com", remember="on")
+    restored = remembered_device(app, other_device)
+    assert not signed_out(restored)  # a session rebuilt from the cookie before the change
+    stolen = remembered_device(app, other_device)
+    submit(client, "/editor/account", current_password=PASSWORD, new_password="a new long password",
+           confirm_password="a new long password")
+    assert signed_out(other_device) and signed_out(restored) and signed_out(stolen)
+    assert not signed_out(client)
+    assert not signed_out(remembered_device(app, client))  # this browser's cookie was renewed
+
+
+def test_sign_out_everywhere_from_the_account_page(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """The account page's "Sign out everywhere" ends every session and remember cookie."""
+    from tests.support.forms import submit
+
+    make_editor(db)
+    log_in(client, "admin@example.com", remember="on")
+    laptop = app.test_client()
+    log_in(laptop, "admin@example.com", remember="on")
+    phone = remembered_device(app, laptop)
+    page = client.get("/editor/account").get_data(as_text=True)
+    assert "Sign out everywhere" in page
+    response = submit(client, "/editor/account", "/editor/logout")
+    assert response.status_code == 302
+    assert signed_out(client) and signed_out(laptop) and signed_out(phone)
+    assert log_in(laptop, "admin@example.com").status_code == 302  # the password still works
+
+
+def _writer_with_devices(app: Flask, db):  # type: ignore[no-untyped-def]
+    make_editor(db)
+    writer_id = make_editor(db, "writer@example.com", EditorRole.EDITOR).id
+    db.rollback()
+    browser = app.test_client()
+    log_in(browser, "writer@example.com", remember="on")
+    return writer_id, browser, remembered_device(app, browser)
+
+
+def test_admin_password_reset_ends_remember_cookies(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """An admin's password reset ends the editor's sessions and remember cookies."""
+    from tests.support.forms import submit
+
+    writer_id, browser, cookie_only = _writer_with_devices(app, db)
+    log_in(client, "admin@example.com")
+    submit(client, "/editor/editors", f"/editor/editors/{writer_id}/password")
+    assert signed_out(browser) and signed_out(cookie_only)
+
+
+def test_deactivation_ends_remember_cookies_for_good(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    """Deactivating an editor ends their remember cookies; reactivating does not revive them."""
+    from tests.support.forms import submit
+
+    writer_id, browser, cookie_only = _writer_with_devices(app, db)
+    kept_copy = remembered_device(app, browser)
+    log_in(client, "admin@example.com")
+    submit(client, "/editor/editors", f"/editor/editors/{writer_id}/active", active="0")
+    assert signed_out(cookie_only)
+    submit(client, "/editor/editors", f"/editor/editors/{writer_id}/active", active="1")
+    assert signed_out(browser) and signed_out(kept_copy)
+
+
+def test_cli_reset_and_deactivation_end_sessions(app, runner, db) -> None:  # type: ignore[no-untyped-def]
+    """`digest editor reset-password` and `deactivate` end the editor's remember cookies."""
+    writer_id, browser, cookie_only = _writer_with_devices(app, db)
+    result = runner.invoke(args=["editor", "reset-password", "writer@example.com", "--password-stdin"],
+                           input="another long password\n")
+    assert result.exit_code == 0, result.output
+    assert signed_out(browser) and signed_out(cookie_only)
+    log_in(browser, "writer@example.com", "another long password", remember="on")
+    copy = remembered_device(app, browser)
+    assert runner.invoke(args=["editor", "deactivate", "writer@example.com"]).exit_code == 0
+    assert runner.invoke(args=["editor", "activate", "writer@example.com"]).exit_code == 0
+    assert signed_out(browser) and signed_out(copy)
+
+
+def browser_at(app: Flask, address: str) -> FlaskClient:
+    """Return a new browser whose requests come from this IP address."""
+    browser = app.test_client()
+    browser.environ_base["REMOTE_ADDR"] = address
+    return browser
+
+
+@pytest.mark.one_backend
+def test_a_stranger_cannot_lock_the_owner_out(app, db) -> None:  # type: ignore[no-untyped-def]
+    """An attacker flooding one account from one address is slowed; the owner, elsewhere, logs in."""
+    make_editor(db)
+    attacker = browser_at(app, "203.0.113.9")
+    codes = [log_in(attacker, "admin@example.com", f"guess {n} password").status_code for n in range(30)]
+    assert codes[:5] == [200] * 5 and set(codes[5:]) == {429}
+    assert log_in(attacker, "admin@example.com").status_code == 429  # even a right guess waits there
+    owner = browser_at(app, "198.51.100.7")
+    assert log_in(owner, "admin@example.com").status_code == 302
+    assert owner.get("/editor/posts").status_code == 200
+
+
+@pytest.mark.one_backend
+def test_guessing_from_many_addresses_meets_a_ceiling_the_owners_browser_passes(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Failures spread over many addresses stop new browsers at 100 an hour, not the owner's own."""
+    make_editor(db)
+    laptop = browser_at(app, "198.51.100.7")
+    assert log_in(laptop, "admin@example.com").status_code == 302  # an earlier login from here
+    laptop.post("/editor/logout", data={"csrf_token": csrf_token(laptop.get("/editor/").get_data(as_text=True))})
+    device = laptop.get_cookie("digest_device", path="/editor/login")  # sent to the login page only
+    assert device is not None and device.http_only and device.secure
+    for n in range(100):
+        bot = browser_at(app, f"203.0.113.{n // 4}")
+        assert log_in(bot, "admin@example.com", "wrong password!").status_code == 200
+    assert log_in(browser_at(app, "192.0.2.1"), "admin@example.com").status_code == 429
+    assert log_in(laptop, "admin@example.com").status_code == 302

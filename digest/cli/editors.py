@@ -45,14 +45,15 @@ def editor_create(email: str, role: str, name: str, password_stdin: bool) -> Non
 @group.command("list")
 @with_appcontext
 def editor_list() -> None:
-    """List editors: address, role, status, last login."""
+    """List editors: address, role, status, last login, two-factor sign-in."""
     from digest.core.extensions import db_session
     from digest.domain.editors import list_editors
 
     for editor in list_editors(db_session()):
         last = editor.last_login_at.strftime("%Y-%m-%d %H:%M UTC") if editor.last_login_at else "never"
         status = "active" if editor.active else "deactivated"
-        click.echo(f"{editor.email}\t{editor.role.value}\t{status}\tlast login {last}")
+        second = "on" if editor.totp_enabled_at else "off"
+        click.echo(f"{editor.email}\t{editor.role.value}\t{status}\tlast login {last}\t2fa {second}")
 
 
 def _change_editor(email: str, change: Callable[[Session, Editor], Editor], done: str) -> None:
@@ -103,6 +104,18 @@ def editor_reset_password(email: str, password_stdin: bool) -> None:
     _change_editor(email, lambda s, e: set_password(s, e, password), "has a new password.")
 
 
+
+@group.command("reset-2fa")
+@click.argument("email")
+@with_appcontext
+def editor_reset_two_factor(email: str) -> None:
+    """Turn off an editor's second factor (a lost device) and end their sessions."""
+    from digest.domain.editors import end_sessions
+    from digest.domain.two_factor import turn_off
+
+    _change_editor(email, lambda s, e: end_sessions(s, turn_off(s, e)),
+                   "has no second factor now and is logged out everywhere; they set it up again "
+                   "under their account (at once if the workspace requires it).")
 
 
 COMMANDS = (group,)

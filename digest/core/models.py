@@ -274,6 +274,12 @@ class Editor(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Part of every session's and remember cookie's id: replacing it ends them all.
+    session_token: Mapped[str] = mapped_column(String(32), default=new_uid)
+    # Two-factor sign-in (domain/two_factor.py): the TOTP secret, encrypted; on once confirmed.
+    totp_secret: Mapped[str | None] = mapped_column(Text)
+    totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
     # Flask-Login's user protocol.
     is_authenticated = True
@@ -285,13 +291,34 @@ class Editor(Base):
         return self.active
 
     def get_id(self) -> str:
-        """Return the id Flask-Login keeps in the session."""
-        return str(self.id)
+        """Return the id Flask-Login keeps in the session and the remember cookie."""
+        return f"{self.id}.{self.session_token}"
 
     @property
     def is_admin(self) -> bool:
         """Return whether the editor manages editors and settings."""
         return self.role is EditorRole.ADMIN
+
+
+class RecoveryCode(Base):
+    """A one-time code that signs an editor in without their authenticator, stored hashed."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editor.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Workspace(Base):
+    """Settings of the editor workspace as a whole (one row)."""
+
+    __tablename__ = "workspace"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    require_two_factor: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ApiToken(Base):

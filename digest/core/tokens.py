@@ -11,12 +11,14 @@ List-Unsubscribe header stays short.
 
 from __future__ import annotations
 
+import base64
 import enum
 import functools
 import hashlib
 import hmac
 from collections.abc import Callable
 
+from cryptography.fernet import Fernet, InvalidToken
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 
 
@@ -89,3 +91,20 @@ def keyed_hasher(secret: str, purpose: str) -> Callable[[str], str]:
         return mac.hexdigest()
 
     return digest
+
+
+def seal(secret: str, purpose: str, value: str) -> str:
+    """Return value encrypted and authenticated (Fernet) under a purpose-specific key."""
+    return _fernet(secret, purpose).encrypt(value.encode("utf-8")).decode("ascii")
+
+
+def unseal(secret: str, purpose: str, sealed: str) -> str:
+    """Return the value seal() encrypted; raise BadToken if it was altered or the key changed."""
+    try:
+        return _fernet(secret, purpose).decrypt(sealed.encode("ascii")).decode("utf-8")
+    except (InvalidToken, UnicodeError):
+        raise BadToken("this value cannot be decrypted with the current secret key") from None
+
+
+def _fernet(secret: str, purpose: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(_purpose_key(secret, f"sealed.{purpose}")))

@@ -66,12 +66,22 @@ def authenticate(session: Session, email: str, password: str) -> Editor | None:
     return editor
 
 
-def load_editor(session: Session, editor_id: str) -> Editor | None:
-    """Return the active editor with this id (Flask-Login's user loader)."""
-    if not editor_id.isdigit():
+def load_editor(session: Session, session_id: str) -> Editor | None:
+    """Return the active editor whose current session id this is (Flask-Login's user loader)."""
+    number, _, token = session_id.partition(".")
+    if not number.isdigit() or len(number) > 10 or not token:
         return None
-    editor = session.get(Editor, int(editor_id))
-    return editor if editor is not None and editor.active else None
+    editor = session.get(Editor, int(number))
+    if editor is None or not editor.active:
+        return None
+    return editor if secrets.compare_digest(editor.session_token, token) else None
+
+
+def end_sessions(session: Session, editor: Editor) -> Editor:
+    """End every session and remember cookie of the editor (they log in again)."""
+    editor.session_token = secrets.token_urlsafe(16)
+    session.flush()
+    return editor
 
 
 def generate_password() -> str:
@@ -117,15 +127,15 @@ def set_active(session: Session, editor: Editor, active: bool) -> Editor:
     """Deactivate (logs them out everywhere) or reactivate an editor; never the last admin."""
     if not active:
         _keep_an_admin(session, editor)
+        end_sessions(session, editor)
     editor.active = active
     session.flush()
     return editor
 
 
 def set_password(session: Session, editor: Editor, password: str) -> Editor:
-    """Replace an editor's password; refuses a short one."""
+    """Replace an editor's password and end all their sessions; refuses a short one."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise EditorError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
     editor.password_hash = hash_password(password)
-    session.flush()
-    return editor
+    return end_sessions(session, editor)

@@ -18,23 +18,26 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from digest.core.extensions import db_session
-from digest.core.models import Editor, Issue, Newsletter
-from digest.core.tokens import keyed_hash
+from digest.core.models import Issue, Newsletter
 from digest.core.validation import Invalid, as_id
+from digest.domain import two_factor
 from digest.domain.newsletters import find_newsletter
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 admin = Blueprint("admin", __name__)
-PUBLIC_ENDPOINTS = {"editor.login"}
+PUBLIC_ENDPOINTS = {"editor.login", "editor.login_code"}
+# Where an editor without a second factor may go when the workspace requires one.
+ENROL_ENDPOINTS = {"editor.two_factor_setup", "editor.two_factor_start", "editor.two_factor_confirm",
+                   "editor.logout"}
 P = ParamSpec("P")
 R = TypeVar("R")
 M = TypeVar("M")
-SESSION_STAMP = "editor_password_stamp"
 
 
-def password_stamp(editor: Editor) -> str:
-    """Return a short keyed fingerprint of the editor's password hash, kept in their session."""
-    return keyed_hash(current_app.config["SECRET_KEY"], "editor-session", editor.password_hash)[:16]
+def end_browser_session() -> None:
+    """Forget the editor in this browser: its session and its remember cookie."""
+    session.clear()
+    logout_user()  # after clear(): it marks the remember cookie for deletion in the session
 
 
 def get_or_404(model: type[M], ident: int) -> M:
@@ -94,16 +97,28 @@ def _require_login() -> Response | None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     if not current_user.is_authenticated:
+        remember_cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+        if "_user_id" in session or remember_cookie in request.cookies:
+            # A session or cookie whose id no longer matches: the editor's sessions were ended.
+            end_browser_session()
+            flash("You were signed out (a password change, \"sign out everywhere\" or an admin "
+                  "ended your sessions): please log in again.", "error")
+            return redirect(url_for("editor.login"))
         return redirect(url_for("editor.login") + "?" + urlencode({"next": request.full_path.rstrip("?")}))
-    stamp = session.setdefault(SESSION_STAMP, password_stamp(current_user))
-    if stamp != password_stamp(current_user):
-        # The password changed since this session logged in: end it.
-        logout_user()
-        session.clear()
-        flash("Your password was changed: please log in again.", "error")
-        return redirect(url_for("editor.login"))
     g.newsletter = find_newsletter(db_session())
+    if request.endpoint not in ENROL_ENDPOINTS and not two_factor.is_on(current_user) \
+            and two_factor.required(db_session()):
+        flash("This workspace requires two-factor sign-in: set up an authenticator app to carry on.",
+              "warning")
+        return redirect(url_for("editor.two_factor_setup"))
     return None
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    # Workspace pages carry readers' data and, once, generated passwords: no cache keeps them.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @admin.before_request
@@ -144,6 +159,7 @@ from digest.web.editor import (  # noqa: E402,F401
     posts,
     sending,
     subscribers,
+    two_factor_views,
 )
 
 bp.register_blueprint(admin)

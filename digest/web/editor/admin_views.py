@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from digest.core.extensions import db_session
 from digest.core.models import Editor, EditorRole, Newsletter, Section
 from digest.core.validation import Invalid
-from digest.domain import editors, newsletters
+from digest.domain import editors, newsletters, two_factor
 from digest.web.editor import admin, commit_change, get_or_404
 
 
@@ -123,11 +123,25 @@ def section_remove(section_id: int) -> Response:
     return _apply(lambda dbs: newsletters.remove_section(dbs, section), f"The section {name} is removed.", _SECTIONS)
 
 
+def _editors_page(**shown: object) -> str:
+    dbs = db_session()
+    return render_template("editor/editors.html", editors=editors.list_editors(dbs), roles=list(EditorRole),
+                           require_two_factor=two_factor.required(dbs), **{"password": None, **shown})
+
+
 @admin.get("/editors")
 def editors_list() -> str:
-    """List editors with their roles and status."""
-    return render_template("editor/editors.html", editors=editors.list_editors(db_session()),
-                           roles=list(EditorRole), password=None)
+    """List editors with their roles, status and second factor."""
+    return _editors_page()
+
+
+@admin.post("/editors/two-factor")
+def editors_two_factor() -> Response:
+    """Require (or stop requiring) two-factor sign-in of every editor."""
+    require = request.form.get("require") == "1"
+    done = ("Every editor now signs in with a second factor; those without one set it up at their next page."
+            if require else "Two-factor sign-in is now each editor's choice.")
+    return _apply(lambda dbs: two_factor.set_required(dbs, require), done, _EDITORS)
 
 
 @admin.post("/editors")
@@ -144,12 +158,10 @@ def editor_create() -> Response | tuple[str, int]:
         dbs.rollback()
         message = str(exc) if isinstance(exc, editors.EditorError) else "Choose a role."
         flash(message[0].upper() + message[1:] + ".", "error")
-        return render_template("editor/editors.html", editors=editors.list_editors(dbs), roles=list(EditorRole),
-                               password=None, email=email), 400
+        return _editors_page(email=email), 400
     dbs.commit()
     flash(f"{editor.email} can now log in as {editor.role.value}.", "success")
-    return render_template("editor/editors.html", editors=editors.list_editors(dbs), roles=list(EditorRole),
-                           password=password, password_for=editor.email), 201
+    return _editors_page(password=password, password_for=editor.email), 201
 
 
 def _editor(editor_id: int) -> Editor:
@@ -185,5 +197,4 @@ def editor_password(editor_id: int) -> Response | tuple[str, int]:
     editors.set_password(dbs, editor, password)
     dbs.commit()
     flash(f"{editor.email} has a new password.", "success")
-    return render_template("editor/editors.html", editors=editors.list_editors(dbs), roles=list(EditorRole),
-                           password=password, password_for=editor.email), 200
+    return _editors_page(password=password, password_for=editor.email), 200
