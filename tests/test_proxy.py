@@ -20,6 +20,7 @@ from tests.support.delivery import digest_server, process_env
 from tests.support.readers import (
     load_newsletter,
     subscription,
+    take_signups_now,
 )
 from tests.support.waiting import wait_until
 
@@ -33,6 +34,7 @@ def _signup(client: FlaskClient, email: str, forwarded_for: str) -> int:
         headers={"X-Forwarded-For": forwarded_for, "X-Forwarded-Proto": "https"},
         environ_base={"REMOTE_ADDR": PROXY},
     )
+    take_signups_now(client.application)
     return response.status_code
 
 

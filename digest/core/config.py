@@ -7,7 +7,6 @@ instead of failing on the first email.
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -60,13 +59,6 @@ def _non_negative_int(value: str) -> int:
     number = int(value)
     if number < 0:
         raise ValueError("expected 0 or a positive whole number")
-    return number
-
-
-def _seconds(value: str) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError("expected 0 or a positive number of seconds")
     return number
 
 
@@ -176,8 +168,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ONE_CLICK_RATE_LIMIT", _rate_limit, "600 per minute"),
     Setting("API_RATE_LIMIT", _rate_limit, "120 per minute"),
     Setting("API_FAILED_AUTH_LIMIT", _rate_limit, "20 per 10 minutes"),
-    # The least time every signup answer takes, so timing tells no known address apart.
-    Setting("SIGNUP_MIN_SECONDS", _seconds, 0.25),
 )
 
 

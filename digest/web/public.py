@@ -32,7 +32,8 @@ from digest.domain import links
 from digest.domain.newsletters import find_newsletter
 from digest.domain.subscribers import privacy, signup
 from digest.domain.subscribers.signup import ConfirmResult, LinkGone, Signup, WithdrawalChannel
-from digest.web.signup import client_ip, hold_answer, run_signup, signup_limit
+from digest.engine.transactional import wake
+from digest.web.signup import client_ip, run_signup, signup_limit
 
 bp = Blueprint("public", __name__)
 
@@ -192,11 +193,11 @@ def confirm(token: str) -> tuple[str, int]:
 @signup_limit
 def renew(token: str) -> tuple[str, int]:
     """Send a fresh confirmation link after an expired one."""
-    hold_answer()
     session = db_session()
     subscription = _subscription(Purpose.CONFIRM, token, for_update=True, allow_expired=True)
     signup.renew_confirmation(session, subscription)
     session.commit()
+    wake(current_app)
     return render_template("public/check_inbox.html", newsletter=subscription.newsletter), 200
 
 

@@ -5,9 +5,12 @@ Contract:
   domain in Unicode (sent as IDNA 2008 ASCII), the whole address lower-cased; non-ASCII
   local parts are refused. Deliverability (DNS) is checked only when
   DIGEST_CHECK_DELIVERABILITY is on.
-- `subscribe` validates everything before touching anything (`Invalid` lists every
-  problem by field) and then answers alike for new, pending, confirmed, unsubscribed and
-  suppressed addresses; what it did is a SignupOutcome for logs and tests, never for pages.
+- A public signup takes one path whatever the address's state, by construction:
+  `record_signup` validates everything (`Invalid` lists every problem by field) and
+  records a SignupRequest, reading nothing about the address; the engine then calls
+  `take_request`, which looks the address up and acts for new, pending, confirmed,
+  unsubscribed and suppressed alike. `subscribe` does both at once (editors, the CLI);
+  what either did is a SignupOutcome for logs and tests, never for pages.
 - Double opt-in: a subscription becomes confirmed only through `confirm` (the
   confirmation link) or `resubscribe` (the never-expiring unsubscribe link, which itself
   proves the mailbox). Each signup is a Consent row; confirming completes the open ones;
@@ -40,6 +43,7 @@ from digest.core.models import (
     ConsentSource,
     Newsletter,
     Section,
+    SignupRequest,
     Subscriber,
     Subscription,
     SubscriptionStatus,
@@ -77,6 +81,7 @@ class SignupOutcome(enum.StrEnum):
     REJOINING = "rejoining"
     SUPPRESSED = "suppressed"
     HONEYPOT = "honeypot"
+    NEWSLETTER_GONE = "newsletter-gone"
 
 
 class ConfirmResult(enum.StrEnum):
@@ -212,19 +217,21 @@ def new_consent(
     )
 
 
-def reader_for(session: Session, email: str, name: str, now: dt.datetime) -> Subscriber:
-    """Return the reader with this address, locked, creating them if there is none."""
+def reader_for(
+    session: Session, email: str, name: str, now: dt.datetime
+) -> tuple[Subscriber, bool]:
+    """Return the reader with this address, locked, creating them if there is none, and if new."""
     found = session.scalar(select(Subscriber).where(Subscriber.email == email).with_for_update())
     if found is not None:
-        return found
+        return found, False
     try:
         with session.begin_nested():
             subscriber = Subscriber(email=email, name=name, created_at=now)
             session.add(subscriber)
     except IntegrityError:
         # Another request created the same reader a moment ago.
-        return session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
-    return subscriber
+        return session.scalars(select(Subscriber).where(Subscriber.email == email)).one(), False
+    return subscriber, True
 
 
 def subscription_for(
@@ -251,6 +258,64 @@ def subscription_for(
     return subscription, True
 
 
+def record_signup(
+    session: Session,
+    config: Mapping[str, Any],
+    newsletter: Newsletter,
+    signup: Signup,
+    now: dt.datetime | None = None,
+) -> None:
+    """Check a signup and record it for the engine: one row, whatever the address's state.
+
+    Raises Invalid listing every problem; the engine (`take_request`) does the rest.
+    """
+    if signup.honeypot.strip():
+        return
+    email, name, sections = check_signup(config, newsletter, signup)
+    session.add(
+        SignupRequest(
+            newsletter_id=newsletter.id,
+            email=email,
+            name=name,
+            section_ids=[section.id for section in sections],
+            source=signup.source,
+            ip=signup.ip,
+            user_agent=_agent(signup.user_agent),
+            consent_text=consent_text(newsletter),
+            consent_version=newsletter.consent_version,
+            created_at=now or utcnow(),
+        )
+    )
+    session.flush()
+
+
+def take_request(
+    session: Session,
+    config: Mapping[str, Any],
+    request: SignupRequest,
+    now: dt.datetime | None = None,
+) -> SignupOutcome:
+    """Act on a recorded signup request as `subscribe` would, then delete the request."""
+    newsletter = session.get(Newsletter, request.newsletter_id)
+    session.delete(request)
+    if newsletter is None:  # deleted since
+        session.flush()
+        return SignupOutcome.NEWSLETTER_GONE
+    chosen = set(request.section_ids)
+    # A section deleted since drops out; none left means every section.
+    sections = [section for section in newsletter.sections if section.id in chosen]
+    consent = Consent(
+        source=request.source,
+        ip=request.ip,
+        user_agent=request.user_agent,
+        consent_text=request.consent_text,
+        consent_version=request.consent_version,
+        created_at=request.created_at,
+    )
+    return _apply(session, config, newsletter, request.email, request.name, sections, consent,
+                  now or utcnow())
+
+
 def subscribe(
     session: Session,
     config: Mapping[str, Any],
@@ -258,14 +323,37 @@ def subscribe(
     signup: Signup,
     now: dt.datetime | None = None,
 ) -> SignupOutcome:
-    """Record a signup (validated first) and the email it calls for; the answer never differs."""
+    """Record a signup (validated first) and the email it calls for, at once (editors, CLI)."""
     if signup.honeypot.strip():
         return SignupOutcome.HONEYPOT
     email, name, sections = check_signup(config, newsletter, signup)
     now = now or utcnow()
+    consent = new_consent(newsletter, signup.source, signup.ip, signup.user_agent, now)
+    return _apply(session, config, newsletter, email, name, sections, consent, now)
+
+
+def _apply(
+    session: Session,
+    config: Mapping[str, Any],
+    newsletter: Newsletter,
+    email: str,
+    name: str,
+    sections: list[Section],
+    consent: Consent,
+    now: dt.datetime,
+) -> SignupOutcome:
     if blocks_signup(suppression_for(session, config, email)):
         return SignupOutcome.SUPPRESSED
-    subscriber = reader_for(session, email, name, now)
+    subscriber, new_reader = reader_for(session, email, name, now)
+    if new_reader:
+        # Most of a burst: nothing to look up, the reader exists only in this transaction.
+        subscription = Subscription(
+            subscriber=subscriber, newsletter=newsletter, status=SubscriptionStatus.PENDING,
+            created_at=now, sections=sections, consents=[consent],
+        )
+        session.add(subscription)
+        request_mail(session, subscription, TransactionalKind.CONFIRM, now)
+        return SignupOutcome.CREATED
     subscription, created = subscription_for(session, subscriber, newsletter, now)
     if subscription.status in ACTIVE:
         # Nothing changes for a subscribed reader: not even a stranger may edit them.
@@ -275,9 +363,7 @@ def subscribe(
     if name and not any(s.status in ACTIVE for s in subscriber.subscriptions):
         subscriber.name = name
     subscription.sections = sections
-    subscription.consents.append(
-        new_consent(newsletter, signup.source, signup.ip, signup.user_agent, now)
-    )
+    subscription.consents.append(consent)
     if not asked_recently(session, subscriber.id, now):
         request_mail(session, subscription, TransactionalKind.CONFIRM, now)
     session.flush()
