@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from digest.core.extensions import db_session, login_manager
 from digest.domain import editors
-from digest.web import api, archive, editor, guard, public
+from digest.web import api, archive, editor, guard, public, unavailable
 from digest.web.json_errors import json_error
 
 CONTENT_SECURITY_POLICY = (
@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
+    unavailable.init_app(app)
 
     @app.before_request
     def _refuse_nul() -> Response | tuple[str, int] | None:

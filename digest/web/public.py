@@ -23,6 +23,7 @@ from flask import (
 )
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from digest.core.extensions import csrf_exempt, db_session, limiter
 from digest.core.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
@@ -34,6 +35,8 @@ from digest.domain.subscribers import privacy, signup
 from digest.domain.subscribers.signup import ConfirmResult, LinkGone, Signup, WithdrawalChannel
 from digest.engine.transactional import wake
 from digest.web.signup import client_ip, run_signup, signup_limit
+from digest.web.unavailable import TRY_AGAIN, retry_after
+from digest.web.unavailable import unavailable as database_unavailable
 
 bp = Blueprint("public", __name__)
 
@@ -64,6 +67,8 @@ def _front_page(
     form: Mapping[str, object] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    *,
+    unavailable: bool = False,
 ) -> tuple[str, int]:
     latest = _latest_issue(newsletter) if newsletter else None
     return render_template(
@@ -76,6 +81,7 @@ def _front_page(
         else None,
         form=form or {},
         errors=errors or {},
+        unavailable=TRY_AGAIN if unavailable else "",
     ), status
 
 
@@ -87,7 +93,7 @@ def index() -> tuple[str, int]:
 
 @bp.post("/subscribe")
 @signup_limit
-def subscribe() -> tuple[str, int]:
+def subscribe() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     """Take a signup from the form; the same answer whatever the address's state."""
     newsletter = find_newsletter(db_session(), request.form.get("newsletter"))
     if newsletter is None:
@@ -104,11 +110,16 @@ def subscribe() -> tuple[str, int]:
         ip=client_ip(),
         user_agent=request.user_agent.string,
     )
+    values = {"email": wanted.email, "name": wanted.name, "sections": form.getlist("sections")}
     try:
         run_signup(newsletter, wanted)
     except Invalid as exc:
-        values = {"email": wanted.email, "name": wanted.name, "sections": form.getlist("sections")}
         return _front_page(newsletter, values, exc.errors, 400)
+    except OperationalError as exc:
+        # Nothing was recorded: the form comes back filled in, to send again in a moment.
+        database_unavailable(exc)
+        page, status = _front_page(newsletter, values, status=503, unavailable=True)
+        return page, status, retry_after()
     return render_template("public/check_inbox.html", newsletter=newsletter), 200
 
 

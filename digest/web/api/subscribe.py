@@ -89,7 +89,7 @@ def _signup(payload: dict[str, Any]) -> Signup | str:
 @operation("GET", "What a signup form must show", tag="signup", public=True,
            params=[NEWSLETTER], errors=[404, 422, 429], responses={200: "SignupForm"})
 @operation("POST", "Sign a reader up (double opt-in)", tag="signup", public=True, body=SIGNUP,
-           errors=[400, 404, 429], responses={202: "SignupAccepted"},
+           errors=[400, 404, 429, 503], responses={202: "SignupAccepted"},
            description="The same answer for every address, whatever its state, so nobody can "
                        "learn who subscribes. Rate limited per client IP.")
 @csrf_exempt
