@@ -20,6 +20,7 @@ from flask import Flask
 
 from digest import create_app
 from tests.support.apps import get_db_of
+from tests.support.browser import chromium, live_server, screenshot_path
 from tests.support.readers import load_newsletter, signup, subscription, take_signups_now
 
 pytestmark = pytest.mark.one_backend
@@ -82,3 +83,29 @@ def test_signup_on_a_full_disk_asks_to_retry(full_disk_app: Flask, small_disk: P
     found = subscription(full_disk_app, "nina@example.org")
     assert found is not None and found.subscriber.name == "Nina"
     assert take_signups_now(full_disk_app) == 0
+
+
+@pytest.mark.parametrize(("width", "scheme"), [(1280, "light"), (375, "dark")])
+def test_full_disk_signup_in_a_browser(full_disk_app: Flask, small_disk: Path, width: int, scheme: str) -> None:
+    """In Chromium, a signup on a full disk shows "try again shortly" above the form, which
+    keeps the address and name; sending it again once there is room works."""
+    filler = _fill(small_disk)
+    with live_server(full_disk_app) as base, chromium(
+        viewport={"width": width, "height": 900}, color_scheme=scheme
+    ) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        page.goto(base + "/")
+        page.get_by_label("Email address").fill("nina@example.org")
+        page.get_by_label("Your name").fill("Nina")
+        page.get_by_label("Yes, send me The Weekly Model").check()
+        page.get_by_role("button", name="Subscribe").click()
+        page.get_by_role("heading", name="Please try again shortly").wait_for()
+        page.screenshot(path=str(screenshot_path(f"signup-disk-full-{width}-{scheme}")), full_page=True)
+        assert page.get_by_label("Email address").input_value() == "nina@example.org"
+        assert page.get_by_label("Your name").input_value() == "Nina"
+        filler.unlink()
+        page.get_by_label("Yes, send me The Weekly Model").check()
+        page.get_by_role("button", name="Subscribe").click()
+        page.get_by_role("heading", name="Check your inbox").wait_for()
+    assert take_signups_now(full_disk_app) == 1
+    assert subscription(full_disk_app, "nina@example.org") is not None

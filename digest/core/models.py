@@ -239,6 +239,10 @@ class Consent(Base):
     # An editor's entry: who recorded it, and (when consent was obtained elsewhere) how.
     recorded_by: Mapped[str | None] = mapped_column(String(320))
     note: Mapped[str] = mapped_column(Text, default="")
+    # What a signup to an existing subscription asked to change (name; chosen section ids,
+    # empty for every section): applied only when its own confirmation link is used.
+    asked_name: Mapped[str | None] = mapped_column(String(200))
+    asked_section_ids: Mapped[list[int] | None] = mapped_column(JSON)
 
     subscription: Mapped[Subscription] = relationship(back_populates="consents")
 

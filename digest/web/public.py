@@ -186,7 +186,8 @@ def confirm(token: str) -> tuple[str, int]:
         _subscription(Purpose.CONFIRM, token, allow_expired=True)
         return _expired(token)
     result = signup.confirm(
-        session, current_app.config, subscription, client_ip(), request.user_agent.string
+        session, current_app.config, subscription, client_ip(), request.user_agent.string,
+        consent_id=signup.consent_named(current_app.config, token),
     )
     session.commit()
     return render_template(

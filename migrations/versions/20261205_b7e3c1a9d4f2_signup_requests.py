@@ -1,4 +1,5 @@
-"""signup requests: the web records a signup, the engine acts on it
+"""signup requests: the web records a signup, the engine acts on it; consents carry the
+changes a signup asked for until they are confirmed
 
 Revision ID: b7e3c1a9d4f2
 Revises: 8096c9c2b49f
@@ -32,7 +33,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['newsletter_id'], ['newsletter.id'], name=op.f('fk_signup_request_newsletter_id_newsletter'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_signup_request'))
     )
+    with op.batch_alter_table('consent', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('asked_name', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('asked_section_ids', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('consent', schema=None) as batch_op:
+        batch_op.drop_column('asked_section_ids')
+        batch_op.drop_column('asked_name')
     op.drop_table('signup_request')

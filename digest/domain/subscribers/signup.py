@@ -15,6 +15,10 @@ Contract:
   confirmation link) or `resubscribe` (the never-expiring unsubscribe link, which itself
   proves the mailbox). Each signup is a Consent row; confirming completes the open ones;
   unsubscribing withdraws them with a channel.
+- Anyone can type an address, so a signup never edits an existing reader: a new name or
+  sections for a pending or unsubscribed subscription are kept on its Consent and take
+  effect only through the confirmation link that names that signup (`consent_named`),
+  which only the mailbox's owner receives; a subscribed reader is never changed.
 - Email is never sent here: requests are recorded through digest.domain.transactional, at
   most one confirmation per address per 24 hours.
 - A deliberate new signup of an erased address works (double opt-in again); bounce,
@@ -51,6 +55,7 @@ from digest.core.models import (
 )
 from digest.core.tokens import ExpiredToken, Purpose, read_token
 from digest.core.validation import Invalid
+from digest.domain.links import CONSENT_MARK
 from digest.domain.suppression import blocks_signup, lift_erasure, suppression_for
 from digest.domain.transactional import asked_recently, cancel_pending, request_mail
 
@@ -360,9 +365,14 @@ def _apply(
         if not asked_recently(session, subscriber.id, now):
             request_mail(session, subscription, TransactionalKind.ALREADY, now)
         return SignupOutcome.ALREADY_SUBSCRIBED
-    if name and not any(s.status in ACTIVE for s in subscriber.subscriptions):
-        subscriber.name = name
-    subscription.sections = sections
+    # Anyone can type an address: what this signup asks to change waits for the
+    # confirmation link that names it, which only the mailbox's owner receives.
+    if name and name != subscriber.name:
+        consent.asked_name = name
+    if created:
+        subscription.sections = sections
+    else:
+        consent.asked_section_ids = [section.id for section in sections]
     subscription.consents.append(consent)
     if not asked_recently(session, subscriber.id, now):
         request_mail(session, subscription, TransactionalKind.CONFIRM, now)
@@ -390,6 +400,7 @@ def from_token(
         if not allow_expired:
             raise
         uid = exc.uid
+    uid = uid.partition(CONSENT_MARK)[0]
     query = (
         select(Subscription)
         .where(Subscription.uid == uid)
@@ -399,6 +410,16 @@ def from_token(
     if subscription is None:
         raise LinkGone(uid)
     return subscription
+
+
+def consent_named(config: Mapping[str, Any], token: str) -> int | None:
+    """Return the id of the signup (consent) a confirmation link names, if it names one."""
+    try:
+        payload = read_token(config["SECRET_KEY"], Purpose.CONFIRM, token)
+    except ExpiredToken as exc:
+        payload = exc.uid
+    _uid, mark, consent_id = payload.partition(CONSENT_MARK)
+    return int(consent_id) if mark and consent_id.isdigit() else None
 
 
 def open_consents(subscription: Subscription) -> list[Consent]:
@@ -443,8 +464,10 @@ def confirm(
     ip: str | None = None,
     user_agent: str | None = None,
     now: dt.datetime | None = None,
+    consent_id: int | None = None,
 ) -> ConfirmResult:
-    """Confirm a signup (idempotent): subscription confirmed, consents completed, welcome due."""
+    """Confirm a signup (idempotent): subscription confirmed, consents completed, welcome due;
+    the changes asked for by the signup the link names (consent_id) take effect."""
     if subscription.status in ACTIVE:
         return ConfirmResult.ALREADY_CONFIRMED
     waiting = open_consents(subscription)
@@ -453,9 +476,20 @@ def confirm(
     now = now or utcnow()
     result = activate(session, config, subscription, waiting, ip, user_agent, now)
     if result is ConfirmResult.CONFIRMED:
+        named = next((c for c in waiting if c.id == consent_id), None)
+        if named is not None:
+            _take_asked_changes(subscription, named)
         request_mail(session, subscription, TransactionalKind.WELCOME, now)
     session.flush()
     return result
+
+
+def _take_asked_changes(subscription: Subscription, consent: Consent) -> None:
+    if consent.asked_name:
+        subscription.subscriber.name = consent.asked_name
+    if consent.asked_section_ids is not None:
+        chosen = set(consent.asked_section_ids)
+        subscription.sections = [s for s in subscription.newsletter.sections if s.id in chosen]
 
 
 def renew_confirmation(
