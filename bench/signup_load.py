@@ -11,7 +11,9 @@ connection, POSTing JSON signups of new addresses to /api/v1/subscribe until `--
 are answered or `--seconds` pass, while one more thread asks /healthz every 20 ms. Run
 twice: idle, and while an issue to `--readers` readers is being sent by the same process.
 Prints signups/s, answer p50/p99, /healthz p50/p99 (and the same with no load at all),
-and how long after the last answer every confirmation email had reached the sink.
+the server's CPU per signup (answer, engine, confirmation: what one core can sustain on a
+machine shared with other work), and how long after the last answer every confirmation
+email had reached the sink.
 """
 
 from __future__ import annotations
@@ -153,10 +155,18 @@ def delivered(database: Database, issue_id: int) -> int:
         ) or 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) process pid has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_phase(
-    ctx: Any, port: int, database: Database, prefix: str, first_ip: int, args: argparse.Namespace
+    ctx: Any, port: int, pid: int, database: Database, prefix: str, first_ip: int,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Run one burst; return its figures."""
+    cpu_before = cpu_seconds(pid)
     results = ctx.Queue()
     child = ctx.Process(
         target=load_child,
@@ -166,6 +176,7 @@ def run_phase(
     figures = results.get(timeout=args.seconds + 120)
     child.join(30)
     answered_at = time.perf_counter()
+    figures["cpu_answering"] = cpu_seconds(pid) - cpu_before
     accepted = figures["statuses"].get(202, 0)
     try:
         wait_until(lambda: confirmations_sent(database, prefix) >= accepted, timeout=120, every=0.1)
@@ -173,6 +184,7 @@ def run_phase(
     except TimeoutError:
         trail = f"> 120 s ({confirmations_sent(database, prefix)} of {accepted})"
     figures["trail"] = trail
+    figures["cpu_total"] = cpu_seconds(pid) - cpu_before
     return figures
 
 
@@ -204,7 +216,7 @@ def main() -> None:
         try:
             wait_until(lambda: _healthy(port), timeout=60, every=0.2)
             quiet = idle_health(port)
-            rows.append(("no load", "", "", "", "", _ms(quiet, 0.5), _ms(quiet, 0.99), ""))
+            rows.append(("no load", "", "", "", "", _ms(quiet, 0.5), _ms(quiet, 0.99), "", ""))
             for number, phase in enumerate(("idle", "sending")):
                 sent_before = 0
                 if phase == "sending":
@@ -212,7 +224,7 @@ def main() -> None:
                         issues.send_now(session, bench.issue_id)
                     wait_until(lambda: delivered(database, bench.issue_id) > 0, timeout=60, every=0.1)
                     sent_before = delivered(database, bench.issue_id)
-                figures = run_phase(ctx, port, database, f"{phase}-", number << 20, args)
+                figures = run_phase(ctx, port, server.pid, database, f"{phase}-", number << 20, args)
                 answered = figures["answered"]
                 rate = len(answered) / figures["elapsed"]
                 statuses = ", ".join(f"{k}: {v}" for k, v in sorted(figures["statuses"].items()))
@@ -220,8 +232,9 @@ def main() -> None:
                 if phase == "sending":
                     during = delivered(database, bench.issue_id) - sent_before
                     note += f"; {during} digests sent meanwhile"
+                cpu = figures["cpu_total"] * 1000 / max(1, len(answered))
                 rows.append((phase, len(answered), f"{rate:.0f}", _ms(answered, 0.5), _ms(answered, 0.99),
-                             _ms(figures["health"], 0.5), _ms(figures["health"], 0.99),
+                             _ms(figures["health"], 0.5), _ms(figures["health"], 0.99), f"{cpu:.1f}",
                              f"{statuses}; confirmations all out {note}"))
         finally:
             server.terminate()
@@ -229,9 +242,13 @@ def main() -> None:
             database.dispose()
     table(
         f"Signup burst on one `digest run` ({args.db}, {args.clients} clients, load generator in a second process)",
-        ("phase", "signups", "per s", "p50 ms", "p99 ms", "healthz p50", "healthz p99", "answers; after the burst"),
+        ("phase", "signups", "per s", "p50 ms", "p99 ms", "healthz p50", "healthz p99",
+         "server CPU ms/signup", "answers; after the burst"),
         rows,
     )
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; server CPU "
+          "per signup covers the answer, the engine's work and the confirmation (and, while "
+          "sending, the digests sent meanwhile)")
     cleanup(bench)
 
 

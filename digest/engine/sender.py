@@ -69,6 +69,9 @@ log = logging.getLogger(__name__)
 MAX_RETRY_DELAY = 6 * 3600.0
 THROTTLE_PAUSE_SECONDS = 2.0
 MAIL_JOB_SECONDS = 1.0
+# Threads running the mail jobs: a burst's signups and confirmations wait mostly on
+# database round trips, which two threads overlap (their claims never collide).
+MAIL_THREADS = 2
 THROTTLE_CODES = frozenset({421, 454})
 
 MailJob = Callable[[Flask, Mailer], int]
@@ -575,7 +578,7 @@ def run_mail_jobs(app: Flask, mailer: Mailer, jobs: Sequence[MailJob] = MAIL_JOB
 
 class SenderPool:
     """Sender threads in this process, each with its own SMTP connection, working on every
-    sending issue (or only issue_ids), plus a thread running the periodic mail jobs.
+    sending issue (or only issue_ids), plus MAIL_THREADS threads running the mail jobs.
 
     An idle sender looks for work every idle_seconds (wake() makes it look at once); a
     sender that cannot reach the SMTP server backs off, doubling up to BACKOFF_MAX.
@@ -611,7 +614,9 @@ class SenderPool:
             (f"digest-sender-{i}", self._sender) for i in range(self.threads)
         ]
         if self.mail_jobs:
-            targets.append(("digest-mail-jobs", self._run_mail_jobs))
+            targets.extend(
+                (f"digest-mail-jobs-{i}", self._run_mail_jobs) for i in range(MAIL_THREADS)
+            )
             # A signup answered by this process wakes the mail thread (digest.web.signup).
             self.app.extensions[WAKE] = self._mail_due
         for name, target in targets:
