@@ -50,6 +50,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
 
     if app.config["TRUSTED_PROXIES"]:
+        # For any WSGI server (gunicorn); `digest run` hands this job to waitress instead.
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         hops = app.config["TRUSTED_PROXIES"]

@@ -103,10 +103,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def app_overrides(database_url: str, tmp_path: Path) -> dict[str, Any]:
-    """The settings every test app starts from; tests may change them before `app`.
-
-    No timing floor on signup answers: the tests that measure it set SIGNUP_MIN_SECONDS.
-    """
+    """The settings every test app starts from; tests may change them before `app`."""
     return {
         "TESTING": True,
         "DATABASE_URL": database_url,
@@ -116,7 +113,6 @@ def app_overrides(database_url: str, tmp_path: Path) -> dict[str, Any]:
         "MAIL_FROM": MAIL_FROM,
         "SMTP_URL": None,
         "RATELIMIT_STORAGE_URL": "memory://",
-        "SIGNUP_MIN_SECONDS": 0,
     }
 
 

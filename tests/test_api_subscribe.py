@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from digest.core.models import (
@@ -19,18 +17,21 @@ from tests.support.readers import (
     load_newsletter,
     mails,
     subscription,
+    take_signups_now,
 )
 
 URL = "/api/v1/subscribe"
 
 
 def _post(client, ip: str | None = None, **payload):  # type: ignore[no-untyped-def]
-    return client.post(
+    response = client.post(
         URL,
         json=payload,
         headers={"Origin": "https://blog.example.net", "User-Agent": "EmbedBrowser/2.0"},
         environ_base={"REMOTE_ADDR": ip or fresh_ip()},
     )
+    take_signups_now(client.application)  # the engine's half, as `digest run` does at once
+    return response
 
 
 def test_get_describes_the_form_to_show(app, client) -> None:  # type: ignore[no-untyped-def]
@@ -101,10 +102,9 @@ def test_same_answer_for_known_and_unknown_addresses(app, client) -> None:  # ty
     assert answers.count(answers[0]) == 3
 
 
-def test_json_answers_tell_no_address_state_by_headers_or_timing(app, client) -> None:  # type: ignore[no-untyped-def]
-    """With the timing floor on, every state's answer has the same status, body and headers, none sooner than the floor."""
+def test_json_answers_tell_no_address_state_by_headers(app, client) -> None:  # type: ignore[no-untyped-def]
+    """Every state's answer has the same status, body and headers."""
     load_newsletter(app)
-    app.config["SIGNUP_MIN_SECONDS"] = 0.2
     with get_db_of(app).session() as session:
         suppress(session, app.config, "bounced@example.org", SuppressionReason.HARD_BOUNCE)
     assert _post(client, email="pending@example.org", consent=True).status_code == 202
@@ -112,10 +112,7 @@ def test_json_answers_tell_no_address_state_by_headers_or_timing(app, client) ->
     answers = {}
     for state, email in (("new", "new@example.org"), ("pending", "pending@example.org"),
                          ("confirmed", "ada@example.com"), ("suppressed", "bounced@example.org")):
-        started = time.monotonic()
         response = _post(client, email=email, consent=True)
-        took = time.monotonic() - started
-        assert took >= 0.2, f"the answer for a {state} address came after {took:.3f}s"
         headers = sorted((k, v) for k, v in response.headers.items() if k not in varying)
         answers[state] = (response.status_code, response.get_data(), headers)
     for state, answer in answers.items():
@@ -175,6 +172,7 @@ def test_plain_form_posts_work_too(app, client) -> None:  # type: ignore[no-unty
         environ_base={"REMOTE_ADDR": fresh_ip()},
     )
     assert response.status_code == 202
+    take_signups_now(app)
     found = subscription(app, "formish@example.org")
     assert [s.slug for s in found.sections] == ["news", "tools"]  # type: ignore[union-attr]
 

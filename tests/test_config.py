@@ -48,7 +48,6 @@ def test_environment_is_parsed() -> None:
         ("DIGEST_DATABASE_URL", "digest.sqlite3"),
         ("DIGEST_SENDER_THREADS", "0"),
         ("DIGEST_LINK_RATE_LIMIT", "thirty a minute"),
-        ("DIGEST_SIGNUP_MIN_SECONDS", "-1"),
     ],
 )
 def test_malformed_setting_is_named(name: str, value: str) -> None:

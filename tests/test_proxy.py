@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -12,10 +16,13 @@ from flask.testing import FlaskClient
 from digest import create_app
 from digest.core.config import ConfigError, load_config
 from tests.support.apps import get_db_of
+from tests.support.delivery import digest_server, process_env
 from tests.support.readers import (
     load_newsletter,
     subscription,
+    take_signups_now,
 )
+from tests.support.waiting import wait_until
 
 PROXY = "10.0.0.2"
 
@@ -27,6 +34,7 @@ def _signup(client: FlaskClient, email: str, forwarded_for: str) -> int:
         headers={"X-Forwarded-For": forwarded_for, "X-Forwarded-Proto": "https"},
         environ_base={"REMOTE_ADDR": PROXY},
     )
+    take_signups_now(client.application)
     return response.status_code
 
 
@@ -81,3 +89,32 @@ def test_setting_is_parsed_and_checked() -> None:
     for bad in ("-1", "two"):
         with pytest.raises(ConfigError, match="DIGEST_TRUSTED_PROXIES"):
             load_config(environ={"DIGEST_TRUSTED_PROXIES": bad})
+
+
+def _post_through(base: str, email: str, forwarded_for: str) -> int:
+    url = urlsplit(base)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+    try:
+        connection.request(
+            "POST", "/api/v1/subscribe", json.dumps({"email": email, "consent": True}),
+            {"Content-Type": "application/json", "X-Forwarded-For": forwarded_for,
+             "X-Forwarded-Proto": "https"},
+        )
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_digest_run_believes_the_trusted_proxy(app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Under `digest run` (waitress) behind one proxy, two readers get a rate-limit budget
+    each and their consents keep their own addresses, not the proxy's."""
+    load_newsletter(app)
+    env = process_env(app, TRUSTED_PROXIES=1, SIGNUP_RATE_LIMIT="5 per minute")
+    with digest_server(env, tmp_path / "run.log") as base:
+        first = [_post_through(base, f"a{n}@example.org", "203.0.113.7") for n in range(6)]
+        second = _post_through(base, "b0@example.org", "198.51.100.66, 203.0.113.8")
+        assert first == [202] * 5 + [429]
+        assert second == 202
+        assert wait_until(lambda: subscription(app, "b0@example.org"), what="the signup to be recorded")
+    assert _consent_ip(app, "a0@example.org") == "203.0.113.7"
+    assert _consent_ip(app, "b0@example.org") == "203.0.113.8"

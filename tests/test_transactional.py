@@ -223,12 +223,17 @@ def test_already_subscribed_note_points_to_preferences(smtp_app, smtp_server) ->
 
 
 def test_send_pending_command(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
-    """`digest subscribers send-pending` sends what is due and says how many."""
+    """`digest subscribers send-pending` takes waiting signups, sends what is due, and says
+    how many it sent and how many remain."""
     load_newsletter(smtp_app)
-    signup(smtp_app.test_client(), "nina@example.org")
+    client = smtp_app.test_client()
+    signup(client, "nina@example.org", engine=False)
+    signup(client, "owen@example.org", engine=False)
+    smtp_server.script = lambda stage, to: "451 4.3.0 try later" if to == "owen@example.org" else None
     result = smtp_app.test_cli_runner().invoke(args=["subscribers", "send-pending"])
     assert result.exit_code == 0
     assert "Sent 1 confirmation/welcome email(s)." in result.output
+    assert "Remaining: 0 signup(s) not yet taken, 1 email(s) not yet sent (due later" in result.output
     assert [m.rcpt_tos for m in smtp_server.received] == [("nina@example.org",)]
 
 

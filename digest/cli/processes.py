@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from flask import Flask
 from flask.cli import with_appcontext
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from digest.core.extensions import current_app_object, get_db
 
@@ -34,17 +35,37 @@ def run(host: str, port: int) -> None:
     if behind:
         raise click.ClickException("The database is not up to date: run `digest db upgrade` first.")
     app = current_app_object()
+    proxy = _proxy_settings(app)
     _log_to_stderr()
     pool, clock = _start_background(app)
     # waitress stops on KeyboardInterrupt; make SIGTERM (systemd, docker stop) do the same.
     signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"digest is serving on http://{host}:{port} (Ctrl+C to stop)")
     try:
-        serve(app, host=host, port=port, threads=8, ident="digest")
+        serve(app, host=host, port=port, threads=8, ident="digest", **proxy)
     finally:
         clock.shutdown()
         if pool is not None:
             pool.stop()
+
+
+def _proxy_settings(app: Flask) -> dict[str, Any]:
+    """Return waitress's settings for DIGEST_TRUSTED_PROXIES, taking the job from ProxyFix.
+
+    waitress drops every X-Forwarded-* header from a peer it does not trust, so it must
+    be told to read them itself: the client is the address the outermost trusted proxy saw.
+    """
+    hops = app.config["TRUSTED_PROXIES"]
+    if not hops:
+        return {}
+    if isinstance(app.wsgi_app, ProxyFix):
+        # One translation only: waitress has already replaced REMOTE_ADDR and the scheme.
+        app.wsgi_app = app.wsgi_app.app  # type: ignore[method-assign,assignment]  # undoing create_app's wrap
+    return {
+        "trusted_proxy": "*",
+        "trusted_proxy_count": hops,
+        "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+    }
 
 
 def _log_to_stderr() -> None:

@@ -150,13 +150,19 @@ def import_command(path: Path, slug: str | None, source: str, skip_invalid: bool
 
 @group.command("send-pending")
 def send_pending_command() -> None:
-    """Send the confirmation and welcome emails that are due, now."""
-    from digest.engine.transactional import send_pending_transactional
+    """Act on waiting signups and send the confirmation and welcome emails due, now; say
+    how many remain."""
+    from digest.engine.transactional import deliver_transactional, still_waiting
     from digest.mail.mailer import mailer_for
 
     with mailer_for(current_app.config) as mailer:
-        sent = send_pending_transactional(get_db(), mailer, current_app.config)
+        sent = deliver_transactional(get_db(), mailer, current_app.config)
+    signups, mails = still_waiting(get_db())
     click.echo(f"Sent {sent} confirmation/welcome email(s).")
+    click.echo(
+        f"Remaining: {signups} signup(s) not yet taken, {mails} email(s) not yet sent"
+        + (" (due later: retried after a failure)." if mails and not signups else ".")
+    )
 
 
 @group.command("purge-unconfirmed")

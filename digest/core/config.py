@@ -66,13 +66,6 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
-def _seconds(value: str) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError("expected 0 or a positive number of seconds")
-    return number
-
-
 def _rate_limit(value: str) -> str:
     parse_many(value)  # raises ValueError naming what it could not read
     return value.strip()
@@ -251,8 +244,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("API_FAILED_AUTH_LIMIT", _rate_limit, "20 per 10 minutes"),
     # Per editor: "send me a test" of an issue.
     Setting("TEST_SEND_RATE_LIMIT", _rate_limit, "5 per 10 minutes"),
-    # The least time every signup answer takes, so timing tells no known address apart.
-    Setting("SIGNUP_MIN_SECONDS", _seconds, 0.25),
 )
 
 

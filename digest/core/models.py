@@ -11,6 +11,7 @@ import enum
 import secrets
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Enum,
     Float,
@@ -243,8 +244,38 @@ class Consent(Base):
     # An editor's entry: who recorded it, and (when consent was obtained elsewhere) how.
     recorded_by: Mapped[str | None] = mapped_column(String(320))
     note: Mapped[str] = mapped_column(Text, default="")
+    # What a signup to an existing subscription asked to change (name; chosen section ids,
+    # empty for every section): applied only when its own confirmation link is used.
+    asked_name: Mapped[str | None] = mapped_column(String(200))
+    asked_section_ids: Mapped[list[int] | None] = mapped_column(JSON)
 
     subscription: Mapped[Subscription] = relationship(back_populates="consents")
+
+
+class SignupRequest(Base):
+    """A checked signup as the reader sent it, waiting for the engine to act on it.
+
+    The request records only this row, whatever the address's state; the engine
+    (digest.engine.signups) looks the address up, records the consent and the mail it
+    calls for, and deletes the row.
+    """
+
+    __tablename__ = "signup_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # Ids of the sections chosen; empty means every section.
+    section_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    source: Mapped[ConsentSource] = mapped_column(_enum(ConsentSource))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    consent_text: Mapped[str] = mapped_column(Text, default="")
+    consent_version: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the engine could not act on it (kept for the operator, not retried).
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Suppression(Base):

@@ -28,10 +28,19 @@ def absolute(config: Mapping[str, Any], path: str) -> str:
     return f"{config['BASE_URL']}{path}"
 
 
-def confirm_url(config: Mapping[str, Any], subscription_uid: str) -> str:
-    """Return the link that opens the Confirm page of a pending subscription."""
-    token = make_token(config["SECRET_KEY"], Purpose.CONFIRM, subscription_uid)
+def confirm_url(
+    config: Mapping[str, Any], subscription_uid: str, consent_id: int | None = None
+) -> str:
+    """Return the link that opens the Confirm page of a pending subscription; naming the
+    signup (consent) it confirms, whose asked-for changes it then applies."""
+    payload = subscription_uid if consent_id is None else f"{subscription_uid}{CONSENT_MARK}{consent_id}"
+    token = make_token(config["SECRET_KEY"], Purpose.CONFIRM, payload)
     return absolute(config, CONFIRM_PATH.format(token=token))
+
+
+# Separates the subscription's uid from the consent id in a confirmation token's payload
+# (uids are URL-safe base64, which never contains it; the signer splits at its last dot).
+CONSENT_MARK = "."
 
 
 def unsubscribe_url(config: Mapping[str, Any], subscription_uid: str) -> str:

@@ -194,7 +194,13 @@ def _shared_and_values(
     fields = _NewsletterFields(newsletter.name, newsletter.postal_address.strip())
     if mail.kind is TransactionalKind.CONFIRM:
         shared = _Shared(mail.kind, fields, config["BASE_URL"])
-        return shared, {"confirm_url": links.confirm_url(config, subscription.uid)}
+        # The link names the latest signup this email answers: its changes, no later ones.
+        asked = [
+            c for c in subscription.consents
+            if c.confirmed_at is None and c.withdrawn_at is None and c.created_at <= mail.created_at
+        ]
+        consent_id = asked[-1].id if asked else None
+        return shared, {"confirm_url": links.confirm_url(config, subscription.uid, consent_id)}
     name = " ".join(subscription.subscriber.name.split())
     latest = _latest_issue(session, subscription)
     shared = _Shared(

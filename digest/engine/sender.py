@@ -52,7 +52,7 @@ from digest.domain import deliveries, issues
 from digest.domain.deliveries import Blocked
 from digest.domain.issue_mail import load_issue, render_settings
 from digest.domain.suppression import HASH_PURPOSE, suppress
-from digest.engine.transactional import send_pending_transactional
+from digest.engine.transactional import WAKE, deliver_transactional
 from digest.mail.mailer import Mailer, mailer_for
 from digest.mail.render import NotSendable, Outgoing, PreparedIssue, Reader, check_sendable
 from digest.mail.transport import (
@@ -68,15 +68,19 @@ log = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 6 * 3600.0
 THROTTLE_PAUSE_SECONDS = 2.0
-MAIL_JOB_SECONDS = 5.0
+MAIL_JOB_SECONDS = 1.0
+# Threads running the mail jobs: a burst's signups and confirmations wait mostly on
+# database round trips, which two threads overlap (their claims never collide).
+MAIL_THREADS = 2
 THROTTLE_CODES = frozenset({421, 454})
 
 MailJob = Callable[[Flask, Mailer], int]
 
 
 def send_transactional(app: Flask, mailer: Mailer) -> int:
-    """Send the confirmation, welcome and "already subscribed" emails that are due."""
-    return send_pending_transactional(app.extensions["digest.db"], mailer, app.config)
+    """Act on waiting signups and send the confirmation, welcome and "already subscribed"
+    emails that are due."""
+    return deliver_transactional(app.extensions["digest.db"], mailer, app.config)
 
 
 # Periodic mail jobs, run by the sender side every MAIL_JOB_SECONDS (in `digest run` and
@@ -574,7 +578,7 @@ def run_mail_jobs(app: Flask, mailer: Mailer, jobs: Sequence[MailJob] = MAIL_JOB
 
 class SenderPool:
     """Sender threads in this process, each with its own SMTP connection, working on every
-    sending issue (or only issue_ids), plus a thread running the periodic mail jobs.
+    sending issue (or only issue_ids), plus MAIL_THREADS threads running the mail jobs.
 
     An idle sender looks for work every idle_seconds (wake() makes it look at once); a
     sender that cannot reach the SMTP server backs off, doubling up to BACKOFF_MAX.
@@ -601,6 +605,7 @@ class SenderPool:
         self.rate = send_rate_for(app)
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._mail_due = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> SenderPool:
@@ -609,7 +614,11 @@ class SenderPool:
             (f"digest-sender-{i}", self._sender) for i in range(self.threads)
         ]
         if self.mail_jobs:
-            targets.append(("digest-mail-jobs", self._run_mail_jobs))
+            targets.extend(
+                (f"digest-mail-jobs-{i}", self._run_mail_jobs) for i in range(MAIL_THREADS)
+            )
+            # A signup answered by this process wakes the mail thread (digest.web.signup).
+            self.app.extensions[WAKE] = self._mail_due
         for name, target in targets:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -628,6 +637,7 @@ class SenderPool:
         """Finish the message in hand, give unsent claims back, close connections."""
         self._stop.set()
         self._wake.set()
+        self._mail_due.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -682,7 +692,8 @@ class SenderPool:
         mailer = self.mailer_factory(self.app.config)
         try:
             while not self._stop.is_set():
+                self._mail_due.clear()
                 run_mail_jobs(self.app, mailer, self.mail_jobs)
-                self._stop.wait(MAIL_JOB_SECONDS)
+                self._mail_due.wait(MAIL_JOB_SECONDS)
         finally:
             mailer.close()

@@ -14,7 +14,7 @@ from digest.core import logs
 from digest.core.extensions import db_session, login_manager
 from digest.domain import editors
 from digest.domain.subscribers import imports
-from digest.web import api, archive, editor, guard, ops, public
+from digest.web import api, archive, editor, guard, ops, public, unavailable
 from digest.web.json_errors import json_error
 
 access_log = logging.getLogger("digest.web.access")
@@ -47,6 +47,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
+    unavailable.init_app(app)
 
     @app.url_value_preprocessor
     def _body_allowance(endpoint: str | None, _values: dict[str, Any] | None) -> None:

@@ -21,7 +21,8 @@ from flask import (
     request,
 )
 from flask_limiter.errors import RateLimitExceeded
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from digest.core.extensions import csrf_exempt, db_session, limiter
 from digest.core.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
@@ -31,7 +32,10 @@ from digest.domain import links
 from digest.domain.newsletters import find_newsletter
 from digest.domain.subscribers import privacy, signup
 from digest.domain.subscribers.signup import ConfirmResult, LinkGone, Signup, WithdrawalChannel
-from digest.web.signup import client_ip, hold_answer, run_signup, signup_limit
+from digest.engine.transactional import wake
+from digest.web.signup import client_ip, run_signup, signup_limit
+from digest.web.unavailable import TRY_AGAIN, retry_after
+from digest.web.unavailable import unavailable as database_unavailable
 
 bp = Blueprint("public", __name__)
 
@@ -62,6 +66,8 @@ def _front_page(
     form: Mapping[str, object] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    *,
+    unavailable: bool = False,
 ) -> tuple[str, int]:
     latest = _latest_issue(newsletter) if newsletter else None
     return render_template(
@@ -74,6 +80,7 @@ def _front_page(
         else None,
         form=form or {},
         errors=errors or {},
+        unavailable=TRY_AGAIN if unavailable else "",
     ), status
 
 
@@ -85,7 +92,7 @@ def index() -> tuple[str, int]:
 
 @bp.post("/subscribe")
 @signup_limit
-def subscribe() -> tuple[str, int]:
+def subscribe() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     """Take a signup from the form; the same answer whatever the address's state."""
     newsletter = find_newsletter(db_session(), request.form.get("newsletter"))
     if newsletter is None:
@@ -102,11 +109,16 @@ def subscribe() -> tuple[str, int]:
         ip=client_ip(),
         user_agent=request.user_agent.string,
     )
+    values = {"email": wanted.email, "name": wanted.name, "sections": form.getlist("sections")}
     try:
         run_signup(newsletter, wanted)
     except Invalid as exc:
-        values = {"email": wanted.email, "name": wanted.name, "sections": form.getlist("sections")}
         return _front_page(newsletter, values, exc.errors, 400)
+    except OperationalError as exc:
+        # Nothing was recorded: the form comes back filled in, to send again in a moment.
+        database_unavailable(exc)
+        page, status = _front_page(newsletter, values, status=503, unavailable=True)
+        return page, status, retry_after()
     return render_template("public/check_inbox.html", newsletter=newsletter), 200
 
 
@@ -173,7 +185,8 @@ def confirm(token: str) -> tuple[str, int]:
         _subscription(Purpose.CONFIRM, token, allow_expired=True)
         return _expired(token)
     result = signup.confirm(
-        session, current_app.config, subscription, client_ip(), request.user_agent.string
+        session, current_app.config, subscription, client_ip(), request.user_agent.string,
+        consent_id=signup.consent_named(current_app.config, token),
     )
     session.commit()
     return render_template(
@@ -191,11 +204,11 @@ def confirm(token: str) -> tuple[str, int]:
 @signup_limit
 def renew(token: str) -> tuple[str, int]:
     """Send a fresh confirmation link after an expired one."""
-    hold_answer()
     session = db_session()
     subscription = _subscription(Purpose.CONFIRM, token, for_update=True, allow_expired=True)
     signup.renew_confirmation(session, subscription)
     session.commit()
+    wake(current_app)
     return render_template("public/check_inbox.html", newsletter=subscription.newsletter), 200
 
 

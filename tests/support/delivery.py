@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -170,3 +171,37 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int
             process.kill()
             process.wait(5)
     return process.returncode
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def digest_server(env: Mapping[str, str], log: Path) -> Iterator[str]:
+    """Run `digest run` as a real process; yield its base URL once /healthz answers."""
+    import urllib.request
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    with digest_process(["run", "--port", str(port)], env, log) as process:
+        deadline = time.monotonic() + 60
+        while not healthy():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"`digest run` did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+        yield base

@@ -19,7 +19,8 @@ from werkzeug.test import TestResponse
 
 from digest.core.models import Newsletter, Subscriber, Subscription, TransactionalMail
 from digest.domain.demo import load_demo
-from digest.engine.transactional import send_pending_transactional
+from digest.engine.signups import take_signups
+from digest.engine.transactional import deliver_transactional
 from digest.mail.mailer import mailer_for
 from tests.support.apps import get_db_of
 from tests.support.forms import csrf_token, submit
@@ -52,9 +53,11 @@ def signup(
     consent: bool = True,
     website: str = "",
     ip: str | None = None,
+    engine: bool = True,
     **extra: str,
 ) -> TestResponse:
-    """Fill in and send the front page's signup form the way a browser does."""
+    """Fill in and send the front page's signup form the way a browser does; then let the
+    engine act on it."""
     html = client.get("/").get_data(as_text=True)
     version = re.search(r'name="consent_version" value="([^"]*)"', html)
     data: dict[str, Any] = {
@@ -71,13 +74,23 @@ def signup(
     if consent:
         data["consent"] = "yes"
     data.update(extra)
-    return client.post("/subscribe", data=data, environ_base={"REMOTE_ADDR": ip or fresh_ip()})
+    response = client.post("/subscribe", data=data, environ_base={"REMOTE_ADDR": ip or fresh_ip()})
+    if engine:
+        # What `digest run`'s mail thread does at once after the answer.
+        take_signups_now(client.application)
+    return response
 
 
 def deliver(app: Flask, **options: Any) -> int:
-    """Send the due transactional mail with the app's settings; return how many went out."""
+    """Act on waiting signups, then send the due transactional mail with the app's settings,
+    as the engine does; return how many went out."""
     with mailer_for(app.config) as mailer:
-        return send_pending_transactional(get_db_of(app), mailer, app.config, **options)
+        return deliver_transactional(get_db_of(app), mailer, app.config, **options)
+
+
+def take_signups_now(app: Flask) -> int:
+    """Act on the signups the web recorded, as the engine does; return how many."""
+    return take_signups(get_db_of(app), app.config)
 
 
 def confirm_by_email(

@@ -10,8 +10,9 @@ from __future__ import annotations
 import email
 import email.policy
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
@@ -41,6 +42,7 @@ class Received:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
+    at: float = field(default_factory=time.monotonic)  # when the server accepted it
 
     @property
     def message(self) -> EmailMessage:

@@ -130,7 +130,7 @@ def add_by_editor(
         if not blocks_signup(entry):
             message += " Only the reader can undo that: send them a confirmation email instead."
         raise Invalid({"email": message})
-    subscriber = reader_for(session, email, name, now)
+    subscriber, _new = reader_for(session, email, name, now)
     subscription, _created = subscription_for(session, subscriber, newsletter, now)
     if subscription.status in ACTIVE:
         return EditorAdd.ALREADY_SUBSCRIBED, subscription

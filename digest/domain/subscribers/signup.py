@@ -5,13 +5,20 @@ Contract:
   domain in Unicode (sent as IDNA 2008 ASCII), the whole address lower-cased; non-ASCII
   local parts are refused. Deliverability (DNS) is checked only when
   DIGEST_CHECK_DELIVERABILITY is on.
-- `subscribe` validates everything before touching anything (`Invalid` lists every
-  problem by field) and then answers alike for new, pending, confirmed, unsubscribed and
-  suppressed addresses; what it did is a SignupOutcome for logs and tests, never for pages.
+- A public signup takes one path whatever the address's state, by construction:
+  `record_signup` validates everything (`Invalid` lists every problem by field) and
+  records a SignupRequest, reading nothing about the address; the engine then calls
+  `take_request`, which looks the address up and acts for new, pending, confirmed,
+  unsubscribed and suppressed alike. `subscribe` does both at once (editors, the CLI);
+  what either did is a SignupOutcome for logs and tests, never for pages.
 - Double opt-in: a subscription becomes confirmed only through `confirm` (the
   confirmation link) or `resubscribe` (the never-expiring unsubscribe link, which itself
   proves the mailbox). Each signup is a Consent row; confirming completes the open ones;
   unsubscribing withdraws them with a channel.
+- Anyone can type an address, so a signup never edits an existing reader: a new name or
+  sections for a pending or unsubscribed subscription are kept on its Consent and take
+  effect only through the confirmation link that names that signup (`consent_named`),
+  which only the mailbox's owner receives; a subscribed reader is never changed.
 - Email is never sent here: requests are recorded through digest.domain.transactional, at
   most one confirmation per address per 24 hours.
 - A deliberate new signup of an erased address works (double opt-in again); bounce,
@@ -40,6 +47,7 @@ from digest.core.models import (
     ConsentSource,
     Newsletter,
     Section,
+    SignupRequest,
     Subscriber,
     Subscription,
     SubscriptionStatus,
@@ -47,6 +55,7 @@ from digest.core.models import (
 )
 from digest.core.tokens import ExpiredToken, Purpose, read_token
 from digest.core.validation import Invalid, control_character
+from digest.domain.links import CONSENT_MARK
 from digest.domain.suppression import blocks_signup, lift_erasure, suppression_for
 from digest.domain.transactional import asked_recently, cancel_pending, request_mail
 
@@ -77,6 +86,7 @@ class SignupOutcome(enum.StrEnum):
     REJOINING = "rejoining"
     SUPPRESSED = "suppressed"
     HONEYPOT = "honeypot"
+    NEWSLETTER_GONE = "newsletter-gone"
 
 
 class ConfirmResult(enum.StrEnum):
@@ -218,19 +228,21 @@ def new_consent(
     )
 
 
-def reader_for(session: Session, email: str, name: str, now: dt.datetime) -> Subscriber:
-    """Return the reader with this address, locked, creating them if there is none."""
+def reader_for(
+    session: Session, email: str, name: str, now: dt.datetime
+) -> tuple[Subscriber, bool]:
+    """Return the reader with this address, locked, creating them if there is none, and if new."""
     found = session.scalar(select(Subscriber).where(Subscriber.email == email).with_for_update())
     if found is not None:
-        return found
+        return found, False
     try:
         with session.begin_nested():
             subscriber = Subscriber(email=email, name=name, created_at=now)
             session.add(subscriber)
     except IntegrityError:
         # Another request created the same reader a moment ago.
-        return session.scalars(select(Subscriber).where(Subscriber.email == email)).one()
-    return subscriber
+        return session.scalars(select(Subscriber).where(Subscriber.email == email)).one(), False
+    return subscriber, True
 
 
 def subscription_for(
@@ -257,6 +269,64 @@ def subscription_for(
     return subscription, True
 
 
+def record_signup(
+    session: Session,
+    config: Mapping[str, Any],
+    newsletter: Newsletter,
+    signup: Signup,
+    now: dt.datetime | None = None,
+) -> None:
+    """Check a signup and record it for the engine: one row, whatever the address's state.
+
+    Raises Invalid listing every problem; the engine (`take_request`) does the rest.
+    """
+    if signup.honeypot.strip():
+        return
+    email, name, sections = check_signup(config, newsletter, signup)
+    session.add(
+        SignupRequest(
+            newsletter_id=newsletter.id,
+            email=email,
+            name=name,
+            section_ids=[section.id for section in sections],
+            source=signup.source,
+            ip=signup.ip,
+            user_agent=_agent(signup.user_agent),
+            consent_text=consent_text(newsletter),
+            consent_version=newsletter.consent_version,
+            created_at=now or utcnow(),
+        )
+    )
+    session.flush()
+
+
+def take_request(
+    session: Session,
+    config: Mapping[str, Any],
+    request: SignupRequest,
+    now: dt.datetime | None = None,
+) -> SignupOutcome:
+    """Act on a recorded signup request as `subscribe` would, then delete the request."""
+    newsletter = session.get(Newsletter, request.newsletter_id)
+    session.delete(request)
+    if newsletter is None:  # deleted since
+        session.flush()
+        return SignupOutcome.NEWSLETTER_GONE
+    chosen = set(request.section_ids)
+    # A section deleted since drops out; none left means every section.
+    sections = [section for section in newsletter.sections if section.id in chosen]
+    consent = Consent(
+        source=request.source,
+        ip=request.ip,
+        user_agent=request.user_agent,
+        consent_text=request.consent_text,
+        consent_version=request.consent_version,
+        created_at=request.created_at,
+    )
+    return _apply(session, config, newsletter, request.email, request.name, sections, consent,
+                  now or utcnow())
+
+
 def subscribe(
     session: Session,
     config: Mapping[str, Any],
@@ -264,26 +334,52 @@ def subscribe(
     signup: Signup,
     now: dt.datetime | None = None,
 ) -> SignupOutcome:
-    """Record a signup (validated first) and the email it calls for; the answer never differs."""
+    """Record a signup (validated first) and the email it calls for, at once (editors, CLI)."""
     if signup.honeypot.strip():
         return SignupOutcome.HONEYPOT
     email, name, sections = check_signup(config, newsletter, signup)
     now = now or utcnow()
+    consent = new_consent(newsletter, signup.source, signup.ip, signup.user_agent, now)
+    return _apply(session, config, newsletter, email, name, sections, consent, now)
+
+
+def _apply(
+    session: Session,
+    config: Mapping[str, Any],
+    newsletter: Newsletter,
+    email: str,
+    name: str,
+    sections: list[Section],
+    consent: Consent,
+    now: dt.datetime,
+) -> SignupOutcome:
     if blocks_signup(suppression_for(session, config, email)):
         return SignupOutcome.SUPPRESSED
-    subscriber = reader_for(session, email, name, now)
+    subscriber, new_reader = reader_for(session, email, name, now)
+    if new_reader:
+        # Most of a burst: nothing to look up, the reader exists only in this transaction.
+        subscription = Subscription(
+            subscriber=subscriber, newsletter=newsletter, status=SubscriptionStatus.PENDING,
+            created_at=now, sections=sections, consents=[consent],
+        )
+        session.add(subscription)
+        request_mail(session, subscription, TransactionalKind.CONFIRM, now)
+        return SignupOutcome.CREATED
     subscription, created = subscription_for(session, subscriber, newsletter, now)
     if subscription.status in ACTIVE:
         # Nothing changes for a subscribed reader: not even a stranger may edit them.
         if not asked_recently(session, subscriber.id, now):
             request_mail(session, subscription, TransactionalKind.ALREADY, now)
         return SignupOutcome.ALREADY_SUBSCRIBED
-    if name and not any(s.status in ACTIVE for s in subscriber.subscriptions):
-        subscriber.name = name
-    subscription.sections = sections
-    subscription.consents.append(
-        new_consent(newsletter, signup.source, signup.ip, signup.user_agent, now)
-    )
+    # Anyone can type an address: what this signup asks to change waits for the
+    # confirmation link that names it, which only the mailbox's owner receives.
+    if name and name != subscriber.name:
+        consent.asked_name = name
+    if created:
+        subscription.sections = sections
+    else:
+        consent.asked_section_ids = [section.id for section in sections]
+    subscription.consents.append(consent)
     if not asked_recently(session, subscriber.id, now):
         request_mail(session, subscription, TransactionalKind.CONFIRM, now)
     session.flush()
@@ -310,6 +406,7 @@ def from_token(
         if not allow_expired:
             raise
         uid = exc.uid
+    uid = uid.partition(CONSENT_MARK)[0]
     query = (
         select(Subscription)
         .where(Subscription.uid == uid)
@@ -319,6 +416,16 @@ def from_token(
     if subscription is None:
         raise LinkGone(uid)
     return subscription
+
+
+def consent_named(config: Mapping[str, Any], token: str) -> int | None:
+    """Return the id of the signup (consent) a confirmation link names, if it names one."""
+    try:
+        payload = read_token(config["SECRET_KEY"], Purpose.CONFIRM, token)
+    except ExpiredToken as exc:
+        payload = exc.uid
+    _uid, mark, consent_id = payload.partition(CONSENT_MARK)
+    return int(consent_id) if mark and consent_id.isdigit() else None
 
 
 def open_consents(subscription: Subscription) -> list[Consent]:
@@ -363,8 +470,10 @@ def confirm(
     ip: str | None = None,
     user_agent: str | None = None,
     now: dt.datetime | None = None,
+    consent_id: int | None = None,
 ) -> ConfirmResult:
-    """Confirm a signup (idempotent): subscription confirmed, consents completed, welcome due."""
+    """Confirm a signup (idempotent): subscription confirmed, consents completed, welcome due;
+    the changes asked for by the signup the link names (consent_id) take effect."""
     if subscription.status in ACTIVE:
         return ConfirmResult.ALREADY_CONFIRMED
     waiting = open_consents(subscription)
@@ -373,9 +482,20 @@ def confirm(
     now = now or utcnow()
     result = activate(session, config, subscription, waiting, ip, user_agent, now)
     if result is ConfirmResult.CONFIRMED:
+        named = next((c for c in waiting if c.id == consent_id), None)
+        if named is not None:
+            _take_asked_changes(subscription, named)
         request_mail(session, subscription, TransactionalKind.WELCOME, now)
     session.flush()
     return result
+
+
+def _take_asked_changes(subscription: Subscription, consent: Consent) -> None:
+    if consent.asked_name:
+        subscription.subscriber.name = consent.asked_name
+    if consent.asked_section_ids is not None:
+        chosen = set(consent.asked_section_ids)
+        subscription.sections = [s for s in subscription.newsletter.sections if s.id in chosen]
 
 
 def renew_confirmation(

@@ -36,12 +36,15 @@ _ERRORS = {
          "says why.",
     422: "Input breaks a rule stated here; `fields` says why, field by field.",
     429: "Too many requests; wait for the seconds in Retry-After.",
+    503: "Nothing was recorded (the database is full or not answering); send the same again "
+         "after the seconds in Retry-After.",
 }
 _HEADERS = {
     401: {"WWW-Authenticate": {"description": "`Bearer realm=\"digest\"`, with "
                                "`error=\"invalid_token\"` when a token was sent.",
                                "schema": {"type": "string"}}},
     429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    503: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
 }
 _CONVERTER = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 

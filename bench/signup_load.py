@@ -1,0 +1,271 @@
+"""A signup burst against one `digest run` process, idle and while an issue sends.
+
+    .venv/bin/python bench/signup_load.py [--signups 2000] [--clients 16] [--seconds 20]
+                                          [--readers 3000] [--db sqlite|postgresql]
+
+One `digest run` process (waitress, the clock and the sender threads, SMTP to
+bench/sink.py) behind a pretend reverse proxy (DIGEST_TRUSTED_PROXIES=1, every signup
+from its own X-Forwarded-For address, so the per-IP limit stays the product's). A load
+generator in a second process runs `--clients` threads, each on its own keep-alive
+connection, POSTing JSON signups of new addresses to /api/v1/subscribe until `--signups`
+are answered or `--seconds` pass, while one more thread asks /healthz every 20 ms. Run
+twice: idle, and while an issue to `--readers` readers is being sent by the same process.
+Prints signups/s, answer p50/p99, /healthz p50/p99 (and the same with no load at all),
+the server's CPU per signup (answer, engine, confirmation: what one core can sustain on a
+machine shared with other work), and how long after the last answer every confirmation
+email had reached the sink.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from common import ROOT, Bench, cleanup, make_bench, sink, table, wait_until  # type: ignore[import-not-found]
+from sqlalchemy import func, select
+
+from digest.core.db import Database
+from digest.core.models import DeliveryState, TransactionalMail, TransactionalState
+from digest.domain import issues
+
+DIGEST = str(Path(sys.executable).with_name("digest"))
+
+
+def _percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _connect(port: int) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+
+def load_child(
+    port: int, prefix: str, first_ip: int, signups: int, clients: int, seconds: float, results: Any
+) -> None:
+    """The load generator: clients threads of keep-alive signups plus one /healthz prober."""
+    answered: list[float] = []
+    statuses: dict[int, int] = {}
+    health: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(signups))
+    deadline = time.perf_counter() + seconds
+    done = threading.Event()
+
+    def client(number: int) -> None:
+        connection = _connect(port)
+        while time.perf_counter() < deadline:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                break
+            body = json.dumps({"email": f"{prefix}{n}@example.org", "name": f"Burst {n}", "consent": True})
+            ip = first_ip + n
+            headers = {"Content-Type": "application/json",
+                       "X-Forwarded-For": f"10.{ip >> 16 & 255}.{ip >> 8 & 255}.{ip & 255}"}
+            started = time.perf_counter()
+            try:
+                connection.request("POST", "/api/v1/subscribe", body, headers)
+                response = connection.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                connection.close()
+                connection = _connect(port)
+                status = 0
+            took = time.perf_counter() - started
+            with lock:
+                answered.append(took)
+                statuses[status] = statuses.get(status, 0) + 1
+        connection.close()
+
+    def prober() -> None:
+        connection = _connect(port)
+        while not done.is_set():
+            started = time.perf_counter()
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            health.append(time.perf_counter() - started)
+            time.sleep(0.02)
+        connection.close()
+
+    probe = threading.Thread(target=prober)
+    probe.start()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    done.set()
+    probe.join()
+    results.put({"answered": answered, "statuses": statuses, "health": health, "elapsed": elapsed})
+
+
+def idle_health(port: int, samples: int = 100) -> list[float]:
+    """Return /healthz answer times with no other load."""
+    connection = _connect(port)
+    times = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        times.append(time.perf_counter() - started)
+        time.sleep(0.01)
+    connection.close()
+    return times
+
+
+def confirmations_sent(database: Database, prefix: str) -> int:
+    """Return how many confirmation emails of this phase's signups went out."""
+    from digest.core.models import Subscriber, Subscription
+
+    with database.session() as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(TransactionalMail)
+            .join(Subscription, TransactionalMail.subscription_id == Subscription.id)
+            .join(Subscriber, Subscription.subscriber_id == Subscriber.id)
+            .where(TransactionalMail.state == TransactionalState.SENT,
+                   Subscriber.email.like(f"{prefix}%"))
+        ) or 0
+
+
+def delivered(database: Database, issue_id: int) -> int:
+    """Return how many readers of the issue have been sent it."""
+    from digest.core.models import Delivery
+
+    with database.session() as session:
+        return session.scalar(
+            select(func.count()).select_from(Delivery)
+            .where(Delivery.issue_id == issue_id, Delivery.state == DeliveryState.SENT)
+        ) or 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) process pid has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_phase(
+    ctx: Any, port: int, pid: int, database: Database, prefix: str, first_ip: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Run one burst; return its figures."""
+    cpu_before = cpu_seconds(pid)
+    results = ctx.Queue()
+    child = ctx.Process(
+        target=load_child,
+        args=(port, prefix, first_ip, args.signups, args.clients, args.seconds, results),
+    )
+    child.start()
+    figures = results.get(timeout=args.seconds + 120)
+    child.join(30)
+    answered_at = time.perf_counter()
+    figures["cpu_answering"] = cpu_seconds(pid) - cpu_before
+    accepted = figures["statuses"].get(202, 0)
+    try:
+        wait_until(lambda: confirmations_sent(database, prefix) >= accepted, timeout=120, every=0.1)
+        trail = f"{time.perf_counter() - answered_at:.1f} s"
+    except TimeoutError:
+        trail = f"> 120 s ({confirmations_sent(database, prefix)} of {accepted})"
+    figures["trail"] = trail
+    figures["cpu_total"] = cpu_seconds(pid) - cpu_before
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--signups", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--readers", type=int, default=3000)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    args = parser.parse_args()
+
+    ctx = multiprocessing.get_context("spawn")
+    bench: Bench = make_bench(args.db, args.readers)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = bench.folder / "run.log"
+    rows = []
+    with sink() as (smtp_port, _accepted):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+        env.update({f"DIGEST_{k}": str(v) for k, v in bench.overrides.items()})
+        env.update(DIGEST_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", DIGEST_TRUSTED_PROXIES="1",
+                   DIGEST_TICK_SECONDS="1", PYTHONUNBUFFERED="1")
+        with open(log, "ab") as out:
+            server = subprocess.Popen([DIGEST, "run", "--port", str(port)], env=env, cwd=ROOT,
+                                      stdout=out, stderr=subprocess.STDOUT)
+        database = Database(bench.overrides["DATABASE_URL"])
+        try:
+            wait_until(lambda: _healthy(port), timeout=60, every=0.2)
+            quiet = idle_health(port)
+            rows.append(("no load", "", "", "", "", _ms(quiet, 0.5), _ms(quiet, 0.99), "", ""))
+            for number, phase in enumerate(("idle", "sending")):
+                sent_before = 0
+                if phase == "sending":
+                    with database.session() as session:
+                        issues.send_now(session, bench.issue_id)
+                    wait_until(lambda: delivered(database, bench.issue_id) > 0, timeout=60, every=0.1)
+                    sent_before = delivered(database, bench.issue_id)
+                figures = run_phase(ctx, port, server.pid, database, f"{phase}-", number << 20, args)
+                answered = figures["answered"]
+                rate = len(answered) / figures["elapsed"]
+                statuses = ", ".join(f"{k}: {v}" for k, v in sorted(figures["statuses"].items()))
+                note = figures["trail"]
+                if phase == "sending":
+                    during = delivered(database, bench.issue_id) - sent_before
+                    note += f"; {during} digests sent meanwhile"
+                cpu = figures["cpu_total"] * 1000 / max(1, len(answered))
+                rows.append((phase, len(answered), f"{rate:.0f}", _ms(answered, 0.5), _ms(answered, 0.99),
+                             _ms(figures["health"], 0.5), _ms(figures["health"], 0.99), f"{cpu:.1f}",
+                             f"{statuses}; confirmations all out {note}"))
+        finally:
+            server.terminate()
+            server.wait(60)
+            database.dispose()
+    table(
+        f"Signup burst on one `digest run` ({args.db}, {args.clients} clients, load generator in a second process)",
+        ("phase", "signups", "per s", "p50 ms", "p99 ms", "healthz p50", "healthz p99",
+         "server CPU ms/signup", "answers; after the burst"),
+        rows,
+    )
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; server CPU "
+          "per signup covers the answer, the engine's work and the confirmation (and, while "
+          "sending, the digests sent meanwhile)")
+    cleanup(bench)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        connection = _connect(port)
+        connection.request("GET", "/healthz")
+        ok = connection.getresponse().status == 200
+        connection.close()
+        return ok
+    except OSError:
+        return False
+
+
+def _ms(values: list[float], share: float) -> str:
+    return f"{_percentile(values, share) * 1000:.1f}"
+
+
+if __name__ == "__main__":
+    main()
