@@ -26,10 +26,7 @@ def run(host: str, port: int) -> None:
     """Run the web app, the scheduler and the sender in one process."""
     from waitress import serve
 
-    from digest.core.db import pending_migrations
-
-    if pending_migrations(get_db()):
-        raise click.ClickException("The database is not up to date: run `digest db upgrade` first.")
+    _require_database()
     app = current_app_object()
     _log_to_stderr()
     pool, clock = _start_background(app)
@@ -42,6 +39,16 @@ def run(host: str, port: int) -> None:
         clock.shutdown()
         if pool is not None:
             pool.stop()
+
+
+def _require_database() -> None:
+    """Stop a long-running process at its start if the database cannot take its writes
+    or lacks migrations (digest.__main__ turns a database error into one line)."""
+    from digest.core.db import check_writable, pending_migrations
+
+    check_writable(get_db())
+    if pending_migrations(get_db()):
+        raise click.ClickException("The database is not up to date: run `digest db upgrade` first.")
 
 
 def _log_to_stderr() -> None:
@@ -83,6 +90,7 @@ def scheduler(once: bool) -> None:
     """Run the clock alone: weekly issues, due sends, reaping, dispatch (one per deployment)."""
     from digest.engine.scheduler import tick
 
+    _require_database()
     app = current_app_object()
     _log_to_stderr()
     if once:
@@ -119,6 +127,7 @@ def worker(threads: int | None) -> None:
     """Run a sender process alone (a Celery worker when DIGEST_BROKER_URL is set)."""
     from digest.engine.sender import SenderPool
 
+    _require_database()
     app = current_app_object()
     _log_to_stderr()
     threads = threads or app.config["SENDER_THREADS"]
