@@ -130,10 +130,10 @@ class Obstacle:
 
     def describe(self, now: dt.datetime | None = None) -> str:
         """Return one line: the obstacle, since when (UTC) and the wait before the next try."""
-        line = f"{self.text} since {self.since:%H:%M:%S} UTC"
+        line = f"{self.text} — since {self.since:%H:%M:%S} UTC"
         if self.retry_at is not None:
-            wait = max(0, round((self.retry_at - (now or utcnow())).total_seconds()))
-            line += f", retrying in {wait} s"
+            wait = round((self.retry_at - (now or utcnow())).total_seconds())
+            line += f", retrying in {wait} s" if wait > 0 else ", retrying now"
         return line
 
 

@@ -55,6 +55,7 @@ from sqlalchemy.orm import Session
 from digest.core.db import Database, utcnow
 from digest.core.models import (
     DeliveryState,
+    Issue,
     Subscriber,
     Subscription,
     SubscriptionSection,
@@ -159,6 +160,11 @@ def load_readers(
     }
 
 
+# Messages rendered and signed together before they go out one by one: each stage then
+# runs on warm caches (one at a time per message, render, RSA, SQLite and the socket
+# evicted each other's; measured +0.1 ms a message), at 16 × ~40 KB of memory a sender.
+PREBUILT = 16
+
 # Issues whose rendering an app keeps: more than are ever sending at once, and the bound
 # that matters under Celery, where no sender pool tells the cache which issues ended.
 ISSUES_KEPT = 8
@@ -167,31 +173,42 @@ ISSUES_KEPT = 8
 class PreparedIssues:
     """One app's issues, each rendered once (the shared parts) for every sender thread.
 
-    Every batch loads its issue's content again (digest.domain.issue_mail.load_issue, a
-    few queries) and renders again only when it changed: an issue edited while paused
-    (a post, the newsletter's settings) goes out as it reads now. The ISSUES_KEPT issues
-    used last are kept. Each app has its own (`prepared_issues`): its database and its
-    settings (links, secret) are its own.
+    Every batch asks whether its issue changed (its `updated_at`, one lookup by key: a
+    pause, resume or resend bumps it, and an issue is edited only while paused) and only
+    then loads its content again (digest.domain.issue_mail.load_issue, a few queries) and
+    renders again if that changed: an issue edited while paused (a post, the newsletter's
+    settings) goes out as it reads when it resumes. The ISSUES_KEPT issues used last are
+    kept. Each app has its own (`prepared_issues`): its database and its settings (links,
+    secret) are its own.
     """
 
     def __init__(self, database: Database, config: Mapping[str, Any]) -> None:
         self._database = database
         self._config = config
         self._settings = render_settings(config)
-        self._items: OrderedDict[int, PreparedIssue] = OrderedDict()  # used last at the end
+        # issue id → (its rendering, the issue's updated_at when it was checked); used last at the end
+        self._items: OrderedDict[int, tuple[PreparedIssue, dt.datetime | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, issue_id: int) -> PreparedIssue:
         """Return the issue rendered from its current content; raise NotSendable if its
         readers must not get it (no postal address, HTML that Gmail would clip)."""
         with self._database.session() as session:
+            stamp = session.scalar(select(Issue.updated_at).where(Issue.id == issue_id))
+            with self._lock:
+                kept = self._items.get(issue_id)
+            if kept is not None and kept[1] == stamp:
+                with self._lock:
+                    self._items.move_to_end(issue_id)
+                return kept[0]
             content = load_issue(session, issue_id, self._config)
         with self._lock:
-            prepared = self._items.pop(issue_id, None)
+            found = self._items.pop(issue_id, None)
+            prepared = found[0] if found is not None else None
             if prepared is None or prepared.content != content:
                 prepared = PreparedIssue(content, self._settings)
                 check_sendable(prepared)
-            self._items[issue_id] = prepared
+            self._items[issue_id] = (prepared, stamp)
             while len(self._items) > ISSUES_KEPT:
                 self._items.popitem(last=False)
             return prepared
@@ -368,14 +385,30 @@ class _Batch:
         newsletter_id = prepared.newsletter.id
         readers = self._readers(newsletter_id, claimed)
         self.lease_renewed_at = time.monotonic()
-        for item in claimed:
+        for start in range(0, len(claimed), PREBUILT):
+            group = claimed[start:start + PREBUILT]
+            built = {
+                item.id: self._message(prepared, readers[item.subscriber_id], item.id)
+                for item in group
+                if item.subscriber_id is not None and item.subscriber_id in readers
+            }
+            self._send_group(group, built, readers, newsletter_id)
+
+    def _send_group(
+        self,
+        group: Sequence[deliveries.Claimed],
+        built: Mapping[int, Outgoing],
+        readers: Mapping[int, Recipient],
+        newsletter_id: int,
+    ) -> None:
+        for item in group:
             self._stop_if_asked()
             self._keep_lease()
             recipient = readers.get(item.subscriber_id) if item.subscriber_id else None
             if recipient is None:
                 self._skip(item.id, Blocked.ERASED)
                 continue
-            message = self._message(prepared, recipient, item.id)
+            message = built[item.id]
             self._connect()
             self._take_token()
             marked: list[bool] = []
