@@ -402,6 +402,9 @@ def test_two_celery_workers_share_the_ledger(
     assert {a.pid, b.pid} <= set(parents.values()), f"both workers should have sent: {parents}"
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
     assert states(db, setup.issue_id) == {"sent": 200}
+    named = set(db.scalars(select(Delivery.sender_id)))
+    db.commit()
+    assert None not in named, "every Celery claim names its worker process's sender row"
 
 
 def test_digest_run_serves_schedules_and_sends(

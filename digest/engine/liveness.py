@@ -68,15 +68,19 @@ class Liveness:
         self._thread: threading.Thread | None = None
         self._users = 0
         self._healthy_since: float | None = None
+        self._first_beat = threading.Event()
 
     def start(self) -> Liveness:
-        """Start beating (once per process however many pools use it); return self."""
+        """Start beating (once per process however many pools use it) and wait a moment
+        for the first beat, so the first claims already name this sender; return self."""
         with self._lock:
             self._users += 1
             if self._thread is None:
                 self._stop.clear()
+                self._first_beat.clear()
                 self._thread = threading.Thread(target=self._run, name="digest-heartbeat", daemon=True)
                 self._thread.start()
+        self._first_beat.wait(self.interval)
         return self
 
     def stop(self) -> None:
@@ -147,6 +151,7 @@ class Liveness:
             except Exception:  # noqa: BLE001  (a database outage must not end the heartbeat)
                 self._healthy_since = None
                 log.warning("heartbeat: the database is unreachable", exc_info=True)
+            self._first_beat.set()
             self._stop.wait(self.interval)
 
 
