@@ -337,6 +337,10 @@ def main() -> None:
             *[[f"  stage: {name}", STAGE_SAMPLE, 1, "-", "-", "-", f"{ms:.3f}"] for name, ms in stages],
         ],
     )
+    stage_sum = sum(ms for _name, ms in stages) + ceiling_cpu_ms
+    print(f"sender CPU per message: the whole {e2e_cpu_ms:.2f} ms against its stages alone "
+          f"{stage_sum:.2f} ms (render + DKIM + ledger + the ceiling's transfer {ceiling_cpu_ms:.2f}): "
+          f"{e2e_cpu_ms / stage_sum:.2f}x")
     print(f"fan-out of {total} readers: {sending_from - fan_out_started:.2f} s; "
           f"sender peak RSS {rss:.0f} MB; end to end is {e2e / unsigned:.1f}x the naive pipeline "
           f"without DKIM and {e2e / classic:.0%} of the ceiling without PIPELINING")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, routes_command, shell_command
+from flask.cli import FlaskGroup, ScriptInfo, routes_command, shell_command
+from sqlalchemy.exc import OperationalError
 
 from digest import create_app
 from digest.cli.doctor import doctor_command
 from digest.core.config import ConfigError
+from digest.core.db import describe_failure
 
 
 def _create_app() -> Flask:
@@ -18,7 +23,19 @@ def _create_app() -> Flask:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=False)
+class _Commands(FlaskGroup):
+    """The app's commands; a database that cannot be used (read-only, full, unreachable)
+    ends any of them with one line naming it, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            url = ctx.ensure_object(ScriptInfo).load_app().config["DATABASE_URL"]
+            raise click.ClickException(describe_failure(url, exc)) from None
+
+
+@click.group(cls=_Commands, create_app=_create_app, add_default_commands=False)
 def main() -> None:
     """digest: a self-hosted newsletter for a weekly digest."""
 

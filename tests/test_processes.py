@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import signal
 import subprocess
+import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.core.db import utcnow
 from digest.core.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
-from digest.domain import issues
+from digest.domain import issues, senders
 from tests.support.apps import get_db_of
 from tests.support.delivery import (
     CONFIG,
@@ -34,6 +38,8 @@ from tests.support.delivery import (
     states,
     stop_process,
 )
+from tests.support.editor import log_in, make_editor
+from tests.support.rawsmtp import RawSMTPServer
 from tests.support.services import REQUIRE_SERVICES
 from tests.support.smtp import SMTPServer
 from tests.support.waiting import wait_until
@@ -116,6 +122,42 @@ def test_sigkill_mid_send_then_restart(
         assert email in result.stdout
 
 
+def test_sigkill_of_every_process_recovers_in_seconds_not_at_the_lease(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session, tmp_path: Path
+) -> None:
+    """Every process (clock and senders) killed with SIGKILL mid-send of 300 readers, then
+    started again: with the default 300 s lease the claims of the dead senders are taken
+    over at once, so the issue finishes within 30 s of the restart plus the time the
+    remaining messages take; nobody gets it twice, and a reader missing is unclear."""
+    readers, rate = 300, 40
+    setup = make_newsletter(db, readers=readers)
+    _start(db, setup.issue_id)
+    env = process_env(smtp_app, SEND_RATE=rate, SENDER_THREADS=2, TICK_SECONDS=1, BATCH_SIZE=50)
+    log = tmp_path / "processes.log"
+    with digest_process(["scheduler"], env, log) as clock, digest_process(["worker"], env, log) as worker:
+        wait_until(lambda: len(smtp_server.received) >= 100, timeout=90, what=lambda: f"sending\n{_tail(log)}")
+        for process in (clock, worker):
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+    at_kill = states(db, setup.issue_id)
+    assert at_kill["claimed"] > 0, at_kill  # the dead senders held claims for 300 s
+    remaining = readers - len(smtp_server.received)
+    restarted = time.monotonic()
+    with digest_process(["scheduler"], env, log), digest_process(["worker"], env, log):
+        wait_until(
+            lambda: _status(db, setup.issue_id) == IssueStatus.SENT,
+            timeout=30 + remaining / rate + 60, what=lambda: f"the issue to be sent\n{_tail(log)}",
+        )
+    took = time.monotonic() - restarted
+    assert took < 30 + remaining / rate, f"{took:.1f} s after the restart for {remaining} messages"
+    received = per_recipient(smtp_server)
+    assert max(received.values()) == 1, "somebody got the issue twice"
+    unknown = _unknown_emails(db, setup.issue_id)
+    assert len(unknown) <= 2 and set(setup.emails) - set(received) <= unknown
+    assert states(db, setup.issue_id)["sent"] + len(unknown) == readers
+    assert "took over from 1 dead sender" in log.read_text()
+
+
 def test_smtp_outage_mid_send_resumes_by_itself(
     app_overrides: dict, db: Session, tmp_path: Path
 ) -> None:
@@ -157,6 +199,107 @@ def test_smtp_outage_mid_send_resumes_by_itself(
     final = states(db, setup.issue_id)
     assert final["failed_temp"] == 0 and final["failed_perm"] == 0
     assert final["sent"] + final["unknown"] == 40
+
+
+def _obstacle_shown(env: dict[str, str], issue_id: int, client: FlaskClient) -> str:
+    """Return the obstacle as `digest issue status` prints it, once the sending page
+    shows the same; empty while there is none."""
+    result = subprocess.run(
+        [DIGEST, "issue", "status", str(issue_id), "--once"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("Obstacle: ")]
+    if not lines:
+        return ""
+    page = client.get(f"/editor/issues/{issue_id}/sending").get_data(as_text=True)
+    shown = client.get(f"/editor/issues/{issue_id}/progress.json").get_json()["obstacle_text"] or ""
+    if '<div id="sending-obstacle" class="flash flash-warning">' not in page or not shown:
+        return ""
+    return lines[0]
+
+
+def _live_obstacles(db: Session) -> list[senders.Obstacle]:
+    found = senders.current_obstacles(db, 1.0)
+    db.commit()
+    return found
+
+
+def test_smtp_outage_is_shown_with_since_and_next_try_then_cleared(
+    app_overrides: dict, db: Session, tmp_path: Path
+) -> None:
+    """aiosmtpd stops mid-send: `digest issue status` and the sending page say that the
+    SMTP server cannot be reached, since when and when the next try is; once it is back
+    the obstacle is gone and the issue is sent, nobody twice."""
+    from digest import create_app
+
+    server = SMTPServer().start()
+    app = create_app({**app_overrides, "SMTP_URL": server.url})
+    setup = make_newsletter(db, readers=40)
+    make_editor(db, "admin@example.com")
+    client = app.test_client()
+    log_in(client, "admin@example.com")
+    _start(db, setup.issue_id)
+    env = process_env(app, SEND_RATE=10, SENDER_THREADS=1, HEARTBEAT_SECONDS=1, **FAST)
+    log = tmp_path / "processes.log"
+    servers = [server]
+    try:
+        with digest_process(["scheduler"], env, log), digest_process(["worker"], env, log):
+            wait_until(lambda: len(server.received) >= 5, timeout=60, what=lambda: f"sending\n{_tail(log)}")
+            server.stop()
+            stopped_at = utcnow()
+            shown = wait_until(lambda: _obstacle_shown(env, setup.issue_id, client), timeout=60,
+                               what=lambda: f"the obstacle to be shown\n{_tail(log)}")
+            assert f"cannot reach SMTP server 127.0.0.1:{server.port}" in shown
+            since = dt.datetime.strptime(shown.split(" since ")[1][:8], "%H:%M:%S").time()
+            assert abs(dt.datetime.combine(stopped_at.date(), since, dt.UTC) - stopped_at) < dt.timedelta(seconds=15)
+            assert re.search(r" — since \d\d:\d\d:\d\d UTC, retrying (in \d+ s|now)$", shown), shown
+            restarted = SMTPServer(port=server.port).start()
+            servers.append(restarted)
+            wait_until(lambda: not _live_obstacles(db), timeout=60, what=lambda: f"the obstacle to clear\n{_tail(log)}")
+            wait_until(lambda: _status(db, setup.issue_id) == IssueStatus.SENT, timeout=120,
+                       what=lambda: f"the issue to be sent\n{_tail(log)}")
+    finally:
+        if servers[-1].controller._thread is not None:
+            servers[-1].stop()
+        get_db_of(app).dispose()
+    counts: Counter[str] = Counter()
+    for s in servers:
+        counts.update(per_recipient(s))
+    assert max(counts.values()) == 1 and restarted.received
+
+
+def test_a_server_hanging_at_mail_is_shown_with_its_phase_then_cleared(
+    app_overrides: dict, db: Session, tmp_path: Path
+) -> None:
+    """A server that answers nothing at MAIL: the envelope timeout (1 s here) expires, is
+    logged with its phase and shown as the obstacle; no delivery is failed or unclear for
+    it, and once the server answers again the obstacle clears and everyone gets one."""
+    from digest import create_app
+
+    server = RawSMTPServer(hang_at=b"MAIL")
+    app = create_app({**app_overrides, "SMTP_URL": server.url})
+    setup = make_newsletter(db, readers=5)
+    make_editor(db, "admin@example.com")
+    client = app.test_client()
+    log_in(client, "admin@example.com")
+    _start(db, setup.issue_id)
+    env = process_env(app, SENDER_THREADS=1, HEARTBEAT_SECONDS=1, SMTP_ENVELOPE_TIMEOUT=1, **FAST)
+    log = tmp_path / "processes.log"
+    try:
+        with digest_process(["scheduler"], env, log), digest_process(["worker"], env, log):
+            shown = wait_until(lambda: _obstacle_shown(env, setup.issue_id, client), timeout=60,
+                               what=lambda: f"the obstacle to be shown\n{_tail(log)}")
+            assert f"SMTP server 127.0.0.1:{server.port} not answering: no reply at MAIL/RCPT within 1 s" in shown
+            assert "timeout at MAIL/RCPT (1 s)" in log.read_text()
+            assert not {"failed_temp", "failed_perm", "unknown", "sent"} & set(states(db, setup.issue_id))
+            server.hang_at = None
+            wait_until(lambda: _status(db, setup.issue_id) == IssueStatus.SENT, timeout=120,
+                       what=lambda: f"the issue to be sent\n{_tail(log)}")
+            wait_until(lambda: not _live_obstacles(db), timeout=30, what="the obstacle to clear")
+    finally:
+        server.close()
+        get_db_of(app).dispose()
+    assert states(db, setup.issue_id) == {"sent": 5} and len(server.messages) == 5
 
 
 def test_two_schedulers_make_one_issue_per_period(app: Flask, db: Session, tmp_path: Path) -> None:
@@ -259,6 +402,9 @@ def test_two_celery_workers_share_the_ledger(
     assert {a.pid, b.pid} <= set(parents.values()), f"both workers should have sent: {parents}"
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
     assert states(db, setup.issue_id) == {"sent": 200}
+    named = set(db.scalars(select(Delivery.sender_id)))
+    db.commit()
+    assert None not in named, "every Celery claim names its worker process's sender row"
 
 
 def test_digest_run_serves_schedules_and_sends(

@@ -284,6 +284,35 @@ def test_lost_reply_after_the_message_is_unknown_and_held(app_overrides: dict[st
     get_db_of(app).dispose()
 
 
+def test_a_message_cut_off_before_its_end_is_sent_again_not_unclear(
+    app_overrides: dict[str, Any], db: Session
+) -> None:
+    """The server hangs up in the middle of DATA (the final dot never went out): that
+    message cannot have been accepted, so it is retried by itself and arrives once; no
+    delivery is unclear."""
+    from digest import create_app
+
+    server = RawSMTPServer(hang_up_in_data=frozenset({reader_email(1)}))
+    app = create_app({**app_overrides, "SMTP_URL": server.url, "RETRY_SECONDS": 1})
+    try:
+        setup = make_newsletter(db, readers=3)
+        _start(db, setup.issue_id)
+        _drain(app, setup.issue_id, db)
+        assert states(db, setup.issue_id) == {"sent": 2, "failed_temp": 1}
+        time.sleep(1.6)  # the retry comes due (1 s, with jitter up to 1.5 s)
+        _drain(app, setup.issue_id, db)
+    finally:
+        server.close()
+        get_db_of(app).dispose()
+    assert states(db, setup.issue_id) == {"sent": 3}
+    recipients = [m.split(b"\r\nTo: ", 1)[1].split(b"\r\n", 1)[0] for m in server.messages]
+    assert sorted(recipients).count(b"Reader 1 <" + reader_email(1).encode() + b">") == 1, recipients
+    retried = db.scalars(
+        select(Delivery).join(Subscriber).where(Subscriber.email == reader_email(1))
+    ).one()
+    assert retried.attempts == 2 and issues.get_issue(db, setup.issue_id).status == IssueStatus.SENT
+
+
 def test_send_rate_is_one_bucket_for_all_senders(app: Flask) -> None:
     """Two handles on the shared bucket together get the configured rate; a 421 halves it."""
     database: Database = get_db_of(app)

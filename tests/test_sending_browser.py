@@ -18,6 +18,7 @@ from tests.support.apps import get_db_of
 from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.delivery import CONFIG, make_newsletter, per_recipient, reader_email
 from tests.support.editor import PASSWORD, make_editor
+from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer, refuse_once
 from tests.support.waiting import wait_until
 
@@ -174,3 +175,55 @@ def test_the_page_notices_when_the_sender_pauses_and_resumes_on_request(smtp_app
             clock.shutdown()
             pool.stop()
     assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+
+
+def test_an_obstacle_shows_live_then_the_page_ends_at_sent_with_n_unclear(
+    app_overrides: dict[str, Any], db: Session
+) -> None:
+    """An SMTP server that hangs at MAIL: the open sending page shows what holds the send
+    up without a reload, and hides it once the server answers; the server then hangs up
+    after each message's end, so the page ends at "sent — 3 unclear" with the resend
+    action. Screenshots at desktop and phone widths, light and dark."""
+    server = RawSMTPServer(hang_at=b"MAIL")
+    app = create_app({**app_overrides, "SMTP_URL": server.url, "SMTP_ENVELOPE_TIMEOUT": 1,
+                      "HEARTBEAT_SECONDS": 1})
+    setup = make_newsletter(db, readers=3)
+    make_editor(db, "admin@example.com")
+    issues.send_now(db, setup.issue_id)
+    db.commit()
+    url = ""
+    try:
+        with live_server(app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
+            page = context.new_page()  # type: ignore[attr-defined]
+            log_in_editor(page, base, "admin@example.com", PASSWORD)
+            url = f"{base}/editor/issues/{setup.issue_id}/sending"
+            page.goto(url)
+            pool = SenderPool(app, 1, mail_jobs=(), idle_seconds=0.2).start()
+            clock = Clock(app, dispatcher=pool, interval=1).start()
+            try:
+                page.wait_for_selector("#sending-obstacle:visible", timeout=30_000)
+                text = page.inner_text("#sending-obstacle")
+                assert f"SMTP server 127.0.0.1:{server.port} not answering: no reply at MAIL/RCPT within 1 s — since" in text
+                assert "UTC, retrying" in text and "Nothing is lost" in text
+                page.screenshot(path=str(screenshot_path("editor-sending-obstacle")), full_page=True)
+                server.hang_up_after_data, server.hang_at = True, None
+                page.wait_for_selector("#sending-badge:has-text('sent — 3 unclear')", timeout=60_000)
+                assert page.is_hidden("#sending-obstacle")
+                assert page.inner_text("#sending-status-text").startswith("Sent — 3 unclear")
+                assert page.is_visible("form[data-action=resend_unknown]")
+            finally:
+                clock.shutdown()
+                pool.stop()
+            shots = [("desktop", 1280, "light"), ("phone", 375, "light"), ("desktop", 1280, "dark"),
+                     ("phone", 375, "dark")]
+            for name, width, scheme in shots:
+                view = context.browser.new_context(  # type: ignore[attr-defined]
+                    viewport={"width": width, "height": 900}, color_scheme=scheme)
+                other = view.new_page()
+                log_in_editor(other, base, "admin@example.com", PASSWORD)
+                other.goto(url)
+                other.screenshot(path=str(screenshot_path(f"editor-sending-unclear-{name}-{scheme}")), full_page=True)
+                view.close()
+    finally:
+        server.close()
+        get_db_of(app).dispose()

@@ -32,6 +32,7 @@ from digest.domain.subscribers.actions import ReaderActions
 from digest.engine.scheduler import maintain
 from digest.engine.sender import new_owner, send_batch
 from digest.mail.mailer import mailer_for
+from tests.support.api import ApiClient, make_token
 from tests.support.apps import get_db_of
 from tests.support.delivery import (
     CONFIG,
@@ -44,6 +45,7 @@ from tests.support.delivery import (
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token
 from tests.support.inbound import arf, dsn
+from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer
 from tests.support.workspace import demo_newsletter, sent_issue
 
@@ -297,6 +299,47 @@ def test_resend_unknown_sends_again_to_unclear_deliveries(smtp_app: Flask, smtp_
     _drain(smtp_app, db, setup.issue_id)
     assert per_recipient(smtp_server)[reader_email(1)] == 2
     assert states(db, setup.issue_id) == {"sent": 3}
+
+
+def test_an_issue_with_unclear_deliveries_reads_sent_with_n_unclear_everywhere(
+    app_overrides: dict[str, Any], db: Session
+) -> None:
+    """A server that vanishes after the end of two messages: the issue is not plainly
+    "sent" but "sent — 2 unclear" with what to do, on the sending page, in progress.json,
+    in `digest issue status` and `issue list`, and in the API (as its document says)."""
+    server = RawSMTPServer(hang_up_after_data=True)
+    app = create_app({**app_overrides, "SMTP_URL": server.url})
+    try:
+        setup, client = _workspace(app, db, readers=2)
+        _start(db, setup.issue_id)
+        _drain(app, db, setup.issue_id)
+        assert _status(db, setup.issue_id) == IssueStatus.SENT
+        html = _page(client, setup.issue_id)
+        assert '<span id="sending-badge" class="badge badge-sent">sent — 2 unclear</span>' in html
+        assert "Sent — 2 unclear: 0 of 2 readers got it" in html
+        assert _shown_actions(html) == {"resend_unknown"}
+        progress = _progress(client, setup.issue_id)
+        assert (progress["status"], progress["status_label"]) == ("sent", "sent — 2 unclear")
+
+        runner = app.test_cli_runner()
+        status = runner.invoke(args=["issue", "status", str(setup.issue_id), "--once"])
+        assert status.exit_code == 0, status.output
+        assert f"Issue {setup.issue_id}: sent — 2 unclear, 2 deliveries" in status.output
+        assert f"`digest issue resend {setup.issue_id} --unknown`" in status.output
+        listed = runner.invoke(args=["issue", "list"]).output
+        assert f"{setup.issue_id}\tsent — 2 unclear\t" in listed
+
+        api = ApiClient(app.test_client(), make_token(app, "api@example.com"))
+        issue = api.get(f"/api/v1/issues/{setup.issue_id}").get_json()
+        assert (issue["status_label"], issue["unclear"]) == ("sent — 2 unclear", 2)
+        assert f"digest issue resend {setup.issue_id} --unknown" in issue["unclear_action"]
+        (summary,) = api.get("/api/v1/newsletters/weekly/issues").get_json()["issues"]
+        assert summary["status_label"] == "sent — 2 unclear"
+        fields = api.doc["components"]["schemas"]["IssueSummary"]["properties"]
+        assert "sent — N unclear" in fields["status_label"]["description"]
+    finally:
+        server.close()
+        get_db_of(app).dispose()
 
 
 @pytest.mark.parametrize("action", ["resume", "pause", "cancel"])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 
 import pytest
 
@@ -12,9 +14,12 @@ from digest.mail.transport import (
     OutboxTransport,
     RecipientRejected,
     SenderProblem,
+    ServerTimeout,
     SMTPSettings,
     SMTPTransport,
     TemporaryFailure,
+    Timeouts,
+    UnclearOutcome,
     classify,
 )
 from tests.support.rawsmtp import RawSMTPServer
@@ -160,3 +165,44 @@ def test_without_pipelining_commands_go_one_by_one() -> None:
     finally:
         server.close()
     assert server.pipelined_envelopes == 0 and len(server.messages) == 1
+
+
+def test_a_server_hanging_at_mail_times_out_once_logged_with_its_phase(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that stops answering at MAIL on a connection already used: the envelope
+    timeout expires once (no second wait on a new connection), is logged naming the phase,
+    and says the server is not answering; nothing of the message can have been accepted."""
+    server = RawSMTPServer()
+    phases = Timeouts(connect=2, greeting=2, envelope=1, data=2)
+    transport = SMTPTransport(SMTPSettings.from_url(server.url, timeout=TIMEOUT, phases=phases))
+    try:
+        assert transport.send("b@example.org", "r@example.org", _mail("r@example.org")).code == 250
+        server.hang_at = b"MAIL"
+        began = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="digest.mail.transport"), \
+                pytest.raises(ServerTimeout) as hung:
+            transport.send("b@example.org", "s@example.org", _mail("s@example.org"))
+        waited = time.monotonic() - began
+        transport.close()
+    finally:
+        server.close()
+    assert hung.value.phase == "envelope" and "not answering: no reply at MAIL/RCPT within 1 s" in str(hung.value)
+    assert 0.9 < waited < 1.9, waited
+    assert server.connections == 1
+    assert "timeout at MAIL/RCPT (1 s)" in caplog.text
+    assert len(server.messages) == 1
+
+
+def test_no_reply_to_the_end_of_data_within_its_timeout_is_unclear() -> None:
+    """The end of the message went out and no reply came within DIGEST_SMTP_TIMEOUT: the
+    server may have it, so it is unclear (and says the server timed out)."""
+    server = RawSMTPServer()
+    transport = SMTPTransport(SMTPSettings.from_url(server.url, timeout=1))
+    server.hang_at = b"."  # the line of the final dot is read as a command after DATA
+    try:
+        with pytest.raises(UnclearOutcome) as unclear:
+            transport.send("b@example.org", "r@example.org", _mail("r@example.org"))
+    finally:
+        server.close()
+    assert unclear.value.timed_out and "within 1 s" in str(unclear.value)

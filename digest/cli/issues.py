@@ -37,13 +37,18 @@ def _issue_action(action: Any, *args: Any) -> Any:
 def issue_list() -> None:
     """List issues, newest first, id first on each line."""
     from digest.core.extensions import db_session
-    from digest.domain.issues import list_issues
+    from digest.domain.deliveries import unclear_counts
+    from digest.domain.issues import list_issues, status_label
 
-    for item in list_issues(db_session()):
+    session = db_session()
+    items = list_issues(session)
+    unclear = unclear_counts(session, [item.id for item in items])
+    for item in items:
         when = item.sent_at or item.scheduled_at
         stamp = f"{when:%Y-%m-%d %H:%M}Z" if when else "-"
         held = " held" if item.held else ""
-        click.echo(f"{item.id}\t{item.status.value}{held}\t{stamp}\t{item.subject}")
+        label = status_label(item.status, unclear.get(item.id, 0))
+        click.echo(f"{item.id}\t{label}{held}\t{stamp}\t{item.subject}")
 
 
 @group.command("send")
@@ -163,7 +168,9 @@ def _follow(app: Flask, issue_id: int, live: bool = True, on_poll: Any = None) -
 
     def snapshot(previous: Progress | None) -> Progress:
         with database.session() as session:
-            return issues.issue_progress(session, issue_id, previous)
+            return issues.issue_progress(
+                session, issue_id, previous, heartbeat_seconds=app.config["HEARTBEAT_SECONDS"]
+            )
 
     progress = snapshot(None)
     followed = live and progress.status == IssueStatus.SENDING
@@ -184,7 +191,7 @@ def _follow(app: Flask, issue_id: int, live: bool = True, on_poll: Any = None) -
                 bar.update(progress.counts.done - bar.pos, progress)
     _print_figures(progress)
     if followed:
-        click.echo(f"Issue {issue_id} is no longer sending: it is {progress.status.value}.")
+        click.echo(f"Issue {issue_id} is no longer sending: it is {progress.label}.")
     return progress
 
 
@@ -198,24 +205,30 @@ def _progress_line(progress: Progress | None) -> str:
     if progress.eta_seconds is not None:
         minutes, seconds = divmod(int(progress.eta_seconds), 60)
         parts.append(f"ETA {minutes}:{seconds:02d}")
+    parts.extend(obstacle.describe(progress.at) for obstacle in progress.obstacles)
     return " · ".join(parts)
 
 
 def _print_figures(progress: Progress) -> None:
+    from digest.domain.issues import unclear_action
+
     counts = progress.counts
-    click.echo(f"Issue {progress.issue_id}: {progress.status.value}, {counts.total} deliveries")
+    click.echo(f"Issue {progress.issue_id}: {progress.label}, {counts.total} deliveries")
     for state, number in counts.by_state.items():
         extra = f" ({counts.retrying} retrying)" if state.value == "failed_temp" and counts.retrying else ""
         click.echo(f"  {state.value:<12}{number:>9}{extra}")
     if progress.pause_reason:
         click.echo(f"Paused: {progress.pause_reason}")
+    for obstacle in progress.obstacles:
+        click.echo(f"Obstacle: {obstacle.describe(progress.at)}")
     if progress.unclear:
         click.echo(
-            "Unclear deliveries (the server may have accepted them; held so nobody gets two; "
-            "`digest issue resend ID --unknown` sends them again):"
+            "Unclear deliveries (the end of the message went out but no reply came back; "
+            "held so nobody gets two):"
         )
         for row in progress.unclear:
             click.echo(f"  delivery {row.delivery_id}\t{row.email or '(erased)'}\t{row.response or ''}")
+        click.echo(unclear_action(progress.issue_id))
 
 
 @group.command("pause")

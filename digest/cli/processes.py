@@ -26,14 +26,7 @@ def run(host: str, port: int) -> None:
     """Run the web app, the scheduler and the sender in one process."""
     from waitress import serve
 
-    from digest.core.db import SchemaTooNew, pending_migrations
-
-    try:
-        behind = pending_migrations(get_db())
-    except SchemaTooNew as exc:
-        raise click.ClickException(str(exc)) from None
-    if behind:
-        raise click.ClickException("The database is not up to date: run `digest db upgrade` first.")
+    _require_database()
     app = current_app_object()
     proxy = _proxy_settings(app)
     _log_to_stderr()
@@ -66,6 +59,21 @@ def _proxy_settings(app: Flask) -> dict[str, Any]:
         "trusted_proxy_count": hops,
         "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
     }
+
+
+def _require_database() -> None:
+    """Stop a long-running process at its start if the database cannot take its writes,
+    was migrated by newer code or lacks migrations (digest.__main__ turns a database error
+    into one line)."""
+    from digest.core.db import SchemaTooNew, check_writable, pending_migrations
+
+    check_writable(get_db())
+    try:
+        behind = pending_migrations(get_db())
+    except SchemaTooNew as exc:
+        raise click.ClickException(str(exc)) from None
+    if behind:
+        raise click.ClickException("The database is not up to date: run `digest db upgrade` first.")
 
 
 def _log_to_stderr() -> None:
@@ -111,6 +119,7 @@ def scheduler(once: bool) -> None:
     """Run the clock alone: weekly issues, due sends, reaping, dispatch (one per deployment)."""
     from digest.engine.scheduler import tick
 
+    _require_database()
     app = current_app_object()
     _log_to_stderr()
     if once:
@@ -147,6 +156,7 @@ def worker(threads: int | None) -> None:
     """Run a sender process alone (a Celery worker when DIGEST_BROKER_URL is set)."""
     from digest.engine.sender import SenderPool
 
+    _require_database()
     app = current_app_object()
     _log_to_stderr()
     threads = threads or app.config["SENDER_THREADS"]

@@ -66,6 +66,20 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("expected 0 or a positive number of seconds")
+    return number
+
+
+def _positive_seconds(value: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError("expected a positive number of seconds")
+    return number
+
+
 def _rate_limit(value: str) -> str:
     parse_many(value)  # raises ValueError naming what it could not read
     return value.strip()
@@ -212,7 +226,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE_URL", _database_url, private=True),
     Setting("SECRET_KEY", _secret_key, private=True),
     Setting("BASE_URL", _base_url, "http://localhost:5000"),
-    Setting("SMTP_URL", _smtp_url, private=True),
+    Setting("SMTP_URL", _smtp_url),
+    # SMTP timeouts per phase (digest/mail/transport.py): SMTP_TIMEOUT is the wait for the
+    # reply to the end of a message, the longest a server may rightly take.
+    Setting("SMTP_CONNECT_TIMEOUT", _positive_seconds, 10.0),
+    Setting("SMTP_GREETING_TIMEOUT", _positive_seconds, 30.0),
+    Setting("SMTP_ENVELOPE_TIMEOUT", _positive_seconds, 30.0),
+    Setting("SMTP_DATA_TIMEOUT", _positive_seconds, 60.0),
     Setting("SMTP_TIMEOUT", _positive_int, 120),
     Setting("MAIL_FROM", _mailbox, "Digest <digest@localhost>"),
     Setting("DKIM_DOMAIN", _text),
@@ -228,6 +248,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TICK_SECONDS", _positive_int, 30),
     Setting("BATCH_SIZE", _positive_int, 50),
     Setting("LEASE_SECONDS", _positive_int, 300),
+    Setting("HEARTBEAT_SECONDS", _positive_seconds, 5.0),
     Setting("RETRY_SECONDS", _positive_int, 60),
     Setting("MAX_ATTEMPTS", _positive_int, 8),
     Setting("CELERY_TASKS", _positive_int, 8),

@@ -12,10 +12,11 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import CursorResult, DateTime, MetaData, Result, Table, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -170,6 +171,31 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+# What SQLite's errors mean for the person who runs a command.
+_SQLITE_ADVICE = {
+    "SQLITE_READONLY": "the file (or its folder) is read-only",
+    "SQLITE_CANTOPEN": "the file, its folder or its -wal/-shm files cannot be opened for writing",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_IOERR": "the disk failed to read or write it",
+    "SQLITE_PERM": "access to it is denied",
+}
+
+
+def describe_failure(url: str, exc: BaseException) -> str:
+    """Return one line naming the database and what is wrong with it, for a command that
+    failed on it (no traceback, no password)."""
+    orig = getattr(exc, "orig", None) or exc
+    reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        code = str(getattr(orig, "sqlite_errorname", "") or "")
+        advice = _SQLITE_ADVICE.get(code)
+        detail = f"{reason} ({advice})" if advice else reason
+        return f"database file {Path(parsed.database or '').resolve()}: {detail}"
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database}"
+    return f"database {where}: {reason}"
+
+
 class Database:
     """An engine plus its session factory."""
 
@@ -249,6 +275,13 @@ def upgrade(database: Database, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
         connection.commit()
+
+
+def check_writable(database: Database) -> None:
+    """Open a write transaction and end it (raises if the database cannot take writes: on
+    SQLite BEGIN IMMEDIATE needs the file, its folder and its WAL writable)."""
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql("SELECT 1")
 
 
 def pending_migrations(database: Database) -> bool:

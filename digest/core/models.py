@@ -484,6 +484,9 @@ class Delivery(Base):
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The sender process that claimed the row last (sender.id). No foreign key: pruning a
+    # dead sender must never scan the ledger; a takeover reads only rows in flight.
+    sender_id: Mapped[int | None] = mapped_column(Integer)
     smtp_code: Mapped[int | None] = mapped_column(Integer)
     smtp_response: Mapped[str | None] = mapped_column(Text)
     queue_id: Mapped[str | None] = mapped_column(String(200))
@@ -494,6 +497,24 @@ class Delivery(Base):
     bounce: Mapped[BounceKind | None] = mapped_column(_enum(BounceKind))
     bounce_detail: Mapped[str | None] = mapped_column(Text)
     bounced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Sender(Base):
+    """A process that sends (`digest run`, `digest worker`, a Celery worker process, `digest
+    issue send --now`): it beats every few seconds while alive and says what stops it."""
+
+    __tablename__ = "sender"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The obstacle this process meets now (SMTP server unreachable, refusing, hanging),
+    # since when, and when it tries again; NULL while all is well.
+    obstacle: Mapped[str | None] = mapped_column(Text)
+    obstacle_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    retry_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ScheduleOutcome(enum.StrEnum):

@@ -196,6 +196,7 @@ class Claimed:
 
     id: int
     subscriber_id: int | None
+    attempts: int = 0  # attempts made before this claim
 
 
 # The per-message statements are built once, with bound parameters, so the hot path
@@ -221,8 +222,13 @@ def _claim_statement(dialect: str) -> Any:
     return (
         update(DELIVERY)
         .where(DELIVERY.c.id.in_(select(picked.c.id)))
-        .values(state=_CLAIMED, lease_owner=bindparam("claim_owner"), lease_until=bindparam("new_lease"))
-        .returning(DELIVERY.c.id, DELIVERY.c.subscriber_id)
+        .values(
+            state=_CLAIMED,
+            lease_owner=bindparam("claim_owner"),
+            lease_until=bindparam("new_lease"),
+            sender_id=bindparam("claim_sender", type_=Integer),
+        )
+        .returning(DELIVERY.c.id, DELIVERY.c.subscriber_id, DELIVERY.c.attempts)
     )
 
 
@@ -233,14 +239,21 @@ def claim(
     limit: int,
     lease_seconds: float,
     now: dt.datetime | None = None,
+    sender_id: int | None = None,
 ) -> list[Claimed]:
-    """Claim up to limit pending rows of a sending issue for owner, in id order."""
+    """Claim up to limit pending rows of a sending issue for owner (a thread of the sender
+    process sender_id, whose death hands them on), in id order."""
     lease_until = (now or utcnow()) + dt.timedelta(seconds=lease_seconds)
     rows = executor.execute(
         _claim_statement(_dialect(executor)),
-        {"claim_issue": issue_id, "claim_limit": limit, "claim_owner": owner, "new_lease": lease_until},
+        {
+            "claim_issue": issue_id, "claim_limit": limit, "claim_owner": owner,
+            "new_lease": lease_until, "claim_sender": sender_id,
+        },
     ).all()
-    return sorted((Claimed(row.id, row.subscriber_id) for row in rows), key=lambda c: c.id)
+    return sorted(
+        (Claimed(row.id, row.subscriber_id, row.attempts) for row in rows), key=lambda c: c.id
+    )
 
 
 _MARK_SENDING = (
@@ -380,8 +393,10 @@ def blocked_reason(
 @functools.cache
 def _transition_statement(source: DeliveryState, target: DeliveryState, columns: tuple[str, ...]) -> Any:
     values: dict[str, Any] = {c: bindparam(f"new_{c}") for c in columns}
-    if target == DeliveryState.PENDING:
-        values["attempts"] = DELIVERY.c.attempts - 1
+    if source == DeliveryState.SENDING and target == DeliveryState.PENDING:
+        values["attempts"] = DELIVERY.c.attempts - 1  # give back the attempt `sending` took
+    elif source == DeliveryState.CLAIMED and target != DeliveryState.PENDING:
+        values["attempts"] = DELIVERY.c.attempts + 1  # refused before its end: still an attempt
     return (
         update(DELIVERY)
         .where(
@@ -444,20 +459,28 @@ def mark_failed_temp(
     code: int | None,
     response: str,
     retry_at: dt.datetime | None,
+    source: DeliveryState = DeliveryState.SENDING,
 ) -> bool:
-    """sending → failed_temp, due again at retry_at (None: no attempts left)."""
+    """sending (or claimed: refused before the end of DATA) → failed_temp, due again at
+    retry_at (None: no attempts left)."""
     return _transition(
-        executor, delivery_id, owner, DeliveryState.SENDING, DeliveryState.FAILED_TEMP,
+        executor, delivery_id, owner, source, DeliveryState.FAILED_TEMP,
         smtp_code=code, smtp_response=response[:2000], next_attempt_at=retry_at,
     )
 
 
 def mark_failed_perm(
-    executor: Executor, delivery_id: int, owner: str, code: int | None, response: str
+    executor: Executor,
+    delivery_id: int,
+    owner: str,
+    code: int | None,
+    response: str,
+    source: DeliveryState = DeliveryState.SENDING,
 ) -> bool:
-    """sending → failed_perm: the address is refused for good."""
+    """sending (or claimed: refused before the end of DATA) → failed_perm: the address is
+    refused for good."""
     return _transition(
-        executor, delivery_id, owner, DeliveryState.SENDING, DeliveryState.FAILED_PERM,
+        executor, delivery_id, owner, source, DeliveryState.FAILED_PERM,
         smtp_code=code, smtp_response=response[:2000], next_attempt_at=None,
     )
 
@@ -492,6 +515,41 @@ def release(executor: Executor, owner: str, ids: Iterable[int] | None = None) ->
         .values(state=DeliveryState.PENDING.value, lease_owner=None, lease_until=None)
     )
     return rowcount(executor.execute(statement))
+
+
+def abandon(executor: Executor, owner: str, ambiguous: str = "hold") -> Reaped:
+    """Settle what owner still holds after a failure between two of its steps (a database
+    outage): claims back to pending, a `sending` whose outcome went unrecorded to unknown."""
+    return _take_back(executor, DELIVERY.c.lease_owner == owner, ambiguous)
+
+
+def take_over(executor: Executor, sender_ids: Sequence[int], ambiguous: str = "hold") -> Reaped:
+    """Settle the rows in flight of dead sender processes at once, not at lease expiry:
+    claims back to pending, sends whose end may have gone out to unknown."""
+    if not sender_ids:
+        return Reaped(0, 0)
+    return _take_back(executor, DELIVERY.c.sender_id.in_(list(sender_ids)), ambiguous)
+
+
+def _take_back(executor: Executor, whose: Any, ambiguous: str) -> Reaped:
+    returned = rowcount(executor.execute(
+        update(DELIVERY)
+        .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.CLAIMED.value, whose)
+        .values(state=DeliveryState.PENDING.value, lease_owner=None, lease_until=None)
+    ))
+    target, note = _unclear_target(ambiguous)
+    unclear = rowcount(executor.execute(
+        update(DELIVERY)
+        .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.SENDING.value, whose)
+        .values(state=target.value, lease_owner=None, lease_until=None, smtp_response=note)
+    ))
+    return Reaped(returned, unclear)
+
+
+def _unclear_target(ambiguous: str) -> tuple[DeliveryState, str]:
+    if ambiguous == "resend":
+        return DeliveryState.PENDING, "outcome unclear after a crash; sent again (DIGEST_AMBIGUOUS=resend)"
+    return DeliveryState.UNKNOWN, "sender stopped after the end of this message went out, before the reply"
 
 
 def renew_lease(executor: Executor, owner: str, lease_seconds: float) -> int:
@@ -529,10 +587,7 @@ def reap_expired(
         .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.CLAIMED.value, DELIVERY.c.lease_until < now)
         .values(state=DeliveryState.PENDING.value, lease_owner=None, lease_until=None)
     ))
-    if ambiguous == "resend":
-        target, note = DeliveryState.PENDING, "outcome unclear after a crash; sent again (DIGEST_AMBIGUOUS=resend)"
-    else:
-        target, note = DeliveryState.UNKNOWN, "sender stopped while this message was in flight"
+    target, note = _unclear_target(ambiguous)
     unclear = rowcount(executor.execute(
         update(DELIVERY)
         .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.SENDING.value, DELIVERY.c.lease_until < now)
@@ -668,6 +723,18 @@ def sent_of_total(executor: Executor, issue_ids: Sequence[int]) -> dict[int, tup
         done, total = result.get(issue_id, (0, 0))
         result[issue_id] = (done + (number if state == sent else 0), total + number)
     return result
+
+
+def unclear_counts(executor: Executor, issue_ids: Sequence[int]) -> dict[int, int]:
+    """Return, per issue that has any, how many deliveries are unknown."""
+    if not issue_ids:
+        return {}
+    rows = executor.execute(
+        select(DELIVERY.c.issue_id, func.count())
+        .where(DELIVERY.c.issue_id.in_(list(issue_ids)), DELIVERY.c.state == DeliveryState.UNKNOWN.value)
+        .group_by(DELIVERY.c.issue_id)
+    )
+    return {issue_id: number for issue_id, number in rows}
 
 
 @dataclass(frozen=True)

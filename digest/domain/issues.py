@@ -52,6 +52,7 @@ from digest.core.validation import Invalid, check_text, slugify, text
 from digest.domain import deliveries
 from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
 from digest.domain.newsletters import check_time_zone
+from digest.domain.senders import Obstacle, current_obstacles
 
 log = logging.getLogger(__name__)
 
@@ -363,11 +364,35 @@ class Progress:
     eta_seconds: float | None
     unclear: list[Unclear]
     pause_reason: str | None
+    # What stops the senders now (while the issue is sending): SMTP down, hanging, refusing.
+    obstacles: list[Obstacle]
 
     @property
     def fraction(self) -> float:
         """Return the share of deliveries settled, 0..1."""
         return self.counts.done / self.counts.total if self.counts.total else 1.0
+
+    @property
+    def label(self) -> str:
+        """Return how the issue's status reads ("sent — 2 unclear")."""
+        return status_label(self.status, self.counts[DeliveryState.UNKNOWN])
+
+
+def status_label(status: IssueStatus, unclear: int) -> str:
+    """Return how an issue's status reads: a sent issue with unclear deliveries is not
+    plainly "sent" but "sent — N unclear"."""
+    if status is IssueStatus.SENT and unclear:
+        return f"sent — {unclear:,} unclear"
+    return status.value
+
+
+def unclear_action(issue_id: int) -> str:
+    """Return what to do about an issue's unclear deliveries, for people and programs."""
+    return (
+        f"Their readers may or may not have the issue. To send it to them again (some may "
+        f"get it twice): `digest issue resend {issue_id} --unknown`, or \"Resend to the "
+        f"unclear\" on the issue's sending page."
+    )
 
 
 def issue_progress(
@@ -375,9 +400,11 @@ def issue_progress(
     issue_id: int,
     previous: Progress | None = None,
     now: dt.datetime | None = None,
+    heartbeat_seconds: float = 5.0,
 ) -> Progress:
     """Return an issue's progress; with the previous snapshot the rate is the current one,
-    otherwise the average since it started."""
+    otherwise the average since it started. While it sends, the obstacles live senders
+    (beating every heartbeat_seconds) report come with it."""
     issue = get_issue(session, issue_id)
     now = now or utcnow()
     counts = deliveries.counts(session, issue_id)
@@ -397,6 +424,10 @@ def issue_progress(
         eta_seconds=eta,
         unclear=deliveries.unclear_deliveries(session, issue_id),
         pause_reason=issue.pause_reason,
+        obstacles=(
+            current_obstacles(session, heartbeat_seconds, now)
+            if issue.status == IssueStatus.SENDING else []
+        ),
     )
 
 

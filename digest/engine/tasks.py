@@ -8,7 +8,9 @@ for a sending issue whenever it has pending rows and nothing is in flight, which
 restarts work after retries come due or a worker died. Redelivery is harmless (the
 ledger decides), so tasks are acks_late with reject_on_worker_lost; there are no
 per-recipient tasks, no chords and no result backend. Each worker process keeps one SMTP
-connection across tasks and disposes of the database pool it inherited at fork.
+connection across tasks, disposes of the database pool it inherited at fork, and beats
+its own `sender` row, so the claims of a worker process that died are taken over by a
+living sender within seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from flask import Flask
 from digest.core.db import Database
 from digest.core.extensions import current_app_object
 from digest.domain import deliveries
+from digest.engine.liveness import liveness_for
 from digest.engine.sender import (
     MAIL_JOBS,
     Throttle,
@@ -70,10 +73,15 @@ def celery_init_app(app: Flask) -> Celery:
         # Connections inherited from the parent must never be used by two processes.
         app.extensions["digest.db"].engine.dispose(close=False)
         _Process.mailer, _Process.owner, _Process.rate_ready = None, None, False
+        # Each worker process is a sender of its own: its claims name it, and its death
+        # hands them on within seconds (digest.engine.liveness).
+        app.extensions.pop("digest.liveness", None)
+        liveness_for(app).start()
 
     @worker_process_shutdown.connect(weak=False)
     def _at_exit(**_: Any) -> None:
         _Process.close()
+        liveness_for(app).stop()
 
     return celery_app
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.mail.dkim import DKIMSigner, signer_from_config
-from digest.mail.transport import SendResult, Transport, make_transport
+from digest.mail.transport import BeforeEnd, SendResult, Timeouts, Transport, make_transport
 
 Signer = Callable[[bytes], bytes]
 
@@ -37,10 +37,13 @@ class Mailer:
             return self.signer.sign(data, body_hash=body_hash)
         return self.signer(data)
 
-    def send_signed(self, envelope_from: str, recipient: str, data: bytes) -> SendResult:
-        """Send bytes that already went through sign() (the ledger marks a delivery
-        in flight only once its bytes are final)."""
-        return self.transport.send(envelope_from, recipient, data)
+    def send_signed(
+        self, envelope_from: str, recipient: str, data: bytes, before_end: BeforeEnd | None = None
+    ) -> SendResult:
+        """Send bytes that already went through sign(); before_end runs just before the end
+        of the message (the ledger marks a delivery `sending` there: only a message whose
+        end went out can be unclear)."""
+        return self.transport.send(envelope_from, recipient, data, before_end)
 
     def connect(self) -> None:
         """Make sure the transport can send now (raises a SendError if it cannot)."""
@@ -59,7 +62,14 @@ class Mailer:
 
 def mailer_for(config: Mapping[str, Any]) -> Mailer:
     """Return a Mailer for the app's settings: SMTP or the outbox folder, DKIM when set."""
+    phases = Timeouts(
+        connect=config["SMTP_CONNECT_TIMEOUT"],
+        greeting=config["SMTP_GREETING_TIMEOUT"],
+        envelope=config["SMTP_ENVELOPE_TIMEOUT"],
+        data=config["SMTP_DATA_TIMEOUT"],
+        end=config["SMTP_TIMEOUT"],
+    )
     transport = make_transport(
-        config.get("SMTP_URL"), Path(config["OUTBOX_PATH"]), config["SMTP_TIMEOUT"]
+        config.get("SMTP_URL"), Path(config["OUTBOX_PATH"]), config["SMTP_TIMEOUT"], phases
     )
     return Mailer(transport, signer_from_config(config))

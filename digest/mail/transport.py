@@ -7,23 +7,34 @@ raises a SendError subclass that says what the caller may do next:
 - RecipientRejected: this address is permanently refused (5.1.x, 5.2.1).
 - SenderProblem: our side is wrong (policy 5.7.x/4.7.x, authentication, TLS,
   configuration); stop sending and tell a person, blame no reader.
-- UnclearOutcome: the connection died after the whole message was handed over, so the
-  server may have accepted it; never retry automatically.
+- UnclearOutcome: the connection died after the end of the message (the final dot) was
+  written, so the server may have accepted it; never retry automatically.
+- Withdrawn: the caller's last check (`before_end`, run once the message is written up
+  to its final dot) said no; the connection is dropped, so the server takes nothing.
+
+A connection lost, or a server that hung up or spoke, before the final dot was written is
+a TemporaryFailure: the server cannot have accepted that message.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import select
 import smtplib
+import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from digest.mail.outbox import new_name
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,8 +73,29 @@ class SenderProblem(SendError):
     """The sender is misconfigured or blocked; no reader is at fault."""
 
 
+class ServerTimeout(TemporaryFailure):
+    """The server did not answer within a phase's timeout, before the end of the message;
+    it is the server's trouble, not the reader's."""
+
+    def __init__(self, message: str, phase: str) -> None:
+        super().__init__(message)
+        self.phase = phase
+
+
 class UnclearOutcome(SendError):
     """The message may or may not have been accepted."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class Withdrawn(SendError):
+    """The caller withdrew the message before its end; nothing was accepted."""
+
+
+# Called once a message is written up to its final dot; False withdraws it.
+BeforeEnd = Callable[[], bool]
 
 
 class Transport(Protocol):
@@ -73,8 +105,11 @@ class Transport(Protocol):
         """Make sure the next send finds a working connection; raise SendError if not."""
         ...
 
-    def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
-        """Send data from envelope sender to one recipient; raise SendError on failure."""
+    def send(
+        self, sender: str, recipient: str, data: bytes, before_end: BeforeEnd | None = None
+    ) -> SendResult:
+        """Send data from envelope sender to one recipient, asking before_end (if given)
+        just before the end of the message; raise SendError on failure."""
         ...
 
     def close(self) -> None:
@@ -128,6 +163,27 @@ def classify(code: int, response: str, stage: str) -> SendError:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """Seconds each SMTP phase may take (DIGEST_SMTP_*_TIMEOUT); `end` is the wait for the
+    reply to the final dot (DIGEST_SMTP_TIMEOUT)."""
+
+    connect: float = 10.0
+    greeting: float = 30.0  # the 220, EHLO, STARTTLS, AUTH
+    envelope: float = 30.0  # MAIL, RCPT, the DATA command's 354 (and NOOP)
+    data: float = 60.0  # writing the message
+    end: float = 120.0
+
+
+PHASES = {
+    "connect": "connecting",
+    "greeting": "the greeting/EHLO",
+    "envelope": "MAIL/RCPT",
+    "data": "DATA",
+    "end": "the end of data",
+}
+
+
+@dataclass(frozen=True)
 class SMTPSettings:
     """Where and how to connect, parsed from DIGEST_SMTP_URL."""
 
@@ -138,11 +194,12 @@ class SMTPSettings:
     implicit_tls: bool
     starttls_required: bool
     timeout: float
+    phases: Timeouts = Timeouts()
 
     @classmethod
-    def from_url(cls, url: str, timeout: float) -> SMTPSettings:
+    def from_url(cls, url: str, timeout: float, phases: Timeouts | None = None) -> SMTPSettings:
         """Parse smtp://user:pass@host:port[?starttls=required] or smtps://…; timeout is
-        DIGEST_SMTP_TIMEOUT's seconds."""
+        DIGEST_SMTP_TIMEOUT's seconds (the end of data), phases the others."""
         parts = urlsplit(url)
         query = parse_qs(parts.query)
         implicit = parts.scheme == "smtps"
@@ -154,7 +211,34 @@ class SMTPSettings:
             implicit_tls=implicit,
             starttls_required=query.get("starttls", [""])[0] == "required",
             timeout=timeout,
+            phases=Timeouts(**{**(phases or Timeouts()).__dict__, "end": timeout}),
         )
+
+
+class _Phased:
+    """smtplib's client with a connect timeout of its own: the socket is opened within
+    connect_timeout, then every read waits the current phase's timeout."""
+
+    connect_timeout = 10.0
+    phase = "connect"
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        self.phase = "connect"
+        sock: socket.socket = super()._get_socket(host, port, self.connect_timeout)  # type: ignore[misc]
+        # The final dot is a write of its own after the `sending` commit: without NODELAY,
+        # Nagle holds it until the server's delayed ACK of the message (~40 ms a message).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(timeout)
+        self.phase = "greeting"
+        return sock
+
+
+class _PhasedSMTP(_Phased, smtplib.SMTP):
+    pass
+
+
+class _PhasedSMTPSSL(_Phased, smtplib.SMTP_SSL):
+    pass
 
 
 class SMTPTransport:
@@ -176,13 +260,14 @@ class SMTPTransport:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
+        smtp: _PhasedSMTP | _PhasedSMTPSSL
+        if s.implicit_tls:
+            smtp = _PhasedSMTPSSL(timeout=s.phases.greeting, context=self._tls())
+        else:
+            smtp = _PhasedSMTP(timeout=s.phases.greeting)
+        smtp.connect_timeout = s.phases.connect
         try:
-            if s.implicit_tls:
-                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                    s.host, s.port, timeout=s.timeout, context=self._tls()
-                )
-            else:
-                smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            smtp.connect(s.host, s.port)
             smtp.ehlo()
             if not s.implicit_tls:
                 if smtp.has_extn("starttls"):
@@ -213,6 +298,9 @@ class SMTPTransport:
                 _text(exc.smtp_error),
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
+            smtp.close()
+            if _timed_out(exc):
+                raise self._timeout(smtp.phase) from None
             raise TemporaryFailure(f"cannot reach SMTP server {s.host}:{s.port}: {exc}") from None
         self._sent_on_connection = 0
         return smtp
@@ -224,6 +312,7 @@ class SMTPTransport:
             self.close()
         if self._smtp is not None and time.monotonic() - self._last_used > IDLE_CHECK_SECONDS:
             try:
+                self._phase(self._smtp, "envelope")
                 code, _ = self._smtp.noop()
             except (OSError, smtplib.SMTPException):
                 code = 0
@@ -233,21 +322,51 @@ class SMTPTransport:
             self._smtp = self._connect()
         self._last_used = time.monotonic()
 
-    def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
-        """Send one message; the reply to the final dot is returned with its queue id."""
+    def send(
+        self, sender: str, recipient: str, data: bytes, before_end: BeforeEnd | None = None
+    ) -> SendResult:
+        """Send one message up to its final dot, ask before_end, check the server is still
+        listening, write the dot; the reply to it is returned with its queue id."""
         self.connect()
+        phase = "envelope"
         try:
             smtp = self._open_transaction(sender, recipient)
+            phase = self._phase(smtp, "data")
             smtp.send(_dot_stuff(data))
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             self._drop()
+            if _timed_out(exc):
+                raise self._timeout(phase) from None
             raise TemporaryFailure(
-                f"SMTP connection lost before the message was sent: {exc}"
+                f"SMTP connection lost before the end of the message: {exc}"
             ) from None
         try:
+            if before_end is not None and not before_end():
+                raise Withdrawn("message withdrawn before its end")
+            self._still_listening(smtp)
+        except BaseException:
+            self._drop()  # without the final dot the server discards the message
+            raise
+        try:
+            smtp.send(b".\r\n")
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            self._drop()
+            raise TemporaryFailure(
+                f"SMTP connection lost before the end of the message: {exc}"
+            ) from None
+        try:
+            self._phase(smtp, "end")
             code, reply = smtp.getreply()
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             self._drop()
+            if _timed_out(exc):
+                end = self.settings.phases.end
+                log.warning("SMTP server %s: timeout at the end of data (%g s)", self.settings.host, end)
+                raise UnclearOutcome(
+                    f"SMTP server {self.settings.host} sent no reply to the end of the message "
+                    f"within {end:g} s",
+                    timed_out=True,
+                ) from None
             raise UnclearOutcome(
                 f"SMTP connection lost after the message was handed over: {exc}"
             ) from None
@@ -260,21 +379,62 @@ class SMTPTransport:
         self._sent_on_connection += 1
         return SendResult(code, text, _queue_id(text))
 
+    def _phase(self, smtp: smtplib.SMTP, phase: str) -> str:
+        """Give the connection's reads and writes the timeout of phase; return phase."""
+        if smtp.sock is not None:
+            smtp.sock.settimeout(getattr(self.settings.phases, phase))
+        return phase
+
+    def _timeout(self, phase: str) -> ServerTimeout:
+        """Log a phase's timeout and return the error that says so."""
+        s = self.settings
+        seconds = getattr(s.phases, phase)
+        log.warning("SMTP server %s:%s: timeout at %s (%g s)", s.host, s.port, PHASES[phase], seconds)
+        return ServerTimeout(
+            f"SMTP server {s.host}:{s.port} not answering: no reply at {PHASES[phase]} "
+            f"within {seconds:g} s",
+            phase,
+        )
+
+    def _still_listening(self, smtp: smtplib.SMTP) -> None:
+        """Raise TemporaryFailure (or the refusal) if the server hung up or spoke during
+        DATA: a server that did cannot take this message, so it is not unclear."""
+        sock = smtp.sock
+        if sock is None:
+            raise TemporaryFailure("SMTP connection lost before the end of the message")
+        pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+        if not pending and not select.select([sock], [], [], 0)[0]:
+            return
+        try:
+            code, reply = smtp.getreply()
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            raise TemporaryFailure(
+                f"SMTP server closed the connection before the end of the message: {exc}"
+            ) from None
+        if code >= 500:
+            raise classify(code, _text(reply), "data")
+        raise TemporaryFailure(
+            f"SMTP server interrupted the message: {code} {_text(reply)}", code, _text(reply)
+        )
+
     def _open_transaction(self, sender: str, recipient: str) -> smtplib.SMTP:
         """MAIL, RCPT and DATA up to the 354. A reused connection that the server closed
         meanwhile (it hung up, or answers 421) is replaced once: nothing of this message
         has gone out yet, so that is safe."""
         assert self._smtp is not None
+        self._phase(self._smtp, "envelope")
         try:
             return self._envelope(self._smtp, sender, recipient)
         except _Stale:
             pass
-        except (OSError, smtplib.SMTPServerDisconnected):
-            if self._sent_on_connection == 0:
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            # A server that hangs is not a closed connection: no second wait on a new one.
+            if self._sent_on_connection == 0 or _timed_out(exc):
                 raise
         self._drop()
         self.connect()
         assert self._smtp is not None
+        self._phase(self._smtp, "envelope")
         return self._envelope(self._smtp, sender, recipient)
 
     def _envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> smtplib.SMTP:
@@ -353,8 +513,12 @@ class OutboxTransport:
         except OSError as exc:
             raise SenderProblem(f"cannot create the outbox {self.folder}: {exc}") from None
 
-    def send(self, sender: str, recipient: str, data: bytes) -> SendResult:
-        """Write the exact bytes to a new private (0600) file, atomically."""
+    def send(
+        self, sender: str, recipient: str, data: bytes, before_end: BeforeEnd | None = None
+    ) -> SendResult:
+        """Write the exact bytes to a new private (0600) file, atomically (once before_end agrees)."""
+        if before_end is not None and not before_end():
+            raise Withdrawn("message withdrawn before its end")
         name = new_name()
         temp = self.folder / f".{name}.tmp"
         try:
@@ -373,21 +537,29 @@ class OutboxTransport:
         """Nothing to release."""
 
 
-def make_transport(smtp_url: str | None, outbox: Path, timeout: float) -> Transport:
-    """Return an SMTP transport for smtp_url (replies awaited up to timeout seconds), or the
-    outbox folder when it is unset."""
+def make_transport(
+    smtp_url: str | None, outbox: Path, timeout: float, phases: Timeouts | None = None
+) -> Transport:
+    """Return an SMTP transport for smtp_url (the end of data awaited up to timeout seconds,
+    the other phases up to phases), or the outbox folder when it is unset."""
     if smtp_url:
-        return SMTPTransport(SMTPSettings.from_url(smtp_url, timeout))
+        return SMTPTransport(SMTPSettings.from_url(smtp_url, timeout, phases))
     return OutboxTransport(outbox)
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """Return whether exc is a timeout, or smtplib's disconnect that wraps one."""
+    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
+
+
 def _dot_stuff(data: bytes) -> bytes:
+    """Return data dot-stuffed and ending in CRLF, without the final dot."""
     if data.startswith(b"."):
         data = b"." + data
     data = data.replace(b"\r\n.", b"\r\n..")
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    return data + b".\r\n"
+    return data
 
 
 def _queue_id(text: str) -> str | None:

@@ -101,7 +101,7 @@
       bar.max = Math.max(data.total, 1);
       bar.value = data.done;
       bar.textContent = data.percent + "%";
-      for (const name of ["status_text", "percent", "started_text", "finished_text", "pause_reason", "pause_explanation"]) {
+      for (const name of ["status_text", "percent", "started_text", "finished_text", "pause_reason", "pause_explanation", "obstacle_text"]) {
         setField(name, data[name] === null ? (name.endsWith("_text") ? "not yet" : "") : data[name]);
       }
       setField("done", number(data.done));
@@ -122,8 +122,9 @@
         el.hidden = name === "none" ? data.actions.length > 0 : !data.actions.includes(name);
       });
       document.getElementById("sending-paused").hidden = data.status !== "paused";
+      document.getElementById("sending-obstacle").hidden = !data.obstacle_text;
       document.getElementById("sending-live-note").hidden = !data.live;
-      badge.textContent = data.status;
+      badge.textContent = data.status_label;
       badge.className = "badge badge-" + data.status;
     };
     // The record (failed deliveries, totals) is rendered by the server: take it from the page.

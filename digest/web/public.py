@@ -21,7 +21,7 @@ from flask import (
     request,
 )
 from flask_limiter.errors import RateLimitExceeded
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from digest.core.extensions import csrf_exempt, db_session, limiter

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Response, abort, current_app, jsonify
 
 from digest.core.extensions import db_session
-from digest.domain import archive
+from digest.domain import archive, deliveries
 from digest.web.api import ID, editor_bp, newsletter_or_404, shapes
 from digest.web.api.inputs import Param, query
 from digest.web.api.spec import operation
@@ -21,9 +21,11 @@ PAGE = Param("page", "integer", "Page number.", minimum=1, default=1)
 def issues_list(newsletter: str) -> Response:
     """A page of the newsletter's sent issues, newest first."""
     item = newsletter_or_404(newsletter)
-    page = archive.sent_issue_page(db_session(), item, query([PAGE])["page"])
+    session = db_session()
+    page = archive.sent_issue_page(session, item, query([PAGE])["page"])
+    unclear = deliveries.unclear_counts(session, [i.id for i in page.issues])
     return jsonify({
-        "issues": [shapes.issue_summary(i, current_app.config) for i in page.issues],
+        "issues": [shapes.issue_summary(i, unclear.get(i.id, 0), current_app.config) for i in page.issues],
         "page": page.page,
         "pages": page.pages,
         "total": page.total,
@@ -32,10 +34,13 @@ def issues_list(newsletter: str) -> Response:
 
 @editor_bp.get(f"/issues/<{ID}:issue_id>")
 @operation("GET", "Get a sent issue", tag="issues", responses={200: "Issue"},
-           description="Its intro and published posts grouped by section, as in the archive.")
+           description="Its intro and published posts grouped by section, as in the archive, "
+                       "and whether deliveries are unclear (`status_label`: \"sent — N unclear\").")
 def issue_get(issue_id: int) -> Response:
     """One sent issue with its posts."""
-    issue = archive.sent_issue_by_id(db_session(), issue_id)
+    session = db_session()
+    issue = archive.sent_issue_by_id(session, issue_id)
     if issue is None:
         abort(404, f"There is no sent issue {issue_id}.")
-    return jsonify(shapes.issue(issue, archive.issue_sections(issue), current_app.config))
+    unclear = deliveries.unclear_counts(session, [issue_id]).get(issue_id, 0)
+    return jsonify(shapes.issue(issue, archive.issue_sections(issue), unclear, current_app.config))

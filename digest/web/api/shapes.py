@@ -28,6 +28,7 @@ from digest.core.models import (
     SuppressionReason,
 )
 from digest.domain import links
+from digest.domain.issues import status_label, unclear_action
 from digest.domain.posts import IssueSection
 from digest.domain.reports import DeliveryLine, SubscriberRecord, SubscriberRow
 from digest.domain.subscribers.signup import consent_text
@@ -400,6 +401,13 @@ _object("IssueSummary", "A sent issue as the archive lists it.", {
     "preheader": STRING,
     "sent_at": _nullable(TIME),
     "url": URL,
+    "status": {**STRING, "description": "Always \"sent\" here: the API lists sent issues."},
+    "status_label": {**STRING, "description":
+                     "How the status reads: \"sent\", or \"sent — N unclear\" when N deliveries "
+                     "are unclear (the end of the message went out, no reply came back)."},
+    "unclear": {**INTEGER, "description": "Deliveries whose outcome is unclear (held, never sent twice)."},
+    "unclear_action": {**_nullable(STRING), "description":
+                       "What to do about the unclear deliveries, or null when there are none."},
 })
 _object("IssuePage", "A page of sent issues, newest first.", {
     "issues": {"type": "array", "items": _ref("IssueSummary")},
@@ -428,8 +436,8 @@ _object("Issue", "A sent issue as the archive shows it (published posts only).",
 })
 
 
-def issue_summary(item: Issue, config: Mapping[str, Any]) -> dict[str, Any]:
-    """Return a sent issue's headline."""
+def issue_summary(item: Issue, unclear: int, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a sent issue's headline, with how many of its deliveries are unclear."""
     return {
         "id": item.id,
         "slug": item.slug,
@@ -437,14 +445,20 @@ def issue_summary(item: Issue, config: Mapping[str, Any]) -> dict[str, Any]:
         "preheader": item.preheader,
         "sent_at": _time(item.sent_at),
         "url": links.issue_url(config, item.newsletter.slug, item.slug),
+        "status": item.status.value,
+        "status_label": status_label(item.status, unclear),
+        "unclear": unclear,
+        "unclear_action": unclear_action(item.id) if unclear else None,
     }
 
 
-def issue(item: Issue, sections: list[IssueSection], config: Mapping[str, Any]) -> dict[str, Any]:
+def issue(
+    item: Issue, sections: list[IssueSection], unclear: int, config: Mapping[str, Any]
+) -> dict[str, Any]:
     """Return a sent issue with its posts grouped by section."""
     slug = item.newsletter.slug
     return {
-        **issue_summary(item, config),
+        **issue_summary(item, unclear, config),
         "newsletter": slug,
         "intro_md": item.intro_md,
         "intro_html": render_markdown(item.intro_md or ""),

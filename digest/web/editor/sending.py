@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from flask import flash, jsonify, redirect, render_template, url_for
+from flask import current_app, flash, jsonify, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -121,6 +121,11 @@ def _status_text(issue: Issue, progress: Progress, now: dt.datetime) -> str:
     if status is IssueStatus.PAUSED:
         return (f"Paused: {counts.done:,} of {counts.total:,} deliveries done; nothing more goes out "
                 "until it is resumed.")
+    if status is IssueStatus.SENT and counts[DeliveryState.UNKNOWN]:
+        unclear = counts[DeliveryState.UNKNOWN]
+        return (f"Sent — {unclear:,} unclear: {counts[DeliveryState.SENT]:,} of {counts.total:,} "
+                f"readers got it, and for {unclear:,} the end of the message went out but no reply "
+                "came back. Resend to the unclear below if they should have it (some may get it twice).")
     if status is IssueStatus.SENT:
         return f"Sent: {counts[DeliveryState.SENT]:,} of {counts.total:,} readers got it."
     return (f"Cancelled: {counts[DeliveryState.SENT]:,} readers got it before it was cancelled; "
@@ -167,6 +172,7 @@ def summary(issue: Issue, progress: Progress, now: dt.datetime | None = None) ->
     return {
         "issue_id": issue.id,
         "status": progress.status.value,
+        "status_label": progress.label,
         "status_text": _status_text(issue, progress, now),
         "live": progress.status in LIVE or due,
         "total": total,
@@ -178,6 +184,7 @@ def summary(issue: Issue, progress: Progress, now: dt.datetime | None = None) ->
         "eta_seconds": round(progress.eta_seconds) if sending and progress.eta_seconds is not None else None,
         "eta_text": (f"about {duration_text(progress.eta_seconds)} left"
                      if sending and progress.eta_seconds is not None else "–"),
+        "obstacle_text": "; ".join(o.describe(now) for o in progress.obstacles) or None,
         "pause_reason": progress.pause_reason if progress.status is IssueStatus.PAUSED else None,
         "pause_explanation": (pause_explanation(progress.pause_reason)
                               if progress.status is IssueStatus.PAUSED else None),
@@ -194,7 +201,9 @@ def issue_sending(issue_id: int) -> str:
     """Show an issue's send: live progress, the actions that fit, and its record once sent."""
     dbs = db_session()
     issue = issue_or_404(issue_id)
-    progress = issues.issue_progress(dbs, issue_id)
+    progress = issues.issue_progress(
+        dbs, issue_id, heartbeat_seconds=current_app.config["HEARTBEAT_SECONDS"]
+    )
     record = None
     if issue.status in RECORDED and issue.started_at is not None:
         record = reports.issue_record(dbs, issue)
@@ -207,7 +216,10 @@ def issue_sending(issue_id: int) -> str:
 def sending_progress(issue_id: int) -> Response:
     """Return an issue's progress as JSON (polled by the sending page)."""
     issue = issue_or_404(issue_id)
-    response = jsonify(summary(issue, issues.issue_progress(db_session(), issue_id)))
+    progress = issues.issue_progress(
+        db_session(), issue_id, heartbeat_seconds=current_app.config["HEARTBEAT_SECONDS"]
+    )
+    response = jsonify(summary(issue, progress))
     response.headers["Cache-Control"] = "no-store"
     return response
 
