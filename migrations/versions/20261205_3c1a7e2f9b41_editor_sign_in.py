@@ -1,7 +1,7 @@
 """editor sign-in: session ids that can be ended, two-factor sign-in
 
 Revision ID: 3c1a7e2f9b41
-Revises: 8096c9c2b49f
+Revises: 3c1f0a9e5b7d
 Create Date: 2026-12-05 07:10:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '3c1a7e2f9b41'
-down_revision = '8096c9c2b49f'
+down_revision = '3c1f0a9e5b7d'
 branch_labels = None
 depends_on = None
 

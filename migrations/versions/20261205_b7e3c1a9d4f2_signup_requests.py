@@ -2,7 +2,7 @@
 changes a signup asked for until they are confirmed
 
 Revision ID: b7e3c1a9d4f2
-Revises: 8096c9c2b49f
+Revises: 3c1a7e2f9b41
 Create Date: 2026-12-05 07:10:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = 'b7e3c1a9d4f2'
-down_revision = '8096c9c2b49f'
+down_revision = '3c1a7e2f9b41'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """sender liveness: a row per sending process with its heartbeat and obstacle; claims name it
 
 Revision ID: e2a1c0de5e11
-Revises: 8096c9c2b49f
+Revises: b7e3c1a9d4f2
 Create Date: 2026-12-05 07:20:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'e2a1c0de5e11'
-down_revision = '8096c9c2b49f'
+down_revision = 'b7e3c1a9d4f2'
 branch_labels = None
 depends_on = None
 
