@@ -74,9 +74,12 @@ def test_confirmations_of_a_burst_leave_within_seconds(
         f"burst{n}@example.org" for n in range(BURST)
     )
     assert all(m.message["Subject"].startswith("Please confirm") for m in smtp_server.received)
-    longest_gap = max(later - earlier for earlier, later in zip([started, *arrivals], arrivals))
-    print(f"longest wait for the next confirmation: {longest_gap:.2f} s; last one "
-          f"{arrivals[-1] - answered:.2f} s after the last answer")
-    assert longest_gap < 4, f"confirmations stalled for {longest_gap:.1f} s"
+    longest_gap = max(later - earlier for earlier, later in zip(arrivals, arrivals[1:]))
+    print(f"first confirmation {arrivals[0] - started:.2f} s after the burst began; longest "
+          f"wait for the next one {longest_gap:.2f} s; last one {arrivals[-1] - answered:.2f} s "
+          "after the last answer")
+    # The mail thread never sits idle while mail is due (it used to send 100, then wait 5 s).
+    assert longest_gap < 4.5, f"confirmations stalled for {longest_gap:.1f} s"
+    assert arrivals[0] - started < 15, "the first confirmation was late"
     # Generous for a loaded two-core machine; a few seconds when it is not.
     assert arrivals[-1] - answered < 30, f"the last confirmation came {arrivals[-1] - answered:.1f} s after the burst"

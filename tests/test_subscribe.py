@@ -457,5 +457,7 @@ def test_changes_to_an_unsubscribed_reader_wait_for_their_confirmation(smtp_app,
     assert deliver(smtp_app) == 1
     assert _choices(smtp_app, "owen@example.org") == ("Owen", ["news"], SubscriptionStatus.UNSUBSCRIBED)
     new_link = link(smtp_server.to("owen@example.org")[-1], "confirm", smtp_app.config["BASE_URL"])
+    page = client.get(new_link).get_data(as_text=True)
+    assert "Sections: Tools." in page and "Name in the greeting: Someone Else." in page
     assert submit(client, new_link).status_code == 200
     assert _choices(smtp_app, "owen@example.org") == ("Someone Else", ["tools"], SubscriptionStatus.CONFIRMED)

@@ -4,8 +4,8 @@ emails that digest.domain.transactional recorded.
 Contract:
 - `send_pending_transactional(database, mailer, config)` sends what is due: it claims a
   few rows at a time under a lease (two senders never take the same row; what it does
-  not get to is released at once), renders them (`digest.domain.transactional.render`)
-  in one transaction, sends each, and marks each sent right after the server accepts it
+  not get to is released at once), renders each (`digest.domain.transactional.render`),
+  sends it, and marks it sent right after the server accepts it
   (on PostgreSQL without waiting for the WAL flush: a database crash may resend the last
   few, never lose one). A temporary failure leaves it due with backoff; a permanent refusal
   marks it failed (and suppresses a nonexistent address). A mail older than its
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import Flask
@@ -61,7 +61,7 @@ FIRST_RETRY = dt.timedelta(seconds=30)
 MAX_RETRY = dt.timedelta(hours=1)
 # Signups taken and mails sent between two looks at the other queue.
 ROUND = 10
-# Mails claimed (and rendered) in one transaction.
+# Mails claimed in one transaction.
 CLAIM = 10
 WAKE = "digest.transactional.wake"
 
@@ -200,15 +200,17 @@ def _load(session: Session, mail_id: int) -> TransactionalMail | None:
 
 def _prepare(
     database: Database, config: Mapping[str, Any], mail_ids: list[int], now: dt.datetime
-) -> list[tuple[int, Rendered]]:
-    """Render the claimed mails that must still go out, in one transaction; settle the others."""
-    ready = []
-    with database.session() as session:
-        for mail_id in mail_ids:
+) -> Iterator[tuple[int, Rendered]]:
+    """Render each claimed mail that must still go out; settle the others.
+
+    One short transaction each: on SQLite every transaction holds the write lock, which
+    the signups being answered wait for.
+    """
+    for mail_id in mail_ids:
+        with database.session() as session:
             rendered = _prepare_one(session, config, mail_id, now)
-            if rendered is not None:
-                ready.append((mail_id, rendered))
-    return ready
+        if rendered is not None:
+            yield mail_id, rendered
 
 
 def _prepare_one(

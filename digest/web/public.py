@@ -170,6 +170,9 @@ def confirm_page(token: str) -> tuple[str, int]:
         subscription=subscription,
         newsletter=subscription.newsletter,
         waiting=signup.awaiting_confirmation(subscription),
+        asked=signup.asked_changes(
+            subscription, signup.consent_named(current_app.config, token)
+        ),
         token=token,
     ), 200
 

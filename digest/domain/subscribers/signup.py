@@ -490,6 +490,26 @@ def confirm(
     return result
 
 
+@dataclass(frozen=True)
+class AskedChanges:
+    """What a waiting signup asks to change, shown before it is confirmed."""
+
+    name: str | None
+    sections: list[Section] | None  # [] = every section; None = no change
+
+
+def asked_changes(subscription: Subscription, consent_id: int | None) -> AskedChanges | None:
+    """Return the changes the waiting signup consent_id asks for, if it is one of this subscription's."""
+    consent = next((c for c in open_consents(subscription) if c.id == consent_id), None)
+    if consent is None:
+        return None
+    sections = None
+    if consent.asked_section_ids is not None:
+        chosen = set(consent.asked_section_ids)
+        sections = [s for s in subscription.newsletter.sections if s.id in chosen]
+    return AskedChanges(consent.asked_name, sections)
+
+
 def _take_asked_changes(subscription: Subscription, consent: Consent) -> None:
     if consent.asked_name:
         subscription.subscriber.name = consent.asked_name
