@@ -7,6 +7,7 @@ from flask import Flask
 from flask.cli import FlaskGroup, routes_command, shell_command
 
 from digest import create_app
+from digest.cli.doctor import doctor_command
 from digest.core.config import ConfigError
 
 
@@ -24,6 +25,8 @@ def main() -> None:
 
 main.add_command(shell_command)
 main.add_command(routes_command)
+# Not an app command: it must run, and report, when the settings do not load.
+main.add_command(doctor_command(create_app))
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@ from digest.core.models import (
 )
 from digest.domain.suppression import suppress
 from tests.support.api import ApiClient, make_token
-from tests.support.apps import get_db_of
+from tests.support.apps import BASE_URL, get_db_of
 from tests.support.forms import submit
 from tests.support.readers import deliver, link, load_newsletter, mails, subscription
 
@@ -76,6 +76,30 @@ def test_bad_filters_are_422(api, query: str, field: str) -> None:  # type: igno
     assert field in response.get_json()["fields"]
 
 
+def _local(url: str | None) -> str | None:
+    """Return the path and query of a page link, which must be under DIGEST_BASE_URL."""
+    if url is None:
+        return None
+    assert url.startswith(BASE_URL + "/api/v1/"), url
+    return url.removeprefix(BASE_URL)
+
+
+def test_page_links_come_from_the_validated_parameters_only(app, api) -> None:  # type: ignore[no-untyped-def]
+    """Odd query parameters and a forged Host neither break the list nor move its links elsewhere."""
+    for n in range(3):
+        assert api.post(READERS, json={"email": f"new{n}@example.org", "consent": True}).status_code == 201
+    for query in ("newsletter=x", "_method=POST", "_external=1&_scheme=http", "_anchor=x",
+                  "endpoint=api.openapi", "values=1", "limit=2&search=new&newsletter=other"):
+        response = api.get(f"{READERS}?limit=2&{query}", headers={"Host": "evil.example"})
+        assert response.status_code == 200, query
+        page = response.get_json()
+        next_url = urlsplit(page["next"])
+        assert (next_url.scheme, next_url.netloc, next_url.path) == (
+            "https", "news.example.org", READERS), query
+        assert set(parse_qs(next_url.query)) <= {"limit", "search", "before"}, query
+        assert page["previous"] is None
+
+
 def test_keyset_pages_cover_everyone_once(app, api) -> None:  # type: ignore[no-untyped-def]
     """Following `next` with limit=3 visits every reader once, newest first; `previous` goes back."""
     for n in range(4):
@@ -88,11 +112,11 @@ def test_keyset_pages_cover_everyone_once(app, api) -> None:  # type: ignore[no-
         assert page["total"] == 4
         pages.append(page)
         seen += [r["email"] for r in page["subscribers"]]
-        path = page["next"]
+        path = _local(page["next"])
     assert seen == [f"new{n}@example.org" for n in (3, 2, 1, 0)]
     assert len(pages) == 2
     assert parse_qs(urlsplit(pages[0]["next"]).query)["status"] == ["pending"]
-    back = api.get(pages[1]["previous"]).get_json()
+    back = api.get(_local(pages[1]["previous"])).get_json()
     assert [r["email"] for r in back["subscribers"]] == seen[:3]
 
 

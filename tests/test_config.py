@@ -91,6 +91,7 @@ def test_create_app_generates_a_secret_once(tmp_path) -> None:  # type: ignore[n
 @pytest.mark.parametrize(
     "value",
     ["a", "a" * 64, "ab" * 40, "hunter2hunter2", secrets.token_urlsafe(16), secrets.token_hex(24)],
+    ids=["one-char", "repeated", "pattern", "password", "urlsafe-16", "hex-24"],
 )
 @pytest.mark.parametrize("env", ["development", "production"])
 def test_a_weak_secret_key_is_refused(value: str, env: str) -> None:

@@ -220,3 +220,58 @@ def test_the_csv_upload_still_takes_large_files(app, client) -> None:  # type: i
         "file": (io.BytesIO(rows.encode()), "big.csv")})
     assert response.status_code == 302 and "/editor/subscribers/import/" in response.headers["Location"]
     assert _count(app, ImportJob) == 1
+
+
+# The audit's body: 100,000 nested arrays, far past Python's recursion limit.
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_deeply_nested_json_is_a_clear_400_on_any_url(app, client) -> None:  # type: ignore[no-untyped-def]
+    """JSON nested 100,000 deep answers 400 saying why (JSON under /api/v1), never a 500."""
+    _workspace(app, client)
+    posts, readers = _count(app, Post), _count(app, Subscriber)
+    auth = {"Authorization": f"Bearer {make_token(app)}"}
+    for path, headers in (("/api/v1/subscribe", {}),
+                          (f"/api/v1/newsletters/{NEWSLETTER}/posts", auth),
+                          (f"/api/v1/newsletters/{NEWSLETTER}/subscribers", auth)):
+        response = client.post(path, data=DEEP, content_type="application/json", headers=headers,
+                               environ_base={"REMOTE_ADDR": fresh_ip()})
+        assert response.status_code == 400, path
+        assert response.get_json() == {"error": "The JSON body nests arrays and objects deeper "
+                                                "than 32 levels; no request here needs that."}
+    csrf = {"X-CSRFToken": csrf_token(client.get("/editor/posts/new").get_data(as_text=True))}
+    for path in ("/healthz", "/", "/editor/preview"):
+        response = client.post(path, data=DEEP, content_type="application/json", headers=csrf)
+        assert response.status_code == 400, path
+        assert "deeper than 32 levels" in response.get_data(as_text=True), path
+    assert (_count(app, Post), _count(app, Subscriber)) == (posts, readers)
+    assert client.get("/healthz").status_code == 200
+
+
+def test_json_up_to_32_levels_still_parses(app, client) -> None:  # type: ignore[no-untyped-def]
+    """The cap counts brackets, not brackets inside strings: 32 levels pass, 33 do not."""
+    _workspace(app, client)
+    token = csrf_token(client.get("/editor/posts/new").get_data(as_text=True))
+    headers = {"X-CSRFToken": token}
+    deep_31 = "[" * 31 + "]" * 31
+    body = '{"markdown": "[[[[ **bold** ]]]]' + "{" * 40 + '", "extra": ' + deep_31 + "}"
+    response = client.post("/editor/preview", data=body, content_type="application/json",
+                           headers=headers)
+    assert response.status_code == 200 and "<strong>bold</strong>" in response.get_json()["html"]
+    deeper = body.replace(deep_31, "[" + deep_31 + "]")
+    response = client.post("/editor/preview", data=deeper, content_type="application/json",
+                           headers=headers)
+    assert response.status_code == 400
+
+
+def test_the_preview_refuses_json_that_is_not_an_object(app, client) -> None:  # type: ignore[no-untyped-def]
+    """The live preview answers 400 with a JSON message to a list, number, string or null."""
+    _workspace(app, client)
+    headers = {"X-CSRFToken": csrf_token(client.get("/editor/posts/new").get_data(as_text=True))}
+    for body in ("[1]", "1", '"text"', "null", '{"markdown": 5}', '{"markdown": ["a"]}'):
+        response = client.post("/editor/preview", data=body, content_type="application/json",
+                               headers=headers)
+        assert response.status_code == 400, body
+        assert response.get_json() == {"error": 'Send a JSON object such as {"markdown": "text"}.'}
+    ok = client.post("/editor/preview", json={"markdown": "*hi*"}, headers=headers)
+    assert ok.status_code == 200 and ok.get_json() == {"html": "<p><em>hi</em></p>\n"}

@@ -108,7 +108,7 @@ def test_editing_subject_and_reordering_removing_adding_posts(app, db) -> None: 
     issue = _issue(app, setup.issue_id)
     assert (issue.subject, issue.preheader, issue.intro_md) == ("Week 48: tools", "Read on", "Hello *all*")
     facts = client.get(f"{page}/preview").get_data(as_text=True).split('id="message-facts"')[1]
-    assert "Week 48: tools" in facts and "Read on" in facts and "Gmail clips over 102 KB" in facts
+    assert "Week 48: tools" in facts and "Read on" in facts and "Gmail clips near 100 KB" in facts
 
     second, tool = (db.scalar(select(Post.id).where(Post.title == t)) for t in ("Second news", "A tool"))
     db.rollback()  # every SQLite transaction takes the write lock: end the read
@@ -228,15 +228,15 @@ def test_preview_warns_about_size_and_send_now_refuses_clipped_html(app, db) -> 
 
 
 def test_preview_warns_near_the_limit_and_the_issue_may_still_go(app, db) -> None:  # type: ignore[no-untyped-def]
-    """About 96 KB of HTML is sendable but the preview says it is close to Gmail's limit."""
+    """About 85 KB of HTML is sendable but the preview says it is close to the limit."""
     setup = make_newsletter(db)
-    db.execute(Post.__table__.update().values(summary="A long summary sentence. " * 1750))
+    db.execute(Post.__table__.update().values(summary="A long summary sentence. " * 1500))
     db.commit()
     client = _editor_client(app, db)
     page = f"/editor/issues/{setup.issue_id}"
 
     preview = client.get(f"{page}/preview").get_data(as_text=True)
-    assert "Close to the limit" in preview and "close to Gmail" in preview
+    assert "Close to the limit" in preview and "close to the 92 KB this service sends" in preview
     assert "Cannot be sent" not in preview
 
     assert submit(client, page, f"{page}/send-now").headers["Location"].endswith("/sending")

@@ -264,7 +264,7 @@ def test_reader_emails_wear_the_digest_layout(smtp_app, smtp_server) -> None:  #
         ), kind
         assert len(received.message.get_all("Subject")) == 1
     confirm_html = html_part(emails["confirm"])
-    assert re.search(r'<a class="button" href="https://news\.example\.org/confirm/', confirm_html)
+    assert re.search(r'<a class="button-link" href="https://news\.example\.org/confirm/', confirm_html)
     assert emails["confirm"].raw_header("Auto-Submitted") == ["auto-generated"]
     for kind in ("welcome", "already"):
         received = emails[kind]

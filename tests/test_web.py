@@ -1,4 +1,4 @@
-"""Web wiring: security headers, health check, error pages, the front page."""
+"""Web wiring: security headers, error pages, the front page (health: test_monitoring.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,6 @@ def test_security_headers(client) -> None:  # type: ignore[no-untyped-def]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
-
-
-def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
-    """The health check answers once the database does."""
-    assert client.get("/healthz").get_json() == {"status": "ok"}
 
 
 @pytest.mark.one_backend

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from flask import Flask
 
-from digest.cli import api_tokens, bounces, editors, issues, processes, setup, subscribers
+from digest.cli import (
+    api_tokens,
+    bounces,
+    editors,
+    issues,
+    processes,
+    setup,
+    subscribers,
+    templates,
+)
 
 
 def register(app: Flask) -> None:
     """Add every command group to app's CLI."""
-    for module in (processes, setup, issues, editors, subscribers, bounces, api_tokens):
+    for module in (
+        processes, setup, issues, editors, subscribers, bounces, api_tokens, templates
+    ):
         for command in module.COMMANDS:
             app.cli.add_command(command)

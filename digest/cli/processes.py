@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import threading
 from typing import TYPE_CHECKING, Any
@@ -45,7 +44,9 @@ def run(host: str, port: int) -> None:
 
 
 def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from digest.core.logs import configure
+
+    configure(current_app_object().config["LOG_FORMAT"])
 
 
 def _interrupt(_signum: int, _frame: Any) -> None:
@@ -63,9 +64,11 @@ def _wait_for_stop() -> None:
 
 def _start_background(app: Flask, *, senders: bool = True) -> tuple[SenderPool | None, Clock]:
     """Start the clock, plus sender threads unless a broker takes the sending."""
+    from digest.engine.monitoring import start_listener
     from digest.engine.scheduler import Clock
     from digest.engine.sender import MAIL_JOB_SECONDS, MAIL_JOBS, SenderPool
 
+    start_listener(app)
     if app.config.get("BROKER_URL"):
         from digest.engine.tasks import CeleryDispatcher
 

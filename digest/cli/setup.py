@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
 from digest.core.extensions import get_db
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
+    from digest.core.db import Database
 
 db_group = AppGroup("db", help="Database schema.")
 
@@ -15,11 +25,58 @@ db_group = AppGroup("db", help="Database schema.")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations (to the latest revision by default)."""
-    from digest.core.db import upgrade
+    from digest.core.db import SchemaTooNew, upgrade
 
     database = get_db()
-    upgrade(database, revision)
-    click.echo(f"Database at {database.engine.url.render_as_string(hide_password=True)} is up to date.")
+    try:
+        upgrade(database, revision)
+    except SchemaTooNew as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Database at {_where(database)} is up to date.")
+
+
+@db_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def db_backup(file: Path) -> None:
+    """Write a consistent backup of the database to FILE, also while the service sends."""
+    from digest.core.backup import BackupError, backup
+
+    database = get_db()
+    with click.progressbar(length=1, label="Backing up", show_percent=True, file=sys.stderr) as bar:
+        try:
+            backup(database, file, progress=_advance(bar))
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"Backed up {_where(database)} to {file} ({file.stat().st_size:,} bytes).")
+
+
+@db_group.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Replace a database that already holds data.")
+def db_restore(file: Path, replace: bool) -> None:
+    """Load the backup FILE into the configured database (stop the service first)."""
+    from digest.core.backup import BackupError, restore
+
+    database = get_db()
+    with click.progressbar(length=1, label="Restoring", show_percent=True, file=sys.stderr) as bar:
+        try:
+            restore(database, file, replace=replace, progress=_advance(bar))
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"Restored {file} into {_where(database)}; run `digest db upgrade` if this "
+               "version of digest is newer than the backup.")
+
+
+def _where(database: Database) -> str:
+    return database.engine.url.render_as_string(hide_password=True)
+
+
+def _advance(bar: ProgressBar[int]) -> Callable[[int, int], None]:
+    def advance(done: int, total: int) -> None:
+        bar.length = total
+        bar.update(done - bar.pos)
+
+    return advance
 
 
 @click.command("demo")

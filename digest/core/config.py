@@ -7,6 +7,7 @@ instead of failing on the first email.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -168,6 +169,31 @@ def _database_url(value: str) -> str:
     return value.strip()
 
 
+def _metrics_token(value: str) -> str | None:
+    if not value.strip():
+        return None
+    if len(value.strip()) < 24:
+        raise ValueError(f"too short to resist guessing: use 24 characters or more, e.g. {GENERATE_SECRET}")
+    return value.strip()
+
+
+def _private_listen(value: str) -> tuple[str, int] | None:
+    if not value.strip():
+        return None
+    host, sep, port = value.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected ADDRESS:PORT, e.g. 127.0.0.1:9464 or 10.0.0.5:9464")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    if not (address.is_private or address.is_loopback) or address.is_unspecified:
+        raise ValueError(f"{host} is not a private or loopback address; metrics carry no "
+                         "token there, so they must not be reachable from the internet")
+    return host, int(port)
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value.strip() not in options:
@@ -213,6 +239,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ATTEMPTS", _positive_int, 8),
     Setting("CELERY_TASKS", _positive_int, 8),
     Setting("TRUSTED_PROXIES", _non_negative_int, 0),
+    # Operations: /metrics behind a bearer token, or a listener on a private address; logs.
+    Setting("METRICS_TOKEN", _metrics_token),
+    Setting("METRICS_LISTEN", _private_listen),
+    Setting("LOG_FORMAT", _choice("text", "json"), "text"),
     # Rate limits per client IP (per token for the API), in the limits library's notation.
     Setting("SIGNUP_RATE_LIMIT", _rate_limit, "5 per minute;20 per hour"),
     Setting("LINK_RATE_LIMIT", _rate_limit, "30 per minute;300 per hour"),

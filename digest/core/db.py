@@ -145,7 +145,11 @@ class Database:
         self.engine.dispose()
 
 
-def alembic_config(database: Database) -> Config:
+class SchemaTooNew(RuntimeError):
+    """The database (or a backup) was migrated by a newer digest than this one."""
+
+
+def alembic_config(database: Database | None = None) -> Config:
     """Return an Alembic Config for the packaged migrations, bound to no connection yet."""
     from alembic.config import Config
 
@@ -153,14 +157,39 @@ def alembic_config(database: Database) -> Config:
 
     config = Config()
     config.set_main_option("script_location", str(resource_dir("migrations")))
-    config.set_main_option("sqlalchemy.url", database.url.replace("%", "%%"))
+    if database is not None:
+        config.set_main_option("sqlalchemy.url", database.url.replace("%", "%%"))
     return config
 
 
+def check_not_newer(revisions: set[str], what: str) -> None:
+    """Raise SchemaTooNew if revisions name a migration this code does not have."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    unknown = revisions - {rev.revision for rev in script.walk_revisions()}
+    if unknown:
+        raise SchemaTooNew(
+            f"{what} is at revision {', '.join(sorted(unknown))}, which this code does not know; "
+            f"this code's newest revision is {', '.join(sorted(script.get_heads()))}. It was "
+            "migrated by a newer version of digest: install that version (or a newer one), "
+            "or restore a backup made by this version."
+        )
+
+
+def current_revisions(database: Database) -> set[str]:
+    """Return the migration revisions the database is at (empty when never migrated)."""
+    from alembic.migration import MigrationContext
+
+    with database.engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
 def upgrade(database: Database, revision: str = "head") -> None:
-    """Apply migrations up to revision."""
+    """Apply migrations up to revision; refuse a database newer than this code."""
     from alembic import command
 
+    check_not_newer(current_revisions(database), "The database")
     config = alembic_config(database)
     with database.engine.connect() as connection:
         config.attributes["connection"] = connection
@@ -170,10 +199,7 @@ def upgrade(database: Database, revision: str = "head") -> None:
 
 def pending_migrations(database: Database) -> bool:
     """Return whether the database is behind the latest migration."""
-    from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     script = ScriptDirectory.from_config(alembic_config(database))
-    with database.engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    return current != set(script.get_heads())
+    return current_revisions(database) != set(script.get_heads())

@@ -472,6 +472,21 @@ class SendRate(Base):
     slowed_at: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class Heartbeat(Base):
+    """The last tick of a long-running part (the clock), seen by every process through the
+    database: /healthz and /metrics read it wherever the scheduler runs."""
+
+    __tablename__ = "heartbeat"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    beat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    interval_seconds: Mapped[float] = mapped_column(Float)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class TransactionalKind(enum.StrEnum):
     CONFIRM = "confirm"
     WELCOME = "welcome"

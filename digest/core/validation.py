@@ -4,6 +4,10 @@ Domain functions collect every problem with the input into an `Invalid` (field n
 message) and raise it before changing anything, so a form can show all its errors at
 once and the database is left as it was. `Invalid` is the one error for refused input,
 whoever typed it: an editor, a reader signing up, a row of a CSV file, an API client.
+
+Text never holds control characters (`control_character`): they are invisible, break
+the Atom feed (XML 1.0 forbids most of them) and email headers, and PostgreSQL stores
+no NUL. Multi-line fields keep tabs and line breaks; every other field is one line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,39 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
+# C0 and C1 controls and DEL, lone surrogates, and U+FFFE/U+FFFF (not characters in XML);
+# multi-line fields may hold tab, line feed and carriage return (a textarea's CRLF). Written
+# with \u escapes, which Python's re and JSON Schema's regular expressions both read.
+_FORBIDDEN_IN = {
+    False: r"\u0000-\u001f\u007f-\u009f\ud800-\udfff\ufffe\uffff",
+    True: r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ud800-\udfff\ufffe\uffff",
+}
+_FORBIDDEN = {multiline: re.compile(f"[{chars}]") for multiline, chars in _FORBIDDEN_IN.items()}
+
+
+def text_pattern(multiline: bool = False) -> str:
+    """Return the JSON Schema pattern of text without the characters control_character refuses."""
+    return f"^[^{_FORBIDDEN_IN[multiline]}]*$"
+
+
+def control_character(value: str, label: str, multiline: bool = False) -> str | None:
+    """Return a message naming the first control character in value, or None when it has none."""
+    found = _FORBIDDEN[multiline].search(value)
+    if found is None:
+        return None
+    allowed = " (tabs and line breaks are fine)" if multiline else ""
+    return (f"{label} must not contain control characters{allowed}; it has U+{ord(found.group()):04X} "
+            f"at position {found.start() + 1}, an invisible character: remove it and try again.")
+
+
+def check_text(value: str, field: str, errors: dict[str, str], *, label: str | None = None,
+               multiline: bool = False) -> str:
+    """Return value; record an error under field when it holds a control character."""
+    problem = control_character(value, label or field.replace("_", " ").capitalize(), multiline)
+    if problem:
+        errors[field] = problem
+    return value
 
 
 def as_id(value: str) -> int | None:
@@ -33,25 +70,19 @@ class Invalid(ValueError):
         self.errors = dict(errors)
 
 
-def has_line_break_or_control(value: str) -> bool:
-    """Return whether value holds a line break or another control character (tab aside)."""
-    return any(
-        c != "\t" and unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in value
-    )
-
-
 def text(value: str | None, field: str, errors: dict[str, str], *, required: bool = False,
-         max_length: int | None = None, label: str | None = None, one_line: bool = False) -> str:
-    """Return value stripped; record an error when it is required and empty, or too long, or
-    (one_line: it ends up in an email header) holds a line break or control character."""
+         max_length: int | None = None, label: str | None = None,
+         multiline: bool = False) -> str:
+    """Return value stripped; record an error when it is required and empty, too long, or
+    holds a control character (tabs and line breaks are fine when multiline)."""
     value = (value or "").strip()
     label = label or field.replace("_", " ").capitalize()
     if required and not value:
         errors[field] = f"{label} is required."
     elif max_length is not None and len(value) > max_length:
         errors[field] = f"{label} must be at most {max_length} characters (it has {len(value)})."
-    elif one_line and has_line_break_or_control(value):
-        errors[field] = f"{label} must be a single line, without line breaks or control characters."
+    else:
+        check_text(value, field, errors, label=label, multiline=multiline)
     return value
 
 
@@ -81,6 +112,8 @@ def optional_http_url(value: str | None, field: str, errors: dict[str, str]) -> 
         errors[field] = "The link must be at most 2,000 characters."
     elif any(ch.isspace() for ch in value):
         errors[field] = "The link must not contain spaces."
+    else:
+        check_text(value, field, errors, label="The link")
     return value
 
 

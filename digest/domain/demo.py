@@ -157,10 +157,20 @@ still wants a dedicated serving stack.
         "tools",
         "notebook-diffing",
         "Readable diffs for notebooks, in the code review you already use",
-        "A small extension renders notebook changes as cell-by-cell diffs instead of "
-        "walls of JSON.",
-        """Outputs are hidden by default, metadata noise is dropped, and images are compared
-side by side. Setup is one configuration line in the repository.
+        "",  # no summary: the digest shows the whole post, pictures and all
+        """A small extension renders notebook changes as cell-by-cell diffs instead of walls of
+JSON. Outputs are hidden by default and metadata noise is dropped.
+
+![A notebook diff in code review: the old cell on the left, the new one on the right](https://example.org/images/notebook-diff-wide.png)
+
+Charts a commit changes are compared side by side, before and after:
+
+![The accuracy chart before the change](https://example.org/images/chart-before.png)
+![The accuracy chart after the change](https://example.org/images/chart-after.png)
+
+Setup is one configuration line in the repository.
+
+![The settings panel, one line long](https://example.org/images/settings-panel.png)
 """,
     ),
     DemoPost(

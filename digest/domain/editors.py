@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.core.models import Editor, EditorRole
+from digest.core.validation import control_character
 
 _hasher = PasswordHasher()
 # Verifying against this when no editor matches keeps login time independent of whether
@@ -40,6 +41,9 @@ def create_editor(session: Session, email: str, password: str, role: EditorRole,
         raise EditorError(f"{email!r} is not a valid email address: {exc}") from None
     if len(password) < MIN_PASSWORD_LENGTH:
         raise EditorError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    problem = control_character(name, "the name")
+    if problem:
+        raise EditorError(problem)
     if session.scalar(select(Editor.id).where(Editor.email == address)) is not None:
         raise EditorError(f"an editor with the address {address} already exists")
     editor = Editor(email=address, name=name, password_hash=hash_password(password), role=role)

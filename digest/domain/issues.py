@@ -48,7 +48,7 @@ from digest.core.models import (
     ScheduleRun,
     Section,
 )
-from digest.core.validation import Invalid, slugify, text
+from digest.core.validation import Invalid, check_text, slugify, text
 from digest.domain import deliveries
 from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
 from digest.domain.newsletters import check_time_zone
@@ -679,6 +679,8 @@ def update_issue(session: Session, issue_id: int, data: IssueInput) -> Issue:
     intro = (data.intro_md or "").strip()
     if len(intro) > INTRO_LIMIT:
         errors["intro_md"] = f"The intro must be at most {INTRO_LIMIT:,} characters (it has {len(intro):,})."
+    else:
+        check_text(intro, "intro_md", errors, label="The intro", multiline=True)
     issue = _claim_for_edit(session, issue_id)
     if errors:
         raise Invalid(errors)

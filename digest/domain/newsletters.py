@@ -141,13 +141,13 @@ def update_settings(session: Session, newsletter: Newsletter | None, data: Setti
                     today: dt.date | None = None) -> Newsletter:
     """Apply the settings form (creating the newsletter when there is none yet)."""
     errors: dict[str, str] = {}
-    name = text(data.name, "name", errors, required=True, max_length=200, one_line=True)
-    description = text(data.description, "description", errors, max_length=5000)
-    from_name = text(data.from_name, "from_name", errors, max_length=200, label="From name",
-                     one_line=True)
+    name = text(data.name, "name", errors, required=True, max_length=200)
+    description = text(data.description, "description", errors, max_length=5000, multiline=True)
+    from_name = text(data.from_name, "from_name", errors, max_length=200, label="From name")
     from_address = optional_email(data.from_address, "from_address", errors)
     reply_to = optional_email(data.reply_to, "reply_to", errors)
-    postal_address = text(data.postal_address, "postal_address", errors, max_length=1000)
+    postal_address = text(data.postal_address, "postal_address", errors, max_length=1000,
+                          multiline=True)
     zone = (data.time_zone or "").strip()
     zone_problem = check_time_zone(zone)
     if zone_problem:
@@ -157,7 +157,7 @@ def update_settings(session: Session, newsletter: Newsletter | None, data: Setti
     if not review.isdigit() or not 0 <= int(review) <= 144:
         errors["review_hours"] = "The review window is a whole number of hours from 0 to 144."
     consent_text = text(data.consent_text, "consent_text", errors, required=True,
-                        max_length=5000, label="Consent text")
+                        max_length=5000, label="Consent text", multiline=True)
     if errors:
         raise Invalid(errors)
     if newsletter is None:
@@ -194,7 +194,7 @@ def sections(session: Session, newsletter: Newsletter) -> list[Section]:
 def _section_fields(name: str, description: str) -> tuple[str, str]:
     errors: dict[str, str] = {}
     name = text(name, "name", errors, required=True, max_length=200, label="Section name")
-    description = text(description, "description", errors, max_length=2000)
+    description = text(description, "description", errors, max_length=2000, multiline=True)
     if errors:
         raise Invalid(errors)
     return name, description

@@ -22,6 +22,7 @@ from digest.core.db import utcnow
 from digest.core.models import Editor, Issue, IssuePost, Newsletter, Post, PostStatus, Section
 from digest.core.validation import (
     Invalid,
+    check_text,
     like_pattern,
     optional_http_url,
     slugify,
@@ -95,13 +96,15 @@ def _validate(session: Session, newsletter: Newsletter, data: PostInput) -> _Pos
     errors: dict[str, str] = {}
     values: _PostValues = {
         "title": text(data.title, "title", errors, required=True, max_length=300),
-        "summary": text(data.summary, "summary", errors, max_length=2000),
+        "summary": text(data.summary, "summary", errors, max_length=2000, multiline=True),
         "body_md": (data.body_md or "").replace("\r\n", "\n"),
         "link_url": optional_http_url(data.link_url, "link_url", errors),
         "section": _section(session, newsletter, data.section_id, errors),
     }
     if len(values["body_md"]) > 200_000:
         errors["body_md"] = "The body must be at most 200,000 characters."
+    else:
+        check_text(values["body_md"], "body_md", errors, label="The body", multiline=True)
     if errors:
         raise Invalid(errors)
     return values

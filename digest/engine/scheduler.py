@@ -29,7 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
 from digest.core.db import Database, utcnow
-from digest.domain import deliveries, issues
+from digest.domain import deliveries, heartbeats, issues
 from digest.domain.deliveries import Reaped
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,12 @@ def tick(
     _step(report, "starting due issues", start)
     _step(report, "maintenance", maintenance)
     _step(report, "dispatch", dispatch)
+    try:
+        with database.session() as session:
+            heartbeats.record(session, heartbeats.CLOCK, app.config["TICK_SECONDS"], report.errors,
+                              now_or_real())
+    except Exception:  # noqa: BLE001  (a missed beat shows as lag; the tick's work stands)
+        log.exception("tick: recording the heartbeat failed")
     return report
 
 

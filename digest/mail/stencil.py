@@ -83,7 +83,26 @@ def render_email(env: Environment, name: str, context: Mapping[str, Any]) -> tup
     """Return (HTML with inlined CSS, text) of templates emails/NAME.html and emails/NAME.txt."""
     html = env.get_template(f"emails/{name}.html").render(context)
     text = env.get_template(f"emails/{name}.txt").render(context)
-    return tidy_html(_inliner().inline(unix_lines(html))), tidy_text(text)
+    return tidy_html(inline_css(unix_lines(html))), tidy_text(text)
+
+
+_KEPT = re.compile(r"<style data-keep>(.*?)</style>", re.DOTALL)
+_KEPT_MARK = "<!--kept-style-{}-->"
+
+
+def inline_css(html: str) -> str:
+    """Return html with its <style> rules copied onto the elements, but <style data-keep>
+    blocks left where they are, each on its own (a client that drops one keeps the rest)."""
+    kept: list[str] = []
+
+    def set_aside(match: re.Match[str]) -> str:
+        kept.append(f"<style>{match.group(1)}</style>")
+        return _KEPT_MARK.format(len(kept) - 1)
+
+    inlined = _inliner().inline(_KEPT.sub(set_aside, html))
+    for i, block in enumerate(kept):
+        inlined = inlined.replace(_KEPT_MARK.format(i), block, 1)
+    return inlined
 
 
 def render_subject(env: Environment, name: str, context: Mapping[str, Any]) -> str:

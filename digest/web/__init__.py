@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, g, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from digest.core import logs
 from digest.core.extensions import db_session, login_manager
 from digest.domain import editors
 from digest.domain.subscribers import imports
-from digest.web import api, archive, editor, guard, public
+from digest.web import api, archive, editor, guard, ops, public
 from digest.web.json_errors import json_error
+
+access_log = logging.getLogger("digest.web.access")
 
 # Every request body is read (form, JSON, CSRF token) before any view or rate limit runs:
 # keep them small, and allow more only where a file is uploaded, before anything parses it.
@@ -35,10 +40,12 @@ def init_app(app: Flask) -> None:
     """Register the blueprints, the input guards, the security headers and the error pages."""
     # Before any rule is added: every <int:…> in a path then stops at the largest id.
     app.url_map.converters["int"] = guard.IdConverter
+    app.json = guard.JsonProvider(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(editor.bp)
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(ops.bp)
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
 
     @app.url_value_preprocessor
@@ -53,9 +60,26 @@ def init_app(app: Flask) -> None:
             raise RequestEntityTooLarge()
 
     @app.before_request
-    def _refuse_nul() -> Response | tuple[str, int] | None:
+    def _request_id() -> None:
+        g.request_id = logs.request_id()
+        g.request_started = time.perf_counter()
+
+    @app.before_request
+    def _refuse_bad_input() -> Response | tuple[str, int] | None:
         # The editors' API checks after its token check (api/auth.py), so 401 comes first.
-        return None if request.blueprint == "api.editor_api" else guard.refuse_nul()
+        return None if request.blueprint == "api.editor_api" else guard.refuse_bad_input()
+
+    @app.after_request
+    def _access_log(response: Response) -> Response:
+        if "request_id" in g:
+            response.headers["X-Request-ID"] = g.request_id
+            access_log.info(
+                "%s %s %s", request.method, request.path, response.status_code,
+                extra={"method": request.method, "path": request.path, "status": response.status_code,
+                       "duration_ms": round((time.perf_counter() - g.request_started) * 1000, 1),
+                       "remote_addr": request.remote_addr},
+            )
+        return response
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -1,18 +1,26 @@
-"""Checks every request passes before a view reads it: ids in range, no NUL characters.
+"""Checks every request passes before a view reads it: ids in range, sane JSON, no NULs.
 
 PostgreSQL stores neither an id beyond 32 bits nor a NUL character in text, and a file
 name with a NUL cannot be opened, so such input never reaches a query: an id too large
 or a NUL in a path part is a 404; a NUL in the query string, a form field, an uploaded
 file's name, a JSON string or the User-Agent is refused with 400 (JSON under /api/v1,
 with the status each endpoint gives its other refused input).
+
+JSON nested deeper than MAX_JSON_DEPTH is never parsed (Python's parser recurses, and
+walking its result would too): the app's JSON provider refuses it before parsing, so
+every `get_json` anywhere sees a malformed body, and the guard answers such a request
+400 on any URL with a message saying why.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, abort, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
@@ -20,6 +28,40 @@ from digest.core.validation import as_id
 from digest.web.json_errors import error_response
 
 NUL = "\x00"
+# Ten times the deepest body any endpoint takes, far below Python's recursion limit.
+MAX_JSON_DEPTH = 32
+# A JSON string (whose brackets do not count) or one bracket.
+_JSON_NESTING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+class JsonTooDeep(ValueError):
+    """A JSON document nests arrays and objects deeper than MAX_JSON_DEPTH."""
+
+
+def json_too_deep(document: str | bytes) -> bool:
+    """Return whether document nests deeper than MAX_JSON_DEPTH, stopping as soon as it does."""
+    if isinstance(document, bytes | bytearray):
+        document = bytes(document).decode(json.detect_encoding(document), "replace")
+    depth = 0
+    for match in _JSON_NESTING.finditer(document):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return True
+        elif token in ("]", "}"):
+            depth -= 1
+    return False
+
+
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON, refusing documents nested deeper than MAX_JSON_DEPTH before parsing."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Parse s; raise JsonTooDeep (a ValueError: a malformed body) when it nests too deep."""
+        if json_too_deep(s):
+            raise JsonTooDeep(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        return super().loads(s, **kwargs)
 
 
 class IdConverter(IntegerConverter):
@@ -67,10 +109,17 @@ def nul_fields() -> list[str]:
     return sorted(name.replace(NUL, "\\0") for name in found)
 
 
-def refuse_nul() -> Response | tuple[str, int] | None:
-    """Answer a request that carries a NUL character (see the module's docstring)."""
+def refuse_bad_input() -> Response | tuple[str, int] | None:
+    """Answer a request with over-nested JSON or a NUL character (see the module's docstring)."""
     if any(isinstance(v, str) and NUL in v for v in (request.view_args or {}).values()):
         abort(404)
+    if request.is_json and json_too_deep(request.get_data(cache=True)):
+        message = (f"The JSON body nests arrays and objects deeper than {MAX_JSON_DEPTH} "
+                   "levels; no request here needs that.")
+        if request.path.startswith("/api/"):
+            return error_response(400, message)
+        return render_template("error.html", title="This request is malformed",
+                               message=message), 400
     fields = nul_fields()
     if not fields:
         return None
@@ -79,8 +128,7 @@ def refuse_nul() -> Response | tuple[str, int] | None:
         # As each endpoint answers its other refused input: the signup form's POST with
         # 400, everything else under /api/v1 with 422.
         signup = request.endpoint == "api.subscribe" and request.method == "POST"
-        status = 400 if signup else 422
-        return error_response(status, "Please correct the fields listed.",
+        return error_response(400 if signup else 422, "Please correct the fields listed.",
                               {name: f"{name} {message}" for name in fields})
     return render_template(
         "error.html",

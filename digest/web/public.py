@@ -17,12 +17,11 @@ from flask import (
     Response,
     abort,
     current_app,
-    jsonify,
     render_template,
     request,
 )
 from flask_limiter.errors import RateLimitExceeded
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from digest.core.extensions import csrf_exempt, db_session, limiter
 from digest.core.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
@@ -364,9 +363,3 @@ def delete(token: str) -> str:
     session.commit()
     return render_template("public/deleted.html", newsletter_name=newsletter_name)
 
-
-@bp.get("/healthz")
-def healthz() -> Response:
-    """Answer once the database does."""
-    db_session().execute(text("SELECT 1"))
-    return jsonify(status="ok")

@@ -1,7 +1,7 @@
 """security round two: a random, never reused reference for each transactional email
 
 Revision ID: 3c1f0a9e5b7d
-Revises: 8096c9c2b49f
+Revises: 3c1d2e0f9a7b
 Create Date: 2026-12-05 07:30:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '3c1f0a9e5b7d'
-down_revision = '8096c9c2b49f'
+down_revision = '3c1d2e0f9a7b'
 branch_labels = None
 depends_on = None
 

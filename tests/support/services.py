@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 
 from digest.core.db import Base, Database, upgrade
 
@@ -66,3 +68,16 @@ def truncate_all(url: str) -> None:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
+
+
+@contextmanager
+def fresh_database(backend_of: str, folder: Path) -> Iterator[str]:
+    """Yield the URL of an empty, never migrated database on the backend of backend_of's URL."""
+    if not backend_of.startswith("postgresql"):
+        folder.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{folder / 'digest.sqlite3'}"
+        return
+    admin = make_url(POSTGRES_URL)
+    name = f"{worker_database_name()}_fresh"
+    yield recreate_database(admin, name)
+    drop_database(admin, name)

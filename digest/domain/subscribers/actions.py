@@ -35,7 +35,7 @@ from digest.core.models import (
     SuppressionReason,
     TransactionalKind,
 )
-from digest.core.validation import Invalid
+from digest.core.validation import Invalid, control_character
 from digest.domain.subscribers.signup import (
     ACTIVE,
     Signup,
@@ -84,6 +84,9 @@ def clean_note(note: str, what: str) -> str:
         raise Invalid({"note": f"Please write {what}."})
     if len(note) > NOTE_MAX:
         raise Invalid({"note": f"Please keep the note under {NOTE_MAX} characters."})
+    problem = control_character(note, "The note", multiline=True)
+    if problem:
+        raise Invalid({"note": problem})
     return note
 
 
@@ -241,6 +244,9 @@ def suppress_reader(
     recorded_by: str | None = None,
 ) -> Suppression:
     """Never mail a reader again (a manual entry) and end each subscription, withdrawing consent."""
+    problem = control_character(detail, "The note", multiline=True)
+    if problem:
+        raise Invalid({"detail": problem})
     entry = suppress(
         session, config, subscriber.email, SuppressionReason.MANUAL, detail, recorded_by
     )

@@ -46,7 +46,7 @@ from digest.core.models import (
     TransactionalKind,
 )
 from digest.core.tokens import ExpiredToken, Purpose, read_token
-from digest.core.validation import Invalid
+from digest.core.validation import Invalid, control_character
 from digest.domain.suppression import blocks_signup, lift_erasure, suppression_for
 from digest.domain.transactional import asked_recently, cancel_pending, request_mail
 
@@ -131,7 +131,10 @@ def normalize_email(address: str, *, check_deliverability: bool = False) -> str:
 
 
 def clean_name(name: str) -> str:
-    """Return a display name without control characters, or raise Invalid (name)."""
+    """Return a display name on one line, or raise Invalid (name): too long, control characters."""
+    problem = control_character(name or "", "The name")
+    if problem:
+        raise Invalid({"name": problem})
     cleaned = "".join(ch for ch in (name or "") if unicodedata.category(ch)[0] != "C")
     cleaned = re.sub(r"\s+", " ", cleaned).strip()
     if len(cleaned) > NAME_MAX:

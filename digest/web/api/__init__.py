@@ -14,14 +14,17 @@ check real answers against.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote, urlencode
 
-from flask import Blueprint, Response, abort, request, url_for
+from flask import Blueprint, Response, abort, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from digest.core.extensions import csrf, db_session
 from digest.core.models import Newsletter
 from digest.core.validation import Invalid
+from digest.domain import links
 from digest.domain.newsletters import find_newsletter
 from digest.web.api.inputs import NotAnObject
 from digest.web.json_errors import error_response, json_error
@@ -62,16 +65,18 @@ def newsletter_or_404(slug: str) -> Newsletter:
     return found
 
 
-def page_link(**cursor: int | None) -> str | None:
-    """Return this request's path with its query changed by cursor, or None if it has no value."""
+def page_link(values: Mapping[str, Any], **cursor: int | None) -> str | None:
+    """Return the URL of this listing with its validated values and cursor, or None without one.
+
+    Only the parsed parameters go into the link, under DIGEST_BASE_URL: nothing of the raw
+    query string or the Host header can change where it points.
+    """
     if all(value is None for value in cursor.values()):
         return None
-    # url_for's keyword arguments beside _external and co are the URL's values, typed Any.
-    args: dict[str, Any] = {
-        k: v for k, v in request.args.items() if k not in {"before", "after", "page"}
-    }
+    args = {k: v for k, v in values.items()
+            if v is not None and v != "" and k not in {"before", "after", "page"}}
     args.update({k: v for k, v in cursor.items() if v is not None})
-    return url_for(request.endpoint or "", **(request.view_args or {}), **args)
+    return links.absolute(current_app.config, f"{quote(request.path)}?{urlencode(args)}")
 
 
 # Views attach themselves to bp and editor_bp on import; editor_bp nests under bp once.

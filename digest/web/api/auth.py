@@ -78,7 +78,7 @@ def _authenticate() -> Response | None:
     return None
 
 
-editor_bp.before_request(guard.refuse_nul)  # after the token check above
+editor_bp.before_request(guard.refuse_bad_input)  # after the token check above
 
 
 @editor_bp.after_request

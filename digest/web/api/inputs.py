@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from flask import request
 
-from digest.core.validation import MAX_ID, Invalid
+from digest.core.validation import MAX_ID, Invalid, control_character, text_pattern
 
 Kind = Literal["string", "integer", "boolean", "strings"]
 _TYPE_NAMES = {
@@ -30,14 +30,6 @@ class NotAnObject(ValueError):
     """The request body is not a JSON object."""
 
 
-def _text_problem(value: str) -> str | None:
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode text"
-    return None
 
 
 @dataclass(frozen=True)
@@ -49,6 +41,7 @@ class Field:
     required: bool = False
     nullable: bool = False
     max_length: int | None = None
+    multiline: bool = False  # tabs and line breaks allowed; never other control characters
     example: Any = None
 
     def parse(self, name: str, value: Any, errors: dict[str, str]) -> Any:
@@ -70,9 +63,9 @@ class Field:
             errors[name] = f"{name} must be between 0 and {MAX_ID}."
         texts = [value] if self.kind == "string" else value if self.kind == "strings" else []
         for text in texts:
-            problem = _text_problem(text)
+            problem = control_character(text, name, self.multiline)
             if problem:
-                errors[name] = f"{name} {problem}."
+                errors[name] = problem
         if self.max_length is not None and self.kind == "string" and len(value) > self.max_length:
             errors[name] = f"{name} must be at most {self.max_length} characters."
         return value
@@ -80,9 +73,12 @@ class Field:
     def schema(self) -> dict[str, Any]:
         """Return this field's JSON Schema."""
         if self.kind == "strings":
-            schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+            schema: dict[str, Any] = {"type": "array",
+                                      "items": {"type": "string", "pattern": text_pattern()}}
         else:
             schema = {"type": self.kind}
+        if self.kind == "string":
+            schema["pattern"] = text_pattern(self.multiline)
         if self.kind == "integer":
             schema.update(minimum=0, maximum=MAX_ID)
         if self.max_length is not None:
@@ -166,9 +162,9 @@ class Param:
         raw = request.args.get(self.name)
         if raw is None or raw == "":
             return self.default
-        problem = _text_problem(raw)
+        problem = control_character(raw, self.name)
         if problem:
-            errors[self.name] = f"{self.name} {problem}."
+            errors[self.name] = problem
             return self.default
         if self.kind == "string":
             if self.choices and raw not in self.choices:
@@ -184,6 +180,8 @@ class Param:
     def schema(self) -> dict[str, Any]:
         """Return the parameter's OpenAPI description."""
         schema: dict[str, Any] = {"type": self.kind}
+        if self.kind == "string" and not self.choices:
+            schema["pattern"] = text_pattern()
         if self.kind == "integer":
             schema.update(minimum=self.minimum, maximum=self.maximum)
         if self.choices:

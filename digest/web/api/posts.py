@@ -27,8 +27,8 @@ LIST = [
 _FIELDS = {
     "title": Field("string", "The headline.", required=True, example="A faster tokenizer"),
     "section_id": Field("integer", "The id of one of the newsletter's sections.", required=True),
-    "summary": Field("string", "A sentence or two shown in the issue."),
-    "body_md": Field("string", "The body in Markdown; HTML in it is sanitized."),
+    "summary": Field("string", "A sentence or two shown in the issue.", multiline=True),
+    "body_md": Field("string", "The body in Markdown; HTML in it is sanitized.", multiline=True),
     "link_url": Field("string", "An external http(s) link the post is about.", nullable=True),
 }
 NEW = Body("NewPost", "A post to create, as a draft unless `publish` is true.", {

@@ -195,8 +195,8 @@ _object("SubscriberSummary", "A line of the subscriber list.", {
 _object("SubscriberPage", "A page of readers, newest first; follow `next` for older ones.", {
     "subscribers": {"type": "array", "items": _ref("SubscriberSummary")},
     "total": {**INTEGER, "description": "Readers matching the filters, on every page."},
-    "next": {**_nullable(STRING), "description": "Path of the next (older) page, or null."},
-    "previous": {**_nullable(STRING), "description": "Path of the previous page, or null."},
+    "next": {**_nullable(URL), "description": "URL of the next (older) page, or null."},
+    "previous": {**_nullable(URL), "description": "URL of the previous (newer) page, or null."},
 })
 
 

@@ -46,7 +46,7 @@ NEW = Body("NewSubscriber", "A reader to sign up; they confirm by email (double 
     "user_agent": Field("string", "Their browser when they agreed (default: the caller's)."),
 })
 SUPPRESS = Body("SuppressRequest", "Why the address must never be mailed again.", {
-    "detail": Field("string", "A note kept with the entry.", max_length=1000),
+    "detail": Field("string", "A note kept with the entry.", max_length=1000, multiline=True),
 }, optional=True)
 
 
@@ -104,8 +104,8 @@ def subscribers_list(newsletter: str) -> Response:
     return jsonify({
         "subscribers": [shapes.subscriber_row(row) for row in page.rows],
         "total": page.total,
-        "next": page_link(before=page.older),
-        "previous": page_link(after=page.newer),
+        "next": page_link(args, before=page.older),
+        "previous": page_link(args, after=page.newer),
     })
 
 

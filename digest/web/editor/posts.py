@@ -137,7 +137,10 @@ def post_delete(post_id: int) -> Response:
 @bp.post("/preview")
 def markdown_preview() -> Response | tuple[Response, int]:
     """Return the sanitized HTML of posted Markdown (the live preview)."""
-    source = (request.get_json(silent=True) or {}).get("markdown", "")
-    if not isinstance(source, str) or len(source) > PREVIEW_LIMIT:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict) or not isinstance(payload.get("markdown", ""), str):
+        return jsonify(error='Send a JSON object such as {"markdown": "text"}.'), 400
+    source = payload.get("markdown", "")
+    if len(source) > PREVIEW_LIMIT:
         return jsonify(error="The text is too long to preview."), 400
     return jsonify(html=render_markdown(source))
