@@ -190,6 +190,7 @@ def test_adding_a_known_address_says_what_happened(app, api) -> None:  # type: i
     ({"email": "nope", "consent": True}, "email"),
     ({"email": "new@example.org", "consent": True, "sections": []}, "sections"),
     ({"email": " new@example.org", "consent": True}, "email"),
+    ({"email": "new@mail.example.test", "consent": True}, "email"),  # special-use domain
     ({"email": ["new@example.org"], "consent": True}, "email"),
     ({"email": "new@example.org", "consent": "yes"}, "consent"),
     ({"email": "new@example.org", "consent": True, "ip": "300.1.1.1"}, "ip"),

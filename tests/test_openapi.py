@@ -97,6 +97,9 @@ def test_the_document_states_the_text_rules(app) -> None:  # type: ignore[no-unt
     assert re.search(body, "Two\r\nlines\tand a tab") and not re.search(body, "bell\x07")
     assert "Multi-line" in post["body_md"]["description"]
     assert doc["components"]["schemas"]["NewSubscriber"]["properties"]["consent"]["const"] is True
+    email = doc["components"]["schemas"]["NewSubscriber"]["properties"]["email"]
+    assert re.search(email["not"]["pattern"], "ada@mail.example.TEST")
+    assert not re.search(email["not"]["pattern"], "ada@testing.org")
     publish = doc["paths"]["/api/v1/posts/{post_id}/publish"]["post"]["responses"]
     assert "409" in publish and "422" not in publish
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from flask import request
 
 from digest.core.validation import (
@@ -39,6 +40,10 @@ _TYPE_NAMES = {
 # RFC 5321: an address is at most 254 characters.
 EMAIL_MAX = 254
 _IP_SCHEMA = {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+# email-validator (normalize_email) refuses special-use domains such as .test and .invalid.
+_SPECIAL_USE = ", ".join(f".{name}" for name in SPECIAL_USE_DOMAIN_NAMES)
+_EMAIL_SCHEMA = {"format": "email", "not": {
+    "pattern": f"(?i)[@.]({'|'.join(map(re.escape, SPECIAL_USE_DOMAIN_NAMES))})$"}}
 
 
 class NotAnObject(ValueError):
@@ -141,7 +146,7 @@ class Field:
             schema["pattern"] = (HTTP_URL_PATTERN if self.fmt == "http-url"
                                  else text_pattern(self.multiline, self.blank))
             if self.fmt == "email":
-                schema["format"] = "email"
+                schema.update(_EMAIL_SCHEMA)
             elif self.fmt == "ip":
                 schema.update(_IP_SCHEMA)
         if self.kind == "integer":
@@ -211,7 +216,8 @@ class Body:
 def reader_fields(who: str) -> dict[str, Field]:
     """Return the fields of a signup, as the public form and the editors' API take them."""
     return {
-        "email": Field("string", f"{who} address.", required=True, max_length=EMAIL_MAX,
+        "email": Field("string", f"{who} address, in a domain that can receive mail (not "
+                                 f"{_SPECIAL_USE}).", required=True, max_length=EMAIL_MAX,
                        fmt="email", example="ada@example.org"),
         "name": Field("string", f"{who} name, used in the greeting (optional).",
                       max_length=NAME_MAX),
