@@ -149,7 +149,7 @@ def test_schemathesis_finds_no_failure_against_digest_run(app, tmp_path: Path) -
     token = make_token(app)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    env = process_env(app, BASE_URL=base, SIGNUP_MIN_SECONDS=0, **UNLIMITED)
+    env = process_env(app, BASE_URL=base, **UNLIMITED)
     log = tmp_path / "run.log"
     with digest_process(["run", "--port", str(port)], env, log):
         wait_until(lambda: _healthy(f"{base}/healthz"), timeout=60,
