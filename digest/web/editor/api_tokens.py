@@ -14,7 +14,7 @@ from digest.web.editor import bp
 
 def _page(secret: str | None = None, created: str = "", errors: dict[str, str] | None = None,
           status: int = 200) -> Response:
-    response = make_response(render_template(
+    return make_response(render_template(
         "editor/api_tokens.html",
         tokens=api_tokens.list_tokens(db_session(), current_user),
         secret=secret,
@@ -22,9 +22,6 @@ def _page(secret: str | None = None, created: str = "", errors: dict[str, str] |
         errors=errors or {},
         name=request.form.get("name", "") if errors else "",
     ), status)
-    # The page may show a secret: keep it out of every cache.
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @bp.get("/account/tokens")

@@ -45,7 +45,6 @@ SOURCES = {
 def _download(chunks: Iterator[str], filename: str) -> Response:
     response = current_app.response_class(stream_with_context(chunks), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 

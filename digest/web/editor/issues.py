@@ -313,7 +313,6 @@ def issue_preview_html(issue_id: int) -> Response:
     response = current_app.response_class(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -70,7 +70,6 @@ def outbox_html(name: str) -> Response:
     response = current_app.response_class(message.html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(message.html))
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -82,5 +81,4 @@ def outbox_raw(name: str) -> Response:
     if data is None:
         abort(404, "There is no such message in the outbox.")
     response = current_app.response_class(data, mimetype="text/plain")
-    response.headers["Cache-Control"] = "no-store"
     return response

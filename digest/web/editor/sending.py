@@ -219,9 +219,7 @@ def sending_progress(issue_id: int) -> Response:
     progress = issues.issue_progress(
         db_session(), issue_id, heartbeat_seconds=current_app.config["HEARTBEAT_SECONDS"]
     )
-    response = jsonify(summary(issue, progress))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return jsonify(summary(issue, progress))
 
 
 def _act(issue_id: int, change: Callable[[Session], object], done: str) -> Response:

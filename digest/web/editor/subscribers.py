@@ -172,7 +172,6 @@ def subscriber_data(subscriber_id: int) -> Response:
     response = current_app.response_class(json.dumps(data, indent=2, ensure_ascii=False) + "\n",
                                           mimetype="application/json")
     response.headers["Content-Disposition"] = f'attachment; filename="reader-{subscriber.id}.json"'
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
