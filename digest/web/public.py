@@ -105,7 +105,12 @@ def subscribe() -> tuple[str, int]:
     try:
         run_signup(newsletter, wanted)
     except Invalid as exc:
-        values = {"email": wanted.email, "name": wanted.name, "sections": form.getlist("sections")}
+        values = {
+            "email": wanted.email,
+            "name": wanted.name,
+            "sections": form.getlist("sections"),
+            "consent": wanted.consent,
+        }
         return _front_page(newsletter, values, exc.errors, 400)
     return render_template("public/check_inbox.html", newsletter=newsletter), 200
 
