@@ -203,6 +203,10 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+# The address the README tells people to open; `digest run --port` moves it in development.
+DEFAULT_BASE_URL = "http://127.0.0.1:5000"
+
+
 @dataclass(frozen=True)
 class Setting:
     """One DIGEST_* variable: its config key, parser and default."""
@@ -218,7 +222,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INSTANCE_PATH", _text),
     Setting("DATABASE_URL", _database_url, private=True),
     Setting("SECRET_KEY", _secret_key, private=True),
-    Setting("BASE_URL", _base_url, "http://localhost:5000"),
+    Setting("BASE_URL", _base_url, DEFAULT_BASE_URL),
     Setting("SMTP_URL", _smtp_url, private=True),
     Setting("SMTP_TIMEOUT", _positive_int, 120),
     Setting("MAIL_FROM", _mailbox, "Digest <digest@localhost>"),
