@@ -102,7 +102,7 @@ def demo() -> None:
     if newsletter is None:
         click.echo("The demo newsletter is already loaded.")
     else:
-        load_demo_history(session, newsletter)
+        load_demo_history(session, current_app.config, newsletter)
         click.echo(f"Loaded the demo newsletter {newsletter.name!r}.")
     admin, password = ensure_demo_admin(session)
     session.commit()
