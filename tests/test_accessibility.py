@@ -40,7 +40,7 @@ def _severe(page: Any, name: str) -> list[str]:
 
 def _prepare(app, db) -> dict[str, str]:  # type: ignore[no-untyped-def]
     newsletter = demo_newsletter(db)
-    issue = load_demo_history(db, newsletter)
+    issue = load_demo_history(db, app.config, newsletter)
     db.commit()
     assert issue is not None
     make_editor(db, "admin@example.com")

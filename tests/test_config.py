@@ -14,7 +14,7 @@ from digest.core.config import SETTINGS, ConfigError, load_config
 def test_defaults_run_on_embedded_settings() -> None:
     """With no environment at all, the service has a usable configuration."""
     config = load_config(environ={})
-    assert config["BASE_URL"] == "http://localhost:5000"
+    assert config["BASE_URL"] == "http://127.0.0.1:5000"
     assert config["SMTP_URL"] is None
     assert config["SEND_RATE"] is None
     assert config["MAIL_FROM"] == "Digest <digest@localhost>"

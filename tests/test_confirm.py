@@ -16,6 +16,7 @@ from tests.support.apps import BASE_URL, get_db_of
 from tests.support.forms import csrf_token, submit
 from tests.support.readers import (
     deliver,
+    html_part,
     link,
     load_newsletter,
     mails,
@@ -23,6 +24,7 @@ from tests.support.readers import (
     signup,
     subscription,
     tamper,
+    text_part,
 )
 
 WEEK_AND_A_DAY = 8 * 24 * 3600
@@ -168,3 +170,15 @@ def test_the_emailed_link_is_the_confirm_page(smtp_app, smtp_server) -> None:  #
     path = _pending(smtp_app)
     deliver(smtp_app)
     assert link(smtp_server.received[0], "confirm", BASE_URL).split(".")[0] == path.split(".")[0]
+
+
+def test_the_preview_line_names_the_button_the_page_shows(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """The confirmation's preview line (its first line, which inboxes show) says to press the button the page really shows."""
+    _pending(smtp_app)
+    deliver(smtp_app)
+    received = smtp_server.received[0]
+    first_line = text_part(received).strip().splitlines()[0]
+    assert first_line == "Open the link and press Confirm: nothing arrives until you do."
+    assert "One click" not in html_part(received)
+    page = smtp_app.test_client().get(link(received, "confirm", BASE_URL)).get_data(as_text=True)
+    assert '<button type="submit">Confirm subscription</button>' in page

@@ -29,9 +29,9 @@ def _watch(page) -> list[str]:  # type: ignore[no-untyped-def]
     return problems
 
 
-def _living_demo(db) -> None:  # type: ignore[no-untyped-def]
+def _living_demo(app, db) -> None:  # type: ignore[no-untyped-def]
     newsletter = demo_newsletter(db)
-    load_demo_history(db, newsletter)
+    load_demo_history(db, app.config, newsletter)
     db.commit()
     make_editor(db, "admin@example.com")
     db.rollback()  # the live server writes; SQLite must not see this session's lock
@@ -39,7 +39,7 @@ def _living_demo(db) -> None:  # type: ignore[no-untyped-def]
 
 def test_log_in_write_preview_publish_and_see_charts(app, db) -> None:  # type: ignore[no-untyped-def]
     """An editor logs in, writes a post with a live preview, publishes it and sees the charts."""
-    _living_demo(db)
+    _living_demo(app, db)
     with live_server(app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
         page = context.new_page()
         problems = _watch(page)
@@ -105,7 +105,7 @@ def test_log_in_write_preview_publish_and_see_charts(app, db) -> None:  # type: 
 
 def test_workspace_on_a_phone(app, db) -> None:  # type: ignore[no-untyped-def]
     """On a phone the navigation wraps, the compose view stacks, and charts fit the screen."""
-    _living_demo(db)
+    _living_demo(app, db)
     with live_server(app) as base, chromium(viewport={"width": 390, "height": 844}, is_mobile=True) as context:
         page = context.new_page()
         problems = _watch(page)

@@ -235,7 +235,8 @@ def test_text_parts_keep_lines_short(app) -> None:  # type: ignore[no-untyped-de
             continue
         context = {
             "newsletter": {"name": "The Weekly Model", "postal_address": "12 Example Street"},
-            "site_url": "https://news.example.org", "name": "Ada", "email": "ada@example.com",
+            "site_url": "https://news.example.org", "name": "Ada Lovelace", "first_name": "Ada",
+            "email": "ada@example.com",
             "confirm_url": "https://news.example.org/confirm/" + "t" * 60,
             "preferences_url": "https://news.example.org/preferences/" + "t" * 60,
             "unsubscribe_url": "https://news.example.org/unsubscribe/" + "t" * 60,

@@ -62,7 +62,7 @@ def test_unknown_address_gets_a_preview_reader(app, db, runner) -> None:  # type
     assert str(message["To"]) == "someone@example.net"
     assert "X-Digest-Delivery" not in message
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert "Hi there," in text and "An open-weights reasoning model" in text
+    assert "Hi " not in text and "An open-weights reasoning model" in text  # no name, no greeting
     assert "is not subscribed to The Weekly Model" in result.stderr
 
 

@@ -53,6 +53,15 @@ def test_outbox_shows_the_confirmation_a_signup_wrote(app, client) -> None:  # t
     assert raw.mimetype == "text/plain" and raw.data == (_outbox(app) / name).read_bytes()
 
 
+def test_text_view_keeps_punctuation_out_of_links(app, client) -> None:  # type: ignore[no-untyped-def]
+    """A full stop or comma right after a URL in the text part stays text, so the link opens the right page."""
+    _log_in(app, client)
+    name = outbox_message(app, text="Read it at https://news.example.org/archive/w/one. Or https://news.example.org/p/two, then reply!")
+    page = client.get(f"/editor/outbox/{name}").get_data(as_text=True)
+    assert '<a href="https://news.example.org/archive/w/one" rel="noopener noreferrer" target="_blank">https://news.example.org/archive/w/one</a>. Or' in page
+    assert '<a href="https://news.example.org/p/two" rel="noopener noreferrer" target="_blank">https://news.example.org/p/two</a>, then' in page
+
+
 def test_html_part_runs_no_script_and_loads_only_its_images(app, client) -> None:  # type: ignore[no-untyped-def]
     """The HTML route's CSP allows the email's inline styles and image hosts, and no script or other request."""
     _log_in(app, client)

@@ -40,6 +40,7 @@ from tests.support.delivery import (
 )
 from tests.support.editor import log_in, make_editor
 from tests.support.rawsmtp import RawSMTPServer
+from tests.support.readers import load_newsletter
 from tests.support.services import REQUIRE_SERVICES
 from tests.support.smtp import SMTPServer
 from tests.support.waiting import wait_until
@@ -437,3 +438,24 @@ def _get(url: str) -> int | None:
             return response.status
     except OSError:
         return None
+
+
+def test_digest_run_links_point_at_its_port(app: Flask, tmp_path: Path) -> None:
+    """Without DIGEST_BASE_URL, `digest run --port P` in development makes links to
+    127.0.0.1:P, the address the README tells people to open."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    load_newsletter(app)
+    env = process_env(app)
+    del env["DIGEST_BASE_URL"]
+    log = tmp_path / "run.log"
+    feed = f"http://127.0.0.1:{port}/archive/weekly-model/feed.xml"
+    with digest_process(["run", "--port", str(port)], env, log):
+        wait_until(lambda: _get(feed) == 200, timeout=60, what=lambda: _tail(log))
+        with urllib.request.urlopen(feed, timeout=5) as response:
+            xml = response.read().decode()
+    assert f'href="{feed}"' in xml, xml[:600]
+    assert f"links point at http://127.0.0.1:{port}" in log.read_text()

@@ -202,7 +202,7 @@ def test_personalization_never_leaks_between_readers(app, db) -> None:  # type: 
             i,
             f"Uid{i:03d}{'x' * 18}",
             f"reader{i:03d}@example.com",
-            "" if i % 4 == 0 else f"Name{i:03d}",
+            "" if i % 4 == 0 else f"Name{i:03d} Family{i:03d}",
             frozenset(rng.sample(all_sections, rng.randint(0, 3))),
         )
         for i in range(40)
@@ -229,9 +229,10 @@ def test_personalization_never_leaks_between_readers(app, db) -> None:  # type: 
         decoded = text + html + str(_parse(data)["To"]) + str(_parse(data)["List-Unsubscribe"])
         assert reader.email in decoded and reader.subscription_uid in decoded
         if reader.name:
-            assert f"Hi {reader.name}," in text and f"Hi {reader.name}," in html
+            greeting = f"Hi {reader.name.split()[0]},"
+            assert greeting in text and greeting in html
         else:
-            assert "Hi there," in text
+            assert "Hi " not in text and 'class="greeting"' not in html
         for other in readers:
             if other is reader:
                 continue
@@ -265,7 +266,7 @@ def test_non_ascii_names_and_subjects_survive(app, db) -> None:  # type: ignore[
     assert message["From"].addresses[0].display_name == "Zoë's Wöchentliche"
     text, html = _parts(out.data)
     for part in (text, html):
-        assert "Hi Jürgen Ñúñez 山田," in part
+        assert "Hi Jürgen," in part
         assert "Ünïcödé tïtle — 漢字 🚀" in part
         assert "Größte Neuigkeiten der Woche — 🚀 und mehr" in part
 
@@ -274,9 +275,9 @@ def test_reader_name_is_escaped_in_html_and_literal_in_text(app, db) -> None:  #
     """A name with markup is shown as text in HTML and left as typed in the text part."""
     issue = make_issue(db, [PostSpec("News", "A post", summary="S")])
     prepared = prepare_issue(db, issue.id, app.config)
-    name = '<img src=x onerror=alert(1)> "Bob" & Co'
+    name = '<img/src=x/onerror=alert(1)>"Bob"&Co'  # one word: the greeting prints all of it
     text, html = _parts(prepared.message_for(Reader(1, "u1", "bob@example.com", name), 1).data)
-    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<img/src=x" not in html and "&lt;img/src=x/onerror=alert(1)&gt;" in html
     assert f"Hi {name}," in text
 
 

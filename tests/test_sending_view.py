@@ -49,6 +49,8 @@ from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer
 from tests.support.workspace import demo_newsletter, sent_issue
 
+SUBJECT = "Our first issue"  # make_newsletter's issue
+
 ADMIN = "admin@example.com"
 
 
@@ -351,7 +353,7 @@ def test_refused_actions_flash_why_and_change_nothing(smtp_app: Flask, smtp_serv
     _drain(smtp_app, db, setup.issue_id)
     verb = {"resume": "resumed", "pause": "paused", "cancel": "cancelled"}[action]
     html = _act(client, setup.issue_id, action)
-    assert ("error", f"Issue {setup.issue_id} is sent: it cannot be {verb}.") in _flash(html)
+    assert ("error", f"“{SUBJECT}” is sent: it cannot be {verb}.") in _flash(html)
     assert _status(db, setup.issue_id) is IssueStatus.SENT
     assert states(db, setup.issue_id) == {"sent": 2}
 
@@ -370,7 +372,7 @@ def test_resend_on_a_draft_is_refused(smtp_app: Flask, db: Session) -> None:
     """An issue that never started cannot be resent: the refusal is flashed."""
     setup, client = _workspace(smtp_app, db, readers=2)
     html = _act(client, setup.issue_id, "resend-unknown")
-    assert ("error", f"Issue {setup.issue_id} is draft: it cannot be resent to unknown.") in _flash(html)
+    assert ("error", f"“{SUBJECT}” is draft: it cannot be resent to unknown.") in _flash(html)
     assert _status(db, setup.issue_id) is IssueStatus.DRAFT
 
 

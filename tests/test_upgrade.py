@@ -69,6 +69,23 @@ def _previous_release_with_data(url: str) -> None:
         database.dispose()
 
 
+def test_upgrade_says_what_it_did(app: Flask, tmp_path: Path, fresh_url: str) -> None:
+    """`digest db upgrade` says it created the schema on a new database, what it upgraded
+    on an older one, and that nothing was needed on a current one."""
+    env = {**process_env(app), "DIGEST_DATABASE_URL": fresh_url, "DIGEST_INSTANCE_PATH": str(tmp_path / "fresh")}
+
+    def upgrade_says(*revision: str) -> str:
+        result = subprocess.run([DIGEST, "db", "upgrade", *revision], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "Created the schema in the new database at" in upgrade_says(PREVIOUS_RELEASE)
+    assert f"Upgraded the database at {fresh_url.split('://')[0]}" in (said := upgrade_says())
+    assert f"from revision {PREVIOUS_RELEASE}" in said
+    assert "is already up to date" in upgrade_says()
+
+
 def test_upgrade_procedure_migrates_the_previous_release_with_its_data(
     app: Flask, tmp_path: Path, fresh_url: str
 ) -> None:

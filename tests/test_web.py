@@ -38,3 +38,27 @@ def test_demo_loads_once(runner) -> None:  # type: ignore[no-untyped-def]
     """`digest demo` loads the demo, and a second run changes nothing."""
     assert "Loaded the demo newsletter" in runner.invoke(args=["demo"]).output
     assert "already loaded" in runner.invoke(args=["demo"]).output
+
+
+def test_demo_hard_bounce_is_suppressed_and_left_out(app, runner, db) -> None:  # type: ignore[no-untyped-def]
+    """The demo reader whose last issue hard-bounced is on the suppression list, and the demo's draft issue leaves them out."""
+    from sqlalchemy import select
+
+    from digest.core.models import Delivery, DeliveryState, Issue, IssueStatus, Subscriber
+    from digest.domain.deliveries import fan_out_chunks
+    from digest.domain.suppression import suppression_for
+
+    assert "Loaded the demo newsletter" in runner.invoke(args=["demo"]).output
+    bounced = db.scalars(
+        select(Subscriber).join(Delivery, Delivery.subscriber_id == Subscriber.id)
+        .where(Delivery.state == DeliveryState.FAILED_PERM)
+    ).all()
+    assert len(bounced) == 1
+    entry = suppression_for(db, app.config, bounced[0].email)
+    assert entry is not None and entry.reason.value == "hard_bounce" and "5.1.1" in entry.detail
+    draft = db.scalars(select(Issue).where(Issue.status == IssueStatus.DRAFT)).one()
+    for _ in fan_out_chunks(db, draft.id, app.config):
+        pass
+    mailed = set(db.scalars(select(Delivery.subscriber_id).where(Delivery.issue_id == draft.id)))
+    assert mailed and bounced[0].id not in mailed
+    db.rollback()

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from digest.core.config import DEFAULT_BASE_URL
 from digest.core.extensions import current_app_object, get_db
 
 if TYPE_CHECKING:
@@ -29,11 +30,12 @@ def run(host: str, port: int) -> None:
     _require_database()
     app = current_app_object()
     proxy = _proxy_settings(app)
+    _links_follow_port(app, host, port)
     _log_to_stderr()
     pool, clock = _start_background(app)
     # waitress stops on KeyboardInterrupt; make SIGTERM (systemd, docker stop) do the same.
     signal.signal(signal.SIGTERM, _interrupt)
-    click.echo(f"digest is serving on http://{host}:{port} (Ctrl+C to stop)")
+    click.echo(f"digest is serving on http://{host}:{port}, links point at {app.config['BASE_URL']} (Ctrl+C to stop)")
     try:
         serve(app, host=host, port=port, threads=8, ident="digest", **proxy)
     finally:
@@ -74,6 +76,15 @@ def _require_database() -> None:
         raise click.ClickException(str(exc)) from None
     if behind:
         raise click.ClickException("The database is not up to date: run `digest db upgrade` first.")
+
+
+def _links_follow_port(app: Flask, host: str, port: int) -> None:
+    # Without DIGEST_BASE_URL, a development server on another port would mail links to 5000.
+    if app.config["ENV"] != "development" or app.config["BASE_URL"] != DEFAULT_BASE_URL:
+        return
+    shown = "127.0.0.1" if host in {"", "0.0.0.0", "::"} else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    app.config["BASE_URL"] = f"http://{shown}:{port}"
 
 
 def _log_to_stderr() -> None:

@@ -25,14 +25,25 @@ db_group = AppGroup("db", help="Database schema.")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Apply migrations (to the latest revision by default)."""
-    from digest.core.db import SchemaTooNew, upgrade
+    from digest.core.db import SchemaTooNew, current_revisions, upgrade
 
     database = get_db()
+    before = current_revisions(database)
     try:
         upgrade(database, revision)
     except SchemaTooNew as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Database at {_where(database)} is up to date.")
+    after = current_revisions(database)
+    where = _where(database)
+    if not before and after:
+        click.echo(f"Created the schema in the new database at {where} (revision {', '.join(sorted(after))}).")
+    elif before != after:
+        click.echo(
+            f"Upgraded the database at {where} from revision {', '.join(sorted(before))} "
+            f"to {', '.join(sorted(after)) or 'none'}; it is up to date."
+        )
+    else:
+        click.echo(f"Database at {where} is already up to date.")
 
 
 @db_group.command("backup")
@@ -91,7 +102,7 @@ def demo() -> None:
     if newsletter is None:
         click.echo("The demo newsletter is already loaded.")
     else:
-        load_demo_history(session, newsletter)
+        load_demo_history(session, current_app.config, newsletter)
         click.echo(f"Loaded the demo newsletter {newsletter.name!r}.")
     admin, password = ensure_demo_admin(session)
     session.commit()

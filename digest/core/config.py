@@ -210,6 +210,10 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+# The address the README tells people to open; `digest run --port` moves it in development.
+DEFAULT_BASE_URL = "http://127.0.0.1:5000"
+
+
 @dataclass(frozen=True)
 class Setting:
     """One DIGEST_* variable: its config key, parser and default."""
@@ -225,8 +229,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("INSTANCE_PATH", _text),
     Setting("DATABASE_URL", _database_url, private=True),
     Setting("SECRET_KEY", _secret_key, private=True),
-    Setting("BASE_URL", _base_url, "http://localhost:5000"),
-    Setting("SMTP_URL", _smtp_url),
+    Setting("BASE_URL", _base_url, DEFAULT_BASE_URL),
+    Setting("SMTP_URL", _smtp_url, private=True),
     # SMTP timeouts per phase (digest/mail/transport.py): SMTP_TIMEOUT is the wait for the
     # reply to the end of a message, the longest a server may rightly take.
     Setting("SMTP_CONNECT_TIMEOUT", _positive_seconds, 10.0),

@@ -9,7 +9,9 @@ archive have something to show; `load_demo` alone, which tests use, adds neither
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,8 +34,10 @@ from digest.core.models import (
     Subscriber,
     Subscription,
     SubscriptionStatus,
+    SuppressionReason,
 )
 from digest.domain.editors import create_editor, find_editor, generate_password
+from digest.domain.suppression import suppress
 
 DEMO_SLUG = "weekly-model"
 
@@ -334,7 +338,9 @@ HISTORY_READERS = [(w, None) for w in (11, 10, 10, 9, 8, 8, 7, 6, 6, 5, 4, 4, 3,
 ]
 
 
-def load_demo_history(session: Session, newsletter: Newsletter, now: dt.datetime | None = None) -> Issue | None:
+def load_demo_history(
+    session: Session, config: Mapping[str, Any], newsletter: Newsletter, now: dt.datetime | None = None
+) -> Issue | None:
     """Add last week's sent issue with its ledger and a few months of readers; None if there."""
     slug = "benchmarks-saturate"
     if session.scalar(select(Issue).where(Issue.newsletter_id == newsletter.id, Issue.slug == slug)):
@@ -378,16 +384,19 @@ def load_demo_history(session: Session, newsletter: Newsletter, now: dt.datetime
     session.flush()
     issue.issue_posts = [IssuePost(post_id=p.id, position=i) for i, p in enumerate(posts)]
     readers = session.execute(
-        select(Subscription.subscriber_id, Subscription.confirmed_at).where(
+        select(Subscription.subscriber_id, Subscriber.email).join(Subscription.subscriber).where(
             Subscription.newsletter_id == newsletter.id, Subscription.confirmed_at < sent_at
         ).order_by(Subscription.id)
     ).all()
-    for n, (subscriber_id, _) in enumerate(readers):
+    for n, (subscriber_id, email) in enumerate(readers):
         # One bounce and one unclear outcome, so the dashboard shows what they look like.
         state = {3: DeliveryState.FAILED_PERM, 5: DeliveryState.UNKNOWN}.get(n, DeliveryState.SENT)
         replies = {DeliveryState.FAILED_PERM: (550, "5.1.1 mailbox unavailable"),
                    DeliveryState.UNKNOWN: (None, None), DeliveryState.SENT: (250, "2.0.0 queued")}
         code, reply = replies[state]
+        if state is DeliveryState.FAILED_PERM:
+            # As the sender does: a hard bounce puts the address on the suppression list.
+            suppress(session, config, email, SuppressionReason.HARD_BOUNCE, f"{code} {reply}")
         session.add(Delivery(
             issue_id=issue.id, subscriber_id=subscriber_id, state=state, attempts=1,
             smtp_code=code, smtp_response=reply,

@@ -120,7 +120,8 @@ def sample_html(config: Mapping[str, Any], folder: Path, name: str) -> str | Non
     context: dict[str, Any] = {
         "newsletter": _Fields(**_NEWSLETTER),
         "site_url": SITE,
-        "name": "Ada",
+        "name": "Ada Lovelace",
+        "first_name": "Ada",
         "email": "ada@example.com",
         "confirm_url": f"{SITE}/confirm/uidAdaAdaAdaAdaAdaAda.sample-token-of-typical-length",
         "preferences_url": f"{SITE}/preferences/uidAdaAdaAdaAdaAdaAda.sample-token",

@@ -179,15 +179,21 @@ def _move(
     )
     issue = get_issue(session, issue_id)
     if rowcount(result) != 1:
-        raise IssueError(f"issue {issue_id} is {issue.status.value}: it cannot be {action}")
+        raise IssueError(f"{named(issue)} is {issue.status.value}: it cannot be {action}")
     return issue
+
+
+def named(issue: Issue) -> str:
+    """Return how messages to editors name an issue: its subject, quoted."""
+    subject = " ".join(issue.subject.split())
+    return f"“{subject}”" if subject else "the untitled issue"
 
 
 def _require_content(issue: Issue) -> None:
     if not issue.subject.strip():
-        raise IssueError(f"issue {issue.id} has no subject")
+        raise IssueError("the issue has no subject yet")
     if not issue.issue_posts:
-        raise IssueError(f"issue {issue.id} carries no posts")
+        raise IssueError(f"{named(issue)} carries no posts")
 
 
 def schedule_issue(
@@ -298,7 +304,7 @@ def cancel_issue(session: Session, issue_id: int, now: dt.datetime | None = None
 def _resend(session: Session, issue_id: int, states: Sequence[DeliveryState], action: str) -> int:
     issue = get_issue(session, issue_id)
     if issue.status not in (IssueStatus.SENDING, IssueStatus.PAUSED, IssueStatus.SENT):
-        raise IssueError(f"issue {issue_id} is {issue.status.value}: it cannot be {action}")
+        raise IssueError(f"{named(issue)} is {issue.status.value}: it cannot be {action}")
     count = deliveries.resend(session, issue_id, states)
     if count and issue.status == IssueStatus.SENT:
         _move(
@@ -755,7 +761,7 @@ def move_post(session: Session, issue_id: int, post_id: int, offset: int) -> Iss
             ordered[g], ordered[g + offset] = ordered[g + offset], ordered[g]
         _renumber(session, issue, [item for group in ordered for item in group])
         return get_issue(session, issue_id)
-    raise IssueError(f"issue {issue_id} does not carry post {post_id}")
+    raise IssueError(f"{named(get_issue(session, issue_id))} does not carry that post")
 
 
 def remove_post(session: Session, issue_id: int, post_id: int) -> Issue:
@@ -763,7 +769,7 @@ def remove_post(session: Session, issue_id: int, post_id: int) -> Issue:
     issue = _claim_for_edit(session, issue_id)
     item = next((item for item in issue.issue_posts if item.post_id == post_id), None)
     if item is None:
-        raise IssueError(f"issue {issue_id} does not carry post {post_id}")
+        raise IssueError(f"{named(issue)} does not carry that post")
     if len(issue.issue_posts) == 1 and issue.status == IssueStatus.SCHEDULED:
         raise IssueError("a scheduled issue must carry at least one post: unschedule it first")
     issue.issue_posts.remove(item)  # delete-orphan: the row goes at the flush

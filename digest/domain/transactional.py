@@ -42,6 +42,7 @@ from digest.core.tokens import CONFIRM_MAX_AGE
 from digest.domain import identity, links
 from digest.domain.suppression import blocks_signup, suppression_for
 from digest.mail.message import Mail, ascii_address, format_mailbox, make_message_id
+from digest.mail.render import first_name
 from digest.mail.stencil import Slots, Stencil, email_templates, render_subject
 
 # At most one confirmation (or "already subscribed") email per address in this window.
@@ -115,6 +116,7 @@ def _latest_issue(session: Session, subscription: Subscription) -> Issue | None:
 _SLOTS = Slots(
     {
         "name": "name",
+        "first_name": "first_name",
         "email": "email",
         "confirm_url": "confirm_url",
         "preferences_url": "preferences_url",
@@ -179,6 +181,7 @@ def _stencil(shared: _Shared) -> tuple[str, Stencil]:
     else:
         context.update(
             name=_SLOTS["name"] if shared.named else "",
+            first_name=_SLOTS["first_name"] if shared.named else "",
             email=_SLOTS["email"],
             preferences_url=_SLOTS["preferences_url"],
             unsubscribe_url=_SLOTS["unsubscribe_url"],
@@ -217,6 +220,7 @@ def _shared_and_values(
     )
     values = {
         "name": name,
+        "first_name": first_name(name),
         "email": subscription.subscriber.email,
         "preferences_url": links.preferences_url(config, subscription.uid),
         "unsubscribe_url": links.unsubscribe_url(config, subscription.uid),

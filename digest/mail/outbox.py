@@ -204,10 +204,12 @@ def text_segments(text: str) -> list[tuple[str, bool]]:
     segments: list[tuple[str, bool]] = []
     position = 0
     for match in _URL.finditer(text):
+        # A sentence that ends on a URL: its full stop or comma is not part of the link.
+        url = match.group(0).rstrip(".,;:!?")
         if match.start() > position:
             segments.append((text[position:match.start()], False))
-        segments.append((match.group(0), True))
-        position = match.end()
+        segments.append((url, True))
+        position = match.start() + len(url)
     if position < len(text):
         segments.append((text[position:], False))
     return segments

@@ -64,6 +64,7 @@ PREVIEW_UID = "preview"
 # Each reader's values in the digest, by the names the templates print them as.
 SLOTS = {
     "name": "reader.name",
+    "first_name": "reader.first_name",
     "email": "reader.email",
     "unsubscribe_url": "unsubscribe_url",
     "preferences_url": "preferences_url",
@@ -79,6 +80,11 @@ class Reader:
     email: str
     name: str = ""
     section_ids: frozenset[int] = frozenset()  # empty: every section
+
+    @property
+    def first_name(self) -> str:
+        """Return the name a greeting uses (empty: greet nobody by name)."""
+        return first_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,7 @@ class NotSendable(Exception):
 class _ReaderFields:
     name: str
     email: str
+    first_name: str
 
 
 class PreparedIssue:
@@ -315,7 +322,7 @@ class PreparedIssue:
     def _build(self, key: tuple[frozenset[int], bool]) -> Stencil:
         chosen, named = key
         slots = self._slots
-        reader = _ReaderFields(slots["name"] if named else "", slots["email"])
+        reader = _ReaderFields(slots["name"] if named else "", slots["email"], slots["first_name"] if named else "")
         urls = {slot: slots[slot] for slot in ("unsubscribe_url", "preferences_url")}
         return slots.stencil(self.env, "digest", self.context_for(chosen, reader, urls))
 
@@ -334,6 +341,7 @@ class PreparedIssue:
     def _values(self, reader: Reader) -> dict[str, str]:
         return {
             "name": _clean_name(reader.name),
+            "first_name": first_name(reader.name),
             "email": reader.email,
             "unsubscribe_url": self.links.unsubscribe_url(reader.subscription_uid),
             "preferences_url": self.links.preferences_url(reader.subscription_uid),
@@ -394,6 +402,12 @@ def _indent(text: str) -> str:
 def _clean_name(name: str) -> str:
     # A name is display text: no line breaks or runs of spaces reach a header or a greeting.
     return " ".join(name.split())
+
+
+def first_name(name: str) -> str:
+    """Return the first word of a reader's name, which greetings use; empty for no name."""
+    words = name.split()
+    return words[0] if words else ""
 
 
 def _rendered_post(post: PostContent) -> RenderedPost:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from digest.core.extensions import db_session
 from digest.core.models import Issue, Newsletter
 from digest.domain import archive, links, newsletters, posts
+from digest.domain.subscribers.signup import consent_text
 from digest.mail.markdown import render_markdown
 
 bp = Blueprint("archive", __name__)
@@ -27,6 +28,14 @@ def _newsletter(session: Session, slug: str) -> Newsletter:
     return newsletter
 
 
+def _page(template: str, newsletter: Newsletter, **context: object) -> str:
+    # Every archive page ends with the signup form, empty: errors show on the front page.
+    return render_template(
+        template, newsletter=newsletter, consent_text=consent_text(newsletter), form={}, errors={},
+        local_time=archive.local_time, **context,
+    )
+
+
 def _stamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -36,8 +45,7 @@ def index(newsletter: str) -> str:
     """Show the archive index: every sent issue, newest first."""
     dbs = db_session()
     found = _newsletter(dbs, newsletter)
-    return render_template("archive/index.html", newsletter=found, issues=archive.sent_issues(dbs, found),
-                           local_time=archive.local_time)
+    return _page("archive/index.html", found, issues=archive.sent_issues(dbs, found))
 
 
 @bp.get(_route(links.ISSUE_PATH))
@@ -48,10 +56,9 @@ def issue(newsletter: str, issue: str) -> str:
     sent = archive.sent_issue(dbs, found, issue)
     if sent is None:
         abort(404)
-    return render_template(
-        "archive/issue.html", newsletter=found, issue=sent, sections=archive.issue_sections(sent),
+    return _page(
+        "archive/issue.html", found, issue=sent, sections=archive.issue_sections(sent),
         intro_html=render_markdown(sent.intro_md), render_markdown=render_markdown,
-        local_time=archive.local_time,
         post_link=lambda post: url_for("archive.post", newsletter=found.slug, post=post.slug),
     )
 
@@ -64,8 +71,7 @@ def post(newsletter: str, post: str) -> str:
     published = posts.published_post(dbs, found, post)
     if published is None:
         abort(404)
-    return render_template("archive/post.html", newsletter=found, post=published,
-                           body_html=render_markdown(published.body_md), local_time=archive.local_time)
+    return _page("archive/post.html", found, post=published, body_html=render_markdown(published.body_md))
 
 
 @bp.get(_route(links.FEED_PATH))

@@ -109,7 +109,8 @@ def subscribe() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
         ip=client_ip(),
         user_agent=request.user_agent.string,
     )
-    values = {"email": wanted.email, "name": wanted.name, "sections": form.getlist("sections")}
+    values = {"email": wanted.email, "name": wanted.name, "sections": form.getlist("sections"),
+              "consent": wanted.consent}
     try:
         run_signup(newsletter, wanted)
     except Invalid as exc:

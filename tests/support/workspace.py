@@ -47,10 +47,11 @@ def sent_issue(db: Session, newsletter: Newsletter, slug: str, posts: list[Post]
 
 
 def outbox_message(app: Flask, subject: str = "A hostile message", html: str = HOSTILE_HTML,
-                   to: str = "reader@example.org") -> str:
+                   to: str = "reader@example.org",
+                   text: str = "Plain text. Confirm at https://news.example.org/confirm/abc.def and reply.") -> str:
     """Write a message into the app's outbox the way the mailer does; return its file name."""
     mail = Mail(from_="News <news@news.example.org>", to=to, subject=subject,
-                text="Plain text. Confirm at https://news.example.org/confirm/abc.def and reply.",
+                text=text,
                 html=html, message_id="<m1@news.example.org>")
     result = OutboxTransport(Path(app.config["OUTBOX_PATH"])).send(
         "bounces@news.example.org", to, mail.as_bytes())

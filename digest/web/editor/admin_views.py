@@ -93,8 +93,10 @@ def section_add() -> Response:
     if g.newsletter is None:
         abort(409, "Save the newsletter's settings before adding sections.")
     name = request.form.get("name", "")
+    # The "New post" page offers the first section and returns to the post form.
+    back = ("editor.post_new", None) if request.form.get("then") == "new-post" else _SECTIONS
     return _apply(lambda dbs: newsletters.add_section(dbs, g.newsletter, name, request.form.get("description", "")),
-                  f"The section {name.strip()} is added.", _SECTIONS)
+                  f"The section {name.strip()} is added.", back)
 
 
 @admin.post("/sections/<int:section_id>")

@@ -70,7 +70,9 @@ def _editor_page(post: Post | None, data: posts.PostInput | None, errors: dict[s
 @bp.route("/posts/new", methods=["GET", "POST"])
 def post_new() -> Response | tuple[str, int]:
     """Show the empty post form; create the post (and publish it if asked)."""
-    newsletter = newsletter_or_409()
+    newsletter = g.newsletter
+    if newsletter is None or not newsletters.sections(db_session(), newsletter):
+        return render_template("editor/post_needs_section.html"), 200 if request.method == "GET" else 409
     if request.method == "GET":
         return _editor_page(None, None, {})
     data = _form()
