@@ -1,6 +1,6 @@
 """Per-message cost of render + MIME + DKIM, digest's pipeline against the naive one.
 
-Usage: python bench/render.py [N_READERS]   (default 300)
+Usage: python bench/render.py [N_READERS] [BEFORE_REV]   (default 300, no comparison)
 
 Builds a throwaway SQLite database with a 20-post issue, then renders it for N readers
 (varied names and section choices) three ways: without DKIM, signed rsa-sha256 with a
@@ -10,13 +10,22 @@ one (bench/naive.py: Jinja + css-inline + EmailMessage + dkimpy per reader) in t
 run, best of three, and prints one table of ms per message and the ratio. Every fast
 message of the last round is checked: it parses as multipart/alternative (text, then
 HTML) and, when signed, dkimpy verifies it against the public key.
+
+With BEFORE_REV (a git revision, e.g. main or 546ce1c), the email templates of that
+revision are exported to a temporary folder and the same issue is rendered, signed
+rsa-sha256 as the sender signs (with the body hash the renderer computed), with them and
+with today's templates, alternating, best of seven rounds of three messages per reader: a second table
+shows per-message cost, per-issue cost and HTML size before and after.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import io
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,13 +43,18 @@ from naive import NaivePipeline, NaiveSigner  # noqa: E402
 from sample_issue import sample_app, sample_readers  # noqa: E402
 
 from digest.core.extensions import get_db  # noqa: E402
-from digest.domain.issue_mail import prepare_issue  # noqa: E402
+from digest.core.resources import resource_dir  # noqa: E402
+from digest.domain.issue_mail import load_issue, prepare_issue, render_settings  # noqa: E402
 from digest.mail.dkim import DKIMSigner  # noqa: E402
-from digest.mail.render import Outgoing, Reader, size_report  # noqa: E402
+from digest.mail.render import Outgoing, PreparedIssue, Reader, size_report  # noqa: E402
 
 DOMAIN = "news.example.org"
 SELECTOR = "bench"
 ROUNDS = 3
+# The template comparison is cheap per round: more rounds and messages steady it on a
+# shared machine.
+COMPARE_ROUNDS = 7
+COMPARE_PASSES = 3  # each reader's message is made this many times per round
 
 
 def _valid(outgoing: Outgoing, record: str | None) -> bool:
@@ -96,7 +110,82 @@ def _best_of(
     return best
 
 
-def main(n_readers: int) -> None:
+def _templates_of(revision: str, folder: Path) -> Path:
+    """Export the templates/ folder of a git revision into folder; return its path."""
+    archive = subprocess.run(
+        ["git", "archive", revision, "templates"],
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder / "templates"
+
+
+def _with_templates(
+    session: Session, issue_id: int, app: Flask, readers: list[Reader], signer: DKIMSigner,
+    templates: Path,
+) -> tuple[list[Outgoing], float, int]:
+    """Return the messages, the per-issue ms and the largest HTML of a render with templates."""
+    start = time.perf_counter()
+    settings = render_settings(app.config)
+    prepared = PreparedIssue(
+        load_issue(session, issue_id, app.config),
+        type(settings)(settings.mail_domain, templates, settings.links),
+    )
+    # As the sender does: the signer is given the body hash the renderer computed.
+    out = [
+        Outgoing(m.envelope_from, m.recipient, signer.sign(m.data, body_hash=m.body_hash))
+        for m in (prepared.message_for(r, r.subscriber_id) for r in readers)
+    ]
+    return out, time.perf_counter() - start, size_report(prepared).bytes
+
+
+def compare_templates(
+    session: Session, issue_id: int, app: Flask, readers: list[Reader], before: str, folder: Path
+) -> list[str]:
+    """Return the table of per-message and per-issue cost and HTML size with the templates of `before` and now."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signer = DKIMSigner(DOMAIN, SELECTOR, key)
+    sets = {f"templates of {before}": _templates_of(before, folder), "templates now": resource_dir("templates")}
+    variants = len({(r.section_ids, bool(r.name.strip())) for r in readers})
+    readers = readers * COMPARE_PASSES
+    best: dict[str, tuple[float, float, int, bool]] = {}
+    for _ in range(COMPARE_ROUNDS):
+        for label, templates in sets.items():
+            # Per issue: a first pass of one reader per variant renders every variant once.
+            one_each = list({(r.section_ids, bool(r.name.strip())): r for r in readers}.values())
+            _, per_issue_s, _ = _with_templates(session, issue_id, app, one_each, signer, templates)
+            start = time.perf_counter()
+            out, _, html = _with_templates(session, issue_id, app, readers, signer, templates)
+            elapsed = time.perf_counter() - start
+            valid = all(_valid(m, signer.dns_record()) for m in out[:20])
+            if label not in best or elapsed < best[label][0]:
+                best[label] = (elapsed, per_issue_s, html, valid)
+    header = (
+        f"{'templates':<28} | {'ms/msg':>7} | {'per issue ms':>12} | {'largest HTML':>12} | valid"
+    )
+    lines = [
+        "",
+        f"templates before and after, rsa-sha256, {len(readers)} messages, {variants} variants, "
+        f"best of {COMPARE_ROUNDS}, one run",
+        header,
+        "-" * len(header),
+    ]
+    first = None
+    for label, (elapsed, per_issue_s, html, valid) in best.items():
+        # The per-issue work (prepare + one render per variant) is taken out of ms/msg.
+        ms = max(elapsed - per_issue_s, 0.0) / len(readers) * 1000
+        first = first or ms
+        lines.append(
+            f"{label:<28} | {ms:>7.3f} | {per_issue_s * 1000:>12.1f} | "
+            f"{html / 1000:>9.1f} KB | {'yes' if valid else 'NO'}   ({ms / first:.2f}×)"
+        )
+    return lines
+
+
+def main(n_readers: int, before: str | None = None) -> None:
     """Run the benchmark for n_readers readers and print the table."""
     with tempfile.TemporaryDirectory(prefix="digest-bench-") as folder:
         app, issue_id = sample_app(Path(folder))
@@ -133,6 +222,9 @@ def main(n_readers: int) -> None:
         for reader in one_each:
             prepared.message_for(reader, reader.subscriber_id)
         per_issue_ms = (time.perf_counter() - start) * 1000
+        compared = (
+            compare_templates(session, issue_id, app, readers, before, Path(folder)) if before else []
+        )
         session.close()
         get_db_of(app).dispose()
 
@@ -158,6 +250,8 @@ def main(n_readers: int) -> None:
             f"{label:<18} | {fast_ms:>13.3f} | {naive_ms:>12.3f} | {naive_ms / fast_ms:>11.1f}× | "
             f"{'yes' if valid else 'NO'}"
         )
+    for line in compared:
+        print(line)
     if not all(valid for *_, valid in rows):
         sys.exit("some output did not parse or verify")
 
@@ -169,4 +263,4 @@ def get_db_of(app):  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300, sys.argv[2] if len(sys.argv) > 2 else None)

@@ -8,6 +8,7 @@ the demo issue, whose image-heavy post has a picture four times the column's wid
 
 from __future__ import annotations
 
+import re
 import smtplib
 
 import pytest
@@ -58,7 +59,12 @@ FACTS = """() => {
         width: box(img).width, left: box(img).left, right: box(img).right,
         natural: img.naturalWidth,
     }));
+    const postal = document.querySelector('.postal');
+    const footerLinks = [...document.querySelectorAll('.links a')].map((a) => box(a).height);
     return {
+        postal: getComputedStyle(postal).color,
+        footerBackground: getComputedStyle(document.querySelector('.canvas')).backgroundColor,
+        footerLinks,
         column: box(card).width,
         left, right,
         viewport: window.innerWidth,
@@ -68,6 +74,18 @@ FACTS = """() => {
         buttons, images,
     };
 }"""
+
+
+def _contrast(foreground: str, background: str) -> float:
+    """Return the WCAG contrast ratio of two computed rgb() colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", colour)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def _picture(route) -> None:  # type: ignore[no-untyped-def]
@@ -145,6 +163,11 @@ def test_every_email_four_ways_at_600_and_375(smtp_app, smtp_server) -> None:  #
             assert image["natural"] > 0, where  # loaded, not a broken icon
             assert image["left"] >= facts["left"] - 1 and image["right"] <= facts["right"] + 1, where
         assert facts["buttons"] or name == "digest", where
+        # The postal line reads at WCAG AA contrast; footer links are finger-sized on phones.
+        assert _contrast(facts["postal"], facts["footerBackground"]) >= 4.5, where
+        if view != "outlook":
+            assert all(height >= 44 for height in facts["footerLinks"]), where
+        assert facts["footerLinks"] or name == "confirm", where
     pictures = seen[("digest", "as-is", 600)]["images"]
     assert [p["natural"] for p in pictures] == [2400, 1200, 1200, 320]
     for name in html:
@@ -152,3 +175,57 @@ def test_every_email_four_ways_at_600_and_375(smtp_app, smtp_server) -> None:  #
             light, dark = seen[(name, "as-is", width)], seen[(name, "dark", width)]
             assert light["cardColour"] == "rgb(255, 255, 255)" != dark["cardColour"], name
             assert dark["textColour"] != light["textColour"], name
+
+
+CODE_POST = """Set the chunk size with `--chunk 384` and keep the overlap small.
+
+> Measure the noise first.
+
+```
+python -m retrieval.bench --chunk 384 --overlap 64 --embedding small --reranker base --runs 5
+```
+
+| Chunk | Accuracy |
+|:------|---------:|
+| 128   | 61 %     |
+| 384   | 70 %     |
+"""
+
+
+@pytest.mark.one_backend
+def test_code_quotes_and_tables_in_a_post_hold_on_a_phone_in_both_schemes(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A post's code block wraps inside the column, and in dark mode inline code, table borders
+    and the quote's rule take dark colours instead of the light ones."""
+    from tests.support.issues import PostSpec, make_issue
+
+    issue = make_issue(db, [PostSpec("Tools", "Chunk sizes", body=CODE_POST)], subject="Code")
+    html, _ = prepare_issue(db, issue.id, app.config).parts_for(Reader(1, "u1", "a@example.com"))
+    seen = {}
+    for scheme in ("light", "dark"):
+        with chromium(color_scheme=scheme, viewport={"width": 375, "height": 900}) as context:
+            page = context.new_page()  # type: ignore[attr-defined]
+            page.route("**/*", lambda route: route.abort())
+            page.set_content(html)
+            seen[scheme] = page.evaluate(
+                """() => {
+                    const style = (s) => getComputedStyle(document.querySelector(s));
+                    const pre = document.querySelector('pre').getBoundingClientRect();
+                    const cell = document.querySelector('td.content').getBoundingClientRect();
+                    return {
+                        scrollWidth: document.documentElement.scrollWidth,
+                        preInside: pre.right <= cell.right,
+                        inlineCode: style('p code').backgroundColor,
+                        codeText: style('p code').color,
+                        tableBorder: style('.post-body td[align="right"]').borderTopColor,
+                        quoteRule: style('td.quote-cell').borderLeftColor,
+                        codeBlock: style('td.code-cell').backgroundColor,
+                    };
+                }"""
+            )
+            page.screenshot(path=str(screenshot_path(f"email-code-post-{scheme}-375")), full_page=True)
+    light, dark = seen["light"], seen["dark"]
+    for facts in (light, dark):
+        assert facts["scrollWidth"] <= 375 and facts["preInside"], facts
+    for key in ("inlineCode", "codeText", "tableBorder", "quoteRule", "codeBlock"):
+        assert light[key] != dark[key], key
+    assert dark["inlineCode"] == "rgb(38, 39, 46)" and dark["tableBorder"] == "rgb(58, 59, 68)"

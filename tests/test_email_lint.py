@@ -163,6 +163,20 @@ def test_check_command_prints_template_and_line_and_fails(app, runner, tmp_path:
     assert clean.exit_code == 0 and "Every email holds" in clean.output
 
 
+def test_check_command_names_a_template_that_does_not_render(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A broken template is reported at its line, like any other problem, not as a traceback."""
+    folder = tmp_path / "templates"
+    shutil.copytree(resource_dir("templates"), folder)
+    welcome = folder / "emails" / "welcome.html"
+    lines = welcome.read_text(encoding="utf-8").splitlines()
+    broken_at = next(i for i, line in enumerate(lines, 1) if "<h1 class=\"subject\">" in line)
+    lines[broken_at - 1] = "{% if %}"
+    welcome.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = runner.invoke(args=["templates", "check", "--folder", str(folder)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"\nemails/welcome.html:{broken_at}: the template does not render:" in "\n" + result.output
+
+
 def test_update_caniemail_trims_published_data(runner, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The refresh reads caniemail's data.json, keeps the latest result per targeted client
     with the notes it cites, and records where the data came from; bad input changes nothing."""
@@ -236,3 +250,13 @@ def test_text_parts_keep_lines_short(app) -> None:  # type: ignore[no-untyped-de
             assert bare_link or (len(line) <= 72 and not re.search(r": https?://", line)), (name, line)
         paragraphs = re.findall(r"<p[^>]*>\s*([^<\s])", html)
         assert all(not first.islower() for first in paragraphs), (name, paragraphs)
+
+
+def test_check_command_lints_an_issue_and_names_a_missing_one(app, db, runner) -> None:  # type: ignore[no-untyped-def]
+    """`digest templates check --issue ID` lints that issue too; an unknown id is named."""
+    issue_id = demo_issue(db).id
+    db.rollback()  # every SQLite transaction takes the write lock: end the read
+    result = runner.invoke(args=["templates", "check", "--issue", str(issue_id)])
+    assert result.exit_code == 0 and "Every email holds" in result.output, result.output
+    missing = runner.invoke(args=["templates", "check", "--issue", "999999"])
+    assert missing.exit_code == 1 and "There is no issue 999999" in missing.output

@@ -236,7 +236,7 @@ def test_preview_warns_near_the_limit_and_the_issue_may_still_go(app, db) -> Non
     page = f"/editor/issues/{setup.issue_id}"
 
     preview = client.get(f"{page}/preview").get_data(as_text=True)
-    assert "Close to the limit" in preview and "close to the 92 KB this service sends" in preview
+    assert "Close to the limit" in preview and "close to the 90 KB this service sends" in preview
     assert "Cannot be sent" not in preview
 
     assert submit(client, page, f"{page}/send-now").headers["Location"].endswith("/sending")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 import pytest
 
-from digest.mail.markdown import render_markdown
+from digest.mail.markdown import parse_markdown, render_email_tokens, render_markdown
+from digest.mail.plaintext import markdown_to_text
 
 
 def test_markdown_renders() -> None:
@@ -65,3 +67,28 @@ def test_sanitizer_strips_what_the_parser_might_let_through() -> None:
 
     html = sanitize_html('<a href="javascript:alert(1)" onclick="x">y</a><img src="data:x" onerror="1"><script>x</script>')
     assert html == '<a rel="noopener noreferrer">y</a><img>'
+
+
+def test_email_html_is_shaped_for_mail_clients() -> None:
+    """In an email, headings rank below the post's title, pictures (linked or not) stand on
+    their own at the column's width, quotes and code sit in cells Outlook pads, tables keep
+    their alignment and header scope; the text part from the same tokens is unchanged."""
+    source = (
+        "# Top\n\n### Third\n\nSee ![a dot](https://example.org/dot.png) inline.\n\n"
+        "![A chart](https://example.org/chart.png)\n\n"
+        "[![A linked chart](https://example.org/linked.png)](https://example.org/post)\n\n"
+        "> Quoted\n\n```\ncode\n```\n\n| A | B |\n|:-:|--:|\n| 1 | 2 |\n"
+    )
+    tokens = parse_markdown(source)
+    text_before = markdown_to_text(tokens)
+    html = render_email_tokens(tokens, 3)
+    assert "<h4>Top</h4>" in html and "<h6>Third</h6>" in html and "<h1>" not in html
+    assert '<p>See <img src="https://example.org/dot.png" alt="a dot" width="518"> inline.</p>' in html
+    assert '<img src="https://example.org/chart.png" alt="A chart" width="518">' in html
+    assert re.search(r'<a href="https://example.org/post"[^>]*><img [^>]*width="518"></a>', html)
+    assert not re.search(r"<p>\s*(<a [^>]*>)?<img", html)  # no picture alone in a paragraph
+    assert '<td class="quote-cell"><blockquote>' in html and "</blockquote></td></tr></table>" in html
+    assert '<td class="code-cell"><pre><code>code' in html and "</pre></td></tr></table>" in html
+    assert '<th align="center" scope="col">A</th>' in html and '<td align="right">2</td>' in html
+    assert markdown_to_text(tokens) == text_before
+    assert "<h1>Top</h1>" in render_markdown(source)  # pages keep the author's headings

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from sqlalchemy.orm import Session
 
 from digest.core.resources import resource_dir
@@ -70,7 +71,11 @@ def check_templates(config: Mapping[str, Any], folder: Path | None = None) -> li
     found: list[Located] = []
     seen: set[str] = set()
     for name in email_names(folder):
-        html = sample_html(config, folder, name)
+        try:
+            html = sample_html(config, folder, name)
+        except TemplateError as exc:
+            found.append(_broken(name, exc))
+            continue
         if html is None:
             found.append(
                 Located(
@@ -92,6 +97,14 @@ def check_templates(config: Mapping[str, Any], folder: Path | None = None) -> li
                 seen.add(str(located))
                 found.append(located)
     return found
+
+
+def _broken(name: str, exc: TemplateError) -> Located:
+    # A syntax error names its file and line; an undefined value only its message.
+    where = getattr(exc, "name", None) or f"emails/{name}.html"
+    line = getattr(exc, "lineno", None) or 1
+    message = f"the template does not render: {exc.message or exc}"
+    return Located(str(where), int(line), Problem("render", message, int(line)))
 
 
 def check_issue(session: Session, issue_id: int, config: Mapping[str, Any]) -> list[Problem]:

@@ -101,7 +101,8 @@ def render_email_tokens(tokens: list[Token], heading_below: int) -> str:
 def _only_images(inline: Token) -> bool:
     children = inline.children or []
     return any(c.type == "image" for c in children) and all(
-        c.type in ("image", "softbreak") or (c.type == "text" and not c.content.strip())
+        c.type in ("image", "softbreak", "link_open", "link_close")
+        or (c.type == "text" and not c.content.strip())
         for c in children
     )
 

@@ -51,8 +51,8 @@ from digest.mail.stencil import Slots, Stencil, email_templates
 # Gmail clips HTML past ~102 KB, cutting the footer with the unsubscribe link and the
 # postal address; its own rewriting (link wrapping, class renaming) adds bytes, and clipping
 # is reported from ~99 KB of what was sent: refuse well before, warn before that.
-WARN_BYTES = 80_000
-REFUSE_BYTES = 92_000
+WARN_BYTES = 75_000
+REFUSE_BYTES = 90_000
 CLIP_KB = 100  # what editors are told Gmail clips at
 # The longest values a reader can bring (Subscriber.name, an RFC 5321 path) when sizing.
 _LONGEST_NAME = 200

@@ -4,7 +4,8 @@ Every email (the digest, the confirmation, the welcome, the "already subscribed"
 is a pair of templates, templates/emails/NAME.html and NAME.txt, on the shared layout
 (emails/layout.html and layout.txt), rendered with `email_templates(folder)` (the caller
 names the templates folder) through `render_email`: it inlines the CSS (css-inline, never
-fetching remote stylesheets) and tidies both parts.
+fetching remote stylesheets; `<style data-keep>` blocks stay as they are) and tidies both
+parts.
 
 Inlining costs far more than filling in a name, so an email is rendered once per
 variant with markers (`Slots`) where each reader's values go (name, address, links),
@@ -49,7 +50,8 @@ def email_templates(folder: Path) -> Environment:
 
 @functools.cache
 def _inliner() -> css_inline.CSSInliner:
-    # Never fetch <link> stylesheets (SSRF); keep @media rules for phones and dark mode.
+    # Never fetch <link> stylesheets (SSRF). The layout's @media rules sit in <style data-keep>
+    # blocks (inline_css); an @media rule a child writes among the inlined ones is kept too.
     return css_inline.CSSInliner(load_remote_stylesheets=False, keep_at_rules=True)
 
 
