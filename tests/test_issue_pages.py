@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from sqlalchemy import func, select
 
 from digest.core.db import utcnow
@@ -90,7 +91,7 @@ def test_new_issue_carries_the_posts_since_the_last_issue_in_section_order(app, 
     issue_id = int(response.headers["Location"].rsplit("/", 1)[1])
     assert _post_titles(app, issue_id) == ["Big news", "Tool of the week"]
     issue = _issue(app, issue_id)
-    assert (issue.status, issue.subject, issue.preheader) == (IssueStatus.DRAFT, "Big news", "Tool of the week")
+    assert (issue.status, issue.subject, issue.preheader) == (IssueStatus.DRAFT, "Big news", "")
     page = client.get(f"/editor/issues/{issue_id}").get_data(as_text=True)
     assert "Posts (2)" in page and 'id="issue-form"' in page
 
@@ -139,6 +140,29 @@ def test_a_refused_edit_says_why_and_changes_nothing(app, db) -> None:  # type: 
     assert 'aria-invalid="true"' in response.get_data(as_text=True)
     issue = _issue(app, setup.issue_id)
     assert (issue.subject, issue.preheader) == ("Our first issue", "")
+
+
+@pytest.mark.parametrize(
+    ("preheader", "message"),
+    [
+        ("Hello {name}", "{name} is not a placeholder; use {count}, {headlines}, {sections}"),
+        ("{count.real} pieces", "{count.real} is not a placeholder"),
+        ("Only {count pieces", "A brace is not closed"),
+    ],
+    ids=["unknown", "attribute", "unclosed"],
+)
+def test_a_preheader_with_a_wrong_placeholder_is_refused_naming_the_right_ones(app, db, preheader, message) -> None:  # type: ignore[no-untyped-def]
+    """A placeholder the email cannot fill is refused next to the field, listing those it can."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+
+    response = submit(client, page, subject="Changed", preheader=preheader, intro_md="")
+
+    assert response.status_code == 400
+    body = response.get_data(as_text=True)
+    assert message in body.split('id="preheader-error"')[1]
+    assert (_issue(app, setup.issue_id).subject, _issue(app, setup.issue_id).preheader) == ("Our first issue", "")
 
 
 def test_a_form_without_its_csrf_token_is_refused(app, db) -> None:  # type: ignore[no-untyped-def]
