@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.core.models import Issue, IssueStatus
@@ -143,4 +144,44 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         page.screenshot(path=str(screenshot_path("public-archive-browser-issue")), full_page=True)
         page.goto(base + "/archive/weekly-model/")
         assert SUBJECT in page.inner_text("main")
+        assert problems == []
+
+
+def test_preview_shows_each_section_combination_at_two_widths_light_and_dark(app: Flask, db: Session) -> None:
+    """The preview opens on the combination most readers chose; one click shows another, whose
+    email and preheader carry only its pieces; the page fits a phone, light and dark."""
+    demo_newsletter(db)
+    make_editor(db, "admin@example.com")
+    draft = db.scalars(select(Issue).where(Issue.status == IssueStatus.DRAFT)).first()
+    assert draft is not None
+    issue_id = draft.id
+    db.rollback()
+    with live_server(app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        log_in_editor(page, base, "admin@example.com", PASSWORD)
+        page.goto(f"{base}/editor/issues/{issue_id}/preview")
+        rows = page.locator("#combinations tbody tr")
+        assert rows.count() >= 2
+        assert "shown" in rows.nth(0).inner_text()
+        everyone = page.frame_locator("iframe.mail-html").locator("body").inner_text()
+        other = rows.nth(1)
+        name = other.locator("a").inner_text()
+        other.locator("a").click()
+        page.wait_for_selector("#combinations tbody tr:nth-child(2) a[aria-current]")
+        assert f"who chose {name}" in page.inner_text(".lead")
+        frame = page.frame_locator("iframe.mail-html").locator("body").inner_text()
+        assert frame != everyone
+        preheader = page.inner_text("#message-facts dd:nth-of-type(4)")
+        assert preheader.split(" this week")[0] in frame.split("\n")[0]
+        for width in (1280, 375):
+            for scheme in ("light", "dark"):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.emulate_media(color_scheme=scheme)
+                page.locator("iframe.mail-html").scroll_into_view_if_needed()
+                page.screenshot(path=str(screenshot_path(f"editor-preview-combinations-{width}-{scheme}")), full_page=True)
+                page.locator("#combinations").screenshot(path=str(screenshot_path(f"editor-preview-combinations-card-{width}-{scheme}")))
+                if width == 375:
+                    assert page.evaluate("document.documentElement.scrollWidth") <= 375
         assert problems == []

@@ -300,6 +300,10 @@ class PreparedIssue:
         """Return the sections of this issue the reader gets (empty: none of theirs has posts)."""
         return self._sections(self.chosen_sections(reader))
 
+    def preheader_for(self, reader: Reader) -> str:
+        """Return the preheader the reader's inbox shows (placeholders filled for them)."""
+        return fill_preheader(self.issue.preheader, self.sections_for(reader))
+
     def _sections(self, chosen: frozenset[int]) -> list[RenderedSection]:
         return [s for s in self.sections if not chosen or s.id in chosen]
 
@@ -536,11 +540,13 @@ def check_sendable(prepared: PreparedIssue) -> SizeReport:
     return report
 
 
-def marked_as_test(prepared: PreparedIssue, address: str) -> Outgoing:
-    """Return the (unsigned) message of a test send to address: the preview reader's (every
-    section, no name, no subscription), "[Test]" before its subject. It belongs to no
-    delivery, so nothing about it reaches the ledger."""
-    outgoing = prepared.message_for(Reader(None, PREVIEW_UID, address), None)
+def marked_as_test(
+    prepared: PreparedIssue, address: str, section_ids: frozenset[int] = frozenset()
+) -> Outgoing:
+    """Return the (unsigned) message of a test send to address: a preview reader's (the
+    sections given, every one by default; no name, no subscription), "[Test]" before its
+    subject. It belongs to no delivery, so nothing about it reaches the ledger."""
+    outgoing = prepared.message_for(Reader(None, PREVIEW_UID, address, "", section_ids), None)
     subject = header_block([("Subject", encode_text_header(prepared.subject))])
     marked = header_block([("Subject", encode_text_header(f"[Test] {prepared.subject}"))])
     return Outgoing(outgoing.envelope_from, outgoing.recipient, outgoing.data.replace(subject, marked, 1))
