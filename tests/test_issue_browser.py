@@ -149,13 +149,16 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
 
 def test_preview_shows_each_section_combination_at_two_widths_light_and_dark(app: Flask, db: Session) -> None:
     """The preview opens on the combination most readers chose; one click shows another, whose
-    email and preheader carry only its pieces; the page fits a phone, light and dark."""
+    email and preheader carry only its pieces; the issue's schedule warns that the subject
+    names a post some readers miss; both pages fit a phone, light and dark."""
     demo_newsletter(db)
     make_editor(db, "admin@example.com")
     draft = db.scalars(select(Issue).where(Issue.status == IssueStatus.DRAFT)).first()
     assert draft is not None
     issue_id = draft.id
-    db.rollback()
+    named = draft.issue_posts[0].post.title  # a News post: readers of Engineers and Tools miss it
+    draft.subject = named
+    db.commit()
     with live_server(app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
         page = context.new_page()  # type: ignore[attr-defined]
         problems: list[str] = []
@@ -182,6 +185,19 @@ def test_preview_shows_each_section_combination_at_two_widths_light_and_dark(app
                 page.locator("iframe.mail-html").scroll_into_view_if_needed()
                 page.screenshot(path=str(screenshot_path(f"editor-preview-combinations-{width}-{scheme}")), full_page=True)
                 page.locator("#combinations").screenshot(path=str(screenshot_path(f"editor-preview-combinations-card-{width}-{scheme}")))
+                if width == 375:
+                    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.goto(f"{base}/editor/issues/{issue_id}")
+        warnings = page.locator("#schedule #reach-warnings")
+        assert f"The subject names “{named}”" in warnings.inner_text()
+        assert "{count}" in page.inner_text("#preheader-help")
+        for width in (1280, 375):
+            for scheme in ("light", "dark"):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.emulate_media(color_scheme=scheme)
+                page.screenshot(path=str(screenshot_path(f"editor-issue-warnings-{width}-{scheme}")), full_page=True)
+                page.locator("#schedule").screenshot(path=str(screenshot_path(f"editor-issue-warnings-card-{width}-{scheme}")))
+                page.locator("#issue-form").screenshot(path=str(screenshot_path(f"editor-issue-preheader-{width}-{scheme}")))
                 if width == 375:
                     assert page.evaluate("document.documentElement.scrollWidth") <= 375
         assert problems == []
