@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -201,3 +202,37 @@ def test_preview_shows_each_section_combination_at_two_widths_light_and_dark(app
                 if width == 375:
                     assert page.evaluate("document.documentElement.scrollWidth") <= 375
         assert problems == []
+
+
+def test_send_now_starts_sending_at_once_with_pause_and_cancel(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """With the clock ticking every 30 s, "Send now" wakes it: within 2 s the sending page
+    shows the send under way and offers Pause and Cancel."""
+    demo_newsletter(db)
+    make_editor(db, "admin@example.com")
+    draft = db.scalars(select(Issue).where(Issue.status == IssueStatus.DRAFT)).first()
+    assert draft is not None
+    issue_id = draft.id
+    db.rollback()
+    smtp_app.config["SEND_RATE"] = 1.0  # slow enough that the send is still live when seen
+    pool = SenderPool(smtp_app, 1, mail_jobs=(), idle_seconds=30).start()
+    clock = Clock(smtp_app, dispatcher=pool, interval=30).start()
+    try:
+        with live_server(smtp_app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
+            page = context.new_page()  # type: ignore[attr-defined]
+            page.on("dialog", lambda d: d.accept())
+            log_in_editor(page, base, "admin@example.com", PASSWORD)
+            page.goto(f"{base}/editor/issues/{issue_id}")
+            time.sleep(1)  # the clock's first tick (at start) is over: the next is 30 s away
+            started = time.monotonic()
+            page.click("button:has-text('Send now')")
+            page.wait_for_selector("form[data-action=pause]:not([hidden]) button", timeout=2000)
+            page.wait_for_selector("details[data-action=cancel]:not([hidden])", timeout=100)
+            assert time.monotonic() - started < 2
+            for width in (1280, 375):
+                for scheme in ("light", "dark"):
+                    page.set_viewport_size({"width": width, "height": 900})
+                    page.emulate_media(color_scheme=scheme)
+                    page.screenshot(path=str(screenshot_path(f"editor-send-now-{width}-{scheme}")), full_page=True)
+    finally:
+        clock.shutdown()
+        pool.stop()

@@ -236,13 +236,18 @@ def issue_unschedule(issue_id: int) -> Response:
 
 @bp.post("/issues/<int:issue_id>/send-now")
 def issue_send_now(issue_id: int) -> Response:
-    """Make the issue due now: the scheduler starts sending it within a tick."""
+    """Make the issue due now and wake the clock when it runs in this process (`digest run`);
+    a separate scheduler process starts it at its next tick."""
     issue_or_404(issue_id)
     if not _sendable(issue_id):
         return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
-    if not commit_change(lambda dbs: issues.send_now(dbs, issue_id),
-                         "The issue goes out now: sending starts within a minute.", (issues.IssueError,)):
+    wake: Callable[[], None] | None = current_app.extensions.get("digest.wake")
+    done = ("The issue goes out now." if wake else
+            f"The issue goes out now: sending starts within {current_app.config['TICK_SECONDS']:g} s.")
+    if not commit_change(lambda dbs: issues.send_now(dbs, issue_id), done, (issues.IssueError,)):
         return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
+    if wake is not None:
+        wake()
     return redirect(url_for("editor.issue_sending", issue_id=issue_id))
 
 
