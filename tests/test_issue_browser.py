@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.core.models import Issue, IssueStatus
@@ -144,3 +146,93 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         page.goto(base + "/archive/weekly-model/")
         assert SUBJECT in page.inner_text("main")
         assert problems == []
+
+
+def test_preview_shows_each_section_combination_at_two_widths_light_and_dark(app: Flask, db: Session) -> None:
+    """The preview opens on the combination most readers chose; one click shows another, whose
+    email and preheader carry only its pieces; the issue's schedule warns that the subject
+    names a post some readers miss; both pages fit a phone, light and dark."""
+    demo_newsletter(db)
+    make_editor(db, "admin@example.com")
+    draft = db.scalars(select(Issue).where(Issue.status == IssueStatus.DRAFT)).first()
+    assert draft is not None
+    issue_id = draft.id
+    named = draft.issue_posts[0].post.title  # a News post: readers of Engineers and Tools miss it
+    draft.subject = named
+    db.commit()
+    with live_server(app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        log_in_editor(page, base, "admin@example.com", PASSWORD)
+        page.goto(f"{base}/editor/issues/{issue_id}/preview")
+        rows = page.locator("#combinations tbody tr")
+        assert rows.count() >= 2
+        assert "shown" in rows.nth(0).inner_text()
+        everyone = page.frame_locator("iframe.mail-html").locator("body").inner_text()
+        other = rows.nth(1)
+        name = other.locator("a").inner_text()
+        other.locator("a").click()
+        page.wait_for_selector("#combinations tbody tr:nth-child(2) a[aria-current]")
+        assert f"who chose {name}" in page.inner_text(".lead")
+        frame = page.frame_locator("iframe.mail-html").locator("body").inner_text()
+        assert frame != everyone
+        preheader = page.inner_text("#message-facts dd:nth-of-type(4)")
+        assert preheader.split(" this week")[0] in frame.split("\n")[0]
+        for width in (1280, 375):
+            for scheme in ("light", "dark"):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.emulate_media(color_scheme=scheme)
+                page.locator("iframe.mail-html").scroll_into_view_if_needed()
+                page.screenshot(path=str(screenshot_path(f"editor-preview-combinations-{width}-{scheme}")), full_page=True)
+                page.locator("#combinations").screenshot(path=str(screenshot_path(f"editor-preview-combinations-card-{width}-{scheme}")))
+                if width == 375:
+                    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        page.goto(f"{base}/editor/issues/{issue_id}")
+        warnings = page.locator("#schedule #reach-warnings")
+        assert f"The subject names “{named}”" in warnings.inner_text()
+        assert "{count}" in page.inner_text("#preheader-help")
+        for width in (1280, 375):
+            for scheme in ("light", "dark"):
+                page.set_viewport_size({"width": width, "height": 900})
+                page.emulate_media(color_scheme=scheme)
+                page.screenshot(path=str(screenshot_path(f"editor-issue-warnings-{width}-{scheme}")), full_page=True)
+                page.locator("#schedule").screenshot(path=str(screenshot_path(f"editor-issue-warnings-card-{width}-{scheme}")))
+                page.locator("#issue-form").screenshot(path=str(screenshot_path(f"editor-issue-preheader-{width}-{scheme}")))
+                if width == 375:
+                    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        assert problems == []
+
+
+def test_send_now_starts_sending_at_once_with_pause_and_cancel(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """With the clock ticking every 30 s, "Send now" wakes it: within 2 s the sending page
+    shows the send under way and offers Pause and Cancel."""
+    demo_newsletter(db)
+    make_editor(db, "admin@example.com")
+    draft = db.scalars(select(Issue).where(Issue.status == IssueStatus.DRAFT)).first()
+    assert draft is not None
+    issue_id = draft.id
+    db.rollback()
+    smtp_app.config["SEND_RATE"] = 1.0  # slow enough that the send is still live when seen
+    pool = SenderPool(smtp_app, 1, mail_jobs=(), idle_seconds=30).start()
+    clock = Clock(smtp_app, dispatcher=pool, interval=30).start()
+    try:
+        with live_server(smtp_app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
+            page = context.new_page()  # type: ignore[attr-defined]
+            page.on("dialog", lambda d: d.accept())
+            log_in_editor(page, base, "admin@example.com", PASSWORD)
+            page.goto(f"{base}/editor/issues/{issue_id}")
+            time.sleep(1)  # the clock's first tick (at start) is over: the next is 30 s away
+            started = time.monotonic()
+            page.click("button:has-text('Send now')")
+            page.wait_for_selector("form[data-action=pause]:not([hidden]) button", timeout=2000)
+            page.wait_for_selector("details[data-action=cancel]:not([hidden])", timeout=100)
+            assert time.monotonic() - started < 2
+            for width in (1280, 375):
+                for scheme in ("light", "dark"):
+                    page.set_viewport_size({"width": width, "height": 900})
+                    page.emulate_media(color_scheme=scheme)
+                    page.screenshot(path=str(screenshot_path(f"editor-send-now-{width}-{scheme}")), full_page=True)
+    finally:
+        clock.shutdown()
+        pool.stop()

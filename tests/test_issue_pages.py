@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from sqlalchemy import func, select
 
 from digest import create_app
@@ -20,7 +21,11 @@ from digest.core.models import (
     Newsletter,
     Post,
     PostStatus,
+    Section,
+    Subscriber,
     Subscription,
+    SubscriptionSection,
+    SubscriptionStatus,
 )
 from digest.domain import issues, links
 from tests.support.apps import get_db_of
@@ -91,7 +96,7 @@ def test_new_issue_carries_the_posts_since_the_last_issue_in_section_order(app, 
     issue_id = int(response.headers["Location"].rsplit("/", 1)[1])
     assert _post_titles(app, issue_id) == ["Big news", "Tool of the week"]
     issue = _issue(app, issue_id)
-    assert (issue.status, issue.subject, issue.preheader) == (IssueStatus.DRAFT, "Big news", "Tool of the week")
+    assert (issue.status, issue.subject, issue.preheader) == (IssueStatus.DRAFT, "Big news", "")
     page = client.get(f"/editor/issues/{issue_id}").get_data(as_text=True)
     assert "Posts (2)" in page and 'id="issue-form"' in page
 
@@ -140,6 +145,106 @@ def test_a_refused_edit_says_why_and_changes_nothing(app, db) -> None:  # type: 
     assert 'aria-invalid="true"' in response.get_data(as_text=True)
     issue = _issue(app, setup.issue_id)
     assert (issue.subject, issue.preheader) == ("Our first issue", "")
+
+
+@pytest.mark.parametrize(
+    ("preheader", "message"),
+    [
+        ("Hello {name}", "{name} is not a placeholder; use {count}, {headlines}, {sections}"),
+        ("{count.real} pieces", "{count.real} is not a placeholder"),
+        ("Only {count pieces", "A brace is not closed"),
+    ],
+    ids=["unknown", "attribute", "unclosed"],
+)
+def test_a_preheader_with_a_wrong_placeholder_is_refused_naming_the_right_ones(app, db, preheader, message) -> None:  # type: ignore[no-untyped-def]
+    """A placeholder the email cannot fill is refused next to the field, listing those it can."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+
+    response = submit(client, page, subject="Changed", preheader=preheader, intro_md="")
+
+    assert response.status_code == 400
+    body = response.get_data(as_text=True)
+    assert message in body.split('id="preheader-error"')[1]
+    assert (_issue(app, setup.issue_id).subject, _issue(app, setup.issue_id).preheader) == ("Our first issue", "")
+
+
+def _choose(db, email: str, section_ids: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """Make the reader at email choose section_ids."""
+    subscription = db.scalar(
+        select(Subscription.id).join(Subscriber, Subscriber.id == Subscription.subscriber_id).where(Subscriber.email == email)
+    )
+    db.add_all(SubscriptionSection(subscription_id=subscription, section_id=s) for s in section_ids)
+    db.commit()
+
+
+def test_preview_lists_each_combination_of_sections_and_shows_any_in_one_click(app, db) -> None:  # type: ignore[no-untyped-def]
+    """The preview counts the readers of each choice of sections, shows the largest first, and one click shows another."""
+    setup = make_newsletter(db, readers=6)
+    news, tools = setup.section_ids
+    for n in (0, 1):
+        _choose(db, reader_email(n), [tools])
+    _choose(db, reader_email(2), [news, tools])
+    # Not confirmed: not counted.
+    db.execute(Subscription.__table__.update().where(Subscription.id == db.scalar(
+        select(Subscription.id).join(Subscriber).where(Subscriber.email == reader_email(5))
+    )).values(status=SubscriptionStatus.PENDING))
+    db.commit()
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}/preview"
+
+    html = client.get(page).get_data(as_text=True)
+
+    rows = [
+        " ".join(re.sub(r"<[^>]+>", " ", "<tr" + row).split())
+        for row in html.split('id="combinations"')[1].split("</table>")[0].split("<tr")[2:]
+    ]
+    assert rows == [
+        "Every section shown 2 2 pieces First news A tool",
+        "Tools 2 1 piece A tool",
+        "News, Tools 1 2 pieces First news A tool",
+    ]
+    assert "made-up" not in html
+    assert "the <strong>2 readers</strong> who chose <strong>every section</strong>" in html
+    frame = client.get(f"{page}/html?sections=all").get_data(as_text=True)
+    assert "First news" in frame and "A tool" in frame
+
+    link = re.search(r'href="([^"]+)">Tools</a>', html)
+    assert link is not None
+    tools_page = client.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "the <strong>2 readers</strong> who chose <strong>Tools</strong>" in tools_page
+    src = re.search(r'<iframe[^>]+src="([^"]+)"', tools_page)
+    assert src is not None
+    frame = client.get(src.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "A tool" in frame and "First news" not in frame
+    assert "1 piece this week: A tool" in frame
+    assert client.get(f"{page}?sections=1-x").status_code == 404
+
+
+def test_the_schedule_warns_of_readers_with_no_post_and_a_subject_they_will_not_get(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Readers whose sections are empty this week, and readers who miss the post the subject
+    names, are counted beside the schedule and send buttons."""
+    setup = make_newsletter(db, readers=5)
+    news, _tools = setup.section_ids
+    quiet = Section(newsletter_id=setup.newsletter_id, slug="quiet", name="Quiet", position=2)
+    db.add(quiet)
+    db.commit()
+    _choose(db, reader_email(0), [quiet.id])
+    _choose(db, reader_email(1), [quiet.id])
+    _choose(db, reader_email(2), [news])
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+    assert submit(client, page, subject="A tool worth a look", preheader="", intro_md="").status_code == 302
+
+    html = client.get(page).get_data(as_text=True)
+
+    schedule = html.split('id="schedule"')[1]
+    warnings = [" ".join(re.sub(r"<[^>]+>", "", w).split()) for w in schedule.split('id="reach-warnings"')[1].split("</ul>")[0].split("<li>")[1:]]
+    assert warnings == [
+        "2 readers who chose Quiet get no post in this issue: they receive a short note that nothing is new in their sections.",
+        "The subject names “A tool” (Tools), which 3 readers will not get: those who chose Quiet; News.",
+    ]
 
 
 def test_a_form_without_its_csrf_token_is_refused(app, db) -> None:  # type: ignore[no-untyped-def]

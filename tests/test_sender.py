@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gc
+import re
 import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,10 @@ from digest.core.db import Database, utcnow
 from digest.core.models import (
     Delivery,
     Issue,
+    IssuePost,
     IssueStatus,
     Post,
+    PostStatus,
     SendRate,
     Subscriber,
     Subscription,
@@ -49,6 +53,7 @@ from digest.mail.render import PreparedIssue
 from tests.support.apps import get_db_of
 from tests.support.delivery import (
     CONFIG,
+    Setup,
     add_readers,
     make_newsletter,
     per_recipient,
@@ -98,6 +103,63 @@ def test_every_reader_gets_their_own_message_once(smtp_app: Flask, smtp_server: 
     row = db.scalars(select(Delivery).where(Delivery.id == int(first.raw_header("X-Digest-Delivery")[0]))).one()
     assert row.smtp_code == 250 and row.queue_id and row.queue_id.startswith("Q")
     assert row.attempts == 1 and row.sent_at is not None and row.lease_owner is None
+
+
+def _add_post(db: Session, setup: Setup, section_id: int, title: str) -> None:
+    """Publish a post in section_id and put it last in the setup's issue."""
+    post = Post(newsletter_id=setup.newsletter_id, section_id=section_id, slug=title.lower().replace(" ", "-"),
+                title=title, summary="More.", status=PostStatus.PUBLISHED, published_at=utcnow())
+    db.add(post)
+    db.flush()
+    db.add(IssuePost(issue_id=setup.issue_id, post_id=post.id, position=9))
+    db.commit()
+
+
+def _html_text(html: str) -> str:
+    """Return the words a reader sees in an HTML part: the body, no styles, no filler characters."""
+    html = re.sub(r"(?s)<head.*?</head>|<style.*?</style>|<!--.*?-->", " ", html)
+    return " ".join(re.sub(r"<[^>]+>", " ", unescape(html).replace("\u034f", "").replace("\u200c", "")).split())
+
+
+@pytest.mark.parametrize(
+    ("preheader", "tools_reader", "every_reader"),
+    [
+        ("", "1 piece this week: A tool", "3 pieces this week: First news · Second news · A tool"),
+        (
+            "Just for you: {count} from {sections} ({headlines})",
+            "Just for you: 1 piece from Tools (A tool)",
+            "Just for you: 3 pieces from News, Tools (First news · Second news · A tool)",
+        ),
+    ],
+    ids=["default", "placeholders"],
+)
+def test_preheader_and_contents_line_count_only_the_readers_own_pieces(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session, preheader: str, tools_reader: str, every_reader: str
+) -> None:
+    """A reader of one section is told of their one piece, in the inbox line and at the top."""
+    setup = make_newsletter(db, readers=2)
+    news, tools = setup.section_ids
+    first_sub = db.scalars(select(Subscription.id).order_by(Subscription.id)).first()
+    db.add(SubscriptionSection(subscription_id=first_sub, section_id=tools))
+    issue = issues.get_issue(db, setup.issue_id)
+    issue.preheader = preheader
+    db.commit()
+    _add_post(db, setup, news, "Second news")
+    _start(db, setup.issue_id)
+    _drain(smtp_app, setup.issue_id, db)
+    for n, expected, contents in (
+        (0, tools_reader, ["A tool"]),
+        (1, every_reader, ["First news", "Second news", "A tool"]),
+    ):
+        message = smtp_server.to(reader_email(n))[0].message
+        text_part, html_part = message.get_body(("plain",)), message.get_body(("html",))
+        assert text_part is not None and html_part is not None
+        text, html = text_part.get_content().replace("\r\n", "\n"), _html_text(html_part.get_content())
+        assert " ".join(text.split("\n\n", 1)[0].split()) == expected  # the first paragraph, wrapped
+        assert html.startswith(expected + " View in browser")
+        count = "1 piece" if n == 0 else "3 pieces"
+        assert f"In this issue, {count}: {' · '.join(contents)}" in html
+        assert f"In this issue, {count}:\n" + "\n".join(f"* {t}" for t in contents) in text
 
 
 def test_451_is_retried_later_and_delivered(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:

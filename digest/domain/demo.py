@@ -253,7 +253,7 @@ def load_demo(session: Session, now: dt.datetime | None = None) -> Newsletter | 
         newsletter=newsletter,
         slug="open-weights-catch-up",
         subject="Open weights catch up, evals first, and a chip with a point to prove",
-        preheader="Eight pieces this week: reasoning models, chunk sizes and interview loops.",
+        preheader="",
         intro_md=(
             "Good morning! This week the open-weights world closed another gap, we measured "
             "the retrieval setting nobody tunes, and we asked forty companies how they "

@@ -5,12 +5,15 @@ returns an issue's IssueContent: every value of the database and the settings th
 shared rendering depends on (links already made), so two loads of an unchanged issue are
 equal and an edit anywhere in it (subject, a post, the newsletter) makes them differ.
 `prepare_issue` renders it with digest.mail; `preview_for_address` and `test_message`
-add what a preview or a test send needs of the reader's rows.
+add what a preview or a test send needs of the reader's rows. `section_combinations`
+groups an issue's confirmed readers by the sections they chose, and says what each group
+gets; `preview_for_sections` shows the message of one such group.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +32,7 @@ from digest.core.models import (
     Post,
     Subscriber,
     Subscription,
+    SubscriptionSection,
     SubscriptionStatus,
 )
 from digest.core.resources import resource_dir
@@ -129,12 +133,113 @@ def prepare_issue(session: Session, issue_id: int, config: Mapping[str, Any]) ->
 
 
 @dataclass(frozen=True)
+class Combination:
+    """The confirmed readers who chose the same sections, and what of an issue they get."""
+
+    section_ids: frozenset[int]  # empty: every section
+    names: tuple[str, ...]  # the chosen sections, in the newsletter's order (empty: every one)
+    readers: int
+    headlines: tuple[str, ...]  # the titles of the pieces they get, in the issue's order
+
+    @property
+    def key(self) -> str:
+        """Return the combination as a preview's address names it: "all" or ids joined by "-"."""
+        return "-".join(map(str, sorted(self.section_ids))) or "all"
+
+
+def parse_combination(key: str) -> frozenset[int] | None:
+    """Return the section ids a Combination.key names, or None when it is malformed."""
+    if key == "all":
+        return frozenset()
+    parts = key.split("-")
+    if not all(part.isdigit() and len(part) < 10 for part in parts):
+        return None
+    return frozenset(int(part) for part in parts)
+
+
+def section_combinations(
+    session: Session, issue_id: int, config: Mapping[str, Any]
+) -> list[Combination]:
+    """Return each distinct choice of sections among the issue's newsletter's confirmed
+    readers, most readers first, with what of the issue it gets."""
+    return _combinations(session, load_issue(session, issue_id, config))
+
+
+def _combinations(session: Session, content: IssueContent) -> list[Combination]:
+    order = [sid for sid, _name in content.newsletter.sections]
+    names = dict(content.newsletter.sections)
+    chosen: dict[int, set[int]] = {}
+    rows = session.execute(
+        select(Subscription.id, SubscriptionSection.section_id)
+        .outerjoin(SubscriptionSection, SubscriptionSection.subscription_id == Subscription.id)
+        .where(
+            Subscription.newsletter_id == content.newsletter.id,
+            Subscription.status == SubscriptionStatus.CONFIRMED,
+        )
+    )
+    for subscription_id, section_id in rows:
+        # Sections deleted since the reader chose them are ignored, as the email ignores them.
+        picked = chosen.setdefault(subscription_id, set())
+        if section_id in names:
+            picked.add(section_id)
+    counts = Counter(frozenset(picked) for picked in chosen.values())
+    return sorted(
+        (
+            Combination(
+                section_ids=ids,
+                names=tuple(names[sid] for sid in order if sid in ids),
+                readers=readers,
+                headlines=tuple(
+                    post.title
+                    for section in content.sections
+                    if not ids or section.id in ids
+                    for post in section.posts
+                ),
+            )
+            for ids, readers in counts.items()
+        ),
+        key=lambda c: (-c.readers, len(c.section_ids), c.names),
+    )
+
+
+def _readers(count: int) -> str:
+    return f"{count:,} reader" if count == 1 else f"{count:,} readers"
+
+
+def reach_warnings(session: Session, issue_id: int, config: Mapping[str, Any]) -> list[str]:
+    """Return what the editor should know before sending an issue: readers whose sections
+    get no post, and posts the subject names that some readers will not get."""
+    content = load_issue(session, issue_id, config)
+    combinations = _combinations(session, content)
+    warnings = [
+        f"{_readers(c.readers)} who chose {', '.join(c.names)} get no post in this issue: "
+        "they receive a short note that nothing is new in their sections."
+        for c in combinations
+        if not c.headlines
+    ]
+    subject = content.subject.casefold()
+    for section in content.sections:
+        for post in section.posts:
+            if len(post.title) < 4 or post.title.casefold() not in subject:
+                continue
+            missing = [c for c in combinations if post.title not in c.headlines]
+            if missing:
+                warnings.append(
+                    f"The subject names “{post.title}” ({section.name}), which "
+                    f"{_readers(sum(c.readers for c in missing))} will not get: those who chose "
+                    f"{'; '.join(', '.join(c.names) for c in missing)}."
+                )
+    return warnings
+
+
+@dataclass(frozen=True)
 class Preview:
     """One address's message for an issue, and how it would differ from a real send."""
 
     outgoing: Outgoing
     notes: tuple[str, ...]
     size: SizeReport
+    preheader: str  # as this reader's inbox shows it
 
 
 def preview_for_address(
@@ -198,6 +303,29 @@ def preview_for_address(
             notes.append(
                 f"{subscriber.email} is on the suppression list ({reason}): the sender skips it."
             )
+    return _preview(prepared, reader, delivery_id, notes, config)
+
+
+def preview_for_sections(
+    session: Session,
+    issue_id: int,
+    section_ids: frozenset[int],
+    address: str,
+    config: Mapping[str, Any],
+) -> Preview:
+    """Return the message of a reader at address who chose section_ids (empty: every
+    section) and gave no name; its links act on nobody. Raises NoResultFound for no issue."""
+    prepared = prepare_issue(session, issue_id, config)
+    return _preview(prepared, Reader(None, PREVIEW_UID, address, "", section_ids), None, [], config)
+
+
+def _preview(
+    prepared: PreparedIssue,
+    reader: Reader,
+    delivery_id: int | None,
+    notes: list[str],
+    config: Mapping[str, Any],
+) -> Preview:
     try:
         notes.append(check_sendable(prepared).message)
     except NotSendable as exc:
@@ -206,12 +334,16 @@ def preview_for_address(
     signer = signer_from_config(config)
     if signer is not None:
         outgoing = Outgoing(outgoing.envelope_from, outgoing.recipient, signer(outgoing.data))
-    return Preview(outgoing, tuple(notes), size_report(prepared))
+    return Preview(outgoing, tuple(notes), size_report(prepared), prepared.preheader_for(reader))
 
 
 def test_message(
-    session: Session, issue_id: int, address: str, config: Mapping[str, Any]
+    session: Session,
+    issue_id: int,
+    address: str,
+    config: Mapping[str, Any],
+    section_ids: frozenset[int] = frozenset(),
 ) -> Outgoing:
-    """Return the (unsigned) message of a test send of an issue to address, "[Test]" before
-    its subject (digest.mail.render.marked_as_test)."""
-    return marked_as_test(prepare_issue(session, issue_id, config), address)
+    """Return the (unsigned) message of a test send of an issue to address as a reader of
+    section_ids gets it, "[Test]" before its subject (digest.mail.render.marked_as_test)."""
+    return marked_as_test(prepare_issue(session, issue_id, config), address, section_ids)

@@ -53,6 +53,7 @@ from digest.domain import deliveries
 from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
 from digest.domain.newsletters import check_time_zone
 from digest.domain.senders import Obstacle, current_obstacles
+from digest.mail.render import preheader_problem
 
 log = logging.getLogger(__name__)
 
@@ -497,11 +498,12 @@ def _carried_post_ids() -> Any:
     )
 
 
-def suggested_subject(posts: Sequence[Post]) -> tuple[str, str]:
-    """Return the subject and preheader suggested for an issue carrying posts (in order)."""
-    if not posts:
-        return "", ""
-    return posts[0].title[:300], " · ".join(p.title for p in posts[1:])[:300]
+def suggested_subject(posts: Sequence[Post]) -> str:
+    """Return the subject suggested for an issue carrying posts (in order).
+
+    The preheader is left empty: each reader's is then made of their own pieces
+    (digest.mail.render.DEFAULT_PREHEADER), which a shared line could not be."""
+    return posts[0].title[:300] if posts else ""
 
 
 def candidate_posts(session: Session, newsletter_id: int, now: dt.datetime) -> list[Post]:
@@ -593,7 +595,7 @@ def materialise_week(
         if _record_run(session, newsletter.id, slot, ScheduleOutcome.EMPTY, None, note, now):
             log.info("newsletter %s, week %s: %s", newsletter.slug, slot.period_key, note)
         return WeeklyOutcome(newsletter.id, slot.period_key, "empty")
-    subject, preheader = suggested_subject(posts)
+    subject = suggested_subject(posts)
     insert = deliveries.upsert_insert(session)
     statement = (
         insert(Issue.__table__)
@@ -601,7 +603,7 @@ def materialise_week(
             newsletter_id=newsletter.id,
             slug=_free_slug(session, newsletter.id, slot.period_key.lower()),
             subject=subject,
-            preheader=preheader,
+            preheader="",
             intro_md="",
             status=IssueStatus.SCHEDULED.value,
             period_key=slot.period_key,
@@ -680,15 +682,15 @@ class IssueInput:
 
 def create_issue(session: Session, newsletter: Newsletter, now: dt.datetime | None = None) -> Issue:
     """Add a draft carrying every post published since the last issue, in section order,
-    with the subject and preheader the weekly schedule would suggest."""
+    with the subject the weekly schedule would suggest."""
     now = now or utcnow()
     posts = candidate_posts(session, newsletter.id, now)
-    subject, preheader = suggested_subject(posts)
+    subject = suggested_subject(posts)
     issue = Issue(
         newsletter_id=newsletter.id,
         slug=_free_slug(session, newsletter.id, slugify(subject, fallback="issue")),
         subject=subject,
-        preheader=preheader,
+        preheader="",
         intro_md="",
         status=IssueStatus.DRAFT,
         created_at=now,
@@ -713,6 +715,8 @@ def update_issue(session: Session, issue_id: int, data: IssueInput) -> Issue:
     errors: dict[str, str] = {}
     subject = " ".join(text(data.subject, "subject", errors, required=True, max_length=300).split())
     preheader = text(data.preheader, "preheader", errors, max_length=300)
+    if "preheader" not in errors and (problem := preheader_problem(preheader)):
+        errors["preheader"] = problem
     intro = (data.intro_md or "").strip()
     if len(intro) > INTRO_LIMIT:
         errors["intro_md"] = f"The intro must be at most {INTRO_LIMIT:,} characters (it has {len(intro):,})."

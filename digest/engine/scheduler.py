@@ -167,11 +167,19 @@ class Clock:
             self.scheduler.add_job(job, IntervalTrigger(seconds=seconds), id=name, next_run_time=utcnow())
 
     def start(self) -> Clock:
-        """Start ticking; return self."""
+        """Start ticking; return self. The app's "digest.wake" then runs a tick at once."""
         self.scheduler.start()
+        self.app.extensions["digest.wake"] = self.wake
         return self
+
+    def wake(self) -> None:
+        """Run the next tick now rather than at its time (an issue was just made due)."""
+        if self.scheduler.running:
+            self.scheduler.modify_job("digest-tick", next_run_time=utcnow())
 
     def shutdown(self) -> None:
         """Stop ticking, waiting for a running tick to finish."""
+        if self.app.extensions.get("digest.wake") == self.wake:
+            del self.app.extensions["digest.wake"]
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)

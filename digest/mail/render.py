@@ -23,6 +23,7 @@ refuse it; HTML close to the limit warns the editor.
 from __future__ import annotations
 
 import datetime as dt
+import string
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -61,6 +62,15 @@ _VARIANTS_KEPT = 128
 # The subscription uid of previews and test sends: no subscription has it (real ones are
 # 22 random characters), so their unsubscribe and preference links act on nobody.
 PREVIEW_UID = "preview"
+# What a preheader may say about the reader's own part of the issue, and the line inboxes
+# show when the editor leaves the preheader empty.
+PREHEADER_PLACEHOLDERS = {
+    "count": 'how many pieces the reader gets, with the word: "3 pieces"',
+    "headlines": "the titles of the reader's pieces, joined by ' · '",
+    "sections": "the names of the reader's sections that have pieces",
+}
+DEFAULT_PREHEADER = "{count} this week: {headlines}"
+_HEADLINES_CHARS = 160  # inboxes show ~90-140 characters of preview; the rest is "and N more"
 # Each reader's values in the digest, by the names the templates print them as.
 SLOTS = {
     "name": "reader.name",
@@ -145,12 +155,11 @@ class IssueView:
 
     id: int
     subject: str
-    preheader: str
+    preheader: str  # as the editor wrote it: placeholders are filled per reader
     intro_html: Markup
     intro_text: str
     subject_text: str
     subject_width: int
-    preheader_text: str
     web_url: str
     date: dt.datetime
 
@@ -256,7 +265,6 @@ class PreparedIssue:
         self.issue = _issue_view(content)
         self.issue_id = content.id
         self.subject = self.issue.subject
-        self.preheader = self.issue.preheader
         self.newsletter = newsletter
         self.sections = tuple(
             RenderedSection(section.id, section.name, tuple(map(_rendered_post, section.posts)))
@@ -299,6 +307,10 @@ class PreparedIssue:
         """Return the sections of this issue the reader gets (empty: none of theirs has posts)."""
         return self._sections(self.chosen_sections(reader))
 
+    def preheader_for(self, reader: Reader) -> str:
+        """Return the preheader the reader's inbox shows (placeholders filled for them)."""
+        return fill_preheader(self.issue.preheader, self.sections_for(reader))
+
     def _sections(self, chosen: frozenset[int]) -> list[RenderedSection]:
         return [s for s in self.sections if not chosen or s.id in chosen]
 
@@ -309,11 +321,17 @@ class PreparedIssue:
         self, chosen: frozenset[int], reader: _ReaderFields | Reader, urls: Mapping[str, str]
     ) -> dict[str, Any]:
         """Return the template context of a reader who chose `chosen` (empty: every section)."""
+        sections = self._sections(chosen)
+        preheader = fill_preheader(self.issue.preheader, sections)
         return {
             "issue": self.issue,
             "newsletter": self.newsletter,
             "reader": reader,
-            "sections": self._sections(chosen),
+            "preheader": preheader,
+            "preheader_text": wrap(preheader),
+            "piece_count": _pieces(sum(len(s.posts) for s in sections)),
+            "headlines": [post.title for section in sections for post in section.posts],
+            "sections": sections,
             "chosen_sections": [name for sid, name in self.newsletter.sections if sid in chosen],
             "unsubscribe_url": urls["unsubscribe_url"],
             "preferences_url": urls["preferences_url"],
@@ -391,6 +409,64 @@ class PreparedIssue:
         return self.parts_for(reader)[0]
 
 
+def _pieces(count: int) -> str:
+    return f"{count} piece" if count == 1 else f"{count} pieces"
+
+
+class _UnknownPlaceholder(ValueError):
+    pass
+
+
+def _fields(template: str) -> list[tuple[str, str | None]]:
+    # string.Formatter's own parsing, so "{{" and "}}" are literal braces as in str.format;
+    # only bare names are allowed: no attribute access, index, conversion or format spec.
+    parts: list[tuple[str, str | None]] = []
+    for literal, name, spec, conversion in string.Formatter().parse(template):
+        if name is not None and (spec or conversion or name not in PREHEADER_PLACEHOLDERS):
+            raise _UnknownPlaceholder(name)
+        parts.append((literal, name))
+    return parts
+
+
+def preheader_problem(template: str) -> str | None:
+    """Return why a preheader's placeholders cannot be filled, or None when they can."""
+    known = ", ".join(f"{{{name}}}" for name in PREHEADER_PLACEHOLDERS)
+    try:
+        _fields(template)
+    except _UnknownPlaceholder as exc:
+        return f"{{{exc}}} is not a placeholder; use {known} (a literal brace is written {{{{ or }}}})."
+    except ValueError:
+        return f"A brace is not closed: write placeholders as {known}, and a literal brace as {{{{ or }}}}."
+    return None
+
+
+def _headlines(titles: list[str]) -> str:
+    shown: list[str] = []
+    for title in titles:
+        if shown and len(" · ".join([*shown, title])) > _HEADLINES_CHARS:
+            return " · ".join(shown) + f" and {len(titles) - len(shown)} more"
+        shown.append(title)
+    return " · ".join(shown)
+
+
+def fill_preheader(template: str, sections: list[RenderedSection]) -> str:
+    """Return the preheader of a reader who gets sections: the editor's, its placeholders
+    filled with that reader's pieces, or the default one when the editor wrote none."""
+    titles = [post.title for section in sections for post in section.posts]
+    if not titles:
+        return "Nothing new in your sections this week."
+    values = {
+        "count": _pieces(len(titles)),
+        "headlines": _headlines(titles),
+        "sections": ", ".join(section.name for section in sections),
+    }
+    try:
+        parts = _fields(template.strip() or DEFAULT_PREHEADER)
+    except ValueError:  # saved before placeholders were checked: shown as written
+        return template.strip()
+    return "".join(literal + (values[name] if name else "") for literal, name in parts)
+
+
 def _bullet(text: str) -> str:
     return "* " + text.replace("\n", "\n  ")
 
@@ -437,7 +513,6 @@ def _issue_view(content: IssueContent) -> IssueView:
         intro_text=markdown_to_text(intro),
         subject_text=subject_text,
         subject_width=min(WIDTH, max(len(line) for line in subject_text.split("\n"))),
-        preheader_text=wrap(content.preheader),
         web_url=content.web_url,
         date=content.date,
     )
@@ -479,11 +554,13 @@ def check_sendable(prepared: PreparedIssue) -> SizeReport:
     return report
 
 
-def marked_as_test(prepared: PreparedIssue, address: str) -> Outgoing:
-    """Return the (unsigned) message of a test send to address: the preview reader's (every
-    section, no name, no subscription), "[Test]" before its subject. It belongs to no
-    delivery, so nothing about it reaches the ledger."""
-    outgoing = prepared.message_for(Reader(None, PREVIEW_UID, address), None)
+def marked_as_test(
+    prepared: PreparedIssue, address: str, section_ids: frozenset[int] = frozenset()
+) -> Outgoing:
+    """Return the (unsigned) message of a test send to address: a preview reader's (the
+    sections given, every one by default; no name, no subscription), "[Test]" before its
+    subject. It belongs to no delivery, so nothing about it reaches the ledger."""
+    outgoing = prepared.message_for(Reader(None, PREVIEW_UID, address, "", section_ids), None)
     subject = header_block([("Subject", encode_text_header(prepared.subject))])
     marked = header_block([("Subject", encode_text_header(f"[Test] {prepared.subject}"))])
     return Outgoing(outgoing.envelope_from, outgoing.recipient, outgoing.data.replace(subject, marked, 1))

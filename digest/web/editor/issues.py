@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from flask import Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
@@ -30,7 +31,17 @@ from digest.core.models import (
 )
 from digest.core.validation import Invalid, as_id
 from digest.domain import deliveries, issues, newsletters, reports
-from digest.domain.issue_mail import Preview, prepare_issue, preview_for_address, test_message
+from digest.domain.issue_mail import (
+    Combination,
+    Preview,
+    parse_combination,
+    prepare_issue,
+    preview_for_address,
+    preview_for_sections,
+    reach_warnings,
+    section_combinations,
+    test_message,
+)
 from digest.mail import outbox
 from digest.mail.mailer import mailer_for
 from digest.mail.markdown import render_markdown
@@ -39,7 +50,7 @@ from digest.mail.transport import SendError
 from digest.web.editor import bp, commit_change, int_arg, issue_or_404, newsletter_or_409, refusal
 from digest.web.editor.outbox import html_policy
 
-# The made-up reader a preview shows by default (not subscribed: every section, no name).
+# The address of a preview of a section combination (no subscriber has it; no name).
 PREVIEW_ADDRESS = "reader@example.com"
 WIDTHS = {"desktop": 700, "phone": 375}
 PAGE = 50  # issues per page of the list: about a year of weekly issues
@@ -116,6 +127,7 @@ def _edit_page(issue: Issue, data: issues.IssueInput | None = None, errors: dict
         local_at=f"{at.astimezone(ZoneInfo(zone_name)):%Y-%m-%dT%H:%M}",
         time_zones=newsletters.time_zones(),
         in_zone=in_zone,
+        warnings=reach_warnings(dbs, issue.id, current_app.config) if editable else [],
     ), status
 
 
@@ -223,13 +235,18 @@ def issue_unschedule(issue_id: int) -> Response:
 
 @bp.post("/issues/<int:issue_id>/send-now")
 def issue_send_now(issue_id: int) -> Response:
-    """Make the issue due now: the scheduler starts sending it within a tick."""
+    """Make the issue due now and wake the clock when it runs in this process (`digest run`);
+    a separate scheduler process starts it at its next tick."""
     issue_or_404(issue_id)
     if not _sendable(issue_id):
         return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
-    if not commit_change(lambda dbs: issues.send_now(dbs, issue_id),
-                         "The issue goes out now: sending starts within a minute.", (issues.IssueError,)):
+    wake: Callable[[], None] | None = current_app.extensions.get("digest.wake")
+    done = ("The issue goes out now." if wake else
+            f"The issue goes out now: sending starts within {current_app.config['TICK_SECONDS']:g} s.")
+    if not commit_change(lambda dbs: issues.send_now(dbs, issue_id), done, (issues.IssueError,)):
         return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
+    if wake is not None:
+        wake()
     return redirect(url_for("editor.issue_sending", issue_id=issue_id))
 
 
@@ -249,43 +266,67 @@ def issue_cancel(issue_id: int) -> Response:
                    "The issue is cancelled; its posts are free for the next one.")
 
 
-def _preview_reader(newsletter: Newsletter) -> tuple[str, Subscriber | None]:
-    """Return the address the preview is for: a confirmed reader chosen by id, or the made-up one."""
+@dataclass(frozen=True)
+class _Target:
+    """Whose message a preview shows: a confirmed reader, or a combination of sections."""
+
+    reader: Subscriber | None
+    sections: frozenset[int]  # the combination's, when there is no reader (empty: every one)
+    key: str  # the combination's key ("" for a reader)
+
+
+def _preview_target(newsletter: Newsletter, combinations: list[Combination] | None) -> _Target:
+    """Return the reader (?reader=ID) or section combination (?sections=KEY) to preview;
+    without either, the combination most readers chose (given in combinations)."""
     reader_id = int_arg("reader")
-    if reader_id is None:
-        return PREVIEW_ADDRESS, None
-    found = db_session().scalar(
-        select(Subscriber)
-        .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-        .where(
-            Subscription.id == reader_id,
-            Subscription.newsletter_id == newsletter.id,
-            Subscription.status == SubscriptionStatus.CONFIRMED,
+    if reader_id is not None:
+        found = db_session().scalar(
+            select(Subscriber)
+            .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+            .where(
+                Subscription.id == reader_id,
+                Subscription.newsletter_id == newsletter.id,
+                Subscription.status == SubscriptionStatus.CONFIRMED,
+            )
         )
-    )
-    if found is None:
-        abort(404, "There is no confirmed reader with that id.")
-    return found.email, found
+        if found is None:
+            abort(404, "There is no confirmed reader with that id.")
+        return _Target(found, frozenset(), "")
+    key = request.args.get("sections", "")
+    if not key:
+        key = combinations[0].key if combinations else "all"
+    sections = parse_combination(key)
+    if sections is None:
+        abort(404, "There is no such combination of sections.")
+    return _Target(None, sections, key)
 
 
-def _rendered(issue_id: int, address: str) -> tuple[outbox.Message, Preview]:
-    preview = preview_for_address(db_session(), issue_id, address, current_app.config)
+def _rendered(issue_id: int, target: _Target) -> tuple[outbox.Message, Preview]:
+    if target.reader is not None:
+        preview = preview_for_address(db_session(), issue_id, target.reader.email, current_app.config)
+    else:
+        preview = preview_for_sections(
+            db_session(), issue_id, target.sections, PREVIEW_ADDRESS, current_app.config
+        )
     return outbox.parse_message("preview", preview.outgoing.data), preview
 
 
 @bp.get("/issues/<int:issue_id>/preview")
 def issue_preview(issue_id: int) -> str:
-    """Show the issue as a chosen reader receives it: HTML at desktop or phone width, text, size."""
+    """Show the issue as a chosen reader or section combination receives it: HTML at desktop
+    or phone width, text, size; and every combination of sections among its readers."""
     issue = issue_or_404(issue_id)
     newsletter = newsletter_or_409()
-    address, reader = _preview_reader(newsletter)
-    message, preview = _rendered(issue_id, address)
+    combinations = section_combinations(db_session(), issue_id, current_app.config)
+    target = _preview_target(newsletter, combinations)
+    message, preview = _rendered(issue_id, target)
     report = preview.size
     search = request.args.get("q", "").strip()
     matches = reports.search_subscribers(
         db_session(), newsletter, search=search, status=SubscriptionStatus.CONFIRMED.value, limit=20
     ).rows if search else []
     view = request.args.get("view") if request.args.get("view") in WIDTHS else "desktop"
+    shown = next((c for c in combinations if c.key == target.key), None)
     return render_template(
         "editor/issue_preview.html",
         issue=issue,
@@ -293,8 +334,11 @@ def issue_preview(issue_id: int) -> str:
         headers=dict(message.headers),
         notes=[n for n in preview.notes if n != report.message],
         report=report,
-        reader=reader,
-        address=address,
+        reader=target.reader,
+        preheader=preview.preheader,
+        combinations=combinations,
+        combination=shown,
+        target=target,
         reader_id=int_arg("reader"),
         search=search,
         matches=matches,
@@ -308,8 +352,11 @@ def issue_preview(issue_id: int) -> str:
 def issue_preview_html(issue_id: int) -> Response:
     """Serve the previewed message's HTML alone, under a CSP that runs nothing but its styles and images."""
     issue_or_404(issue_id)
-    address, _reader = _preview_reader(newsletter_or_409())
-    html = _rendered(issue_id, address)[0].html or ""
+    newsletter = newsletter_or_409()
+    combinations = None if request.args.get("sections") or request.args.get("reader") else (
+        section_combinations(db_session(), issue_id, current_app.config)
+    )
+    html = _rendered(issue_id, _preview_target(newsletter, combinations))[0].html or ""
     response = current_app.response_class(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
@@ -318,9 +365,14 @@ def issue_preview_html(issue_id: int) -> Response:
 
 @bp.post("/issues/<int:issue_id>/test")
 def issue_test_send(issue_id: int) -> Response:
-    """Send the preview reader's message to the editor's own address, marked [Test]."""
+    """Send the previewed combination's message to the editor's own address, marked [Test]."""
     issue_or_404(issue_id)
-    target = url_for("editor.issue_preview", issue_id=issue_id)
+    key = request.form.get("sections") or "all"
+    sections = parse_combination(key)
+    target = url_for("editor.issue_preview", issue_id=issue_id, sections=key if sections is not None else None)
+    if sections is None:
+        flash("That combination of sections does not exist: pick one from the list.", "error")
+        return redirect(target)
     limits = parse_many(current_app.config["TEST_SEND_RATE_LIMIT"])
     if not all(limiter.limiter.hit(item, "issue-test-send", str(current_user.id)) for item in limits):
         flash("You sent several tests in the last minutes: wait a little before the next.", "error")
@@ -328,7 +380,7 @@ def issue_test_send(issue_id: int) -> Response:
     app = _app()
     dbs = db_session()
     try:
-        outgoing = test_message(dbs, issue_id, current_user.email, app.config)
+        outgoing = test_message(dbs, issue_id, current_user.email, app.config, sections)
     finally:
         dbs.rollback()
     try:
