@@ -238,6 +238,9 @@ def json_body(body: Body) -> dict[str, Any]:
     return body.parse(request.get_json(silent=True))
 
 
+_WHOLE_NUMBER = re.compile(r"([0-9]{1,10})(?:\.0+)?", re.ASCII)
+
+
 @dataclass(frozen=True)
 class Param:
     """A query-string parameter."""
@@ -266,12 +269,14 @@ class Param:
             elif len(raw) > self.max_length:
                 errors[self.name] = f"{self.name} must be at most {self.max_length} characters."
             return raw
-        if not raw.isascii() or not raw.isdigit() or not self.minimum <= int(raw) <= self.maximum:
+        # JSON Schema counts 2.0 as an integer, so a query string's "2.0" is one too.
+        whole = _WHOLE_NUMBER.fullmatch(raw)
+        if whole is None or not self.minimum <= int(whole[1]) <= self.maximum:
             errors[self.name] = (
                 f"{self.name} must be a whole number from {self.minimum} to {self.maximum}."
             )
             return self.default
-        return int(raw)
+        return int(whole[1])
 
     def schema(self) -> dict[str, Any]:
         """Return the parameter's OpenAPI description."""
