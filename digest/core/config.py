@@ -66,13 +66,6 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
-def _seconds(value: str) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError("expected 0 or a positive number of seconds")
-    return number
-
-
 def _positive_seconds(value: str) -> float:
     number = float(value)
     if not math.isfinite(number) or number <= 0:

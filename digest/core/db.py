@@ -149,10 +149,8 @@ def _create_private(path: str | None) -> None:
         return
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
     except OSError:
-        pass  # a missing folder, say: SQLite reports it on the first connection
+        pass  # it exists, or its folder is missing: SQLite reports that on the first connection
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
