@@ -250,6 +250,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ATTEMPTS", _positive_int, 8),
     Setting("CELERY_TASKS", _positive_int, 8),
     Setting("TRUSTED_PROXIES", _non_negative_int, 0),
+    # Outbound HTTP (webhooks, feeds) may reach private and loopback addresses (SSRF guard off).
+    Setting("ALLOW_PRIVATE_URLS", _bool, False),
     # Operations: /metrics behind a bearer token, or a listener on a private address; logs.
     Setting("METRICS_TOKEN", _metrics_token),
     Setting("METRICS_LISTEN", _private_listen),
