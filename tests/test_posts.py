@@ -12,6 +12,7 @@ from sqlalchemy import select
 from digest.core.models import EditorRole, Post, PostStatus
 from digest.core.validation import Invalid, slugify
 from digest.domain import posts
+from tests.support.apps import BASE_URL
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
 from tests.support.workspace import demo_newsletter, sent_issue
@@ -71,7 +72,7 @@ def test_slug_follows_title_until_published(db) -> None:  # type: ignore[no-unty
     post = posts.create_post(db, newsletter, _input(section, title="First idea"))
     posts.update_post(db, post, _input(section, title="Better idea"))
     assert post.slug == "better-idea"
-    posts.publish_post(db, post)
+    posts.publish_post(db, {"BASE_URL": BASE_URL}, post)
     posts.update_post(db, post, _input(section, title="Final wording"))
     assert post.slug == "better-idea"
     posts.unpublish_post(db, post)
@@ -114,7 +115,7 @@ def test_only_unused_drafts_can_be_deleted(db) -> None:  # type: ignore[no-untyp
     newsletter = demo_newsletter(db)
     section = newsletter.sections[0].id
     published = posts.create_post(db, newsletter, _input(section, title="Live"))
-    posts.publish_post(db, published)
+    posts.publish_post(db, {"BASE_URL": BASE_URL}, published)
     with pytest.raises(Invalid):
         posts.delete_post(db, published)
     carried = posts.create_post(db, newsletter, _input(section, title="Carried"))
@@ -238,7 +239,7 @@ def test_script_in_markdown_never_reaches_a_page(client, db) -> None:  # type: i
     """A post whose Markdown holds script shows it as text on every page that renders it."""
     newsletter = demo_newsletter(db)
     post = posts.create_post(db, newsletter, _input(newsletter.sections[0].id, title="Sneaky", body_md=SCRIPT_MD))
-    posts.publish_post(db, post, now=dt.datetime(2026, 11, 20, tzinfo=dt.UTC))
+    posts.publish_post(db, {"BASE_URL": BASE_URL}, post, now=dt.datetime(2026, 11, 20, tzinfo=dt.UTC))
     db.commit()
     sent_issue(db, newsletter, "sneaky-issue", [post])
     make_editor(db)

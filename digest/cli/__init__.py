@@ -17,13 +17,15 @@ from digest.cli import (
     setup,
     subscribers,
     templates,
+    webhooks,
 )
 
 
 def register(app: Flask) -> None:
     """Add every command group to app's CLI."""
     for module in (
-        processes, setup, issues, editors, subscribers, bounces, api_tokens, templates
+        processes, setup, issues, editors, subscribers, bounces, api_tokens, templates,
+        webhooks,
     ):
         for command in module.COMMANDS:
             app.cli.add_command(command)

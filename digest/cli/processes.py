@@ -17,6 +17,7 @@ from digest.core.extensions import current_app_object, get_db
 if TYPE_CHECKING:
     from digest.engine.scheduler import Clock
     from digest.engine.sender import SenderPool
+    from digest.engine.webhooks import WebhookDeliverer
 
 
 @click.command("run")
@@ -33,6 +34,7 @@ def run(host: str, port: int) -> None:
     _links_follow_port(app, host, port)
     _log_to_stderr()
     pool, clock = _start_background(app)
+    hooks = _start_webhooks(app)
     # waitress stops on KeyboardInterrupt; make SIGTERM (systemd, docker stop) do the same.
     signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"digest is serving on http://{host}:{port}, links point at {app.config['BASE_URL']} (Ctrl+C to stop)")
@@ -42,6 +44,8 @@ def run(host: str, port: int) -> None:
         clock.shutdown()
         if pool is not None:
             pool.stop()
+        if hooks is not None:
+            hooks.stop()
 
 
 def _proxy_settings(app: Flask) -> dict[str, Any]:
@@ -118,9 +122,17 @@ def _start_background(app: Flask, *, senders: bool = True) -> tuple[SenderPool |
 
         dispatcher = CeleryDispatcher(app)
         extra = [("digest-mail-jobs", MAIL_JOB_SECONDS, dispatcher.enqueue_mail_jobs)] if MAIL_JOBS else []
+        extra.append(("digest-webhooks", MAIL_JOB_SECONDS, dispatcher.enqueue_webhooks))
         return None, Clock(app, dispatcher, extra_jobs=extra).start()
     pool = SenderPool(app).start() if senders else None
     return pool, Clock(app, pool).start()
+
+
+def _start_webhooks(app: Flask) -> WebhookDeliverer | None:
+    """Start the webhook delivery thread, unless a broker's workers deliver them."""
+    from digest.engine.webhooks import WebhookDeliverer
+
+    return None if app.config.get("BROKER_URL") else WebhookDeliverer(app).start()
 
 
 @click.command("scheduler")
@@ -180,11 +192,14 @@ def worker(threads: int | None) -> None:
         )
         return
     pool = SenderPool(app, threads).start()
+    hooks = _start_webhooks(app)
     click.echo(f"digest worker: {threads} sender threads (Ctrl+C to stop)")
     try:
         _wait_for_stop()
     finally:
         pool.stop()
+        if hooks is not None:
+            hooks.stop()
 
 
 

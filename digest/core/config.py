@@ -252,6 +252,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TRUSTED_PROXIES", _non_negative_int, 0),
     # Outbound HTTP (webhooks, feeds) may reach private and loopback addresses (SSRF guard off).
     Setting("ALLOW_PRIVATE_URLS", _bool, False),
+    # Webhooks: the first retry's wait (doubling up to an hour, for a day), and how long an
+    # endpoint may fail every attempt before it is disabled and the admins are told.
+    Setting("WEBHOOK_RETRY_SECONDS", _positive_seconds, 30.0),
+    Setting("WEBHOOK_DISABLE_AFTER_HOURS", _positive_seconds, 72.0),
     # Operations: /metrics behind a bearer token, or a listener on a private address; logs.
     Setting("METRICS_TOKEN", _metrics_token),
     Setting("METRICS_LISTEN", _private_listen),

@@ -49,7 +49,7 @@ from digest.core.models import (
     Section,
 )
 from digest.core.validation import Invalid, check_text, slugify, text
-from digest.domain import deliveries
+from digest.domain import deliveries, webhooks
 from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
 from digest.domain.newsletters import check_time_zone
 from digest.domain.senders import Obstacle, current_obstacles
@@ -212,10 +212,12 @@ def schedule_issue(
     if when <= (now or utcnow()):
         raise IssueError(f"{local:%Y-%m-%d %H:%M} {tz_name} has passed; send it now instead")
     _require_content(issue)
-    return _move(
+    moved = _move(
         session, issue_id, (IssueStatus.DRAFT, IssueStatus.SCHEDULED), "scheduled",
         status=IssueStatus.SCHEDULED, scheduled_at=when, schedule_tz=tz_name,
     )
+    webhooks.issue_event(session, "issue.scheduled", moved, now)
+    return moved
 
 
 def unschedule_issue(session: Session, issue_id: int) -> Issue:
@@ -348,6 +350,7 @@ def finish_issue(session: Session, issue_id: int, now: dt.datetime | None = None
     )) == 1
     if done:
         log.info("issue %s: sent", issue_id)
+        webhooks.issue_event(session, "issue.sent", get_issue(session, issue_id), now)
     return done
 
 

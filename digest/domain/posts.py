@@ -12,8 +12,9 @@ carries can be deleted. Every function validates before it changes anything, rai
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
@@ -29,6 +30,7 @@ from digest.core.validation import (
     text,
     unique_slug,
 )
+from digest.domain import webhooks
 
 PAGE_SIZE = 25
 TITLE_MAX = 300
@@ -154,13 +156,15 @@ def _in_an_issue(session: Session, post: Post) -> bool:
     return session.scalar(select(exists().where(IssuePost.post_id == post.id))) or False
 
 
-def publish_post(session: Session, post: Post, now: dt.datetime | None = None) -> Post:
+def publish_post(session: Session, config: Mapping[str, Any], post: Post,
+                 now: dt.datetime | None = None) -> Post:
     """Publish a post: it gets a public page and joins the next issue."""
     if post.status is PostStatus.PUBLISHED:
         raise Invalid({"status": "This post is already published."})
     post.status = PostStatus.PUBLISHED
     post.published_at = now or utcnow()
     session.flush()
+    webhooks.post_event(session, config, post, post.published_at)
     return post
 
 

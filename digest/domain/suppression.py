@@ -21,8 +21,9 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.core.models import Suppression, SuppressionReason
+from digest.core.models import Subscriber, Suppression, SuppressionReason
 from digest.core.tokens import keyed_hash
+from digest.domain import webhooks
 
 HASH_PURPOSE = "suppression"
 # Why an address is on the list, in words for the editor.
@@ -109,7 +110,16 @@ def suppress(
         entry.reason = reason
         entry.detail = detail
         entry.recorded_by = recorded_by
+    else:
+        reason = SuppressionReason.ERASURE  # nothing changed: no event
     session.flush()
+    if reason is not SuppressionReason.ERASURE and webhooks.wanted(session, "subscriber.suppressed"):
+        reader = session.scalar(select(Subscriber).where(Subscriber.email == address))
+        subject = f"subscriber:{reader.id}" if reader else f"suppression:{entry.id}"
+        webhooks.emit(session, "subscriber.suppressed", subject, {
+            "subscriber_id": reader.id if reader else None, "email": address,
+            "reason": str(reason),
+        })
     return entry
 
 

@@ -36,6 +36,7 @@ from digest.engine.sender import (
     send_batch,
     send_rate_for,
 )
+from digest.engine.webhooks import deliver_due, webhook_client
 from digest.mail.mailer import Mailer, mailer_for
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,14 @@ def mail_jobs() -> None:
     run_mail_jobs(app, mailer, MAIL_JOBS)
 
 
+@shared_task(name="digest.deliver_webhooks", ignore_result=True)
+def deliver_webhooks() -> None:
+    """Send the due webhook deliveries once in this worker."""
+    app = current_app_object()
+    with webhook_client(app) as client:
+        deliver_due(app, client, new_owner("celery-webhooks"))
+
+
 class CeleryDispatcher:
     """The clock's Dispatcher in Celery mode: seed batch chains for idle sending issues."""
 
@@ -162,3 +171,7 @@ class CeleryDispatcher:
     def enqueue_mail_jobs(self) -> None:
         """Queue one run of the periodic mail jobs (the clock calls this every few seconds)."""
         mail_jobs.apply_async(expires=10)
+
+    def enqueue_webhooks(self) -> None:
+        """Queue one round of webhook delivery (the clock calls this every second)."""
+        deliver_webhooks.apply_async(expires=10)

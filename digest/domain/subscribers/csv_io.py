@@ -41,6 +41,7 @@ from digest.core.models import (
     TransactionalKind,
 )
 from digest.core.validation import Invalid
+from digest.domain import webhooks
 from digest.domain.subscribers.signup import clean_name, normalize_email
 from digest.domain.suppression import email_hash, suppressed_hashes
 from digest.domain.transactional import asked_recently, request_mail
@@ -429,6 +430,7 @@ def import_batch(
         subscription = _subscription_for(row, subscriber, source, now)
         session.add(subscription)
         subscription.sections = [sections[section_id] for section_id in row.sections]
+        webhooks.subscriber_event(session, "subscriber.created", subscription, now)
         if row.status is SubscriptionStatus.PENDING:
             session.flush()
             if not asked_recently(session, subscriber.id, now):

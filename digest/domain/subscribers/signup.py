@@ -55,6 +55,7 @@ from digest.core.models import (
 )
 from digest.core.tokens import ExpiredToken, Purpose, read_token
 from digest.core.validation import Invalid, control_character
+from digest.domain import webhooks
 from digest.domain.links import CONSENT_MARK
 from digest.domain.suppression import blocks_signup, lift_erasure, suppression_for
 from digest.domain.transactional import asked_recently, cancel_pending, request_mail
@@ -266,6 +267,7 @@ def subscription_for(
             session.add(subscription)
     except IntegrityError:
         return session.scalars(query).one(), False
+    webhooks.subscriber_event(session, "subscriber.created", subscription, now)
     return subscription, True
 
 
@@ -364,6 +366,7 @@ def _apply(
         )
         session.add(subscription)
         request_mail(session, subscription, TransactionalKind.CONFIRM, now)
+        webhooks.subscriber_event(session, "subscriber.created", subscription, now)
         return SignupOutcome.CREATED
     subscription, created = subscription_for(session, subscriber, newsletter, now)
     if subscription.status in ACTIVE:
@@ -460,6 +463,7 @@ def activate(
     subscription.confirmed_at = now
     subscription.paused_at = None
     subscription.unsubscribed_at = None
+    webhooks.subscriber_event(session, "subscriber.confirmed", subscription, now)
     return ConfirmResult.CONFIRMED
 
 
@@ -549,6 +553,8 @@ def unsubscribe(
             consent.withdrawn_at = now
             consent.withdrawal_channel = str(channel)
     cancel_pending(session, subscription, f"unsubscribed ({channel})")
+    if changed:
+        webhooks.subscriber_event(session, "subscriber.unsubscribed", subscription, now)
     session.flush()
     return changed
 

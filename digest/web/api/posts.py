@@ -98,7 +98,7 @@ def post_create(newsletter: str) -> Response:
     dbs = db_session()
     post = posts.create_post(dbs, item, _input(values), author=current_editor())
     if values.get("publish"):
-        posts.publish_post(dbs, post)
+        posts.publish_post(dbs, current_app.config, post)
     dbs.commit()
     response = _answer(post, 201)
     response.headers["Location"] = url_for(".post_get", post_id=post.id)
@@ -133,7 +133,7 @@ def post_update(post_id: int) -> Response:
            description="It gets a public page and joins the next issue. 409 if it is published.")
 def post_publish(post_id: int) -> Response:
     """Publish a draft."""
-    return _change(post_id, posts.publish_post)
+    return _change(post_id, lambda dbs, post: posts.publish_post(dbs, current_app.config, post))
 
 
 @editor_bp.post(f"/posts/<{ID}:post_id>/unpublish")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -80,7 +80,7 @@ def post_new() -> Response | tuple[str, int]:
     try:
         post = posts.create_post(dbs, newsletter, data, author=current_user)
         if request.form.get("publish") == "1":
-            posts.publish_post(dbs, post)
+            posts.publish_post(dbs, current_app.config, post)
     except Invalid as exc:
         dbs.rollback()
         return _editor_page(None, data, exc.errors, 400)
@@ -101,7 +101,7 @@ def post_edit(post_id: int) -> Response | tuple[str, int]:
     try:
         posts.update_post(dbs, post, data)
         if request.form.get("publish") == "1" and post.status is PostStatus.DRAFT:
-            posts.publish_post(dbs, post)
+            posts.publish_post(dbs, current_app.config, post)
     except Invalid as exc:
         dbs.rollback()
         return _editor_page(_post(post_id), data, exc.errors, 400)
@@ -121,7 +121,8 @@ def _change(post_id: int, change: Callable[[Session, Post], object], done: str) 
 @bp.post("/posts/<int:post_id>/publish")
 def post_publish(post_id: int) -> Response:
     """Publish a post."""
-    return _change(post_id, posts.publish_post, "“{title}” is published.")
+    return _change(post_id, lambda dbs, post: posts.publish_post(dbs, current_app.config, post),
+                   "“{title}” is published.")
 
 
 @bp.post("/posts/<int:post_id>/unpublish")
