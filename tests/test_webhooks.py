@@ -17,13 +17,16 @@ from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from digest.core.db import utcnow
-from digest.core.models import WebhookDelivery, WebhookEndpoint, WebhookState
+from digest.core.models import EditorRole, WebhookDelivery, WebhookEndpoint, WebhookState
 from digest.domain import webhooks
+from digest.domain.editors import create_editor
 from digest.domain.subscribers.actions import EditorAddition, add_by_editor
 from digest.domain.subscribers.privacy import erase
 from digest.domain.subscribers.signup import unsubscribe
 from digest.engine.webhooks import deliver_due, webhook_client
 from tests.support.apps import get_db_of
+from tests.support.editor import PASSWORD
+from tests.support.smtp import SMTPServer
 from tests.support.http import Received, Reply, serving
 from tests.support.waiting import wait_until
 from tests.support.workspace import demo_newsletter
@@ -232,9 +235,14 @@ def test_private_address_is_refused_without_the_setting(
     get_db_of(app).dispose()
 
 
-def test_an_endpoint_failing_for_days_is_disabled(app: Flask) -> None:
+def test_an_endpoint_failing_for_days_is_disabled(smtp_app: Flask, smtp_server: SMTPServer) -> None:
     """Is an endpoint that failed every attempt for DIGEST_WEBHOOK_DISABLE_AFTER_HOURS
-    disabled, listed so, and its deliveries sent once an admin enables it again?"""
+    disabled, every active admin emailed about it, and its deliveries sent once an admin
+    enables it again?"""
+    app = smtp_app
+    with get_db_of(app).session() as db:
+        create_editor(db, "boss@example.org", PASSWORD, EditorRole.ADMIN)
+        create_editor(db, "pen@example.org", PASSWORD, EditorRole.EDITOR)
     receiver = Receiver(fail_first=1)
     with serving(receiver) as server:
         endpoint_id, receiver.secret = _add(app, server.url, "subscriber.created")
@@ -246,6 +254,13 @@ def test_an_endpoint_failing_for_days_is_disabled(app: Flask) -> None:
             assert deliver_due(app, client, "test-owner", lambda: later) == 0
         listed = app.test_cli_runner().invoke(args=["webhooks", "list"]).output
         assert "disabled: every attempt failed since" in listed
+        (mail,) = smtp_server.received
+        assert mail.rcpt_tos == ("boss@example.org",)
+        message = mail.message
+        assert message["Subject"] == "1 webhook endpoint disabled after failing for 72 hours"
+        text = message.get_content()
+        assert server.url in text and "every attempt failed since" in text
+        assert "https://news.example.org/editor/webhooks" in text
         app.test_cli_runner().invoke(args=["webhooks", "enable", str(endpoint_id)])
         _drain(app, lambda: len(receiver.verified) == 1)
     assert receiver.types() == ["webhook.test"]

@@ -22,12 +22,12 @@ import hmac
 import json
 import random
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from digest.core.db import utcnow
 from digest.core.models import (
@@ -156,10 +156,12 @@ def rotate_secret(session: Session, endpoint: WebhookEndpoint,
     return endpoint.secret
 
 
-def disabled_endpoints(session: Session) -> list[WebhookEndpoint]:
-    """Return the endpoints that are switched off, for the workspace banner."""
+def failed_endpoints(session: Session) -> list[WebhookEndpoint]:
+    """Return the endpoints the engine disabled for failing (not those an admin switched
+    off), for the workspace banner."""
     return list(session.scalars(
-        select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(False))
+        select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(False),
+                                      WebhookEndpoint.failing_since.is_not(None))
         .order_by(WebhookEndpoint.id)
     ))
 
@@ -431,13 +433,21 @@ def disable_failing(session: Session, disable_after: dt.timedelta,
     return disabled
 
 
-def deliveries_of(session: Session, endpoint: WebhookEndpoint,
-                  limit: int = 50) -> Sequence[WebhookDelivery]:
-    """Return the endpoint's latest deliveries, newest first."""
-    return session.scalars(
+def deliveries_of(session: Session, endpoint: WebhookEndpoint, limit: int = 50
+                  ) -> list[tuple[WebhookDelivery, list[WebhookAttempt]]]:
+    """Return the endpoint's latest deliveries with their attempts, both newest first."""
+    found = session.scalars(
         select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
+        .options(joinedload(WebhookDelivery.event))
         .order_by(WebhookDelivery.id.desc()).limit(limit)
     ).all()
+    attempts: dict[int, list[WebhookAttempt]] = {d.id: [] for d in found}
+    for attempt in session.scalars(
+        select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(list(attempts)))
+        .order_by(WebhookAttempt.id.desc())
+    ):
+        attempts[attempt.delivery_id].append(attempt)
+    return [(delivery, attempts[delivery.id]) for delivery in found]
 
 
 def attempts_of(session: Session, endpoint: WebhookEndpoint,

@@ -15,13 +15,20 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
+from email.utils import parseaddr
 
 from flask import Flask
 
 from digest.core.db import Database, utcnow
 from digest.core.outbound import OutboundClient, OutboundError, client_from_config
+from digest.core.resources import resource_dir
 from digest.domain import webhooks
+from digest.domain.editors import list_editors
 from digest.engine.sender import new_owner
+from digest.mail.mailer import mailer_for
+from digest.mail.message import Mail, ascii_address
+from digest.mail.stencil import email_templates, render_subject
+from digest.mail.transport import SendError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +38,35 @@ READ_TIMEOUT = 15.0
 TOTAL_TIMEOUT = 30.0
 REPLY_BYTES = 64_000
 
-Notify = Callable[[Flask, list[str]], None]
+
+
+def tell_admins(app: Flask, endpoints: list[tuple[str, str]]) -> int:
+    """Email every active admin that these endpoints (URL, reason) were disabled; return
+    how many were told. A mail failure is logged: the workspace banner still shows it."""
+    env = email_templates(resource_dir("templates"))
+    context = {
+        "endpoints": [{"url": url, "reason": reason} for url, reason in endpoints],
+        "hours": f"{app.config['WEBHOOK_DISABLE_AFTER_HOURS']:g}",
+        "workspace_url": f"{app.config['BASE_URL']}/editor/webhooks",
+    }
+    subject = render_subject(env, "webhook_disabled", context)
+    text = env.get_template("emails/webhook_disabled.txt").render(context)
+    database: Database = app.extensions["digest.db"]
+    with database.session() as session:
+        admins = [e.email for e in list_editors(session) if e.is_admin and e.active]
+    sender = parseaddr(app.config["MAIL_FROM"])[1]
+    told = 0
+    try:
+        with mailer_for(app.config) as mailer:
+            for address in admins:
+                message = Mail(from_=app.config["MAIL_FROM"], to=ascii_address(address),
+                               subject=subject, text=text,
+                               headers=[("Auto-Submitted", "auto-generated")])
+                mailer.send(sender, ascii_address(address), message.as_bytes())
+                told += 1
+    except SendError:
+        log.exception("telling the admins about disabled webhook endpoints failed")
+    return told
 
 
 def webhook_client(app: Flask) -> OutboundClient:
@@ -59,13 +94,11 @@ def deliver_due(app: Flask, client: OutboundClient, owner: str,
     disable_after = dt.timedelta(hours=app.config["WEBHOOK_DISABLE_AFTER_HOURS"])
     with database.session() as session:
         disabled = webhooks.disable_failing(session, disable_after, now())
-        told = [f"{e.url} ({e.disabled_reason})" for e in disabled]
+        told = [(e.url, e.disabled_reason or "") for e in disabled]
         claimed = webhooks.claim_due(session, owner, now(), limit)
     if told:
-        log.warning("webhook endpoints disabled: %s", "; ".join(told))
-        notify: Notify | None = app.extensions.get("digest.webhooks_disabled")
-        if notify is not None:
-            notify(app, told)
+        log.warning("webhook endpoints disabled: %s", "; ".join(f"{u} ({r})" for u, r in told))
+        tell_admins(app, told)
     for delivery_id in claimed:
         with database.session() as session:
             request = webhooks.request_for(session, delivery_id, now())

@@ -97,6 +97,7 @@ from digest.web.api import (  # noqa: E402,F401
     spec,
     subscribe,
     subscribers,
+    webhooks,
 )
 
 bp.register_blueprint(editor_bp)

@@ -26,6 +26,10 @@ from digest.core.models import (
     SubscriptionStatus,
     Suppression,
     SuppressionReason,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookState,
 )
 from digest.domain import links
 from digest.domain.issues import status_label, unclear_action
@@ -508,4 +512,93 @@ def signup_form(item: Newsletter) -> dict[str, Any]:
         "sections": [
             {"slug": s.slug, "name": s.name, "description": s.description} for s in item.sections
         ],
+    }
+
+
+_WEBHOOK = {
+    "id": INTEGER,
+    "url": {**URL, "description": "Where events are POSTed."},
+    "description": STRING,
+    "events": {"type": "array", "items": STRING},
+    "enabled": {"type": "boolean"},
+    "failing_since": {**_nullable(TIME), "description": "Start of the current run of failed "
+                                                       "attempts, or null."},
+    "disabled_at": _nullable(TIME),
+    "disabled_reason": _nullable(STRING),
+    "created_at": TIME,
+}
+_object("Webhook", "An endpoint that receives events, signed per Standard Webhooks.", _WEBHOOK)
+_object("NewWebhookSecret", "A registered endpoint with its signing secret, shown this once.", {
+    **_WEBHOOK,
+    "secret": {**STRING, "description": "whsec_… : verify `webhook-signature` with it."},
+})
+_object("WebhookList", "Every endpoint, oldest first.", {
+    "webhooks": {"type": "array", "items": _ref("Webhook")},
+})
+_object("WebhookSecret", "A new signing secret, shown this once; the old one also signs "
+                         "until `previous_secret_until`.", {
+    "secret": STRING,
+    "previous_secret_until": TIME,
+})
+_object("WebhookAttempt", "One request made to the endpoint.", {
+    "at": TIME,
+    "status": {**_nullable(INTEGER), "description": "The HTTP status, or null with no answer."},
+    "elapsed_ms": INTEGER,
+    "excerpt": {**STRING, "description": "The start of the answer's body."},
+    "error": {**_nullable(STRING), "description": "Why no answer came (refused address, "
+                                                  "timeout, …), or null."},
+})
+_object("WebhookDelivery", "One event for the endpoint, with every attempt, newest first.", {
+    "id": INTEGER,
+    "webhook_id": {**STRING, "description": "The `webhook-id` header: the same on every try."},
+    "type": STRING,
+    "state": {"type": "string", "enum": ["pending", "sending", "delivered", "failed"]},
+    "attempt_count": INTEGER,
+    "next_attempt_at": _nullable(TIME),
+    "delivered_at": _nullable(TIME),
+    "created_at": TIME,
+    "attempts": {"type": "array", "items": _ref("WebhookAttempt")},
+})
+_object("WebhookDeliveryList", "The endpoint's latest deliveries, newest first.", {
+    "deliveries": {"type": "array", "items": _ref("WebhookDelivery")},
+})
+
+
+def webhook(item: WebhookEndpoint, secret: bool = False) -> dict[str, Any]:
+    """Return an endpoint; with secret, its signing secret too (at registration only)."""
+    shape = {
+        "id": item.id,
+        "url": item.url,
+        "description": item.description,
+        "events": list(item.events),
+        "enabled": item.enabled,
+        "failing_since": _time(item.failing_since),
+        "disabled_at": _time(item.disabled_at),
+        "disabled_reason": item.disabled_reason,
+        "created_at": _time(item.created_at),
+    }
+    if secret:
+        shape["secret"] = item.secret
+    return shape
+
+
+def webhook_secret(item: WebhookEndpoint, secret: str) -> dict[str, Any]:
+    """Return a freshly rotated secret and the end of the old one's overlap."""
+    return {"secret": secret, "previous_secret_until": _time(item.previous_secret_until)}
+
+
+def webhook_delivery(item: WebhookDelivery, attempts: list[WebhookAttempt]) -> dict[str, Any]:
+    """Return a delivery with its attempts."""
+    waiting = item.state in (WebhookState.PENDING, WebhookState.SENDING)
+    return {
+        "id": item.id,
+        "webhook_id": item.event.uid,
+        "type": item.event.type,
+        "state": item.state.value,
+        "attempt_count": item.attempts,
+        "next_attempt_at": _time(item.next_attempt_at) if waiting else None,
+        "delivered_at": _time(item.delivered_at),
+        "created_at": _time(item.event.created_at),
+        "attempts": [{"at": _time(a.at), "status": a.status, "elapsed_ms": a.elapsed_ms,
+                      "excerpt": a.excerpt, "error": a.error} for a in attempts],
     }

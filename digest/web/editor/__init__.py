@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 from digest.core.extensions import db_session
 from digest.core.models import Issue, Newsletter
 from digest.core.validation import Invalid, as_id
-from digest.domain import two_factor
+from digest.domain import two_factor, webhooks
 from digest.domain.newsletters import find_newsletter
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
@@ -144,7 +144,9 @@ def admin_only(message: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
 @bp.context_processor
 def _editor_context() -> dict[str, object]:
-    return {"newsletter": g.get("newsletter")}
+    admin_sees = current_user.is_authenticated and current_user.is_admin
+    return {"newsletter": g.get("newsletter"),
+            "disabled_webhooks": webhooks.failed_endpoints(db_session()) if admin_sees else []}
 
 
 # Views attach themselves to bp and admin on import; admin nests under bp once.
@@ -160,6 +162,7 @@ from digest.web.editor import (  # noqa: E402,F401
     sending,
     subscribers,
     two_factor_views,
+    webhook_views,
 )
 
 bp.register_blueprint(admin)
