@@ -10,13 +10,20 @@ from typing import Any
 
 import dkim
 import pytest
+from sqlalchemy import select, text
 
 from digest import create_app
 from digest.core.db import utcnow
-from digest.core.models import SubscriptionStatus, TransactionalKind, TransactionalState
+from digest.core.models import (
+    Subscription,
+    SubscriptionStatus,
+    TransactionalKind,
+    TransactionalState,
+)
 from digest.domain.identity import parse_verp
 from digest.domain.suppression import is_suppressed
 from digest.mail.dkim import signer_from_config
+from tests.support.api import make_token
 from tests.support.apps import BASE_URL, get_db_of
 from tests.support.dkim_keys import DOMAIN, dkim_settings, dkim_tags, dns_stub
 from tests.support.readers import (
@@ -30,6 +37,7 @@ from tests.support.readers import (
     text_part,
 )
 from tests.support.smtp import Received, SMTPServer
+from tests.support.waiting import wait_until
 
 
 def test_the_request_only_records_the_email(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
@@ -356,3 +364,58 @@ def test_a_stored_name_with_line_breaks_never_becomes_a_header(smtp_app, smtp_se
         assert received.raw_header("From") == [
             '"Weekly X-Injected: yes Reply-To: thief@example.org" <news@news.example.org>'
         ]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_api_unsubscribe_racing_the_confirmation_runner_never_deadlocks(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """An admin's API unsubscribe and the runner recording a confirmation as sent, meeting on
+    the same subscription in two PostgreSQL connections, both complete: the API answers 200
+    (not 503 for a deadlock) and the sent confirmation is recorded as sent, never sent again."""
+    load_newsletter(smtp_app)
+    signup(smtp_app.test_client(), "nina@example.org")
+    found = subscription(smtp_app, "nina@example.org")
+    assert found is not None
+    token = make_token(smtp_app)
+    database = get_db_of(smtp_app)
+    answers: list[int] = []
+    sent: list[int] = []
+    failures: list[BaseException] = []
+
+    def unsubscribe() -> None:
+        response = smtp_app.test_client().post(
+            f"/api/v1/newsletters/weekly-model/subscribers/{found.subscriber_id}/unsubscribe",
+            headers={"Authorization": f"Bearer {token}"})
+        answers.append(response.status_code)
+
+    def run_engine() -> None:
+        try:
+            sent.append(deliver(smtp_app))
+        except BaseException as exc:  # noqa: BLE001  (the test reports it)
+            failures.append(exc)
+
+    def waiting(count: int) -> bool:
+        with database.session() as probe:
+            return probe.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'")) == count
+
+    # A third transaction holds the subscription so both sides queue up on it, then lets go:
+    # the API request first, then the runner once the server accepted the confirmation.
+    with database.session() as holder:
+        holder.execute(select(Subscription).where(Subscription.id == found.id).with_for_update())
+        api = threading.Thread(target=unsubscribe)
+        api.start()
+        wait_until(lambda: waiting(1), timeout=10, what="the API request waiting")
+        engine = threading.Thread(target=run_engine)
+        engine.start()
+        wait_until(lambda: waiting(2), timeout=10, what="the runner waiting")
+    api.join(timeout=30)
+    engine.join(timeout=30)
+    assert failures == [] and answers == [200] and sent == [1]
+    assert len(smtp_server.received) == 1
+    [mail] = mails(smtp_app)
+    assert mail.state is TransactionalState.SENT
+    after = subscription(smtp_app, "nina@example.org")
+    assert after is not None and after.status is SubscriptionStatus.UNSUBSCRIBED
+    assert after.confirmation_sent_at is not None
+    assert deliver(smtp_app) == 0

@@ -14,6 +14,11 @@ Contract:
   marking may send one duplicate, never lose one.
 - Claiming, preparing and recording are each one short transaction; none is open while
   talking to the SMTP server.
+- LOCK ORDER, the same in every transaction that writes them, so two never wait on each
+  other (a deadlock PostgreSQL would break by failing one): a suppression entry, then a
+  subscription, then its transactional mails. An unsubscribe or suppress (API, editor,
+  link) locks the subscription and then skips its pending mails; recording a sent
+  confirmation touches the subscription before the mail's row.
 - `deliver_transactional` is the fast path a signup burst takes: it alternates between
   acting on waiting signups (digest.engine.signups) and sending their due mail until
   neither is left, so a confirmation leaves within seconds of its signup however many
@@ -256,22 +261,24 @@ def _record_sent(database: Database, mail_id: int, now: dt.datetime, result: Sen
             # No wait for the WAL flush: a database crash that loses this record can only
             # send this one confirmation again (its lease runs out), never lose it.
             session.execute(text("SET LOCAL synchronous_commit TO off"))
-        # Two guarded statements, no load: this runs once per message of a burst.
-        sent = session.execute(
+        # Two guarded statements, no load: this runs once per message of a burst. The
+        # subscription first: an unsubscribe locks it before its mails (LOCK ORDER above).
+        session.execute(
+            update(Subscription)
+            .where(Subscription.id == select(TransactionalMail.subscription_id).where(
+                TransactionalMail.id == mail_id,
+                TransactionalMail.kind == TransactionalKind.CONFIRM,
+            ).scalar_subquery())
+            .values(confirmation_sent_at=now)
+        )
+        session.execute(
             update(TransactionalMail)
             .where(TransactionalMail.id == mail_id)
             .values(
                 state=TransactionalState.SENT, sent_at=now, attempts=TransactionalMail.attempts + 1,
                 smtp_code=result.code, queue_id=result.queue_id, last_error=None, lease_until=None,
             )
-            .returning(TransactionalMail.kind, TransactionalMail.subscription_id)
-        ).first()
-        if sent is not None and sent.kind is TransactionalKind.CONFIRM:
-            session.execute(
-                update(Subscription)
-                .where(Subscription.id == sent.subscription_id)
-                .values(confirmation_sent_at=now)
-            )
+        )
 
 
 def _record_failure(
@@ -285,6 +292,15 @@ def _record_failure(
         mail = _load(session, mail_id)
         if mail is None:  # the reader erased themselves meanwhile
             return
+        if isinstance(error, RecipientRejected) and error.suppress:
+            # The list entry before the mail's row, as an admin's suppress (LOCK ORDER above).
+            suppress(
+                session,
+                config,
+                mail.subscription.subscriber.email,
+                SuppressionReason.HARD_BOUNCE,
+                detail=str(error),
+            )
         mail.smtp_code = error.code
         if not isinstance(error, RecipientRejected):
             _retry_later(mail, str(error), now)
@@ -293,14 +309,6 @@ def _record_failure(
         mail.state = TransactionalState.FAILED
         mail.last_error = str(error)
         mail.lease_until = None
-        if error.suppress:
-            suppress(
-                session,
-                config,
-                mail.subscription.subscriber.email,
-                SuppressionReason.HARD_BOUNCE,
-                detail=str(error),
-            )
 
 
 def _stops_batch(error: SendError) -> bool:
