@@ -242,7 +242,7 @@ def test_the_schedule_warns_of_readers_with_no_post_and_a_subject_they_will_not_
     schedule = html.split('id="schedule"')[1]
     warnings = [" ".join(re.sub(r"<[^>]+>", "", w).split()) for w in schedule.split('id="reach-warnings"')[1].split("</ul>")[0].split("<li>")[1:]]
     assert warnings == [
-        "2 readers who chose Quiet get no post in this issue: they receive a short note that nothing is new in their sections.",
+        "2 readers who chose Quiet get no post in this issue: they are skipped and get nothing (the sending page counts them).",
         "The subject names “A tool” (Tools), which 3 readers will not get: those who chose Quiet; News.",
     ]
 

@@ -216,6 +216,8 @@ def _print_figures(progress: Progress) -> None:
     click.echo(f"Issue {progress.issue_id}: {progress.label}, {counts.total} deliveries")
     for state, number in counts.by_state.items():
         extra = f" ({counts.retrying} retrying)" if state.value == "failed_temp" and counts.retrying else ""
+        if state.value == "skipped" and counts.no_post:
+            extra = f" ({counts.no_post} skipped: no post for their sections)"
         click.echo(f"  {state.value:<12}{number:>9}{extra}")
     if progress.pause_reason:
         click.echo(f"Paused: {progress.pause_reason}")

@@ -102,6 +102,13 @@ class DeliveryState(enum.StrEnum):
     SKIPPED = "skipped"
 
 
+class NoPostChoice(enum.StrEnum):
+    """What readers get when none of their sections has a post in an issue."""
+
+    SKIP = "skip"  # nothing: their delivery is recorded as skipped
+    NOTE = "note"  # a short note that nothing is new in their sections
+
+
 class BounceKind(enum.StrEnum):
     """What a report that came back about a sent delivery said."""
 
@@ -131,6 +138,9 @@ class Newsletter(Base):
     review_hours: Mapped[int] = mapped_column(Integer, default=24)
     consent_text: Mapped[str] = mapped_column(Text, default="")
     consent_version: Mapped[str] = mapped_column(String(32), default="1")
+    no_post: Mapped[NoPostChoice] = mapped_column(
+        _enum(NoPostChoice), default=NoPostChoice.SKIP, server_default=NoPostChoice.SKIP.value
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sections: Mapped[list[Section]] = relationship(

@@ -361,6 +361,7 @@ class Blocked:
     UNSUBSCRIBED = "unsubscribed before their turn"
     SUPPRESSED = "address suppressed before their turn"
     ERASED = "reader erased before their turn"
+    NO_POST = "no post for their sections"
 
 
 def blocked_reason(
@@ -661,10 +662,12 @@ def has_in_flight(executor: Executor, issue_id: int) -> bool:
 
 @dataclass(frozen=True)
 class Counts:
-    """Rows of one issue per state; retrying are failed_temp rows with a retry due."""
+    """Rows of one issue per state; retrying are failed_temp rows with a retry due, no_post
+    the skipped rows of readers none of whose sections had a post."""
 
     by_state: dict[DeliveryState, int]
     retrying: int
+    no_post: int = 0
 
     @property
     def total(self) -> int:
@@ -687,7 +690,7 @@ class Counts:
 
 def counts(executor: Executor, issue_id: int) -> Counts:
     """Return an issue's rows per state: an index-only count per state, plus the few
-    failed_temp rows with a retry due."""
+    failed_temp rows with a retry due and the skipped rows that had no post."""
     rows = executor.execute(
         select(DELIVERY.c.state, func.count())
         .where(DELIVERY.c.issue_id == issue_id)
@@ -705,7 +708,16 @@ def counts(executor: Executor, issue_id: int) -> Counts:
                 DELIVERY.c.next_attempt_at.is_not(None),
             )
         ) or 0
-    return Counts(by_state, retrying)
+    no_post = 0
+    if by_state[DeliveryState.SKIPPED]:
+        no_post = executor.scalar(
+            select(func.count()).where(
+                DELIVERY.c.issue_id == issue_id,
+                DELIVERY.c.state == DeliveryState.SKIPPED.value,
+                DELIVERY.c.smtp_response == Blocked.NO_POST,
+            )
+        ) or 0
+    return Counts(by_state, retrying, no_post)
 
 
 def sent_of_total(executor: Executor, issue_ids: Sequence[int]) -> dict[int, tuple[int, int]]:

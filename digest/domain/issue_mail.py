@@ -6,7 +6,8 @@ shared rendering depends on (links already made), so two loads of an unchanged i
 equal and an edit anywhere in it (subject, a post, the newsletter) makes them differ.
 `prepare_issue` renders it with digest.mail; `preview_for_address` and `test_message`
 add what a preview or a test send needs of the reader's rows. `section_combinations`
-groups an issue's confirmed readers by the sections they chose, and says what each group
+groups an issue's confirmed readers (suppressed addresses left out, as the sender leaves
+them out) by the sections they chose, and says what each group
 gets; `preview_for_sections` shows the message of one such group.
 """
 
@@ -29,16 +30,19 @@ from digest.core.models import (
     Issue,
     IssuePost,
     Newsletter,
+    NoPostChoice,
     Post,
     Subscriber,
     Subscription,
     SubscriptionSection,
     SubscriptionStatus,
+    Suppression,
 )
 from digest.core.resources import resource_dir
+from digest.core.tokens import keyed_hasher
 from digest.domain import identity, links
 from digest.domain.posts import issue_sections
-from digest.domain.suppression import suppression_for
+from digest.domain.suppression import HASH_PURPOSE, suppression_for
 from digest.mail.dkim import signer_from_config
 from digest.mail.render import (
     PREVIEW_UID,
@@ -93,6 +97,7 @@ def _newsletter(config: Mapping[str, Any], newsletter: Newsletter) -> Newsletter
         from_header=identity.from_header(config, newsletter),
         list_id=identity.list_id(config, newsletter),
         sections=tuple((s.id, s.name) for s in newsletter.sections),
+        note_when_no_post=newsletter.no_post is NoPostChoice.NOTE,
     )
 
 
@@ -162,22 +167,31 @@ def section_combinations(
 ) -> list[Combination]:
     """Return each distinct choice of sections among the issue's newsletter's confirmed
     readers, most readers first, with what of the issue it gets."""
-    return _combinations(session, load_issue(session, issue_id, config))
+    return _combinations(session, load_issue(session, issue_id, config), config)
 
 
-def _combinations(session: Session, content: IssueContent) -> list[Combination]:
+def _combinations(
+    session: Session, content: IssueContent, config: Mapping[str, Any]
+) -> list[Combination]:
     order = [sid for sid, _name in content.newsletter.sections]
     names = dict(content.newsletter.sections)
     chosen: dict[int, set[int]] = {}
     rows = session.execute(
-        select(Subscription.id, SubscriptionSection.section_id)
+        select(Subscription.id, SubscriptionSection.section_id, Subscriber.email)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .outerjoin(SubscriptionSection, SubscriptionSection.subscription_id == Subscription.id)
         .where(
             Subscription.newsletter_id == content.newsletter.id,
             Subscription.status == SubscriptionStatus.CONFIRMED,
         )
     )
-    for subscription_id, section_id in rows:
+    # The sender never mails suppressed addresses: they count in no combination. The list
+    # holds keyed hashes only, so addresses are hashed here, and only when it has entries.
+    suppressed = frozenset(session.scalars(select(Suppression.email_hash)))
+    hash_of = keyed_hasher(config["SECRET_KEY"], HASH_PURPOSE)
+    for subscription_id, section_id, email in rows:
+        if suppressed and hash_of(email) in suppressed:
+            continue
         # Sections deleted since the reader chose them are ignored, as the email ignores them.
         picked = chosen.setdefault(subscription_id, set())
         if section_id in names:
@@ -210,10 +224,15 @@ def reach_warnings(session: Session, issue_id: int, config: Mapping[str, Any]) -
     """Return what the editor should know before sending an issue: readers whose sections
     get no post, and posts the subject names that some readers will not get."""
     content = load_issue(session, issue_id, config)
-    combinations = _combinations(session, content)
+    combinations = _combinations(session, content, config)
+    what_they_get = (
+        "they receive a short note that nothing is new in their sections"
+        if content.newsletter.note_when_no_post
+        else "they are skipped and get nothing (the sending page counts them)"
+    )
     warnings = [
-        f"{_readers(c.readers)} who chose {', '.join(c.names)} get no post in this issue: "
-        "they receive a short note that nothing is new in their sections."
+        f"{_readers(c.readers)} who chose {', '.join(c.names) or 'every section'} get no post "
+        f"in this issue: {what_they_get}."
         for c in combinations
         if not c.headlines
     ]

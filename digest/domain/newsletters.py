@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest.core.db import utcnow
-from digest.core.models import Newsletter, Post, Section, SubscriptionSection
+from digest.core.models import Newsletter, NoPostChoice, Post, Section, SubscriptionSection
 from digest.core.validation import Invalid, optional_email, slugify, text, unique_slug
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -46,6 +46,7 @@ class SettingsInput:
     send_time: str = ""
     review_hours: str = "24"
     consent_text: str = ""
+    no_post: str = NoPostChoice.SKIP.value
 
 
 def find_newsletter(session: Session, slug: str | None = None) -> Newsletter | None:
@@ -158,6 +159,9 @@ def update_settings(session: Session, newsletter: Newsletter | None, data: Setti
         errors["review_hours"] = "The review window is a whole number of hours from 0 to 144."
     consent_text = text(data.consent_text, "consent_text", errors, required=True,
                         max_length=5000, label="Consent text", multiline=True)
+    no_post = (data.no_post or NoPostChoice.SKIP.value).strip()
+    if no_post not in NoPostChoice.__members__.values():
+        errors["no_post"] = "Choose whether such readers are skipped or get a short note."
     if errors:
         raise Invalid(errors)
     if newsletter is None:
@@ -178,6 +182,7 @@ def update_settings(session: Session, newsletter: Newsletter | None, data: Setti
     newsletter.send_time = send_time
     newsletter.review_hours = int(review)
     newsletter.consent_text = consent_text
+    newsletter.no_post = NoPostChoice(no_post)
     session.flush()
     return newsletter
 

@@ -22,6 +22,8 @@ takes nothing), writes the dot and records the outcome:
   retried under DIGEST_AMBIGUOUS=resend); a crash leaves `sending` only on a row whose
   dot may have gone out, and the takeover of a dead sender (digest.engine.liveness)
   makes it unknown, while its claimed rows (transfer unfinished) go back to the queue;
+- a reader none of whose sections has a post in the issue → skipped ("no post for their
+  sections") unless the newsletter sends such readers a short note;
 - SMTP server unreachable, or silent past a phase's timeout before the end of a
   message (DIGEST_SMTP_*_TIMEOUT) → nothing is marked; the batch goes back to the queue
   and the sender backs off until the server answers again, reporting the obstacle.
@@ -42,7 +44,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
@@ -391,17 +393,22 @@ class _Batch:
         self.lease_renewed_at = time.monotonic()
         for start in range(0, len(claimed), PREBUILT):
             group = claimed[start:start + PREBUILT]
-            built = {
-                item.id: self._message(prepared, readers[item.subscriber_id], item.id)
+            present = {
+                item.id: readers[sid]
                 for item in group
-                if item.subscriber_id is not None and item.subscriber_id in readers
+                if (sid := item.subscriber_id) is not None and sid in readers
             }
-            self._send_group(group, built, readers, newsletter_id)
+            no_post = {i for i, r in present.items() if not _gets_mail(prepared, r.reader)}
+            built = {
+                i: self._message(prepared, r, i) for i, r in present.items() if i not in no_post
+            }
+            self._send_group(group, built, no_post, readers, newsletter_id)
 
     def _send_group(
         self,
         group: Sequence[deliveries.Claimed],
         built: Mapping[int, Outgoing],
+        no_post: Set[int],
         readers: Mapping[int, Recipient],
         newsletter_id: int,
     ) -> None:
@@ -411,6 +418,9 @@ class _Batch:
             recipient = readers.get(item.subscriber_id) if item.subscriber_id else None
             if recipient is None:
                 self._skip(item.id, Blocked.ERASED)
+                continue
+            if item.id in no_post:
+                self._skip(item.id, Blocked.NO_POST)
                 continue
             message = built[item.id]
             self._connect()
@@ -637,6 +647,12 @@ class _Batch:
         """End the batch: a stop was asked for, or the issue stopped sending."""
         self.outcome.stopped = True
         raise _BatchEnds
+
+
+def _gets_mail(prepared: PreparedIssue, reader: Reader) -> bool:
+    """Return whether a reader gets a message: a post in their sections, or the newsletter's
+    note that nothing is new in them."""
+    return prepared.newsletter.note_when_no_post or bool(prepared.sections_for(reader))
 
 
 def _sleep(stop: threading.Event | None, seconds: float) -> bool:

@@ -147,6 +147,8 @@ class NewsletterView:
     from_header: str
     list_id: str
     sections: tuple[tuple[int, str], ...]  # every section, in the newsletter's order
+    # Readers whose sections get no post: a short note (True), or nothing (the sender skips them).
+    note_when_no_post: bool = False
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,9 @@ _object("Newsletter", "A newsletter: sender identity, weekly schedule and consen
                      "description": "ISO weekday of the weekly issue (1 = Monday), or null."},
     "send_time": {**_nullable(STRING), "description": "Local time of the weekly issue, HH:MM."},
     "review_hours": INTEGER,
+    "no_post": {"type": "string", "enum": ["skip", "note"],
+                "description": "What readers get when none of their sections has a post in an "
+                               "issue: nothing (skip; counted as skipped) or a short note."},
     "consent_text": STRING,
     "consent_version": STRING,
     "created_at": TIME,
@@ -151,6 +154,7 @@ def newsletter(item: Newsletter, config: Mapping[str, Any]) -> dict[str, Any]:
         "send_weekday": item.send_weekday,
         "send_time": item.send_time,
         "review_hours": item.review_hours,
+        "no_post": item.no_post.value,
         "consent_text": consent_text(item),
         "consent_version": item.consent_version,
         "created_at": _time(item.created_at),

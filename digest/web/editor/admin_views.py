@@ -42,6 +42,7 @@ def _as_input(newsletter: Newsletter | None) -> newsletters.SettingsInput:
         send_time=newsletter.send_time or "",
         review_hours=str(newsletter.review_hours),
         consent_text=newsletter.consent_text,
+        no_post=newsletter.no_post.value,
     )
 
 

@@ -40,6 +40,7 @@ COUNT_ROWS = (
     ("failed_perm", "Refused for good", "the address does not take mail (bounced; now suppressed)"),
     ("unknown", "Unclear", "the connection broke after the message went out: maybe delivered"),
     ("skipped", "Skipped", "unsubscribed or suppressed before their turn"),
+    ("no_post", "Skipped: no post", "none of the sections they chose has a post in this issue"),
 )
 # How the record names what happened to a delivery, and what came back about it.
 STATE_TEXT = {
@@ -106,6 +107,14 @@ def pause_explanation(reason: str | None) -> str:
 
 
 def _status_text(issue: Issue, progress: Progress, now: dt.datetime) -> str:
+    text = _status_sentence(issue, progress, now)
+    no_post = progress.counts.no_post
+    if no_post:
+        text += f" {no_post:,} skipped: no post for their sections."
+    return text
+
+
+def _status_sentence(issue: Issue, progress: Progress, now: dt.datetime) -> str:
     counts = progress.counts
     status = progress.status
     if status is IssueStatus.DRAFT:
@@ -161,7 +170,8 @@ def summary(issue: Issue, progress: Progress, now: dt.datetime | None = None) ->
         "gave_up": by_state[DeliveryState.FAILED_TEMP] - retrying,
         "failed_perm": by_state[DeliveryState.FAILED_PERM],
         "unknown": by_state[DeliveryState.UNKNOWN],
-        "skipped": by_state[DeliveryState.SKIPPED],
+        "skipped": by_state[DeliveryState.SKIPPED] - progress.counts.no_post,
+        "no_post": progress.counts.no_post,
         "failed": by_state[DeliveryState.FAILED_TEMP] + by_state[DeliveryState.FAILED_PERM],
     }
     total, done = progress.counts.total, progress.counts.done
