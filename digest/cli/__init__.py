@@ -15,6 +15,7 @@ from digest.cli import (
     issues,
     processes,
     setup,
+    sources,
     subscribers,
     templates,
 )
@@ -23,7 +24,8 @@ from digest.cli import (
 def register(app: Flask) -> None:
     """Add every command group to app's CLI."""
     for module in (
-        processes, setup, issues, editors, subscribers, bounces, api_tokens, templates
+        processes, setup, issues, editors, subscribers, bounces, api_tokens, templates,
+        sources,
     ):
         for command in module.COMMANDS:
             app.cli.add_command(command)
