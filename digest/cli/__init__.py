@@ -15,6 +15,7 @@ from digest.cli import (
     issues,
     processes,
     setup,
+    sources,
     subscribers,
     templates,
     webhooks,
@@ -25,7 +26,7 @@ def register(app: Flask) -> None:
     """Add every command group to app's CLI."""
     for module in (
         processes, setup, issues, editors, subscribers, bounces, api_tokens, templates,
-        webhooks,
+        webhooks, sources,
     ):
         for command in module.COMMANDS:
             app.cli.add_command(command)

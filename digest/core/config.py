@@ -268,6 +268,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("API_FAILED_AUTH_LIMIT", _rate_limit, "20 per 10 minutes"),
     # Per editor: "send me a test" of an issue.
     Setting("TEST_SEND_RATE_LIMIT", _rate_limit, "5 per 10 minutes"),
+    # Feed intake (digest/engine/feeds.py): how often each source is read, how big it may be.
+    Setting("FEED_INTERVAL_SECONDS", _positive_int, 3600),
+    Setting("FEED_MAX_BYTES", _positive_int, 5_000_000),
 )
 
 

@@ -141,6 +141,8 @@ class Newsletter(Base):
     no_post: Mapped[NoPostChoice] = mapped_column(
         _enum(NoPostChoice), default=NoPostChoice.SKIP, server_default=NoPostChoice.SKIP.value
     )
+    # The weekly assembly publishes the drafts accepted from the inbox and carries them.
+    include_accepted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sections: Mapped[list[Section]] = relationship(
@@ -753,3 +755,83 @@ class WebhookAttempt(Base):
     elapsed_ms: Mapped[int] = mapped_column(Integer, default=0)
     excerpt: Mapped[str] = mapped_column(String(500), default="")
     error: Mapped[str | None] = mapped_column(String(300))
+class Source(Base):
+    """An RSS, Atom or JSON Feed the clock reads into a newsletter's inbox, for one section.
+
+    Fetching is a lifecycle like any other: due at `next_fetch_at`, claimed by a lease,
+    and on failure retried later and later (`failures`), with the last error kept."""
+
+    __tablename__ = "source"
+    __table_args__ = (
+        UniqueConstraint("newsletter_id", "url_hash"),
+        Index("ix_source_next_fetch_at", "next_fetch_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    section_id: Mapped[int] = mapped_column(ForeignKey("section.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(String(2000))
+    # sha256 of url: a unique index on the URL itself would outgrow PostgreSQL's btree rows.
+    url_hash: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    # The validators of the last answer, sent back as If-None-Match / If-Modified-Since.
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_fetch_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_fetch_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    newsletter: Mapped[Newsletter] = relationship()
+    section: Mapped[Section] = relationship()
+
+
+class InboxState(enum.StrEnum):
+    NEW = "new"
+    ACCEPTED = "accepted"
+    DISMISSED = "dismissed"
+
+
+class InboxItem(Base):
+    """A link waiting for an editor's choice: from a source, or saved by hand.
+
+    One per canonical URL and one per GUID in a newsletter, whatever its state, so an
+    item seen again (in a feed, or saved twice) never comes back."""
+
+    __tablename__ = "inbox_item"
+    __table_args__ = (
+        UniqueConstraint("newsletter_id", "url_hash"),
+        UniqueConstraint("newsletter_id", "guid_hash"),
+        Index("ix_inbox_item_newsletter_state_id", "newsletter_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source.id", ondelete="SET NULL"), index=True
+    )
+    # The source's section, kept when the source goes; chosen on accepting a saved link.
+    section_id: Mapped[int | None] = mapped_column(ForeignKey("section.id", ondelete="SET NULL"))
+    url: Mapped[str] = mapped_column(String(2000))
+    # sha256 of the canonical URL (tracking parameters removed) and of the feed's GUID.
+    url_hash: Mapped[str] = mapped_column(String(64))
+    guid_hash: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    # Plain text: the feed's HTML with every tag (and script and style content) removed.
+    summary: Mapped[str] = mapped_column(Text, default="")
+    # Where it came from, as shown with the item and in the post's attribution.
+    source_name: Mapped[str] = mapped_column(String(300), default="")
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # A saved link whose page the clock has yet to read for its title and description.
+    page_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[InboxState] = mapped_column(_enum(InboxState), default=InboxState.NEW)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("post.id", ondelete="SET NULL"))
+
+    source: Mapped[Source | None] = relationship()
+    section: Mapped[Section | None] = relationship()
+    post: Mapped[Post | None] = relationship()

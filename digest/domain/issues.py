@@ -49,7 +49,7 @@ from digest.core.models import (
     Section,
 )
 from digest.core.validation import Invalid, check_text, slugify, text
-from digest.domain import deliveries, webhooks
+from digest.domain import deliveries, inbox, webhooks
 from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
 from digest.domain.newsletters import check_time_zone
 from digest.domain.senders import Obstacle, current_obstacles
@@ -592,6 +592,7 @@ def materialise_week(
     )
     if run is not None and run.outcome == ScheduleOutcome.EMPTY and now >= slot.send_at:
         return WeeklyOutcome(newsletter.id, slot.period_key, "empty")
+    inbox.publish_accepted(session, newsletter, now)
     posts = candidate_posts(session, newsletter.id, now)
     if not posts:
         note = "No posts were published since the last issue, so no issue was assembled."

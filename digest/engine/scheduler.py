@@ -9,6 +9,9 @@ coalesce, max_instances=1), and every tick recomputes due work from the database
 4. mark issues with nothing left to do `sent`;
 5. dispatch: wake the in-process senders, or enqueue Celery batch tasks.
 
+Feed intake (`digest.engine.feeds`: due sources, then saved links' pages) is a job of
+its own on the same interval, so a slow feed server never delays a send.
+
 A second scheduler, a missed or doubled fire (a DST change), or a restart mid-tick
 changes nothing: uniqueness in the schema and conditional updates make every step safe
 to repeat. The clock is started only by `digest run` and `digest scheduler`, never by
@@ -31,6 +34,7 @@ from flask import Flask
 from digest.core.db import Database, utcnow
 from digest.domain import deliveries, heartbeats, issues
 from digest.domain.deliveries import Reaped
+from digest.engine import feeds
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +139,15 @@ def tick(
     return report
 
 
+def intake(app: Flask) -> None:
+    """Fetch the due sources, then read the pages of newly saved links."""
+    try:
+        feeds.fetch_sources(app)
+        feeds.read_saved_pages(app)
+    except Exception:  # noqa: BLE001  (the next run tries again; sending is not concerned)
+        log.exception("feed intake failed")
+
+
 class Clock:
     """APScheduler 3.x in a background thread, calling tick() (and, in Celery mode, the
     periodic mail jobs) at a fixed interval; the first tick runs at once."""
@@ -162,6 +175,10 @@ class Clock:
             kwargs={"app": app, "dispatcher": dispatcher},
             id="digest-tick",
             next_run_time=utcnow(),
+        )
+        self.scheduler.add_job(
+            intake, IntervalTrigger(seconds=self.interval), kwargs={"app": app},
+            id="digest-feeds", next_run_time=utcnow(),
         )
         for name, seconds, job in extra_jobs:
             self.scheduler.add_job(job, IntervalTrigger(seconds=seconds), id=name, next_run_time=utcnow())

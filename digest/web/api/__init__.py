@@ -91,6 +91,7 @@ def page_link(values: Mapping[str, Any], **cursor: int | None) -> str | None:
 # Views attach themselves to bp and editor_bp on import; editor_bp nests under bp once.
 from digest.web.api import (  # noqa: E402,F401
     auth,
+    intake,
     issues,
     newsletters,
     posts,

@@ -17,11 +17,14 @@ from digest.core.models import (
     ConsentSource,
     DeliveryState,
     EditorRole,
+    InboxItem,
+    InboxState,
     Issue,
     Newsletter,
     Post,
     PostStatus,
     Section,
+    Source,
     Subscription,
     SubscriptionStatus,
     Suppression,
@@ -605,4 +608,89 @@ def webhook_delivery(item: WebhookDelivery, attempts: list[WebhookAttempt]) -> d
         "created_at": _time(item.event.created_at),
         "attempts": [{"at": _time(a.at), "status": a.status, "elapsed_ms": a.elapsed_ms,
                       "excerpt": a.excerpt, "error": a.error} for a in attempts],
+    }
+
+
+_object("Source", "A feed read into the inbox for one section, with its health.", {
+    "id": INTEGER,
+    "newsletter": STRING,
+    "url": {**STRING, "description": "The feed's address (RSS, Atom or JSON Feed)."},
+    "title": {**STRING, "description": "The feed's own title, once read; empty before."},
+    "section": _ref("Section"),
+    "created_at": TIME,
+    "last_fetch_at": _nullable(TIME),
+    "last_status": {**_nullable(INTEGER), "description": "HTTP status of the last fetch."},
+    "last_error": {**_nullable(STRING), "description": "Why the last fetch failed; null if it "
+                                                         "worked."},
+    "failures": {**INTEGER, "description": "Failed fetches in a row (each doubles the wait)."},
+    "next_fetch_at": TIME,
+})
+_object("SourceList", "A newsletter's sources, oldest first.", {
+    "sources": {"type": "array", "items": _ref("Source")},
+})
+
+
+def source(item: Source) -> dict[str, Any]:
+    """Return a source and its health."""
+    return {
+        "id": item.id,
+        "newsletter": item.newsletter.slug,
+        "url": item.url,
+        "title": item.title,
+        "section": section(item.section),
+        "created_at": _time(item.created_at),
+        "last_fetch_at": _time(item.last_fetch_at),
+        "last_status": item.last_status,
+        "last_error": item.last_error,
+        "failures": item.failures,
+        "next_fetch_at": _time(item.next_fetch_at),
+    }
+
+
+_object("InboxItem", "A link waiting in the inbox; `summary` is plain text, tags removed.", {
+    "id": INTEGER,
+    "url": STRING,
+    "title": STRING,
+    "summary": STRING,
+    "source": {**STRING, "description": "The feed's title, or \"Saved link\"."},
+    "source_id": {**_nullable(INTEGER), "description": "The source it came from; null for a "
+                                                       "saved link or a removed source."},
+    "section": {**_nullable(_ref("Section")), "description": "The section an accepted post "
+                                                             "goes to by default."},
+    "published_at": _nullable(TIME),
+    "state": _enum(InboxState),
+    "page_pending": {"type": "boolean", "description": "A saved link whose title and "
+                                                       "description are still to be read."},
+    "created_at": TIME,
+    "decided_at": _nullable(TIME),
+    "post_id": {**_nullable(INTEGER), "description": "The draft post made by accepting it."},
+})
+_object("InboxPage", "A page of inbox items, newest first.", {
+    "items": {"type": "array", "items": _ref("InboxItem")},
+    "page": INTEGER,
+    "pages": INTEGER,
+    "total": INTEGER,
+})
+_object("AcceptedItem", "An accepted inbox item and the draft post it became.", {
+    "item": _ref("InboxItem"),
+    "post": _ref("Post"),
+})
+
+
+def inbox_item(item: InboxItem) -> dict[str, Any]:
+    """Return an inbox item."""
+    return {
+        "id": item.id,
+        "url": item.url,
+        "title": item.title,
+        "summary": item.summary,
+        "source": item.source_name,
+        "source_id": item.source_id,
+        "section": section(item.section) if item.section is not None else None,
+        "published_at": _time(item.published_at),
+        "state": item.state.value,
+        "page_pending": item.page_pending,
+        "created_at": _time(item.created_at),
+        "decided_at": _time(item.decided_at),
+        "post_id": item.post_id,
     }
