@@ -1,7 +1,7 @@
 """outgoing webhooks: endpoints, the event outbox, a delivery ledger per endpoint and its attempts
 
 Revision ID: 7a5e0b0c4b11
-Revises: e2a1c0de5e11
+Revises: 7a0c5e9d3b21
 Create Date: 2026-12-05 10:18:57.810791
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '7a5e0b0c4b11'
-down_revision = 'e2a1c0de5e11'
+down_revision = '7a0c5e9d3b21'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """feed intake: sources, inbox items, include accepted
 
 Revision ID: f33d5a1c0b7e
-Revises: e2a1c0de5e11
+Revises: 7a5e0b0c4b11
 Create Date: 2026-12-05 10:14:08
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'f33d5a1c0b7e'
-down_revision = 'e2a1c0de5e11'
+down_revision = '7a5e0b0c4b11'
 branch_labels = None
 depends_on = None
 
