@@ -264,13 +264,13 @@ def test_the_weekly_assembly_pulls_accepted_items_when_set(feed_app: Flask) -> N
     monday = dt.datetime(2026, 12, 13, 12, 0, tzinfo=dt.UTC)  # a Sunday: Monday's slot is due
     with get_db_of(feed_app).session() as session:
         newsletter = session.scalars(select(Newsletter)).one()
-        issues.materialise_weekly_issues(session, monday)
+        issues.materialise_weekly_issues(session, feed_app.config, monday)
         issue = session.scalars(select(Issue).where(Issue.period_key.is_not(None))).one()
         assert post_id not in [p.post_id for p in issue.issue_posts]
         session.execute(Issue.__table__.delete())
         inbox.set_include_accepted(session, newsletter, True)
     with get_db_of(feed_app).session() as session:
-        issues.materialise_weekly_issues(session, monday + dt.timedelta(days=7))
+        issues.materialise_weekly_issues(session, feed_app.config, monday + dt.timedelta(days=7))
         issue = session.scalars(select(Issue).where(Issue.period_key.is_not(None))).one()
         assert post_id in [p.post_id for p in issue.issue_posts]
         post = session.get(Post, post_id)

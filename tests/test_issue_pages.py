@@ -487,7 +487,7 @@ def test_the_list_shows_the_weekly_schedule_and_an_empty_week(app, db) -> None: 
     now = utcnow()
     # The only posts are in the draft issue, so this week's assembly finds nothing.
     slot = issues.weekly_slots(newsletter, now)[0]
-    assert issues.materialise_week(db, newsletter, slot, slot.assemble_at).outcome == "empty"
+    assert issues.materialise_week(db, app.config, newsletter, slot, slot.assemble_at).outcome == "empty"
     db.commit()
     client = _editor_client(app, db)
 

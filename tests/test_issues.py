@@ -169,7 +169,7 @@ def _publish(db: Session, newsletter: Newsletter, when: dt.datetime, title: str,
     return post
 
 
-def test_weekly_issue_is_assembled_review_hours_before_in_section_order(db: Session) -> None:
+def test_weekly_issue_is_assembled_review_hours_before_in_section_order(app: Flask, db: Session) -> None:
     """Sunday 08:00 Berlin (24 h before Monday 08:00) the week's issue appears, posts in section order."""
     newsletter = _weekly(db)
     db.query(Post).delete()
@@ -177,9 +177,9 @@ def test_weekly_issue_is_assembled_review_hours_before_in_section_order(db: Sess
     _publish(db, newsletter, dt.datetime(2026, 11, 25, 9, tzinfo=UTC), "A tool we like", section=1)
     _publish(db, newsletter, dt.datetime(2026, 11, 26, 9, tzinfo=UTC), "Big news")
     before = dt.datetime(2026, 11, 29, 6, 59, tzinfo=UTC)  # Sunday 07:59 in Berlin
-    assert issues.materialise_weekly_issues(db, before) == []
+    assert issues.materialise_weekly_issues(db, app.config, before) == []
     sunday = dt.datetime(2026, 11, 29, 7, 0, tzinfo=UTC)
-    [outcome] = issues.materialise_weekly_issues(db, sunday)
+    [outcome] = issues.materialise_weekly_issues(db, app.config, sunday)
     db.commit()
     assert outcome.outcome == "created" and outcome.period_key == "2026-W49"
     issue = issues.get_issue(db, outcome.issue_id)  # type: ignore[arg-type]
@@ -191,36 +191,36 @@ def test_weekly_issue_is_assembled_review_hours_before_in_section_order(db: Sess
     assert issues.due_issue_ids(db, dt.datetime(2026, 11, 30, 7, 0, tzinfo=UTC)) == [issue.id]
 
 
-def test_next_week_takes_only_posts_published_since(db: Session) -> None:
+def test_next_week_takes_only_posts_published_since(app: Flask, db: Session) -> None:
     """Posts already in last week's issue, or older than it, do not come back."""
     newsletter = _weekly(db)
     db.query(Post).delete()
     db.commit()
     _publish(db, newsletter, dt.datetime(2026, 11, 25, 9, tzinfo=UTC), "Old news")
-    [first] = issues.materialise_weekly_issues(db, dt.datetime(2026, 11, 29, 8, tzinfo=UTC))
+    [first] = issues.materialise_weekly_issues(db, app.config, dt.datetime(2026, 11, 29, 8, tzinfo=UTC))
     db.commit()
     _publish(db, newsletter, dt.datetime(2026, 12, 2, 9, tzinfo=UTC), "New news")
-    [second] = issues.materialise_weekly_issues(db, dt.datetime(2026, 12, 6, 8, tzinfo=UTC))
+    [second] = issues.materialise_weekly_issues(db, app.config, dt.datetime(2026, 12, 6, 8, tzinfo=UTC))
     db.commit()
     assert (first.period_key, second.period_key) == ("2026-W49", "2026-W50")
     titles = [p.post.title for p in issues.get_issue(db, second.issue_id).issue_posts]  # type: ignore[arg-type]
     assert titles == ["New news"]
 
 
-def test_empty_week_creates_nothing_and_says_so(db: Session) -> None:
+def test_empty_week_creates_nothing_and_says_so(app: Flask, db: Session) -> None:
     """No posts: no issue, one ScheduleRun the editor can show; a late post before send time still makes it."""
     newsletter = _weekly(db)
     db.query(Post).delete()
     db.commit()
     sunday = dt.datetime(2026, 11, 29, 8, tzinfo=UTC)
-    assert [o.outcome for o in issues.materialise_weekly_issues(db, sunday)] == ["empty"]
+    assert [o.outcome for o in issues.materialise_weekly_issues(db, app.config, sunday)] == ["empty"]
     db.commit()
     [run] = issues.schedule_runs(db, newsletter.id)
     assert run.outcome == ScheduleOutcome.EMPTY and run.period_key == "2026-W49"
     assert "No posts" in run.note
     assert db.scalar(select(func.count()).select_from(Issue)) == 0
     _publish(db, newsletter, dt.datetime(2026, 11, 29, 12, tzinfo=UTC), "Sunday scoop")
-    [late] = issues.materialise_weekly_issues(db, dt.datetime(2026, 11, 29, 13, tzinfo=UTC))
+    [late] = issues.materialise_weekly_issues(db, app.config, dt.datetime(2026, 11, 29, 13, tzinfo=UTC))
     db.commit()
     assert late.outcome == "created"
     assert issues.schedule_runs(db, newsletter.id)[0].outcome == ScheduleOutcome.CREATED

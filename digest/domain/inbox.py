@@ -13,7 +13,9 @@ Functions flush; the caller commits.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -207,7 +209,8 @@ def dismiss(session: Session, item: InboxItem, now: dt.datetime | None = None) -
     return item
 
 
-def publish_accepted(session: Session, newsletter: Newsletter, now: dt.datetime) -> int:
+def publish_accepted(session: Session, config: Mapping[str, Any], newsletter: Newsletter,
+                     now: dt.datetime) -> int:
     """Publish the drafts accepted from the inbox, when the newsletter pulls them into its
     weekly issue; return how many."""
     if not newsletter.include_accepted:
@@ -219,7 +222,7 @@ def publish_accepted(session: Session, newsletter: Newsletter, now: dt.datetime)
                Post.status == PostStatus.DRAFT, Post.published_at.is_(None))
     ))
     for post in drafts:
-        posts.publish_post(session, post, now)
+        posts.publish_post(session, config, post, now)
     return len(drafts)
 
 

@@ -575,7 +575,8 @@ def _record_run(
 
 
 def materialise_week(
-    session: Session, newsletter: Newsletter, slot: WeeklySlot, now: dt.datetime
+    session: Session, config: Mapping[str, Any], newsletter: Newsletter, slot: WeeklySlot,
+    now: dt.datetime,
 ) -> WeeklyOutcome:
     """Assemble the issue of one slot from the week's posts, once; record an empty week."""
     existing = session.scalar(
@@ -592,7 +593,7 @@ def materialise_week(
     )
     if run is not None and run.outcome == ScheduleOutcome.EMPTY and now >= slot.send_at:
         return WeeklyOutcome(newsletter.id, slot.period_key, "empty")
-    inbox.publish_accepted(session, newsletter, now)
+    inbox.publish_accepted(session, config, newsletter, now)
     posts = candidate_posts(session, newsletter.id, now)
     if not posts:
         note = "No posts were published since the last issue, so no issue was assembled."
@@ -638,7 +639,7 @@ def materialise_week(
 
 
 def materialise_weekly_issues(
-    session: Session, now: dt.datetime | None = None
+    session: Session, config: Mapping[str, Any], now: dt.datetime | None = None
 ) -> list[WeeklyOutcome]:
     """Assemble every newsletter's weekly issue whose review window has opened.
 
@@ -655,7 +656,7 @@ def materialise_weekly_issues(
     for newsletter in newsletters:
         for slot in weekly_slots(newsletter, now):
             if slot.assemble_at <= now < slot.send_at + LATE_GRACE:
-                outcomes.append(materialise_week(session, newsletter, slot, now))
+                outcomes.append(materialise_week(session, config, newsletter, slot, now))
     return outcomes
 
 

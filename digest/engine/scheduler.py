@@ -112,7 +112,7 @@ def tick(
 
     def weekly() -> None:
         with database.session() as session:
-            report.weekly = issues.materialise_weekly_issues(session, now_or_real())
+            report.weekly = issues.materialise_weekly_issues(session, app.config, now_or_real())
 
     def start() -> None:
         report.started = start_due_issues(app, now_or_real())
