@@ -30,6 +30,7 @@ from digest.core.models import (
     SuppressionReason,
     TransactionalMail,
 )
+from digest.domain import engagement
 from digest.domain.suppression import suppress, suppression_for
 from digest.mail.message import ascii_address
 
@@ -146,6 +147,7 @@ def erase(session: Session, config: Mapping[str, Any], subscriber: Subscriber) -
     ):
         if pattern.search(job.problems):
             job.problems = pattern.sub("[erased]", job.problems)
+    engagement.erase_reader(session, config, subscriber.id)
     # Delivery rows keep their figures: the foreign key sets subscriber_id to NULL.
     session.delete(subscriber)
     session.flush()
