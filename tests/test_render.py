@@ -124,7 +124,7 @@ def test_text_part_has_every_title_of_the_readers_sections(app, db) -> None:  # 
     issue = demo_issue(db)
     prepared = prepare_issue(db, issue.id, app.config)
     chosen = section_ids(db, "Engineers", "Tools")
-    reader = Reader(2, "uidGrace", "grace@example.com", "Grace", chosen)
+    reader = Reader(2, "uidGrace", "grace@example.com", "Grace", chosen, tracked=False)
     text, html = _parts(prepared.message_for(reader, 5).data)
     flat = _flat(text)
     mine = [p for s in prepared.sections if s.id in chosen for p in s.posts]
@@ -168,7 +168,7 @@ def test_html_is_accessible_and_dark_mode_ready(app, db) -> None:  # type: ignor
         preheader="A chart and some text this week.",
     )
     prepared = prepare_issue(db, issue.id, app.config)
-    _, html = _parts(prepared.message_for(Reader(1, "u1", "a@example.com"), 1).data)
+    _, html = _parts(prepared.message_for(Reader(1, "u1", "a@example.com", tracked=False), 1).data)
     assert re.search(r'<html lang="en"', html)
     tables = re.findall(r"<table\b[^>]*>", html)
     assert tables and all('role="presentation"' in t for t in tables)

@@ -143,6 +143,13 @@ class Newsletter(Base):
     )
     # The weekly assembly publishes the drafts accepted from the inbox and carries them.
     include_accepted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Engagement (digest/domain/engagement.py): clicks counted unless turned off, the open
+    # pixel only when turned on, per-reader rows only when the editor asks for them.
+    track_clicks: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    track_opens: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    keep_reader_engagement: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sections: Mapped[list[Section]] = relationship(
@@ -218,6 +225,8 @@ class Subscription(Base):
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The reader's "don't track me": their links are not rewritten, no pixel is added.
+    no_tracking: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
     newsletter: Mapped[Newsletter] = relationship()
@@ -509,6 +518,87 @@ class Delivery(Base):
     bounce: Mapped[BounceKind | None] = mapped_column(_enum(BounceKind))
     bounce_detail: Mapped[str | None] = mapped_column(Text)
     bounced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class IssueLink(Base):
+    """A link of a sent issue, by the index its click tokens name; append-only."""
+
+    __tablename__ = "issue_link"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    url: Mapped[str] = mapped_column(Text)
+    post_id: Mapped[int | None] = mapped_column(ForeignKey("post.id", ondelete="SET NULL"))
+    section_id: Mapped[int | None] = mapped_column(ForeignKey("section.id", ondelete="SET NULL"))
+
+
+class ClickEvent(Base):
+    """A click or open waiting to be classified and counted (kept seconds, not days)."""
+
+    __tablename__ = "click_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(Integer)
+    delivery_id: Mapped[int] = mapped_column(Integer, index=True)
+    link: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # What the request alone showed to be a machine (HEAD, a scanner's agent, Apple's proxy).
+    machine: Mapped[str | None] = mapped_column(String(16))
+
+
+class ClickTally(Base):
+    """Counted clicks of one issue's link in one hour after the send, by kind (human or
+    the machine rule that matched): aggregates, naming no reader."""
+
+    __tablename__ = "click_tally"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True
+    )
+    link: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    uniques: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ClickReach(Base):
+    """How many readers of an issue clicked a human click in a section (0: anywhere)."""
+
+    __tablename__ = "click_reach"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True
+    )
+    section_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    readers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ClickSeen(Base):
+    """A keyed hash of (delivery, link or section) that has clicked, to count each once."""
+
+    __tablename__ = "click_seen"
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class ReaderClick(Base):
+    """Who clicked what: kept only for newsletters that keep per-reader engagement."""
+
+    __tablename__ = "reader_click"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("delivery.id", ondelete="CASCADE"), index=True
+    )
+    link: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    machine: Mapped[str | None] = mapped_column(String(16))
 
 
 class Sender(Base):

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from digest.core.models import Newsletter
-from digest.core.tokens import keyed_hash
+from digest.core.tokens import ClickSigner, keyed_hash
 from digest.domain import links
 from digest.mail.message import (
     encode_text_header,
@@ -113,6 +113,8 @@ class SignedLinks:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config
+        self._clicks = ClickSigner(config["SECRET_KEY"])
+        self._click_base = links.absolute(config, "/c/")
 
     def unsubscribe_url(self, subscription_uid: str) -> str:
         """Return the reader's one-click unsubscribe URL."""
@@ -129,3 +131,7 @@ class SignedLinks:
     def bounce_address(self, ref: str, recipient: str) -> str:
         """Return the VERP envelope sender of the message ref names, to recipient."""
         return verp_address(self.config, ref, recipient)
+
+    def click_url(self, issue_id: int, delivery_id: int, link: int) -> str:
+        """Return the signed redirect that records a click on an issue's link."""
+        return self._click_base + self._clicks.token(issue_id, delivery_id, link)

@@ -28,6 +28,7 @@ from digest.core.db import utcnow
 from digest.core.models import (
     Delivery,
     Issue,
+    IssueLink,
     IssuePost,
     Newsletter,
     NoPostChoice,
@@ -60,6 +61,7 @@ from digest.mail.render import (
     marked_as_test,
     size_report,
 )
+from digest.mail.tracking import Tracking
 
 
 def render_settings(config: Mapping[str, Any]) -> RenderSettings:
@@ -128,6 +130,15 @@ def load_issue(session: Session, issue_id: int, config: Mapping[str, Any]) -> Is
                 tuple(_post(config, newsletter.slug, post) for post in group.posts),
             )
             for group in issue_sections(issue)
+        ),
+        tracking=Tracking(
+            clicks=newsletter.track_clicks,
+            opens=newsletter.track_opens,
+            known_links=tuple(
+                session.scalars(
+                    select(IssueLink.url).where(IssueLink.issue_id == issue.id).order_by(IssueLink.idx)
+                )
+            ),
         ),
     )
 

@@ -32,7 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
 from digest.core.db import Database, utcnow
-from digest.domain import deliveries, heartbeats, issues
+from digest.domain import deliveries, engagement, heartbeats, issues
 from digest.domain.deliveries import Reaped
 from digest.engine import feeds
 
@@ -129,7 +129,12 @@ def tick(
     _step(report, "weekly issues", weekly)
     _step(report, "starting due issues", start)
     _step(report, "maintenance", maintenance)
+    def clicks() -> None:
+        with database.session() as session:
+            engagement.settle(session, app.config, now_or_real())
+
     _step(report, "dispatch", dispatch)
+    _step(report, "counting clicks", clicks)
     try:
         with database.session() as session:
             heartbeats.record(session, heartbeats.CLOCK, app.config["TICK_SECONDS"], report.errors,

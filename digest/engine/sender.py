@@ -64,7 +64,7 @@ from digest.core.models import (
     SuppressionReason,
 )
 from digest.core.tokens import keyed_hasher
-from digest.domain import deliveries, issues
+from digest.domain import deliveries, engagement, issues
 from digest.domain.deliveries import Blocked
 from digest.domain.issue_mail import load_issue, render_settings
 from digest.domain.suppression import HASH_PURPOSE, suppress
@@ -140,7 +140,10 @@ def load_readers(
     if not ids:
         return {}
     rows = executor.execute(
-        select(Subscriber.id, Subscriber.email, Subscriber.name, Subscription.id, Subscription.uid)
+        select(
+            Subscriber.id, Subscriber.email, Subscriber.name, Subscription.id, Subscription.uid,
+            Subscription.no_tracking,
+        )
         .join(
             Subscription,
             (Subscription.subscriber_id == Subscriber.id)
@@ -159,10 +162,10 @@ def load_readers(
     hash_of = keyed_hasher(config["SECRET_KEY"], HASH_PURPOSE)
     return {
         sid: Recipient(
-            Reader(sid, uid, email, name, frozenset(chosen.get(subscription_id, ()))),
+            Reader(sid, uid, email, name, frozenset(chosen.get(subscription_id, ())), not no_tracking),
             hash_of(email),
         )
-        for sid, email, name, subscription_id, uid in rows
+        for sid, email, name, subscription_id, uid, no_tracking in rows
     }
 
 
@@ -214,6 +217,9 @@ class PreparedIssues:
             if prepared is None or prepared.content != content:
                 prepared = PreparedIssue(content, self._settings)
                 check_sendable(prepared)
+                if prepared.link_table.links:
+                    with self._database.session() as session:
+                        engagement.save_links(session, issue_id, prepared.link_table)
             self._items[issue_id] = (prepared, stamp)
             while len(self._items) > ISSUES_KEPT:
                 self._items.popitem(last=False)

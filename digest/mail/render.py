@@ -27,7 +27,7 @@ import string
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,6 +48,7 @@ from digest.mail.message import (
 )
 from digest.mail.plaintext import WIDTH, markdown_to_text, wrap
 from digest.mail.stencil import Slots, Stencil, email_templates
+from digest.mail.tracking import OPEN_LINK, LinkTable, Tracking, link_table, rewrite
 
 # Gmail clips HTML past ~102 KB, cutting the footer with the unsubscribe link and the
 # postal address; its own rewriting (link wrapping, class renaming) adds bytes, and clipping
@@ -59,6 +60,9 @@ CLIP_KB = 100  # what editors are told Gmail clips at
 _LONGEST_NAME = 200
 _LONGEST_EMAIL = 254
 _VARIANTS_KEPT = 128
+_LARGEST_DELIVERY = 2**32 - 1  # a delivery id as long as a click token can carry
+# A variant: the sections a reader chose, whether they gave a name, whether they are tracked.
+_Key = tuple[frozenset[int], bool, bool]
 # The subscription uid of previews and test sends: no subscription has it (real ones are
 # 22 random characters), so their unsubscribe and preference links act on nobody.
 PREVIEW_UID = "preview"
@@ -90,6 +94,7 @@ class Reader:
     email: str
     name: str = ""
     section_ids: frozenset[int] = frozenset()  # empty: every section
+    tracked: bool = True  # False: the reader turned tracking off; links go straight out
 
     @property
     def first_name(self) -> str:
@@ -200,6 +205,7 @@ class IssueContent:
     feedback_id: str
     newsletter: NewsletterView
     sections: tuple[SectionContent, ...]  # in the order the issue shows them
+    tracking: Tracking = field(default_factory=Tracking)
 
 
 class ReaderLinks(Protocol):
@@ -220,6 +226,11 @@ class ReaderLinks(Protocol):
 
     def bounce_address(self, ref: str, recipient: str) -> str:
         """Return the envelope sender (VERP) of the message ref names, to recipient."""
+        ...
+
+    def click_url(self, issue_id: int, delivery_id: int, link: int) -> str:
+        """Return the signed redirect that records a click on an issue's link (OPEN_LINK:
+        the open pixel)."""
         ...
 
 
@@ -293,9 +304,14 @@ class PreparedIssue:
                 ("Content-Type", f'multipart/alternative; boundary="{self._boundary}"'),
             ]
         )
-        self._slots = Slots(SLOTS)
+        self.tracking = content.tracking
+        self.link_table: LinkTable = link_table(
+            self.sections, self.issue.web_url, str(self.issue.intro_html), content.tracking
+        )
+        self._slots = Slots({**SLOTS, **self.link_table.slots(content.tracking.opens)})
         self._section_names = dict(newsletter.sections)
-        self._variants: OrderedDict[tuple[frozenset[int], bool], Stencil] = OrderedDict()
+        self._variants: OrderedDict[_Key, Stencil] = OrderedDict()
+        self._variant_links: dict[_Key, tuple[int, ...]] = {}
         self._lock = threading.Lock()
 
     # -- variants -------------------------------------------------------------------
@@ -316,8 +332,17 @@ class PreparedIssue:
     def _sections(self, chosen: frozenset[int]) -> list[RenderedSection]:
         return [s for s in self.sections if not chosen or s.id in chosen]
 
-    def _key(self, reader: Reader) -> tuple[frozenset[int], bool]:
-        return self.chosen_sections(reader), bool(_clean_name(reader.name))
+    def tracks(self, reader: Reader, delivery_id: int | None) -> bool:
+        """Return whether this reader's message gets tracked links (a real delivery, a
+        newsletter that tracks, a reader who did not opt out)."""
+        return (
+            delivery_id is not None
+            and reader.tracked
+            and (self.tracking.clicks or self.tracking.opens)
+        )
+
+    def _key(self, reader: Reader, tracked: bool = False) -> _Key:
+        return self.chosen_sections(reader), bool(_clean_name(reader.name)), tracked
 
     def context_for(
         self, chosen: frozenset[int], reader: _ReaderFields | Reader, urls: Mapping[str, str]
@@ -339,14 +364,26 @@ class PreparedIssue:
             "preferences_url": urls["preferences_url"],
         }
 
-    def _build(self, key: tuple[frozenset[int], bool]) -> Stencil:
-        chosen, named = key
+    def _build(self, key: _Key) -> Stencil:
+        chosen, named, tracked = key
         slots = self._slots
         reader = _ReaderFields(slots["name"] if named else "", slots["email"], slots["first_name"] if named else "")
         urls = {slot: slots[slot] for slot in ("unsubscribe_url", "preferences_url")}
-        return slots.stencil(self.env, "digest", self.context_for(chosen, reader, urls))
+        context = self.context_for(chosen, reader, urls)
+        if not tracked:
+            return slots.stencil(self.env, "digest", context)
+        used: list[int] = []
 
-    def _variant(self, key: tuple[frozenset[int], bool]) -> Stencil:
+        def tracked_parts(html: str, text: str) -> tuple[str, str]:
+            html, text, found = rewrite(html, text, self.link_table, slots, self.tracking)
+            used.extend(found)
+            return html, text
+
+        stencil = slots.stencil(self.env, "digest", context, tracked_parts)
+        self._variant_links[key] = tuple(used)
+        return stencil
+
+    def _variant(self, key: _Key) -> Stencil:
         with self._lock:
             variant = self._variants.get(key)
             if variant is not None:
@@ -355,31 +392,41 @@ class PreparedIssue:
             variant = self._build(key)
             self._variants[key] = variant
             if len(self._variants) > _VARIANTS_KEPT:
-                self._variants.popitem(last=False)
+                dropped, _ = self._variants.popitem(last=False)
+                self._variant_links.pop(dropped, None)
             return variant
 
-    def _values(self, reader: Reader) -> dict[str, str]:
-        return {
+    def _values(self, reader: Reader, key: _Key, delivery_id: int | None) -> dict[str, str]:
+        values = {
             "name": _clean_name(reader.name),
             "first_name": first_name(reader.name),
             "email": reader.email,
             "unsubscribe_url": self.links.unsubscribe_url(reader.subscription_uid),
             "preferences_url": self.links.preferences_url(reader.subscription_uid),
         }
+        if key[2] and delivery_id is not None:
+            click_url, issue_id = self.links.click_url, self.issue_id
+            for index in self._variant_links[key]:
+                values[f"link{index}"] = click_url(issue_id, delivery_id, index)
+            if self.tracking.opens:
+                values["open_url"] = click_url(issue_id, delivery_id, OPEN_LINK)
+        return values
 
     # -- what callers use -------------------------------------------------------------
 
-    def parts_for(self, reader: Reader) -> tuple[str, str]:
+    def parts_for(self, reader: Reader, delivery_id: int | None = None) -> tuple[str, str]:
         """Return (HTML, text) of one reader's message, as their mail client shows them."""
-        return self._variant(self._key(reader)).filled(self._values(reader))
+        key = self._key(reader, self.tracks(reader, delivery_id))
+        return self._variant(key).filled(self._values(reader, key, delivery_id))
 
     def message_for(self, reader: Reader, delivery_id: int | None) -> Outgoing:
         """Return the exact bytes, envelope sender and recipient of one reader's message.
 
         Raises HeaderError for an address that cannot be sent without SMTPUTF8.
         """
-        variant = self._variant(self._key(reader))
-        values = self._values(reader)
+        key = self._key(reader, self.tracks(reader, delivery_id))
+        variant = self._variant(key)
+        values = self._values(reader, key, delivery_id)
         mailto = self.links.unsubscribe_mailto(reader.subscription_uid)
         ref = f"d{delivery_id}" if delivery_id is not None else "preview"
         message_id = make_message_id(
@@ -404,11 +451,12 @@ class PreparedIssue:
         )
 
     def largest_html(self) -> str:
-        """Return the biggest HTML any reader can get: every section, the longest values."""
+        """Return the biggest HTML any reader can get: every section, the longest values,
+        the links rewritten when the issue tracks them."""
         reader = Reader(
             None, "x" * 22, "x" * (_LONGEST_EMAIL - 12) + "@example.org", "x" * _LONGEST_NAME
         )
-        return self.parts_for(reader)[0]
+        return self.parts_for(reader, _LARGEST_DELIVERY)[0]
 
 
 def _pieces(count: int) -> str:

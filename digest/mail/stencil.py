@@ -21,7 +21,7 @@ import functools
 import hashlib
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,9 +231,19 @@ class Slots:
             raise KeyError(slot)
         return f"{self._marker}{slot}{self._marker}"
 
-    def stencil(self, env: Environment, name: str, context: Mapping[str, Any]) -> Stencil:
-        """Render emails/NAME once with markers in context; raise TemplateError if one changed."""
+    def stencil(
+        self,
+        env: Environment,
+        name: str,
+        context: Mapping[str, Any],
+        after: Callable[[str, str], tuple[str, str]] | None = None,
+    ) -> Stencil:
+        """Render emails/NAME once with markers in context, then pass (HTML, text) through
+        after (which may add markers, e.g. rewritten links); raise TemplateError if a
+        template changed a marker."""
         html, text = render_email(env, name, context)
+        if after is not None:
+            html, text = after(html, text)
         for rendered in (html, text):
             if self._marker in self.pattern.sub("", rendered).lower():
                 raise TemplateError(

@@ -9,6 +9,7 @@ unsubscribe the reader its token names.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 
@@ -17,22 +18,26 @@ from flask import (
     Response,
     abort,
     current_app,
+    redirect,
     render_template,
     request,
 )
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from werkzeug.wrappers import Response as BaseResponse
 
 from digest.core.extensions import csrf_exempt, db_session, limiter
 from digest.core.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
-from digest.core.tokens import CONFIRM_MAX_AGE, BadToken, ExpiredToken, Purpose
+from digest.core.tokens import CONFIRM_MAX_AGE, BadToken, ClickSigner, ExpiredToken, Purpose
 from digest.core.validation import Invalid
-from digest.domain import links
+from digest.domain import engagement, links
 from digest.domain.newsletters import find_newsletter
 from digest.domain.subscribers import privacy, signup
 from digest.domain.subscribers.signup import ConfirmResult, LinkGone, Signup, WithdrawalChannel
+from digest.engine.clicks import recorder
 from digest.engine.transactional import wake
+from digest.mail.tracking import OPEN_LINK
 from digest.web.signup import client_ip, run_signup, signup_limit
 from digest.web.unavailable import TRY_AGAIN, retry_after
 from digest.web.unavailable import unavailable as database_unavailable
@@ -155,6 +160,38 @@ def _expired(token: str) -> tuple[str, int]:
     return render_template(
         "public/confirm_expired.html", token=token, expires_days=CONFIRM_MAX_AGE // 86400
     ), 410
+
+
+_PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+@bp.get("/c/<token>")
+def click(token: str) -> BaseResponse:
+    """Send a reader on to the link a click token names, at once, and record the click;
+    a tampered or unknown token goes to this site's front page, never elsewhere."""
+    config = current_app.config
+    clicks = recorder(current_app)
+    try:
+        issue_id, delivery_id, link = ClickSigner(config["SECRET_KEY"]).read(token)
+    except BadToken:
+        return _no_store(redirect(links.absolute(config, "/"), 302))
+    machine = engagement.request_machine(
+        request.method, request.user_agent.string, request.remote_addr, link
+    )
+    if link == OPEN_LINK:
+        clicks.record(issue_id, delivery_id, link, machine)
+        return _no_store(Response(_PIXEL, 200, mimetype="image/gif"))
+    target = clicks.target(issue_id, link)
+    if target is None:
+        return _no_store(redirect(links.absolute(config, "/"), 302))
+    clicks.record(issue_id, delivery_id, link, machine)
+    return _no_store(redirect(target, 302))
+
+
+def _no_store(response: BaseResponse) -> BaseResponse:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @bp.get("/confirm/<token>")

@@ -30,7 +30,7 @@ from digest.core.models import (
     SuppressionReason,
     TransactionalMail,
 )
-from digest.domain import webhooks
+from digest.domain import engagement, webhooks
 from digest.domain.suppression import suppress, suppression_for
 from digest.mail.message import ascii_address
 
@@ -147,6 +147,7 @@ def erase(session: Session, config: Mapping[str, Any], subscriber: Subscriber) -
     ):
         if pattern.search(job.problems):
             job.problems = pattern.sub("[erased]", job.problems)
+    engagement.erase_reader(session, config, subscriber.id)
     # Delivery rows keep their figures: the foreign key sets subscriber_id to NULL.
     webhooks.emit(session, "subscriber.erased", f"subscriber:{subscriber.id}",
                   {"subscriber_id": subscriber.id})
