@@ -845,6 +845,8 @@ class WebhookAttempt(Base):
     elapsed_ms: Mapped[int] = mapped_column(Integer, default=0)
     excerpt: Mapped[str] = mapped_column(String(500), default="")
     error: Mapped[str | None] = mapped_column(String(300))
+
+
 class Source(Base):
     """An RSS, Atom or JSON Feed the clock reads into a newsletter's inbox, for one section.
 
