@@ -92,6 +92,7 @@ def page_link(values: Mapping[str, Any], **cursor: int | None) -> str | None:
 from digest.web.api import (  # noqa: E402,F401
     auth,
     issues,
+    media,
     newsletters,
     posts,
     spec,
