@@ -32,7 +32,7 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from digest.core.models import Editor, Media, new_uid
+from digest.core.models import Editor, Media, Newsletter, new_uid
 from digest.core.storage import MediaStorage
 from digest.core.validation import Invalid, text
 from digest.mail.markdown import EMAIL_IMAGE_WIDTH
@@ -229,6 +229,29 @@ def set_alt(session: Session, media: Media, alt: str) -> Media:
         raise Invalid(errors)
     session.flush()
     return media
+
+
+IMAGE_DISPLAYS = {"none": "No images", "lead": "Lead image, full width",
+                  "thumbnail": "Thumbnail beside the title"}
+
+
+def set_newsletter_images(session: Session, newsletter: Newsletter, image_display: str,
+                          logo_light_id: str, logo_dark_id: str) -> Newsletter:
+    """Set how the digest shows lead images and which library images are the logo."""
+    errors: dict[str, str] = {}
+    if image_display not in IMAGE_DISPLAYS:
+        errors["image_display"] = "Choose none, lead image or thumbnail."
+    logos: dict[str, Media | None] = {}
+    for field, value in (("logo_light_id", logo_light_id), ("logo_dark_id", logo_dark_id)):
+        logos[field] = session.get(Media, int(value)) if value.isdigit() and len(value) < 10 else None
+        if value and logos[field] is None:
+            errors[field] = "Choose an image of the media library, or none."
+    if errors:
+        raise Invalid(errors)
+    newsletter.image_display = image_display
+    newsletter.logo_light, newsletter.logo_dark = logos["logo_light_id"], logos["logo_dark_id"]
+    session.flush()
+    return newsletter
 
 
 def get_media(session: Session, media_id: int) -> Media | None:

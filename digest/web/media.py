@@ -7,9 +7,12 @@ caches may keep them for a year; sniffing is off and nothing in them runs.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort
+from flask import Blueprint, Response, abort, current_app
 
+from digest.core.models import Media
 from digest.core.storage import KEY, app_storage
+from digest.domain import links
+from digest.domain import media as images
 
 bp = Blueprint("media", __name__)
 _TYPES = {"png": "image/png", "jpg": "image/jpeg", "gif": "image/gif"}
@@ -31,3 +34,8 @@ def image(uid: str, name: str) -> Response:
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
     return response
+
+
+def image_url(item: Media, size: str = "web") -> str:
+    """Return the absolute URL of one size of an image (templates: feeds need absolute)."""
+    return links.absolute(current_app.config, images.path(item, size))

@@ -12,7 +12,15 @@ from digest.core.models import Media
 from digest.core.storage import app_storage
 from digest.core.validation import Invalid
 from digest.domain import links, media
-from digest.web.editor import bp, commit_change, get_or_404, int_arg, refusal
+from digest.web.editor import (
+    admin,
+    bp,
+    commit_change,
+    get_or_404,
+    int_arg,
+    newsletter_or_409,
+    refusal,
+)
 
 
 def described(item: Media) -> dict[str, object]:
@@ -67,3 +75,26 @@ def media_alt(media_id: int) -> Response:
     commit_change(lambda dbs: media.set_alt(dbs, item, request.form.get("alt", "")),
                   "The description is saved.", (Invalid,))
     return redirect(url_for("editor.media_library") + f"#media-{media_id}")
+
+
+@admin.route("/settings/media", methods=["GET", "POST"])
+def media_settings() -> Response | tuple[str, int]:
+    """Show and save the logo and how the digest shows lead images."""
+    newsletter = newsletter_or_409()
+    errors: dict[str, str] = {}
+    form = request.form
+    if request.method == "POST":
+        dbs = db_session()
+        try:
+            media.set_newsletter_images(dbs, newsletter, form.get("image_display", ""),
+                                        form.get("logo_light_id", ""), form.get("logo_dark_id", ""))
+        except Invalid as exc:
+            dbs.rollback()
+            errors = exc.errors
+        else:
+            dbs.commit()
+            flash("Media & logo settings are saved.", "success")
+            return redirect(url_for("editor.admin.media_settings"))
+    return render_template("editor/media_settings.html", errors=errors,
+                           images=media.library(db_session()), displays=media.IMAGE_DISPLAYS,
+                           described=described), 400 if errors else 200
