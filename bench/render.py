@@ -16,6 +16,11 @@ revision are exported to a temporary folder and the same issue is rendered, sign
 rsa-sha256 as the sender signs (with the body hash the renderer computed), with them and
 with today's templates, alternating, best of seven rounds of three messages per reader: a second table
 shows per-message cost, per-issue cost and HTML size before and after.
+
+A last table sets the same issue with images against without, in two databases rendered
+alternately: a light and a dark logo, a lead image on every post (shown full width), and
+an uploaded image in every body the digest shows; per-message cost unsigned and rsa-sha256,
+the largest HTML and what its images weigh (fetched by the client, outside Gmail's limit).
 """
 
 from __future__ import annotations
@@ -43,7 +48,10 @@ from naive import NaivePipeline, NaiveSigner  # noqa: E402
 from sample_issue import sample_app, sample_readers  # noqa: E402
 
 from digest.core.extensions import get_db  # noqa: E402
+from digest.core.models import Issue, Newsletter  # noqa: E402
 from digest.core.resources import resource_dir  # noqa: E402
+from digest.core.storage import media_storage  # noqa: E402
+from digest.domain import media  # noqa: E402
 from digest.domain.issue_mail import load_issue, prepare_issue, render_settings  # noqa: E402
 from digest.mail.dkim import DKIMSigner  # noqa: E402
 from digest.mail.render import Outgoing, PreparedIssue, Reader, size_report  # noqa: E402
@@ -185,6 +193,78 @@ def compare_templates(
     return lines
 
 
+def _illustrate(app: Flask, issue_id: int) -> None:
+    """Give the issue's newsletter a logo (light and dark), every post a lead image shown
+    full width, and every body the digest shows an uploaded image."""
+    from PIL import Image, ImageDraw
+
+    def picture(width: int, height: int, hue: int) -> bytes:
+        image = Image.new("RGB", (width, height), (hue, 120, 200 - hue // 2))
+        ImageDraw.Draw(image).ellipse((width // 4, height // 4, width // 2, height // 2), fill=(250, 200, 0))
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=90)
+        return out.getvalue()
+
+    storage = media_storage(app.config)
+    limits = media.Limits.of(app.config)
+    with app.app_context(), get_db_of(app).session() as session:
+        issue = session.get(Issue, issue_id)
+        assert issue is not None
+        newsletter: Newsletter = issue.newsletter
+        logo = media.upload(session, storage, picture(600, 120, 10), "logo.jpg", limits, alt="Logo")
+        dark = media.upload(session, storage, picture(600, 120, 200), "dark.jpg", limits, alt="Logo")
+        newsletter.logo_light, newsletter.logo_dark, newsletter.image_display = logo, dark, "lead"
+        for n, item in enumerate(issue.issue_posts):
+            post = item.post
+            post.lead_image = media.upload(session, storage, picture(1600, 900, n * 9 % 200),
+                                           f"lead{n}.jpg", limits, alt=f"Lead picture {n}")
+            if not post.summary.strip():
+                body = media.upload(session, storage, picture(1200, 800, n * 5 % 200),
+                                    f"body{n}.jpg", limits, alt=f"Chart {n}")
+                url = f"{app.config['BASE_URL']}{media.path(body)}"
+                post.body_md = f"![Chart {n}]({url})\n\n{post.body_md}"
+
+
+def image_rows(n_readers: int, folder: Path) -> list[str]:
+    """Return the table of per-message cost with images against without."""
+    apps = {}
+    for label in ("without images", "with images"):
+        (folder / label).mkdir()
+        apps[label] = sample_app(folder / label)
+    _illustrate(*apps["with images"])
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    results: dict[tuple[str, str], float] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    sessions = {label: get_db_of(app).sessionmaker() for label, (app, _) in apps.items()}
+    for dkim_label, signer in (("none", None), ("rsa-sha256", DKIMSigner(DOMAIN, SELECTOR, key))):
+        best = _best_of({
+            label: partial(_fast, sessions[label], issue_id, app,
+                           sample_readers(n_readers, [sid for sid, _ in
+                                                      prepare_issue(sessions[label], issue_id, app.config).newsletter.sections]),
+                           signer)
+            for label, (app, issue_id) in apps.items()
+        })
+        for label, (elapsed, out) in best.items():
+            assert all(_valid(m, signer.dns_record() if signer else None) for m in out[:20])
+            results[(label, dkim_label)] = elapsed / n_readers * 1000
+    for label, (app, issue_id) in apps.items():
+        report = size_report(prepare_issue(sessions[label], issue_id, app.config))
+        sizes[label] = (report.bytes, report.image_bytes)
+        sessions[label].close()
+        get_db_of(app).dispose()
+    header = f"{'issue':<16} | {'ms/msg unsigned':>15} | {'ms/msg rsa':>10} | {'largest HTML':>12} | {'images':>9}"
+    lines = ["", f"the same issue with images against without, {n_readers} readers, best of {ROUNDS}, one run",
+             header, "-" * len(header)]
+    base = results[("without images", "none")], results[("without images", "rsa-sha256")]
+    for label in apps:
+        unsigned, signed = results[(label, "none")], results[(label, "rsa-sha256")]
+        html, images = sizes[label]
+        lines.append(f"{label:<16} | {unsigned:>8.3f} ({unsigned / base[0]:.2f}×) | "
+                     f"{signed:>5.3f} ({signed / base[1]:.2f}×) | {html / 1000:>9.1f} KB | "
+                     f"{images / 1000:>6.1f} KB")
+    return lines
+
+
 def main(n_readers: int, before: str | None = None) -> None:
     """Run the benchmark for n_readers readers and print the table."""
     with tempfile.TemporaryDirectory(prefix="digest-bench-") as folder:
@@ -227,6 +307,7 @@ def main(n_readers: int, before: str | None = None) -> None:
         )
         session.close()
         get_db_of(app).dispose()
+        with_images = image_rows(n_readers, Path(folder))
 
     print(
         f"render + MIME + DKIM per message: {posts}-post issue, {n_readers} readers, "
@@ -250,7 +331,7 @@ def main(n_readers: int, before: str | None = None) -> None:
             f"{label:<18} | {fast_ms:>13.3f} | {naive_ms:>12.3f} | {naive_ms / fast_ms:>11.1f}× | "
             f"{'yes' if valid else 'NO'}"
         )
-    for line in compared:
+    for line in compared + with_images:
         print(line)
     if not all(valid for *_, valid in rows):
         sys.exit("some output did not parse or verify")

@@ -203,6 +203,25 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _media_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if not value.strip():
+        return ""
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ValueError("expected s3://BUCKET/PREFIX")
+    elif parts.scheme == "file":
+        if not parts.path.startswith("/"):
+            raise ValueError("expected file:///ABSOLUTE/FOLDER")
+    else:
+        raise ValueError("expected s3://BUCKET/PREFIX or file:///FOLDER (empty: <instance>/media)")
+    return value.strip().rstrip("/")
+
+
+def _optional_http_url(value: str) -> str:
+    return _base_url(value) if value.strip() else ""
+
+
 # The address the README tells people to open; `digest run --port` moves it in development.
 DEFAULT_BASE_URL = "http://127.0.0.1:5000"
 
@@ -266,6 +285,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ONE_CLICK_RATE_LIMIT", _rate_limit, "600 per minute"),
     Setting("API_RATE_LIMIT", _rate_limit, "120 per minute"),
     Setting("API_FAILED_AUTH_LIMIT", _rate_limit, "20 per 10 minutes"),
+    # Uploaded images: where they are kept, and what an upload may be (digest/domain/media.py).
+    Setting("MEDIA_URL", _media_url, ""),
+    Setting("MEDIA_S3_ENDPOINT", _optional_http_url, ""),
+    Setting("MEDIA_S3_REGION", _text, "us-east-1"),
+    Setting("MEDIA_S3_ACCESS_KEY", _text, "", private=True),
+    Setting("MEDIA_S3_SECRET_KEY", _text, "", private=True),
+    Setting("MEDIA_MAX_BYTES", _positive_int, 10 * 2**20),
+    Setting("MEDIA_MAX_PIXELS", _positive_int, 40_000_000),
+    Setting("MEDIA_MAX_FRAMES", _positive_int, 60),
     # Per editor: "send me a test" of an issue.
     Setting("TEST_SEND_RATE_LIMIT", _rate_limit, "5 per 10 minutes"),
     # Feed intake (digest/engine/feeds.py): how often each source is read, how big it may be.

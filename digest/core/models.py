@@ -150,8 +150,14 @@ class Newsletter(Base):
     keep_reader_engagement: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=text("false")
     )
+    # How the digest shows each post's lead image: "none", "lead" (full width) or "thumbnail".
+    image_display: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    logo_light_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    logo_dark_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    logo_light: Mapped[Media | None] = relationship(foreign_keys=[logo_light_id])
+    logo_dark: Mapped[Media | None] = relationship(foreign_keys=[logo_dark_id])
     sections: Mapped[list[Section]] = relationship(
         back_populates="newsletter", order_by="Section.position"
     )
@@ -406,6 +412,7 @@ class Post(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     body_md: Mapped[str] = mapped_column(Text, default="")
     link_url: Mapped[str | None] = mapped_column(String(2000))
+    lead_image_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
     status: Mapped[PostStatus] = mapped_column(_enum(PostStatus), default=PostStatus.DRAFT)
     published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -413,6 +420,29 @@ class Post(Base):
 
     newsletter: Mapped[Newsletter] = relationship()
     section: Mapped[Section] = relationship()
+    lead_image: Mapped[Media | None] = relationship()
+
+
+class Media(Base):
+    """An uploaded image, decoded and re-encoded: its stored sizes and what they weigh.
+
+    `variants` maps a size name ("email", "email2x", "web") to
+    {"key", "width", "height", "bytes"}; every key lives in the media storage under `uid`.
+    """
+
+    __tablename__ = "media"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)
+    filename: Mapped[str] = mapped_column(String(200), default="")
+    alt: Mapped[str] = mapped_column(Text, default="")
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    frames: Mapped[int] = mapped_column(Integer, default=1)
+    variants: Mapped[dict[str, dict[str, object]]] = mapped_column(JSON)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("editor.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class IssuePost(Base):

@@ -30,6 +30,7 @@ from digest.core.models import (
     Issue,
     IssueLink,
     IssuePost,
+    Media,
     Newsletter,
     NoPostChoice,
     Post,
@@ -41,13 +42,15 @@ from digest.core.models import (
 )
 from digest.core.resources import resource_dir
 from digest.core.tokens import keyed_hasher
-from digest.domain import identity, links
+from digest.domain import identity, links, media
 from digest.domain.posts import issue_sections
 from digest.domain.suppression import HASH_PURPOSE, suppression_for
 from digest.mail.dkim import signer_from_config
 from digest.mail.render import (
     PREVIEW_UID,
+    ImageView,
     IssueContent,
+    Logo,
     NewsletterView,
     NotSendable,
     Outgoing,
@@ -79,13 +82,62 @@ def _local_date(issue: Issue, time_zone: str) -> dt.datetime:
         return when
 
 
-def _post(config: Mapping[str, Any], newsletter_slug: str, post: Post) -> PostContent:
+# How wide the digest draws a lead image (full: the column) and a thumbnail, and the box a
+# logo fits in; the 2x size is sent, so every one is sharp on high-density screens.
+THUMBNAIL_WIDTH = 120
+LOGO_BOX = (240, 48)
+
+
+def _image(config: Mapping[str, Any], item: Media, width: int, height: int | None = None) -> ImageView:
+    stored = media.variant(item, "email2x")
+    scale = min(width / stored["width"], (height or stored["height"]) / stored["height"], 1.0)
+    drawn_width = max(1, round(stored["width"] * scale))
+    return ImageView(src=links.absolute(config, f"/media/{stored['key']}"), width=drawn_width,
+                     height=max(1, round(stored["height"] * drawn_width / stored["width"])),
+                     alt=item.alt)
+
+
+def _lead(config: Mapping[str, Any], newsletter: Newsletter, post: Post) -> ImageView | None:
+    if post.lead_image is None or newsletter.image_display not in ("lead", "thumbnail"):
+        return None
+    width = media.EMAIL_WIDTH if newsletter.image_display == "lead" else THUMBNAIL_WIDTH
+    return _image(config, post.lead_image, width)
+
+
+def logo(config: Mapping[str, Any], newsletter: Newsletter) -> Logo | None:
+    """Return the newsletter's logo as emails and pages show it, or None without one."""
+    light = newsletter.logo_light or newsletter.logo_dark
+    if light is None:
+        return None
+    dark = newsletter.logo_dark if newsletter.logo_dark is not light else None
+    return Logo(_image(config, light, *LOGO_BOX), _image(config, dark, *LOGO_BOX) if dark else None)
+
+
+def _image_bytes(session: Session, newsletter: Newsletter, posts: list[Post]) -> int:
+    shown: dict[int, int] = {}
+    for item in (newsletter.logo_light, newsletter.logo_dark):
+        if item is not None:
+            shown[item.id] = int(media.variant(item, "email2x")["bytes"])
+    uids: set[str] = set()
+    for post in posts:
+        if post.lead_image is not None and newsletter.image_display in ("lead", "thumbnail"):
+            shown[post.lead_image.id] = int(media.variant(post.lead_image, "email2x")["bytes"])
+        if not post.summary.strip():
+            uids.update(media.linked_uids(post.body_md))
+    if uids:
+        for item in session.scalars(select(Media).where(Media.uid.in_(uids))):
+            shown[item.id] = int(media.variant(item, "email2x")["bytes"])
+    return sum(shown.values())
+
+
+def _post(config: Mapping[str, Any], newsletter: Newsletter, post: Post) -> PostContent:
     return PostContent(
         id=post.id,
         title=post.title,
         summary=post.summary,
-        body_md=post.body_md,
-        url=post.link_url or links.post_url(config, newsletter_slug, post.slug),
+        body_md=media.email_sized(post.body_md),
+        url=post.link_url or links.post_url(config, newsletter.slug, post.slug),
+        image=_lead(config, newsletter, post),
     )
 
 
@@ -100,6 +152,8 @@ def _newsletter(config: Mapping[str, Any], newsletter: Newsletter) -> Newsletter
         list_id=identity.list_id(config, newsletter),
         sections=tuple((s.id, s.name) for s in newsletter.sections),
         note_when_no_post=newsletter.no_post is NoPostChoice.NOTE,
+        logo=logo(config, newsletter),
+        image_display=newsletter.image_display,
     )
 
 
@@ -110,7 +164,10 @@ def load_issue(session: Session, issue_id: int, config: Mapping[str, Any]) -> Is
         .where(Issue.id == issue_id)
         .options(
             selectinload(Issue.issue_posts).selectinload(IssuePost.post).selectinload(Post.section),
+            selectinload(Issue.issue_posts).selectinload(IssuePost.post).selectinload(Post.lead_image),
             selectinload(Issue.newsletter).selectinload(Newsletter.sections),
+            selectinload(Issue.newsletter).selectinload(Newsletter.logo_light),
+            selectinload(Issue.newsletter).selectinload(Newsletter.logo_dark),
         )
     ).one()
     newsletter = issue.newsletter
@@ -127,7 +184,7 @@ def load_issue(session: Session, issue_id: int, config: Mapping[str, Any]) -> Is
             SectionContent(
                 group.section.id,
                 group.section.name,
-                tuple(_post(config, newsletter.slug, post) for post in group.posts),
+                tuple(_post(config, newsletter, post) for post in group.posts),
             )
             for group in issue_sections(issue)
         ),
@@ -140,6 +197,7 @@ def load_issue(session: Session, issue_id: int, config: Mapping[str, Any]) -> Is
                 )
             ),
         ),
+        image_bytes=_image_bytes(session, newsletter, [item.post for item in issue.issue_posts]),
     )
 
 

@@ -20,7 +20,16 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from digest.core.db import utcnow
-from digest.core.models import Editor, Issue, IssuePost, Newsletter, Post, PostStatus, Section
+from digest.core.models import (
+    Editor,
+    Issue,
+    IssuePost,
+    Media,
+    Newsletter,
+    Post,
+    PostStatus,
+    Section,
+)
 from digest.core.validation import (
     Invalid,
     check_text,
@@ -31,6 +40,7 @@ from digest.core.validation import (
     unique_slug,
 )
 from digest.domain import webhooks
+from digest.mail.markdown import images_without_alt
 
 PAGE_SIZE = 25
 TITLE_MAX = 300
@@ -47,12 +57,14 @@ class PostInput:
     summary: str = ""
     body_md: str = ""
     link_url: str = ""
+    lead_image_id: int | str | None = None
 
     @classmethod
     def of(cls, post: Post) -> PostInput:
         """Return a post's current values, as its form would carry them."""
         return cls(title=post.title, section_id=post.section_id, summary=post.summary,
-                   body_md=post.body_md, link_url=post.link_url or "")
+                   body_md=post.body_md, link_url=post.link_url or "",
+                   lead_image_id=post.lead_image_id)
 
 
 @dataclass(frozen=True)
@@ -89,12 +101,25 @@ def _section(session: Session, newsletter: Newsletter, section_id: int | str | N
     return section
 
 
+def _lead_image(session: Session, media_id: int | str | None, errors: dict[str, str]) -> Media | None:
+    if media_id in (None, ""):
+        return None
+    try:
+        found = session.get(Media, int(media_id or 0))
+    except (TypeError, ValueError):
+        found = None
+    if found is None:
+        errors["lead_image_id"] = "Choose an image of the media library, or none."
+    return found
+
+
 class _PostValues(TypedDict):
     title: str
     summary: str
     body_md: str
     link_url: str | None
     section: Section | None
+    lead_image: Media | None
 
 
 def _validate(session: Session, newsletter: Newsletter, data: PostInput) -> _PostValues:
@@ -105,6 +130,7 @@ def _validate(session: Session, newsletter: Newsletter, data: PostInput) -> _Pos
         "body_md": (data.body_md or "").replace("\r\n", "\n"),
         "link_url": optional_http_url(data.link_url, "link_url", errors),
         "section": _section(session, newsletter, data.section_id, errors),
+        "lead_image": _lead_image(session, data.lead_image_id, errors),
     }
     if len(values["body_md"]) > BODY_MAX:
         errors["body_md"] = f"The body must be at most {BODY_MAX:,} characters."
@@ -161,11 +187,29 @@ def publish_post(session: Session, config: Mapping[str, Any], post: Post,
     """Publish a post: it gets a public page and joins the next issue."""
     if post.status is PostStatus.PUBLISHED:
         raise Invalid({"status": "This post is already published."})
+    check_descriptions(post)
     post.status = PostStatus.PUBLISHED
     post.published_at = now or utcnow()
     session.flush()
     webhooks.post_event(session, config, post, post.published_at)
     return post
+
+
+def check_descriptions(post: Post) -> None:
+    """Raise Invalid unless every image the post shows has alt text (readers who cannot
+    see it are told what it shows)."""
+    errors = {}
+    missing = images_without_alt(post.body_md)
+    if missing:
+        errors["body_md"] = (
+            f"Describe every image before publishing: {len(missing)} "
+            f"{'image has' if len(missing) == 1 else 'images have'} no alt text "
+            "(write what it shows between the brackets of ![…](…))."
+        )
+    if post.lead_image is not None and not post.lead_image.alt.strip():
+        errors["lead_image_alt"] = "Describe the lead image (its alt text) before publishing."
+    if errors:
+        raise Invalid(errors)
 
 
 def unpublish_post(session: Session, post: Post) -> Post:

@@ -119,3 +119,21 @@ def _cells(tokens: list[Token]) -> list[Token]:
             if token.type == "th_open":
                 token.attrSet("scope", "col")
     return tokens
+
+
+_HTML_IMG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_HTML_ALT = re.compile(r"""\balt\s*=\s*(?:"\s*[^"\s][^"]*"|'\s*[^'\s][^']*'|[^\s"'>]+)""", re.IGNORECASE)
+
+
+def images_without_alt(source: str) -> list[str]:
+    """Return the address of every image in a Markdown source that has no description."""
+    missing = []
+    for token in parse_markdown(source):
+        for child in token.children or ():
+            if child.type == "image" and not child.content.strip():
+                missing.append(str(child.attrGet("src") or ""))
+            elif child.type == "html_inline":
+                missing += [tag for tag in _HTML_IMG.findall(child.content) if not _HTML_ALT.search(tag)]
+        if token.type == "html_block":
+            missing += [tag for tag in _HTML_IMG.findall(token.content) if not _HTML_ALT.search(tag)]
+    return missing

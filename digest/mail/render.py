@@ -114,6 +114,24 @@ class Outgoing:
 
 
 @dataclass(frozen=True)
+class ImageView:
+    """An image as an email shows it: its address, the size it is drawn at, its description."""
+
+    src: str
+    width: int
+    height: int
+    alt: str
+
+
+@dataclass(frozen=True)
+class Logo:
+    """The newsletter's logo; `dark` (when set) replaces `light` where the client is dark."""
+
+    light: ImageView
+    dark: ImageView | None = None
+
+
+@dataclass(frozen=True)
 class RenderedPost:
     """A post as the digest shows it, in HTML and in wrapped text.
 
@@ -129,6 +147,7 @@ class RenderedPost:
     title_text: str
     summary_text: str
     body_text: str
+    image: ImageView | None = None  # the lead image, when the newsletter shows them
 
 
 @dataclass(frozen=True)
@@ -154,6 +173,8 @@ class NewsletterView:
     sections: tuple[tuple[int, str], ...]  # every section, in the newsletter's order
     # Readers whose sections get no post: a short note (True), or nothing (the sender skips them).
     note_when_no_post: bool = False
+    logo: Logo | None = None
+    image_display: str = "none"  # how lead images show: "none", "lead" or "thumbnail"
 
 
 @dataclass(frozen=True)
@@ -180,6 +201,7 @@ class PostContent:
     summary: str
     body_md: str
     url: str
+    image: ImageView | None = None  # the lead image at the size the newsletter shows it
 
 
 @dataclass(frozen=True)
@@ -206,6 +228,9 @@ class IssueContent:
     newsletter: NewsletterView
     sections: tuple[SectionContent, ...]  # in the order the issue shows them
     tracking: Tracking = field(default_factory=Tracking)
+    # What the images the largest message shows weigh (fetched by the client, outside
+    # Gmail's HTML limit).
+    image_bytes: int = 0
 
 
 class ReaderLinks(Protocol):
@@ -245,12 +270,14 @@ class RenderSettings:
 
 @dataclass(frozen=True)
 class SizeReport:
-    """How big the largest reader's HTML is, and what that means for sending."""
+    """How big the largest reader's HTML is, and what that means for sending; the images it
+    shows are counted apart (clients fetch them; Gmail's limit is the HTML's)."""
 
     bytes: int
     warn: bool
     refuse: bool
     message: str
+    image_bytes: int = 0
 
 
 class NotSendable(Exception):
@@ -548,6 +575,7 @@ def _rendered_post(post: PostContent) -> RenderedPost:
         title_text=_bullet(wrap(post.title, WIDTH - 2)),
         summary_text=_indent(wrap(summary, WIDTH - 2)),
         body_text=_indent(markdown_to_text(tokens, WIDTH - 2)) if tokens else "",
+        image=post.image,
     )
 
 
@@ -585,7 +613,11 @@ def size_report(prepared: PreparedIssue) -> SizeReport:
         )
     else:
         message = f"The email's HTML is {kb} (sending stops at {REFUSE_BYTES // 1000} KB; Gmail clips near {CLIP_KB} KB)."
-    return SizeReport(size, size > WARN_BYTES, size > REFUSE_BYTES, message)
+    images = prepared.content.image_bytes
+    if images:
+        message += (f" Its images weigh {images / 1000:.1f} KB more, loaded by the reader's "
+                    "client and not counted in that limit.")
+    return SizeReport(size, size > WARN_BYTES, size > REFUSE_BYTES, message, images)
 
 
 def check_sendable(prepared: PreparedIssue) -> SizeReport:

@@ -37,6 +37,75 @@
     });
   }
 
+  // Images in a post's text: the file button, a file dropped on the text or the tools,
+  // or an image pasted into the text is uploaded to the media library (which decodes and
+  // re-encodes it, or says why not) and its Markdown is put where the cursor is.
+  const tools = document.getElementById("image-tools");
+  if (tools && source) {
+    const picker = document.getElementById("image-file");
+    const altInput = document.getElementById("image-alt");
+    const said = document.getElementById("image-status");
+    const insert = (markdown) => {
+      const start = source.selectionStart ?? source.value.length;
+      const end = source.selectionEnd ?? start;
+      const before = source.value.slice(0, start);
+      const block = (before && !before.endsWith("\n\n") ? (before.endsWith("\n") ? "\n" : "\n\n") : "") + markdown + "\n\n";
+      source.value = before + block + source.value.slice(end);
+      source.selectionStart = source.selectionEnd = before.length + block.length;
+      source.dispatchEvent(new Event("input"));
+    };
+    const upload = async (file) => {
+      said.textContent = "Uploading " + file.name + "…";
+      const form = new FormData();
+      form.append("file", file, file.name || "pasted.png");
+      form.append("alt", altInput.value);
+      form.append("csrf_token", csrf ? csrf.content : "");
+      try {
+        const response = await fetch(tools.dataset.uploadUrl, {
+          method: "POST", credentials: "same-origin", body: form,
+          headers: {"Accept": "application/json"},
+        });
+        const data = await response.json().catch(() => ({error: response.statusText}));
+        if (!response.ok) throw new Error(data.error || response.statusText);
+        insert(data.markdown);
+        said.textContent = data.alt
+          ? "Added " + file.name + " (" + data.width + " × " + data.height + ")."
+          : "Added " + file.name + ". Describe it between the brackets of ![…] before publishing.";
+        altInput.value = "";
+      } catch (error) {
+        said.textContent = "Not added: " + error.message;
+      }
+    };
+    const images = (list) => Array.from(list || []).filter((file) => file.kind === undefined || file.kind === "file");
+    picker.addEventListener("change", () => {
+      images(picker.files).forEach(upload);
+      picker.value = "";
+    });
+    for (const target of [tools, source]) {
+      target.addEventListener("dragover", (event) => {
+        if (event.dataTransfer && Array.from(event.dataTransfer.types).includes("Files")) {
+          event.preventDefault();
+          tools.classList.add("dragging");
+        }
+      });
+      target.addEventListener("dragleave", () => tools.classList.remove("dragging"));
+      target.addEventListener("drop", (event) => {
+        tools.classList.remove("dragging");
+        if (event.dataTransfer && event.dataTransfer.files.length) {
+          event.preventDefault();
+          images(event.dataTransfer.files).forEach(upload);
+        }
+      });
+    }
+    source.addEventListener("paste", (event) => {
+      const files = Array.from((event.clipboardData && event.clipboardData.files) || []);
+      if (files.length) {
+        event.preventDefault();
+        files.forEach(upload);
+      }
+    });
+  }
+
   // A CSV import's live progress: poll its status, move the bar, and reload the page
   // when the import needs a decision or is finished (the page then shows the result).
   const progress = document.getElementById("import-progress");

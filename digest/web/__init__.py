@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, current_app, g, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -14,7 +14,7 @@ from digest.core import logs
 from digest.core.extensions import db_session, login_manager
 from digest.domain import editors
 from digest.domain.subscribers import imports
-from digest.web import api, archive, editor, guard, ops, public, unavailable
+from digest.web import api, archive, editor, guard, media, ops, public, unavailable
 from digest.web.json_errors import json_error
 
 access_log = logging.getLogger("digest.web.access")
@@ -27,7 +27,9 @@ FORM_ALLOWANCE = 64 * 1024  # the upload form's other fields and multipart frami
 
 def upload_allowance() -> dict[str, int]:
     """Return the body size each upload endpoint accepts, beyond MAX_BODY_BYTES."""
-    return {"editor.subscriber_import": imports.MAX_UPLOAD_BYTES + FORM_ALLOWANCE}
+    media_bytes = current_app.config["MEDIA_MAX_BYTES"] + FORM_ALLOWANCE
+    return {"editor.subscriber_import": imports.MAX_UPLOAD_BYTES + FORM_ALLOWANCE,
+            "editor.media_upload": media_bytes, "api.editor_api.media_upload": media_bytes}
 
 
 CONTENT_SECURITY_POLICY = (
@@ -46,6 +48,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(media.bp)
+    app.add_template_global(media.image_url)
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
     unavailable.init_app(app)
 

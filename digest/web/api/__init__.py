@@ -93,6 +93,7 @@ from digest.web.api import (  # noqa: E402,F401
     auth,
     intake,
     issues,
+    media,
     newsletters,
     posts,
     spec,

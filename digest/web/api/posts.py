@@ -36,6 +36,9 @@ _FIELDS = {
                      max_length=posts.BODY_MAX, multiline=True),
     "link_url": Field("string", "An external http(s) link the post is about; empty or null "
                                 "for none.", nullable=True, max_length=URL_MAX, fmt="http-url"),
+    "lead_image_id": Field("integer", "The id of an image of the media library (`POST /media`) "
+                                      "shown with the post; null for none (409 if there is no "
+                                      "such image).", nullable=True),
 }
 NEW = Body("NewPost", "A post to create, as a draft unless `publish` is true.", {
     **_FIELDS,

@@ -20,6 +20,7 @@ from digest.core.models import (
     InboxItem,
     InboxState,
     Issue,
+    Media,
     Newsletter,
     Post,
     PostStatus,
@@ -364,6 +365,7 @@ _object("Post", "A post; `body_html` is the sanitized rendering of `body_md`.", 
     "body_md": STRING,
     "body_html": STRING,
     "link_url": LINK,
+    "lead_image_id": {**_nullable(INTEGER), "description": "The id of the post's lead image, or null."},
     "status": _enum(PostStatus),
     "section": _ref("Section"),
     "published_at": _nullable(TIME),
@@ -396,12 +398,55 @@ def post(item: Post, config: Mapping[str, Any]) -> dict[str, Any]:
         "body_md": item.body_md,
         "body_html": render_markdown(item.body_md or ""),
         "link_url": item.link_url,
+        "lead_image_id": item.lead_image_id,
         "status": item.status.value,
         "section": section(item.section),
         "published_at": _time(item.published_at),
         "created_at": _time(item.created_at),
         "updated_at": _time(item.updated_at),
         "url": _post_url(item, config),
+    }
+
+
+_object("MediaSize", "One stored size of an image.", {
+    "url": URL,
+    "width": INTEGER,
+    "height": INTEGER,
+    "bytes": INTEGER,
+})
+_object("Media", "An uploaded image: its original size and each stored size.", {
+    "id": INTEGER,
+    "url": {**URL, "description": "The web size, for Markdown: `![alt](url)`."},
+    "alt": STRING,
+    "content_type": {"type": "string", "enum": ["image/png", "image/jpeg", "image/gif"]},
+    "width": INTEGER,
+    "height": INTEGER,
+    "frames": INTEGER,
+    "sizes": {"type": "object", "description": "`email` (the email column), `email2x` (twice "
+              "that, for sharp screens) and `web`; none larger than the original.",
+              "properties": {name: _ref("MediaSize") for name in ("email", "email2x", "web")},
+              "required": ["email", "email2x", "web"], "additionalProperties": False},
+    "created_at": TIME,
+})
+
+
+def media_item(item: Media, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return an uploaded image and its sizes."""
+    def size(name: str) -> dict[str, Any]:
+        stored = item.variants[name]
+        return {"url": links.absolute(config, f"/media/{stored['key']}"), "width": stored["width"],
+                "height": stored["height"], "bytes": stored["bytes"]}
+
+    return {
+        "id": item.id,
+        "url": size("web")["url"],
+        "alt": item.alt,
+        "content_type": item.content_type,
+        "width": item.width,
+        "height": item.height,
+        "frames": item.frames,
+        "sizes": {name: size(name) for name in ("email", "email2x", "web")},
+        "created_at": _time(item.created_at),
     }
 
 

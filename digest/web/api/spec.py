@@ -34,6 +34,7 @@ _ERRORS = {
     404: "There is no such item.",
     409: "The input keeps every rule stated here, but the stored data refuses it; `fields` "
          "says why.",
+    413: "The request body is larger than this endpoint takes.",
     422: "Input breaks a rule stated here; `fields` says why, field by field.",
     429: "Too many requests; wait for the seconds in Retry-After.",
     503: "Nothing was recorded (the database is full or not answering); send the same again "
@@ -58,6 +59,7 @@ class Operation:
     responses: Mapping[int, str | None]  # status → component schema of the answer (None: empty)
     description: str = ""
     body: Body | None = None
+    upload: Mapping[str, Any] | None = None  # a multipart/form-data body's JSON Schema
     params: Sequence[Param] = ()
     # Token endpoints add 401, 429 and what their parameters and body imply; public ones
     # list every error they answer.
@@ -122,7 +124,7 @@ def _describe(op: Operation, operation_id: str, path_params: list[dict[str, Any]
         errors.add(429)
         if path_params:
             errors.add(404)
-        if op.body is not None:
+        if op.body is not None or op.upload is not None:
             errors.add(422)
         if op.params:
             errors.add(422)
@@ -146,6 +148,10 @@ def _describe(op: Operation, operation_id: str, path_params: list[dict[str, Any]
         described["requestBody"] = {
             "required": not op.body.optional,
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{op.body.name}"}}},
+        }
+    if op.upload is not None:
+        described["requestBody"] = {
+            "required": True, "content": {"multipart/form-data": {"schema": dict(op.upload)}},
         }
     if op.public:
         described["security"] = []

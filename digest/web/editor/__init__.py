@@ -157,6 +157,7 @@ from digest.web.editor import (  # noqa: E402,F401
     dashboard,
     imports,
     issues,
+    media,
     outbox,
     posts,
     sending,

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from digest.core.extensions import db_session
 from digest.core.models import Post, PostStatus
 from digest.core.validation import Invalid
-from digest.domain import newsletters, posts
+from digest.domain import media, newsletters, posts
 from digest.mail.markdown import render_markdown
 from digest.web.editor import bp, commit_change, int_arg, newsletter_or_409
 
@@ -34,7 +34,14 @@ def _form() -> posts.PostInput:
         summary=form.get("summary", ""),
         body_md=form.get("body_md", ""),
         link_url=form.get("link_url", ""),
+        lead_image_id=form.get("lead_image_id") or None,
     )
+
+
+def _describe_lead(dbs: Session, post: Post) -> None:
+    # The lead image's description is the image's own: typed here, kept in the library.
+    if post.lead_image is not None and "lead_image_alt" in request.form:
+        media.set_alt(dbs, post.lead_image, request.form["lead_image_alt"])
 
 
 @bp.get("/posts")
@@ -63,6 +70,8 @@ def _editor_page(post: Post | None, data: posts.PostInput | None, errors: dict[s
         data=data or (posts.PostInput.of(post) if post else posts.PostInput()),
         errors=errors,
         sections=newsletters.sections(db_session(), newsletter),
+        images=media.library(db_session()),
+        lead_alt=request.form.get("lead_image_alt") if request.method == "POST" else None,
         preview_html=render_markdown((data.body_md if data else post.body_md if post else "") or ""),
     ), status
 
@@ -79,6 +88,7 @@ def post_new() -> Response | tuple[str, int]:
     dbs = db_session()
     try:
         post = posts.create_post(dbs, newsletter, data, author=current_user)
+        _describe_lead(dbs, post)
         if request.form.get("publish") == "1":
             posts.publish_post(dbs, current_app.config, post)
     except Invalid as exc:
@@ -100,6 +110,7 @@ def post_edit(post_id: int) -> Response | tuple[str, int]:
     dbs = db_session()
     try:
         posts.update_post(dbs, post, data)
+        _describe_lead(dbs, post)
         if request.form.get("publish") == "1" and post.status is PostStatus.DRAFT:
             posts.publish_post(dbs, current_app.config, post)
     except Invalid as exc:

@@ -1,0 +1,63 @@
+"""Images: upload one into the media library (decoded, stripped and re-encoded)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+
+from digest.core.extensions import db_session
+from digest.core.storage import app_storage
+from digest.core.validation import Invalid, text_pattern
+from digest.domain import media
+from digest.web.api import editor_bp, shapes
+from digest.web.api.auth import current_editor
+from digest.web.api.inputs import BadInput
+from digest.web.api.spec import operation
+
+UPLOAD: dict[str, Any] = {
+    "type": "object",
+    "description": "The image file, and what it shows.",
+    "properties": {
+        "file": {"type": "string", "contentMediaType": "application/octet-stream",
+                 "description": "A PNG, JPEG, GIF or WebP file; its name's extension, when it "
+                                "has one, must match its content."},
+        "alt": {"type": "string", "maxLength": media.ALT_MAX, "pattern": text_pattern(),
+                "description": "What the image shows (alt text); needed before a post that "
+                               "shows it is published."},
+    },
+    "required": ["file"],
+}
+
+
+@editor_bp.post("/media")
+@operation("POST", "Upload an image", tag="media", upload=UPLOAD, responses={201: "Media"},
+           errors=(409, 413),
+           description="Pillow decodes the file and writes it anew in three sizes (email 1×, "
+                       "email 2×, web): camera data and GPS positions are dropped. 409 refuses "
+                       "the content with the reason under `fields.file`: not a PNG, JPEG, GIF "
+                       "or WebP image, an extension that names another format, more bytes, "
+                       "pixels or animation frames than the server takes, or an SVG (refused "
+                       "outright: it can carry scripts, and Gmail and Outlook do not show it). "
+                       "A refused file leaves nothing behind.")
+def media_upload() -> Response:
+    """Take an image into the media library."""
+    part = request.files.get("file")
+    if part is not None:
+        data, filename = part.read(), part.filename or ""
+    elif "file" in request.form:
+        data, filename = request.form["file"].encode("utf-8", "surrogateescape"), ""
+    else:
+        raise BadInput({"file": "Send the image as the multipart/form-data part `file`."})
+    dbs = db_session()
+    try:
+        item = media.upload(dbs, app_storage(), data, filename, media.Limits.of(current_app.config),
+                            alt=request.form.get("alt", ""), editor=current_editor())
+    except media.Refused as exc:
+        raise Invalid({"file": str(exc)}) from None  # answered 409
+    except Invalid as exc:
+        raise BadInput(exc.errors) from None
+    dbs.commit()
+    response = jsonify(shapes.media_item(item, current_app.config))
+    response.status_code = 201
+    return response

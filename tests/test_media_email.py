@@ -1,0 +1,93 @@
+"""Images in what readers get: the logo and lead images in the email aiosmtpd receives, the
+size report counting image bytes apart, lead and body images on the archive pages."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from sqlalchemy import select
+
+from digest.core.models import EditorRole, Media, Post
+from tests.support.apps import get_db_of
+from tests.support.delivery import make_newsletter
+from tests.support.editor import log_in, make_editor
+from tests.support.forms import csrf_token, submit
+from tests.support.images import photo, png
+from tests.support.workspace import sent_issue
+
+BASE = "https://news.example.org"
+
+
+def _upload(client, token: str, data: bytes, name: str, alt: str) -> dict:  # type: ignore[type-arg]
+    answer = client.post("/editor/media", data={"csrf_token": token, "alt": alt,
+                                                "file": (io.BytesIO(data), name)},
+                         headers={"Accept": "application/json"})
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    body: dict = answer.get_json()  # type: ignore[type-arg]
+    return body
+
+
+def _images(html: str) -> list[dict[str, str]]:
+    return [dict(re.findall(r'(\w+)="([^"]*)"', tag)) for tag in re.findall(r"<img\b[^>]*>", html)]
+
+
+def test_logo_and_lead_image_reach_the_inbox(smtp_app, smtp_server, db) -> None:  # type: ignore[no-untyped-def]
+    """An admin uploads a light and a dark logo and a lead image, picks them in "Media &
+    logo"; the test email aiosmtpd receives shows the logo (dark variant for dark mode) and
+    the lead image sized, described and served; the preview counts their bytes apart."""
+    with get_db_of(smtp_app).session() as session:
+        setup = make_newsletter(session, readers=1)
+    make_editor(db, "admin@example.com", EditorRole.ADMIN)
+    client = smtp_app.test_client()
+    log_in(client, "admin@example.com")
+    token = csrf_token(client.get("/editor/media").get_data(as_text=True))
+    light = _upload(client, token, png(600, 120, (20, 40, 120, 255)), "logo.png", "Test Weekly")
+    dark = _upload(client, token, png(600, 120, (230, 230, 250, 255)), "logo-dark.png", "Test Weekly")
+    lead = _upload(client, token, photo(1600, 900), "harbour.jpg", "Boats in the harbour at dawn")
+    saved = submit(client, "/editor/settings/media", image_display="lead",
+                   logo_light_id=str(light["id"]), logo_dark_id=str(dark["id"]))
+    assert saved.status_code == 302
+    db.execute(Post.__table__.update().where(Post.slug == "first").values(lead_image_id=lead["id"]))
+    db.commit()
+
+    preview = client.get(f"/editor/issues/{setup.issue_id}/preview").get_data(as_text=True)
+    assert "Its images weigh" in preview and "not counted in that limit" in preview
+    submit(client, f"/editor/issues/{setup.issue_id}/preview", f"/editor/issues/{setup.issue_id}/test")
+
+    html = smtp_server.to("admin@example.com")[0].message.get_body(("html",)).get_content()
+    images = {image["src"]: image for image in _images(html)}
+    keys = {}
+    for name, item in (("light", light), ("dark", dark), ("lead", lead)):
+        with get_db_of(smtp_app).session() as session:
+            stored = session.get(Media, item["id"])
+            keys[name] = f"{BASE}/media/{stored.variants['email2x']['key']}"
+    assert images[keys["light"]]["alt"] == "The Test Weekly"
+    assert (images[keys["light"]]["width"], images[keys["light"]]["height"]) == ("240", "48")
+    assert keys["dark"] in images and "logo-dark-only" in html
+    lead_image = images[keys["lead"]]
+    assert lead_image["alt"] == "Boats in the harbour at dawn"
+    assert (lead_image["width"], lead_image["height"]) == ("518", "292")
+    served = client.get(keys["lead"].removeprefix(BASE))
+    assert served.status_code == 200 and served.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_archive_shows_lead_and_body_images(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A sent issue's page shows each post's lead image and the images of its body."""
+    with get_db_of(app).session() as session:
+        make_newsletter(session, readers=0)
+    make_editor(db, "admin@example.com", EditorRole.ADMIN)
+    client = app.test_client()
+    log_in(client, "admin@example.com")
+    token = csrf_token(client.get("/editor/media").get_data(as_text=True))
+    lead = _upload(client, token, photo(800, 400), "lead.jpg", "A wide lead picture")
+    body = _upload(client, token, png(400, 300), "chart.png", "A chart")
+    post = db.scalar(select(Post).where(Post.slug == "first"))
+    post.lead_image_id = lead["id"]
+    post.body_md = f"Before.\n\n{body['markdown']}\n\nAfter."
+    newsletter = post.newsletter
+    sent_issue(db, newsletter, "week-1", [post])
+    page = client.get("/archive/weekly/week-1").get_data(as_text=True)
+    shown = {image["alt"]: image for image in _images(page)}
+    assert shown["A wide lead picture"]["width"] == "800"
+    assert shown["A chart"]["src"] == body["url"]
