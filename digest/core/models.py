@@ -131,6 +131,13 @@ class Newsletter(Base):
     review_hours: Mapped[int] = mapped_column(Integer, default=24)
     consent_text: Mapped[str] = mapped_column(Text, default="")
     consent_version: Mapped[str] = mapped_column(String(32), default="1")
+    # The look (digest.domain.look): accent colours as #rrggbb, fonts as keys of
+    # digest.mail.look.FONTS, a line or two of footer text.
+    accent_color: Mapped[str] = mapped_column(String(7), default="#2c5cc5")
+    accent_color_dark: Mapped[str] = mapped_column(String(7), default="#93b2ff")
+    heading_font: Mapped[str] = mapped_column(String(32), default="georgia")
+    body_font: Mapped[str] = mapped_column(String(32), default="system")
+    footer_text: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     sections: Mapped[list[Section]] = relationship(

@@ -35,8 +35,9 @@ from digest.core.models import (
     SubscriptionSection,
     SubscriptionStatus,
 )
-from digest.core.resources import resource_dir
+from digest.core.resources import template_folders
 from digest.domain import identity, links
+from digest.domain.look import look_of
 from digest.domain.posts import issue_sections
 from digest.domain.suppression import suppression_for
 from digest.mail.dkim import signer_from_config
@@ -61,7 +62,7 @@ from digest.mail.render import (
 def render_settings(config: Mapping[str, Any]) -> RenderSettings:
     """Return what digest.mail needs of the app's settings to render issues."""
     return RenderSettings(
-        links.mail_domain(config), resource_dir("templates"), identity.SignedLinks(config)
+        links.mail_domain(config), template_folders(config), identity.SignedLinks(config)
     )
 
 
@@ -93,6 +94,7 @@ def _newsletter(config: Mapping[str, Any], newsletter: Newsletter) -> Newsletter
         from_header=identity.from_header(config, newsletter),
         list_id=identity.list_id(config, newsletter),
         sections=tuple((s.id, s.name) for s in newsletter.sections),
+        look=look_of(newsletter),
     )
 
 

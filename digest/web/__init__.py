@@ -46,6 +46,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(archive.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(ops.bp)
+    app.jinja_env.globals["look_url"] = archive.look_url
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
     unavailable.init_app(app)
 
