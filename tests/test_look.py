@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.core.models import Issue, IssueStatus, Newsletter
+from digest.core.models import EditorRole, Issue, IssueStatus, Newsletter
 from digest.core.resources import resource_dir
 from digest.core.validation import Invalid
 from digest.domain import look
@@ -205,3 +205,30 @@ def test_a_page_override_is_served(client, app, db) -> None:  # type: ignore[no-
     packaged = (resource_dir("templates") / "archive" / "index.html").read_text()
     (folder / "index.html").write_text(packaged.replace(": the archive", ": every issue so far"))
     assert "every issue so far" in client.get("/archive/weekly/").get_data(as_text=True)
+
+
+def test_editors_cannot_change_the_look(app, db) -> None:  # type: ignore[no-untyped-def]
+    """The look is an admin's setting: an editor's save is refused and changes nothing."""
+    make_newsletter(db)
+    make_editor(db, "editor@example.com", EditorRole.EDITOR)
+    client = app.test_client()
+    assert log_in(client, "editor@example.com").status_code == 302
+    answer = submit(client, "/editor/", "/editor/settings/look", **RED)
+    assert answer.status_code == 403
+    db.expire_all()
+    assert db.query(Newsletter).one().accent_color == DEFAULT_LOOK.accent
+
+
+def test_footer_text_is_printed_as_text(smtp_app, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """Markup in the footer text reaches neither the email's HTML nor the pages as markup."""
+    with get_db_of(smtp_app).session() as session:
+        setup = make_newsletter(session, readers=1)
+        client = _admin(smtp_app, session)
+    hostile = '<script>alert(1)</script><a href="https://evil.example">x</a>'
+    assert submit(client, "/editor/settings", "/editor/settings/look", **{**RED, "footer_text": hostile}).status_code == 302
+    submit(client, f"/editor/issues/{setup.issue_id}/preview", f"/editor/issues/{setup.issue_id}/test")
+    html = smtp_server.to("admin@example.com")[0].message.get_body(("html",)).get_content()
+    page = client.get("/archive/weekly/").get_data(as_text=True)
+    for shown in (html, page):
+        assert "<script>" not in shown and '<a href="https://evil.example"' not in shown
+        assert "&lt;script&gt;" in shown
