@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from jinja2 import FileSystemLoader
 
-from digest.core.resources import resource_dir
+from digest.core.resources import overrides_dir, resource_dir
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -56,6 +57,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         hops = app.config["TRUSTED_PROXIES"]
         proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
         app.wsgi_app = proxied  # type: ignore[method-assign]  # as Flask's docs wrap the WSGI app
+    # An operator's overrides (INSTANCE/templates) win over the packaged pages and emails.
+    folders = [overrides_dir(app.config), resource_dir("templates")]
+    app.jinja_loader = FileSystemLoader([str(folder) for folder in folders])
     extensions.init_db(app)
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)

@@ -2,7 +2,9 @@
 
 `check` renders each email of the templates folder with sample content (and an issue,
 with --issue) and prints every problem as TEMPLATE:LINE: MESSAGE, exiting 1 when there is
-one. `update-caniemail SOURCE` rewrites the packaged support data (digest/mail/caniemail.json)
+one; by default it also checks the operator's overrides in INSTANCE/templates (every one
+compiles, and each email keeps its unsubscribe link, postal address, the text part's
+essentials and the size guard). `update-caniemail SOURCE` rewrites the packaged support data (digest/mail/caniemail.json)
 from caniemail's published data.json (a URL or a file) or from a checkout of
 github.com/hteumeuleu/caniemail (its _features/*.md; needs PyYAML, in the dev extra).
 """
@@ -21,7 +23,7 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import NoResultFound
 
 from digest.core.extensions import db_session
-from digest.domain.email_check import check_issue, check_templates
+from digest.domain.email_check import check_issue, check_overrides, check_templates
 from digest.mail.lint import DATA, trim_caniemail
 
 group = AppGroup("templates", help="The email templates: lint them, refresh the lint's data.")
@@ -32,12 +34,15 @@ PUBLISHED = "https://www.caniemail.com/api/data.json"
 @click.option(
     "--folder",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A templates folder holding emails/ (default: the packaged templates).",
+    help="A templates folder holding emails/ (default: the packaged templates under the "
+    "operator's overrides in INSTANCE/templates, which must also keep every email's essentials).",
 )
 @click.option("--issue", "issue_id", type=int, metavar="ID", help="Lint this issue's email too.")
 def check_command(folder: Path | None, issue_id: int | None) -> None:
     """Lint every email template (and an issue) against caniemail's data and the layout rules."""
     found = [str(located) for located in check_templates(current_app.config, folder)]
+    if folder is None:
+        found.extend(str(located) for located in check_overrides(current_app.config))
     if issue_id is not None:
         try:
             problems = check_issue(db_session(), issue_id, current_app.config)

@@ -154,6 +154,13 @@ class Newsletter(Base):
     image_display: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
     logo_light_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
     logo_dark_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    # The look (digest.domain.look): accent colours as #rrggbb, fonts as keys of
+    # digest.mail.look.FONTS, a line or two of footer text.
+    accent_color: Mapped[str] = mapped_column(String(7), default="#2c5cc5")
+    accent_color_dark: Mapped[str] = mapped_column(String(7), default="#93b2ff")
+    heading_font: Mapped[str] = mapped_column(String(32), default="georgia")
+    body_font: Mapped[str] = mapped_column(String(32), default="system")
+    footer_text: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     logo_light: Mapped[Media | None] = relationship(foreign_keys=[logo_light_id])

@@ -11,26 +11,32 @@ writes anything.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError
+from jinja2 import Environment, TemplateError, TemplateSyntaxError
 from sqlalchemy.orm import Session
 
-from digest.core.resources import resource_dir
+from digest.core.resources import overrides_dir, resource_dir, template_folders
 from digest.domain import demo, identity, links
 from digest.domain.issue_mail import prepare_issue
 from digest.mail.lint import Problem, lint_html
+from digest.mail.look import Look
 from digest.mail.render import (
+    PREVIEW_UID,
     IssueContent,
     NewsletterView,
     PostContent,
     PreparedIssue,
+    Reader,
     RenderSettings,
     SectionContent,
+    essentials_problems,
+    size_report,
 )
 from digest.mail.stencil import email_templates, render_email
 
@@ -66,13 +72,14 @@ def email_names(folder: Path) -> list[str]:
 
 
 def check_templates(config: Mapping[str, Any], folder: Path | None = None) -> list[Located]:
-    """Return every lint problem of every email in folder (default: the packaged templates)."""
-    folder = folder or resource_dir("templates")
+    """Return every lint problem of every email in folder (default: the packaged templates,
+    under the operator's overrides in the instance's templates/ when there are any)."""
+    folders = (folder,) if folder else template_folders(config)
     found: list[Located] = []
     seen: set[str] = set()
-    for name in email_names(folder):
+    for name in sorted({n for f in folders for n in email_names(f)}):
         try:
-            html = sample_html(config, folder, name)
+            html = sample_html(config, folders, name)
         except TemplateError as exc:
             found.append(_broken(name, exc))
             continue
@@ -90,7 +97,7 @@ def check_templates(config: Mapping[str, Any], folder: Path | None = None) -> li
                 )
             )
             continue
-        sources = _sources(folder, name)
+        sources = _sources(folders, name)
         for problem in lint_html(html):
             located = _locate(problem, sources)
             if str(located) not in seen:  # the layout's problems show once, not once per email
@@ -112,12 +119,23 @@ def check_issue(session: Session, issue_id: int, config: Mapping[str, Any]) -> l
     return lint_html(prepare_issue(session, issue_id, config).largest_html())
 
 
-def sample_html(config: Mapping[str, Any], folder: Path, name: str) -> str | None:
+def sample_html(config: Mapping[str, Any], folders: Path | tuple[Path, ...], name: str) -> str | None:
     """Return email NAME rendered with sample content, as a reader receives it (None: no sample)."""
+    folders = folders if isinstance(folders, tuple) else (folders,)
     if name == "digest":
-        settings = RenderSettings(links.mail_domain(config), folder, identity.SignedLinks(config))
-        return PreparedIssue(_demo_content(config), settings).largest_html()
-    context: dict[str, Any] = {
+        return _sample_issue(config, folders).largest_html()
+    if not any((folder / "emails" / f"{name}.txt").is_file() for folder in folders):
+        return None
+    return render_email(email_templates(*folders), name, _reader_context())[0]
+
+
+def _sample_issue(config: Mapping[str, Any], folders: tuple[Path, ...]) -> PreparedIssue:
+    settings = RenderSettings(links.mail_domain(config), folders, identity.SignedLinks(config))
+    return PreparedIssue(_demo_content(config), settings)
+
+
+def _reader_context() -> dict[str, Any]:
+    return {
         "newsletter": _Fields(**_NEWSLETTER),
         "site_url": SITE,
         "name": "Ada Lovelace",
@@ -134,9 +152,17 @@ def sample_html(config: Mapping[str, Any], folder: Path, name: str) -> str | Non
         "latest_issue_subject": "Open weights catch up",
         "latest_issue_url": f"{SITE}/archive/weekly-model/open-weights-catch-up",
     }
-    if not (folder / "emails" / f"{name}.txt").is_file():
-        return None
-    return render_email(email_templates(folder), name, context)[0]
+
+
+def sample_issue_html(config: Mapping[str, Any], name: str, postal_address: str, look: Look) -> str:
+    """Return the sample issue's HTML (every section, a sample reader) as a newsletter of
+    this name, address and look would send it."""
+    content = _demo_content(config)
+    newsletter = replace(content.newsletter, name=name, postal_address=postal_address, look=look)
+    settings = RenderSettings(links.mail_domain(config), template_folders(config),
+                              identity.SignedLinks(config))
+    prepared = PreparedIssue(replace(content, newsletter=newsletter), settings)
+    return prepared.parts_for(Reader(None, PREVIEW_UID, "reader@example.org"))[0]
 
 
 def _demo_content(config: Mapping[str, Any]) -> IssueContent:
@@ -176,13 +202,103 @@ def _demo_content(config: Mapping[str, Any]) -> IssueContent:
     )
 
 
-def _sources(folder: Path, name: str) -> list[tuple[str, list[str]]]:
+def _sources(folders: tuple[Path, ...], name: str) -> list[tuple[str, list[str]]]:
     names = [f"emails/{name}.html", "emails/_macros.html", "emails/layout.html"]
-    return [
-        (relative, (folder / relative).read_text(encoding="utf-8").splitlines())
-        for relative in names
-        if (folder / relative).is_file()
-    ]
+    found = []
+    for relative in names:
+        path = _first(folders, relative)
+        if path is not None:
+            found.append((_shown(folders, relative, path), path.read_text(encoding="utf-8").splitlines()))
+    return found
+
+
+def _first(folders: tuple[Path, ...], relative: str) -> Path | None:
+    return next((f / relative for f in folders if (f / relative).is_file()), None)
+
+
+def _shown(folders: tuple[Path, ...], relative: str, path: Path) -> str:
+    # An operator's override is named by its own path; a packaged template as before.
+    return relative if path == folders[-1] / relative else str(path)
+
+
+def check_overrides(config: Mapping[str, Any]) -> list[Located]:
+    """Return why the operator's overrides (INSTANCE/templates) must not be used: a template
+    that does not compile, an email that drops what every email must carry (the unsubscribe
+    link, the postal address, the text part's unsubscribe URL and the issue's links), or a
+    digest over the size guard; each at the override's line."""
+    overrides = overrides_dir(config)
+    if not overrides.is_dir():
+        return []
+    folders = (overrides, resource_dir("templates"))
+    found = _syntax_problems(overrides)
+    if found:
+        return found
+    html_names = ("emails/digest.html", "emails/layout.html", "emails/_macros.html")
+    text_names = ("emails/digest.txt", "emails/layout.txt")
+    try:
+        prepared = _sample_issue(config, folders)
+        missing = essentials_problems(prepared)
+        report = size_report(prepared)
+    except TemplateError as exc:
+        return [_broken("digest", exc)]
+    for part, message in missing:
+        found.append(_at_footer(overrides, text_names if part == "text" else html_names, message))
+    if report.refuse:
+        found.append(_at_footer(overrides, html_names, report.message))
+    for name in email_names(folders[-1]):
+        if name != "digest":
+            found.extend(_reader_email_problems(overrides, folders, name))
+    return found
+
+
+def _syntax_problems(overrides: Path) -> list[Located]:
+    env = Environment(autoescape=True)
+    found = []
+    for path in sorted(overrides.rglob("*")):
+        if path.is_file() and path.suffix in (".html", ".txt", ".xml"):
+            try:
+                env.parse(path.read_text(encoding="utf-8"))
+            except TemplateSyntaxError as exc:
+                message = f"the template does not compile: {exc.message}"
+                found.append(Located(str(path), exc.lineno, Problem("render", message, exc.lineno)))
+    return found
+
+
+def _reader_email_problems(overrides: Path, folders: tuple[Path, ...], name: str) -> list[Located]:
+    # Whatever essential the packaged email carries, its override must carry too.
+    mine = (f"emails/{name}.html", "emails/layout.html", "emails/_macros.html")
+    mine_text = (f"emails/{name}.txt", "emails/layout.txt")
+    if not any((overrides / relative).is_file() for relative in mine + mine_text):
+        return []
+    context = _reader_context()
+    packaged = render_email(email_templates(folders[-1]), name, context)
+    try:
+        overridden = render_email(email_templates(*folders), name, context)
+    except TemplateError as exc:
+        return [_broken(name, exc)]
+    essentials = {
+        "the unsubscribe link": context["unsubscribe_url"],
+        "the confirmation link": context["confirm_url"],
+        "the postal address": context["newsletter"].postal_address,
+    }
+    found = []
+    for index, (part, names) in enumerate((("HTML", mine), ("text", mine_text))):
+        had, has = html.unescape(packaged[index]), html.unescape(overridden[index])
+        for label, value in essentials.items():
+            if value in had and value not in has:
+                found.append(_at_footer(overrides, names, f"the {part} part drops {label}"))
+    return found
+
+
+def _at_footer(overrides: Path, names: tuple[str, ...], message: str) -> Located:
+    # The line to fix: the override's footer block (where these belong), else its first line.
+    for relative in names:
+        path = overrides / relative
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            number = next((i for i, line in enumerate(lines, start=1) if "block footer" in line), 1)
+            return Located(str(path), number, Problem("essential", message, number))
+    return Located(str(overrides / names[0]), 1, Problem("essential", message, 1))
 
 
 def _locate(problem: Problem, sources: list[tuple[str, list[str]]]) -> Located:

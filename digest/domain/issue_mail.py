@@ -40,9 +40,10 @@ from digest.core.models import (
     SubscriptionStatus,
     Suppression,
 )
-from digest.core.resources import resource_dir
+from digest.core.resources import template_folders
 from digest.core.tokens import keyed_hasher
 from digest.domain import identity, links, media
+from digest.domain.look import look_of
 from digest.domain.posts import issue_sections
 from digest.domain.suppression import HASH_PURPOSE, suppression_for
 from digest.mail.dkim import signer_from_config
@@ -70,7 +71,7 @@ from digest.mail.tracking import Tracking
 def render_settings(config: Mapping[str, Any]) -> RenderSettings:
     """Return what digest.mail needs of the app's settings to render issues."""
     return RenderSettings(
-        links.mail_domain(config), resource_dir("templates"), identity.SignedLinks(config)
+        links.mail_domain(config), template_folders(config), identity.SignedLinks(config)
     )
 
 
@@ -154,6 +155,7 @@ def _newsletter(config: Mapping[str, Any], newsletter: Newsletter) -> Newsletter
         note_when_no_post=newsletter.no_post is NoPostChoice.NOTE,
         logo=logo(config, newsletter),
         image_display=newsletter.image_display,
+        look=look_of(newsletter),
     )
 
 

@@ -22,6 +22,7 @@ import datetime as dt
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -37,10 +38,12 @@ from digest.core.models import (
     TransactionalMail,
     TransactionalState,
 )
-from digest.core.resources import resource_dir
+from digest.core.resources import template_folders
 from digest.core.tokens import CONFIRM_MAX_AGE
 from digest.domain import identity, links
+from digest.domain.look import look_of
 from digest.domain.suppression import blocks_signup, suppression_for
+from digest.mail.look import DEFAULT_LOOK, Look
 from digest.mail.message import Mail, ascii_address, format_mailbox, make_message_id
 from digest.mail.render import first_name
 from digest.mail.stencil import Slots, Stencil, email_templates, render_subject
@@ -143,6 +146,8 @@ class _Shared:
     kind: TransactionalKind
     newsletter: _NewsletterFields
     site_url: str
+    folders: tuple[Path, ...]  # digest.core.resources.template_folders
+    look: Look = DEFAULT_LOOK
     named: bool = False
     sections: tuple[str, ...] = ()
     all_sections: tuple[str, ...] = ()
@@ -153,7 +158,9 @@ class _Shared:
 
 
 def _context(shared: _Shared) -> dict[str, Any]:
-    context: dict[str, Any] = {"newsletter": shared.newsletter, "site_url": shared.site_url}
+    context: dict[str, Any] = {
+        "newsletter": shared.newsletter, "site_url": shared.site_url, "look": shared.look
+    }
     if shared.kind is TransactionalKind.CONFIRM:
         # Nothing the signup form supplied goes into this email (subscription bombing).
         context["expires_days"] = CONFIRM_MAX_AGE // 86400
@@ -172,7 +179,7 @@ def _context(shared: _Shared) -> dict[str, Any]:
 @functools.lru_cache(maxsize=64)
 def _stencil(shared: _Shared) -> tuple[str, Stencil]:
     """Return (subject, stencil) of an email, rendered and CSS-inlined once per process."""
-    env = email_templates(resource_dir("templates"))
+    env = email_templates(*shared.folders)
     name = _TEMPLATES[shared.kind]
     context = _context(shared)
     subject = render_subject(env, name, context)  # no reader's value may reach a subject
@@ -195,8 +202,9 @@ def _shared_and_values(
     subscription = mail.subscription
     newsletter = subscription.newsletter
     fields = _NewsletterFields(newsletter.name, newsletter.postal_address.strip())
+    folders, look = template_folders(config), look_of(newsletter)
     if mail.kind is TransactionalKind.CONFIRM:
-        shared = _Shared(mail.kind, fields, config["BASE_URL"])
+        shared = _Shared(mail.kind, fields, config["BASE_URL"], folders, look)
         # The link names the latest signup this email answers: its changes, no later ones.
         asked = [
             c for c in subscription.consents
@@ -210,6 +218,8 @@ def _shared_and_values(
         mail.kind,
         fields,
         config["BASE_URL"],
+        folders,
+        look,
         named=bool(name),
         sections=tuple(section.name for section in subscription.sections),
         all_sections=tuple(section.name for section in newsletter.sections),

@@ -28,11 +28,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from html import unescape
 from pathlib import Path
 from typing import Any, Protocol
 
+from jinja2 import TemplateError
 from markupsafe import Markup
 
+from digest.mail.look import DEFAULT_LOOK, Look
 from digest.mail.markdown import parse_markdown, render_email_tokens
 from digest.mail.message import (
     CRLF,
@@ -175,6 +178,7 @@ class NewsletterView:
     note_when_no_post: bool = False
     logo: Logo | None = None
     image_display: str = "none"  # how lead images show: "none", "lead" or "thumbnail"
+    look: Look = DEFAULT_LOOK
 
 
 @dataclass(frozen=True)
@@ -264,7 +268,7 @@ class RenderSettings:
     """What rendering needs of the app's settings."""
 
     mail_domain: str  # the right-hand side of Message-IDs
-    templates: Path  # the folder holding emails/
+    templates: tuple[Path, ...]  # the folders holding emails/, an operator's overrides first
     links: ReaderLinks
 
 
@@ -311,7 +315,7 @@ class PreparedIssue:
             for section in content.sections
         )
         self.links = settings.links
-        self.env = email_templates(settings.templates)
+        self.env = email_templates(*settings.templates)
         self.web_url = content.web_url
         self.date = content.date
         self.mail_domain = settings.mail_domain
@@ -380,6 +384,7 @@ class PreparedIssue:
         return {
             "issue": self.issue,
             "newsletter": self.newsletter,
+            "look": self.newsletter.look,
             "reader": reader,
             "preheader": preheader,
             "preheader_text": wrap(preheader),
@@ -620,6 +625,30 @@ def size_report(prepared: PreparedIssue) -> SizeReport:
     return SizeReport(size, size > WARN_BYTES, size > REFUSE_BYTES, message, images)
 
 
+def essentials_problems(prepared: PreparedIssue) -> list[tuple[str, str]]:
+    """Return (part, what is missing) for each essential a reader's message lacks: in HTML the
+    unsubscribe link and the postal address; in text the unsubscribe URL, the postal address
+    and the issue's links (the web version's and every post's)."""
+    reader = Reader(None, "x" * 22, "reader@example.org")
+    html, text = (unescape(part) for part in prepared.parts_for(reader))
+    unsubscribe = prepared.links.unsubscribe_url(reader.subscription_uid)
+    address = [line.strip() for line in prepared.newsletter.postal_address.splitlines() if line.strip()]
+    missing: list[tuple[str, str]] = []
+    if f'href="{unsubscribe}"' not in html:
+        missing.append(("html", "the HTML part has no unsubscribe link"))
+    if any(line not in html for line in address):
+        missing.append(("html", "the HTML part does not show the postal address"))
+    if unsubscribe not in text:
+        missing.append(("text", "the text part does not give the unsubscribe URL"))
+    if any(line not in text for line in address):
+        missing.append(("text", "the text part does not show the postal address"))
+    urls = [prepared.web_url] + [post.url for section in prepared.sections for post in section.posts]
+    lost = [url for url in urls if url not in text]
+    if lost:
+        missing.append(("text", f"the text part drops {len(lost)} of the issue's links ({lost[0]} …)"))
+    return missing
+
+
 def check_sendable(prepared: PreparedIssue) -> SizeReport:
     """Return the size report if the issue may be sent; raise NotSendable saying why not."""
     reasons = []
@@ -628,7 +657,19 @@ def check_sendable(prepared: PreparedIssue) -> SizeReport:
             f"{prepared.newsletter.name} has no postal address; the law (CAN-SPAM) requires "
             "one in every email. Add it in the newsletter's settings."
         )
-    report = size_report(prepared)
+    try:
+        report = size_report(prepared)
+        missing = essentials_problems(prepared) if prepared.newsletter.postal_address else []
+    except TemplateError as exc:
+        raise NotSendable(
+            reasons + [f"The email templates do not render ({exc}); `digest templates check` names the line."]
+        ) from exc
+    if missing:
+        reasons.append(
+            "The email templates (an override in the instance's templates folder) leave out what "
+            f"every email must carry: {'; '.join(m for _, m in missing)}. Fix or remove the "
+            "override; `digest templates check` names the line."
+        )
     if report.refuse:
         reasons.append(report.message)
     if reasons:

@@ -31,19 +31,21 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
 from markupsafe import escape
 
 from digest.mail.dkim import relaxed_lines
+from digest.mail.look import DEFAULT_LOOK
 from digest.mail.message import quoted_printable
 from digest.mail.plaintext import wrap
 
 
 @functools.cache
-def email_templates(folder: Path) -> Environment:
+def email_templates(*folders: Path) -> Environment:
     """Return the Jinja environment every email renders with (outside requests too), for
-    the templates folder that holds emails/."""
+    the templates folders that hold emails/ (a template in the first that has it wins)."""
     env = Environment(
-        loader=FileSystemLoader(str(folder)),
+        loader=FileSystemLoader([str(folder) for folder in folders]),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
     )
+    env.globals["look"] = DEFAULT_LOOK  # an email of a newsletter gets its own in the context
     env.filters["wrap"] = wrap  # text parts: {% filter wrap %}…{% endfilter %}, never URLs split
     return env
 

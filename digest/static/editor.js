@@ -242,4 +242,24 @@
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
+
+  // The look form: both previews follow every change, from the server and unsaved.
+  const lookForm = document.querySelector("[data-look-form]");
+  if (lookForm) {
+    const buttons = lookForm.querySelectorAll("button[formtarget]");
+    let timer = null;
+    const showAll = () => {
+      const action = lookForm.action;
+      for (const button of buttons) {
+        lookForm.action = button.formAction;
+        lookForm.target = button.formTarget;
+        lookForm.submit();
+      }
+      lookForm.action = action;
+      lookForm.target = "";
+    };
+    lookForm.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(showAll, 300); });
+    lookForm.addEventListener("change", () => { clearTimeout(timer); timer = setTimeout(showAll, 300); });
+    showAll();
+  }
 })();

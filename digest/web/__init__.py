@@ -50,6 +50,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(ops.bp)
     app.register_blueprint(media.bp)
     app.add_template_global(media.image_url)
+    app.jinja_env.globals["look_url"] = archive.look_url
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
     unavailable.init_app(app)
 

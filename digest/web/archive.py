@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, current_app, render_template, url_for
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from digest.core.extensions import db_session
 from digest.core.models import Issue, Newsletter
-from digest.domain import archive, links, newsletters, posts
+from digest.domain import archive, links, look, newsletters, posts
 from digest.domain.subscribers.signup import consent_text
 from digest.mail.markdown import render_markdown
 
@@ -72,6 +73,23 @@ def post(newsletter: str, post: str) -> str:
     if published is None:
         abort(404)
     return _page("archive/post.html", found, post=published, body_html=render_markdown(published.body_md))
+
+
+@bp.get(_route(links.ARCHIVE_PATH) + "look.css")
+def look_css(newsletter: str) -> Response:
+    """Return the stylesheet that gives the newsletter's pages its look (accent, fonts)."""
+    css = look.stylesheet(look.look_of(_newsletter(db_session(), newsletter)))
+    response = current_app.response_class(css, mimetype="text/css")
+    # Pages link it with a version of its content (look_url), so a change shows at once.
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+def look_url(newsletter: Newsletter) -> str:
+    """Return the URL of the newsletter's look stylesheet, versioned by its content."""
+    css = look.stylesheet(look.look_of(newsletter))
+    version = hashlib.sha256(css.encode()).hexdigest()[:12]
+    return url_for("archive.look_css", newsletter=newsletter.slug, v=version)
 
 
 @bp.get(_route(links.FEED_PATH))

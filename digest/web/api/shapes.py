@@ -40,6 +40,7 @@ from digest.domain.issues import status_label, unclear_action
 from digest.domain.posts import IssueSection
 from digest.domain.reports import DeliveryLine, SubscriberRecord, SubscriberRow
 from digest.domain.subscribers.signup import consent_text
+from digest.mail.look import FONTS
 from digest.mail.markdown import render_markdown
 
 SCHEMAS: dict[str, dict[str, Any]] = {}
@@ -141,6 +142,15 @@ _object("Newsletter", "A newsletter: sender identity, weekly schedule and consen
     "consent_version": STRING,
     "created_at": TIME,
     "archive_url": URL,
+    "look": _ref("Look"),
+})
+_COLOUR: dict[str, Any] = {"type": "string", "pattern": "^#[0-9a-f]{6}$"}
+_object("Look", "The newsletter's look in its emails and pages (changed in the workspace).", {
+    "accent_color": {**_COLOUR, "description": "Links, name and buttons in light mode."},
+    "accent_color_dark": {**_COLOUR, "description": "The same in dark mode."},
+    "heading_font": {"type": "string", "enum": list(FONTS)},
+    "body_font": {"type": "string", "enum": list(FONTS)},
+    "footer_text": {**STRING, "description": "Printed above the postal address."},
 })
 
 
@@ -163,6 +173,13 @@ def newsletter(item: Newsletter, config: Mapping[str, Any]) -> dict[str, Any]:
         "consent_version": item.consent_version,
         "created_at": _time(item.created_at),
         "archive_url": links.absolute(config, links.ARCHIVE_PATH.format(newsletter=item.slug)),
+        "look": {
+            "accent_color": item.accent_color,
+            "accent_color_dark": item.accent_color_dark,
+            "heading_font": item.heading_font,
+            "body_font": item.body_font,
+            "footer_text": item.footer_text,
+        },
     }
 
 

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
+from markupsafe import Markup
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from digest.core.extensions import db_session
 from digest.core.models import Editor, EditorRole, Newsletter, Section
 from digest.core.validation import Invalid
-from digest.domain import editors, newsletters, two_factor
+from digest.domain import archive, editors, look, newsletters, two_factor
+from digest.domain.email_check import sample_issue_html
+from digest.domain.subscribers.signup import consent_text
+from digest.mail import outbox
+from digest.mail.look import FONTS, Look
 from digest.web.editor import admin, commit_change, get_or_404
+from digest.web.editor.outbox import html_policy
 
 
-def _settings_page(data: newsletters.SettingsInput, errors: dict[str, str], status: int = 200) -> tuple[str, int]:
+def _settings_page(data: newsletters.SettingsInput, errors: dict[str, str], status: int = 200,
+                   look_data: look.LookInput | None = None,
+                   look_errors: dict[str, str] | None = None) -> tuple[str, int]:
     newsletter = g.newsletter
     return render_template(
         "editor/settings.html",
         data=data,
         errors=errors,
+        look_data=look_data or look.as_input(look.look_of(newsletter)),
+        look_errors=look_errors or {},
+        fonts=FONTS,
         time_zones=newsletters.time_zones(),
         weekdays=newsletters.WEEKDAYS,
         sections=newsletters.sections(db_session(), newsletter) if newsletter else [],
@@ -64,6 +77,68 @@ def settings() -> Response | tuple[str, int]:
     if not newsletter.postal_address:
         flash("No postal address yet: issues cannot be sent until you add one.", "warning")
     return redirect(url_for("editor.admin.settings"))
+
+
+def _look_form() -> look.LookInput:
+    form = request.form
+    return look.LookInput(**{key: form.get(key, "") for key in look.LookInput.__dataclass_fields__})
+
+
+@admin.post("/settings/look")
+def look_save() -> Response | tuple[str, int]:
+    """Save the newsletter's look (accent colours, fonts, footer text)."""
+    if g.newsletter is None:
+        abort(409, "Save the newsletter's settings before choosing its look.")
+    data = _look_form()
+    dbs = db_session()
+    try:
+        look.update_look(dbs, g.newsletter, data)
+    except Invalid as exc:
+        dbs.rollback()
+        return _settings_page(_as_input(g.newsletter), {}, 400, data, exc.errors)
+    dbs.commit()
+    flash("The look is saved: the next emails and the pages use it.", "success")
+    return redirect(url_for("editor.admin.settings", _anchor="look"))
+
+
+@admin.post("/settings/look/preview/<any(email, page):what>")
+def look_preview(what: str) -> Response:
+    """Show the sample issue's email, or the archive page, in the look of the form (unsaved)."""
+    if g.newsletter is None:
+        abort(409, "Save the newsletter's settings before choosing its look.")
+    try:
+        chosen = look.check_look(_look_form())
+    except Invalid as exc:
+        html = render_template("editor/look_refused.html", errors=exc.errors)
+        response: Response = current_app.response_class(html, status=400, mimetype="text/html")
+    else:
+        response = _previewed(what, chosen)
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+def _previewed(what: str, chosen: Look) -> Response:
+    newsletter = g.newsletter
+    if what == "email":
+        html = sample_issue_html(current_app.config, newsletter.name, newsletter.postal_address, chosen)
+        response = current_app.response_class(html, mimetype="text/html")
+        response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))
+        return response
+    css = look.stylesheet(chosen)
+    html = render_template(
+        "archive/index.html", newsletter=newsletter, look=chosen, look_preview_css=Markup(css),  # noqa: S704 (built from checked values)
+        issues=archive.sent_issues(db_session(), newsletter), consent_text=consent_text(newsletter),
+        form={}, errors={}, local_time=archive.local_time,
+    )
+    response = current_app.response_class(html, mimetype="text/html")
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    # The site's policy, plus this one inline stylesheet by its hash; nothing can be submitted.
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; img-src 'self' data: https:; style-src 'self' 'sha256-{digest}'; "
+        "script-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'; "
+        "form-action 'none'"
+    )
+    return response
 
 
 def _section(section_id: int) -> Section:
