@@ -148,14 +148,14 @@ def test_publishing_needs_every_image_described(app: Flask, db: Session, tmp_pat
         title="Charts", section_id=newsletter.sections[0].id, body_md=f"Look:\n\n![]({url})",
         lead_image_id=item.id))
     with pytest.raises(Invalid) as refused:
-        posts.publish_post(db, post)
+        posts.publish_post(db, app.config, post)
     assert "1 image has no alt text" in refused.value.errors["body_md"]
     assert "lead image" in refused.value.errors["lead_image_alt"]
     posts.update_post(db, post, posts.PostInput(
         title="Charts", section_id=newsletter.sections[0].id,
         body_md=f"Look:\n\n![Accuracy rose to 91%]({url})", lead_image_id=item.id))
     media.set_alt(db, item, "A bar chart")
-    posts.publish_post(db, post)
+    posts.publish_post(db, app.config, post)
     assert post.status is PostStatus.PUBLISHED and post.lead_image is item
 
 
