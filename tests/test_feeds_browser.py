@@ -74,7 +74,8 @@ def test_add_a_source_accept_an_item_and_see_it_in_the_issue_preview(
 
         nav = page.locator("nav[aria-label=Editor]").bounding_box()
         assert nav and nav["height"] < 40  # the admin's navigation stays one line at 1280 px
-        page.click("nav[aria-label=Editor] >> text=Inbox")
+        page.click("nav[aria-label=Editor] >> text=Posts")
+        page.click("a.button:has-text('Inbox')")
         page.click("a.button:has-text('Sources')")
         page.wait_for_selector("h1:has-text('Sources')")
         page.fill("#url", f"{feed.url}/feed.xml")
@@ -88,7 +89,8 @@ def test_add_a_source_accept_an_item_and_see_it_in_the_issue_preview(
         row = page.inner_text("table.list")
         assert "Lab notes" in row and "ok" in row and "Engineers" in row
 
-        page.click("nav[aria-label=Editor] >> text=Inbox")
+        page.click("nav[aria-label=Editor] >> text=Posts")
+        page.click("a.button:has-text('Inbox (1 new)')")
         page.wait_for_selector("h1:has-text('Inbox')")
         item = page.locator("article.inbox-item")
         assert item.count() == 1 and TITLE in item.inner_text()
