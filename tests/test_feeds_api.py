@@ -3,7 +3,9 @@ the `digest sources` commands, and the workspace forms."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,12 +13,15 @@ from flask import Flask
 from sqlalchemy import select
 
 from digest import create_app
-from digest.core.models import EditorRole, InboxItem, Source
+from digest.core.models import EditorRole, InboxItem, Newsletter, Source
+from digest.domain import sources
 from digest.engine import feeds
 from tests.support.api import ApiClient, make_token
 from tests.support.apps import get_db_of
+from tests.support.delivery import digest_process, process_env
 from tests.support.http import Received, Reply, serving
 from tests.support.readers import load_newsletter
+from tests.support.waiting import wait_until
 
 SOURCES = "/api/v1/newsletters/weekly-model/sources"
 INBOX = "/api/v1/newsletters/weekly-model/inbox"
@@ -132,3 +137,24 @@ def test_a_failing_fetch_command_says_why_and_exits_non_zero(feed_app: Flask) ->
         result = runner.invoke(args=["sources", "fetch"])
     assert result.exit_code == 1
     assert "not an RSS or Atom feed" in result.output
+
+
+def test_the_scheduler_process_reads_sources_by_itself(feed_app: Flask, tmp_path: Path) -> None:
+    """Does a real `digest scheduler` read a new source within seconds (its clock's feed job)
+    and then leave it alone until the interval has passed?"""
+    with serving(lambda _r: Reply(200, {}, FEED)) as server:
+        with get_db_of(feed_app).session() as session:
+            newsletter = session.scalars(select(Newsletter)).one()
+            sources.add_source(session, newsletter, f"{server.url}/feed", "news")
+        env = process_env(feed_app, ALLOW_PRIVATE_URLS="true", TICK_SECONDS=1)
+        log = tmp_path / "scheduler.log"
+        with digest_process(["scheduler"], env, log):
+            wait_until(lambda: _item_count(feed_app) == 1, timeout=30,
+                       what=lambda: log.read_text(errors="replace")[-2000:])
+            time.sleep(3)  # three more ticks of the feed job
+        assert len(server.received) == 1
+
+
+def _item_count(app: Flask) -> int:
+    with get_db_of(app).sessionmaker() as session:
+        return len(session.scalars(select(InboxItem)).all())
