@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from digest.core.models import Subscriber
+from digest.domain import inbox, sources
 from digest.domain.demo import load_demo_history
 from digest.domain.links import confirm_url, preferences_url, unsubscribe_url
 from tests.support.browser import chromium, live_server, screenshot_path
@@ -44,6 +45,9 @@ def _prepare(app, db) -> dict[str, str]:  # type: ignore[no-untyped-def]
     db.commit()
     assert issue is not None
     make_editor(db, "admin@example.com")
+    inbox.save_link(db, newsletter, "https://example.org/a", "A saved page", "What it says.")
+    sources.add_source(db, newsletter, "https://example.org/feed.xml", "news")
+    db.commit()
     reader = db.scalars(select(Subscriber.id).where(Subscriber.email == "grace@example.com")).one()
     paths = {"archive-issue": f"/archive/{newsletter.slug}/{issue.slug}",
              "archive-index": f"/archive/{newsletter.slug}/",
@@ -92,7 +96,9 @@ def test_reader_and_editor_pages_have_no_serious_violations(app, db, screen) -> 
         for name, path in (("dashboard", "/editor/"), ("posts", "/editor/posts"),
                            ("post-form", "/editor/posts/new"), ("subscribers", "/editor/subscribers"),
                            ("subscriber", paths["subscriber"]), ("settings", "/editor/settings"),
-                           ("outbox", "/editor/outbox"), ("sending", paths["sending"])):
+                           ("outbox", "/editor/outbox"), ("sending", paths["sending"]),
+                           ("inbox", "/editor/inbox"), ("sources", "/editor/sources"),
+                           ("save-link", "/editor/inbox/save")):
             page.goto(base + path)
             assert page.url.startswith(base + path), page.url
             problems += _severe(page, name)

@@ -223,6 +223,11 @@ def test_json_feed_is_read_by_hand() -> None:
     assert feed.entries[1].published_at is None
     with pytest.raises(FeedError):
         parse_feed(b'{"items": 3}')
+    # Control characters and lone surrogates (which PostgreSQL refuses) never get through.
+    (odd,) = parse_feed(b'{"items": [{"id": 7, "url": "https://x.example.org/", "title": '
+                        b'"Bell\\u0007 \\ud800here", "summary": "<script>x</script>ok"},'
+                        b'{"id": "8", "url": "https://x.example.org/\\ud800"}]}').entries
+    assert (odd.title, odd.summary, odd.guid) == ("Bell here", "ok", "7")
 
 
 def test_accepting_makes_a_draft_with_link_and_attribution_and_dismissing_hides(

@@ -43,6 +43,8 @@ _TRACKING = re.compile(
 # An entity declaration anywhere in the prolog: refused, whatever it expands to.
 _ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
+# Control characters and lone surrogates: no field of ours takes them, PostgreSQL refuses the latter.
+_UNWANTED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class FeedError(ValueError):
@@ -74,7 +76,13 @@ def canonical_url(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    port = parts.port if parts.port not in {None, 80 if scheme == "http" else 443} else None
+    try:
+        port = parts.port
+    except ValueError:  # out of range: keep it as written, the fetch will say what is wrong
+        port = None
+        host = parts.netloc.rpartition("@")[2].lower()
+    if port in {80 if scheme == "http" else 443}:
+        port = None
     netloc = host if port is None else f"{host}:{port}"
     if parts.username or parts.password:
         netloc = f"{parts.username or ''}{':' + parts.password if parts.password else ''}@{netloc}"
@@ -85,8 +93,9 @@ def canonical_url(url: str) -> str:
 
 def plain_text(fragment: str, limit: int = SUMMARY_MAX) -> str:
     """Return the text of an HTML fragment: tags removed, script and style dropped, one line."""
-    cleaned = nh3.clean(fragment, tags=set(), clean_content_tags={"script", "style"})
-    text = _SPACES.sub(" ", html.unescape(cleaned)).strip()
+    cleaned = nh3.clean(_UNWANTED.sub("", fragment), tags=set(),
+                        clean_content_tags={"script", "style"})
+    text = _SPACES.sub(" ", _UNWANTED.sub("", html.unescape(cleaned))).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -95,9 +104,14 @@ def _http_url(value: Any, base: str = "") -> str | None:
         return None
     url = urljoin(base, value.strip()) if base else value.strip()
     parts = urlsplit(url)
-    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname or len(url) > URL_MAX:
+    try:
+        if parts.scheme.lower() not in {"http", "https"} or not parts.hostname or parts.port == 0:
+            return None
+    except ValueError:  # a port out of range
         return None
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+    if len(url) > URL_MAX:
+        return None
+    if any(ch.isspace() for ch in url) or _UNWANTED.search(url):
         return None
     return url
 
@@ -128,10 +142,12 @@ def _entry(url: str | None, title: Any, summary: Any, guid: Any,
     if url is None:
         return None
     clean_title = plain_text(title if isinstance(title, str) else "", TITLE_MAX) or url[:TITLE_MAX]
-    guid_text = guid.strip()[:1000] if isinstance(guid, str) and guid.strip() else None
+    if isinstance(guid, int) and not isinstance(guid, bool):
+        guid = str(guid)  # the JSON Feed spec says a string; numbers are common
+    guid_text = _UNWANTED.sub("", guid).strip()[:1000] if isinstance(guid, str) else None
     return Entry(url=url, title=clean_title,
                  summary=plain_text(summary if isinstance(summary, str) else ""),
-                 guid=guid_text, published_at=published_at)
+                 guid=guid_text or None, published_at=published_at)
 
 
 def _json_feed(data: bytes) -> Feed:

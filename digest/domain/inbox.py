@@ -156,6 +156,14 @@ def list_items(session: Session, newsletter: Newsletter, *, state: str = "new",
     return InboxPage(items=items, page=page, total=total)
 
 
+def count_new(session: Session, newsletter: Newsletter) -> int:
+    """Return how many items wait for a decision."""
+    return session.scalar(
+        select(func.count()).select_from(InboxItem)
+        .where(InboxItem.newsletter_id == newsletter.id, InboxItem.state == InboxState.NEW)
+    ) or 0
+
+
 def get_item(session: Session, item_id: int, newsletter: Newsletter | None = None) -> InboxItem | None:
     """Return the inbox item with this id (of this newsletter when given), or None."""
     item = session.get(InboxItem, item_id)

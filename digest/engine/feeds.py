@@ -80,7 +80,7 @@ def _fetch_one(app: Flask, source_id: int, now: dt.datetime, report: FetchReport
             raise FeedError(f"The server answered {status}.")
         else:
             feed = parse_feed(reply.body, reply.headers.get("Content-Type", ""))
-    except (outbound.OutboundError, FeedError) as exc:
+    except Exception as exc:  # noqa: BLE001  (whatever a stranger's server does, the source says why)
         with database.session() as session:
             source = session.get(Source, source_id)
             if source is not None:
@@ -141,7 +141,7 @@ def read_saved_pages(app: Flask) -> int:
                     meta = page_metadata(reply.body,
                                          _charset(reply.headers.get("Content-Type", "")))
                     title, description = meta.title, meta.description
-            except outbound.OutboundError as exc:
+            except Exception as exc:  # noqa: BLE001  (the link stays, with the title it was saved with)
                 log.info("saved link %s: %s", url, exc)
             with database.session() as session:
                 inbox.record_page(session, item_id, title, description)

@@ -156,6 +156,7 @@ from digest.web.editor import (  # noqa: E402,F401
     auth,
     dashboard,
     imports,
+    intake,
     issues,
     media,
     outbox,

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from digest.core.extensions import db_session
 from digest.core.models import Post, PostStatus
 from digest.core.validation import Invalid
-from digest.domain import media, newsletters, posts
+from digest.domain import inbox, media, newsletters, posts
 from digest.mail.markdown import render_markdown
 from digest.web.editor import bp, commit_change, int_arg, newsletter_or_409
 
@@ -58,7 +58,8 @@ def posts_list() -> str:
         search=request.args.get("q", ""),
         page=int_arg("page") or 1,
     )
-    return render_template("editor/posts.html", page=page, sections=newsletters.sections(dbs, newsletter))
+    return render_template("editor/posts.html", page=page, sections=newsletters.sections(dbs, newsletter),
+                           inbox_new=inbox.count_new(dbs, newsletter))
 
 
 def _editor_page(post: Post | None, data: posts.PostInput | None, errors: dict[str, str],
