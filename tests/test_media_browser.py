@@ -87,6 +87,8 @@ def test_upload_describe_place_and_preview(app: Flask, db: Session, tmp_path) ->
                 page.emulate_media(color_scheme=scheme)
                 page.locator("iframe.mail-html").scroll_into_view_if_needed()
                 page.screenshot(path=str(screenshot_path(f"media-preview-{width}-{scheme}")), full_page=True)
+                page.locator("iframe.mail-html").screenshot(
+                    path=str(screenshot_path(f"media-email-{width}-{scheme}")))
             page.emulate_media(color_scheme="light")
         assert page.locator("text=Its images weigh").count() == 1
         assert not problems, problems

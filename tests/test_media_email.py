@@ -91,3 +91,29 @@ def test_archive_shows_lead_and_body_images(app, db) -> None:  # type: ignore[no
     shown = {image["alt"]: image for image in _images(page)}
     assert shown["A wide lead picture"]["width"] == "800"
     assert shown["A chart"]["src"] == body["url"]
+
+
+def test_thumbnails_and_logo_keep_the_email_lint_clean(app, db, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With thumbnails and a light and dark logo, the digest's HTML draws each image at a
+    set width and height with its description, and `digest templates check`'s lint finds
+    no problem in it."""
+    from digest.core.storage import LocalStorage
+    from digest.domain import media
+    from digest.domain.issue_mail import prepare_issue
+    from digest.mail.lint import lint_html
+    from digest.mail.render import Reader
+
+    setup = make_newsletter(db, readers=0)
+    storage, limits = LocalStorage(tmp_path / "m"), media.Limits.of(app.config)
+    post = db.scalar(select(Post).where(Post.slug == "first"))
+    post.lead_image = media.upload(db, storage, photo(900, 600), "t.jpg", limits, alt="A thumbnail")
+    post.newsletter.image_display = "thumbnail"
+    post.newsletter.logo_light = media.upload(db, storage, png(400, 100), "l.png", limits)
+    post.newsletter.logo_dark = media.upload(db, storage, png(400, 100, (250, 250, 250, 255)), "d.png", limits)
+    db.commit()
+    html = prepare_issue(db, setup.issue_id, app.config).parts_for(Reader(None, "x" * 22, "a@example.org"))[0]
+    shown = {image["alt"]: image for image in _images(html)}
+    assert (shown["A thumbnail"]["width"], shown["A thumbnail"]["height"]) == ("120", "80")
+    assert [image["alt"] for image in _images(html)].count("The Test Weekly") == 2
+    problems = lint_html(html)
+    assert problems == [], [problem.message for problem in problems]

@@ -76,9 +76,8 @@
         said.textContent = "Not added: " + error.message;
       }
     };
-    const images = (list) => Array.from(list || []).filter((file) => file.kind === undefined || file.kind === "file");
     picker.addEventListener("change", () => {
-      images(picker.files).forEach(upload);
+      Array.from(picker.files || []).forEach(upload);
       picker.value = "";
     });
     for (const target of [tools, source]) {
@@ -93,7 +92,7 @@
         tools.classList.remove("dragging");
         if (event.dataTransfer && event.dataTransfer.files.length) {
           event.preventDefault();
-          images(event.dataTransfer.files).forEach(upload);
+          Array.from(event.dataTransfer.files).forEach(upload);
         }
       });
     }
