@@ -26,8 +26,8 @@ from digest.domain.subscribers.signup import unsubscribe
 from digest.engine.webhooks import deliver_due, webhook_client
 from tests.support.apps import get_db_of
 from tests.support.editor import PASSWORD
-from tests.support.smtp import SMTPServer
 from tests.support.http import Received, Reply, serving
+from tests.support.smtp import SMTPServer
 from tests.support.waiting import wait_until
 from tests.support.workspace import demo_newsletter
 
