@@ -12,19 +12,27 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from digest.core.db import utcnow
-from digest.core.models import EditorRole, WebhookDelivery, WebhookEndpoint, WebhookState
-from digest.domain import webhooks
+from digest.core.models import (
+    Delivery,
+    EditorRole,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookState,
+)
+from digest.domain import issues, webhooks
 from digest.domain.editors import create_editor
-from digest.domain.subscribers.actions import EditorAddition, add_by_editor
+from digest.domain.subscribers.actions import EditorAddition, add_by_editor, suppress_by_editor
 from digest.domain.subscribers.privacy import erase
 from digest.domain.subscribers.signup import unsubscribe
 from digest.engine.webhooks import deliver_due, webhook_client
 from tests.support.apps import get_db_of
+from tests.support.delivery import CONFIG, make_newsletter
 from tests.support.editor import PASSWORD
 from tests.support.http import Received, Reply, serving
 from tests.support.smtp import SMTPServer
@@ -300,3 +308,31 @@ def test_bad_input_is_refused(app: Flask) -> None:
     assert unknown.exit_code != 0 and "Unknown event bogus" in unknown.output
     ftp = runner.invoke(args=["webhooks", "add", "ftp://x.example/", "--events", "issue.sent"])
     assert ftp.exit_code != 0 and "http" in ftp.output
+
+
+def test_issue_and_suppression_events_are_written_with_their_change(db_session: Session) -> None:
+    """Are issue.scheduled, issue.sent and subscriber.suppressed written in the transaction
+    of the change, and gone with it when it rolls back (outbox)?"""
+    db = db_session
+    webhooks.create_endpoint(db, "https://hooks.example.net/all", webhooks.EVENTS)
+    setup = make_newsletter(db, readers=2)
+    db.commit()
+    now = utcnow()
+    issues.schedule_issue(db, setup.issue_id, (now + dt.timedelta(days=2)).replace(tzinfo=None),
+                          "UTC", now)
+    db.rollback()
+    assert db.scalars(select(WebhookEvent.type)).all() == []
+    issues.schedule_issue(db, setup.issue_id, (now + dt.timedelta(days=2)).replace(tzinfo=None),
+                          "UTC", now)
+    db.commit()
+    issues.send_now(db, setup.issue_id)
+    issues.start_issue(db, setup.issue_id, CONFIG)
+    db.execute(update(Delivery).values(state="sent"))
+    assert issues.finish_issue(db, setup.issue_id)
+    suppress_by_editor(db, CONFIG, setup.emails[0], "Asked by phone", "admin@example.org")
+    db.commit()
+    events = {e.type: e for e in db.scalars(select(WebhookEvent))}
+    assert set(events) >= {"issue.scheduled", "issue.sent", "subscriber.suppressed"}
+    assert events["issue.sent"].payload["data"]["issue_id"] == setup.issue_id
+    assert events["subscriber.suppressed"].payload["data"]["email"] == setup.emails[0]
+    assert events["subscriber.suppressed"].payload["data"]["reason"] == "manual"
