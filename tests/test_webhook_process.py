@@ -3,6 +3,7 @@ retrying, the receiver recovering, a new `digest run` delivering every event."""
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import threading
 from pathlib import Path
@@ -18,6 +19,7 @@ from digest.core.models import WebhookDelivery, WebhookEvent, WebhookState
 from digest.domain.subscribers.actions import EditorAddition, add_by_editor
 from tests.support.delivery import digest_process, free_port, process_env
 from tests.support.http import Received, Reply, serving
+from tests.support.services import REQUIRE_SERVICES
 from tests.support.waiting import wait_until
 from tests.support.workspace import demo_newsletter
 
@@ -86,3 +88,36 @@ def test_no_event_is_lost_across_a_sigkill(app: Flask, db: Session, tmp_path: Pa
             wait_until(lambda: _states(db) == [WebhookState.DELIVERED] * 3, 30)
     assert sorted(p["data"]["email"] for p in receiver.taken.values()) == [
         "kill0@example.org", "kill1@example.org", "kill2@example.org"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_celery_workers_deliver_webhooks(app: Flask, db: Session, tmp_path: Path) -> None:
+    """With DIGEST_BROKER_URL, do the clock's `digest.deliver_webhooks` tasks, run by a
+    Celery worker, deliver an event the receiver verifies?"""
+    import redis
+
+    checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).digest()[0]
+    url = f"redis://127.0.0.1:6379/{1 + (checkout + 7) % 15}"
+    try:
+        redis.Redis.from_url(url).flushdb()
+    except redis.RedisError as exc:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis at {url} is required but unreachable: {exc}")
+        pytest.skip(f"Redis at {url} is unreachable: {exc}")
+    receiver = FlakyReceiver()
+    receiver.down = False
+    with serving(receiver) as server:
+        added = app.test_cli_runner().invoke(
+            args=["webhooks", "add", server.url, "--events", "post.published"])
+        receiver.secret = added.output.split("shown once; keep it with the receiver): ")[1].strip()
+        endpoint_id = added.output.split("endpoint ")[1].split(":")[0]
+        app.test_cli_runner().invoke(args=["webhooks", "test", endpoint_id])
+        uid = db.scalars(select(WebhookEvent.uid)).one()
+        db.commit()
+        env = process_env(app, BROKER_URL=url, ALLOW_PRIVATE_URLS="true", TICK_SECONDS="1")
+        log = tmp_path / "celery.log"
+        with digest_process(["worker", "--threads", "1"], env, log), \
+                digest_process(["scheduler"], env, log):
+            wait_until(lambda: uid in receiver.taken, 120,
+                       lambda: log.read_text(errors="replace")[-3000:])
+    assert receiver.taken[uid]["type"] == "webhook.test"
