@@ -148,6 +148,7 @@ def erase(session: Session, config: Mapping[str, Any], subscriber: Subscriber) -
         if pattern.search(job.problems):
             job.problems = pattern.sub("[erased]", job.problems)
     # Delivery rows keep their figures: the foreign key sets subscriber_id to NULL.
+    webhooks.forget_subscriber(session, subscriber.id)
     webhooks.emit(session, "subscriber.erased", f"subscriber:{subscriber.id}",
                   {"subscriber_id": subscriber.id})
     session.delete(subscriber)
