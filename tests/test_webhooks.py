@@ -12,19 +12,28 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from digest.core.db import utcnow
-from digest.core.models import EditorRole, WebhookDelivery, WebhookEndpoint, WebhookState
-from digest.domain import webhooks
+from digest.core.models import (
+    Delivery,
+    EditorRole,
+    Subscriber,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookState,
+)
+from digest.domain import issues, webhooks
 from digest.domain.editors import create_editor
-from digest.domain.subscribers.actions import EditorAddition, add_by_editor
+from digest.domain.subscribers.actions import EditorAddition, add_by_editor, suppress_by_editor
 from digest.domain.subscribers.privacy import erase
 from digest.domain.subscribers.signup import unsubscribe
 from digest.engine.webhooks import deliver_due, webhook_client
 from tests.support.apps import get_db_of
+from tests.support.delivery import CONFIG, make_newsletter
 from tests.support.editor import PASSWORD
 from tests.support.http import Received, Reply, serving
 from tests.support.smtp import SMTPServer
@@ -100,10 +109,7 @@ def _reader_lifecycle(app: Flask, db: Session) -> int:
     db.commit()
     unsubscribe(db, subscription, "test")
     db.commit()
-    reader_id = subscription.subscriber_id
-    erase(db, app.config, subscription.subscriber)
-    db.commit()
-    return reader_id
+    return subscription.subscriber_id
 
 
 def test_events_arrive_signed_and_in_order(app: Flask, db_session: Session) -> None:
@@ -115,11 +121,17 @@ def test_events_arrive_signed_and_in_order(app: Flask, db_session: Session) -> N
                                     "subscriber.created,subscriber.confirmed,"
                                     "subscriber.unsubscribed,subscriber.erased")
         reader_id = _reader_lifecycle(app, db_session)
+        _drain(app, lambda: len(receiver.verified) == 3)
+        erase(db_session, app.config, db_session.get_one(Subscriber, reader_id))
+        db_session.commit()
         _drain(app, lambda: len(receiver.verified) == 4)
     assert receiver.refused == 0
     assert receiver.types() == ["subscriber.created", "subscriber.confirmed",
                                 "subscriber.unsubscribed", "subscriber.erased"]
-    created = receiver.verified[0]["data"]
+    stored = json.dumps([e.payload for e in db_session.scalars(select(WebhookEvent))])
+    db_session.commit()
+    assert "hook-reader" not in stored and "Hook Reader" not in stored
+    created = receiver.verified[0]["data"]  # sent before the erasure, so with the address
     assert created["email"] == "hook-reader@example.org" and created["newsletter"]
     assert receiver.verified[3]["data"] == {"subscriber_id": reader_id}
     assert "hook-reader" not in json.dumps(receiver.verified[3])
@@ -300,3 +312,31 @@ def test_bad_input_is_refused(app: Flask) -> None:
     assert unknown.exit_code != 0 and "Unknown event bogus" in unknown.output
     ftp = runner.invoke(args=["webhooks", "add", "ftp://x.example/", "--events", "issue.sent"])
     assert ftp.exit_code != 0 and "http" in ftp.output
+
+
+def test_issue_and_suppression_events_are_written_with_their_change(db_session: Session) -> None:
+    """Are issue.scheduled, issue.sent and subscriber.suppressed written in the transaction
+    of the change, and gone with it when it rolls back (outbox)?"""
+    db = db_session
+    webhooks.create_endpoint(db, "https://hooks.example.net/all", webhooks.EVENTS)
+    setup = make_newsletter(db, readers=2)
+    db.commit()
+    now = utcnow()
+    issues.schedule_issue(db, setup.issue_id, (now + dt.timedelta(days=2)).replace(tzinfo=None),
+                          "UTC", now)
+    db.rollback()
+    assert db.scalars(select(WebhookEvent.type)).all() == []
+    issues.schedule_issue(db, setup.issue_id, (now + dt.timedelta(days=2)).replace(tzinfo=None),
+                          "UTC", now)
+    db.commit()
+    issues.send_now(db, setup.issue_id)
+    issues.start_issue(db, setup.issue_id, CONFIG)
+    db.execute(update(Delivery).values(state="sent"))
+    assert issues.finish_issue(db, setup.issue_id)
+    suppress_by_editor(db, CONFIG, setup.emails[0], "Asked by phone", "admin@example.org")
+    db.commit()
+    events = {e.type: e for e in db.scalars(select(WebhookEvent))}
+    assert set(events) >= {"issue.scheduled", "issue.sent", "subscriber.suppressed"}
+    assert events["issue.sent"].payload["data"]["issue_id"] == setup.issue_id
+    assert events["subscriber.suppressed"].payload["data"]["email"] == setup.emails[0]
+    assert events["subscriber.suppressed"].payload["data"]["reason"] == "manual"

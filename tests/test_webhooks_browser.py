@@ -1,6 +1,6 @@
 """The webhooks pages in Chromium: an admin adds an endpoint, sees its secret once, sends a
 test event a real receiver verifies, reads the attempt and resends; the banner after a
-disable. Screenshots at desktop and phone widths, light and dark."""
+disable. Screenshots and axe-core at desktop and phone widths, light and dark."""
 
 from __future__ import annotations
 
@@ -32,10 +32,18 @@ def app_overrides(app_overrides: dict[str, Any]) -> dict[str, Any]:
     return {**app_overrides, "ALLOW_PRIVATE_URLS": True}
 
 
-def _shots(page: Any, name: str) -> None:
+def _shots(page: Any, name: str) -> list[str]:
+    """Screenshot the page light and dark; return axe-core's serious or critical findings."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    problems = []
     for scheme in ("light", "dark"):
         page.emulate_media(color_scheme=scheme)
         page.screenshot(path=str(screenshot_path(f"hooks/{name}-{scheme}")), full_page=True)
+        problems += [f"{name} {scheme}: {v['id']} {node['target']}"
+                     for v in Axe().run(page).response["violations"]
+                     if v["impact"] in {"serious", "critical"} for node in v["nodes"]]
+    return problems
 
 
 def test_add_test_resend_and_the_disabled_banner(app: Flask, db: Session) -> None:
@@ -58,13 +66,17 @@ def test_add_test_resend_and_the_disabled_banner(app: Flask, db: Session) -> Non
         log_in_editor(page, base, "admin@example.com", PASSWORD)
         page.click("nav >> text=Webhooks")
         page.fill("#url", hook_server.url + "/digest")
+        page.click("button:has-text('Add endpoint')")  # no event chosen: the errors show
+        assert "Choose at least one event." in page.inner_text(".flash-error")
+        problems = _shots(page, "webhooks-errors")
+        page.fill("#url", hook_server.url + "/digest")
         page.fill("#description", "CRM sync")
         page.check("input[value='subscriber.created']")
         page.check("input[value='issue.sent']")
         page.click("button:has-text('Add endpoint')")
         secret.append(page.inner_text("#webhook-secret"))
         assert secret[0].startswith("whsec_")
-        _shots(page, "webhook-created")
+        problems += _shots(page, "webhook-created")
         page.click("button:has-text('Send a test event')")
         with webhook_client(app) as client:
             wait_until(lambda: deliver_due(app, client, "browser") >= 0 and verified, 15)
@@ -78,7 +90,7 @@ def test_add_test_resend_and_the_disabled_banner(app: Flask, db: Session) -> Non
             wait_until(lambda: deliver_due(app, client, "browser") >= 0 and len(verified) == 2, 15)
         page.reload()
         assert page.locator(".attempts li").count() == 2
-        _shots(page, "webhook-attempts")
+        problems += _shots(page, "webhook-attempts")
 
         with get_db_of(app).session() as session:
             session.execute(update(WebhookEndpoint).values(
@@ -87,10 +99,11 @@ def test_add_test_resend_and_the_disabled_banner(app: Flask, db: Session) -> Non
         page.goto(base + "/editor/")
         banner = page.locator(".flash-warning", has_text="webhook endpoint is disabled")
         assert hook_server.url in banner.inner_text()
-        _shots(page, "webhook-banner")
+        problems += _shots(page, "webhook-banner")
         page.set_viewport_size({"width": 390, "height": 844})
         banner.locator("a").click()
-        _shots(page, "webhook-phone")
+        problems += _shots(page, "webhook-phone")
         page.click("button:has-text('Enable')")
         assert page.locator(".flash-warning", has_text="webhook endpoint").count() == 0
     assert [p["type"] for p in verified] == ["webhook.test", "webhook.test"]
+    assert not problems, "\n".join(problems)

@@ -259,6 +259,17 @@ def post_event(session: Session, config: Mapping[str, Any], post: Post,
     }, now)
 
 
+def forget_subscriber(session: Session, subscriber_id: int) -> None:
+    """Strip the address and name from every recorded event about a reader being erased
+    (deliveries not yet made send what is left)."""
+    for event in session.scalars(
+        select(WebhookEvent).where(WebhookEvent.subject == f"subscriber:{subscriber_id}")
+    ):
+        data = {k: v for k, v in dict(event.payload["data"]).items()  # type: ignore[call-overload]
+                if k not in {"email", "name"}}
+        event.payload = {**event.payload, "data": data}
+
+
 def send_test(session: Session, endpoint: WebhookEndpoint,
               now: dt.datetime | None = None) -> WebhookDelivery:
     """Queue a test event for this endpoint alone."""

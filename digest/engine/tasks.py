@@ -10,7 +10,8 @@ ledger decides), so tasks are acks_late with reject_on_worker_lost; there are no
 per-recipient tasks, no chords and no result backend. Each worker process keeps one SMTP
 connection across tasks, disposes of the database pool it inherited at fork, and beats
 its own `sender` row, so the claims of a worker process that died are taken over by a
-living sender within seconds.
+living sender within seconds. Webhooks go the same way: the clock queues
+`digest.deliver_webhooks` every second, and whichever worker takes it sends the due ones.
 """
 
 from __future__ import annotations

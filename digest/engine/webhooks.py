@@ -96,19 +96,18 @@ def deliver_due(app: Flask, client: OutboundClient, owner: str,
         disabled = webhooks.disable_failing(session, disable_after, now())
         told = [(e.url, e.disabled_reason or "") for e in disabled]
         claimed = webhooks.claim_due(session, owner, now(), limit)
+        requests = [webhooks.request_for(session, delivery_id, now()) for delivery_id in claimed]
     if told:
         log.warning("webhook endpoints disabled: %s", "; ".join(f"{u} ({r})" for u, r in told))
         tell_admins(app, told)
-    for delivery_id in claimed:
-        with database.session() as session:
-            request = webhooks.request_for(session, delivery_id, now())
+    for request in requests:
         outcome = attempt(client, request)
         with database.session() as session:
-            state = webhooks.record_attempt(session, delivery_id, owner, outcome,
+            state = webhooks.record_attempt(session, request.delivery_id, owner, outcome,
                                             app.config["WEBHOOK_RETRY_SECONDS"], now())
-        log.info("webhook %s to %s: %s -> %s", delivery_id, request.url,
+        log.info("webhook %s to %s: %s -> %s", request.delivery_id, request.url,
                  outcome.status or outcome.error, state)
-    return len(claimed)
+    return len(requests)
 
 
 class WebhookDeliverer:

@@ -149,6 +149,7 @@ def erase(session: Session, config: Mapping[str, Any], subscriber: Subscriber) -
             job.problems = pattern.sub("[erased]", job.problems)
     engagement.erase_reader(session, config, subscriber.id)
     # Delivery rows keep their figures: the foreign key sets subscriber_id to NULL.
+    webhooks.forget_subscriber(session, subscriber.id)
     webhooks.emit(session, "subscriber.erased", f"subscriber:{subscriber.id}",
                   {"subscriber_id": subscriber.id})
     session.delete(subscriber)
