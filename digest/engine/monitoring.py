@@ -114,7 +114,7 @@ def health(app: Flask) -> Health:
     database: Database = app.extensions["digest.db"]
     checks = {"database": "ok", "scheduler": "ok", "smtp": _smtp(app)}
     try:
-        with database.sessionmaker() as session:
+        with database.reader() as session:
             session.execute(text("SELECT 1"))
             beat = heartbeats.get(session)
     except Exception as exc:  # noqa: BLE001  (any failure to read is the verdict)
