@@ -68,7 +68,7 @@ def make_bench(kind: str, readers: int, **settings: Any) -> Bench:
     overrides = {
         "DATABASE_URL": url,
         "INSTANCE_PATH": str(folder / "instance"),
-        "SECRET_KEY": "bench-secret",
+        "SECRET_KEY": "bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz-0123456789",
         "BASE_URL": "https://news.example.org",
         "MAIL_FROM": "The Bench Weekly <news@news.example.org>",
         **settings,

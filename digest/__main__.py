@@ -14,6 +14,7 @@ from digest import create_app
 from digest.cli.doctor import doctor_command
 from digest.core.config import ConfigError
 from digest.core.db import describe_failure
+from digest.engine.liveness import read_outage
 
 
 def _create_app() -> Flask:
@@ -31,8 +32,12 @@ class _Commands(FlaskGroup):
         try:
             return super().invoke(ctx)
         except (OperationalError, sqlite3.OperationalError) as exc:
-            url = ctx.ensure_object(ScriptInfo).load_app().config["DATABASE_URL"]
-            raise click.ClickException(describe_failure(url, exc)) from None
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            line = describe_failure(app.config["DATABASE_URL"], exc)
+            outage = read_outage(app.instance_path)
+            if outage is not None:
+                line += f"; {outage.describe()}"
+            raise click.ClickException(line) from None
 
 
 @click.group(cls=_Commands, create_app=_create_app, add_default_commands=False)

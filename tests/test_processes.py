@@ -32,6 +32,7 @@ from tests.support.delivery import (
     CONFIG,
     DIGEST,
     digest_process,
+    digest_server,
     make_newsletter,
     per_recipient,
     process_env,
@@ -459,3 +460,73 @@ def test_digest_run_links_point_at_its_port(app: Flask, tmp_path: Path) -> None:
             xml = response.read().decode()
     assert f'href="{feed}"' in xml, xml[:600]
     assert f"links point at http://127.0.0.1:{port}" in log.read_text()
+
+
+def _healthz(base: str) -> tuple[int, dict]:
+    import json
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def test_database_outage_is_shown_while_it_lasts_then_cleared(
+    app_overrides: dict, db: Session, database_url: str, tmp_path: Path
+) -> None:
+    """The link to PostgreSQL is cut mid-send under `digest run`: while it is down, `digest
+    issue status` (which cannot reach the database either) and /healthz say since when it
+    is unreachable and who is retrying; once it is back both clear, the outage file is
+    gone, and the issue is sent, nobody twice."""
+    from sqlalchemy.engine import make_url
+
+    from digest import create_app
+    from tests.support.tcpcut import CuttableLink
+
+    if not database_url.startswith("postgresql"):
+        pytest.skip("an outage of the database server needs one: PostgreSQL")
+    target = make_url(database_url)
+    server = SMTPServer().start()
+    setup = make_newsletter(db, readers=30)
+    _start(db, setup.issue_id)
+    with CuttableLink(target.host or "127.0.0.1", target.port or 5432) as link:
+        linked = target.set(host="127.0.0.1", port=link.port).render_as_string(hide_password=False)
+        app = create_app({**app_overrides, "SMTP_URL": server.url, "DATABASE_URL": linked})
+        env = process_env(app, SEND_RATE=5, SENDER_THREADS=1, HEARTBEAT_SECONDS=1, **FAST)
+        outage_file = Path(app.instance_path) / "database-outage.json"
+        log = tmp_path / "run.log"
+
+        def status() -> subprocess.CompletedProcess[str]:
+            return subprocess.run([DIGEST, "issue", "status", str(setup.issue_id), "--once"],
+                                  env=env, capture_output=True, text=True, timeout=60)
+
+        try:
+            with digest_server(env, log) as base:
+                wait_until(lambda: len(server.received) >= 3, timeout=60, what=lambda: f"sending\n{_tail(log)}")
+                link.cut()
+                cut_at = utcnow()
+                said = wait_until(lambda: "unreachable since" in (r := status()).stderr and r, timeout=60,
+                                  what=lambda: f"the outage to be shown\n{_tail(log)}", every=1)
+                assert said.returncode == 1 and "Traceback" not in said.stderr
+                line = said.stderr.strip()
+                assert len(line.splitlines()) == 1, line
+                since = dt.datetime.strptime(line.split("unreachable since ")[1][:8], "%H:%M:%S").time()
+                assert abs(dt.datetime.combine(cut_at.date(), since, dt.UTC) - cut_at) < dt.timedelta(seconds=15)
+                assert re.search(r"as digest process \d+ on \S+ finds it, retrying every 1 s", line), line
+                code, health = _healthz(base)
+                assert code == 503 and health["checks"]["database"].startswith(f"unreachable since {since:%H:%M:%S} UTC")
+                link.restore()
+                wait_until(lambda: _healthz(base)[0] == 200, timeout=60, what=lambda: f"healthz ok\n{_tail(log)}")
+                wait_until(lambda: not outage_file.exists(), timeout=30, what="the outage file to go")
+                after = wait_until(lambda: (r := status()).returncode == 0 and r, timeout=60, what="status to work", every=1)
+                assert "unreachable" not in after.stdout + after.stderr
+                wait_until(lambda: _status(db, setup.issue_id) == IssueStatus.SENT, timeout=120,
+                           what=lambda: f"the issue to be sent\n{_tail(log)}")
+                assert not _live_obstacles(db)
+        finally:
+            server.stop()
+            get_db_of(app).dispose()
+    counts = per_recipient(server)
+    assert len(counts) == 30 and max(counts.values()) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 BUSY_TIMEOUT_SECONDS = 30
+# The execution option of Database.reader()'s sessions.
+READ_ONLY = "digest_read_only"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -138,7 +141,13 @@ def _sqlite_setup(engine: Engine) -> None:
     def _on_begin(conn: Any) -> None:
         # A deferred transaction that reads then writes can fail with SQLITE_BUSY
         # without waiting; IMMEDIATE takes the write lock up front and honours
-        # busy_timeout, which also makes ledger claims exclusive.
+        # busy_timeout, which also makes ledger claims exclusive. A session opened with
+        # Database.reader() only reads: it begins deferred, on a snapshot WAL keeps
+        # apart from the writer, and waits for no one.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
+        conn.connection.dbapi_connection.take_writer_lock()
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
@@ -169,6 +178,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+# Less free space than this under an I/O error means the disk is full (SQLite grows its
+# WAL and shared-memory files in steps of tens of kilobytes).
+NO_ROOM_BYTES = 1 << 20
+
 # What SQLite's errors mean for the person who runs a command.
 _SQLITE_ADVICE = {
     "SQLITE_READONLY": "the file (or its folder) is read-only",
@@ -179,6 +192,13 @@ _SQLITE_ADVICE = {
 }
 
 
+def _no_room(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < NO_ROOM_BYTES
+    except OSError:
+        return False
+
+
 def describe_failure(url: str, exc: BaseException) -> str:
     """Return one line naming the database and what is wrong with it, for a command that
     failed on it (no traceback, no password)."""
@@ -187,9 +207,15 @@ def describe_failure(url: str, exc: BaseException) -> str:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         code = str(getattr(orig, "sqlite_errorname", "") or "")
-        advice = _SQLITE_ADVICE.get(code)
+        path = Path(parsed.database or "").resolve()
+        # Extended codes (SQLITE_IOERR_SHMSIZE, SQLITE_READONLY_DIRECTORY...) share their base's advice.
+        base = "_".join(code.split("_")[:2])
+        advice = _SQLITE_ADVICE.get(code) or _SQLITE_ADVICE.get(base)
+        if base in ("SQLITE_IOERR", "SQLITE_FULL") and _no_room(path.parent):
+            # A full disk often shows as an I/O error on the WAL's shared-memory file.
+            advice = f"the disk is full: free space on the disk holding {path.parent}"
         detail = f"{reason} ({advice})" if advice else reason
-        return f"database file {Path(parsed.database or '').resolve()}: {detail}"
+        return f"database file {path}: {detail}"
     where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database}"
     return f"database {where}: {reason}"
 
@@ -201,6 +227,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.readers = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -217,6 +246,12 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """Yield a session for reading only: on SQLite it waits for no writer and none for it."""
+        with self.readers() as session:  # closing ends the transaction, keeping what was read
+            yield session
 
     def dispose(self) -> None:
         """Close every pooled connection (after a fork, or at shutdown)."""
@@ -276,10 +311,17 @@ def upgrade(database: Database, revision: str = "head") -> None:
 
 
 def check_writable(database: Database) -> None:
-    """Open a write transaction and end it (raises if the database cannot take writes: on
-    SQLite BEGIN IMMEDIATE needs the file, its folder and its WAL writable)."""
-    with database.engine.begin() as connection:
-        connection.exec_driver_sql("SELECT 1")
+    """Write in a transaction and undo it (raises if the database cannot take writes: on
+    SQLite that needs the file, its folder and its WAL writable)."""
+    with database.engine.connect() as connection:
+        if database.dialect == "sqlite":
+            # A file SQLite could open only read-only still begins IMMEDIATE; the first
+            # write fails. Rewriting the header's user_version changes nothing and is undone.
+            version = connection.exec_driver_sql("PRAGMA user_version").scalar_one()
+            connection.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+        else:
+            connection.exec_driver_sql("SELECT 1")
+        connection.rollback()
 
 
 def pending_migrations(database: Database) -> bool:

@@ -19,7 +19,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from digest.core.db import utcnow
 from digest.core.models import Newsletter, NoPostChoice, Post, Section, SubscriptionSection
@@ -49,11 +49,17 @@ class SettingsInput:
     no_post: str = NoPostChoice.SKIP.value
 
 
-def find_newsletter(session: Session, slug: str | None = None) -> Newsletter | None:
-    """Return the newsletter with this slug (the first one when slug is empty), or None."""
+def find_newsletter(
+    session: Session, slug: str | None = None, *, with_sections: bool = False
+) -> Newsletter | None:
+    """Return the newsletter with this slug (the first one when slug is empty), or None;
+    with_sections loads its sections too, for use after the session closes."""
+    query = select(Newsletter)
+    if with_sections:
+        query = query.options(selectinload(Newsletter.sections))
     if not slug:
-        return session.scalars(select(Newsletter).order_by(Newsletter.id).limit(1)).first()
-    return session.scalar(select(Newsletter).where(Newsletter.slug == slug))
+        return session.scalars(query.order_by(Newsletter.id).limit(1)).first()
+    return session.scalar(query.where(Newsletter.slug == slug))
 
 
 def list_newsletters(session: Session) -> list[Newsletter]:

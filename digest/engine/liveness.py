@@ -8,17 +8,26 @@ server never looks dead. Each beat also takes over the rows in flight of dead se
 the obstacle the sender threads report (`report` / `clear`), so every process sees it.
 Staleness is trusted only once this process's own beats have gone through for a few
 intervals: after a database outage every heartbeat is old, and nobody is dead for that.
+
+While a beat fails on the database, the outage cannot be written where the others read
+obstacles, so it is kept where they can still see it: in this process's memory
+(`outage()`, which /healthz shows) and in a small file in the instance folder
+(`database-outage.json`, which every command shows next to its own database error:
+`read_outage`). The first beat that goes through removes both, and obstacles the sender
+threads reported about the database are never written once it answers again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Flask
 
@@ -46,6 +55,11 @@ def pid_running(pid: int) -> bool:
     return True
 
 
+OUTAGE_FILE = "database-outage.json"
+# What the sender threads' reports about the database start with.
+DATABASE_TROUBLE = "database unreachable"
+
+
 @dataclass(frozen=True)
 class _Report:
     text: str
@@ -53,11 +67,47 @@ class _Report:
     retry_at: dt.datetime | None
 
 
+@dataclass(frozen=True)
+class Outage:
+    """The database as a process finds it: unreachable since when, why, and who says so."""
+
+    since: dt.datetime
+    reason: str
+    pid: int
+    host: str
+    retry_seconds: float
+
+    def describe(self) -> str:
+        """Return one line for the operator."""
+        return (f"{DATABASE_TROUBLE} since {self.since:%H:%M:%S} UTC ({self.reason}), "
+                f"as digest process {self.pid} on {self.host} finds it, retrying every "
+                f"{self.retry_seconds:g} s")
+
+
+def read_outage(instance_path: str | Path) -> Outage | None:
+    """Return the outage a running process of this host recorded in the instance folder, if any."""
+    try:
+        data = json.loads((Path(instance_path) / OUTAGE_FILE).read_text())
+        outage = Outage(dt.datetime.fromisoformat(data["since"]), str(data["reason"]),
+                        int(data["pid"]), str(data["host"]), float(data["retry_seconds"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    # A process killed during the outage leaves its file behind: it speaks no more.
+    if outage.host == socket.gethostname() and not pid_running(outage.pid):
+        return None
+    return outage
+
+
 class Liveness:
     """One process's sender row, kept alive by a heartbeat thread."""
 
-    def __init__(self, database: Database, interval: float, ambiguous: str = "hold") -> None:
+    def __init__(
+        self, database: Database, interval: float, ambiguous: str = "hold",
+        outage_file: Path | None = None,
+    ) -> None:
         self.database = database
+        self.outage_file = outage_file
+        self._outage: Outage | None = None
         self.interval = interval
         self.ambiguous = ambiguous
         self.host = socket.gethostname()
@@ -92,6 +142,7 @@ class Liveness:
             thread, self._thread = self._thread, None
         self._stop.set()
         thread.join(10)
+        self._up()  # a stopped process retries no more: its word on an outage goes with it
         if self.sender_id is not None:
             try:
                 with self.database.engine.begin() as conn:
@@ -115,10 +166,18 @@ class Liveness:
         with self._lock:
             self._reports.pop(who, None)
 
+    def outage(self) -> Outage | None:
+        """Return the database outage this process's heartbeat meets now, if any."""
+        return self._outage
+
     def beat(self) -> None:
         """Register if needed, record the heartbeat and the obstacle, take over the dead."""
         with self._lock:
-            reports = sorted(self._reports.values(), key=lambda r: r.since)
+            # The database answers this beat: what the senders said about it is over.
+            reports = sorted(
+                (r for r in self._reports.values() if not r.text.startswith(DATABASE_TROUBLE)),
+                key=lambda r: r.since,
+            )
         with self.database.engine.begin() as conn:
             if self.sender_id is None or not senders.beat(conn, self.sender_id):
                 self.sender_id = senders.register(conn, self.host, os.getpid())
@@ -148,11 +207,38 @@ class Liveness:
         while not self._stop.is_set():
             try:
                 self.beat()
-            except Exception:  # noqa: BLE001  (a database outage must not end the heartbeat)
+            except Exception as exc:  # noqa: BLE001  (a database outage must not end the heartbeat)
                 self._healthy_since = None
                 log.warning("heartbeat: the database is unreachable", exc_info=True)
+                self._down(exc)
+            else:
+                self._up()
             self._first_beat.set()
             self._stop.wait(self.interval)
+
+    def _down(self, exc: Exception) -> None:
+        orig = getattr(exc, "orig", None) or exc
+        reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:300]
+        since = self._outage.since if self._outage is not None else utcnow()
+        self._outage = Outage(since, reason, os.getpid(), self.host, self.interval)
+        if self.outage_file is None:
+            return
+        record = {"since": since.isoformat(), "reason": reason, "pid": os.getpid(),
+                  "host": self.host, "retry_seconds": self.interval}
+        temporary = self.outage_file.with_name(f".{self.outage_file.name}.{os.getpid()}")
+        try:
+            temporary.write_text(json.dumps(record))
+            temporary.replace(self.outage_file)
+        except OSError:
+            log.warning("heartbeat: cannot record the outage in %s", self.outage_file, exc_info=True)
+
+    def _up(self) -> None:
+        if self._outage is None:
+            return
+        log.info("heartbeat: the database answers again (unreachable since %s)", self._outage.since)
+        self._outage = None
+        if self.outage_file is not None:
+            self.outage_file.unlink(missing_ok=True)
 
 
 def liveness_for(app: Flask) -> Liveness:
@@ -161,6 +247,7 @@ def liveness_for(app: Flask) -> Liveness:
     if found is None:
         found = app.extensions.setdefault(
             "digest.liveness",
-            Liveness(app.extensions["digest.db"], app.config["HEARTBEAT_SECONDS"], app.config["AMBIGUOUS"]),
+            Liveness(app.extensions["digest.db"], app.config["HEARTBEAT_SECONDS"], app.config["AMBIGUOUS"],
+                     Path(app.instance_path) / OUTAGE_FILE),
         )
     return found

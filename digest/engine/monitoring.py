@@ -25,6 +25,7 @@ from sqlalchemy import text
 
 from digest.core.db import Database, utcnow
 from digest.domain import heartbeats, metrics
+from digest.engine.liveness import liveness_for
 from digest.mail.transport import SendError, Transport, make_transport
 
 SMTP_CHECK_SECONDS = 30.0
@@ -114,11 +115,15 @@ def health(app: Flask) -> Health:
     database: Database = app.extensions["digest.db"]
     checks = {"database": "ok", "scheduler": "ok", "smtp": _smtp(app)}
     try:
-        with database.sessionmaker() as session:
+        with database.reader() as session:
             session.execute(text("SELECT 1"))
             beat = heartbeats.get(session)
     except Exception as exc:  # noqa: BLE001  (any failure to read is the verdict)
-        checks["database"] = f"unreachable: {type(exc).__name__}"
+        outage = liveness_for(app).outage()
+        checks["database"] = (
+            f"unreachable since {outage.since:%H:%M:%S} UTC: {outage.reason}" if outage
+            else f"unreachable: {type(exc).__name__}"
+        )
         checks["scheduler"] = "unknown (the database is unreachable)"
         return Health(checks)
     if beat is None:

@@ -68,7 +68,7 @@ from digest.domain import deliveries, engagement, issues
 from digest.domain.deliveries import Blocked
 from digest.domain.issue_mail import load_issue, render_settings
 from digest.domain.suppression import HASH_PURPOSE, suppress
-from digest.engine.liveness import Liveness, liveness_for
+from digest.engine.liveness import DATABASE_TROUBLE, Liveness, liveness_for
 from digest.engine.transactional import WAKE, deliver_transactional
 from digest.mail.mailer import Mailer, mailer_for
 from digest.mail.render import NotSendable, Outgoing, PreparedIssue, Reader, check_sendable
@@ -794,7 +794,7 @@ class SenderPool:
                 except DBAPIError as exc:
                     log.exception("sender %s: database error", owner)
                     why = (str(exc.orig).strip().splitlines() or [type(exc.orig).__name__])[0]
-                    trouble = f"database unreachable ({why})"
+                    trouble = f"{DATABASE_TROUBLE} ({why})"
                 except Exception as exc:  # noqa: BLE001  (no fault may kill the sender)
                     log.exception("sender %s: unexpected error", owner)
                     trouble = f"unexpected error: {exc}"

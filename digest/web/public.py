@@ -38,7 +38,7 @@ from digest.domain.subscribers.signup import ConfirmResult, LinkGone, Signup, Wi
 from digest.engine.clicks import recorder
 from digest.engine.transactional import wake
 from digest.mail.tracking import OPEN_LINK
-from digest.web.signup import client_ip, run_signup, signup_limit
+from digest.web.signup import client_ip, run_signup, signup_limit, signup_newsletter
 from digest.web.unavailable import TRY_AGAIN, retry_after
 from digest.web.unavailable import unavailable as database_unavailable
 
@@ -89,6 +89,11 @@ def _front_page(
     ), status
 
 
+def _attached(newsletter: Newsletter) -> Newsletter:
+    # The signup read it in a session now closed; the page may follow its relationships.
+    return db_session().merge(newsletter, load=False)
+
+
 @bp.get("/")
 def index() -> tuple[str, int]:
     """The front page: what the newsletter is, its latest issue, the signup form."""
@@ -99,7 +104,7 @@ def index() -> tuple[str, int]:
 @signup_limit
 def subscribe() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     """Take a signup from the form; the same answer whatever the address's state."""
-    newsletter = find_newsletter(db_session(), request.form.get("newsletter"))
+    newsletter = signup_newsletter(request.form.get("newsletter"))
     if newsletter is None:
         abort(404)
     form = request.form
@@ -119,11 +124,11 @@ def subscribe() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     try:
         run_signup(newsletter, wanted)
     except Invalid as exc:
-        return _front_page(newsletter, values, exc.errors, 400)
+        return _front_page(_attached(newsletter), values, exc.errors, 400)
     except OperationalError as exc:
         # Nothing was recorded: the form comes back filled in, to send again in a moment.
         database_unavailable(exc)
-        page, status = _front_page(newsletter, values, status=503, unavailable=True)
+        page, status = _front_page(_attached(newsletter), values, status=503, unavailable=True)
         return page, status, retry_after()
     return render_template("public/check_inbox.html", newsletter=newsletter), 200
 

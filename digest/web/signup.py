@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from flask import current_app, request
 
-from digest.core.extensions import db_session, limiter
+from digest.core.extensions import db_session, get_db, limiter
 from digest.core.models import Newsletter
 from digest.core.validation import Invalid
+from digest.domain.newsletters import find_newsletter
 from digest.domain.subscribers.signup import Signup, record_signup
 from digest.engine.transactional import wake
 
@@ -27,8 +28,16 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
+def signup_newsletter(slug: str | None) -> Newsletter | None:
+    """Return the newsletter a signup names, with its sections, read without waiting for writers."""
+    with get_db().reader() as session:
+        return find_newsletter(session, slug, with_sections=True)
+
+
 def run_signup(newsletter: Newsletter, signup: Signup) -> None:
     """Record a signup for the engine and commit; raise Invalid."""
+    # The checks run before the first statement, so SQLite's write lock is held only for
+    # the insert and the commit.
     session = db_session()
     try:
         record_signup(session, current_app.config, newsletter, signup)

@@ -22,7 +22,7 @@ from digest.web.api import bp, shapes
 from digest.web.api.inputs import Body, Field, Param, query, reader_fields
 from digest.web.api.spec import operation
 from digest.web.json_errors import error_response
-from digest.web.signup import client_ip, run_signup, signup_limit
+from digest.web.signup import client_ip, run_signup, signup_limit, signup_newsletter
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -97,7 +97,7 @@ def subscribe() -> Response:
         values = SIGNUP.parse(payload)
     except Invalid as exc:
         return error_response(400, "Please correct the fields listed.", exc.errors)
-    newsletter = find_newsletter(db_session(), values.get("newsletter"))
+    newsletter = signup_newsletter(values.get("newsletter"))
     if newsletter is None:
         return error_response(404, "There is no such newsletter.")
     signup = Signup(
