@@ -113,14 +113,14 @@ def test_the_previews_show_the_form_s_look_without_saving(app, db) -> None:  # t
     """Both previews render the unsaved colour, framed only by this site; the newsletter is unchanged."""
     make_newsletter(db)
     client = _admin(app, db)
-    email = submit(client, "/editor/settings", "/editor/settings/look/preview/email", **RED)
-    page = submit(client, "/editor/settings", "/editor/settings/look/preview/page", **RED)
+    email = submit(client, "/editor/settings", "/editor/settings/look/preview-email", **RED)
+    page = submit(client, "/editor/settings", "/editor/settings/look/preview-page", **RED)
     assert email.status_code == page.status_code == 200
     assert "#b3261e" in email.get_data(as_text=True) and "Unsubscribe" in email.get_data(as_text=True)
     assert "--accent: #b3261e" in page.get_data(as_text=True)
     assert page.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert "'sha256-" in page.headers["Content-Security-Policy"]
-    refused = submit(client, "/editor/settings", "/editor/settings/look/preview/email", **{**RED, "accent": "#eeeeee"})
+    refused = submit(client, "/editor/settings", "/editor/settings/look/preview-email", **{**RED, "accent": "#eeeeee"})
     assert refused.status_code == 400 and "too hard to read" in refused.get_data(as_text=True)
     db.expire_all()
     assert db.query(Newsletter).one().accent_color == DEFAULT_LOOK.accent

@@ -30,8 +30,9 @@ def _shot(page: Any, name: str) -> None:
 def _content(page: Any, frame: str) -> str:
     from playwright.sync_api import Error
 
+    found = page.frame(name=frame)
     try:
-        return str(page.frame(name=frame).content())
+        return str(found.content()) if found is not None else ""
     except Error:  # reloading: the next poll sees it
         return ""
 

@@ -101,9 +101,19 @@ def look_save() -> Response | tuple[str, int]:
     return redirect(url_for("editor.admin.settings", _anchor="look"))
 
 
-@admin.post("/settings/look/preview/<any(email, page):what>")
-def look_preview(what: str) -> Response:
-    """Show the sample issue's email, or the archive page, in the look of the form (unsaved)."""
+@admin.post("/settings/look/preview-email")
+def look_preview_email() -> Response:
+    """Show the sample issue's email in the look of the form (unsaved)."""
+    return _look_preview("email")
+
+
+@admin.post("/settings/look/preview-page")
+def look_preview_page() -> Response:
+    """Show the archive page in the look of the form (unsaved)."""
+    return _look_preview("page")
+
+
+def _look_preview(what: str) -> Response:
     if g.newsletter is None:
         abort(409, "Save the newsletter's settings before choosing its look.")
     try:
