@@ -19,6 +19,8 @@ Contract:
   review_hours before the send time, once per local ISO week (UNIQUE(newsletter_id,
   period_key)); a second scheduler, a DST double fire or a restart cannot make a second
   one. An empty week creates no issue and leaves a ScheduleRun row saying so.
+- Drafts and cancelled issues that never started sending can be deleted; their posts go
+  back to the pool, and a deleted weekly issue's week is not assembled again.
 
 Every function takes a Session and flushes; the caller (view, command, job) commits.
 """
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from digest.core.db import rowcount, utcnow
@@ -62,6 +64,8 @@ LATE_GRACE = dt.timedelta(hours=6)
 NOT_SENT = (IssueStatus.DRAFT, IssueStatus.SCHEDULED, IssueStatus.SENDING, IssueStatus.PAUSED)
 # Only an issue that has not started can be changed; starting it freezes what it carries.
 EDITABLE = (IssueStatus.DRAFT, IssueStatus.SCHEDULED)
+# What can be deleted (and only before a fan-out): nothing of it ever reached a reader.
+DELETABLE = (IssueStatus.DRAFT, IssueStatus.CANCELLED)
 INTRO_LIMIT = 20_000
 
 
@@ -589,6 +593,9 @@ def materialise_week(
     )
     if run is not None and run.outcome == ScheduleOutcome.EMPTY and now >= slot.send_at:
         return WeeklyOutcome(newsletter.id, slot.period_key, "empty")
+    if run is not None and run.outcome == ScheduleOutcome.CREATED:
+        # The week's issue was assembled and an editor deleted it since: it stays deleted.
+        return WeeklyOutcome(newsletter.id, slot.period_key, "exists")
     posts = candidate_posts(session, newsletter.id, now)
     if not posts:
         note = "No posts were published since the last issue, so no issue was assembled."
@@ -814,6 +821,39 @@ def add_post(session: Session, issue_id: int, post_id: int) -> Issue:
     session.flush()
     _renumber(session, issue, [*items, item])
     return get_issue(session, issue_id)
+
+
+def delete_issue(session: Session, issue_id: int, now: dt.datetime | None = None) -> Issue:
+    """Delete a draft, or a cancelled issue that never started sending (it has no record);
+    its posts are free for another issue. A weekly issue's week is not assembled again.
+    Return the deleted issue (detached)."""
+    issue = get_issue(session, issue_id)
+    deletable = issue.status in DELETABLE and issue.fanned_out_at is None and issue.started_at is None
+    if not deletable:
+        raise IssueError(
+            f"{named(issue)} is {issue.status.value}: only drafts and cancelled issues that "
+            "never started sending can be deleted"
+        )
+    session.execute(delete(IssuePost).where(IssuePost.issue_id == issue_id))
+    done = rowcount(session.execute(
+        delete(Issue).where(
+            Issue.id == issue_id,
+            Issue.status.in_(DELETABLE),
+            Issue.fanned_out_at.is_(None),
+        ).execution_options(synchronize_session=False)
+    )) == 1
+    if not done:
+        raise IssueError(f"{named(issue)} changed meanwhile: it cannot be deleted")
+    if issue.period_key is not None:
+        session.execute(
+            update(ScheduleRun)
+            .where(ScheduleRun.newsletter_id == issue.newsletter_id,
+                   ScheduleRun.period_key == issue.period_key)
+            .values(note="An editor deleted the week's issue: this week is not assembled again.",
+                    checked_at=now or utcnow())
+        )
+    session.expunge(issue)
+    return issue
 
 
 def cancel_unstarted(session: Session, issue_id: int, now: dt.datetime | None = None) -> Issue:

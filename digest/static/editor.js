@@ -167,10 +167,39 @@
     setTimeout(poll, delay);
   }
 
-  // Forms that destroy something ask first.
+  // Forms that destroy something ask first; a form the server already knows would be
+  // refused (data-blocked) says why next to its button instead of asking.
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (event) => {
+      const target = document.getElementById(form.dataset.blockedTarget || "");
+      if (form.dataset.blocked && target) {
+        event.preventDefault();
+        target.textContent = form.dataset.blocked;
+        target.hidden = false;
+        return;
+      }
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
+
+  // The schedule's time zone is checked against the names the server knows before it is
+  // sent, and the message stands next to the field ("Berlin" → "Europe/Berlin?").
+  const scheduleForm = document.getElementById("schedule-form");
+  const zoneInput = document.getElementById("tz");
+  const zoneError = document.getElementById("tz-error");
+  if (scheduleForm && zoneInput && zoneError && zoneInput.list) {
+    const zones = Array.from(zoneInput.list.options, (option) => option.value);
+    scheduleForm.addEventListener("submit", (event) => {
+      const name = zoneInput.value.trim();
+      if (zones.includes(name)) return;
+      event.preventDefault();
+      const like = zones.filter((zone) => zone.toLowerCase().endsWith("/" + name.toLowerCase().replace(/ /g, "_")));
+      zoneError.textContent = (name ? "“" + name + "” is not a time zone name" : "Give a time zone")
+        + (like.length ? ": did you mean " + like.slice(0, 3).join(" or ") + "?" : ", such as Europe/Berlin.");
+      zoneError.hidden = false;
+      zoneInput.setAttribute("aria-invalid", "true");
+      zoneInput.setAttribute("aria-describedby", "tz-error");
+      zoneInput.focus();
+    });
+  }
 })();

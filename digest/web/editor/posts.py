@@ -34,6 +34,7 @@ def _form() -> posts.PostInput:
         summary=form.get("summary", ""),
         body_md=form.get("body_md", ""),
         link_url=form.get("link_url", ""),
+        slug=form.get("slug", ""),
     )
 
 
