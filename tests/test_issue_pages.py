@@ -598,3 +598,30 @@ def test_the_list_links_a_started_issue_to_its_sending_and_pages_back(app, db) -
     assert "Our first issue" in page and "Draft 0<" not in page
     assert f'href="/editor/issues/{setup.issue_id}/sending">1 of 3</a>' in page
 
+
+
+def test_the_picker_finds_posts_and_offers_those_in_another_draft(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Published posts are listed with section and date; one another draft carries is offered
+    with that draft's name and moves here; search narrows by title or section."""
+    setup = make_newsletter(db)
+    news, _tools = setup.section_ids
+    _publish(db, setup.newsletter_id, news, "Second news", utcnow())
+    client = _editor_client(app, db)
+    first = f"/editor/issues/{setup.issue_id}"
+    assert submit(client, first, subject="Kept", preheader="", intro_md="").status_code == 302
+    other = submit(client, "/editor/issues", "/editor/issues/new").headers["Location"]
+    assert _post_titles(app, int(other.rsplit("/", 1)[1])) == ["Second news"]
+
+    picker = client.get(first).get_data(as_text=True).split('id="picker-list"')[1].split("</ul>")[0]
+    assert "Second news" in picker and "in draft “Second news”" in picker and "Move here" in picker
+    assert "First news" not in picker  # this issue carries it already
+    found = client.get(f"{first}?find=news").get_data(as_text=True).split('id="picker-list"')[1].split("</ul>")[0]
+    assert "Second news" in found
+    assert "No published post matches “zebra”." in client.get(f"{first}?find=zebra").get_data(as_text=True)
+
+    second = db.scalar(select(Post.id).where(Post.title == "Second news"))
+    db.rollback()
+    moved = submit(client, first, f"{first}/posts/add", post_id=second)
+    assert moved.headers["Location"].endswith("#notice-add")
+    assert _post_titles(app, setup.issue_id) == ["First news", "Second news", "A tool"]
+    assert _post_titles(app, int(other.rsplit("/", 1)[1])) == []

@@ -50,7 +50,7 @@ from digest.core.models import (
     ScheduleRun,
     Section,
 )
-from digest.core.validation import Invalid, check_text, slugify, text
+from digest.core.validation import Invalid, check_text, like_pattern, slugify, text
 from digest.domain import deliveries
 from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
 from digest.domain.newsletters import check_time_zone
@@ -788,33 +788,71 @@ def remove_post(session: Session, issue_id: int, post_id: int) -> Issue:
     return get_issue(session, issue_id)
 
 
-def addable_posts(session: Session, newsletter_id: int, limit: int = 200) -> list[Post]:
-    """Return published posts that no issue (other than a cancelled one) carries, newest first."""
-    return list(
-        session.scalars(
-            select(Post)
-            .where(
-                Post.newsletter_id == newsletter_id,
-                Post.status == PostStatus.PUBLISHED,
-                Post.id.not_in(_carried_post_ids()),
-            )
-            .order_by(Post.published_at.desc(), Post.id.desc())
-            .limit(limit)
-        )
+@dataclass(frozen=True)
+class Pickable:
+    """A published post an issue can take, and the other unsent draft carrying it, if any."""
+
+    post: Post
+    in_issue: Issue | None  # a draft it would be moved from
+
+
+def addable_posts(
+    session: Session, newsletter_id: int, issue_id: int, search: str = "", limit: int = 200
+) -> list[Pickable]:
+    """Return published posts this issue does not carry and no started, scheduled or sent
+    issue carries (a draft's posts are offered, with that draft), newest first; search
+    matches the title or the section's name."""
+    taken_elsewhere = (
+        select(IssuePost.post_id)
+        .join(Issue, Issue.id == IssuePost.issue_id)
+        .where(or_(Issue.id == issue_id, Issue.status.not_in([IssueStatus.DRAFT, IssueStatus.CANCELLED])))
     )
+    query = (
+        select(Post)
+        .join(Section, Section.id == Post.section_id)
+        .where(
+            Post.newsletter_id == newsletter_id,
+            Post.status == PostStatus.PUBLISHED,
+            Post.id.not_in(taken_elsewhere),
+        )
+        .order_by(Post.published_at.desc(), Post.id.desc())
+        .limit(limit)
+    )
+    words = search.strip()
+    if words:
+        pattern = like_pattern(words)
+        query = query.where(or_(func.lower(Post.title).like(pattern, escape="\\"),
+                                func.lower(Section.name).like(pattern, escape="\\")))
+    found = list(session.scalars(query))
+    drafts: dict[int, Issue] = {
+        post_id: draft for post_id, draft in session.execute(
+            select(IssuePost.post_id, Issue)
+            .join(Issue, Issue.id == IssuePost.issue_id)
+            .where(IssuePost.post_id.in_([p.id for p in found]), Issue.status == IssueStatus.DRAFT)
+        )
+    } if found else {}
+    return [Pickable(post, drafts.get(post.id)) for post in found]
 
 
 def add_post(session: Session, issue_id: int, post_id: int) -> Issue:
-    """Add a published post no live issue carries to a draft or scheduled issue, at the
-    end of its section."""
+    """Add a published post to a draft or scheduled issue, at the end of its section; a
+    post another draft carries moves here from it."""
     issue = _claim_for_edit(session, issue_id)
     post = session.get(Post, post_id)
     if post is None or post.newsletter_id != issue.newsletter_id:
         raise IssueError(f"there is no post {post_id} in this newsletter")
     if post.status != PostStatus.PUBLISHED:
         raise IssueError(f"“{post.title}” is not published: publish it first")
-    if session.scalar(select(_carried_post_ids().where(IssuePost.post_id == post_id).exists())):
-        raise IssueError(f"“{post.title}” is already in an issue")
+    holder = session.scalar(
+        select(Issue).join(IssuePost, IssuePost.issue_id == Issue.id)
+        .where(IssuePost.post_id == post_id, Issue.status != IssueStatus.CANCELLED)
+    )
+    if holder is not None and (holder.id == issue_id or holder.status != IssueStatus.DRAFT):
+        raise IssueError(f"“{post.title}” is already in {named(holder)} ({holder.status.value})")
+    if holder is not None:
+        _claim_for_edit(session, holder.id)
+        session.execute(delete(IssuePost).where(IssuePost.issue_id == holder.id, IssuePost.post_id == post_id))
+        session.expire(holder, ["issue_posts"])
     items = list(issue.issue_posts)
     item = IssuePost(issue_id=issue_id, post_id=post_id, position=len(items))
     session.add(item)

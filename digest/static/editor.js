@@ -182,6 +182,23 @@
     });
   });
 
+  // A search box with data-filter narrows its list as the editor types (the GET form is
+  // the way without JavaScript).
+  document.querySelectorAll("input[data-filter]").forEach((input) => {
+    const list = document.querySelector(input.dataset.filter);
+    const none = document.getElementById("picker-none");
+    if (!list) return;
+    input.addEventListener("input", () => {
+      const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+      let shown = 0;
+      list.querySelectorAll("li[data-text]").forEach((item) => {
+        item.hidden = !words.every((word) => item.dataset.text.includes(word));
+        if (!item.hidden) shown += 1;
+      });
+      if (none) none.hidden = shown > 0;
+    });
+  });
+
   // The schedule's time zone is checked against the names the server knows before it is
   // sent, and the message stands next to the field ("Berlin" → "Europe/Berlin?").
   const scheduleForm = document.getElementById("schedule-form");

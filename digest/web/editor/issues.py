@@ -141,7 +141,8 @@ def _edit_page(issue: Issue, data: issues.IssueInput | None = None, errors: dict
         errors=errors or {},
         editable=editable,
         deletable=issue.status in issues.DELETABLE and issue.fanned_out_at is None,
-        addable=issues.addable_posts(dbs, newsletter.id) if editable else [],
+        addable=issues.addable_posts(dbs, newsletter.id, issue.id, request.args.get("find", "")) if editable else [],
+        find=request.args.get("find", "").strip(),
         counts=None if editable else deliveries.counts(dbs, issue.id),
         sent_state=DeliveryState.SENT,
         intro_html=render_markdown(data.intro_md or ""),
@@ -211,7 +212,7 @@ def issue_post_remove(issue_id: int, post_id: int) -> Response:
 
 @bp.post("/issues/<int:issue_id>/posts/add")
 def issue_post_add(issue_id: int) -> Response:
-    """Add a published post that no issue carries."""
+    """Add a published post (moving it from another draft that carries it)."""
     post_id = _form_id("post_id")
     return _change(issue_id, lambda dbs: issues.add_post(dbs, issue_id, post_id),
                    "The post is added at the end of its section.", "add")
