@@ -176,6 +176,7 @@
         event.preventDefault();
         target.textContent = form.dataset.blocked;
         target.hidden = false;
+        target.scrollIntoView({ block: "center" });
         return;
       }
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
@@ -216,7 +217,8 @@
       zoneError.hidden = false;
       zoneInput.setAttribute("aria-invalid", "true");
       zoneInput.setAttribute("aria-describedby", "tz-error");
-      zoneInput.focus();
+      zoneInput.focus({ preventScroll: true });
+      zoneError.scrollIntoView({ block: "center" });
     });
   }
 })();
