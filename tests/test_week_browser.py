@@ -1,5 +1,6 @@
 """The editor's week in Debian's headless Chromium, at desktop and phone widths, light and
-dark: the post picker, a wrong time zone answered next to its field, deleting a draft.
+dark: the phone menu, the post picker, a wrong time zone answered next to its field,
+deleting a draft.
 Screenshots go to test-artifacts/week/."""
 
 from __future__ import annotations
@@ -39,7 +40,18 @@ def test_the_issue_page_answers_where_the_editor_looks(app: Flask, db: Session, 
         page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
         log_in_editor(page, base, "admin@example.com", PASSWORD)
 
-        page.goto(base + "/editor/issues")
+        issues_link = page.locator("nav[aria-label=Editor] a:has-text('Issues')")
+        if width < 720:  # the navigation folds into a menu, the page does not overflow
+            assert page.is_visible(".menu-toggle") and not issues_link.is_visible()
+            page.click(".menu-toggle")
+            assert issues_link.is_visible() and page.get_attribute(".menu-toggle", "aria-expanded") == "true"
+            page.screenshot(path=str(SHOTS / f"menu-open-{width}.png"))
+            issues_link.click()
+        else:
+            assert not page.is_visible(".menu-toggle")
+            issues_link.click()
+        page.wait_for_selector("h1:has-text('Issues')")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
         page.click("button:has-text('New issue')")
         page.wait_for_selector("#posts")
         issue_url = page.url

@@ -183,6 +183,17 @@
     });
   });
 
+  // On a phone the navigation folds behind "Menu" (CSS shows the button only there).
+  const menuButton = document.querySelector(".menu-toggle");
+  if (menuButton) {
+    menuButton.hidden = false;
+    menuButton.addEventListener("click", () => {
+      const open = menuButton.getAttribute("aria-expanded") !== "true";
+      menuButton.setAttribute("aria-expanded", String(open));
+      menuButton.textContent = open ? "Close menu" : "Menu";
+    });
+  }
+
   // A search box with data-filter narrows its list as the editor types (the GET form is
   // the way without JavaScript).
   document.querySelectorAll("input[data-filter]").forEach((input) => {
