@@ -92,6 +92,23 @@ def test_the_issue_page_answers_where_the_editor_looks(app: Flask, db: Session, 
         assert _in_view(page, "#at-error")
         page.screenshot(path=str(SHOTS / f"at-error-{width}.png"))
 
+        page.goto(base + "/editor/issues/1/preview")  # the demo's own issue
+        page.wait_for_selector("iframe.mail-html")
+        assert not page.is_visible("#text-part pre")  # the text version starts folded
+        page.click("#text-part summary")
+        assert page.is_visible("#text-part pre")
+        backgrounds = []
+        for scheme in ("light", "dark"):
+            if scheme == "dark":
+                page.click("a:has-text('Dark mode')")
+                page.wait_for_selector("iframe.scheme-dark")
+            frame = page.frame_locator("iframe.mail-html")
+            frame.locator("body").wait_for()
+            backgrounds.append(frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor"))
+            page.locator("iframe.mail-html").screenshot(path=str(SHOTS / f"preview-{scheme}-{width}.png"))
+        assert backgrounds[0] != backgrounds[1], backgrounds  # the email's own dark styles apply
+
+        page.goto(issue_url)
         page.click("button:has-text('Delete draft')")
         page.wait_for_selector("h1:has-text('Issues')")
         assert dialogs[-1].startswith("Delete this draft for good?")

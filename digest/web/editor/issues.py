@@ -386,6 +386,7 @@ def issue_preview(issue_id: int) -> str:
         search=search,
         matches=matches,
         view=view,
+        scheme="dark" if request.args.get("scheme") == "dark" else "light",
         widths=WIDTHS,
         segments=outbox.text_segments(message.text or ""),
     )
@@ -400,6 +401,9 @@ def issue_preview_html(issue_id: int) -> Response:
         section_combinations(db_session(), issue_id, current_app.config)
     )
     html = _rendered(issue_id, _preview_target(newsletter, combinations))[0].html or ""
+    if request.args.get("scheme") == "dark":
+        # What a mail program in dark mode applies: the email's own dark styles, always on.
+        html = html.replace("@media (prefers-color-scheme: dark)", "@media all")
     response = current_app.response_class(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
