@@ -131,6 +131,8 @@ def test_editing_subject_and_reordering_removing_adding_posts(app, db) -> None: 
     submit(client, page, f"{page}/posts/{second}/remove")
     assert _post_titles(app, setup.issue_id) == ["A tool", "First news"]
     assert "Second news" in client.get(page).get_data(as_text=True)  # offered again under "Add"
+    listed = client.get(page).get_data(as_text=True).split('<ol class="issue-posts"')[1].split("</ol>")[0]
+    assert 'class="help post-summary">' in listed  # each post shows its summary under its title
 
 
 def test_a_refused_edit_says_why_and_changes_nothing(app, db) -> None:  # type: ignore[no-untyped-def]
@@ -625,3 +627,35 @@ def test_the_picker_finds_posts_and_offers_those_in_another_draft(app, db) -> No
     assert moved.headers["Location"].endswith("#notice-add")
     assert _post_titles(app, setup.issue_id) == ["First news", "Second news", "A tool"]
     assert _post_titles(app, int(other.rsplit("/", 1)[1])) == []
+
+
+def test_a_new_order_is_stored_grouped_by_section_and_answered(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Drag and drop sends every post's id in the new order; the answer is the order stored,
+    sections kept together; a list that is not the issue's posts is refused."""
+    setup = make_newsletter(db)
+    news, _tools = setup.section_ids
+    _publish(db, setup.newsletter_id, news, "Second news", utcnow())
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+    second = db.scalar(select(Post.id).where(Post.title == "Second news"))
+    db.rollback()
+    submit(client, page, f"{page}/posts/add", post_id=second)
+    ids = {t: db.scalar(select(Post.id).where(Post.title == t)) for t in ("First news", "Second news", "A tool")}
+    db.rollback()
+    token = csrf_token(client.get(page).get_data(as_text=True))
+    headers = {"X-CSRFToken": token}
+
+    answer = client.post(f"{page}/posts/order", json={"post_ids": [ids["Second news"], ids["A tool"], ids["First news"]]},
+                         headers=headers)
+    assert answer.status_code == 200
+    assert answer.get_json()["post_ids"] == [ids["Second news"], ids["First news"], ids["A tool"]]
+    assert _post_titles(app, setup.issue_id) == ["Second news", "First news", "A tool"]
+
+    moved = client.post(f"{page}/posts/{ids['A tool']}/move", data={"direction": "up", "csrf_token": token},
+                        headers={"Accept": "application/json"})
+    assert moved.get_json() == {"post_ids": [ids["A tool"], ids["Second news"], ids["First news"]], "message": "Moved."}
+
+    refused = client.post(f"{page}/posts/order", json={"post_ids": [ids["A tool"]]}, headers=headers)
+    assert refused.status_code == 409 and "changed meanwhile" in refused.get_json()["error"]
+    assert client.post(f"{page}/posts/order", json={"post_ids": ["x"]}, headers=headers).status_code == 400
+    assert _post_titles(app, setup.issue_id) == ["A tool", "Second news", "First news"]

@@ -1,6 +1,6 @@
 """The editor's week in Debian's headless Chromium, at desktop and phone widths, light and
 dark: the phone menu, the post picker, a wrong time zone answered next to its field,
-deleting a draft.
+keyboard reordering without a reload, the preview, deleting a draft.
 Screenshots go to test-artifacts/week/."""
 
 from __future__ import annotations
@@ -92,7 +92,23 @@ def test_the_issue_page_answers_where_the_editor_looks(app: Flask, db: Session, 
         assert _in_view(page, "#at-error")
         page.screenshot(path=str(SHOTS / f"at-error-{width}.png"))
 
-        page.goto(base + "/editor/issues/1/preview")  # the demo's own issue
+        page.goto(base + "/editor/issues/1")  # the demo's own issue, with its posts
+        posts = page.locator("#posts ol.issue-posts > li")
+        titles = lambda: [t.split("·")[1].split("\n")[0].strip() for t in posts.all_inner_texts()]  # noqa: E731
+        before = titles()
+        page.evaluate("window.marker = 1")  # gone if the page reloads
+        dragged = before
+        page.locator(f"button[aria-label='Move down: {dragged[0]}']").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#order-status:has-text('Moved.')")
+        assert titles() != dragged
+        assert page.evaluate("window.marker") == 1  # no reload
+        page.screenshot(path=str(SHOTS / f"reordered-{width}.png"), full_page=True)
+        kept = titles()
+        page.reload()
+        assert titles() == kept  # the server stored it
+
+        page.goto(base + "/editor/issues/1/preview")
         page.wait_for_selector("iframe.mail-html")
         assert not page.is_visible("#text-part pre")  # the text version starts folded
         page.click("#text-part summary")

@@ -775,6 +775,17 @@ def move_post(session: Session, issue_id: int, post_id: int, offset: int) -> Iss
     raise IssueError(f"{named(get_issue(session, issue_id))} does not carry that post")
 
 
+def reorder_posts(session: Session, issue_id: int, post_ids: Sequence[int]) -> Issue:
+    """Put a draft or scheduled issue's posts in the order of post_ids (every post it
+    carries, once), grouped by section as the email shows them."""
+    issue = _claim_for_edit(session, issue_id)
+    by_post = {item.post_id: item for item in issue.issue_posts}
+    if sorted(post_ids) != sorted(by_post):
+        raise IssueError(f"{named(issue)} changed meanwhile: reload the page and move the post again")
+    _renumber(session, issue, [by_post[post_id] for post_id in post_ids])
+    return get_issue(session, issue_id)
+
+
 def remove_post(session: Session, issue_id: int, post_id: int) -> Issue:
     """Take a post out of a draft or scheduled issue (a scheduled one keeps at least one)."""
     issue = _claim_for_edit(session, issue_id)

@@ -183,6 +183,61 @@
     });
   });
 
+  // An issue's posts reorder in place: by drag and drop, or with the ↑/↓ buttons (keyboard);
+  // the server answers the order it stored (grouped by section), which the list then takes.
+  const postList = document.querySelector("ol.issue-posts[data-order-url]");
+  if (postList) {
+    const orderStatus = document.getElementById("order-status");
+    const ids = () => Array.from(postList.querySelectorAll("li[data-post-id]"), (li) => Number(li.dataset.postId));
+    const apply = async (response) => {
+      const data = await response.json().catch(() => ({error: "The new order could not be saved."}));
+      orderStatus.hidden = false;
+      if (!response.ok) {
+        orderStatus.className = "flash flash-error notice";
+        orderStatus.textContent = data.error;
+        return;
+      }
+      const items = new Map(Array.from(postList.children, (li) => [Number(li.dataset.postId), li]));
+      data.post_ids.forEach((id) => postList.appendChild(items.get(id)));
+      orderStatus.className = "flash flash-success notice";
+      orderStatus.textContent = data.message;
+    };
+    const headers = {"Accept": "application/json", "X-CSRFToken": csrf ? csrf.content : ""};
+    let dragged = null;
+    postList.querySelectorAll("li[data-post-id]").forEach((li) => {
+      li.draggable = true;
+      li.addEventListener("dragstart", (event) => {
+        dragged = li;
+        event.dataTransfer.effectAllowed = "move";
+        event.dataTransfer.setData("text/plain", li.dataset.postId);
+        li.classList.add("dragging");
+      });
+      li.addEventListener("dragend", () => li.classList.remove("dragging"));
+    });
+    postList.addEventListener("dragover", (event) => event.preventDefault());
+    postList.addEventListener("drop", async (event) => {
+      event.preventDefault();
+      const target = event.target.closest("li[data-post-id]");
+      if (!dragged) return;
+      if (target && target !== dragged) {
+        const box = target.getBoundingClientRect();
+        postList.insertBefore(dragged, event.clientY > box.top + box.height / 2 ? target.nextSibling : target);
+      }
+      dragged = null;
+      await apply(await fetch(postList.dataset.orderUrl, {
+        method: "POST", headers: {...headers, "Content-Type": "application/json"},
+        body: JSON.stringify({post_ids: ids()}),
+      }));
+    });
+    postList.querySelectorAll("form[data-move]").forEach((form) => {
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        await apply(await fetch(form.action, {method: "POST", headers, body: new FormData(form)}));
+        form.querySelector("button").focus();
+      });
+    });
+  }
+
   // On a phone the navigation folds behind "Menu" (CSS shows the button only there).
   const menuButton = document.querySelector(".menu-toggle");
   if (menuButton) {

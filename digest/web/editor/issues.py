@@ -12,7 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from flask import Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from limits import parse_many
 from sqlalchemy import select
@@ -196,11 +207,40 @@ def _form_id(name: str) -> int:
 
 
 @bp.post("/issues/<int:issue_id>/posts/<int:post_id>/move")
-def issue_post_move(issue_id: int, post_id: int) -> Response:
-    """Move a post one place up or down."""
+def issue_post_move(issue_id: int, post_id: int) -> Response | tuple[Response, int]:
+    """Move a post one place up or down (answering JSON with the new order when asked)."""
     offset = -1 if request.form.get("direction") == "up" else 1
+    if request.accept_mimetypes.best == "application/json":  # editor.js moves without a reload
+        issue_or_404(issue_id)
+        dbs = db_session()
+        try:
+            issue = issues.move_post(dbs, issue_id, post_id, offset)
+        except issues.IssueError as exc:
+            dbs.rollback()
+            return jsonify(error=refusal(exc)), 409
+        dbs.commit()
+        return jsonify(post_ids=[item.post_id for item in issue.issue_posts], message="Moved."), 200
     return _change(issue_id, lambda dbs: issues.move_post(dbs, issue_id, post_id, offset),
                    "Moved.", f"post-{post_id}")
+
+
+@bp.post("/issues/<int:issue_id>/posts/order")
+def issue_post_order(issue_id: int) -> tuple[Response, int]:
+    """Put the posts in the order a drag and drop (JSON {"post_ids": [...]}) left them;
+    answer the order they now have (grouped by section), or why not."""
+    issue_or_404(issue_id)
+    body = request.get_json(silent=True) or {}
+    ids = body.get("post_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        return jsonify(error="Send the posts' ids in their new order."), 400
+    dbs = db_session()
+    try:
+        issue = issues.reorder_posts(dbs, issue_id, ids)
+    except issues.IssueError as exc:
+        dbs.rollback()
+        return jsonify(error=refusal(exc)), 409
+    dbs.commit()
+    return jsonify(post_ids=[item.post_id for item in issue.issue_posts], message="Reordered."), 200
 
 
 @bp.post("/issues/<int:issue_id>/posts/<int:post_id>/remove")
@@ -270,8 +310,15 @@ def issue_send_now(issue_id: int) -> Response:
     wake: Callable[[], None] | None = current_app.extensions.get("digest.wake")
     done = ("The issue goes out now." if wake else
             f"The issue goes out now: sending starts within {current_app.config['TICK_SECONDS']:g} s.")
-    if not commit_change(lambda dbs: issues.send_now(dbs, issue_id), done, (issues.IssueError,), "send"):
+    dbs = db_session()
+    try:
+        issues.send_now(dbs, issue_id)
+    except issues.IssueError as exc:
+        dbs.rollback()
+        flash(refusal(exc), "error@send")
         return redirect(back)
+    dbs.commit()
+    flash(done, "success")  # shown on the sending page, where the editor goes next
     if wake is not None:
         wake()
     return redirect(url_for("editor.issue_sending", issue_id=issue_id))
