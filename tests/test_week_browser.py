@@ -66,10 +66,10 @@ def test_the_issue_page_answers_where_the_editor_looks(app: Flask, db: Session, 
         if total:
             first_title = page.locator("#picker-list li").first.inner_text().split("·")[1].strip()
             page.fill("#find", first_title[:8])
-            shown = page.locator("#picker-list li:not([hidden])").count()
+            shown = page.locator("#picker-list li:visible").count()
             assert 1 <= shown <= total
             page.fill("#find", "zzzz no such post")
-            assert page.locator("#picker-list li:not([hidden])").count() == 0
+            assert page.locator("#picker-list li:visible").count() == 0
             assert page.is_visible("#picker-none")
             page.locator("#add").screenshot(path=str(SHOTS / f"picker-{width}.png"))
 
