@@ -464,7 +464,7 @@ def test_messages_stand_next_to_the_control_that_was_used(app, db) -> None:  # t
     moved = submit(client, page, f"{page}/posts/{post_id}/move", direction="up")
     assert moved.headers["Location"].endswith(f"{page}#notice-post-{post_id}")
     html = client.get(moved.headers["Location"]).get_data(as_text=True)
-    item = html.split(f'<li id="post-{post_id}">')[1].split("</li>")[0]
+    item = html.split(f'<li id="post-{post_id}"')[1].split("</li>")[0]
     assert 'id="notice-post-{0}" role="status">Moved.</p>'.format(post_id) in item
     assert "Moved." not in html.split('<section class="card" id="posts"')[0]  # not at the top
 
