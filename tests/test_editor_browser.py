@@ -104,7 +104,7 @@ def test_log_in_write_preview_publish_and_see_charts(app, db) -> None:  # type: 
 
 
 def test_workspace_on_a_phone(app, db) -> None:  # type: ignore[no-untyped-def]
-    """On a phone the navigation wraps, the compose view stacks, and charts fit the screen."""
+    """On a phone the navigation folds into a menu, the compose view stacks, and charts fit the screen."""
     _living_demo(app, db)
     with live_server(app) as base, chromium(viewport={"width": 390, "height": 844}, is_mobile=True) as context:
         page = context.new_page()

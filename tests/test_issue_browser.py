@@ -72,7 +72,7 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         page.wait_for_url(re.compile(r".*/editor/issues/\d+$"))
         issue_id = int(page.url.rsplit("/", 1)[1])
         assert page.input_value("#subject") == TITLE  # suggested from the week's first post
-        assert page.locator("#posts li").count() == 1
+        assert page.locator("#posts ol.issue-posts > li").count() == 1
         assert TITLE in page.inner_text("#posts")
         page.fill("#subject", SUBJECT)
         page.fill("#intro_md", "Hello from **the browser**.")

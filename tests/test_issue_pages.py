@@ -131,6 +131,8 @@ def test_editing_subject_and_reordering_removing_adding_posts(app, db) -> None: 
     submit(client, page, f"{page}/posts/{second}/remove")
     assert _post_titles(app, setup.issue_id) == ["A tool", "First news"]
     assert "Second news" in client.get(page).get_data(as_text=True)  # offered again under "Add"
+    listed = client.get(page).get_data(as_text=True).split('<ol class="issue-posts"')[1].split("</ol>")[0]
+    assert 'class="help post-summary">' in listed  # each post shows its summary under its title
 
 
 def test_a_refused_edit_says_why_and_changes_nothing(app, db) -> None:  # type: ignore[no-untyped-def]
@@ -436,14 +438,90 @@ def test_times_a_dst_change_skips_or_repeats_are_refused(app, db) -> None:  # ty
     client = _editor_client(app, db)
     page = f"/editor/issues/{setup.issue_id}"
 
-    skipped = _followed(client, submit(client, page, f"{page}/schedule", at="2031-03-30T02:30", tz="Europe/Berlin")).get_data(as_text=True)
-    repeated = _followed(client, submit(client, page, f"{page}/schedule", at="2031-10-26T02:30", tz="Europe/Berlin")).get_data(as_text=True)
-    unknown = _followed(client, submit(client, page, f"{page}/schedule", at="2031-10-26T08:00", tz="Mars/Olympus")).get_data(as_text=True)
+    answers = [submit(client, page, f"{page}/schedule", at=at, tz=tz) for at, tz in (
+        ("2031-03-30T02:30", "Europe/Berlin"), ("2031-10-26T02:30", "Europe/Berlin"), ("2031-10-26T08:00", "Mars/Olympus"))]
+    assert [a.status_code for a in answers] == [400, 400, 400]
+    skipped, repeated, unknown = (a.get_data(as_text=True) for a in answers)
 
-    assert "does not exist in Europe/Berlin" in skipped
-    assert "happens twice in Europe/Berlin" in repeated
-    assert "Mars/Olympus" in unknown
+    assert re.search(r'id="at-error" role="alert">[^<]*does not exist in Europe/Berlin', skipped)
+    assert re.search(r'id="at-error" role="alert">[^<]*happens twice in Europe/Berlin', repeated)
+    assert re.search(r'id="tz-error" role="alert">[^<]*Mars/Olympus is not a time zone name', unknown)
+    assert 'value="2031-10-26T08:00"' in unknown and 'value="Mars/Olympus"' in unknown  # the input is kept
+    assert re.search(r'id="tz"[^>]*aria-invalid="true"[^>]*autofocus', unknown)  # the browser shows the field
     assert _issue(app, setup.issue_id).status == IssueStatus.DRAFT
+
+
+def test_messages_stand_next_to_the_control_that_was_used(app, db) -> None:  # type: ignore[no-untyped-def]
+    """A move comes back to the moved post with its message there; Send now on an issue without
+    a subject is refused beside the button, and the page says so before any confirmation."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+    second = _post_titles(app, setup.issue_id)
+    post_id = db.scalar(select(Post.id).where(Post.title == second[1]))
+    db.commit()  # on SQLite the test session's open transaction would hold the write lock
+
+    moved = submit(client, page, f"{page}/posts/{post_id}/move", direction="up")
+    assert moved.headers["Location"].endswith(f"{page}#notice-post-{post_id}")
+    html = client.get(moved.headers["Location"]).get_data(as_text=True)
+    item = html.split(f'<li id="post-{post_id}"')[1].split("</li>")[0]
+    assert 'id="notice-post-{0}" role="status">Moved.</p>'.format(post_id) in item
+    assert "Moved." not in html.split('<section class="card" id="posts"')[0]  # not at the top
+
+    db.execute(Issue.__table__.update().values(subject=""))
+    db.commit()
+    html = client.get(page).get_data(as_text=True)
+    assert 'data-blocked="This issue has no subject yet: write one above and save it, then send."' in html
+    refused = submit(client, page, f"{page}/send-now")
+    assert refused.headers["Location"].endswith(f"{page}#notice-send")
+    html = client.get(refused.headers["Location"]).get_data(as_text=True)
+    send = html.split('id="send"')[1]
+    assert 'id="notice-send" role="alert">The issue has no subject yet.</p>' in send
+    assert _issue(app, setup.issue_id).status == IssueStatus.DRAFT
+
+
+def test_drafts_and_unstarted_cancelled_issues_can_be_deleted(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Deleting a draft frees its posts for a new issue; a sent issue cannot be deleted."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+    titles = _post_titles(app, setup.issue_id)
+    assert "Delete draft" in client.get(page).get_data(as_text=True)
+
+    response = submit(client, page, f"{page}/delete")
+    assert response.headers["Location"].endswith("/editor/issues")
+    listing = client.get("/editor/issues").get_data(as_text=True)
+    assert "“Our first issue” is deleted; its posts are free for another issue." in listing
+    assert db.get(Issue, setup.issue_id) is None
+    db.commit()
+
+    fresh = submit(client, "/editor/issues", "/editor/issues/new").headers["Location"]
+    new_id = int(fresh.rsplit("/", 1)[1])
+    assert _post_titles(app, new_id) == titles
+    submit(client, fresh, f"{fresh}/cancel")
+    assert "Delete issue" in client.get(fresh).get_data(as_text=True)
+    assert submit(client, fresh, f"{fresh}/delete").status_code == 302
+    assert _issue_gone(app, new_id)
+
+
+def test_a_started_issue_cannot_be_deleted(app, db) -> None:  # type: ignore[no-untyped-def]
+    """An issue that went out (even cancelled part-way) keeps its record."""
+    setup = make_newsletter(db, readers=2)
+    issues.send_now(db, setup.issue_id)
+    issues.start_issue(db, setup.issue_id, {"SECRET_KEY": app.config["SECRET_KEY"]})
+    issues.cancel_issue(db, setup.issue_id)
+    db.commit()
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+    assert "Delete issue" not in client.get(page).get_data(as_text=True)
+    html = _followed(client, submit(client, page, f"{page}/delete")).get_data(as_text=True)
+    assert "only drafts and cancelled issues that never started sending can be deleted" in html
+    assert not _issue_gone(app, setup.issue_id)
+
+
+def _issue_gone(app, issue_id: int) -> bool:  # type: ignore[no-untyped-def]
+    with get_db_of(app).session() as session:
+        return session.get(Issue, issue_id) is None
 
 
 def test_send_now_hands_over_to_the_sending_page(app, db) -> None:  # type: ignore[no-untyped-def]
@@ -522,3 +600,62 @@ def test_the_list_links_a_started_issue_to_its_sending_and_pages_back(app, db) -
     assert "Our first issue" in page and "Draft 0<" not in page
     assert f'href="/editor/issues/{setup.issue_id}/sending">1 of 3</a>' in page
 
+
+
+def test_the_picker_finds_posts_and_offers_those_in_another_draft(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Published posts are listed with section and date; one another draft carries is offered
+    with that draft's name and moves here; search narrows by title or section."""
+    setup = make_newsletter(db)
+    news, _tools = setup.section_ids
+    _publish(db, setup.newsletter_id, news, "Second news", utcnow())
+    client = _editor_client(app, db)
+    first = f"/editor/issues/{setup.issue_id}"
+    assert submit(client, first, subject="Kept", preheader="", intro_md="").status_code == 302
+    other = submit(client, "/editor/issues", "/editor/issues/new").headers["Location"]
+    assert _post_titles(app, int(other.rsplit("/", 1)[1])) == ["Second news"]
+
+    picker = client.get(first).get_data(as_text=True).split('id="picker-list"')[1].split("</ul>")[0]
+    assert "Second news" in picker and "in draft “Second news”" in picker and "Move here" in picker
+    assert "First news" not in picker  # this issue carries it already
+    found = client.get(f"{first}?find=news").get_data(as_text=True).split('id="picker-list"')[1].split("</ul>")[0]
+    assert "Second news" in found
+    assert "No published post matches “zebra”." in client.get(f"{first}?find=zebra").get_data(as_text=True)
+
+    second = db.scalar(select(Post.id).where(Post.title == "Second news"))
+    db.rollback()
+    moved = submit(client, first, f"{first}/posts/add", post_id=second)
+    assert moved.headers["Location"].endswith("#notice-add")
+    assert _post_titles(app, setup.issue_id) == ["First news", "Second news", "A tool"]
+    assert _post_titles(app, int(other.rsplit("/", 1)[1])) == []
+
+
+def test_a_new_order_is_stored_grouped_by_section_and_answered(app, db) -> None:  # type: ignore[no-untyped-def]
+    """Drag and drop sends every post's id in the new order; the answer is the order stored,
+    sections kept together; a list that is not the issue's posts is refused."""
+    setup = make_newsletter(db)
+    news, _tools = setup.section_ids
+    _publish(db, setup.newsletter_id, news, "Second news", utcnow())
+    client = _editor_client(app, db)
+    page = f"/editor/issues/{setup.issue_id}"
+    second = db.scalar(select(Post.id).where(Post.title == "Second news"))
+    db.rollback()
+    submit(client, page, f"{page}/posts/add", post_id=second)
+    ids = {t: db.scalar(select(Post.id).where(Post.title == t)) for t in ("First news", "Second news", "A tool")}
+    db.rollback()
+    token = csrf_token(client.get(page).get_data(as_text=True))
+    headers = {"X-CSRFToken": token}
+
+    answer = client.post(f"{page}/posts/order", json={"post_ids": [ids["Second news"], ids["A tool"], ids["First news"]]},
+                         headers=headers)
+    assert answer.status_code == 200
+    assert answer.get_json()["post_ids"] == [ids["Second news"], ids["First news"], ids["A tool"]]
+    assert _post_titles(app, setup.issue_id) == ["Second news", "First news", "A tool"]
+
+    moved = client.post(f"{page}/posts/{ids['A tool']}/move", data={"direction": "up", "csrf_token": token},
+                        headers={"Accept": "application/json"})
+    assert moved.get_json() == {"post_ids": [ids["A tool"], ids["Second news"], ids["First news"]], "message": "Moved."}
+
+    refused = client.post(f"{page}/posts/order", json={"post_ids": [ids["A tool"]]}, headers=headers)
+    assert refused.status_code == 409 and "changed meanwhile" in refused.get_json()["error"]
+    assert client.post(f"{page}/posts/order", json={"post_ids": ["x"]}, headers=headers).status_code == 400
+    assert _post_titles(app, setup.issue_id) == ["A tool", "Second news", "First news"]

@@ -56,6 +56,19 @@ def test_slugify_makes_readable_ascii() -> None:
     assert len(slugify("word " * 100)) <= 80
 
 
+@pytest.mark.parametrize(
+    ("title", "slug"),
+    [
+        ("The quick brown fox jumps over the lazy dog", "the-quick-brown"),  # not "the-quick-brown-f"
+        ("The quick brown fox", "the-quick-brown"),  # cut exactly at a word's end
+        ("Supercalifragilisticexpialidocious", "supercalifragili"),  # one long word: cut it
+    ],
+)
+def test_slugify_cuts_at_the_end_of_a_word(title: str, slug: str) -> None:
+    """A long title's address ends with a whole word."""
+    assert slugify(title, max_length=16) == slug
+
+
 def test_slugs_are_unique_per_newsletter(db) -> None:  # type: ignore[no-untyped-def]
     """Two posts with the same title get different slugs."""
     newsletter = demo_newsletter(db)
@@ -251,3 +264,47 @@ def test_script_in_markdown_never_reaches_a_page(client, db) -> None:  # type: i
     content = feed.find("{http://www.w3.org/2005/Atom}entry/{http://www.w3.org/2005/Atom}content")
     assert content is not None and "Hello" in (content.text or "")
     assert active_content(content.text or "") == []
+
+
+def test_an_editor_sets_a_posts_web_address_and_old_links_redirect(client, db) -> None:  # type: ignore[no-untyped-def]
+    """A published post's address can change: the old one (in sent emails, in the archive)
+    redirects to the new one; an address another post has, or had, is refused."""
+    newsletter = demo_newsletter(db)
+    section = newsletter.sections[0].id
+    first = posts.create_post(db, newsletter, _input(section, title="First light"))
+    other = posts.create_post(db, newsletter, _input(section, title="Other"))
+    posts.publish_post(db, first)
+    posts.publish_post(db, other)
+    db.commit()
+    make_editor(db, "editor@example.com", EditorRole.EDITOR)
+    log_in(client, "editor@example.com")
+    page = f"/editor/posts/{first.id}"
+    assert 'id="slug" name="slug" value="first-light"' in client.get(page).get_data(as_text=True)
+    form = {"title": "First light", "section_id": str(section), "summary": "", "body_md": "Body", "link_url": ""}
+
+    response = submit(client, page, **form, slug="Dawn notes!")
+    assert response.status_code == 302
+    base = f"/posts/{newsletter.slug}"
+    old = client.get(f"{base}/first-light")
+    assert old.status_code == 301 and old.headers["Location"].endswith(f"{base}/dawn-notes")
+    assert client.get(f"{base}/dawn-notes").status_code == 200
+
+    taken = submit(client, page, **form, slug="other")
+    assert taken.status_code == 400
+    assert "Another post has the web address other: choose another." in taken.get_data(as_text=True)
+    # The post's own old address is its to take back; another post cannot have it.
+    assert submit(client, f"/editor/posts/{other.id}", **{**form, "title": "Other"}, slug="first-light").status_code == 400
+    assert submit(client, page, **form, slug="first-light").status_code == 302
+    assert client.get(f"{base}/first-light").status_code == 200
+    assert client.get(f"{base}/dawn-notes").headers["Location"].endswith(f"{base}/first-light")
+
+
+def test_a_draft_slug_follows_its_title_until_an_editor_sets_one(db) -> None:  # type: ignore[no-untyped-def]
+    """Renaming a never-published post moves its address with it; a typed one sticks."""
+    newsletter = demo_newsletter(db)
+    section = newsletter.sections[0].id
+    post = posts.create_post(db, newsletter, _input(section, title="Draft one"))
+    posts.update_post(db, post, _input(section, title="Draft renamed", slug="draft-one"))
+    assert post.slug == "draft-renamed"
+    posts.update_post(db, post, _input(section, title="Draft again", slug="my-own"))
+    assert post.slug == "my-own"

@@ -452,6 +452,19 @@ class Media(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class PostAddress(Base):
+    """A slug a published post had before an editor changed it: its old links redirect."""
+
+    __tablename__ = "post_address"
+    __table_args__ = (UniqueConstraint("newsletter_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    newsletter_id: Mapped[int] = mapped_column(ForeignKey("newsletter.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(200))
+    post_id: Mapped[int] = mapped_column(ForeignKey("post.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class IssuePost(Base):
     """A post carried by an issue, at a position the editor chose."""
 

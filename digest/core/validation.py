@@ -137,10 +137,15 @@ _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 def slugify(title: str, max_length: int = 80, fallback: str = "item") -> str:
-    """Return a readable ASCII slug of title ("Ünïcode & more!" → "unicode-more")."""
+    """Return a readable ASCII slug of title ("Ünïcode & more!" → "unicode-more"), cut to
+    max_length at the end of a word (mid-word only when its first word is longer)."""
     ascii_title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
     slug = _NOT_SLUG.sub("-", ascii_title.lower()).strip("-")
-    slug = slug[:max_length].rstrip("-")
+    if len(slug) > max_length:
+        head = slug[:max_length]
+        if slug[max_length] != "-" and "-" in head:
+            head = head.rsplit("-", 1)[0]
+        slug = head.rstrip("-")
     return slug or fallback
 
 

@@ -295,6 +295,8 @@ def reach_warnings(session: Session, issue_id: int, config: Mapping[str, Any]) -
     """Return what the editor should know before sending an issue: readers whose sections
     get no post, and posts the subject names that some readers will not get."""
     content = load_issue(session, issue_id, config)
+    if not content.sections:
+        return []  # an issue without posts cannot be sent at all, and says so at Send now
     combinations = _combinations(session, content, config)
     what_they_get = (
         "they receive a short note that nothing is new in their sections"

@@ -19,6 +19,8 @@ Contract:
   review_hours before the send time, once per local ISO week (UNIQUE(newsletter_id,
   period_key)); a second scheduler, a DST double fire or a restart cannot make a second
   one. An empty week creates no issue and leaves a ScheduleRun row saying so.
+- Drafts and cancelled issues that never started sending can be deleted; their posts go
+  back to the pool, and a deleted weekly issue's week is not assembled again.
 
 Every function takes a Session and flushes; the caller (view, command, job) commits.
 """
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from digest.core.db import rowcount, utcnow
@@ -48,7 +50,7 @@ from digest.core.models import (
     ScheduleRun,
     Section,
 )
-from digest.core.validation import Invalid, check_text, slugify, text
+from digest.core.validation import Invalid, check_text, like_pattern, slugify, text
 from digest.domain import deliveries, inbox, webhooks
 from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
 from digest.domain.newsletters import check_time_zone
@@ -62,6 +64,8 @@ LATE_GRACE = dt.timedelta(hours=6)
 NOT_SENT = (IssueStatus.DRAFT, IssueStatus.SCHEDULED, IssueStatus.SENDING, IssueStatus.PAUSED)
 # Only an issue that has not started can be changed; starting it freezes what it carries.
 EDITABLE = (IssueStatus.DRAFT, IssueStatus.SCHEDULED)
+# What can be deleted (and only before a fan-out): nothing of it ever reached a reader.
+DELETABLE = (IssueStatus.DRAFT, IssueStatus.CANCELLED)
 INTRO_LIMIT = 20_000
 
 
@@ -593,6 +597,9 @@ def materialise_week(
     )
     if run is not None and run.outcome == ScheduleOutcome.EMPTY and now >= slot.send_at:
         return WeeklyOutcome(newsletter.id, slot.period_key, "empty")
+    if run is not None and run.outcome == ScheduleOutcome.CREATED:
+        # The week's issue was assembled and an editor deleted it since: it stays deleted.
+        return WeeklyOutcome(newsletter.id, slot.period_key, "exists")
     inbox.publish_accepted(session, config, newsletter, now)
     posts = candidate_posts(session, newsletter.id, now)
     if not posts:
@@ -773,6 +780,17 @@ def move_post(session: Session, issue_id: int, post_id: int, offset: int) -> Iss
     raise IssueError(f"{named(get_issue(session, issue_id))} does not carry that post")
 
 
+def reorder_posts(session: Session, issue_id: int, post_ids: Sequence[int]) -> Issue:
+    """Put a draft or scheduled issue's posts in the order of post_ids (every post it
+    carries, once), grouped by section as the email shows them."""
+    issue = _claim_for_edit(session, issue_id)
+    by_post = {item.post_id: item for item in issue.issue_posts}
+    if sorted(post_ids) != sorted(by_post):
+        raise IssueError(f"{named(issue)} changed meanwhile: reload the page and move the post again")
+    _renumber(session, issue, [by_post[post_id] for post_id in post_ids])
+    return get_issue(session, issue_id)
+
+
 def remove_post(session: Session, issue_id: int, post_id: int) -> Issue:
     """Take a post out of a draft or scheduled issue (a scheduled one keeps at least one)."""
     issue = _claim_for_edit(session, issue_id)
@@ -786,39 +804,110 @@ def remove_post(session: Session, issue_id: int, post_id: int) -> Issue:
     return get_issue(session, issue_id)
 
 
-def addable_posts(session: Session, newsletter_id: int, limit: int = 200) -> list[Post]:
-    """Return published posts that no issue (other than a cancelled one) carries, newest first."""
-    return list(
-        session.scalars(
-            select(Post)
-            .where(
-                Post.newsletter_id == newsletter_id,
-                Post.status == PostStatus.PUBLISHED,
-                Post.id.not_in(_carried_post_ids()),
-            )
-            .order_by(Post.published_at.desc(), Post.id.desc())
-            .limit(limit)
-        )
+@dataclass(frozen=True)
+class Pickable:
+    """A published post an issue can take, and the other unsent draft carrying it, if any."""
+
+    post: Post
+    in_issue: Issue | None  # a draft it would be moved from
+
+
+def addable_posts(
+    session: Session, newsletter_id: int, issue_id: int, search: str = "", limit: int = 200
+) -> list[Pickable]:
+    """Return published posts this issue does not carry and no started, scheduled or sent
+    issue carries (a draft's posts are offered, with that draft), newest first; search
+    matches the title or the section's name."""
+    taken_elsewhere = (
+        select(IssuePost.post_id)
+        .join(Issue, Issue.id == IssuePost.issue_id)
+        .where(or_(Issue.id == issue_id, Issue.status.not_in([IssueStatus.DRAFT, IssueStatus.CANCELLED])))
     )
+    query = (
+        select(Post)
+        .join(Section, Section.id == Post.section_id)
+        .where(
+            Post.newsletter_id == newsletter_id,
+            Post.status == PostStatus.PUBLISHED,
+            Post.id.not_in(taken_elsewhere),
+        )
+        .order_by(Post.published_at.desc(), Post.id.desc())
+        .limit(limit)
+    )
+    words = search.strip()
+    if words:
+        pattern = like_pattern(words)
+        query = query.where(or_(func.lower(Post.title).like(pattern, escape="\\"),
+                                func.lower(Section.name).like(pattern, escape="\\")))
+    found = list(session.scalars(query))
+    drafts: dict[int, Issue] = {
+        post_id: draft for post_id, draft in session.execute(
+            select(IssuePost.post_id, Issue)
+            .join(Issue, Issue.id == IssuePost.issue_id)
+            .where(IssuePost.post_id.in_([p.id for p in found]), Issue.status == IssueStatus.DRAFT)
+        )
+    } if found else {}
+    return [Pickable(post, drafts.get(post.id)) for post in found]
 
 
 def add_post(session: Session, issue_id: int, post_id: int) -> Issue:
-    """Add a published post no live issue carries to a draft or scheduled issue, at the
-    end of its section."""
+    """Add a published post to a draft or scheduled issue, at the end of its section; a
+    post another draft carries moves here from it."""
     issue = _claim_for_edit(session, issue_id)
     post = session.get(Post, post_id)
     if post is None or post.newsletter_id != issue.newsletter_id:
         raise IssueError(f"there is no post {post_id} in this newsletter")
     if post.status != PostStatus.PUBLISHED:
         raise IssueError(f"“{post.title}” is not published: publish it first")
-    if session.scalar(select(_carried_post_ids().where(IssuePost.post_id == post_id).exists())):
-        raise IssueError(f"“{post.title}” is already in an issue")
+    holder = session.scalar(
+        select(Issue).join(IssuePost, IssuePost.issue_id == Issue.id)
+        .where(IssuePost.post_id == post_id, Issue.status != IssueStatus.CANCELLED)
+    )
+    if holder is not None and (holder.id == issue_id or holder.status != IssueStatus.DRAFT):
+        raise IssueError(f"“{post.title}” is already in {named(holder)} ({holder.status.value})")
+    if holder is not None:
+        _claim_for_edit(session, holder.id)
+        session.execute(delete(IssuePost).where(IssuePost.issue_id == holder.id, IssuePost.post_id == post_id))
+        session.expire(holder, ["issue_posts"])
     items = list(issue.issue_posts)
     item = IssuePost(issue_id=issue_id, post_id=post_id, position=len(items))
     session.add(item)
     session.flush()
     _renumber(session, issue, [*items, item])
     return get_issue(session, issue_id)
+
+
+def delete_issue(session: Session, issue_id: int, now: dt.datetime | None = None) -> Issue:
+    """Delete a draft, or a cancelled issue that never started sending (it has no record);
+    its posts are free for another issue. A weekly issue's week is not assembled again.
+    Return the deleted issue (detached)."""
+    issue = get_issue(session, issue_id)
+    deletable = issue.status in DELETABLE and issue.fanned_out_at is None and issue.started_at is None
+    if not deletable:
+        raise IssueError(
+            f"{named(issue)} is {issue.status.value}: only drafts and cancelled issues that "
+            "never started sending can be deleted"
+        )
+    session.execute(delete(IssuePost).where(IssuePost.issue_id == issue_id))
+    done = rowcount(session.execute(
+        delete(Issue).where(
+            Issue.id == issue_id,
+            Issue.status.in_(DELETABLE),
+            Issue.fanned_out_at.is_(None),
+        ).execution_options(synchronize_session=False)
+    )) == 1
+    if not done:
+        raise IssueError(f"{named(issue)} changed meanwhile: it cannot be deleted")
+    if issue.period_key is not None:
+        session.execute(
+            update(ScheduleRun)
+            .where(ScheduleRun.newsletter_id == issue.newsletter_id,
+                   ScheduleRun.period_key == issue.period_key)
+            .values(note="An editor deleted the week's issue: this week is not assembled again.",
+                    checked_at=now or utcnow())
+        )
+    session.expunge(issue)
+    return issue
 
 
 def cancel_unstarted(session: Session, issue_id: int, now: dt.datetime | None = None) -> Issue:

@@ -1,8 +1,10 @@
 """Posts: what editors write through the week.
 
 Contract: a post belongs to one newsletter and one of its sections, has a slug unique
-within the newsletter (derived from the title; frozen once the post has been
-published, so its public URL never changes), and is either a draft or published.
+within the newsletter (derived from the title while it was never published; an editor
+may set it, and once published a post's earlier slugs are kept as PostAddress rows, so
+its old public URL, in archives and sent emails, redirects to the new one), and is
+either a draft or published.
 Publishing stamps `published_at` (the weekly issue collects posts by it); unpublishing
 returns the post to draft and takes it off the public site. Only drafts that no issue
 carries can be deleted. Every function validates before it changes anything, raises
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from digest.core.db import utcnow
@@ -27,6 +29,7 @@ from digest.core.models import (
     Media,
     Newsletter,
     Post,
+    PostAddress,
     PostStatus,
     Section,
 )
@@ -58,13 +61,14 @@ class PostInput:
     body_md: str = ""
     link_url: str = ""
     lead_image_id: int | str | None = None
+    slug: str = ""  # empty, or unchanged: derived from the title as long as it may change
 
     @classmethod
     def of(cls, post: Post) -> PostInput:
         """Return a post's current values, as its form would carry them."""
         return cls(title=post.title, section_id=post.section_id, summary=post.summary,
                    body_md=post.body_md, link_url=post.link_url or "",
-                   lead_image_id=post.lead_image_id)
+                   lead_image_id=post.lead_image_id, slug=post.slug)
 
 
 @dataclass(frozen=True)
@@ -167,15 +171,59 @@ def create_post(session: Session, newsletter: Newsletter, data: PostInput,
     return post
 
 
+def _slug_taken(session: Session, newsletter_id: int, slug: str, post_id: int) -> bool:
+    """Return whether another post has slug, now or as an earlier address."""
+    return bool(session.scalar(select(
+        exists().where(Post.newsletter_id == newsletter_id, Post.slug == slug, Post.id != post_id)
+        | exists().where(PostAddress.newsletter_id == newsletter_id, PostAddress.slug == slug,
+                         PostAddress.post_id != post_id)
+    )))
+
+
+def _chosen_slug(session: Session, post: Post, wanted: str) -> str | None:
+    """Return the slug an editor typed, made an address; None when they left it as it was;
+    raise Invalid when it is empty of letters or another post's."""
+    wanted = wanted.strip()
+    if not wanted or wanted == post.slug:
+        return None
+    slug = slugify(wanted, max_length=200, fallback="")
+    if not slug:
+        raise Invalid({"slug": "The web address needs letters or digits, such as weekly-notes."})
+    if slug != post.slug and _slug_taken(session, post.newsletter_id, slug, post.id):
+        raise Invalid({"slug": f"Another post has the web address {slug}: choose another."})
+    return slug
+
+
 def update_post(session: Session, post: Post, data: PostInput) -> Post:
-    """Change a post; a never-published post's slug follows its new title."""
+    """Change a post; its slug is the one the editor set, or (never published, in no issue)
+    follows its new title. A published post's old slug keeps redirecting."""
     values = _validate(session, post.newsletter, data)
+    chosen = _chosen_slug(session, post, data.slug)
     for key, value in values.items():
         setattr(post, key, value)
-    if post.published_at is None and not _in_an_issue(session, post):
+    if chosen is not None and chosen != post.slug:
+        if post.published_at is not None:
+            session.execute(delete(PostAddress).where(PostAddress.post_id == post.id,
+                                                      PostAddress.slug.in_([chosen, post.slug])))
+            session.add(PostAddress(newsletter_id=post.newsletter_id, slug=post.slug, post_id=post.id))
+        post.slug = chosen
+    elif chosen is None and post.published_at is None and not _in_an_issue(session, post):
         post.slug = _free_slug(session, post.newsletter, post.title, post.id)
     session.flush()
     return post
+
+
+def moved_post_slug(session: Session, newsletter: Newsletter, slug: str) -> str | None:
+    """Return the current slug of the published post that had slug before, or None."""
+    return session.scalar(
+        select(Post.slug)
+        .join(PostAddress, PostAddress.post_id == Post.id)
+        .where(
+            PostAddress.newsletter_id == newsletter.id,
+            PostAddress.slug == slug,
+            Post.status == PostStatus.PUBLISHED,
+        )
+    )
 
 
 def _in_an_issue(session: Session, post: Post) -> bool:

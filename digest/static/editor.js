@@ -235,9 +235,18 @@
     setTimeout(poll, delay);
   }
 
-  // Forms that destroy something ask first.
+  // Forms that destroy something ask first; a form the server already knows would be
+  // refused (data-blocked) says why next to its button instead of asking.
   document.querySelectorAll("form[data-confirm]").forEach((form) => {
     form.addEventListener("submit", (event) => {
+      const target = document.getElementById(form.dataset.blockedTarget || "");
+      if (form.dataset.blocked && target) {
+        event.preventDefault();
+        target.textContent = form.dataset.blocked;
+        target.hidden = false;
+        target.scrollIntoView({ block: "center" });
+        return;
+      }
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
@@ -260,5 +269,110 @@
     lookForm.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(showAll, 300); });
     lookForm.addEventListener("change", () => { clearTimeout(timer); timer = setTimeout(showAll, 300); });
     showAll();
+  }
+
+  // An issue's posts reorder in place: by drag and drop, or with the ↑/↓ buttons (keyboard);
+  // the server answers the order it stored (grouped by section), which the list then takes.
+  const postList = document.querySelector("ol.issue-posts[data-order-url]");
+  if (postList) {
+    const orderStatus = document.getElementById("order-status");
+    const ids = () => Array.from(postList.querySelectorAll("li[data-post-id]"), (li) => Number(li.dataset.postId));
+    const apply = async (response) => {
+      const data = await response.json().catch(() => ({error: "The new order could not be saved."}));
+      orderStatus.hidden = false;
+      if (!response.ok) {
+        orderStatus.className = "flash flash-error notice";
+        orderStatus.textContent = data.error;
+        return;
+      }
+      const items = new Map(Array.from(postList.children, (li) => [Number(li.dataset.postId), li]));
+      data.post_ids.forEach((id) => postList.appendChild(items.get(id)));
+      orderStatus.className = "flash flash-success notice";
+      orderStatus.textContent = data.message;
+    };
+    const headers = {"Accept": "application/json", "X-CSRFToken": csrf ? csrf.content : ""};
+    let dragged = null;
+    postList.querySelectorAll("li[data-post-id]").forEach((li) => {
+      li.draggable = true;
+      li.addEventListener("dragstart", (event) => {
+        dragged = li;
+        event.dataTransfer.effectAllowed = "move";
+        event.dataTransfer.setData("text/plain", li.dataset.postId);
+        li.classList.add("dragging");
+      });
+      li.addEventListener("dragend", () => li.classList.remove("dragging"));
+    });
+    postList.addEventListener("dragover", (event) => event.preventDefault());
+    postList.addEventListener("drop", async (event) => {
+      event.preventDefault();
+      const target = event.target.closest("li[data-post-id]");
+      if (!dragged) return;
+      if (target && target !== dragged) {
+        const box = target.getBoundingClientRect();
+        postList.insertBefore(dragged, event.clientY > box.top + box.height / 2 ? target.nextSibling : target);
+      }
+      dragged = null;
+      await apply(await fetch(postList.dataset.orderUrl, {
+        method: "POST", headers: {...headers, "Content-Type": "application/json"},
+        body: JSON.stringify({post_ids: ids()}),
+      }));
+    });
+    postList.querySelectorAll("form[data-move]").forEach((form) => {
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        await apply(await fetch(form.action, {method: "POST", headers, body: new FormData(form)}));
+        form.querySelector("button").focus();
+      });
+    });
+  }
+
+  // On a phone the navigation folds behind "Menu" (CSS shows the button only there).
+  const menuButton = document.querySelector(".menu-toggle");
+  if (menuButton) {
+    menuButton.hidden = false;
+    menuButton.addEventListener("click", () => {
+      const open = menuButton.getAttribute("aria-expanded") !== "true";
+      menuButton.setAttribute("aria-expanded", String(open));
+      menuButton.textContent = open ? "Close menu" : "Menu";
+    });
+  }
+
+  // A search box with data-filter narrows its list as the editor types (the GET form is
+  // the way without JavaScript).
+  document.querySelectorAll("input[data-filter]").forEach((input) => {
+    const list = document.querySelector(input.dataset.filter);
+    const none = document.getElementById("picker-none");
+    if (!list) return;
+    input.addEventListener("input", () => {
+      const words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+      let shown = 0;
+      list.querySelectorAll("li[data-text]").forEach((item) => {
+        item.hidden = !words.every((word) => item.dataset.text.includes(word));
+        if (!item.hidden) shown += 1;
+      });
+      if (none) none.hidden = shown > 0;
+    });
+  });
+
+  // The schedule's time zone is checked against the names the server knows before it is
+  // sent, and the message stands next to the field ("Berlin" → "Europe/Berlin?").
+  const scheduleForm = document.getElementById("schedule-form");
+  const zoneInput = document.getElementById("tz");
+  const zoneError = document.getElementById("tz-error");
+  if (scheduleForm && zoneInput && zoneError && zoneInput.list) {
+    const zones = Array.from(zoneInput.list.options, (option) => option.value);
+    scheduleForm.addEventListener("submit", (event) => {
+      const name = zoneInput.value.trim();
+      if (zones.includes(name)) return;
+      event.preventDefault();
+      const like = zones.filter((zone) => zone.toLowerCase().endsWith("/" + name.toLowerCase().replace(/ /g, "_")));
+      zoneError.textContent = (name ? "“" + name + "” is not a time zone name" : "Give a time zone")
+        + (like.length ? ": did you mean " + like.slice(0, 3).join(" or ") + "?" : ", such as Europe/Berlin.");
+      zoneError.hidden = false;
+      zoneInput.setAttribute("aria-invalid", "true");
+      zoneInput.setAttribute("aria-describedby", "tz-error");
+      zoneInput.focus({ preventScroll: true });
+      zoneError.scrollIntoView({ block: "center" });
+    });
   }
 })();

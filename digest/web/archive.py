@@ -6,8 +6,9 @@ import datetime as dt
 import hashlib
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, current_app, render_template, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, url_for
 from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response as BaseResponse
 
 from digest.core.extensions import db_session
 from digest.core.models import Issue, Newsletter
@@ -65,13 +66,16 @@ def issue(newsletter: str, issue: str) -> str:
 
 
 @bp.get(_route(links.POST_PATH))
-def post(newsletter: str, post: str) -> str:
-    """Show a published post as a web page."""
+def post(newsletter: str, post: str) -> str | BaseResponse:
+    """Show a published post as a web page (its earlier addresses redirect here)."""
     dbs = db_session()
     found = _newsletter(dbs, newsletter)
     published = posts.published_post(dbs, found, post)
     if published is None:
-        abort(404)
+        moved = posts.moved_post_slug(dbs, found, post)
+        if moved is None:
+            abort(404)
+        return redirect(url_for("archive.post", newsletter=found.slug, post=moved), 301)
     return _page("archive/post.html", found, post=published, body_html=render_markdown(published.body_md))
 
 

@@ -57,17 +57,19 @@ def refusal(exc: Exception) -> str:
 
 
 def commit_change(change: Callable[[Session], object], done: str,
-                  refused: tuple[type[Exception], ...]) -> bool:
-    """Run change on the request's session: commit and flash done, or roll back and flash why."""
+                  refused: tuple[type[Exception], ...], place: str = "") -> bool:
+    """Run change on the request's session: commit and flash done, or roll back and flash why
+    (next to the control at place, when given: the page shows "kind@place" there)."""
+    at = f"@{place}" if place else ""
     dbs = db_session()
     try:
         change(dbs)
     except refused as exc:
         dbs.rollback()
-        flash(refusal(exc), "error")
+        flash(refusal(exc), "error" + at)
         return False
     dbs.commit()
-    flash(done, "success")
+    flash(done, "success" + at)
     return True
 
 

@@ -12,7 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from flask import Flask, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from limits import parse_many
 from sqlalchemy import select
@@ -104,14 +115,35 @@ def issue_new() -> Response:
     return redirect(url_for("editor.issue_edit", issue_id=issue.id))
 
 
+@dataclass(frozen=True)
+class _ScheduleForm:
+    """The schedule form as the editor sent it, and what was wrong with which field."""
+
+    at: str
+    tz: str
+    field: str  # "at" or "tz"
+    error: str
+
+
+def _send_blocker(issue: Issue) -> str:
+    """Return why "Send now" would be refused at once (shown before any confirmation), or ""."""
+    if not issue.subject.strip():
+        return "This issue has no subject yet: write one above and save it, then send."
+    if not issue.issue_posts:
+        return "This issue carries no posts yet: add at least one, then send."
+    return ""
+
+
 def _edit_page(issue: Issue, data: issues.IssueInput | None = None, errors: dict[str, str] | None = None,
-               status: int = 200) -> tuple[str, int]:
+               status: int = 200, schedule: _ScheduleForm | None = None) -> tuple[str, int]:
     newsletter = newsletter_or_409()
     dbs = db_session()
     data = data or issues.IssueInput(issue.subject, issue.preheader, issue.intro_md)
     zone_name = issue.schedule_tz or newsletter.time_zone
     slot = issues.next_weekly_slot(newsletter)
     at = issue.scheduled_at or (slot.send_at if slot else utcnow() + dt.timedelta(hours=1))
+    local_at = f"{at.astimezone(ZoneInfo(zone_name)):%Y-%m-%d %H:%M}"
+    schedule = schedule or _ScheduleForm(local_at, zone_name, "", "")
     editable = issue.status in issues.EDITABLE
     return render_template(
         "editor/issue_edit.html",
@@ -119,12 +151,15 @@ def _edit_page(issue: Issue, data: issues.IssueInput | None = None, errors: dict
         data=data,
         errors=errors or {},
         editable=editable,
-        addable=issues.addable_posts(dbs, newsletter.id) if editable else [],
+        deletable=issue.status in issues.DELETABLE and issue.fanned_out_at is None,
+        addable=issues.addable_posts(dbs, newsletter.id, issue.id, request.args.get("find", "")) if editable else [],
+        find=request.args.get("find", "").strip(),
         counts=None if editable else deliveries.counts(dbs, issue.id),
         sent_state=DeliveryState.SENT,
         intro_html=render_markdown(data.intro_md or ""),
         zone_name=zone_name,
-        local_at=f"{at.astimezone(ZoneInfo(zone_name)):%Y-%m-%dT%H:%M}",
+        schedule=schedule,
+        send_blocker=_send_blocker(issue),
         time_zones=newsletters.time_zones(),
         in_zone=in_zone,
         warnings=reach_warnings(dbs, issue.id, current_app.config) if editable else [],
@@ -157,10 +192,11 @@ def issue_edit(issue_id: int) -> Response | tuple[str, int]:
     return redirect(url_for("editor.issue_edit", issue_id=issue_id))
 
 
-def _change(issue_id: int, change: Callable[[Session], object], done: str, anchor: str = "") -> Response:
+def _change(issue_id: int, change: Callable[[Session], object], done: str, place: str = "") -> Response:
+    """Make a change and come back to the issue with its message beside the control used."""
     issue_or_404(issue_id)
-    commit_change(change, done, (issues.IssueError, Invalid))
-    return redirect(url_for("editor.issue_edit", issue_id=issue_id) + anchor)
+    commit_change(change, done, (issues.IssueError, Invalid), place)
+    return redirect(url_for("editor.issue_edit", issue_id=issue_id) + (f"#notice-{place}" if place else ""))
 
 
 def _form_id(name: str) -> int:
@@ -171,26 +207,55 @@ def _form_id(name: str) -> int:
 
 
 @bp.post("/issues/<int:issue_id>/posts/<int:post_id>/move")
-def issue_post_move(issue_id: int, post_id: int) -> Response:
-    """Move a post one place up or down."""
+def issue_post_move(issue_id: int, post_id: int) -> Response | tuple[Response, int]:
+    """Move a post one place up or down (answering JSON with the new order when asked)."""
     offset = -1 if request.form.get("direction") == "up" else 1
+    if request.accept_mimetypes.best == "application/json":  # editor.js moves without a reload
+        issue_or_404(issue_id)
+        dbs = db_session()
+        try:
+            issue = issues.move_post(dbs, issue_id, post_id, offset)
+        except issues.IssueError as exc:
+            dbs.rollback()
+            return jsonify(error=refusal(exc)), 409
+        dbs.commit()
+        return jsonify(post_ids=[item.post_id for item in issue.issue_posts], message="Moved."), 200
     return _change(issue_id, lambda dbs: issues.move_post(dbs, issue_id, post_id, offset),
-                   "The posts are reordered.", "#posts")
+                   "Moved.", f"post-{post_id}")
+
+
+@bp.post("/issues/<int:issue_id>/posts/order")
+def issue_post_order(issue_id: int) -> tuple[Response, int]:
+    """Put the posts in the order a drag and drop (JSON {"post_ids": [...]}) left them;
+    answer the order they now have (grouped by section), or why not."""
+    issue_or_404(issue_id)
+    body = request.get_json(silent=True) or {}
+    ids = body.get("post_ids") if isinstance(body, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        return jsonify(error="Send the posts' ids in their new order."), 400
+    dbs = db_session()
+    try:
+        issue = issues.reorder_posts(dbs, issue_id, ids)
+    except issues.IssueError as exc:
+        dbs.rollback()
+        return jsonify(error=refusal(exc)), 409
+    dbs.commit()
+    return jsonify(post_ids=[item.post_id for item in issue.issue_posts], message="Reordered."), 200
 
 
 @bp.post("/issues/<int:issue_id>/posts/<int:post_id>/remove")
 def issue_post_remove(issue_id: int, post_id: int) -> Response:
     """Take a post out of the issue (the post itself stays published)."""
     return _change(issue_id, lambda dbs: issues.remove_post(dbs, issue_id, post_id),
-                   "The post is out of this issue; it stays published.", "#posts")
+                   "The post is out of this issue; it stays published.", "posts")
 
 
 @bp.post("/issues/<int:issue_id>/posts/add")
 def issue_post_add(issue_id: int) -> Response:
-    """Add a published post that no issue carries."""
+    """Add a published post (moving it from another draft that carries it)."""
     post_id = _form_id("post_id")
     return _change(issue_id, lambda dbs: issues.add_post(dbs, issue_id, post_id),
-                   "The post is added at the end of its section.", "#posts")
+                   "The post is added at the end of its section.", "add")
 
 
 def _sendable(issue_id: int) -> bool:
@@ -199,7 +264,7 @@ def _sendable(issue_id: int) -> bool:
     try:
         check_sendable(prepare_issue(dbs, issue_id, current_app.config))
     except NotSendable as exc:
-        flash(f"This issue cannot be sent: {exc}", "error")
+        flash(f"This issue cannot be sent: {exc}", "error@send")
         return False
     finally:
         dbs.rollback()
@@ -207,7 +272,7 @@ def _sendable(issue_id: int) -> bool:
 
 
 @bp.post("/issues/<int:issue_id>/schedule")
-def issue_schedule(issue_id: int) -> Response:
+def issue_schedule(issue_id: int) -> Response | tuple[str, int]:
     """Schedule (or reschedule) the issue at a local date and time in a named zone."""
     issue = issue_or_404(issue_id)
     zone_name = request.form.get("tz", "").strip() or issue.newsletter.time_zone
@@ -218,19 +283,20 @@ def issue_schedule(issue_id: int) -> Response:
         at = issues.schedule_issue(dbs, issue_id, issues.parse_local(text), zone_name).scheduled_at
     except issues.IssueError as exc:
         dbs.rollback()
-        flash(refusal(exc), "error")
-    else:
-        dbs.commit()
-        flash(f"The issue is scheduled: it goes out at {in_zone(at, zone_name)} ({at:%Y-%m-%d %H:%M} UTC).",
-              "success")
-    return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
+        field = "tz" if newsletters.check_time_zone(zone_name) else "at"
+        return _edit_page(issue_or_404(issue_id), schedule=_ScheduleForm(text, zone_name, field, refusal(exc)),
+                          status=400)
+    dbs.commit()
+    flash(f"The issue is scheduled: it goes out at {in_zone(at, zone_name)} ({at:%Y-%m-%d %H:%M} UTC).",
+          "success@schedule")
+    return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#notice-schedule")
 
 
 @bp.post("/issues/<int:issue_id>/unschedule")
 def issue_unschedule(issue_id: int) -> Response:
     """Take a scheduled issue back to draft."""
     return _change(issue_id, lambda dbs: issues.unschedule_issue(dbs, issue_id),
-                   "The issue is a draft again: it goes out only when scheduled.", "#schedule")
+                   "The issue is a draft again: it goes out only when scheduled.", "schedule")
 
 
 @bp.post("/issues/<int:issue_id>/send-now")
@@ -238,13 +304,21 @@ def issue_send_now(issue_id: int) -> Response:
     """Make the issue due now and wake the clock when it runs in this process (`digest run`);
     a separate scheduler process starts it at its next tick."""
     issue_or_404(issue_id)
+    back = url_for("editor.issue_edit", issue_id=issue_id) + "#notice-send"
     if not _sendable(issue_id):
-        return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
+        return redirect(back)
     wake: Callable[[], None] | None = current_app.extensions.get("digest.wake")
     done = ("The issue goes out now." if wake else
             f"The issue goes out now: sending starts within {current_app.config['TICK_SECONDS']:g} s.")
-    if not commit_change(lambda dbs: issues.send_now(dbs, issue_id), done, (issues.IssueError,)):
-        return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#schedule")
+    dbs = db_session()
+    try:
+        issues.send_now(dbs, issue_id)
+    except issues.IssueError as exc:
+        dbs.rollback()
+        flash(refusal(exc), "error@send")
+        return redirect(back)
+    dbs.commit()
+    flash(done, "success")  # shown on the sending page, where the editor goes next
     if wake is not None:
         wake()
     return redirect(url_for("editor.issue_sending", issue_id=issue_id))
@@ -256,14 +330,30 @@ def issue_hold(issue_id: int) -> Response:
     held = request.form.get("held") == "1"
     done = ("The issue is held: it will not be sent until you release it." if held
             else "The issue is released: it goes out at its time.")
-    return _change(issue_id, lambda dbs: issues.set_held(dbs, issue_id, held), done, "#schedule")
+    return _change(issue_id, lambda dbs: issues.set_held(dbs, issue_id, held), done, "schedule")
 
 
 @bp.post("/issues/<int:issue_id>/cancel")
 def issue_cancel(issue_id: int) -> Response:
     """Cancel a draft or scheduled issue; its posts can go into another issue."""
     return _change(issue_id, lambda dbs: issues.cancel_unstarted(dbs, issue_id),
-                   "The issue is cancelled; its posts are free for the next one.")
+                   "The issue is cancelled; its posts are free for the next one.", "send")
+
+
+@bp.post("/issues/<int:issue_id>/delete")
+def issue_delete(issue_id: int) -> Response:
+    """Delete a draft or a cancelled issue that never started; its posts go back to the pool."""
+    issue_or_404(issue_id)
+    dbs = db_session()
+    try:
+        deleted = issues.delete_issue(dbs, issue_id)
+    except issues.IssueError as exc:
+        dbs.rollback()
+        flash(refusal(exc), "error")
+        return redirect(url_for("editor.issue_edit", issue_id=issue_id))
+    dbs.commit()
+    flash(f"{issues.named(deleted)} is deleted; its posts are free for another issue.", "success")
+    return redirect(url_for("editor.issues_list"))
 
 
 @dataclass(frozen=True)
@@ -343,6 +433,7 @@ def issue_preview(issue_id: int) -> str:
         search=search,
         matches=matches,
         view=view,
+        scheme="dark" if request.args.get("scheme") == "dark" else "light",
         widths=WIDTHS,
         segments=outbox.text_segments(message.text or ""),
     )
@@ -357,6 +448,9 @@ def issue_preview_html(issue_id: int) -> Response:
         section_combinations(db_session(), issue_id, current_app.config)
     )
     html = _rendered(issue_id, _preview_target(newsletter, combinations))[0].html or ""
+    if request.args.get("scheme") == "dark":
+        # What a mail program in dark mode applies: the email's own dark styles, always on.
+        html = html.replace("@media (prefers-color-scheme: dark)", "@media all")
     response = current_app.response_class(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))
     response.headers["X-Frame-Options"] = "SAMEORIGIN"

@@ -35,6 +35,7 @@ def _form() -> posts.PostInput:
         body_md=form.get("body_md", ""),
         link_url=form.get("link_url", ""),
         lead_image_id=form.get("lead_image_id") or None,
+        slug=form.get("slug", ""),
     )
 
 

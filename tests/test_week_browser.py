@@ -1,0 +1,133 @@
+"""The editor's week in Debian's headless Chromium, at desktop and phone widths, light and
+dark: the phone menu, the post picker, a wrong time zone answered next to its field,
+keyboard reordering without a reload, the preview, deleting a draft.
+Screenshots go to test-artifacts/week/."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from tests.support.browser import ARTIFACTS, chromium, live_server, log_in_editor
+from tests.support.editor import PASSWORD, make_editor
+from tests.support.workspace import demo_newsletter
+
+pytestmark = pytest.mark.browser
+SHOTS = ARTIFACTS / "week"
+
+
+def _in_view(page: object, selector: str) -> bool:
+    """Return whether the element is visible inside the viewport (no scrolling needed)."""
+    box = page.locator(selector).bounding_box()  # type: ignore[attr-defined]
+    height = page.viewport_size["height"]  # type: ignore[attr-defined]
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_issue_page_answers_where_the_editor_looks(app: Flask, db: Session, width: int) -> None:
+    """Build a new issue, find a post in the picker, type "Berlin" as the time zone: the
+    message stands next to the field, in view; delete the draft after confirming."""
+    demo_newsletter(db)
+    make_editor(db, "admin@example.com")
+    db.rollback()  # the live server writes; SQLite must not see this session's lock
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with live_server(app) as base, chromium(viewport={"width": width, "height": 800}) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.accept()))
+        log_in_editor(page, base, "admin@example.com", PASSWORD)
+
+        issues_link = page.locator("nav[aria-label=Editor] a:has-text('Issues')")
+        if width < 720:  # the navigation folds into a menu, the page does not overflow
+            assert page.is_visible(".menu-toggle") and not issues_link.is_visible()
+            page.click(".menu-toggle")
+            assert issues_link.is_visible() and page.get_attribute(".menu-toggle", "aria-expanded") == "true"
+            page.screenshot(path=str(SHOTS / f"menu-open-{width}.png"))
+            issues_link.click()
+        else:
+            assert not page.is_visible(".menu-toggle")
+            issues_link.click()
+        page.wait_for_selector("h1:has-text('Issues')")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.click("button:has-text('New issue')")
+        page.wait_for_selector("#posts")
+        issue_url = page.url
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            page.screenshot(path=str(SHOTS / f"issue-edit-{width}-{scheme}.png"), full_page=True)
+        page.emulate_media(color_scheme="light")
+
+        rows = page.locator("#picker-list li")
+        total = rows.count()
+        if total:
+            first_title = page.locator("#picker-list li").first.inner_text().split("·")[1].strip()
+            page.fill("#find", first_title[:8])
+            shown = page.locator("#picker-list li:visible").count()
+            assert 1 <= shown <= total
+            page.fill("#find", "zzzz no such post")
+            assert page.locator("#picker-list li:visible").count() == 0
+            assert page.is_visible("#picker-none")
+            page.locator("#add").screenshot(path=str(SHOTS / f"picker-{width}.png"))
+
+        page.fill("#tz", "Berlin")
+        page.click("#schedule-form button[type=submit]")
+        page.wait_for_selector("#tz-error:not([hidden])")
+        assert "did you mean Europe/Berlin?" in page.inner_text("#tz-error")
+        assert _in_view(page, "#tz-error") and _in_view(page, "#tz")
+        assert page.url == issue_url  # nothing was sent, nothing jumped
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            page.screenshot(path=str(SHOTS / f"tz-error-{width}-{scheme}.png"))
+        page.emulate_media(color_scheme="light")
+
+        page.fill("#tz", "Europe/Berlin")
+        page.fill("#at", "2031-03-30 02:30")  # the night the clocks skip that hour
+        page.click("#schedule-form button[type=submit]")
+        page.wait_for_selector("#at-error")
+        assert "does not exist in Europe/Berlin" in page.inner_text("#at-error")
+        assert _in_view(page, "#at-error")
+        page.screenshot(path=str(SHOTS / f"at-error-{width}.png"))
+
+        page.goto(base + "/editor/issues/1")  # the demo's own issue, with its posts
+        posts = page.locator("#posts ol.issue-posts > li")
+        titles = lambda: [t.split("·")[1].split("\n")[0].strip() for t in posts.all_inner_texts()]  # noqa: E731
+        before = titles()
+        page.evaluate("window.marker = 1")  # gone if the page reloads
+        dragged = before
+        page.locator(f"button[aria-label='Move down: {dragged[0]}']").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#order-status:has-text('Moved.')")
+        assert titles() != dragged
+        assert page.evaluate("window.marker") == 1  # no reload
+        page.screenshot(path=str(SHOTS / f"reordered-{width}.png"), full_page=True)
+        kept = titles()
+        page.reload()
+        assert titles() == kept  # the server stored it
+
+        page.goto(base + "/editor/issues/1/preview")
+        page.wait_for_selector("iframe.mail-html")
+        assert not page.is_visible("#text-part pre")  # the text version starts folded
+        page.click("#text-part summary")
+        assert page.is_visible("#text-part pre")
+        backgrounds = []
+        for scheme in ("light", "dark"):
+            if scheme == "dark":
+                page.click("a:has-text('Dark mode')")
+                page.wait_for_selector("iframe.scheme-dark")
+            frame = page.frame_locator("iframe.mail-html")
+            frame.locator("body").wait_for()
+            backgrounds.append(frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor"))
+            page.locator("iframe.mail-html").screenshot(path=str(SHOTS / f"preview-{scheme}-{width}.png"))
+        assert backgrounds[0] != backgrounds[1], backgrounds  # the email's own dark styles apply
+
+        page.goto(issue_url)
+        page.click("button:has-text('Delete draft')")
+        page.wait_for_selector("h1:has-text('Issues')")
+        assert dialogs[-1].startswith("Delete this draft for good?")
+        assert "is deleted; its posts are free for another issue." in page.inner_text("main")
+        page.screenshot(path=str(SHOTS / f"deleted-{width}.png"), full_page=True)
+        assert not problems, problems
