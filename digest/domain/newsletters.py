@@ -46,6 +46,10 @@ class SettingsInput:
     send_time: str = ""
     review_hours: str = "24"
     consent_text: str = ""
+    # Checkboxes: "on" when ticked, empty when not (a browser sends nothing for those).
+    track_clicks: str = "on"
+    track_opens: str = ""
+    keep_reader_engagement: str = ""
 
 
 def find_newsletter(session: Session, slug: str | None = None) -> Newsletter | None:
@@ -178,6 +182,9 @@ def update_settings(session: Session, newsletter: Newsletter | None, data: Setti
     newsletter.send_time = send_time
     newsletter.review_hours = int(review)
     newsletter.consent_text = consent_text
+    newsletter.track_clicks = bool(data.track_clicks)
+    newsletter.track_opens = bool(data.track_opens)
+    newsletter.keep_reader_engagement = bool(data.keep_reader_engagement)
     session.flush()
     return newsletter
 

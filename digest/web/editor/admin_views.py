@@ -42,6 +42,9 @@ def _as_input(newsletter: Newsletter | None) -> newsletters.SettingsInput:
         send_time=newsletter.send_time or "",
         review_hours=str(newsletter.review_hours),
         consent_text=newsletter.consent_text,
+        track_clicks="on" if newsletter.track_clicks else "",
+        track_opens="on" if newsletter.track_opens else "",
+        keep_reader_engagement="on" if newsletter.keep_reader_engagement else "",
     )
 
 
