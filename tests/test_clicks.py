@@ -3,7 +3,10 @@ from the received bytes with a real HTTP client, as a human and as machines."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 import re
 
 import requests
@@ -14,21 +17,27 @@ from sqlalchemy.orm import Session
 from digest.core.db import utcnow
 from digest.core.models import (
     ClickEvent,
+    ClickSeen,
     Delivery,
+    Newsletter,
     ReaderClick,
     Subscriber,
     Subscription,
     SubscriptionSection,
 )
 from digest.core.tokens import ClickSigner
-from digest.domain import engagement, issues
+from digest.domain import engagement, issues, links
+from digest.domain.subscribers import privacy
 from digest.engine.clicks import recorder
 from digest.engine.scheduler import maintain
 from digest.engine.sender import new_owner, send_batch
 from digest.mail.mailer import mailer_for
+from tests.support.api import ApiClient, make_token
 from tests.support.apps import BASE_URL, SECRET
 from tests.support.browser import live_server
 from tests.support.delivery import CONFIG, Setup, make_newsletter, reader_email
+from tests.support.editor import log_in, make_editor
+from tests.support.forms import csrf_token
 from tests.support.smtp import SMTPServer
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
@@ -133,6 +142,80 @@ def test_clicks_are_counted_human_and_machine_apart(smtp_app: Flask, smtp_server
     assert sum(h.human for h in report.timeline) == report.human_clicks
     assert db.scalar(select(func.count()).select_from(ClickEvent)) == 0
     assert db.scalar(select(func.count()).select_from(ReaderClick)) == 0  # not kept by default
+    assert report.readers is None and report.opens is None
+    db.commit()
+    # The same figures on the issue's page, in the CSV, the API and `digest issue report`.
+    make_editor(db)
+    client = smtp_app.test_client()
+    log_in(client, "admin@example.com")
+    page = client.get(f"/editor/issues/{setup.issue_id}/sending").get_data(as_text=True)
+    assert "What readers did" in page and "25.0%" in page and "A tool" in page
+    assert "HEAD request" in page  # how the line is drawn, in words
+    rows = list(csv.reader(io.StringIO(
+        client.get(f"/editor/issues/{setup.issue_id}/engagement.csv").get_data(as_text=True))))
+    assert rows[0][:2] == ["link", "url"]
+    assert rows[1] == ["all", "", "", "", "1", str(report.human_clicks), str(report.machine_clicks)]
+    assert rows[2][1:6] == [tool_url, "A tool", "Tools", "1", "2"]
+    api = ApiClient(smtp_app.test_client(), make_token(smtp_app))
+    data = api.get(f"/api/v1/issues/{setup.issue_id}/engagement").get_json()
+    assert data["readers_clicked"] == 1 and data["click_rate"] == 0.25
+    assert data["machine_by_rule"] == report.machine_by_rule
+    assert data["links"][0]["url"] == tool_url and data["links"][0]["unique_human"] == 1
+    result = smtp_app.test_cli_runner().invoke(args=["issue", "report", str(setup.issue_id), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output) == data
+    result = smtp_app.test_cli_runner().invoke(args=["issue", "report", str(setup.issue_id)])
+    assert "1 readers clicked (25.0%)" in result.output and tool_url in result.output
+
+
+def test_opens_per_reader_records_opt_out_and_erasure(smtp_app: Flask, smtp_server: SMTPServer, db: Session) -> None:
+    """With opens and per-reader engagement on, the pixel counts opens but Apple's proxy's
+    fetches apart, the report says who clicked, a reader who turns tracking off in the
+    preference centre gets plain links and no pixel (and leaves no record), and erasing
+    a reader erases their engagement."""
+    setup = make_newsletter(db, readers=2)
+    db.execute(update(Newsletter).values(track_opens=True, keep_reader_engagement=True))
+    db.commit()
+    reader1 = db.scalar(select(Subscription).join(Subscriber).where(Subscriber.email == reader_email(1)))
+    assert reader1 is not None
+    db.commit()  # on SQLite an open transaction would hold the write lock
+    client = smtp_app.test_client()
+    preferences = links.preferences_url(smtp_app.config, reader1.uid).removeprefix(BASE_URL)
+    page = client.get(preferences).get_data(as_text=True)
+    assert "We keep which links each reader clicked" in page
+    answer = client.post(preferences, data={"csrf_token": csrf_token(page), "action": "no-track"})
+    assert answer.status_code == 200 and "no longer counted" in answer.get_data(as_text=True)
+    db.refresh(reader1)
+    assert reader1.no_tracking
+    db.commit()
+    _send(smtp_app, db, setup)
+    db.execute(update(Delivery).values(sent_at=utcnow() - dt.timedelta(minutes=10)))
+    db.commit()
+    html0, _ = _received(smtp_server, 0)
+    html1, text1 = _received(smtp_server, 1)
+    assert not CLICK.search(html1) and not CLICK.search(text1)  # no pixel either
+    pixel = re.search(r'<img src="(' + CLICK.pattern + r')" width="1"', html0)
+    assert pixel is not None
+    with live_server(smtp_app) as base:
+        opened = _follow(base, pixel.group(1), BROWSER)
+        assert opened.status_code == 200 and opened.headers["Content-Type"] == "image/gif"
+        assert _follow(base, pixel.group(1), "Mozilla/5.0").status_code == 200  # Apple's proxy
+        tool = re.search(r'href="(' + CLICK.pattern + r')"[^>]*>A tool</a>', html0)
+        assert tool is not None
+        assert _follow(base, tool.group(1), BROWSER).headers["Location"].endswith("/second")
+    _settle(smtp_app)
+    report = engagement.issue_report(db, issues.get_issue(db, setup.issue_id))
+    assert report.opens == 1 and report.machine_by_rule["apple"] == 0  # opens are not clicks
+    assert [r.email for r in report.readers or []] == [reader_email(0)]
+    assert db.scalar(select(func.count()).select_from(ReaderClick)) > 0
+    erased = db.scalar(select(Subscriber).where(Subscriber.email == reader_email(0)))
+    seen_before = db.scalar(select(func.count()).select_from(ClickSeen))
+    assert erased is not None and seen_before
+    privacy.erase(db, smtp_app.config, erased)
+    db.commit()
+    assert db.scalar(select(func.count()).select_from(ReaderClick)) == 0
+    assert db.scalar(select(func.count()).select_from(ClickSeen)) == 0
+    report = engagement.issue_report(db, issues.get_issue(db, setup.issue_id))
+    assert report.readers == [] and report.readers_clicked == 1  # the anonymous total stays
 
 
 def test_tampered_and_unknown_links_stay_on_the_site(app: Flask) -> None:

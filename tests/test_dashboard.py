@@ -84,7 +84,7 @@ def test_dashboard_draws_accessible_charts(client, db) -> None:  # type: ignore[
     response = client.get("/editor/")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert len(re.findall(r'<svg [^>]*role="img" aria-labelledby="[^"]+-title [^"]+-desc"', html)) == 3
+    assert len(re.findall(r'<svg [^>]*role="img" aria-labelledby="[^"]+-title [^"]+-desc"', html)) == 4  # readers, weekly, delivery, clicks
     assert "<title id=\"readers-chart-title\">Readers at the end of each week</title>" in html
     assert "<table" in html and "The first issue" in html
     assert "style=" not in html and "<script>" not in html  # nothing the CSP would block

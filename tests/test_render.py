@@ -168,7 +168,7 @@ def test_html_is_accessible_and_dark_mode_ready(app, db) -> None:  # type: ignor
         preheader="A chart and some text this week.",
     )
     prepared = prepare_issue(db, issue.id, app.config)
-    _, html = _parts(prepared.message_for(Reader(1, "u1", "a@example.com", tracked=False), 1).data)
+    _, html = _parts(prepared.message_for(Reader(1, "u1", "a@example.com"), 1).data)
     assert re.search(r'<html lang="en"', html)
     tables = re.findall(r"<table\b[^>]*>", html)
     assert tables and all('role="presentation"' in t for t in tables)
@@ -312,7 +312,7 @@ def test_post_without_summary_shows_its_body(app, db) -> None:  # type: ignore[n
     )
     issue = make_issue(db, [PostSpec("Tools", "Body only", body=body)])
     prepared = prepare_issue(db, issue.id, app.config)
-    text, html = _parts(prepared.message_for(Reader(1, "u1", "a@example.com"), 1).data)
+    text, html = _parts(prepared.message_for(Reader(1, "u1", "a@example.com", tracked=False), 1).data)
     assert '<a href="https://example.org/report"' in html and ">chunk size matters</li>" in html
     assert "<pre" in html and "keep  this   spacing" in html
     assert "from the report [1]:" in text

@@ -300,4 +300,42 @@ def issue_render(issue_id: int, address: str) -> None:
 
 
 
+@group.command("report")
+@click.argument("issue_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as the API's JSON.")
+def issue_report(issue_id: int, as_json: bool) -> None:
+    """Print what issue ISSUE_ID's readers did: clicks, human and machine apart."""
+    import json
+
+    from digest.core.extensions import db_session
+    from digest.domain.engagement import issue_report as report_of
+    from digest.domain.issues import IssueError, get_issue
+
+    session = db_session()
+    try:
+        report = report_of(session, get_issue(session, issue_id))
+    except IssueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    rate = f"{report.click_rate:.1%}" if report.click_rate is not None else "-"
+    share = f"{report.machine_share:.1%}" if report.machine_share is not None else "-"
+    click.echo(f"Issue {issue_id}: {report.subject}")
+    click.echo(f"Delivered {report.delivered}; {report.readers_clicked} readers clicked ({rate}); "
+               f"{report.human_clicks} human clicks, {report.machine_clicks} machine ({share}).")
+    if report.opens is not None:
+        click.echo(f"Opens (Apple's proxy excluded): {report.opens}.")
+    for rule, text in report.rules.items():
+        click.echo(f"  machine, {text}: {report.machine_by_rule.get(rule, 0)}")
+    click.echo("readers\thuman\tmachine\tsection\tpost\turl")
+    for link in report.links:
+        click.echo(f"{link.unique_human}\t{link.human}\t{link.machine}\t{link.section or '-'}\t"
+                   f"{link.post_title or '-'}\t{link.url}")
+    for section in report.sections:
+        share_of = f"{section.rate:.1%}" if section.rate is not None else "-"
+        click.echo(f"section {section.name}: {section.readers_clicked} of {section.readers_got} "
+                   f"readers who got it clicked ({share_of})")
+
+
 COMMANDS = (group,)

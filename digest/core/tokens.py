@@ -127,7 +127,7 @@ class ClickSigner:
 
     def _mask(self, mac: bytes, data: bytes) -> bytes:
         stream = hashlib.blake2b(mac, key=self._mask_key, digest_size=_CLICK.size).digest()
-        return bytes(a ^ b for a, b in zip(data, stream, strict=True))
+        return (int.from_bytes(data) ^ int.from_bytes(stream)).to_bytes(_CLICK.size)
 
     def token(self, issue_id: int, delivery_id: int, link: int) -> str:
         """Return the token naming (issue, delivery, link)."""

@@ -289,6 +289,11 @@ def _scope_keys(
     ]
 
 
+def set_tracking(subscription: Subscription, *, allowed: bool) -> None:
+    """Record a reader's choice: their next emails get counted links, or plain ones."""
+    subscription.no_tracking = not allowed
+
+
 def erase_reader(session: Session, config: Mapping[str, Any], subscriber_id: int) -> None:
     """Delete what engagement knows of one reader: their clicks, kept or waiting, and the
     hashes that counted them once (the aggregates keep their anonymous counts)."""

@@ -47,6 +47,10 @@ class SettingsInput:
     review_hours: str = "24"
     consent_text: str = ""
     no_post: str = NoPostChoice.SKIP.value
+    # Checkboxes: "on" when ticked, empty when not (a browser sends nothing for those).
+    track_clicks: str = "on"
+    track_opens: str = ""
+    keep_reader_engagement: str = ""
 
 
 def find_newsletter(
@@ -189,6 +193,9 @@ def update_settings(session: Session, newsletter: Newsletter | None, data: Setti
     newsletter.review_hours = int(review)
     newsletter.consent_text = consent_text
     newsletter.no_post = NoPostChoice(no_post)
+    newsletter.track_clicks = bool(data.track_clicks)
+    newsletter.track_opens = bool(data.track_opens)
+    newsletter.keep_reader_engagement = bool(data.keep_reader_engagement)
     session.flush()
     return newsletter
 

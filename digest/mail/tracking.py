@@ -21,6 +21,9 @@ from typing import Protocol
 
 OPEN_LINK = 0xFFFF  # the link index a message's open pixel is counted under
 _HREF = re.compile(r'(<a\b[^>]*?\bhref=")([^"]*)(")', re.IGNORECASE)
+# A rewritten href goes on a line of its own (a line break between attributes is plain
+# whitespace to HTML): only that short line is encoded per reader, not the paragraph.
+_REWRITTEN = re.compile(r'(<a\b[^>]*?)\s+(href=")([^"]*)(")\s*', re.IGNORECASE)
 _TEXT_URL = re.compile(r"https?://[^\s<>\"]+")
 _BODY_END = re.compile(r"</body>", re.IGNORECASE)
 
@@ -122,13 +125,15 @@ def rewrite(
         return markers[f"link{index}"]
 
     def href(match: re.Match[str]) -> str:
-        found = marker(html_lib.unescape(match.group(2)))
-        return match.group(0) if found is None else match.group(1) + found + match.group(3)
+        found = marker(html_lib.unescape(match.group(3)))
+        if found is None:
+            return match.group(0)
+        return f"{match.group(1)}\n{match.group(2)}{found}{match.group(4)}\n"
 
     def bare(match: re.Match[str]) -> str:
         return marker(match.group(0)) or match.group(0)
 
-    html = _HREF.sub(href, html)
+    html = _REWRITTEN.sub(href, html)
     text = _TEXT_URL.sub(bare, text)
     if tracking.opens:
         pixel = (

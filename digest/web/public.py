@@ -365,6 +365,8 @@ def preferences_action(token: str) -> tuple[str, int]:
         except Invalid as exc:
             session.rollback()
             return _preferences_page(subscription, token, errors=exc.errors, form=form, status=400)
+    elif action in ("track", "no-track"):
+        engagement.set_tracking(subscription, allowed=action == "track")
     elif action == "pause":
         signup.pause(session, subscription)
     elif action == "resume":

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import Response, abort, current_app, jsonify
 
 from digest.core.extensions import db_session
-from digest.domain import archive, deliveries
+from digest.domain import archive, deliveries, engagement
 from digest.web.api import ID, editor_bp, newsletter_or_404, shapes
 from digest.web.api.inputs import Param, query
 from digest.web.api.spec import operation
@@ -44,3 +44,17 @@ def issue_get(issue_id: int) -> Response:
         abort(404, f"There is no sent issue {issue_id}.")
     unclear = deliveries.unclear_counts(session, [issue_id]).get(issue_id, 0)
     return jsonify(shapes.issue(issue, archive.issue_sections(issue), unclear, current_app.config))
+
+
+@editor_bp.get(f"/issues/<{ID}:issue_id>/engagement")
+@operation("GET", "Get what an issue's readers did", tag="issues", responses={200: "IssueEngagement"},
+           description="Clicks per link, per section and per hour of the first 72, human and "
+                       "machine apart (`rules` says how the line is drawn), and opens where "
+                       "the newsletter counts them. Figures settle within a minute of a click.")
+def issue_engagement(issue_id: int) -> Response:
+    """An issue's engagement figures."""
+    session = db_session()
+    issue = archive.sent_issue_by_id(session, issue_id)
+    if issue is None:
+        abort(404, f"There is no sent issue {issue_id}.")
+    return jsonify(engagement.issue_report(session, issue).as_dict())

@@ -508,6 +508,58 @@ _object("Issue", "A sent issue as the archive shows it (published posts only).",
     "sections": {"type": "array", "items": _ref("IssueSection")},
 })
 
+_RATE: dict[str, Any] = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+_COUNTS: dict[str, Any] = {"type": "object", "additionalProperties": INTEGER}
+_object("EngagementLink", "One link of an issue and its clicks.", {
+    "index": INTEGER,
+    "url": STRING,
+    "post_id": _nullable(INTEGER),
+    "post_title": _nullable(STRING),
+    "section": _nullable(STRING),
+    "unique_human": {**INTEGER, "description": "Readers who clicked it (humans, each once)."},
+    "human": {**INTEGER, "description": "Human clicks, repeats included."},
+    "machine": {**INTEGER, "description": "Clicks by scanners, prefetchers and proxies."},
+})
+_object("EngagementSection", "Readers who clicked in a section, of those whose email had it.", {
+    "section_id": INTEGER,
+    "name": STRING,
+    "readers_clicked": INTEGER,
+    "readers_got": INTEGER,
+    "rate": _RATE,
+})
+_object("EngagementHour", "Clicks in one hour after the issue started sending.", {
+    "hour": INTEGER,
+    "human": INTEGER,
+    "machine": INTEGER,
+})
+_object("EngagementReader", "A reader who clicked (only where per-reader engagement is kept).", {
+    "email": STRING,
+    "links": {"type": "array", "items": INTEGER},
+})
+_object("IssueEngagement", "What an issue's readers did: human and machine clicks apart.", {
+    "issue_id": INTEGER,
+    "subject": STRING,
+    "tracks_clicks": {"type": "boolean"},
+    "tracks_opens": {"type": "boolean"},
+    "delivered": INTEGER,
+    "readers_clicked": {**INTEGER, "description": "Readers with at least one human click."},
+    "click_rate": {**_RATE, "description": "readers_clicked / delivered, or null before any delivery."},
+    "human_clicks": INTEGER,
+    "machine_clicks": INTEGER,
+    "machine_share": {**_RATE, "description": "Machine clicks of all clicks, or null with none."},
+    "machine_by_rule": {**_COUNTS, "description": "Machine clicks per rule (see `rules`)."},
+    "rules": {"type": "object", "additionalProperties": STRING,
+              "description": "How each machine rule draws the line, in words."},
+    "links": {"type": "array", "items": _ref("EngagementLink")},
+    "sections": {"type": "array", "items": _ref("EngagementSection")},
+    "timeline": {"type": "array", "items": _ref("EngagementHour")},
+    "opens": {**_nullable(INTEGER), "description":
+              "Readers who opened it, Apple's proxy excluded (null: opens are not counted). "
+              "A floor: readers who block images are not counted."},
+    "machine_opens": _nullable(INTEGER),
+    "readers": {"anyOf": [{"type": "array", "items": _ref("EngagementReader")}, {"type": "null"}]},
+})
+
 
 def issue_summary(item: Issue, unclear: int, config: Mapping[str, Any]) -> dict[str, Any]:
     """Return a sent issue's headline, with how many of its deliveries are unclear."""

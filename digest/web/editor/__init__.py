@@ -157,6 +157,7 @@ from digest.web.editor import (  # noqa: E402,F401
     api_tokens,
     auth,
     dashboard,
+    engagement,
     imports,
     intake,
     issues,

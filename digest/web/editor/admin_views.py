@@ -56,6 +56,9 @@ def _as_input(newsletter: Newsletter | None) -> newsletters.SettingsInput:
         review_hours=str(newsletter.review_hours),
         consent_text=newsletter.consent_text,
         no_post=newsletter.no_post.value,
+        track_clicks="on" if newsletter.track_clicks else "",
+        track_opens="on" if newsletter.track_opens else "",
+        keep_reader_engagement="on" if newsletter.keep_reader_engagement else "",
     )
 
 

@@ -6,7 +6,7 @@ from flask import g, render_template
 
 from digest.core.extensions import db_session
 from digest.domain import reports
-from digest.web.editor import bp, charts
+from digest.web.editor import bp, charts, engagement
 
 ISSUE_SERIES = {
     "delivered": "delivered",
@@ -42,4 +42,5 @@ def dashboard() -> str:
             {key: [getattr(f, key) for f in issues] for key in ISSUE_SERIES},
             ISSUE_SERIES,
         ),
+        **engagement.dashboard_view(newsletter),
     )

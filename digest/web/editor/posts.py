@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from digest.core.extensions import db_session
 from digest.core.models import Post, PostStatus
 from digest.core.validation import Invalid
-from digest.domain import inbox, media, newsletters, posts
+from digest.domain import engagement, inbox, media, newsletters, posts
 from digest.mail.markdown import render_markdown
 from digest.web.editor import bp, commit_change, int_arg, newsletter_or_409
 
@@ -75,6 +75,7 @@ def _editor_page(post: Post | None, data: posts.PostInput | None, errors: dict[s
         images=media.library(db_session()),
         lead_alt=request.form.get("lead_image_alt") if request.method == "POST" else None,
         preview_html=render_markdown((data.body_md if data else post.body_md if post else "") or ""),
+        post_clicks=engagement.post_clicks(db_session(), post) if post else [],
     ), status
 
 

@@ -22,7 +22,7 @@ from digest.core.extensions import db_session
 from digest.core.models import BounceKind, DeliveryState, Issue, IssueStatus
 from digest.domain import issues, reports
 from digest.domain.issues import IssueError, Progress
-from digest.web.editor import bp, commit_change, issue_or_404, refusal
+from digest.web.editor import bp, commit_change, engagement, issue_or_404, refusal
 
 # Statuses in which the numbers can still change by themselves, so the page polls.
 LIVE = (IssueStatus.SENDING, IssueStatus.PAUSED)
@@ -215,11 +215,15 @@ def issue_sending(issue_id: int) -> str:
         dbs, issue_id, heartbeat_seconds=current_app.config["HEARTBEAT_SECONDS"]
     )
     record = None
+    clicks: dict[str, Any] = {"engagement": None}
     if issue.status in RECORDED and issue.started_at is not None:
         record = reports.issue_record(dbs, issue)
+    if issue.started_at is not None:
+        clicks = engagement.report_view(issue)
     return render_template("editor/issue_sending.html", issue=issue, view=summary(issue, progress),
                            record=record, count_rows=COUNT_ROWS, state_text=STATE_TEXT,
-                           bounce_text=BOUNCE_TEXT, duration_text=duration_text, rate_text=rate_text)
+                           bounce_text=BOUNCE_TEXT, duration_text=duration_text, rate_text=rate_text,
+                           **clicks)
 
 
 @bp.get("/issues/<int:issue_id>/progress.json")
