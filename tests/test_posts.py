@@ -273,8 +273,8 @@ def test_an_editor_sets_a_posts_web_address_and_old_links_redirect(client, db) -
     section = newsletter.sections[0].id
     first = posts.create_post(db, newsletter, _input(section, title="First light"))
     other = posts.create_post(db, newsletter, _input(section, title="Other"))
-    posts.publish_post(db, first)
-    posts.publish_post(db, other)
+    posts.publish_post(db, {"BASE_URL": BASE_URL}, first)
+    posts.publish_post(db, {"BASE_URL": BASE_URL}, other)
     db.commit()
     make_editor(db, "editor@example.com", EditorRole.EDITOR)
     log_in(client, "editor@example.com")

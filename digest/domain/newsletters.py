@@ -54,13 +54,14 @@ class SettingsInput:
 
 
 def find_newsletter(
-    session: Session, slug: str | None = None, *, with_sections: bool = False
+    session: Session, slug: str | None = None, *, detached: bool = False
 ) -> Newsletter | None:
     """Return the newsletter with this slug (the first one when slug is empty), or None;
-    with_sections loads its sections too, for use after the session closes."""
+    detached loads what its pages show (sections, logos) for use after the session closes."""
     query = select(Newsletter)
-    if with_sections:
-        query = query.options(selectinload(Newsletter.sections))
+    if detached:
+        query = query.options(selectinload(Newsletter.sections),
+                              selectinload(Newsletter.logo_light), selectinload(Newsletter.logo_dark))
     if not slug:
         return session.scalars(query.order_by(Newsletter.id).limit(1)).first()
     return session.scalar(query.where(Newsletter.slug == slug))

@@ -31,7 +31,7 @@ def client_ip() -> str | None:
 def signup_newsletter(slug: str | None) -> Newsletter | None:
     """Return the newsletter a signup names, with its sections, read without waiting for writers."""
     with get_db().reader() as session:
-        return find_newsletter(session, slug, with_sections=True)
+        return find_newsletter(session, slug, detached=True)
 
 
 def run_signup(newsletter: Newsletter, signup: Signup) -> None:
