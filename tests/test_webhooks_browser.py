@@ -64,7 +64,8 @@ def test_add_test_resend_and_the_disabled_banner(app: Flask, db: Session) -> Non
             chromium(viewport={"width": 1280, "height": 900}) as context:
         page = context.new_page()  # type: ignore[attr-defined]
         log_in_editor(page, base, "admin@example.com", PASSWORD)
-        page.click("nav >> text=Webhooks")
+        page.click("nav >> text=Settings")
+        page.click("main >> text=Webhooks")
         page.fill("#url", hook_server.url + "/digest")
         page.click("button:has-text('Add endpoint')")  # no event chosen: the errors show
         assert "Choose at least one event." in page.inner_text(".flash-error")
