@@ -69,8 +69,10 @@ def test_every_token_operation_documents_its_errors(app) -> None:  # type: ignor
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             assert op["summary"] and op["tags"] and op["operationId"]
-            # A JSON body too deeply nested is refused on any operation.
+            # A JSON body too deeply nested is refused on any operation, and any may meet a
+            # database that cannot answer.
             assert "400" in op["responses"], (path, method)
+            assert "Retry-After" in op["responses"]["503"]["headers"], (path, method)
             if (path, method) in public:
                 assert op["security"] == []
                 continue

@@ -124,8 +124,9 @@ def _describe(op: Operation, operation_id: str, path_params: list[dict[str, Any]
         } if schema is not None else {"description": "Done; no content."}
         for status, schema in op.responses.items()
     }
-    # Any request may carry a JSON body nested too deep to read (digest.web.guard).
-    errors = set(op.errors) | {400}
+    # Any request may carry a JSON body nested too deep to read (digest.web.guard), and
+    # meet a database that cannot answer (digest.web.unavailable).
+    errors = set(op.errors) | {400, 503}
     if not op.public:
         errors.add(401)
         errors.add(429)

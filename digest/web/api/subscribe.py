@@ -68,7 +68,7 @@ def _form_payload() -> dict[str, Any]:
 @operation("GET", "What a signup form must show", tag="signup", public=True,
            params=[NEWSLETTER], errors=[404, 422, 429], responses={200: "SignupForm"})
 @operation("POST", "Sign a reader up (double opt-in)", tag="signup", public=True, body=SIGNUP,
-           errors=[400, 404, 409, 429, 503], responses={202: "SignupAccepted"},
+           errors=[400, 404, 409, 429], responses={202: "SignupAccepted"},
            description="The same answer for every address, whatever its state, so nobody can "
                        "learn who subscribes. 400 names each field that breaks a rule stated "
                        "here; 409 an unknown section or a consent version that is no longer "
