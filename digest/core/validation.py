@@ -35,8 +35,8 @@ _FORBIDDEN = {multiline: re.compile(f"[{chars}\\ud800-\\udfff]")
 # ECMAScript regular expressions of JSON Schema (which counts U+FEFF, say).
 _WHITESPACE = (r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
                r"\u202f\u205f\u3000")
-# Whitespace other than control characters.
-_SPACE = r"[\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# Whitespace a one-line field may hold: not a control character, nor U+2028/U+2029.
+_SPACE = r"[\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
 _C = _CONTROLS[False]
 # An absolute http(s) address: a host (no user name, no IPv6 literal), maybe a port, then
 # anything without spaces; or nothing. Surrounding spaces are trimmed.
