@@ -38,7 +38,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     # Small request bodies everywhere; upload routes raise it for themselves (digest.web).
     # (Flask's own default is None, no limit, so a setdefault would never apply.)
     if app.config.get("MAX_CONTENT_LENGTH") is None:
-        app.config["MAX_CONTENT_LENGTH"] = web.MAX_BODY_BYTES
+        app.config["MAX_CONTENT_LENGTH"] = web.guard.MAX_BODY_BYTES
     app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
     secure = app.config["BASE_URL"].startswith("https://")
     app.config.update(

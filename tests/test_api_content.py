@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 
 import pytest
 from flask import Flask
@@ -127,6 +129,28 @@ def test_bad_posts_are_422_and_change_nothing(app, api, payload, fields) -> None
     assert response.status_code == 422
     assert set(response.get_json()["fields"]) == fields
     assert api.get(f"{POSTS}?status=draft").get_json()["total"] == 0
+
+
+def test_the_longest_post_the_rules_allow_is_read_and_a_larger_body_is_413(app, api) -> None:  # type: ignore[no-untyped-def]
+    """Every field at its longest in emoji (12 bytes each as JSON escapes them, 2.4 MB in all)
+    is a post like any other; past the byte limit the document states, the answer is 413."""
+    rules = api.doc["components"]["schemas"]["NewPost"]["properties"]
+    post = {"title": "\N{GRINNING FACE}" * rules["title"]["maxLength"],
+            "section_id": _section(app, "tools"),
+            "summary": "\N{GRINNING FACE}" * rules["summary"]["maxLength"],
+            "body_md": "\N{GRINNING FACE}" * rules["body_md"]["maxLength"],
+            "link_url": "https://example.org/" + "a" * (rules["link_url"]["maxLength"] - 20)}
+    body = json.dumps(post)
+    assert len(body) > 2_400_000
+    created = api.post(POSTS, data=body, content_type="application/json")
+    assert created.status_code == 201
+    assert created.get_json()["body_md"] == post["body_md"]
+    limit = re.search(r"over ([0-9,]+) bytes", api.doc["paths"]["/api/v1/newsletters/{newsletter}/posts"]
+                      ["post"]["responses"]["413"]["description"])
+    assert limit and int(limit[1].replace(",", "")) >= len(body)
+    too_large = api.post(POSTS, data=" " * (int(limit[1].replace(",", "")) + 1) + body,
+                         content_type="application/json")
+    assert too_large.status_code == 413 and too_large.mimetype == "application/json"
 
 
 def test_a_whole_number_written_as_a_float_is_an_id(app, api) -> None:  # type: ignore[no-untyped-def]

@@ -31,13 +31,17 @@ _CONTROLS = {
 # Lone surrogates too: no valid text holds one (JSON Schema patterns cannot name them).
 _FORBIDDEN = {multiline: re.compile(f"[{chars}\\ud800-\\udfff]")
               for multiline, chars in _CONTROLS.items()}
-# Whitespace that str.strip() removes, other than control characters.
-_SPACE = r"[^\S\u0000-\u001f\u007f-\u009f]"
+# What str.strip() removes (str.isspace), spelled out: \s differs between Python and the
+# ECMAScript regular expressions of JSON Schema (which counts U+FEFF, say).
+_WHITESPACE = (r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029"
+               r"\u202f\u205f\u3000")
+# Whitespace a one-line field may hold: not a control character, nor U+2028/U+2029.
+_SPACE = r"[\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
 _C = _CONTROLS[False]
 # An absolute http(s) address: a host (no user name, no IPv6 literal), maybe a port, then
 # anything without spaces; or nothing. Surrounding spaces are trimmed.
-HTTP_URL_PATTERN = (rf"^{_SPACE}*(?:[Hh][Tt][Tt][Pp][Ss]?://[^\s{_C}/?#@:\[\]]+(?::[0-9]*)?"
-                    rf"(?:[/?#][^\s{_C}]*)?)?{_SPACE}*$")
+HTTP_URL_PATTERN = (rf"^{_SPACE}*(?:[Hh][Tt][Tt][Pp][Ss]?://[^{_WHITESPACE}{_C}/?#@:\[\]]+"
+                    rf"(?::[0-9]*)?(?:[/?#][^{_WHITESPACE}{_C}]*)?)?{_SPACE}*$")
 _HTTP_URL = re.compile(HTTP_URL_PATTERN)
 URL_MAX = 2000
 
@@ -46,7 +50,7 @@ def text_pattern(multiline: bool = False, blank: bool = True) -> str:
     """Return the JSON Schema pattern of text without the characters control_character refuses
     (and, unless blank, with at least one character that is not a space)."""
     chars = _CONTROLS[multiline]
-    return f"^[^{chars}]*$" if blank else f"^[^{chars}]*[^\\s{chars}][^{chars}]*$"
+    return f"^[^{chars}]*$" if blank else f"^[^{chars}]*[^{_WHITESPACE}{chars}][^{chars}]*$"
 
 
 def control_character(value: str, label: str, multiline: bool = False) -> str | None:

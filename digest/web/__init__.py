@@ -15,18 +15,16 @@ from digest.core.extensions import db_session, login_manager
 from digest.domain import editors
 from digest.domain.subscribers import imports
 from digest.web import api, archive, editor, guard, media, ops, public, unavailable
+from digest.web.api.spec import body_limit
 from digest.web.json_errors import json_error
 
 access_log = logging.getLogger("digest.web.access")
 
-# Every request body is read (form, JSON, CSRF token) before any view or rate limit runs:
-# keep them small, and allow more only where a file is uploaded, before anything parses it.
-MAX_BODY_BYTES = 2**20
 FORM_ALLOWANCE = 64 * 1024  # the upload form's other fields and multipart framing
 
 
 def upload_allowance() -> dict[str, int]:
-    """Return the body size each upload endpoint accepts, beyond MAX_BODY_BYTES."""
+    """Return the body size each upload endpoint accepts, beyond guard.MAX_BODY_BYTES."""
     media_bytes = current_app.config["MEDIA_MAX_BYTES"] + FORM_ALLOWANCE
     return {"editor.subscriber_import": imports.MAX_UPLOAD_BYTES + FORM_ALLOWANCE,
             "editor.media_upload": media_bytes, "api.editor_api.media_upload": media_bytes}
@@ -59,7 +57,10 @@ def init_app(app: Flask) -> None:
         # Runs before every before_request hook (so before CSRF reads the form), on every
         # request, routed or not; a declared length over the limit is refused unread, a
         # chunked body stops at the limit when something reads it.
-        if endpoint is not None and (allowance := upload_allowance().get(endpoint)):
+        view = current_app.view_functions.get(endpoint or "")
+        allowance = upload_allowance().get(endpoint or "") or (
+            view is not None and body_limit(view, request.method))
+        if allowance:
             request.max_content_length = allowance
         limit = request.max_content_length
         if limit is not None and (request.content_length or 0) > limit:

@@ -28,6 +28,9 @@ from digest.core.validation import as_id
 from digest.web.json_errors import error_response
 
 NUL = "\x00"
+# Every request body is read (form, JSON, CSRF token) before any view or rate limit runs:
+# keep them small, and allow more only where an endpoint's rules allow more.
+MAX_BODY_BYTES = 2**20
 # Ten times the deepest body any endpoint takes, far below Python's recursion limit.
 MAX_JSON_DEPTH = 32
 # A JSON string (whose brackets do not count) or one bracket.

@@ -28,6 +28,7 @@ from digest.core.validation import (
     text_pattern,
 )
 from digest.domain.subscribers.signup import NAME_MAX, normalize_email
+from digest.web.guard import MAX_BODY_BYTES
 
 Kind = Literal["string", "integer", "boolean", "strings"]
 Format = Literal["email", "ip", "http-url"]
@@ -39,6 +40,20 @@ _TYPE_NAMES = {
 }
 # RFC 5321: an address is at most 254 characters.
 EMAIL_MAX = 254
+# The longest text form of an IPv6 address (with an IPv4 tail).
+IP_MAX = 45
+# The database's columns: a slug, a consent wording's version.
+SLUG_MAX = 64
+CONSENT_VERSION_MAX = 32
+# More sections than any newsletter has; bounds the body like every other field.
+SECTIONS_MAX = 100
+# Free text no column keeps whole (a browser's name, a trap field).
+TEXT_MAX = 512
+# JSON escapes a character beyond the Basic Multilingual Plane as two \uXXXX: 12 bytes.
+_ESCAPED_CHAR = 12
+# A member's quotes, colon, comma and spaces; a number, true, false or null, with room.
+_MEMBER_FRAME = 8
+_SCALAR = 32
 _IP_SCHEMA = {"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
 # email-validator (normalize_email) refuses special-use domains such as .test and .invalid.
 _SPECIAL_USE = ", ".join(f".{name}" for name in SPECIAL_USE_DOMAIN_NAMES)
@@ -89,7 +104,16 @@ class Field:
     fmt: Format | None = None
     const: bool | None = None
     min_items: int | None = None
+    max_items: int | None = None  # "strings": at most this many, each at most max_length
     example: Any = None
+
+    def max_bytes(self) -> int:
+        """Return the size of the longest value this field allows, as JSON escapes it."""
+        if self.kind == "string":
+            return 2 + _ESCAPED_CHAR * (self.max_length or 0)
+        if self.kind == "strings":
+            return 2 + (self.max_items or 0) * (4 + _ESCAPED_CHAR * (self.max_length or 0))
+        return _SCALAR
 
     def parse(self, name: str, value: Any, errors: dict[str, str]) -> Any:
         """Return value if it keeps every rule of this field; otherwise record why under name."""
@@ -121,6 +145,10 @@ class Field:
         if self.kind == "strings":
             if self.min_items is not None and len(value) < self.min_items:
                 return f"{name} must list at least {self.min_items} (omit it for every one)."
+            if self.max_items is not None and len(value) > self.max_items:
+                return f"{name} must list at most {self.max_items}."
+            if self.max_length is not None and any(len(v) > self.max_length for v in value):
+                return f"Each of {name} must be at most {self.max_length} characters."
             return next((p for p in (control_character(v, name) for v in value) if p), None)
         if self.kind != "string":
             return None
@@ -136,10 +164,14 @@ class Field:
     def schema(self) -> dict[str, Any]:
         """Return this field's JSON Schema: every rule parse checks."""
         if self.kind == "strings":
-            schema: dict[str, Any] = {"type": "array",
-                                      "items": {"type": "string", "pattern": text_pattern()}}
+            items: dict[str, Any] = {"type": "string", "pattern": text_pattern()}
+            if self.max_length is not None:
+                items["maxLength"] = self.max_length
+            schema: dict[str, Any] = {"type": "array", "items": items}
             if self.min_items is not None:
                 schema["minItems"] = self.min_items
+            if self.max_items is not None:
+                schema["maxItems"] = self.max_items
         else:
             schema = {"type": self.kind}
         if self.kind == "string":
@@ -153,7 +185,7 @@ class Field:
             schema.update(minimum=0, maximum=MAX_ID)
         if self.const is not None:
             schema["const"] = self.const
-        if self.max_length is not None:
+        if self.max_length is not None and self.kind == "string":
             schema["maxLength"] = self.max_length
         if self.nullable:
             schema["type"] = [schema["type"], "null"]
@@ -197,6 +229,15 @@ class Body:
             raise BadInput(errors)
         return values
 
+    def max_bytes(self) -> int:
+        """Return the size of the largest body these rules allow, as JSON escapes it."""
+        return 2 + sum(len(name) + _MEMBER_FRAME + spec.max_bytes()
+                       for name, spec in self.fields.items())
+
+    def limit(self) -> int:
+        """Return the body size this endpoint reads: room for every body its rules allow."""
+        return max(MAX_BODY_BYTES, self.max_bytes())
+
     def schema(self) -> dict[str, Any]:
         """Return the body's JSON Schema."""
         schema: dict[str, Any] = {
@@ -222,12 +263,13 @@ def reader_fields(who: str) -> dict[str, Field]:
         "name": Field("string", f"{who} name, used in the greeting (optional).",
                       max_length=NAME_MAX),
         "sections": Field("strings", "Slugs of the sections wanted; omit for every section "
-                                     "(409 naming an unknown one).", min_items=1),
+                                     "(409 naming an unknown one).", min_items=1,
+                          max_items=SECTIONS_MAX, max_length=SLUG_MAX),
         "consent": Field("boolean", "The reader agreed to receive the newsletter (must be "
                                     "true).", required=True, const=True),
         "consent_version": Field("string", "The consent wording's version the reader agreed "
                                            "to (from the newsletter); 409 when it is not the "
-                                           "current one."),
+                                           "current one.", max_length=CONSENT_VERSION_MAX),
     }
 
 

@@ -32,6 +32,8 @@ _ERRORS = {
     401: "No token, or a token that is wrong, revoked, or whose editor is deactivated.",
     403: "The token's editor is not an admin.",
     404: "There is no such item.",
+    413: "The body is larger than any body the rules here allow, as JSON writes it: over "
+         "{limit:,} bytes.",
     409: "The input keeps every rule stated here, but the stored data refuses it; `fields` "
          "says why.",
     413: "The request body is larger than this endpoint takes.",
@@ -99,9 +101,16 @@ def _path(rule: Rule) -> tuple[str, list[dict[str, Any]]]:
     return _CONVERTER.sub(replace, rule.rule), parameters
 
 
-def _error(status: int) -> dict[str, Any]:
+def body_limit(view: Callable[..., Any], method: str) -> int | None:
+    """Return the body size an operation reads (room for every body it allows), or None."""
+    op = operation_of(view, method)
+    return op.body.limit() if op is not None and op.body is not None else None
+
+
+def _error(status: int, op: Operation) -> dict[str, Any]:
+    limit = op.body.limit() if op.body is not None else 0
     answer: dict[str, Any] = {
-        "description": _ERRORS[status],
+        "description": _ERRORS[status].format(limit=limit),
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
     if status in _HEADERS:
@@ -117,8 +126,9 @@ def _describe(op: Operation, operation_id: str, path_params: list[dict[str, Any]
         } if schema is not None else {"description": "Done; no content."}
         for status, schema in op.responses.items()
     }
-    # Any request may carry a JSON body nested too deep to read (digest.web.guard).
-    errors = set(op.errors) | {400}
+    # Any request may carry a JSON body nested too deep to read (digest.web.guard), and
+    # meet a database that cannot answer (digest.web.unavailable).
+    errors = set(op.errors) | {400, 503}
     if not op.public:
         errors.add(401)
         errors.add(429)
@@ -128,10 +138,12 @@ def _describe(op: Operation, operation_id: str, path_params: list[dict[str, Any]
             errors.add(422)
         if op.params:
             errors.add(422)
+    if op.body is not None:
+        errors.add(413)
     if op.admin:
         errors.add(403)
     for status in sorted(errors):
-        responses[str(status)] = _error(status)
+        responses[str(status)] = _error(status, op)
     described: dict[str, Any] = {
         "operationId": operation_id,
         "summary": op.summary,

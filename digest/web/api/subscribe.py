@@ -19,7 +19,7 @@ from digest.core.validation import Invalid
 from digest.domain.newsletters import find_newsletter
 from digest.domain.subscribers.signup import Signup
 from digest.web.api import bp, shapes
-from digest.web.api.inputs import Body, Field, Param, query, reader_fields
+from digest.web.api.inputs import SLUG_MAX, TEXT_MAX, Body, Field, Param, query, reader_fields
 from digest.web.api.spec import operation
 from digest.web.json_errors import error_response
 from digest.web.signup import client_ip, run_signup, signup_limit, signup_newsletter
@@ -38,8 +38,9 @@ CHECK_INBOX = (
 NEWSLETTER = Param("newsletter", "string", "The newsletter's slug (default: the first one).")
 SIGNUP = Body("Signup", "A signup, as the front page's form sends it (form fields work too).", {
     **reader_fields("The reader's"),
-    "newsletter": Field("string", "The newsletter's slug (default: the first one)."),
-    "website": Field("string", "Leave empty: a trap field for bots."),
+    "newsletter": Field("string", "The newsletter's slug (default: the first one).",
+                        max_length=SLUG_MAX),
+    "website": Field("string", "Leave empty: a trap field for bots.", max_length=TEXT_MAX),
 })
 
 
@@ -67,7 +68,7 @@ def _form_payload() -> dict[str, Any]:
 @operation("GET", "What a signup form must show", tag="signup", public=True,
            params=[NEWSLETTER], errors=[404, 422, 429], responses={200: "SignupForm"})
 @operation("POST", "Sign a reader up (double opt-in)", tag="signup", public=True, body=SIGNUP,
-           errors=[400, 404, 409, 429, 503], responses={202: "SignupAccepted"},
+           errors=[400, 404, 409, 429], responses={202: "SignupAccepted"},
            description="The same answer for every address, whatever its state, so nobody can "
                        "learn who subscribes. 400 names each field that breaks a rule stated "
                        "here; 409 an unknown section or a consent version that is no longer "

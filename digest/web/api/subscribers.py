@@ -19,7 +19,16 @@ from digest.domain import reports
 from digest.domain.subscribers import actions
 from digest.domain.subscribers.signup import Signup, SignupOutcome, WithdrawalChannel, unsubscribe
 from digest.web.api import ID, editor_bp, newsletter_or_404, page_link, shapes
-from digest.web.api.inputs import Body, Field, Param, json_body, query, reader_fields
+from digest.web.api.inputs import (
+    IP_MAX,
+    TEXT_MAX,
+    Body,
+    Field,
+    Param,
+    json_body,
+    query,
+    reader_fields,
+)
 from digest.web.api.spec import operation
 from digest.web.signup import client_ip
 
@@ -36,8 +45,9 @@ LIST = [
 NEW = Body("NewSubscriber", "A reader to sign up; they confirm by email (double opt-in).", {
     **reader_fields("The reader's"),
     "ip": Field("string", "Their IP address when they agreed (default: the caller's).",
-                fmt="ip"),
-    "user_agent": Field("string", "Their browser when they agreed (default: the caller's)."),
+                fmt="ip", max_length=IP_MAX),
+    "user_agent": Field("string", "Their browser when they agreed (default: the caller's).",
+                        max_length=TEXT_MAX),
 })
 SUPPRESS = Body("SuppressRequest", "Why the address must never be mailed again.", {
     "detail": Field("string", "A note kept with the entry.", max_length=1000, multiline=True),
