@@ -39,7 +39,8 @@ UPLOAD: dict[str, Any] = {
                        "or WebP image, an extension that names another format, more bytes, "
                        "pixels or animation frames than the server takes, or an SVG (refused "
                        "outright: it can carry scripts, and Gmail and Outlook do not show it). "
-                       "A refused file leaves nothing behind.")
+                       "A refused file leaves nothing behind. 413: the body is over "
+                       "DIGEST_MEDIA_MAX_BYTES plus 64 KiB for the form around the file.")
 def media_upload() -> Response:
     """Take an image into the media library."""
     part = request.files.get("file")

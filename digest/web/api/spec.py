@@ -36,7 +36,6 @@ _ERRORS = {
          "{limit:,} bytes.",
     409: "The input keeps every rule stated here, but the stored data refuses it; `fields` "
          "says why.",
-    413: "The request body is larger than this endpoint takes.",
     422: "Input breaks a rule stated here; `fields` says why, field by field.",
     429: "Too many requests; wait for the seconds in Retry-After.",
     503: "Nothing was recorded (the database is full or not answering); send the same again "
@@ -108,9 +107,12 @@ def body_limit(view: Callable[..., Any], method: str) -> int | None:
 
 
 def _error(status: int, op: Operation) -> dict[str, Any]:
-    limit = op.body.limit() if op.body is not None else 0
+    if status == 413 and op.body is None:
+        description = "The upload is larger than this endpoint takes (its description says how large)."
+    else:
+        description = _ERRORS[status].format(limit=op.body.limit() if op.body is not None else 0)
     answer: dict[str, Any] = {
-        "description": _ERRORS[status].format(limit=limit),
+        "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
     }
     if status in _HEADERS:
