@@ -40,8 +40,10 @@ _SPACE = r"[\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]"
 _C = _CONTROLS[False]
 # An absolute http(s) address: a host (no user name, no IPv6 literal), maybe a port, then
 # anything without spaces; or nothing. Surrounding spaces are trimmed.
-HTTP_URL_PATTERN = (rf"^{_SPACE}*(?:[Hh][Tt][Tt][Pp][Ss]?://[^{_WHITESPACE}{_C}/?#@:\[\]]+"
-                    rf"(?::[0-9]*)?(?:[/?#][^{_WHITESPACE}{_C}]*)?)?{_SPACE}*$")
+_HTTP_URL_BODY = (rf"[Hh][Tt][Tt][Pp][Ss]?://[^{_WHITESPACE}{_C}/?#@:\[\]]+"
+                  rf"(?::[0-9]*)?(?:[/?#][^{_WHITESPACE}{_C}]*)?")
+HTTP_URL_PATTERN = rf"^{_SPACE}*(?:{_HTTP_URL_BODY})?{_SPACE}*$"
+REQUIRED_HTTP_URL_PATTERN = rf"^{_SPACE}*{_HTTP_URL_BODY}{_SPACE}*$"  # the same, never empty
 _HTTP_URL = re.compile(HTTP_URL_PATTERN)
 URL_MAX = 2000
 

@@ -23,6 +23,7 @@ from flask import request
 from digest.core.validation import (
     HTTP_URL_PATTERN,
     MAX_ID,
+    REQUIRED_HTTP_URL_PATTERN,
     Invalid,
     control_character,
     text_pattern,
@@ -175,8 +176,10 @@ class Field:
         else:
             schema = {"type": self.kind}
         if self.kind == "string":
-            schema["pattern"] = (HTTP_URL_PATTERN if self.fmt == "http-url"
-                                 else text_pattern(self.multiline, self.blank))
+            if self.fmt == "http-url":
+                schema["pattern"] = HTTP_URL_PATTERN if self.blank else REQUIRED_HTTP_URL_PATTERN
+            else:
+                schema["pattern"] = text_pattern(self.multiline, self.blank)
             if self.fmt == "email":
                 schema.update(_EMAIL_SCHEMA)
             elif self.fmt == "ip":

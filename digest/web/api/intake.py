@@ -14,7 +14,7 @@ from digest.web.api.spec import operation
 
 NEW_SOURCE = Body("NewSource", "A feed to read into the inbox for one section.", {
     "url": Field("string", "The feed's address: RSS, Atom or JSON Feed (409 if it is already "
-                           "a source).", required=True, max_length=URL_MAX, fmt="http-url",
+                           "a source).", required=True, max_length=URL_MAX, fmt="http-url", blank=False,
                  example="https://blog.example.org/feed.xml"),
     "section": Field("string", "Slug of the section its items go to (409 if there is none).",
                      required=True, max_length=64, blank=False, example="news"),
@@ -22,7 +22,7 @@ NEW_SOURCE = Body("NewSource", "A feed to read into the inbox for one section.",
 SAVED_LINK = Body("SavedLink", "A page to put in the inbox; without a title the page's own "
                                "(og:title, <title>) and description are read from it.", {
     "url": Field("string", "The page's address.", required=True, max_length=URL_MAX,
-                 fmt="http-url", example="https://example.org/article"),
+                 fmt="http-url", blank=False, example="https://example.org/article"),
     "title": Field("string", "The title to show, if known.", max_length=2000),
     "description": Field("string", "A description to show, if known.", max_length=20_000,
                          multiline=True),

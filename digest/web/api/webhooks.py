@@ -16,10 +16,11 @@ _EVENTS = ", ".join(f"`{name}`" for name in webhooks.EVENTS)
 _FIELDS = {
     "url": Field("string", "Where events are POSTed (http or https). It may not be on a "
                            "private, loopback or link-local network unless the server allows it.",
-                 required=True, max_length=URL_MAX, fmt="http-url",
+                 required=True, max_length=URL_MAX, fmt="http-url", blank=False,
                  example="https://crm.example.com/hooks/digest"),
     "events": Field("strings", f"The event types to send: {_EVENTS} (409 naming an unknown "
                                "one).", required=True, min_items=1,
+                    max_items=len(webhooks.EVENTS), max_length=40,
                     example=["subscriber.created", "issue.sent"]),
     "description": Field("string", "What the endpoint is for.", max_length=200),
 }
