@@ -147,7 +147,6 @@ def _sqlite_setup(engine: Engine) -> None:
         if conn.get_execution_options().get(READ_ONLY):
             conn.exec_driver_sql("BEGIN")
             return
-        conn.connection.dbapi_connection.take_writer_lock()
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
