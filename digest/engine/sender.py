@@ -378,7 +378,8 @@ class _Batch:
     outcome: BatchOutcome
     # The last 250 whose `sent` rides in the transaction of the next `sending`.
     accepted: deliveries.Accepted | None = None
-    lease_renewed_at: float = 0.0
+    # From the claim: a slow first render must not let the lease lapse unrenewed.
+    lease_renewed_at: float = field(default_factory=time.monotonic)
 
     def run(self, claimed: Sequence[deliveries.Claimed], prepared_issues: PreparedIssues) -> None:
         """Send the claimed deliveries until done or a step ends the batch; the last `sent`
@@ -396,7 +397,6 @@ class _Batch:
         prepared = self._prepared(prepared_issues)
         newsletter_id = prepared.newsletter.id
         readers = self._readers(newsletter_id, claimed)
-        self.lease_renewed_at = time.monotonic()
         for start in range(0, len(claimed), PREBUILT):
             group = claimed[start:start + PREBUILT]
             present = {
