@@ -19,6 +19,21 @@ def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite and not connection.in_transaction():
+        # Batch mode copies a table and drops the old one; with foreign keys on, that drop
+        # deletes the rows of every table referencing it (ON DELETE CASCADE). SQLite changes
+        # this setting only outside a transaction, hence the raw connection.
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            _migrate(connection, check_foreign_keys=True)
+        finally:
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+    else:
+        _migrate(connection, check_foreign_keys=False)
+
+
+def _migrate(connection, check_foreign_keys: bool) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -28,6 +43,10 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
     )
     with context.begin_transaction():
         context.run_migrations()
+        if check_foreign_keys:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration would leave rows referring to missing ones: {broken[:5]}")
 
 
 connection = config.attributes.get("connection")
