@@ -6,6 +6,7 @@ import gc
 import re
 import shutil
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import delete, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from digest.core.db import Database, utcnow
@@ -42,6 +44,7 @@ from digest.engine.sender import (
     MAX_RETRY_DELAY,
     SenderPool,
     new_owner,
+    prepared_issues,
     retry_delay,
     run_mail_jobs,
     send_batch,
@@ -739,6 +742,35 @@ def test_an_unchanged_issue_is_rendered_once_for_all_its_batches(app: Flask, db:
     _drain(app, setup.issue_id, db)
     boundaries = {dict(m.headers)["Content-Type"] for m in _outbox(app)}
     assert states(db, setup.issue_id) == {"sent": 3} and len(boundaries) == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_sender_waiting_for_another_to_render_leaves_the_database_writable(
+    app: Flask, db: Session, database_url: str
+) -> None:
+    """Two sender threads start one issue at once: while the first renders it (and stores
+    its links) the second waits without holding SQLite's write lock. Holding it, the two
+    waited on each other for the 30 s busy timeout, and every other writer with them."""
+    setup = make_newsletter(db, readers=1)
+    _start(db, setup.issue_id)
+    prepared = prepared_issues(app)
+    second = threading.Thread(target=prepared.get, args=(setup.issue_id,))
+    blocked: list[str] = []
+    with prepared._lock:  # the first sender is rendering
+        second.start()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            other = sqlite3.connect(make_url(database_url).database or "", timeout=0.2)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.rollback()
+            except sqlite3.OperationalError as exc:
+                blocked.append(str(exc))
+            finally:
+                other.close()
+    second.join(10)
+    assert not second.is_alive()
+    assert blocked == []
 
 
 def _renderings() -> int:

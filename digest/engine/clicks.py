@@ -51,7 +51,7 @@ class ClickRecorder:
             if links is not None:
                 self._targets.move_to_end(issue_id)
         if links is None or link not in links:
-            with self._database.session() as session:
+            with self._database.reader() as session:
                 links = engagement.link_targets(session, issue_id)
             with self._lock:
                 self._targets[issue_id] = links

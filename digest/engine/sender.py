@@ -202,14 +202,15 @@ class PreparedIssues:
     def get(self, issue_id: int) -> PreparedIssue:
         """Return the issue rendered from its current content; raise NotSendable if its
         readers must not get it (no postal address, HTML that Gmail would clip)."""
-        with self._database.session() as session:
+        # Read without the write lock: a thread holding it while it waits for self._lock
+        # deadlocks with the thread below that holds self._lock while it saves links.
+        with self._database.reader() as session:
             stamp = session.scalar(select(Issue.updated_at).where(Issue.id == issue_id))
             with self._lock:
                 kept = self._items.get(issue_id)
-            if kept is not None and kept[1] == stamp:
-                with self._lock:
+                if kept is not None and kept[1] == stamp:
                     self._items.move_to_end(issue_id)
-                return kept[0]
+                    return kept[0]
             content = load_issue(session, issue_id, self._config)
         with self._lock:
             found = self._items.pop(issue_id, None)
