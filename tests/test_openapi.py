@@ -237,6 +237,7 @@ def test_schemathesis_finds_no_failure_against_digest_run(app, tmp_path: Path) -
         report = run.stdout + run.stderr
         assert run.returncode == 0, report[-20000:]
         assert "Unsupported regex" not in report, report[-5000:]
+        print(report[-2500:])  # the run's summary, shown with -s (a long run by hand)
         return report
 
     with digest_process(["run", "--port", str(port)], env, log):
