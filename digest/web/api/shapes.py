@@ -638,7 +638,7 @@ def signup_form(item: Newsletter) -> dict[str, Any]:
 
 _WEBHOOK = {
     "id": INTEGER,
-    "url": {**URL, "description": "Where events are POSTed."},
+    "url": {**STRING, "description": "Where events are POSTed, as given (it may hold non-ASCII characters)."},
     "description": STRING,
     "events": {"type": "array", "items": STRING},
     "enabled": {"type": "boolean"},
