@@ -245,6 +245,8 @@ class SendRun:
 def send_issue(ctx: Any, bench: Bench, procs: int, threads: int, results: Any) -> SendRun:
     """Start procs sender processes, fan the bench issue out, and time them sending it all."""
     ready, stop = ctx.Semaphore(0), ctx.Event()
+    # Made before the senders are ready: they look for work every 10 ms meanwhile.
+    app = bench.app()
     children = [
         ctx.Process(target=sender_child, args=(bench.overrides, threads, ready, stop, results))
         for _ in range(procs)
@@ -253,7 +255,6 @@ def send_issue(ctx: Any, bench: Bench, procs: int, threads: int, results: Any) -
         child.start()
     for _ in children:
         ready.acquire()
-    app = bench.app()
     with app.app_context():
         database = get_db()
         session = database.sessionmaker()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,58 +76,11 @@ def rowcount(result: Result[Any]) -> int:
     return result.rowcount
 
 
-class _WriterConnection(sqlite3.Connection):
-    """A pysqlite connection that holds its engine's writer lock from BEGIN to its end.
-
-    SQLite lets one transaction write at a time and makes the others wait by sleeping in
-    growing steps (up to 100 ms) and retrying, so under load threads of one process wait
-    far longer than the lock is held and latecomers overtake them. Taking a lock in
-    Python first hands the database to the next thread the moment a transaction ends;
-    other processes still wait through busy_timeout.
-    """
-
-    writer: threading.Lock | None = None
-    holding = False
-
-    def take_writer_lock(self) -> None:
-        """Wait (up to the busy timeout) for this engine's other transactions to end."""
-        if self.writer is not None and not self.holding:
-            # On a timeout carry on: BEGIN IMMEDIATE then fails as it would have without us.
-            self.holding = self.writer.acquire(timeout=BUSY_TIMEOUT_SECONDS)
-
-    def release_writer_lock(self) -> None:
-        """Let the next transaction of this engine begin."""
-        if self.holding and self.writer is not None:
-            self.holding = False
-            self.writer.release()
-
-    def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            self.release_writer_lock()
-
-    def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self.release_writer_lock()
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.release_writer_lock()
-
-
 def _sqlite_setup(engine: Engine) -> None:
-    writer = threading.Lock()
-
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Take BEGIN away from pysqlite so the "begin" hook below controls it.
         dbapi_conn.isolation_level = None
-        dbapi_conn.writer = writer
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -162,12 +113,12 @@ def _create_private(path: str | None) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout, BEGIN IMMEDIATE and
-    one writer lock per engine (see _WriterConnection), and a new database file is private (0600)."""
+    """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE,
+    and a new database file is private (0600)."""
     if url.startswith("sqlite"):
         kwargs.setdefault(
             "connect_args",
-            {"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS, "factory": _WriterConnection},
+            {"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
         )
         engine = create_engine(url, **kwargs)
         _create_private(engine.url.database)

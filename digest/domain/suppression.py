@@ -59,12 +59,12 @@ def email_hash(config: Mapping[str, Any], address: str, *, canonical: bool = Fal
 
 
 def suppression_for(
-    session: Session, config: Mapping[str, Any], address: str
+    session: Session, config: Mapping[str, Any], address: str, *, canonical: bool = False
 ) -> Suppression | None:
-    """Return the suppression entry of an address, if it has one."""
-    return session.scalar(
-        select(Suppression).where(Suppression.email_hash == email_hash(config, address))
-    )
+    """Return the suppression entry of an address, if it has one (canonical=True: a stored
+    or already normalized address, which spares validating it again)."""
+    hashed = email_hash(config, address, canonical=canonical)
+    return session.scalar(select(Suppression).where(Suppression.email_hash == hashed))
 
 
 def is_suppressed(session: Session, config: Mapping[str, Any], address: str) -> bool:

@@ -287,7 +287,8 @@ def skip_reason(
 ) -> str | None:
     """Return why this email must not go out (any more), or None if it still should."""
     subscription = mail.subscription
-    entry = suppression_for(session, config, subscription.subscriber.email)
+    # Stored addresses are canonical.
+    entry = suppression_for(session, config, subscription.subscriber.email, canonical=True)
     if mail.kind is TransactionalKind.CONFIRM:
         if blocks_signup(entry):
             return "the address is on the suppression list"

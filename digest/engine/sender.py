@@ -294,7 +294,7 @@ def send_batch(
     outcome = BatchOutcome(issue_id)
     lease = app.config["LEASE_SECONDS"]
     liveness: Liveness | None = app.extensions.get("digest.liveness")
-    with _ledger_connections(database) as (conn, settle):
+    with _claims_connection(database) as conn:
         if owner in _UNSETTLED:
             deliveries.abandon(conn, owner, app.config["AMBIGUOUS"])
             conn.commit()
@@ -307,13 +307,15 @@ def send_batch(
         outcome.claimed = len(claimed)
         if not claimed:
             return outcome
-        context = _BatchContext(
-            app=app, database=database, conn=conn, settle=settle, mailer=mailer,
-            issue_id=issue_id, owner=owner, lease_seconds=lease, rate=rate, stop=stop,
-        )
         _UNSETTLED.add(owner)
         try:
-            _Batch(context, outcome).run(claimed, prepared_issues(app))
+            # Opened only for a batch with work: an idle sender's look costs one connection.
+            with _outcomes_connection(database, conn) as settle:
+                context = _BatchContext(
+                    app=app, database=database, conn=conn, settle=settle, mailer=mailer,
+                    issue_id=issue_id, owner=owner, lease_seconds=lease, rate=rate, stop=stop,
+                )
+                _Batch(context, outcome).run(claimed, prepared_issues(app))
         finally:
             conn.rollback()
             outcome.released = deliveries.release(conn, owner, [c.id for c in claimed])
@@ -323,29 +325,43 @@ def send_batch(
 
 
 @contextmanager
-def _ledger_connections(database: Database) -> Iterator[tuple[Connection, Connection]]:
-    """Yield the connection for claims and `sending`, and the one for final outcomes.
-
-    On PostgreSQL both autocommit (every ledger write is one statement: one round trip,
-    not two; a `sent` riding with the next `sending` is a data-modifying CTE of it), and
-    the outcome connection (failures, and a `sent` with no next message) does not wait for
-    the WAL flush (synchronous_commit off): `sending` is durable before MAIL FROM, while a
-    database crash that loses an outcome commit can only leave that row `sending`, which
-    the reaper turns into `unknown`, never into a second message. On SQLite it is one connection, with BEGIN
-    IMMEDIATE on every transaction.
-    """
+def _claims_connection(database: Database) -> Iterator[Connection]:
+    """Yield the connection for claims and `sending`: on PostgreSQL it autocommits (every
+    ledger write is one statement: one round trip, not two; a `sent` riding with the next
+    `sending` is a data-modifying CTE of it); on SQLite every transaction is BEGIN IMMEDIATE."""
     with database.engine.connect() as conn:
-        if database.dialect != "postgresql":
-            yield conn, conn
-            return
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        with database.engine.connect() as settle:
-            settle = settle.execution_options(isolation_level="AUTOCOMMIT")
-            settle.exec_driver_sql("SET synchronous_commit TO off")
-            try:
-                yield conn, settle
-            finally:
-                settle.exec_driver_sql("RESET synchronous_commit")
+        if database.dialect == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+@contextmanager
+def _outcomes_connection(database: Database, claims: Connection) -> Iterator[Connection]:
+    """Yield the connection for final outcomes (failures, and a `sent` with no next message).
+
+    On PostgreSQL it is a second autocommit connection that does not wait for the WAL
+    flush (synchronous_commit off): `sending` is durable before the end of the message,
+    while a database crash that loses an outcome commit can only leave that row `sending`,
+    which the takeover or the reaper turns into `unknown`, never into a second message. On
+    SQLite it is the claims connection.
+    """
+    if database.dialect != "postgresql":
+        yield claims
+        return
+    with database.engine.connect() as settle:
+        settle = settle.execution_options(isolation_level="AUTOCOMMIT")
+        settle.exec_driver_sql("SET synchronous_commit TO off")
+        try:
+            yield settle
+        finally:
+            settle.exec_driver_sql("RESET synchronous_commit")
+
+
+@contextmanager
+def _ledger_connections(database: Database) -> Iterator[tuple[Connection, Connection]]:
+    """Yield the claims connection and the outcomes connection of a batch."""
+    with _claims_connection(database) as conn, _outcomes_connection(database, conn) as settle:
+        yield conn, settle
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -771,7 +787,7 @@ class SenderPool:
         if self.issue_ids is not None:
             return self.issue_ids
         database: Database = self.app.extensions["digest.db"]
-        with database.session() as session:
+        with database.reader() as session:
             ids = issues.sending_issue_ids(session)
         prepared_issues(self.app).forget(ids)
         return ids

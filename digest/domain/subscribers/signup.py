@@ -355,7 +355,7 @@ def _apply(
     consent: Consent,
     now: dt.datetime,
 ) -> SignupOutcome:
-    if blocks_signup(suppression_for(session, config, email)):
+    if blocks_signup(suppression_for(session, config, email, canonical=True)):
         return SignupOutcome.SUPPRESSED
     subscriber, new_reader = reader_for(session, email, name, now)
     if new_reader:
