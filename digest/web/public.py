@@ -185,12 +185,12 @@ def click(token: str, ref: str) -> BaseResponse:
         request.method, request.user_agent.string, request.remote_addr, link
     )
     if link == OPEN_LINK:
-        clicks.record(issue_id, delivery_id, link, machine)
+        clicks.record(issue_id, delivery_id, link, machine, request.remote_addr)
         return _no_store(Response(_PIXEL, 200, mimetype="image/gif"))
     target = clicks.target(issue_id, link)
     if target is None:
         return _no_store(redirect(links.absolute(config, "/"), 302))
-    clicks.record(issue_id, delivery_id, link, machine)
+    clicks.record(issue_id, delivery_id, link, machine, request.remote_addr)
     return _no_store(redirect(target, 302))
 
 
