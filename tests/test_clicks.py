@@ -12,7 +12,7 @@ import re
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from digest.core.db import utcnow
@@ -20,6 +20,7 @@ from digest.core.models import (
     ClickEvent,
     ClickSeen,
     Delivery,
+    IssueStatus,
     Newsletter,
     ReaderClick,
     Subscriber,
@@ -217,6 +218,35 @@ def test_opens_per_reader_records_opt_out_and_erasure(smtp_app: Flask, smtp_serv
     assert db.scalar(select(func.count()).select_from(ClickSeen)) == 0
     report = engagement.issue_report(db, issues.get_issue(db, setup.issue_id))
     assert report.readers == [] and report.readers_clicked == 1  # the anonymous total stays
+
+
+def test_section_reach_stays_what_readers_got_when_it_was_sent(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session
+) -> None:
+    """"Readers who got a section" counts the sections each message had when the issue
+    was sent: readers who change their sections afterwards move none of its figures."""
+    setup = make_newsletter(db, readers=3)
+    news, tools = setup.section_ids
+    subscription = {n: db.scalar(select(Subscription.id).join(Subscriber).where(
+        Subscriber.email == reader_email(n))) for n in range(3)}
+    db.add(SubscriptionSection(subscription_id=subscription[0], section_id=tools))
+    db.commit()
+    _send(smtp_app, db, setup)
+    issue = issues.get_issue(db, setup.issue_id)
+    assert issue.status == IssueStatus.SENT
+    before = [(s.name, s.readers_got) for s in engagement.issue_report(db, issue).sections]
+    assert before == [("News", 2), ("Tools", 3)]
+    db.execute(delete(SubscriptionSection))
+    db.add_all([SubscriptionSection(subscription_id=subscription[0], section_id=news),
+                SubscriptionSection(subscription_id=subscription[1], section_id=news),
+                SubscriptionSection(subscription_id=subscription[2], section_id=news)])
+    db.commit()
+    after = [(s.name, s.readers_got) for s in engagement.issue_report(db, issue).sections]
+    assert after == before
+    db.commit()
+    api = ApiClient(smtp_app.test_client(), make_token(smtp_app))
+    data = api.get(f"/api/v1/issues/{setup.issue_id}/engagement").get_json()
+    assert [(s["name"], s["readers_got"]) for s in data["sections"]] == before
 
 
 def test_tampered_and_unknown_links_stay_on_the_site(app: Flask) -> None:
