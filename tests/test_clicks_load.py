@@ -5,6 +5,14 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,21 +22,56 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from digest import create_app
-from digest.core.models import ClickEvent
+from digest.core.models import ClickEvent, ClickTally
 from digest.engine import clicks
 from digest.engine.clicks import recorder
 from tests.support.apps import BASE_URL, get_db_of
 from tests.support.browser import live_server
-from tests.support.delivery import make_newsletter, reader_email
+from tests.support.delivery import (
+    digest_process,
+    free_port,
+    make_newsletter,
+    process_env,
+    reader_email,
+)
 from tests.support.smtp import SMTPServer
+from tests.support.waiting import wait_until
 from tests.test_clicks import CLICK, _send
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 
 
+# A crash loses at most the clicks of the last FLUSH_SECONDS; the test allows this much
+# more for a loaded machine (the flush thread waiting for a core, a commit for the disk).
+SLACK_SECONDS = 2.0
+
+
 def _stored(db: Session) -> int:
+    """Return the clicks in the database: waiting to settle, or counted already."""
     db.rollback()  # a fresh snapshot
-    return db.scalar(select(func.count()).select_from(ClickEvent)) or 0
+    waiting = db.scalar(select(func.count()).select_from(ClickEvent)) or 0
+    counted = db.scalar(select(func.sum(ClickTally.clicks))) or 0
+    db.rollback()  # on SQLite an open transaction would hold off the server's writes
+    return waiting + counted
+
+
+@contextmanager
+def _digest_run(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run `digest run`; yield its base URL and process once /healthz answers."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+                return bool(response.status == 200)
+        except OSError:
+            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+            return False
+
+    with digest_process(["run", "--port", str(port)], env, log) as process:
+        wait_until(healthy, 90, lambda: f"`digest run` to answer:\n{log.read_text(errors='replace')[-3000:]}")
+        yield base, process
 
 
 def _first_link(app: Flask, db: Session, smtp_server: SMTPServer, readers: int = 1) -> tuple[str, str]:
@@ -84,3 +127,54 @@ def test_the_limit_counts_an_ipv6_host_by_its_64(app: Flask, monkeypatch: pytest
     finally:
         with kept._lock:
             kept._buffer.clear()  # made-up ids: nothing for the database
+
+
+def test_a_killed_server_loses_at_most_its_last_second_of_clicks(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session, tmp_path: Path
+) -> None:
+    """Readers click a real `digest run` without pause; SIGKILL loses none of the clicks
+    answered more than FLUSH_SECONDS (plus slack for a loaded machine) before it, and
+    SIGTERM right after the last click loses none at all."""
+    path, target = _first_link(smtp_app, db, smtp_server)
+    db.commit()  # on SQLite an open transaction would hold the write lock
+    env = process_env(smtp_app, CLICK_RECORD_LIMIT="1000000/minute")
+    answered: list[float] = []
+    stop = threading.Event()
+
+    def click(base: str) -> None:
+        with requests.Session() as http:
+            while not stop.is_set():
+                try:
+                    answer = http.get(base + path, allow_redirects=False, timeout=10,
+                                      headers={"User-Agent": BROWSER})
+                except requests.ConnectionError:
+                    return  # the server is gone
+                assert answer.headers["Location"] == target
+                answered.append(time.monotonic())
+
+    with _digest_run(env, tmp_path / "run.log") as (base, process):
+        clicker = threading.Thread(target=click, args=(base,))
+        clicker.start()
+        try:
+            spread = clicks.FLUSH_SECONDS + SLACK_SECONDS + 2
+            wait_until(lambda: len(answered) > 20 and answered[-1] - answered[0] > spread, 60,
+                       "clicks answered over a few seconds")
+            killed_at = time.monotonic()
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+        finally:
+            stop.set()
+            clicker.join(20)
+    old_enough = sum(1 for at in answered if at <= killed_at - clicks.FLUSH_SECONDS - SLACK_SECONDS)
+    stored = _stored(db)
+    assert old_enough <= stored <= len(answered), (old_enough, stored, len(answered))
+
+    with _digest_run(env, tmp_path / "run2.log") as (base, process):
+        with requests.Session() as http:
+            for _ in range(40):
+                answer = http.get(base + path, allow_redirects=False, timeout=10,
+                                  headers={"User-Agent": BROWSER})
+                assert answer.headers["Location"] == target
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    assert _stored(db) == stored + 40
