@@ -267,7 +267,8 @@ def test_tampered_and_unknown_links_stay_on_the_site(app: Flask) -> None:
                      f"/c/{token}/{refs[2].partition('/')[2].replace('2.', '1.')}",
                      f"/c/{token}", f"/c/{token}/{index}", "/c/%2F%2Fevil.example",
                      "/c/https:%2F%2Fevil.example", "/c/aHR0cHM6Ly9ldmlsLmV4YW1wbGU=",
-                     "/c/" + "A" * 22 + "/1.AAAA", f"/c/{token}/1.{tag}%2F..", f"/c/{refs[1]}"):
+                     "/c/" + "A" * 22 + "/1.AAAA", f"/c/{token}/1.{tag}%2F..", f"/c/{token}/{'9' * 5000}.{tag}",
+                     f"/c/{token}/1.{tag}é", f"/c/{refs[1]}"):
             answer = requests.get(base + path, allow_redirects=False, timeout=10)
             while answer.status_code == 308:  # Werkzeug merging "//", on this same server
                 assert answer.headers["Location"].startswith(base + "/c/")

@@ -159,7 +159,7 @@ class ClickSigner:
         invalid = BadToken("this link is not valid")
         link_text, _, tag = ref.partition(".")
         if not (tag.isascii() and link_text.isascii() and link_text.isdigit()
-                and int(link_text) <= _OPEN):
+                and len(link_text) <= 5 and int(link_text) <= _OPEN):
             raise invalid
         try:
             raw = base64.urlsafe_b64decode(token.encode("ascii") + b"==")

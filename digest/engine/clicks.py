@@ -38,7 +38,7 @@ FLUSH_SECONDS = 1.0
 SETTLE_EVERY = 5.0
 ISSUES_CACHED = 64
 BUFFER_LIMIT = 50_000  # clicks held while the database does not take them
-ADDRESSES_COUNTED = 100_000  # client addresses counted at once; new ones past it wait
+ADDRESSES_COUNTED = 100_000  # client addresses counted at once; past it, a new one is not
 
 
 def _client(address: str | None) -> str:
