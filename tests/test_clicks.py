@@ -9,9 +9,10 @@ import io
 import json
 import re
 
+import pytest
 import requests
 from flask import Flask
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from digest.core.db import utcnow
@@ -19,13 +20,14 @@ from digest.core.models import (
     ClickEvent,
     ClickSeen,
     Delivery,
+    IssueStatus,
     Newsletter,
     ReaderClick,
     Subscriber,
     Subscription,
     SubscriptionSection,
 )
-from digest.core.tokens import ClickSigner
+from digest.core.tokens import BadToken, ClickSigner
 from digest.domain import engagement, issues, links
 from digest.domain.subscribers import privacy
 from digest.engine.clicks import recorder
@@ -42,7 +44,7 @@ from tests.support.smtp import SMTPServer
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 SCANNER = "Mozilla/5.0 (compatible; Barracuda Sentinel link protection)"
-CLICK = re.compile(re.escape(BASE_URL) + r"/c/[A-Za-z0-9_-]{24}")
+CLICK = re.compile(re.escape(BASE_URL) + r"/c/[A-Za-z0-9_-]{22}/[0-9]+\.[A-Za-z0-9_-]{4}")
 
 
 def _send(app: Flask, db: Session, setup: Setup) -> None:
@@ -218,22 +220,80 @@ def test_opens_per_reader_records_opt_out_and_erasure(smtp_app: Flask, smtp_serv
     assert report.readers == [] and report.readers_clicked == 1  # the anonymous total stays
 
 
+def test_section_reach_stays_what_readers_got_when_it_was_sent(
+    smtp_app: Flask, smtp_server: SMTPServer, db: Session
+) -> None:
+    """"Readers who got a section" counts the sections each message had when the issue
+    was sent: readers who change their sections afterwards move none of its figures."""
+    setup = make_newsletter(db, readers=3)
+    news, tools = setup.section_ids
+    subscription = {n: db.scalar(select(Subscription.id).join(Subscriber).where(
+        Subscriber.email == reader_email(n))) for n in range(3)}
+    db.add(SubscriptionSection(subscription_id=subscription[0], section_id=tools))
+    db.commit()
+    _send(smtp_app, db, setup)
+    issue = issues.get_issue(db, setup.issue_id)
+    assert issue.status == IssueStatus.SENT
+    before = [(s.name, s.readers_got) for s in engagement.issue_report(db, issue).sections]
+    assert before == [("News", 2), ("Tools", 3)]
+    db.execute(delete(SubscriptionSection))
+    db.add_all([SubscriptionSection(subscription_id=subscription[0], section_id=news),
+                SubscriptionSection(subscription_id=subscription[1], section_id=news),
+                SubscriptionSection(subscription_id=subscription[2], section_id=news)])
+    db.commit()
+    after = [(s.name, s.readers_got) for s in engagement.issue_report(db, issue).sections]
+    assert after == before
+    db.commit()
+    api = ApiClient(smtp_app.test_client(), make_token(smtp_app))
+    data = api.get(f"/api/v1/issues/{setup.issue_id}/engagement").get_json()
+    assert [(s["name"], s["readers_got"]) for s in data["sections"]] == before
+
+
 def test_tampered_and_unknown_links_stay_on_the_site(app: Flask) -> None:
-    """A token altered by one character, garbage, or an address after /c/ all end at this
-    site's front page (after at most a redirect within the site), never at another site,
-    and record nothing (a path that holds a slash is no token at all: a 404 here)."""
-    genuine = ClickSigner(SECRET).token(1, 1, 0)
-    tampered = genuine[:5] + ("A" if genuine[5] != "A" else "B") + genuine[6:]
+    """A click link altered by one character (in the message's token, the link's index or
+    its tag), another link's tag, garbage, or an address after /c/ all end at this site's
+    front page (after at most a redirect within the site), never at another site, and
+    record nothing (a path with more slashes is no click link at all: a 404 here)."""
+    refs = ClickSigner(SECRET).refs(1, 1, [0, 1, 2])
+    token, _, ref = refs[1].partition("/")
+    index, _, tag = ref.partition(".")
+
+    def changed(text: str, at: int) -> str:
+        return text[:at] + ("A" if text[at] != "A" else "B") + text[at + 1 :]
+
     with live_server(app) as base:
-        for path in (f"/c/{tampered}", "/c/%2F%2Fevil.example", "/c/https:%2F%2Fevil.example",
-                     "/c/aHR0cHM6Ly9ldmlsLmV4YW1wbGU=", "/c/" + "A" * 24, f"/c/{genuine}"):
+        for path in (f"/c/{changed(token, 5)}/{ref}", f"/c/{token}/{changed(ref, 3)}",
+                     f"/c/{token}/2.{tag}", f"/c/{token}/0{index}0.{tag}",
+                     f"/c/{token}/{refs[2].partition('/')[2].replace('2.', '1.')}",
+                     f"/c/{token}", f"/c/{token}/{index}", "/c/%2F%2Fevil.example",
+                     "/c/https:%2F%2Fevil.example", "/c/aHR0cHM6Ly9ldmlsLmV4YW1wbGU=",
+                     "/c/" + "A" * 22 + "/1.AAAA", f"/c/{token}/1.{tag}%2F..", f"/c/{token}/{'9' * 5000}.{tag}",
+                     f"/c/{token}/1.{tag}é", f"/c/{refs[1]}"):
             answer = requests.get(base + path, allow_redirects=False, timeout=10)
             while answer.status_code == 308:  # Werkzeug merging "//", on this same server
                 assert answer.headers["Location"].startswith(base + "/c/")
                 answer = requests.get(answer.headers["Location"], allow_redirects=False, timeout=10)
-            if answer.status_code == 404:  # a path with a slash is no token: this site's 404
+            if answer.status_code == 404:  # a path with more slashes is no click link: a 404
                 assert "Location" not in answer.headers
                 continue
             assert answer.status_code == 302, path
             assert answer.headers["Location"] == BASE_URL + "/", path
     assert recorder(app).flush() == 0
+
+
+def test_a_message_is_signed_once_and_each_link_is_bound_to_it() -> None:
+    """Every link of one message shares its token (signed once), each carries its own
+    tag, and a tag read back under another index, message or secret fails."""
+    signer = ClickSigner(SECRET)
+    refs = signer.refs(7, 42, [0, 3, 0xFFFF])
+    tokens = {ref.partition("/")[0] for ref in refs.values()}
+    assert len(tokens) == 1 and len(set(refs.values())) == 3
+    for link, ref in refs.items():
+        assert signer.read(*ref.split("/")) == (7, 42, link)
+    token, ref = refs[3].split("/")
+    other = signer.refs(7, 43, [3])[3].split("/")
+    for bad in ((token, ref.replace("3.", "0.")), (other[0], ref), (token, other[1])):
+        with pytest.raises(BadToken):
+            signer.read(*bad)
+    with pytest.raises(BadToken):
+        ClickSigner("another secret").read(token, ref)

@@ -15,7 +15,7 @@ import pytest
 
 from digest.domain.identity import parse_verp
 from digest.domain.issue_mail import prepare_issue
-from digest.mail.dkim import DKIMSigner, load_private_key, relaxed_body
+from digest.mail.dkim import DKIMSigner, load_private_key, relaxed_body, relaxed_lines
 from digest.mail.lint import lint_html
 from digest.mail.mailer import Mailer
 from digest.mail.message import quoted_printable
@@ -27,7 +27,7 @@ from digest.mail.render import (
     check_sendable,
     size_report,
 )
-from digest.mail.stencil import _Part
+from digest.mail.stencil import _Part, plain_values
 from digest.mail.transport import OutboxTransport
 from tests.support.dkim_keys import DOMAIN, SELECTOR, dkim_tags, dns_stub, write_key
 from tests.support.issues import PostSpec, demo_issue, make_issue, section_ids
@@ -357,6 +357,27 @@ def test_parts_are_encoded_line_by_line_like_the_whole() -> None:
     part = _Part(text, marker)
     assert part.encoded(values) == quoted_printable(filled)
     assert part.filled(values) == filled
+
+
+def test_plain_values_are_joined_like_the_whole_is_encoded() -> None:
+    """Lines whose values need no encoding (signed links) are joined from pieces encoded
+    once: the bytes and their DKIM relaxed form equal encoding every line whole, at and
+    past the 76-character line limit, around spaces, tabs and "=", and for "." alone."""
+    marker = re.compile("SLOT(link|url|name)SLOT")
+    lines = ["href=\"SLOTlinkSLOT\"", "  [1]  SLOTurlSLOT  tail ", "\tSLOTlinkSLOT=SLOTurlSLOT",
+             "SLOTlinkSLOT", "a  b SLOTnameSLOT SLOTlinkSLOT", "SLOTurlSLOT"]
+    text = "static  line \n" + "\n".join(lines) + "\n.\nend\n"
+    part = _Part(text, marker)
+    for width in range(1, 90):
+        for values in ({"link": "h" * width, "url": "https://x.org/c/Ab-_9/3.xY", "name": "."},
+                       {"link": ".", "url": "u" * width, "name": "Zoë = é"}):
+            filled = text
+            for slot, value in values.items():
+                filled = filled.replace(f"SLOT{slot}SLOT", value)
+            plain = plain_values(values)
+            digest = hashlib.sha256()
+            assert part.encoded(values, digest, plain) == quoted_printable(filled), width
+            assert digest.digest() == hashlib.sha256(relaxed_lines(quoted_printable(filled))).digest()
 
 
 def test_size_report_warns_then_refuses(app, db) -> None:  # type: ignore[no-untyped-def]

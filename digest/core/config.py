@@ -285,6 +285,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ONE_CLICK_RATE_LIMIT", _rate_limit, "600 per minute"),
     Setting("API_RATE_LIMIT", _rate_limit, "120 per minute"),
     Setting("API_FAILED_AUTH_LIMIT", _rate_limit, "20 per 10 minutes"),
+    # Clicks recorded per client address and process (the redirect answers past it too).
+    Setting("CLICK_RECORD_LIMIT", _rate_limit, "600 per minute"),
     # Uploaded images: where they are kept, and what an upload may be (digest/domain/media.py).
     Setting("MEDIA_URL", _media_url, ""),
     Setting("MEDIA_S3_ENDPOINT", _optional_http_url, ""),

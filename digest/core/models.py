@@ -615,7 +615,8 @@ class ClickTally(Base):
 
 
 class ClickReach(Base):
-    """How many readers of an issue clicked a human click in a section (0: anywhere)."""
+    """How many readers of an issue clicked a human click in a section (0: anywhere), and
+    how many had the section in their message (recorded as the issue finished sending)."""
 
     __tablename__ = "click_reach"
 
@@ -624,6 +625,8 @@ class ClickReach(Base):
     )
     section_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     readers: Mapped[int] = mapped_column(Integer, default=0)
+    # None: the issue has not finished sending; its readers' sections are read as they are.
+    readers_got: Mapped[int | None] = mapped_column(Integer)
 
 
 class ClickSeen(Base):

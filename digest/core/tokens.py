@@ -17,7 +17,7 @@ import functools
 import hashlib
 import hmac
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from cryptography.fernet import Fernet, InvalidToken
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
@@ -111,42 +111,69 @@ def _fernet(secret: str, purpose: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(_purpose_key(secret, f"sealed.{purpose}")))
 
 
-# A click token: issue, delivery and link packed in 10 bytes, a 64-bit keyed BLAKE2b MAC
-# over them, and the 10 bytes masked by a keystream drawn from the MAC (so the ids do not
-# show), base64url: 24 characters that name no address and read as noise.
-_CLICK = struct.Struct(">IIH")
+# A click link: /c/TOKEN/REF. TOKEN names the message: issue and delivery packed in 8
+# bytes, a 64-bit keyed BLAKE2b MAC over them, and the 8 bytes masked by a keystream drawn
+# from the MAC (so the ids do not show), base64url: 22 characters that name no address
+# and read as noise, made once per message. REF is "LINK.TAG": the link's index and a
+# 24-bit tag cut from one keyed SHAKE-256 stream of the message's ids (the open pixel at
+# the stream's start, link i after it), so a changed index fails verification without a
+# MAC per link.
+_CLICK = struct.Struct(">II")
 _CLICK_MAC = 8
+_TAG = 3  # bytes: 4 base64url characters
+_OPEN = 0xFFFF  # the open pixel's index (digest.mail.tracking.OPEN_LINK)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
 class ClickSigner:
-    """Makes and reads click tokens under one secret (the keys are derived once)."""
+    """Makes and reads click links under one secret (the keys are derived once)."""
 
     def __init__(self, secret: str) -> None:
         self._key = _purpose_key(secret, "click")
         self._mask_key = _purpose_key(secret, "click-mask")
+        self._tag_key = _purpose_key(secret, "click-tag")
 
     def _mask(self, mac: bytes, data: bytes) -> bytes:
         stream = hashlib.blake2b(mac, key=self._mask_key, digest_size=_CLICK.size).digest()
         return (int.from_bytes(data) ^ int.from_bytes(stream)).to_bytes(_CLICK.size)
 
-    def token(self, issue_id: int, delivery_id: int, link: int) -> str:
-        """Return the token naming (issue, delivery, link)."""
-        data = _CLICK.pack(issue_id, delivery_id, link)
-        mac = hashlib.blake2b(data, key=self._key, digest_size=_CLICK_MAC).digest()
-        return base64.urlsafe_b64encode(self._mask(mac, data) + mac).decode("ascii")
+    def _tags(self, data: bytes, slots: int) -> str:
+        return _b64(hashlib.shake_256(self._tag_key + data).digest(_TAG * slots))
 
-    def read(self, token: str) -> tuple[int, int, int]:
-        """Return (issue, delivery, link) of a genuine token; raise BadToken otherwise."""
+    def refs(self, issue_id: int, delivery_id: int, links: Iterable[int]) -> dict[int, str]:
+        """Return "TOKEN/REF" of each of a message's links (the open pixel's index too)."""
+        data = _CLICK.pack(issue_id, delivery_id)
+        mac = hashlib.blake2b(data, key=self._key, digest_size=_CLICK_MAC).digest()
+        token = _b64(self._mask(mac, data) + mac)
+        slots = {link: 0 if link == _OPEN else link + 1 for link in links}
+        tags = self._tags(data, max(slots.values(), default=0) + 1)
+        width = _TAG * 4 // 3
+        return {link: f"{token}/{link}.{tags[slot * width : (slot + 1) * width]}"
+                for link, slot in slots.items()}
+
+    def read(self, token: str, ref: str) -> tuple[int, int, int]:
+        """Return (issue, delivery, link) of a genuine click link; raise BadToken otherwise."""
+        invalid = BadToken("this link is not valid")
+        link_text, _, tag = ref.partition(".")
+        if not (tag.isascii() and link_text.isascii() and link_text.isdigit()
+                and len(link_text) <= 5 and int(link_text) <= _OPEN):
+            raise invalid
         try:
-            raw = base64.urlsafe_b64decode(token.encode("ascii"))
+            raw = base64.urlsafe_b64decode(token.encode("ascii") + b"==")
         except (ValueError, UnicodeError):
-            raise BadToken("this link is not valid") from None
-        if len(raw) != _CLICK.size + _CLICK_MAC:
-            raise BadToken("this link is not valid")
+            raise invalid from None
+        if len(token) != 22 or len(raw) != _CLICK.size + _CLICK_MAC:
+            raise invalid
         mac = raw[_CLICK.size :]
         data = self._mask(mac, raw[: _CLICK.size])
         expected = hashlib.blake2b(data, key=self._key, digest_size=_CLICK_MAC).digest()
-        if not hmac.compare_digest(mac, expected):
-            raise BadToken("this link is not valid")
-        issue_id, delivery_id, link = _CLICK.unpack(data)
+        link = int(link_text)
+        slot = 0 if link == _OPEN else link + 1
+        expected_tag = self._tags(data, slot + 1)[-_TAG * 4 // 3 :]
+        if not (hmac.compare_digest(mac, expected) and hmac.compare_digest(tag, expected_tag)):
+            raise invalid
+        issue_id, delivery_id = _CLICK.unpack(data)
         return issue_id, delivery_id, link

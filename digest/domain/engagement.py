@@ -406,12 +406,38 @@ class IssueEngagement:
         return data
 
 
+def record_reach(session: Session, issue: Issue) -> None:
+    """Store how many readers had each section in their message, as the issue finishes
+    sending: a reader who changes their sections later leaves the issue's figures be."""
+    _delivered, got = _readers_per_section(session, issue)
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for section in issue.newsletter.sections:
+        statement = dialect_insert(ClickReach).values(
+            issue_id=issue.id, section_id=section.id, readers=0, readers_got=got[section.id]
+        )
+        session.execute(statement.on_conflict_do_update(
+            index_elements=["issue_id", "section_id"],
+            set_={"readers_got": statement.excluded.readers_got},
+        ))
+    session.flush()
+
+
 def _readers_per_section(session: Session, issue: Issue) -> tuple[int, dict[int, int]]:
     """Return how many readers the issue was delivered to, and how many of them had each
-    section in their message (a reader who chose no sections gets every one)."""
+    section in their message (a reader who chose no sections gets every one): as recorded
+    when the issue finished sending, or else as the readers' sections are now."""
     delivered = session.scalar(
         select(func.count()).where(Delivery.issue_id == issue.id, Delivery.state == DeliveryState.SENT)
     ) or 0
+    recorded = {
+        section_id: got
+        for section_id, got in session.execute(
+            select(ClickReach.section_id, ClickReach.readers_got).where(ClickReach.issue_id == issue.id)
+        ).all()
+        if got is not None
+    }
+    if recorded:
+        return delivered, defaultdict(int, recorded)
     sent_subscriptions = (
         select(Subscription.id)
         .join(Delivery, Delivery.subscriber_id == Subscription.subscriber_id)

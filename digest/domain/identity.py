@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -132,6 +132,7 @@ class SignedLinks:
         """Return the VERP envelope sender of the message ref names, to recipient."""
         return verp_address(self.config, ref, recipient)
 
-    def click_url(self, issue_id: int, delivery_id: int, link: int) -> str:
-        """Return the signed redirect that records a click on an issue's link."""
-        return self._click_base + self._clicks.token(issue_id, delivery_id, link)
+    def click_urls(self, issue_id: int, delivery_id: int, links: Iterable[int]) -> dict[int, str]:
+        """Return the signed redirects that record clicks on a message's links, by index."""
+        base = self._click_base
+        return {link: base + ref for link, ref in self._clicks.refs(issue_id, delivery_id, links).items()}

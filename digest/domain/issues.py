@@ -51,7 +51,7 @@ from digest.core.models import (
     Section,
 )
 from digest.core.validation import Invalid, check_text, like_pattern, slugify, text
-from digest.domain import deliveries, inbox, webhooks
+from digest.domain import deliveries, engagement, inbox, webhooks
 from digest.domain.deliveries import DELIVERY, Counts, FanOutStep, Unclear
 from digest.domain.newsletters import check_time_zone
 from digest.domain.senders import Obstacle, current_obstacles
@@ -354,7 +354,9 @@ def finish_issue(session: Session, issue_id: int, now: dt.datetime | None = None
     )) == 1
     if done:
         log.info("issue %s: sent", issue_id)
-        webhooks.issue_event(session, "issue.sent", get_issue(session, issue_id), now)
+        issue = get_issue(session, issue_id)
+        engagement.record_reach(session, issue)
+        webhooks.issue_event(session, "issue.sent", issue, now)
     return done
 
 

@@ -26,7 +26,7 @@ import datetime as dt
 import string
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
@@ -257,9 +257,9 @@ class ReaderLinks(Protocol):
         """Return the envelope sender (VERP) of the message ref names, to recipient."""
         ...
 
-    def click_url(self, issue_id: int, delivery_id: int, link: int) -> str:
-        """Return the signed redirect that records a click on an issue's link (OPEN_LINK:
-        the open pixel)."""
+    def click_urls(self, issue_id: int, delivery_id: int, links: Iterable[int]) -> dict[int, str]:
+        """Return the signed redirects that record clicks on a message's links, by index
+        (OPEN_LINK: the open pixel), signed once for the message."""
         ...
 
 
@@ -437,11 +437,13 @@ class PreparedIssue:
             "preferences_url": self.links.preferences_url(reader.subscription_uid),
         }
         if key[2] and delivery_id is not None:
-            click_url, issue_id = self.links.click_url, self.issue_id
-            for index in self._variant_links[key]:
-                values[f"link{index}"] = click_url(issue_id, delivery_id, index)
+            used = self._variant_links[key]
+            urls = self.links.click_urls(
+                self.issue_id, delivery_id, (*used, OPEN_LINK) if self.tracking.opens else used
+            )
+            values.update((f"link{index}", urls[index]) for index in used)
             if self.tracking.opens:
-                values["open_url"] = click_url(issue_id, delivery_id, OPEN_LINK)
+                values["open_url"] = urls[OPEN_LINK]
         return values
 
     # -- what callers use -------------------------------------------------------------

@@ -10,7 +10,8 @@ parts.
 Inlining costs far more than filling in a name, so an email is rendered once per
 variant with markers (`Slots`) where each reader's values go (name, address, links),
 and the result is kept as a `Stencil`: static lines already quoted-printable, the lines
-with markers filled in per reader. Templates print those values as they are (never
+with markers filled in per reader (joined from pieces encoded once where the values need
+no encoding, as signed links do). Templates print those values as they are (never
 through a filter, which would corrupt the marker; `Slots.stencil` refuses such a
 template) and test only whether they are empty.
 """
@@ -21,7 +22,7 @@ import functools
 import hashlib
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,11 +115,46 @@ def render_subject(env: Environment, name: str, context: Mapping[str, Any]) -> s
     return " ".join(env.get_template(f"emails/{name}.subject.txt").render(context).split())
 
 
+# A value made only of these characters reads the same HTML-escaped and quoted-printable,
+# and holds no whitespace (a signed link, say): lines whose values are all like it are
+# joined from pieces encoded once, not encoded again for every reader.
+_PLAIN = re.compile(r"[A-Za-z0-9._~:/?#@!$+,;%-]+")
+_QP_LINE = 76  # quoted-printable breaks a longer line (RFC 2045); CRLF not counted
+_RUNS_KEPT = 256  # a part's joining plans, one per set of value lengths
+
+
 @dataclass(frozen=True)
 class _Line:
-    """One line holding placeholders: static pieces around slot names."""
+    """One line holding placeholders: static pieces around slot names, and those pieces
+    quoted-printable and in relaxed form as they read between plain values (None: the
+    line is one value alone, encoded whole: "." on its own line is escaped)."""
 
     pieces: tuple[str, ...]  # static, slot, static, slot, …, static
+    encoded: tuple[bytes, ...] | None = None
+    canonical: tuple[bytes, ...] | None = None
+
+    @classmethod
+    def of(cls, line: str, placeholder: re.Pattern[str]) -> _Line:
+        """Return the line split at its placeholders, its static pieces encoded."""
+        pieces = tuple(placeholder.split(line))
+        if len(pieces) == 3 and not pieces[0] and not pieces[2]:
+            return cls(pieces)
+        statics = pieces[::2]
+        last = len(statics) - 1
+        # Each piece is encoded with a plain neighbour where a value will stand, so its
+        # trailing spaces are not taken for the line's end.
+        encoded = tuple(
+            quoted_printable(("x" if i else "") + piece + ("x" if i < last else "\n"))[
+                (1 if i else 0) : (-1 if i < last else None)
+            ]
+            for i, piece in enumerate(statics)
+        )
+        return cls(pieces, encoded, tuple(map(relaxed_lines, encoded)))
+
+    @property
+    def slots(self) -> tuple[str, ...]:
+        """Return the slot names the line holds, in order."""
+        return self.pieces[1::2]
 
     def fill(self, values: Mapping[str, str]) -> str:
         pieces = self.pieces
@@ -139,6 +175,28 @@ class _Static:
     canonical: bytes
 
 
+@dataclass(frozen=True)
+class _Run:
+    """Consecutive lines joined from encoded pieces and plain values: statics[0], value
+    of slots[0], statics[1], …; canonical: the same pieces in relaxed form (None: alike)."""
+
+    statics: tuple[bytes, ...]
+    canonical: tuple[bytes, ...] | None
+    slots: tuple[str, ...]
+
+    def join(self, plain: Mapping[str, bytes]) -> tuple[bytes, bytes]:
+        """Return the run's bytes and relaxed canonical form for one reader's plain values."""
+        values = [plain[slot] for slot in self.slots]
+        out: list[bytes] = [b""] * (2 * len(values) + 1)
+        out[::2] = self.statics
+        out[1::2] = values
+        encoded = b"".join(out)
+        if self.canonical is None:
+            return encoded, encoded
+        out[::2] = self.canonical
+        return encoded, b"".join(out)
+
+
 class _Part:
     """A rendered body kept as quoted-printable bytes, with lines to fill per reader."""
 
@@ -150,31 +208,79 @@ class _Part:
                 if static:
                     self._add_static(static)
                     static = []
-                self.items.append(_Line(tuple(placeholder.split(line))))
+                self.items.append(_Line.of(line, placeholder))
             else:
                 static.append(line)
         if static:
             self._add_static(static)
+        self._slots = tuple(dict.fromkeys(
+            slot for item in self.items if isinstance(item, _Line) and item.encoded for slot in item.slots
+        ))
+        self._plans: dict[tuple[int, ...], list[_Run | _Line]] = {}
 
     def _add_static(self, lines: list[str]) -> None:
         text = "\n".join(lines) + "\n"
         encoded = quoted_printable(text)
         self.items.append(_Static(text, encoded, relaxed_lines(encoded)))
 
-    def encoded(self, values: Mapping[str, str], digest: Any = None) -> bytes:
-        """Return the part's quoted-printable bytes for one reader's values; with digest
-        (a hashlib object), feed it their relaxed canonical form too."""
-        chunks = []
+    def _plan(self, lengths: dict[str, int]) -> list[_Run | _Line]:
+        """Return the part as runs of joined pieces and the lines to encode whole, for
+        plain values of these lengths (-1: not plain)."""
+        plan: list[_Run | _Line] = []
+        statics: list[bytes] = [b""]
+        canonical: list[bytes] = [b""]
+        slots: list[str] = []
+
+        def close() -> None:
+            if slots or statics[0]:
+                alike = statics == canonical
+                plan.append(_Run(tuple(statics), None if alike else tuple(canonical), tuple(slots)))
+            statics[:], canonical[:], slots[:] = [b""], [b""], []
+
         for item in self.items:
             if isinstance(item, _Static):
-                chunks.append(item.encoded)
-                if digest is not None:
-                    digest.update(item.canonical)
+                statics[-1] += item.encoded
+                canonical[-1] += item.canonical
+                continue
+            if item.encoded is None or item.canonical is None or any(
+                lengths[slot] < 0 for slot in item.slots
+            ) or sum(map(len, item.encoded)) - 2 + sum(lengths[slot] for slot in item.slots) > _QP_LINE:
+                close()
+                plan.append(item)
+                continue
+            statics[-1] += item.encoded[0]
+            canonical[-1] += item.canonical[0]
+            for slot, piece, relaxed in zip(item.slots, item.encoded[1:], item.canonical[1:], strict=True):
+                slots.append(slot)
+                statics.append(piece)
+                canonical.append(relaxed)
+        close()
+        return plan
+
+    def encoded(
+        self, values: Mapping[str, str], digest: Any = None, plain: Mapping[str, bytes] | None = None
+    ) -> bytes:
+        """Return the part's quoted-printable bytes for one reader's values; with digest
+        (a hashlib object), feed it their relaxed canonical form too. `plain` holds the
+        values that need no encoding, as bytes (plain_values)."""
+        plain = plain or {}
+        key = tuple([len(plain[slot]) if slot in plain else -1 for slot in self._slots])
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(dict(zip(self._slots, key, strict=True)))
+            if len(self._plans) >= _RUNS_KEPT:
+                self._plans.clear()
+            self._plans[key] = plan
+        chunks = []
+        for step in plan:
+            if isinstance(step, _Run):
+                encoded, canonical = step.join(plain)
             else:
-                line = quoted_printable(item.fill(values) + "\n")
-                chunks.append(line)
-                if digest is not None:
-                    digest.update(relaxed_lines(line))
+                encoded = quoted_printable(step.fill(values) + "\n")
+                canonical = relaxed_lines(encoded)
+            chunks.append(encoded)
+            if digest is not None:
+                digest.update(canonical)
         return b"".join(chunks)
 
     def filled(self, values: Mapping[str, str]) -> str:
@@ -200,9 +306,10 @@ class Stencil:
         canonical form computed once, so the signer need not canonicalize the body again."""
         opening, between, closing = frame
         digest = hashlib.sha256(relaxed_lines(opening))
-        text = self.text.encoded(values, digest)
+        plain = plain_values(values)
+        text = self.text.encoded(values, digest, plain)
         digest.update(relaxed_lines(between))
-        html = self.html.encoded(_escaped(values), digest)
+        html = self.html.encoded(_escaped(values, plain), digest, plain)
         digest.update(relaxed_lines(closing))
         return b"".join([opening, text, between, html, closing]), digest.digest()
 
@@ -211,8 +318,13 @@ class Stencil:
         return self.html.filled(_escaped(values)), self.text.filled(values)
 
 
-def _escaped(values: Mapping[str, str]) -> dict[str, str]:
-    return {key: str(escape(value)) for key, value in values.items()}
+def plain_values(values: Mapping[str, str]) -> dict[str, bytes]:
+    """Return the values that read the same escaped and encoded (see _PLAIN), as bytes."""
+    return {key: value.encode("ascii") for key, value in values.items() if _PLAIN.fullmatch(value)}
+
+
+def _escaped(values: Mapping[str, str], plain: Collection[str] = ()) -> dict[str, str]:
+    return {key: value if key in plain else str(escape(value)) for key, value in values.items()}
 
 
 class Slots:

@@ -170,26 +170,27 @@ def _expired(token: str) -> tuple[str, int]:
 _PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
-@bp.get("/c/<token>")
-def click(token: str) -> BaseResponse:
-    """Send a reader on to the link a click token names, at once, and record the click;
-    a tampered or unknown token goes to this site's front page, never elsewhere."""
+@bp.get("/c/<token>", defaults={"ref": ""})
+@bp.get("/c/<token>/<ref>")
+def click(token: str, ref: str) -> BaseResponse:
+    """Send a reader on to the link a click link names, at once, and record the click;
+    a tampered or unknown link goes to this site's front page, never elsewhere."""
     config = current_app.config
     clicks = recorder(current_app)
     try:
-        issue_id, delivery_id, link = ClickSigner(config["SECRET_KEY"]).read(token)
+        issue_id, delivery_id, link = ClickSigner(config["SECRET_KEY"]).read(token, ref)
     except BadToken:
         return _no_store(redirect(links.absolute(config, "/"), 302))
     machine = engagement.request_machine(
         request.method, request.user_agent.string, request.remote_addr, link
     )
     if link == OPEN_LINK:
-        clicks.record(issue_id, delivery_id, link, machine)
+        clicks.record(issue_id, delivery_id, link, machine, request.remote_addr)
         return _no_store(Response(_PIXEL, 200, mimetype="image/gif"))
     target = clicks.target(issue_id, link)
     if target is None:
         return _no_store(redirect(links.absolute(config, "/"), 302))
-    clicks.record(issue_id, delivery_id, link, machine)
+    clicks.record(issue_id, delivery_id, link, machine, request.remote_addr)
     return _no_store(redirect(target, 302))
 
 
