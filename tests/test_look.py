@@ -171,6 +171,17 @@ def test_a_text_override_that_drops_the_links_is_refused(app, db, runner) -> Non
     assert f"{path}:" in result.output and "the text part drops" in result.output
 
 
+def test_reader_email_overrides_keep_their_link_and_text_part(app, runner) -> None:  # type: ignore[no-untyped-def]
+    """A welcome override whose text part drops the preferences link, and a confirmation
+    override with an empty text part, are refused at the override's footer or first line."""
+    welcome = _override(app, "welcome.txt", lambda t: t.replace("{{ preferences_url }}", "{{ site_url }}"))
+    confirm = _override(app, "confirm.txt", lambda t: "{# nothing for plain-text readers #}\n")
+    result = runner.invoke(args=["templates", "check"])
+    assert result.exit_code == 1
+    assert f"{welcome}:" in result.output and "the text part drops the preferences link" in result.output
+    assert f"{confirm}:1: the text part is empty" in result.output
+
+
 def test_an_override_that_does_not_compile_is_refused_with_its_line(app, db, runner) -> None:  # type: ignore[no-untyped-def]
     """A page override with an unclosed block is named with its line, before anything renders."""
     folder = Path(app.config["INSTANCE_PATH"]) / "templates" / "archive"

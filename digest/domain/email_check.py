@@ -288,9 +288,12 @@ def _reader_email_problems(overrides: Path, folders: tuple[Path, ...], name: str
     essentials = {
         "the unsubscribe link": context["unsubscribe_url"],
         "the confirmation link": context["confirm_url"],
+        "the preferences link": context["preferences_url"],
         "the postal address": context["newsletter"].postal_address,
     }
     found = []
+    if packaged[1].strip() and not overridden[1].strip():
+        found.append(_at_footer(overrides, mine_text, "the text part is empty"))
     for index, (part, names) in enumerate((("HTML", mine), ("text", mine_text))):
         had, has = html.unescape(packaged[index]), html.unescape(overridden[index])
         for label, value in essentials.items():
