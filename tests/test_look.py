@@ -245,11 +245,15 @@ def test_page_overrides_are_rendered_from_the_demo_and_refused_with_their_line(a
     stripped = _page_override(app, "public/preferences.html",
                               lambda t: t.replace('<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">', ""))
     form_at = next(i for i, line in enumerate(stripped.read_text().splitlines(), 1) if "<form" in line)
+    buttonless = _page_override(app, "public/confirm.html", lambda t: t.replace(
+        '<button type="submit">Confirm subscription</button>', '<a href="/">Confirm subscription</a>'))
     result = runner.invoke(args=["templates", "check"])
     assert result.exit_code == 1
     assert f"{broken}:{broken_at}: the page /archive/weekly-model/benchmarks-saturate does not render" in result.output
     assert f"{stripped}:{form_at}: the page /preferences/" in result.output
     assert "drops a form's CSRF field or submit button" in result.output
+    confirm_form_at = next(i for i, line in enumerate(buttonless.read_text().splitlines(), 1) if "<form" in line)
+    assert f"{buttonless}:{confirm_form_at}: the page /confirm/" in result.output
     assert str(fine) not in result.output
     assert db.scalars(select(Newsletter.slug)).all() == ["weekly"]  # nothing of the demo here
     db.rollback()

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from digest.core.db import Base, Database
 from digest.core.extensions import current_app_object, db_session
-from digest.core.models import Post, Subscription
+from digest.core.models import Post, Subscription, SubscriptionStatus
 from digest.core.resources import overrides_dir, resource_dir
 from digest.domain import demo, links
 from digest.domain.email_check import check_issue, check_overrides, check_templates
@@ -72,7 +72,8 @@ def check_command(folder: Path | None, issue_id: int | None) -> None:
 
 # The reader pages and the archive, each rendered from the demo data by one request.
 _PAGES = ("public/index.html", "archive/index.html", "archive/issue.html", "archive/post.html",
-          "public/preferences.html", "public/unsubscribe.html", "public/delete.html")
+          "public/preferences.html", "public/unsubscribe.html", "public/delete.html",
+          "public/confirm.html")
 _FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.IGNORECASE | re.DOTALL)
 _POST = re.compile(r"""method\s*=\s*["']?post""", re.IGNORECASE)
 _CSRF = re.compile(r"""<input\b[^>]*\bname\s*=\s*["']?csrf_token\b""", re.IGNORECASE)
@@ -162,14 +163,20 @@ def _demo_paths(session: Session, config: Mapping[str, Any]) -> dict[str, str]:
     assert newsletter is not None  # the scratch database is empty
     sent = demo.load_demo_history(session, config, newsletter)
     post = session.scalars(select(Post).where(Post.newsletter_id == newsletter.id)).first()
-    uid = session.scalars(select(Subscription.uid)).first()
-    assert sent is not None and post is not None and uid is not None
+    readers = list(session.scalars(select(Subscription).order_by(Subscription.id)))
+    uid, pending = readers[0].uid, readers[-1]
+    # One reader has signed up and not confirmed yet: the Confirm page shows its button.
+    pending.status, pending.confirmed_at = SubscriptionStatus.PENDING, None
+    pending.consents[-1].confirmed_at = None
+    session.flush()
+    assert sent is not None and post is not None
     base = config["BASE_URL"]
     preferences = links.preferences_url(config, uid).removeprefix(base)
     return dict(zip(_PAGES, (
         "/", f"/archive/{newsletter.slug}/", f"/archive/{newsletter.slug}/{sent.slug}",
         links.post_url(config, newsletter.slug, post.slug).removeprefix(base), preferences,
         links.unsubscribe_url(config, uid).removeprefix(base), preferences + "/delete",
+        links.confirm_url(config, pending.uid, pending.consents[-1].id).removeprefix(base),
     ), strict=True))
 
 
