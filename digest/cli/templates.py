@@ -73,7 +73,7 @@ def check_command(folder: Path | None, issue_id: int | None) -> None:
 # The reader pages and the archive, each rendered from the demo data by one request.
 _PAGES = ("public/index.html", "archive/index.html", "archive/issue.html", "archive/post.html",
           "public/preferences.html", "public/unsubscribe.html", "public/delete.html",
-          "public/confirm.html")
+          "public/confirm.html", "public/link_error.html")
 _FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.IGNORECASE | re.DOTALL)
 _POST = re.compile(r"""method\s*=\s*["']?post""", re.IGNORECASE)
 _CSRF = re.compile(r"""<input\b[^>]*\bname\s*=\s*["']?csrf_token\b""", re.IGNORECASE)
@@ -177,6 +177,7 @@ def _demo_paths(session: Session, config: Mapping[str, Any]) -> dict[str, str]:
         links.post_url(config, newsletter.slug, post.slug).removeprefix(base), preferences,
         links.unsubscribe_url(config, uid).removeprefix(base), preferences + "/delete",
         links.confirm_url(config, pending.uid, pending.consents[-1].id).removeprefix(base),
+        "/preferences/not-a-link-we-sent",
     ), strict=True))
 
 
