@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from digest.domain.demo import load_demo_history
+from digest.core.storage import media_storage
+from digest.domain.demo import load_demo_history, load_demo_images
 from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
 from tests.support.editor import PASSWORD, make_editor
+from tests.support.waiting import wait_until
 from tests.support.workspace import demo_newsletter
 
 pytestmark = pytest.mark.browser
@@ -26,16 +28,14 @@ def _watch(page) -> list[str]:  # type: ignore[no-untyped-def]
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("dialog", lambda d: (problems.append("dialog: " + d.message), d.dismiss()))
-    # The demo post's pictures point at example.org, which this machine cannot reach.
-    page.route("https://example.org/images/*", lambda route: route.fulfill(
-        status=200, content_type="image/svg+xml",
-        body='<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"/>'))
     return problems
 
 
-def _living_demo(app, db) -> None:  # type: ignore[no-untyped-def]
+def _living_demo(app, db, base: str) -> None:  # type: ignore[no-untyped-def]
+    app.config["BASE_URL"] = base  # the demo's pictures are linked, and served, here
     newsletter = demo_newsletter(db)
     load_demo_history(db, app.config, newsletter)
+    load_demo_images(db, app.config, media_storage(app.config), newsletter)
     db.commit()
     make_editor(db, "admin@example.com")
     db.rollback()  # the live server writes; SQLite must not see this session's lock
@@ -43,8 +43,8 @@ def _living_demo(app, db) -> None:  # type: ignore[no-untyped-def]
 
 def test_log_in_write_preview_publish_and_see_charts(app, db) -> None:  # type: ignore[no-untyped-def]
     """An editor logs in, writes a post with a live preview, publishes it and sees the charts."""
-    _living_demo(app, db)
     with live_server(app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
+        _living_demo(app, db, base)
         page = context.new_page()
         problems = _watch(page)
 
@@ -99,18 +99,26 @@ def test_log_in_write_preview_publish_and_see_charts(app, db) -> None:  # type: 
 
         for path, name in (("/editor/subscribers", "editor-subscribers"), ("/editor/settings", "editor-settings"),
                            ("/editor/editors", "editor-editors"), ("/editor/subscribers/1", "editor-subscriber"),
-                           ("/archive/weekly-model/", "public-archive"),
+                           ("/editor/media", "editor-media"), ("/archive/weekly-model/", "public-archive"),
                            ("/archive/weekly-model/benchmarks-saturate", "public-archive-issue")):
             response = page.goto(base + path)
             assert response is not None and response.status == 200, path
             page.screenshot(path=str(screenshot_path(name)), full_page=True)
+        # The demo's pictures and logo: drawn at load time and served by this instance.
+        page.goto(base + "/editor/media")
+        pictures = page.locator(f"img[src^='{base}/media/']")
+        assert pictures.count() >= 11  # the library's, and the logo in the header
+        for picture in pictures.all():  # lazily loaded: each is shown, then must have decoded
+            picture.scroll_into_view_if_needed()
+            wait_until(lambda p=picture: p.evaluate("i => i.complete && i.naturalWidth > 0"),  # type: ignore[misc]
+                       timeout=15)
         assert problems == []
 
 
 def test_workspace_on_a_phone(app, db) -> None:  # type: ignore[no-untyped-def]
     """On a phone the navigation folds into a menu, the compose view stacks, and charts fit the screen."""
-    _living_demo(app, db)
     with live_server(app) as base, chromium(viewport={"width": 390, "height": 844}, is_mobile=True) as context:
+        _living_demo(app, db, base)
         page = context.new_page()
         problems = _watch(page)
         log_in_editor(page, base, "admin@example.com", PASSWORD)

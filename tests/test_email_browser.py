@@ -3,7 +3,8 @@
 As sent; without <style> (Gmail with other accounts); with the CSS Word's engine ignores
 removed and the [if mso] blocks opened (an approximation of Outlook for Windows); in dark
 mode. Each at 600 and 375 px, a screenshot of each kept in test-artifacts/. The digest is
-the demo issue, whose image-heavy post has a picture four times the column's width.
+the demo issue with its pictures drawn and served by the app: lead images as thumbnails,
+and an image-heavy post whose widest picture was uploaded at four times the column's width.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import smtplib
 
 import pytest
 
+from digest.core.storage import media_storage
+from digest.domain.demo import load_demo_images
 from digest.domain.issue_mail import prepare_issue
 from digest.mail.render import Reader
+from tests.support.apps import BASE_URL, get_db_of
 from tests.support.browser import chromium, screenshot_path
 from tests.support.email_views import VIEWS
 from tests.support.issues import demo_issue
@@ -24,14 +28,6 @@ from tests.support.smtp import Received, SMTPServer
 pytestmark = pytest.mark.browser
 
 WIDTHS = (600, 375)
-# The demo post's pictures at their natural sizes: a screenshot far wider than the column,
-# two charts, and a small panel.
-PICTURES = {
-    "notebook-diff-wide.png": (2400, 1350),
-    "chart-before.png": (1200, 800),
-    "chart-after.png": (1200, 800),
-    "settings-panel.png": (320, 120),
-}
 FACTS = """() => {
     const box = (el) => el.getBoundingClientRect();
     const card = document.querySelector('.card');
@@ -88,18 +84,19 @@ def _contrast(foreground: str, background: str) -> float:
     return (light + 0.05) / (dark + 0.05)
 
 
-def _picture(route) -> None:  # type: ignore[no-untyped-def]
-    name = route.request.url.rsplit("/", 1)[-1]
-    if name not in PICTURES:
-        route.abort()
-        return
-    width, height = PICTURES[name]
-    svg = (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
-        f'<rect width="100%" height="100%" fill="#8fb3e8"/><text x="20" y="60" '
-        f'font-size="48">{name} {width}x{height}</text></svg>'
-    )
-    route.fulfill(status=200, content_type="image/svg+xml", body=svg)
+def _served_by(app):  # type: ignore[no-untyped-def]
+    """Answer the page's requests for this instance's media as the app does; nothing else loads."""
+    client = app.test_client()
+
+    def serve(route) -> None:  # type: ignore[no-untyped-def]
+        url = route.request.url
+        if not url.startswith(BASE_URL + "/media/"):
+            route.abort()
+            return
+        answer = client.get(url.removeprefix(BASE_URL))
+        route.fulfill(status=answer.status_code, content_type=answer.mimetype, body=answer.data)
+
+    return serve
 
 
 def _received_digest(app, db, smtp_server: SMTPServer) -> Received:  # type: ignore[no-untyped-def]
@@ -116,7 +113,10 @@ def test_every_email_four_ways_at_600_and_375(smtp_app, smtp_server) -> None:  #
     """Each email keeps a column of at most 600 px, readable gutters, buttons clickable across
     their whole width and pictures inside the column, as sent, without <style>, like Outlook
     and in dark mode; dark mode changes the colours."""
-    load_newsletter(smtp_app)
+    newsletter = load_newsletter(smtp_app)
+    with get_db_of(smtp_app).session() as session:
+        load_demo_images(session, smtp_app.config, media_storage(smtp_app.config),
+                         session.merge(newsletter))
     emails = {"confirm": confirm_by_email(smtp_app, smtp_server, "nina@example.org", name="Nina")}
     assert deliver(smtp_app) == 1
     emails["welcome"] = smtp_server.to("nina@example.org")[-1]
@@ -133,7 +133,7 @@ def test_every_email_four_ways_at_600_and_375(smtp_app, smtp_server) -> None:  #
         for scheme in ("light", "dark"):
             with chromium(color_scheme=scheme, viewport={"width": width, "height": 900}) as context:
                 page = context.new_page()  # type: ignore[attr-defined]
-                page.route("**/*", _picture)
+                page.route("**/*", _served_by(smtp_app))
                 for view, transform in VIEWS.items():
                     if (view == "dark") != (scheme == "dark"):
                         continue
@@ -161,7 +161,8 @@ def test_every_email_four_ways_at_600_and_375(smtp_app, smtp_server) -> None:  #
                 assert button["edges"] and button["height"] >= 44, where
         for image in facts["images"]:
             assert image["natural"] > 0, where  # loaded, not a broken icon
-            assert image["left"] >= facts["left"] - 1 and image["right"] <= facts["right"] + 1, where
+            if image["width"]:  # the logo's other variant is hidden in this scheme
+                assert image["left"] >= facts["left"] - 1 and image["right"] <= facts["right"] + 1, where
         assert facts["buttons"] or name == "digest", where
         # The postal line reads at WCAG AA contrast; footer links are finger-sized on phones.
         assert _contrast(facts["postal"], facts["footerBackground"]) >= 4.5, where
@@ -169,7 +170,12 @@ def test_every_email_four_ways_at_600_and_375(smtp_app, smtp_server) -> None:  #
             assert all(height >= 44 for height in facts["footerLinks"]), where
         assert facts["footerLinks"] or name == "confirm", where
     pictures = seen[("digest", "as-is", 600)]["images"]
-    assert [p["natural"] for p in pictures] == [2400, 1200, 1200, 320]
+    shown = sorted(round(p["width"]) for p in pictures)
+    # The light logo (its dark variant hidden), five thumbnails, and the post's pictures:
+    # those uploaded wider than the column fill it, sharp at 2x; the small panel keeps its size.
+    assert shown[:7] == [0, 120, 120, 120, 120, 120, 234], shown
+    assert shown[7] == 320 and shown[8:] == [shown[8]] * 3 and shown[8] >= 500, shown
+    assert sorted(p["natural"] for p in pictures if p["width"] > 500) == [1036] * 3
     for name in html:
         for width in WIDTHS:
             light, dark = seen[(name, "as-is", width)], seen[(name, "dark", width)]

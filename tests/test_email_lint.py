@@ -13,7 +13,7 @@ from digest.core.resources import resource_dir
 from digest.domain.email_check import check_issue, check_templates, email_names, sample_html
 from digest.domain.issue_mail import prepare_issue
 from digest.mail.lint import lint_html, support_data
-from tests.support.issues import demo_issue
+from tests.support.issues import demo_issue, pictured_demo_issue
 
 GHOST = (
     '<!--[if mso]><table role="presentation" align="center" width="600"><tr><td><![endif]-->'
@@ -41,11 +41,14 @@ def test_every_email_template_passes_the_lint(app) -> None:  # type: ignore[no-u
 
 @pytest.mark.one_backend
 def test_demo_issue_with_its_image_heavy_post_passes_the_lint(app, db) -> None:  # type: ignore[no-untyped-def]
-    """The demo issue, pictures and all, lints clean; every picture carries its width."""
-    issue = demo_issue(db)
+    """The demo issue, pictures and all, lints clean; every picture carries its width: the
+    post's pictures the column's, the lead images the thumbnail's."""
+    issue = pictured_demo_issue(app, db)
     html = prepare_issue(db, issue.id, app.config).largest_html()
     images = re.findall(r"<img\b[^>]*>", html)
-    assert len(images) >= 4 and all('width="518"' in image for image in images)
+    assert all(re.search(r'width="\d+"', image) for image in images)
+    assert len([image for image in images if 'width="518"' in image]) == 4
+    assert len([image for image in images if 'class="thumb-img"' in image]) == 5
     assert check_issue(db, issue.id, app.config) == []
 
 

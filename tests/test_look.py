@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from digest.core.models import EditorRole, Issue, IssueStatus, Newsletter
 from digest.core.resources import resource_dir
@@ -171,6 +172,17 @@ def test_a_text_override_that_drops_the_links_is_refused(app, db, runner) -> Non
     assert f"{path}:" in result.output and "the text part drops" in result.output
 
 
+def test_reader_email_overrides_keep_their_link_and_text_part(app, runner) -> None:  # type: ignore[no-untyped-def]
+    """A welcome override whose text part drops the preferences link, and a confirmation
+    override with an empty text part, are refused at the override's footer or first line."""
+    welcome = _override(app, "welcome.txt", lambda t: t.replace("{{ preferences_url }}", "{{ site_url }}"))
+    confirm = _override(app, "confirm.txt", lambda t: "{# nothing for plain-text readers #}\n")
+    result = runner.invoke(args=["templates", "check"])
+    assert result.exit_code == 1
+    assert f"{welcome}:" in result.output and "the text part drops the preferences link" in result.output
+    assert f"{confirm}:1: the text part is empty" in result.output
+
+
 def test_an_override_that_does_not_compile_is_refused_with_its_line(app, db, runner) -> None:  # type: ignore[no-untyped-def]
     """A page override with an unclosed block is named with its line, before anything renders."""
     folder = Path(app.config["INSTANCE_PATH"]) / "templates" / "archive"
@@ -205,6 +217,47 @@ def test_a_page_override_is_served(client, app, db) -> None:  # type: ignore[no-
     packaged = (resource_dir("templates") / "archive" / "index.html").read_text()
     (folder / "index.html").write_text(packaged.replace(": the archive", ": every issue so far"))
     assert "every issue so far" in client.get("/archive/weekly/").get_data(as_text=True)
+
+
+def _page_override(app, name: str, change) -> Path:  # type: ignore[no-untyped-def]
+    """Write INSTANCE/templates/NAME as the packaged page template changed by change(text)."""
+    path = Path(app.config["INSTANCE_PATH"]) / "templates" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    packaged = (resource_dir("templates") / name).read_text(encoding="utf-8")
+    assert change(packaged) != packaged
+    path.write_text(change(packaged), encoding="utf-8")
+    return path
+
+
+def test_page_overrides_are_rendered_from_the_demo_and_refused_with_their_line(app, db, runner) -> None:  # type: ignore[no-untyped-def]
+    """`digest templates check` renders each reader and archive page from the demo data on a
+    scratch database: an override that fails to render is named at its line, one that drops
+    the preferences form's CSRF field at its form; a faithful override passes, and the real
+    database is left as it was."""
+    make_newsletter(db)
+    db.commit()
+    fine = _page_override(app, "archive/index.html", lambda t: t.replace(": the archive", ": every issue so far"))
+    result = runner.invoke(args=["templates", "check"])
+    assert result.exit_code == 0, result.output
+    broken = _page_override(app, "archive/issue.html",
+                            lambda t: t.replace("{% block content %}", "{% block content %}\n{{ issue.no_such.field }}", 1))
+    broken_at = next(i for i, line in enumerate(broken.read_text().splitlines(), 1) if "no_such" in line)
+    stripped = _page_override(app, "public/preferences.html",
+                              lambda t: t.replace('<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">', ""))
+    form_at = next(i for i, line in enumerate(stripped.read_text().splitlines(), 1) if "<form" in line)
+    buttonless = _page_override(app, "public/confirm.html", lambda t: t.replace(
+        '<button type="submit">Confirm subscription</button>', '<a href="/">Confirm subscription</a>'))
+    result = runner.invoke(args=["templates", "check"])
+    assert result.exit_code == 1
+    assert f"{broken}:{broken_at}: the page /archive/weekly-model/benchmarks-saturate does not render" in result.output
+    assert f"{stripped}:{form_at}: the page /preferences/" in result.output
+    assert "drops a form's CSRF field or submit button" in result.output
+    confirm_form_at = next(i for i, line in enumerate(buttonless.read_text().splitlines(), 1) if "<form" in line)
+    assert f"{buttonless}:{confirm_form_at}: the page /confirm/" in result.output
+    assert str(fine) not in result.output
+    assert db.scalars(select(Newsletter.slug)).all() == ["weekly"]  # nothing of the demo here
+    db.rollback()
+    assert app.test_client().get("/archive/weekly/").status_code == 200
 
 
 def test_editors_cannot_change_the_look(app, db) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from digest.core.models import EditorRole, Media, Post, PostStatus
+from digest.core.models import EditorRole, Media, Newsletter, Post, PostStatus
 from digest.core.storage import LocalStorage
 from digest.core.validation import Invalid
 from digest.domain import media, posts
@@ -181,3 +181,74 @@ def test_api_upload_answers_as_documented(app: Flask, db: Session) -> None:
         "title": "With a picture", "section_id": section_id, "lead_image_id": body["id"],
         "publish": True})
     assert created.status_code == 201 and created.get_json()["lead_image_id"] == body["id"]
+
+
+def _stored_files(app: Flask) -> list[Path]:
+    return _stored(Path(app.config["INSTANCE_PATH"]) / "media")
+
+
+def test_api_lists_images_and_deletes_only_unused_ones(app: Flask, db: Session) -> None:
+    """GET /api/v1/media pages through the library, newest first; DELETE refuses with 409,
+    naming the user, an image a post or the logo shows, and removes an unused one with
+    every stored size."""
+    with get_db_of(app).session() as session:
+        demo_newsletter(session)
+    api = ApiClient(app.test_client(), make_token(app, "pen@example.com", EditorRole.EDITOR))
+    ids = [api.post("/api/v1/media", data={"file": (io.BytesIO(png(200 + n, 100)), f"{n}.png"),
+                                           "alt": f"Picture {n}"}).get_json()["id"] for n in range(3)]
+    listing = api.get("/api/v1/media").get_json()
+    assert [item["id"] for item in listing["media"]] == ids[::-1]
+    assert (listing["page"], listing["pages"], listing["total"]) == (1, 1, 3)
+    assert api.get("/api/v1/media?page=2").get_json()["media"] == []
+    section_id = db.scalar(select(Post.section_id))
+    db.rollback()
+    created = api.post("/api/v1/newsletters/weekly-model/posts", json={
+        "title": "With a picture", "section_id": section_id, "lead_image_id": ids[0]})
+    assert created.status_code == 201
+    with get_db_of(app).session() as session:
+        session.scalars(select(Newsletter)).one().logo_dark = session.get(Media, ids[1])
+    assert len(_stored_files(app)) == 9
+    for media_id, user in ((ids[0], "the lead image of the post “With a picture”"),
+                           (ids[1], "the logo of The Weekly Model")):
+        refused = api.delete(f"/api/v1/media/{media_id}")
+        assert refused.status_code == 409
+        assert user in refused.get_json()["fields"]["media"]
+    assert len(_stored_files(app)) == 9 and _count(db) == 3
+    web = listing["media"][0]["sizes"]["web"]["url"].removeprefix("https://news.example.org")
+    assert app.test_client().get(web).status_code == 200
+    assert api.delete(f"/api/v1/media/{ids[2]}").status_code == 204
+    assert len(_stored_files(app)) == 6 and _count(db) == 2
+    assert app.test_client().get(web).status_code == 404
+    assert api.delete(f"/api/v1/media/{ids[2]}").status_code == 404
+    assert api.get("/api/v1/media").get_json()["total"] == 2
+
+
+def test_editor_deletes_an_unused_image_and_is_told_what_uses_another(app: Flask, client, db: Session) -> None:  # type: ignore[no-untyped-def]
+    """The library's Delete button (CSRF-checked) removes an image nothing shows, files and
+    all; for one a post's body shows, the refusal appears next to that image."""
+    token = _upload_page(client, app)
+    urls = []
+    for name in ("used.png", "spare.png"):
+        answer = client.post("/editor/media", data={"csrf_token": token, "alt": name,
+                                                    "file": (io.BytesIO(png()), name)},
+                             headers={"Accept": "application/json"})
+        urls.append(answer.get_json()["url"])
+    with get_db_of(app).session() as session:
+        newsletter = session.scalars(select(Newsletter)).one()
+        posts.create_post(session, newsletter, posts.PostInput(
+            title="Charts", section_id=newsletter.sections[0].id, body_md=f"![A chart]({urls[0]})"))
+    used, spare = (db.scalar(select(Media.id).where(Media.filename == n)) for n in ("used.png", "spare.png"))
+    db.rollback()
+    page = client.get("/editor/media").get_data(as_text=True)
+    assert f'action="/editor/media/{spare}/delete"' in page and "data-confirm=" in page
+    assert client.post(f"/editor/media/{spare}/delete").status_code == 400  # no CSRF token
+    assert _count(db) == 2
+    refused = client.post(f"/editor/media/{used}/delete", data={"csrf_token": token}, follow_redirects=True)
+    html = refused.get_data(as_text=True)
+    notice = html[html.index(f'id="media-{used}"'):].split("</li>")[0]
+    assert "in use as the body of the post “Charts”" in notice and 'id="notice-media-' in notice
+    assert _count(db) == 2 and len(_stored_files(app)) == 6
+    done = client.post(f"/editor/media/{spare}/delete", data={"csrf_token": token}, follow_redirects=True)
+    assert "“spare.png” is deleted." in done.get_data(as_text=True)
+    assert _count(db) == 1 and len(_stored_files(app)) == 3
+    assert client.get(urls[1].removeprefix("https://news.example.org")).status_code == 404

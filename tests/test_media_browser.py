@@ -92,3 +92,49 @@ def test_upload_describe_place_and_preview(app: Flask, db: Session, tmp_path) ->
             page.emulate_media(color_scheme="light")
         assert page.locator("text=Its images weigh").count() == 1
         assert not problems, problems
+
+
+def test_delete_asks_first_and_refuses_an_image_in_use(app: Flask, db: Session, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Delete asks for confirmation (dismissed: nothing happens); an image the logo shows is
+    refused with the reason next to it; an unused one disappears, files and all."""
+    make_newsletter(db, readers=0)
+    make_editor(db, "admin@example.com")
+    db.rollback()
+    (tmp_path / "logo.png").write_bytes(png(480, 96, (30, 60, 160, 255)))
+    (tmp_path / "spare.png").write_bytes(png(300, 200))
+    with live_server(app) as base, chromium(viewport={"width": 1280, "height": 900}) as context:
+        app.config["BASE_URL"] = base
+        page = context.new_page()  # type: ignore[attr-defined]
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        log_in_editor(page, base, "admin@example.com", PASSWORD)
+        for name in ("logo.png", "spare.png"):
+            page.goto(f"{base}/editor/media")
+            page.set_input_files("#file", str(tmp_path / name))
+            page.fill("#alt", name)
+            page.click("button:has-text('Upload')")
+            page.wait_for_selector(f".flash-success:has-text('{name}')")
+        page.goto(f"{base}/editor/settings/media")
+        page.select_option("#logo_light_id", label="logo.png (480 × 96)")
+        page.click("button:has-text('Save')")
+        page.wait_for_selector(".flash-success")
+
+        page.goto(f"{base}/editor/media")
+        spare = page.locator("li.media-item", has_text="spare.png")
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        spare.locator("button:has-text('Delete')").click()
+        assert page.locator("li.media-item").count() == 2
+        logo = page.locator("li.media-item", has_text="logo.png")
+        page.once("dialog", lambda dialog: dialog.accept())
+        logo.locator("button:has-text('Delete')").click()
+        notice = page.locator("li.media-item", has_text="logo.png").locator(".notice")
+        notice.wait_for()
+        assert "in use as the logo of The Test Weekly" in notice.inner_text()
+        page.screenshot(path=str(screenshot_path("media-delete-refused")), full_page=True)
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.locator("li.media-item", has_text="spare.png").locator("button:has-text('Delete')").click()
+        page.wait_for_selector(".flash-success:has-text('“spare.png” is deleted.')")
+        assert page.locator("li.media-item").count() == 1
+        stored = sorted(p.name for p in (tmp_path / "instance" / "media").rglob("*.png"))
+        assert stored == ["email.png", "email2x.png", "web.png"]
+        assert not problems, problems

@@ -15,11 +15,13 @@ from sqlalchemy import func, select
 
 from digest import create_app
 from digest.core.config import ConfigError, load_config
-from digest.core.models import Media
+from digest.core.models import EditorRole, Media
 from digest.core.storage import LocalStorage, S3Storage, app_storage, media_storage
 from digest.domain import media
+from tests.support.api import ApiClient, make_token
 from tests.support.apps import get_db_of
 from tests.support.images import SCRIPTED_SVG, photo
+from tests.support.workspace import demo_newsletter
 
 KEYS = {"MEDIA_S3_ACCESS_KEY": "testing", "MEDIA_S3_SECRET_KEY": "testing",
         "MEDIA_S3_REGION": "us-east-1"}
@@ -107,5 +109,29 @@ def test_a_failing_bucket_leaves_no_row(app_overrides: dict[str, Any], s3_endpoi
                                  media.Limits.of(app.config))
                 session.rollback()
                 assert session.scalar(select(func.count()).select_from(Media)) == 0
+    finally:
+        get_db_of(app).dispose()
+
+
+@pytest.mark.one_backend
+def test_deleting_an_image_removes_it_from_the_bucket(app_overrides: dict[str, Any],
+                                                      s3_endpoint: str) -> None:
+    """DELETE /api/v1/media/{id} removes every size of the image from the bucket; an image
+    the logo shows stays, with its objects."""
+    app: Flask = create_app({**app_overrides, "MEDIA_URL": "s3://digest-media/news",
+                             "MEDIA_S3_ENDPOINT": s3_endpoint, **KEYS})
+    before = set(_objects(s3_endpoint))  # moto keeps one store for the whole process
+    try:
+        with app.app_context(), get_db_of(app).session() as session:
+            limits = media.Limits.of(app.config)
+            logo = media.upload(session, app_storage(), photo(300, 100), "logo.jpg", limits)
+            spare = media.upload(session, app_storage(), photo(300, 100), "spare.jpg", limits)
+            demo_newsletter(session).logo_light = logo
+            ids, kept = (logo.id, spare.id), sorted(f"news/{v['key']}" for v in logo.variants.values())
+        api = ApiClient(app.test_client(), make_token(app, "pen@example.com", EditorRole.EDITOR))
+        assert len(set(_objects(s3_endpoint)) - before) == 6
+        assert api.delete(f"/api/v1/media/{ids[0]}").status_code == 409
+        assert api.delete(f"/api/v1/media/{ids[1]}").status_code == 204
+        assert sorted(set(_objects(s3_endpoint)) - before) == kept
     finally:
         get_db_of(app).dispose()

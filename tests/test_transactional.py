@@ -419,3 +419,26 @@ def test_an_api_unsubscribe_racing_the_confirmation_runner_never_deadlocks(smtp_
     assert after is not None and after.status is SubscriptionStatus.UNSUBSCRIBED
     assert after.confirmation_sent_at is not None
     assert deliver(smtp_app) == 0
+
+
+def test_a_broken_override_falls_back_to_the_packaged_email(smtp_app, smtp_server, caplog) -> None:  # type: ignore[no-untyped-def]
+    """An operator's confirmation override that fails to render, and a welcome override
+    whose text part drops the preferences link, are sent from the packaged templates, and
+    the log says why: the reader still gets a working link."""
+    emails = Path(smtp_app.config["INSTANCE_PATH"]) / "templates" / "emails"
+    emails.mkdir(parents=True)
+    (emails / "confirm.html").write_text('{% extends "emails/layout.html" %}\n'
+                                         "{% block content %}{{ no_such_value.attribute }}{% endblock %}\n")
+    (emails / "welcome.txt").write_text("Welcome aboard! See you on Monday.\n")
+    load_newsletter(smtp_app)
+    with caplog.at_level("WARNING", logger="digest.domain.transactional"):
+        confirmation = confirm_by_email(smtp_app, smtp_server, "nina@example.org")
+        assert deliver(smtp_app) == 1
+    assert f"{BASE_URL}/confirm/" in text_part(confirmation) and f"{BASE_URL}/confirm/" in html_part(confirmation)
+    welcome = smtp_server.to("nina@example.org")[-1]
+    assert f"{BASE_URL}/preferences/" in text_part(welcome)
+    assert "See you on Monday" not in text_part(welcome)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("confirm email's template override fails to render (UndefinedError" in m for m in logged), logged
+    assert any("welcome email's template override drops the preferences link from its text part" in m
+               for m in logged), logged

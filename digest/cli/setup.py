@@ -93,9 +93,10 @@ def _advance(bar: ProgressBar[int]) -> Callable[[int, int], None]:
 @click.command("demo")
 @with_appcontext
 def demo() -> None:
-    """Load the demo newsletter, its posts, a draft issue and a few readers."""
+    """Load the demo newsletter, its posts and pictures, a draft issue and a few readers."""
     from digest.core.extensions import db_session
-    from digest.domain.demo import ensure_demo_admin, load_demo, load_demo_history
+    from digest.core.storage import app_storage
+    from digest.domain.demo import ensure_demo_admin, load_demo, load_demo_history, load_demo_images
 
     session = db_session()
     newsletter = load_demo(session)
@@ -103,7 +104,8 @@ def demo() -> None:
         click.echo("The demo newsletter is already loaded.")
     else:
         load_demo_history(session, current_app.config, newsletter)
-        click.echo(f"Loaded the demo newsletter {newsletter.name!r}.")
+        pictures = load_demo_images(session, current_app.config, app_storage(), newsletter)
+        click.echo(f"Loaded the demo newsletter {newsletter.name!r} with {len(pictures)} pictures.")
     admin, password = ensure_demo_admin(session)
     session.commit()
     login = f"{current_app.config['BASE_URL']}/editor/login"

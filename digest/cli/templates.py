@@ -3,8 +3,10 @@
 `check` renders each email of the templates folder with sample content (and an issue,
 with --issue) and prints every problem as TEMPLATE:LINE: MESSAGE, exiting 1 when there is
 one; by default it also checks the operator's overrides in INSTANCE/templates (every one
-compiles, and each email keeps its unsubscribe link, postal address, the text part's
-essentials and the size guard). `update-caniemail SOURCE` rewrites the packaged support data (digest/mail/caniemail.json)
+compiles, each email keeps its unsubscribe link, postal address, the text part's
+essentials and the size guard, each reader email its confirmation or preferences link and
+its text part, and each reader or archive page renders from the demo data, on a scratch
+database, keeping its forms' CSRF field and submit button). `update-caniemail SOURCE` rewrites the packaged support data (digest/mail/caniemail.json)
 from caniemail's published data.json (a URL or a file) or from a checkout of
 github.com/hteumeuleu/caniemail (its _features/*.md; needs PyYAML, in the dev extra).
 """
@@ -13,16 +15,26 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
+import traceback
 import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy import select
 from sqlalchemy.exc import NoResultFound
+from sqlalchemy.orm import Session
 
-from digest.core.extensions import db_session
+from digest.core.db import Base, Database
+from digest.core.extensions import current_app_object, db_session
+from digest.core.models import Post, Subscription, SubscriptionStatus
+from digest.core.resources import overrides_dir, resource_dir
+from digest.domain import demo, links
 from digest.domain.email_check import check_issue, check_overrides, check_templates
 from digest.mail.lint import DATA, trim_caniemail
 
@@ -43,6 +55,7 @@ def check_command(folder: Path | None, issue_id: int | None) -> None:
     found = [str(located) for located in check_templates(current_app.config, folder)]
     if folder is None:
         found.extend(str(located) for located in check_overrides(current_app.config))
+        found.extend(_page_problems())
     if issue_id is not None:
         try:
             problems = check_issue(db_session(), issue_id, current_app.config)
@@ -55,6 +68,117 @@ def check_command(folder: Path | None, issue_id: int | None) -> None:
         click.echo(f"{len(found)} problem(s).", err=True)
         click.get_current_context().exit(1)
     click.echo("Every email holds in the targeted clients.", err=True)
+
+
+# The reader pages and the archive, each rendered from the demo data by one request.
+_PAGES = ("public/index.html", "archive/index.html", "archive/issue.html", "archive/post.html",
+          "public/preferences.html", "public/unsubscribe.html", "public/delete.html",
+          "public/confirm.html", "public/link_error.html")
+_FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.IGNORECASE | re.DOTALL)
+_POST = re.compile(r"""method\s*=\s*["']?post""", re.IGNORECASE)
+_CSRF = re.compile(r"""<input\b[^>]*\bname\s*=\s*["']?csrf_token\b""", re.IGNORECASE)
+_SUBMIT = re.compile(r"""<button\b(?![^>]*\btype\s*=\s*["']?(?:button|reset)\b)|<input\b[^>]*\btype\s*=\s*["']?submit""",
+                     re.IGNORECASE)
+
+
+def _page_problems() -> list[str]:
+    """Render each reader page and archive page from the demo data, with the operator's page
+    overrides and without; return `FILE:LINE: problem` for an override that fails to render
+    or drops a form's CSRF field or submit button."""
+    overrides = overrides_dir(current_app.config)
+    if not any((overrides / folder).is_dir() for folder in ("public", "archive")) and not (
+            overrides / "base.html").is_file():
+        return []
+    found = []
+    with _on_demo_data() as paths:
+        app = current_app_object()
+        client = app.test_client()
+        for template, path in paths.items():
+            app.jinja_loader = _loader(resource_dir("templates"))
+            app.jinja_env.cache.clear()  # type: ignore[union-attr]
+            packaged = _forms(client.get(path).get_data(as_text=True))
+            app.jinja_loader = _loader(overrides, resource_dir("templates"))
+            app.jinja_env.cache.clear()  # type: ignore[union-attr]
+            try:
+                page = client.get(path).get_data(as_text=True)
+            except Exception as exc:  # any error in an operator's template is reported, not raised
+                where, line = _template_frame(exc, overrides) or (str(overrides / template), 1)
+                found.append(f"{where}:{line}: the page {path} does not render: "
+                             f"{type(exc).__name__}: {exc}")
+                continue
+            shown = overrides / template
+            if _forms(page) < packaged and shown.is_file():
+                source = shown.read_text(encoding="utf-8").splitlines()
+                line = next((n for n, text in enumerate(source, 1) if "<form" in text), 1)
+                found.append(f"{shown}:{line}: the page {path} drops a form's CSRF field or "
+                             "submit button (the packaged page has "
+                             f"{packaged}, this one {_forms(page)} forms that can be sent)")
+    return found
+
+
+def _loader(*folders: Path) -> Any:
+    from jinja2 import FileSystemLoader
+
+    return FileSystemLoader([str(folder) for folder in folders])
+
+
+def _forms(page: str) -> int:
+    """Return how many POST forms of a page carry the CSRF field and a submit button."""
+    return sum(1 for form in _FORM.findall(page)
+               if _POST.search(form) and _CSRF.search(form) and _SUBMIT.search(form))
+
+
+def _template_frame(exc: BaseException, overrides: Path) -> tuple[str, int] | None:
+    # Jinja rewrites tracebacks so a template's frame names its file and line.
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith(str(overrides)) and frame.lineno:
+            return frame.filename, frame.lineno
+    return None
+
+
+@contextmanager
+def _on_demo_data() -> Iterator[dict[str, str]]:
+    """Point this app at a scratch SQLite database holding the demo (never the real data)
+    for as long as the block runs; yield the path each page template is rendered at."""
+    app = current_app_object()
+    saved = app.extensions["digest.db"], app.config["PROPAGATE_EXCEPTIONS"], app.jinja_loader
+    with tempfile.TemporaryDirectory() as scratch:
+        database = Database(f"sqlite:///{scratch}/pages.sqlite3")
+        app.extensions["digest.db"] = database
+        app.config["PROPAGATE_EXCEPTIONS"] = True  # an error names its template and line
+        try:
+            with app.app_context():  # the pages' requests share it: their own g, this database
+                Base.metadata.create_all(database.engine)
+                with database.session() as session:
+                    paths = _demo_paths(session, app.config)
+                yield paths
+        finally:
+            app.extensions["digest.db"], app.config["PROPAGATE_EXCEPTIONS"], app.jinja_loader = saved
+            app.jinja_env.cache.clear()  # type: ignore[union-attr]
+            database.dispose()
+
+
+def _demo_paths(session: Session, config: Mapping[str, Any]) -> dict[str, str]:
+    newsletter = demo.load_demo(session)
+    assert newsletter is not None  # the scratch database is empty
+    sent = demo.load_demo_history(session, config, newsletter)
+    post = session.scalars(select(Post).where(Post.newsletter_id == newsletter.id)).first()
+    readers = list(session.scalars(select(Subscription).order_by(Subscription.id)))
+    uid, pending = readers[0].uid, readers[-1]
+    # One reader has signed up and not confirmed yet: the Confirm page shows its button.
+    pending.status, pending.confirmed_at = SubscriptionStatus.PENDING, None
+    pending.consents[-1].confirmed_at = None
+    session.flush()
+    assert sent is not None and post is not None
+    base = config["BASE_URL"]
+    preferences = links.preferences_url(config, uid).removeprefix(base)
+    return dict(zip(_PAGES, (
+        "/", f"/archive/{newsletter.slug}/", f"/archive/{newsletter.slug}/{sent.slug}",
+        links.post_url(config, newsletter.slug, post.slug).removeprefix(base), preferences,
+        links.unsubscribe_url(config, uid).removeprefix(base), preferences + "/delete",
+        links.confirm_url(config, pending.uid, pending.consents[-1].id).removeprefix(base),
+        "/preferences/not-a-link-we-sent",
+    ), strict=True))
 
 
 @group.command("update-caniemail")

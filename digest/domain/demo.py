@@ -9,7 +9,8 @@ archive have something to show; `load_demo` alone, which tests use, adds neither
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from digest.core.models import (
     Issue,
     IssuePost,
     IssueStatus,
+    Media,
     Newsletter,
     Post,
     PostStatus,
@@ -36,6 +38,8 @@ from digest.core.models import (
     SubscriptionStatus,
     SuppressionReason,
 )
+from digest.core.storage import MediaStorage
+from digest.domain import demo_art, links, media
 from digest.domain.editors import create_editor, find_editor, generate_password
 from digest.domain.suppression import suppress
 
@@ -165,16 +169,16 @@ still wants a dedicated serving stack.
         """A small extension renders notebook changes as cell-by-cell diffs instead of walls of
 JSON. Outputs are hidden by default and metadata noise is dropped.
 
-![A notebook diff in code review: the old cell on the left, the new one on the right](https://example.org/images/notebook-diff-wide.png)
+![A notebook diff in code review: the old cell on the left, the new one on the right](demo:notebook-diff-wide)
 
 Charts a commit changes are compared side by side, before and after:
 
-![The accuracy chart before the change](https://example.org/images/chart-before.png)
-![The accuracy chart after the change](https://example.org/images/chart-after.png)
+![The accuracy chart before the change](demo:chart-before)
+![The accuracy chart after the change](demo:chart-after)
 
 Setup is one configuration line in the repository.
 
-![The settings panel, one line long](https://example.org/images/settings-panel.png)
+![The settings panel, one line long](demo:settings-panel)
 """,
     ),
     DemoPost(
@@ -195,6 +199,33 @@ Leetcode-style rounds appeared in fewer than a third of the loops.
 """,
     ),
 ]
+
+# The posts that get a lead image when the demo's pictures are drawn: their label on it.
+LEAD_IMAGES = {
+    "open-weights-reasoning-model": "Open weights, closer",
+    "evals-before-prompts": "Evals first",
+    "inference-chip-seed-round": "Tokens per watt",
+    "local-model-runner": "One GPU, three models",
+    "ai-engineer-interviews": "Interview loops",
+}
+# The pictures a demo post's Markdown shows as ![alt](demo:NAME), drawn on demand.
+PICTURES: dict[str, Callable[[], bytes]] = {
+    "notebook-diff-wide": demo_art.diff_screenshot,
+    "chart-before": lambda: demo_art.chart((61, 66, 70, 64), "Accuracy by chunk size, before"),
+    "chart-after": lambda: demo_art.chart((63, 68, 74, 69), "Accuracy by chunk size, after"),
+    "settings-panel": demo_art.settings_panel,
+}
+_PICTURE = re.compile(r"!\[([^\]]*)\]\(demo:([a-z-]+)\)")
+_PICTURE_LINE = re.compile(r"^!\[[^\]]*\]\(demo:[a-z-]+\)\n", re.MULTILINE)
+
+
+def demo_body(body: str, picture_url: Callable[[str], str] | None = None) -> str:
+    """Return a demo post's Markdown with its pictures at picture_url(NAME), or without
+    them when there is no picture_url (the demo's pictures are not drawn)."""
+    if picture_url is None:
+        return re.sub(r"\n{3,}", "\n\n", _PICTURE_LINE.sub("", body)).strip() + "\n"
+    return _PICTURE.sub(lambda m: f"![{m[1]}]({picture_url(m[2])})", body).strip() + "\n"
+
 
 READERS = [
     ("ada@example.com", "Ada", []),
@@ -240,7 +271,7 @@ def load_demo(session: Session, now: dt.datetime | None = None) -> Newsletter | 
             slug=item.slug,
             title=item.title,
             summary=item.summary,
-            body_md=item.body.strip() + "\n",
+            body_md=demo_body(item.body),
             link_url=item.link,
             status=PostStatus.PUBLISHED,
             published_at=now - dt.timedelta(days=6, hours=-i * 12),
@@ -286,6 +317,51 @@ def load_demo(session: Session, now: dt.datetime | None = None) -> Newsletter | 
         session.add(subscription)
     session.flush()
     return newsletter
+
+
+def load_demo_images(session: Session, config: Mapping[str, Any], storage: MediaStorage,
+                     newsletter: Newsletter) -> list[Media]:
+    """Draw the demo's pictures and store them as uploads are (re-encoded, in every size):
+    lead images, the notebook post's pictures and the logo, shown by the digest; return
+    them, or nothing when the demo already has its logo. Nothing is fetched."""
+    if newsletter.logo_light_id is not None:
+        return []
+    limits = media.Limits.of(config)
+    stored: list[Media] = []
+
+    def store(data: bytes, filename: str, alt: str) -> Media:
+        stored.append(media.upload(session, storage, data, filename, limits, alt=alt))
+        return stored[-1]
+
+    def url(item: Media) -> str:
+        return links.absolute(config, media.path(item))
+
+    posts = {p.slug: p for p in session.scalars(select(Post).where(Post.newsletter_id == newsletter.id))}
+    names = {slug: name for slug, name, _ in SECTIONS}
+    try:
+        for seed, item in enumerate(POSTS):
+            post = posts[item.slug]
+            if item.slug in LEAD_IMAGES:
+                label = LEAD_IMAGES[item.slug]
+                post.lead_image = store(demo_art.lead(item.section, label, seed), f"{item.slug}.jpg",
+                                        f"{names[item.section]} artwork: {label}")
+            pictures = {name: store(PICTURES[name](), f"{name}.png", alt)
+                        for alt, name in _PICTURE.findall(item.body)}
+            if pictures:
+                post.body_md = demo_body(item.body, {n: url(m) for n, m in pictures.items()}.__getitem__)
+        newsletter.logo_light = store(demo_art.logo(newsletter.name, demo_art.INK), "logo.png",
+                                      newsletter.name)
+        newsletter.logo_dark = store(demo_art.logo(newsletter.name, demo_art.PAPER), "logo-dark.png",
+                                     newsletter.name)
+        # Thumbnails: full-width lead images set `height: auto`, which Yahoo Mail drops, and
+        # the demo issue is meant to pass `digest templates check --issue` as it is.
+        newsletter.image_display = "thumbnail"
+        session.flush()
+    except Exception:
+        for image in stored:
+            media.forget(storage, image.variants)
+        raise
+    return stored
 
 
 DEMO_ADMIN = "admin@example.com"

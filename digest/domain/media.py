@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from digest.core.models import Editor, Media, Newsletter, new_uid
+from digest.core.models import Editor, Issue, Media, Newsletter, Post, new_uid
 from digest.core.storage import MediaStorage
 from digest.core.validation import Invalid, text
 from digest.mail.markdown import EMAIL_IMAGE_WIDTH
@@ -263,6 +263,39 @@ def library(session: Session, page: int = 1) -> list[Media]:
     """Return a page of uploaded images, newest first."""
     return list(session.scalars(select(Media).order_by(Media.id.desc())
                                 .limit(PAGE_SIZE).offset((max(1, page) - 1) * PAGE_SIZE)))
+
+
+def count(session: Session) -> int:
+    """Return how many images the library holds."""
+    return session.scalar(select(func.count()).select_from(Media)) or 0
+
+
+def uses(session: Session, item: Media) -> list[str]:
+    """Return where an image is shown: each post, issue intro or logo that uses it, named."""
+    shown = f"/media/{item.uid}/"
+    found = [f"the logo of {name}" for name in session.scalars(select(Newsletter.name).where(
+        or_(Newsletter.logo_light_id == item.id, Newsletter.logo_dark_id == item.id)))]
+    for title, lead in session.execute(select(Post.title, Post.lead_image_id).where(
+            or_(Post.lead_image_id == item.id, Post.body_md.contains(shown, autoescape=True)))
+            .order_by(Post.id)):
+        found.append(f"the {'lead image' if lead == item.id else 'body'} of the post “{title}”")
+    found += [f"the introduction of the issue “{subject}”" for subject in session.scalars(
+        select(Issue.subject).where(Issue.intro_md.contains(shown, autoescape=True)).order_by(Issue.id))]
+    return found
+
+
+def delete(session: Session, item: Media) -> dict[str, dict[str, object]]:
+    """Delete an image no post, issue or logo uses (raise Invalid naming the users) and
+    return its stored sizes, for the caller to forget once the deletion is committed."""
+    found = uses(session, item)
+    if found:
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        raise Invalid({"media": f"This image is in use as {', '.join(found[:3])}{more}: "
+                                "remove it there first."})
+    variants = dict(item.variants)
+    session.delete(item)
+    session.flush()
+    return variants
 
 
 def by_uid(session: Session, uid: str) -> Media | None:

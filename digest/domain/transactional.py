@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,8 @@ from digest.mail.look import DEFAULT_LOOK, Look
 from digest.mail.message import Mail, ascii_address, format_mailbox, make_message_id
 from digest.mail.render import first_name
 from digest.mail.stencil import Slots, Stencil, email_templates, render_subject
+
+log = logging.getLogger(__name__)
 
 # At most one confirmation (or "already subscribed") email per address in this window.
 CONFIRMATION_WINDOW = dt.timedelta(hours=24)
@@ -238,6 +241,32 @@ def _shared_and_values(
     return shared, values
 
 
+def _filled(shared: _Shared, values: Mapping[str, str]) -> tuple[str, str, str]:
+    """Return (subject, HTML, text) from the operator's override when it renders and keeps
+    the email's link in both parts, else from the packaged template, logging why: a reader
+    is never left without their confirmation email for a broken override."""
+    key = "confirm_url" if shared.kind is TransactionalKind.CONFIRM else "preferences_url"
+    packaged = replace(shared, folders=shared.folders[-1:])
+    if shared.folders != packaged.folders:
+        try:
+            subject, stencil = _stencil(shared)
+            html, text = stencil.filled(values)
+        except Exception as exc:  # whatever an operator's template does wrong, the mail goes
+            log.warning("The %s email's template override fails to render (%s: %s); the "
+                        "built-in template is used instead.", _TEMPLATES[shared.kind],
+                        type(exc).__name__, exc)
+        else:
+            if values[key] in html and values[key] in text:
+                return subject, html, text
+            log.warning("The %s email's template override drops the %s from its %s part; the "
+                        "built-in template is used instead.", _TEMPLATES[shared.kind],
+                        "confirmation link" if key == "confirm_url" else "preferences link",
+                        "HTML" if values[key] not in html else "text")
+    subject, stencil = _stencil(packaged)
+    html, text = stencil.filled(values)
+    return subject, html, text
+
+
 @dataclass(frozen=True)
 class Rendered:
     """One transactional email, ready for the wire."""
@@ -250,8 +279,7 @@ class Rendered:
 def render(session: Session, config: Mapping[str, Any], mail: TransactionalMail) -> Rendered:
     """Render a transactional email on the shared layout, with headers and envelope."""
     shared, values = _shared_and_values(session, config, mail)
-    subject, stencil = _stencil(shared)
-    html, text = stencil.filled(values)
+    subject, html, text = _filled(shared, values)
     subscription = mail.subscription
     newsletter = subscription.newsletter
     address = subscription.subscriber.email

@@ -5,17 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from digest.core.db import utcnow
 from digest.core.models import Issue, IssuePost, Newsletter, Post, PostStatus, Section
-from digest.domain.demo import load_demo
+from digest.core.storage import media_storage
+from digest.domain.demo import load_demo, load_demo_images
 
 
 def demo_issue(db: Session) -> Issue:
     """Load the demo newsletter and return its draft issue (committed)."""
     load_demo(db)
+    db.commit()
+    return db.scalars(select(Issue)).one()
+
+
+def pictured_demo_issue(app: Flask, db: Session) -> Issue:
+    """Load the demo newsletter with its pictures drawn and stored in the app's media
+    storage, as `digest demo` does; return its draft issue (committed)."""
+    newsletter = load_demo(db)
+    assert newsletter is not None
+    load_demo_images(db, app.config, media_storage(app.config), newsletter)
     db.commit()
     return db.scalars(select(Issue)).one()
 

@@ -1,20 +1,23 @@
-"""Images: upload one into the media library (decoded, stripped and re-encoded)."""
+"""Images: upload one into the media library (decoded, stripped and re-encoded), list the
+library, delete an image nothing uses."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, abort, current_app, jsonify, request
 
 from digest.core.extensions import db_session
 from digest.core.storage import app_storage
 from digest.core.validation import Invalid, text_pattern
 from digest.domain import media
-from digest.web.api import editor_bp, shapes
+from digest.web.api import ID, editor_bp, shapes
 from digest.web.api.auth import current_editor
-from digest.web.api.inputs import BadInput
+from digest.web.api.inputs import BadInput, Param, query
 from digest.web.api.spec import operation
 
+LIST = [Param("page", "integer", f"Page number ({media.PAGE_SIZE} images a page).", minimum=1,
+              default=1)]
 UPLOAD: dict[str, Any] = {
     "type": "object",
     "description": "The image file, and what it shows.",
@@ -27,6 +30,7 @@ UPLOAD: dict[str, Any] = {
                                "shows it is published."},
     },
     "required": ["file"],
+    "additionalProperties": False,
 }
 
 
@@ -43,6 +47,9 @@ UPLOAD: dict[str, Any] = {
                        "DIGEST_MEDIA_MAX_BYTES plus 64 KiB for the form around the file.")
 def media_upload() -> Response:
     """Take an image into the media library."""
+    unknown = (set(request.form) | set(request.files)) - set(UPLOAD["properties"])
+    if unknown:
+        raise BadInput({name: f"There is no field {name!r} here." for name in sorted(unknown)})
     part = request.files.get("file")
     if part is not None:
         data, filename = part.read(), part.filename or ""
@@ -62,3 +69,35 @@ def media_upload() -> Response:
     response = jsonify(shapes.media_item(item, current_app.config))
     response.status_code = 201
     return response
+
+
+@editor_bp.get("/media")
+@operation("GET", "List images", tag="media", params=LIST, responses={200: "MediaPage"})
+def media_list() -> Response:
+    """A page of the media library, newest first."""
+    page = query(LIST)["page"]
+    dbs = db_session()
+    total = media.count(dbs)
+    return jsonify({
+        "media": [shapes.media_item(item, current_app.config) for item in media.library(dbs, page)],
+        "page": page,
+        "pages": max(1, -(-total // media.PAGE_SIZE)),
+        "total": total,
+    })
+
+
+@editor_bp.delete(f"/media/<{ID}:media_id>")
+@operation("DELETE", "Delete an image", tag="media", errors=[409], responses={204: None},
+           description="Removes the image and every stored size of it from the media storage. "
+                       "409 while a post (lead image or body), an issue's introduction or the "
+                       "logo shows it; `fields.media` names where.")
+def media_delete(media_id: int) -> Response:
+    """Delete an image nothing shows, with its stored files."""
+    dbs = db_session()
+    item = media.get_media(dbs, media_id)
+    if item is None:
+        abort(404, f"There is no image {media_id}.")
+    variants = media.delete(dbs, item)
+    dbs.commit()
+    media.forget(app_storage(), variants)
+    return Response(status=204)

@@ -447,6 +447,14 @@ _object("Media", "An uploaded image: its original size and each stored size.", {
 })
 
 
+_object("MediaPage", "A page of the media library, newest first.", {
+    "media": {"type": "array", "items": _ref("Media")},
+    "page": INTEGER,
+    "pages": INTEGER,
+    "total": INTEGER,
+})
+
+
 def media_item(item: Media, config: Mapping[str, Any]) -> dict[str, Any]:
     """Return an uploaded image and its sizes."""
     def size(name: str) -> dict[str, Any]:

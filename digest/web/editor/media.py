@@ -1,5 +1,5 @@
 """The media library: upload images (a form, or the post editor's button, drop and paste),
-describe them, and copy them into posts."""
+describe them, copy them into posts, and delete those nothing shows."""
 
 from __future__ import annotations
 
@@ -75,6 +75,23 @@ def media_alt(media_id: int) -> Response:
     commit_change(lambda dbs: media.set_alt(dbs, item, request.form.get("alt", "")),
                   "The description is saved.", (Invalid,))
     return redirect(url_for("editor.media_library") + f"#media-{media_id}")
+
+
+@bp.post("/media/<int:media_id>/delete")
+def media_delete(media_id: int) -> Response:
+    """Delete an image nothing shows, with its stored files; or say next to it what does."""
+    item = get_or_404(Media, media_id)
+    dbs = db_session()
+    try:
+        variants = media.delete(dbs, item)
+    except Invalid as exc:
+        dbs.rollback()
+        flash(refusal(exc), f"error@media-{media_id}")
+        return redirect(url_for("editor.media_library") + f"#media-{media_id}")
+    dbs.commit()
+    media.forget(app_storage(), variants)
+    flash(f"“{item.filename}” is deleted.", "success")
+    return redirect(url_for("editor.media_library"))
 
 
 @admin.route("/settings/media", methods=["GET", "POST"])
