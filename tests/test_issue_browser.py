@@ -110,7 +110,8 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
         page.fill("#tz", ZONE)
         page.click("#schedule button:has-text('Schedule')")
         page.wait_for_selector(".flash-success")
-        assert f"{local:%Y-%m-%d %H:%M} {ZONE}" in page.inner_text("#schedule")
+        shown = page.inner_text("#schedule")
+        assert f"Goes out at {local:%Y-%m-%d %H:%M} " in shown and f"({ZONE})" in shown
         scheduled = _issue(smtp_app, issue_id)
         assert scheduled.status is IssueStatus.SCHEDULED and scheduled.schedule_tz == ZONE
         assert scheduled.scheduled_at == local.replace(second=0, microsecond=0).astimezone(dt.UTC)

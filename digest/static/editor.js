@@ -172,6 +172,13 @@
       for (const name of ["status_text", "percent", "started_text", "finished_text", "pause_reason", "pause_explanation", "obstacle_text"]) {
         setField(name, data[name] === null ? (name.endsWith("_text") ? "not yet" : "") : data[name]);
       }
+      document.querySelectorAll("time[data-utc-field]").forEach((el) => {
+        const iso = data[el.dataset.utcField];
+        if (iso) {
+          el.dateTime = iso;
+          el.title = iso.slice(0, 19).replace("T", " ") + " UTC";
+        }
+      });
       setField("done", number(data.done));
       setField("total", number(data.total));
       const rate = currentRate(data);
