@@ -333,6 +333,21 @@
     });
   }
 
+  // An issue's preview frame grows to the email's height (it may be read, it runs no
+  // script), so the page scrolls once rather than a frame inside it; images may load late.
+  document.querySelectorAll("iframe[data-fit-height]").forEach((frame) => {
+    const fit = () => {
+      const doc = frame.contentDocument;
+      if (!doc || doc.URL === "about:blank" || !doc.documentElement) return;
+      frame.style.height = doc.documentElement.scrollHeight + 2 + "px";
+    };
+    frame.addEventListener("load", () => {
+      fit();
+      frame.contentDocument.querySelectorAll("img").forEach((img) => img.addEventListener("load", fit));
+    });
+    fit();
+  });
+
   // On a phone the navigation folds behind "Menu" (CSS shows the button only there).
   const menuButton = document.querySelector(".menu-toggle");
   if (menuButton) {
