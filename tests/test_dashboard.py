@@ -162,6 +162,9 @@ def test_dashboard_looks_ahead(client, db) -> None:  # type: ignore[no-untyped-d
     assemble = slot.assemble_at.astimezone(ZoneInfo("Europe/Berlin"))
     assert re.search(rf"Next assembly</dt><dd><time [^>]*>{assemble:%Y-%m-%d %H:%M} ", weekly)
     assert "“Picked by hand”, scheduled by hand, goes out first" in weekly
+    db.rollback()  # this session's read would hold SQLite's lock against the page's writes
+    listing = client.get("/editor/issues").get_data(as_text=True)
+    assert re.search(r'id="ahead-of-slot"><a href="/editor/issues/\d+">“Picked by hand”</a>, scheduled by hand for <time', listing)
 
 
 def test_dashboard_with_nothing_ahead(client, db) -> None:  # type: ignore[no-untyped-def]

@@ -89,7 +89,7 @@ def issues_list() -> str:
         older=older,
         delivered=deliveries.sent_of_total(dbs, [i.id for i in items if i.started_at is not None]),
         weekdays=newsletters.WEEKDAYS,
-        slot=issues.next_weekly_slot(newsletter),
+        ahead=issues.outlook(dbs, newsletter),
         runs=issues.schedule_runs(dbs, newsletter.id),
     )
 
