@@ -98,7 +98,7 @@ def test_feed_is_valid_atom(client, db) -> None:  # type: ignore[no-untyped-def]
     assert entry.link == "https://news.example.org/archive/weekly-model/first-issue"
     assert entry.id.startswith("tag:news.example.org,") and entry.id.endswith(f":issue/{first.id}")
     assert entry.published == entry.updated == "2026-11-16T07:00:00Z"
-    assert entry.summary == "The preheader"
+    assert entry.summary == "The preheader"  # the editor's words, to nobody in particular
     content = entry.content[0]
     assert content.type == "text/html"
     assert "<h2>Tools</h2>" in content.value
@@ -136,3 +136,26 @@ def test_empty_feed_is_still_valid(client, db) -> None:  # type: ignore[no-untyp
     demo_newsletter(db)
     parsed = feedparser.parse(client.get("/archive/weekly-model/feed.xml").data)
     assert parsed.bozo == 0 and parsed.version == "atom10" and parsed.entries == []
+
+
+def test_public_pages_show_no_placeholder_and_no_words_for_one_reader(client, db) -> None:  # type: ignore[no-untyped-def]
+    """The archive, its feed and the front page summarise an issue for everyone: the
+    placeholders are filled with every section's pieces, and a preheader written to "you"
+    gives way to the plain count and headlines."""
+    newsletter, first, second = _setup(db)
+    first.preheader = "{count} this week, among them {headlines}"
+    second.preheader = "Your pick of the week, just for you"
+    db.commit()
+    index = client.get(f"/archive/{newsletter.slug}/").get_data(as_text=True)
+    feed = feedparser.parse(client.get(f"/archive/{newsletter.slug}/feed.xml").data)
+    page = client.get(f"/archive/{newsletter.slug}/first-issue").get_data(as_text=True)
+    front = client.get("/").get_data(as_text=True)
+    for html in (index, page, front):
+        assert "{count}" not in html and "{headlines}" not in html
+    summaries = {e.title: e.summary for e in feed.entries}
+    assert summaries["First & foremost <issue>"].startswith("3 pieces this week, among them ")
+    assert "Readable diffs" in summaries["First & foremost <issue>"]
+    # The post's own title may say "you"; the editor's words to one reader are gone.
+    assert summaries["Second"] == "1 piece this week: Write the evals before you write the prompt"
+    assert "Your pick" not in index and "Your pick" not in front
+    assert '<meta name="description" content="3 pieces this week, among them' in page

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from digest.core.models import Delivery, DeliveryState, Subscriber, Subscription, SubscriptionStatus
-from digest.domain import reports
+from digest.core.db import utcnow
+from digest.core.models import (
+    Delivery,
+    DeliveryState,
+    Issue,
+    IssuePost,
+    IssueStatus,
+    Subscriber,
+    Subscription,
+    SubscriptionSection,
+    SubscriptionStatus,
+)
+from digest.domain import issues, posts, reports
 from digest.web.editor import charts
 from tests.support.editor import log_in, make_editor
 from tests.support.workspace import demo_newsletter, sent_issue
@@ -106,3 +118,64 @@ def test_growth_skips_empty_weeks_before_the_first_reader(db) -> None:  # type: 
     weeks = reports.growth(db, newsletter, weeks=26, now=NOW, min_weeks=8)
     assert len(weeks) == 8 and weeks[-1].readers == 4
     assert len(reports.growth(db, newsletter, weeks=26, now=NOW)) == 26
+
+
+def test_dashboard_looks_ahead(client, db) -> None:  # type: ignore[no-untyped-def]
+    """The dashboard shows the next scheduled issue (when, to how many readers, a link to its
+    preview), the drafts waiting, and the weekly schedule's next assembly; an issue
+    scheduled by hand before that assembly is named there."""
+    newsletter = demo_newsletter(db)
+    for sub in db.scalars(select(Subscription)):
+        sub.status = SubscriptionStatus.UNSUBSCRIBED
+    news, tools = (s for s in newsletter.sections if s.slug in ("news", "tools"))
+    for n, chosen in enumerate([news, news, tools], 1):
+        subscription = Subscription(subscriber=Subscriber(email=f"ahead{n}@example.net"), newsletter=newsletter,
+                                    status=SubscriptionStatus.CONFIRMED, confirmed_at=NOW)
+        db.add(subscription)
+        db.flush()
+        db.add(SubscriptionSection(subscription_id=subscription.id, section_id=chosen.id))
+    post = next(p for p in posts.list_posts(db, newsletter, status="published").posts if p.section_id == news.id)
+    issue = Issue(newsletter=newsletter, slug="by-hand", subject="Picked by hand", status=IssueStatus.SCHEDULED,
+                  scheduled_at=utcnow() + dt.timedelta(minutes=30), schedule_tz="Europe/Berlin")
+    db.add(issue)
+    db.flush()
+    issue.issue_posts = [IssuePost(post_id=post.id, position=0)]
+    db.commit()
+    slot = issues.next_weekly_slot(newsletter)
+    assert slot is not None
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    html = client.get("/editor/").get_data(as_text=True)
+
+    card = html[html.index('id="next-issue"'):html.index('id="drafts"')]
+    assert "Picked by hand" in card and f'href="/editor/issues/{issue.id}/preview"' in card
+    assert re.search(r"2 readers <span class=\"muted\">\(1 more chose only sections without a post\)", card)
+    local = issue.scheduled_at.astimezone(ZoneInfo("Europe/Berlin"))  # type: ignore[union-attr]
+    assert f"{local:%Y-%m-%d %H:%M}" in card
+
+    drafts = html[html.index('id="drafts"'):html.index('id="weekly-next"')]
+    demo_draft = db.scalar(select(Issue).where(Issue.status == IssueStatus.DRAFT))
+    assert demo_draft is not None
+    assert "Drafts waiting: 1" in drafts and f'href="/editor/issues/{demo_draft.id}"' in drafts
+
+    weekly = html[html.index('id="weekly-next"'):]
+    assemble = slot.assemble_at.astimezone(ZoneInfo("Europe/Berlin"))
+    assert re.search(rf"Next assembly</dt><dd><time [^>]*>{assemble:%Y-%m-%d %H:%M} ", weekly)
+    assert "“Picked by hand”, scheduled by hand, goes out first" in weekly
+    db.rollback()  # this session's read would hold SQLite's lock against the page's writes
+    listing = client.get("/editor/issues").get_data(as_text=True)
+    assert re.search(r'id="ahead-of-slot"><a href="/editor/issues/\d+">“Picked by hand”</a>, scheduled by hand for <time', listing)
+
+
+def test_dashboard_with_nothing_ahead(client, db) -> None:  # type: ignore[no-untyped-def]
+    """Without a scheduled issue, drafts or weekly schedule, the cards say so."""
+    newsletter = demo_newsletter(db)
+    newsletter.send_weekday = None
+    for issue in db.scalars(select(Issue).where(Issue.status == IssueStatus.DRAFT)):
+        db.delete(issue)
+    db.commit()
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    html = client.get("/editor/").get_data(as_text=True)
+    assert "No issue is scheduled." in html and "No draft is waiting." in html
+    assert "No weekly schedule: issues go out only when scheduled." in html

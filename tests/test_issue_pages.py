@@ -420,7 +420,9 @@ def test_scheduling_reads_the_time_in_the_chosen_zone(app, db) -> None:  # type:
         IssueStatus.SCHEDULED, dt.datetime(2031, 1, 15, 13, 0, tzinfo=dt.UTC), "America/New_York")
 
     response = _followed(client, submit(client, page, f"{page}/schedule", at="2031-07-15T08:00", tz="Europe/Berlin"))
-    assert "2031-07-15 08:00 Europe/Berlin" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "goes out at 2031-07-15 08:00 CEST (Europe/Berlin; 2031-07-15 06:00 UTC)" in html
+    assert '<time datetime="2031-07-15T06:00:00Z" title="2031-07-15 06:00:00 UTC">2031-07-15 08:00 CEST</time>' in html
     assert _issue(app, setup.issue_id).scheduled_at == dt.datetime(2031, 7, 15, 6, 0, tzinfo=dt.UTC)
 
     submit(client, page, subject="Renamed while scheduled", preheader="", intro_md="")

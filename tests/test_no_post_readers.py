@@ -162,3 +162,22 @@ def test_an_admin_chooses_it_in_the_settings(app: Flask, db: Session) -> None:
     assert newsletter is not None and newsletter.no_post is NoPostChoice.NOTE
     db.commit()
     assert 'value="note" checked' in client.get("/editor/settings").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("choice", [NoPostChoice.SKIP, NoPostChoice.NOTE])
+def test_the_preview_of_a_combination_without_posts_says_whether_it_is_sent(
+    app: Flask, db: Session, choice: NoPostChoice
+) -> None:
+    """Previewing the readers whose sections have no post says, by default, that they get
+    nothing; with the note setting it shows the note without that warning."""
+    setup = make_newsletter(db, readers=3)
+    quiet = _quiet_readers(db, setup, 1)
+    _set_choice(db, setup, choice)
+    make_editor(db, "editor@example.com", EditorRole.EDITOR)
+    client = app.test_client()
+    assert log_in(client, "editor@example.com").status_code == 302
+    page = client.get(f"/editor/issues/{setup.issue_id}/preview?sections={quiet}").get_data(as_text=True)
+    skipped = "the sender skips them and they get nothing" in page
+    assert skipped is (choice is NoPostChoice.SKIP)
+    everyone = client.get(f"/editor/issues/{setup.issue_id}/preview?sections=all").get_data(as_text=True)
+    assert "the sender skips them" not in everyone

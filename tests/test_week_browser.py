@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest.core.models import Post
 from tests.support.browser import ARTIFACTS, chromium, live_server, log_in_editor
 from tests.support.editor import PASSWORD, make_editor
-from tests.support.workspace import demo_newsletter
+from tests.support.workspace import demo_newsletter, sent_issue
 
 pytestmark = pytest.mark.browser
 SHOTS = ARTIFACTS / "week"
@@ -110,6 +112,13 @@ def test_the_issue_page_answers_where_the_editor_looks(app: Flask, db: Session, 
 
         page.goto(base + "/editor/issues/1/preview")
         page.wait_for_selector("iframe.mail-html")
+        # The frame grows to the email's height: no scrollbar inside it, the page scrolls.
+        page.wait_for_function(
+            "() => { const f = document.querySelector('iframe.mail-html'); const d = f.contentDocument;"
+            " return d && d.readyState === 'complete' && d.URL !== 'about:blank'"
+            " && f.clientHeight >= d.documentElement.scrollHeight; }", timeout=15000)
+        grown = page.locator("iframe.mail-html").bounding_box()
+        assert grown and grown["height"] > 800, grown  # longer than the window, shown whole
         assert not page.is_visible("#text-part pre")  # the text version starts folded
         page.click("#text-part summary")
         assert page.is_visible("#text-part pre")
@@ -130,4 +139,109 @@ def test_the_issue_page_answers_where_the_editor_looks(app: Flask, db: Session, 
         assert dialogs[-1].startswith("Delete this draft for good?")
         assert "is deleted; its posts are free for another issue." in page.inner_text("main")
         page.screenshot(path=str(SHOTS / f"deleted-{width}.png"), full_page=True)
+        assert not problems, problems
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_posts_reorder_by_a_real_mouse_drag(app: Flask, db: Session, width: int) -> None:
+    """Drag a post by mouse above the one before it: the list changes without a reload, the
+    server stores the order (it survives a reload), and ↑ with the keyboard moves it back."""
+    demo_newsletter(db)
+    make_editor(db, "admin@example.com")
+    db.rollback()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with live_server(app) as base, chromium(viewport={"width": width, "height": 900}) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        log_in_editor(page, base, "admin@example.com", PASSWORD)
+        page.goto(base + "/editor/issues/1")
+        items = page.locator("#posts ol.issue-posts > li")
+        ids = lambda: items.evaluate_all("els => els.map(e => e.dataset.postId)")  # noqa: E731
+        sections = items.evaluate_all("els => els.map(e => e.querySelector('.muted').textContent)")
+        before = ids()
+        # Two neighbours of one section: the server keeps sections together, so this move stands.
+        at = next(i for i in range(1, len(sections)) if sections[i] == sections[i - 1])
+        moved, over = before[at], before[at - 1]
+        page.evaluate("window.marker = 1")  # gone if the page reloads
+
+        page.locator(f"#post-{over}").evaluate("li => li.scrollIntoView({block: 'center'})")
+        grip = page.locator(f"#post-{moved} .issue-post .muted").first.bounding_box()
+        target = page.locator(f"#post-{over}").bounding_box()
+        assert grip and target
+        page.mouse.move(grip["x"] + 5, grip["y"] + grip["height"] / 2)
+        page.mouse.down()
+        page.mouse.move(target["x"] + 40, target["y"] + target["height"] / 2, steps=8)
+        page.mouse.move(target["x"] + 40, target["y"] + 4, steps=4)
+        page.mouse.up()
+        page.wait_for_selector("#order-status:has-text('Reordered.')", timeout=15000)
+        expected = before[:at - 1] + [moved, over] + before[at + 1:]
+        assert ids() == expected
+        assert page.evaluate("window.marker") == 1  # no reload
+        page.screenshot(path=str(SHOTS / f"dragged-{width}.png"), full_page=True)
+        page.reload()
+        assert ids() == expected  # stored
+
+        title = page.locator(f"#post-{moved} .issue-post a").first.inner_text()
+        page.locator(f"button[aria-label='Move down: {title}']").focus()
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => document.querySelector('#posts ol.issue-posts > li:nth-child({at + 1})')"
+                               f".dataset.postId === '{moved}'")
+        assert ids() == before
+        page.reload()
+        assert ids() == before
+        assert not problems, problems
+
+
+PHONE_PAGES = {
+    "dashboard": "/editor/", "posts": "/editor/posts", "post": "/editor/posts/1",
+    "issues": "/editor/issues", "issue": "/editor/issues/1", "preview": "/editor/issues/1/preview",
+    "sending": "/editor/issues/{sent}/sending", "subscribers": "/editor/subscribers",
+    "subscriber": "/editor/subscribers/1", "import": "/editor/subscribers/import",
+    "suppressions": "/editor/suppressions", "inbox": "/editor/inbox", "sources": "/editor/sources",
+    "media": "/editor/media", "outbox": "/editor/outbox", "settings": "/editor/settings",
+    "editors": "/editor/editors", "webhooks": "/editor/webhooks", "account": "/editor/account",
+    "tokens": "/editor/account/tokens",
+}
+
+
+def test_every_main_page_fits_a_phone_light_and_dark(app: Flask, db: Session) -> None:
+    """At 390 px each main workspace page fits the width: a table wider than the screen
+    scrolls inside its box and shows that it does (a shade at the hidden edge), buttons
+    share one size; each page is photographed light and dark."""
+    newsletter = demo_newsletter(db)
+    sent = sent_issue(db, newsletter, "a-sent-week", list(db.scalars(select(Post).limit(3))),
+                      subject="A week already sent").id
+    make_editor(db, "admin@example.com")
+    db.rollback()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with live_server(app) as base, chromium(viewport={"width": 390, "height": 844}) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        log_in_editor(page, base, "admin@example.com", PASSWORD)
+        unfit: dict[str, object] = {}
+        for name, path in PHONE_PAGES.items():
+            response = page.goto(base + path.format(sent=sent))
+            assert response and response.status == 200, (name, response and response.status)
+            if page.evaluate("document.documentElement.scrollWidth") > 390:
+                unfit[name] = "page wider than the phone"
+            hidden_scroll = page.evaluate("""() => Array.from(document.querySelectorAll('main table'))
+                .filter(t => t.getBoundingClientRect().width > 0 && t.scrollWidth > t.clientWidth + 1)
+                .filter(t => !['auto', 'scroll'].includes(getComputedStyle(t).overflowX)
+                             || !getComputedStyle(t).backgroundImage.includes('gradient'))
+                .map(t => t.className || t.querySelector('caption')?.textContent || 'table')""")
+            if hidden_scroll:
+                unfit[name] = hidden_scroll
+            sizes = page.evaluate("""() => [...new Set(Array.from(document.querySelectorAll(
+                'main button:not(.link):not(.small), main a.button:not(.small)'))
+                .filter(b => b.offsetParent !== null)
+                .map(b => { const c = getComputedStyle(b); return c.fontSize + ' ' + c.paddingTop; }))]""")
+            if len(sizes) > 1:  # a long label may wrap; size and padding stay one
+                unfit.setdefault(name, f"button sizes {sizes}")
+            for scheme in ("light", "dark"):
+                page.emulate_media(color_scheme=scheme)
+                page.screenshot(path=str(SHOTS / f"phone-{name}-{scheme}.png"), full_page=True)
+            page.emulate_media(color_scheme="light")
+        assert not unfit, unfit
         assert not problems, problems

@@ -18,6 +18,7 @@ from sqlalchemy.sql import ColumnElement
 
 from digest.core.models import Issue, IssuePost, IssueStatus, Newsletter, Post
 from digest.domain import posts
+from digest.mail.render import public_preheader
 
 FEED_ENTRIES = 50
 _WITH_POSTS = selectinload(Issue.issue_posts).selectinload(IssuePost.post).selectinload(Post.section)
@@ -90,6 +91,13 @@ def sent_issue_by_id(session: Session, issue_id: int) -> Issue | None:
 def issue_sections(issue: Issue) -> list[posts.IssueSection]:
     """Return the issue's still-published posts grouped by section, as the email grouped them."""
     return posts.issue_sections(issue, published_only=True)
+
+
+def summary(issue: Issue) -> str:
+    """Return the issue's summary for public pages: its preheader as a reader of every
+    section would see it, never a placeholder or words meant for one reader."""
+    sections = [(part.section.name, [post.title for post in part.posts]) for part in issue_sections(issue)]
+    return public_preheader(issue.preheader, sections)
 
 
 def local_time(newsletter: Newsletter, moment: dt.datetime | None) -> dt.datetime | None:

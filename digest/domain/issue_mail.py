@@ -418,6 +418,11 @@ def _preview(
     notes: list[str],
     config: Mapping[str, Any],
 ) -> Preview:
+    if not prepared.newsletter.note_when_no_post and not prepared.sections_for(reader):
+        notes.append(
+            "None of this reader's sections has a post in this issue: the sender skips them and "
+            "they get nothing (the newsletter's setting). Shown: the short note the other setting sends."
+        )
     try:
         notes.append(check_sendable(prepared).message)
     except NotSendable as exc:

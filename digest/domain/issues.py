@@ -490,6 +490,40 @@ def next_weekly_slot(newsletter: Newsletter, now: dt.datetime | None = None) -> 
 
 
 @dataclass(frozen=True)
+class Outlook:
+    """What lies ahead: the next scheduled issue, the drafts waiting, the weekly slot, and a
+    manually scheduled issue that goes out before that slot (its posts are not assembled)."""
+
+    next_issue: Issue | None
+    drafts: list[Issue]
+    draft_count: int
+    slot: WeeklySlot | None
+    ahead_of_slot: Issue | None
+
+
+def outlook(session: Session, newsletter: Newsletter, now: dt.datetime | None = None,
+            drafts_shown: int = 5) -> Outlook:
+    """Return what lies ahead for the newsletter, for the dashboard."""
+    now = now or utcnow()
+    mine = Issue.newsletter_id == newsletter.id
+    next_issue = session.scalars(
+        select(Issue).where(mine, Issue.status == IssueStatus.SCHEDULED)
+        .order_by(Issue.scheduled_at, Issue.id).limit(1)
+    ).first()
+    drafts = list(session.scalars(
+        select(Issue).where(mine, Issue.status == IssueStatus.DRAFT)
+        .order_by(Issue.updated_at.desc(), Issue.id.desc()).limit(drafts_shown)
+    ))
+    draft_count = session.scalar(select(func.count()).where(mine, Issue.status == IssueStatus.DRAFT)) or 0
+    slot = next_weekly_slot(newsletter, now)
+    ahead = None
+    if slot and next_issue and next_issue.period_key is None and next_issue.scheduled_at \
+            and next_issue.scheduled_at <= slot.assemble_at:
+        ahead = next_issue
+    return Outlook(next_issue, drafts, draft_count, slot, ahead)
+
+
+@dataclass(frozen=True)
 class WeeklyOutcome:
     """What materialising one slot did: created an issue, found it there, or found no posts."""
 

@@ -23,6 +23,7 @@ refuse it; HTML close to the limit warns the editor.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import string
 import threading
 from collections import OrderedDict
@@ -77,6 +78,8 @@ PREHEADER_PLACEHOLDERS = {
     "sections": "the names of the reader's sections that have pieces",
 }
 DEFAULT_PREHEADER = "{count} this week: {headlines}"
+# Words by which a preheader addresses its reader, which a public page must not repeat.
+_TO_THE_READER = re.compile(r"\byou(?:r|rs|rself|'re|'ll|'ve|’re|’ll|’ve)?\b", re.IGNORECASE)
 _HEADLINES_CHARS = 160  # inboxes show ~90-140 characters of preview; the rest is "and N more"
 # Each reader's values in the digest, by the names the templates print them as.
 SLOTS = {
@@ -533,22 +536,38 @@ def _headlines(titles: list[str]) -> str:
     return " · ".join(shown)
 
 
+def _filled(parts: list[tuple[str, str | None]], titles: list[str], names: list[str]) -> str:
+    values = {"count": _pieces(len(titles)), "headlines": _headlines(titles), "sections": ", ".join(names)}
+    return "".join(literal + (values[name] if name else "") for literal, name in parts)
+
+
 def fill_preheader(template: str, sections: list[RenderedSection]) -> str:
     """Return the preheader of a reader who gets sections: the editor's, its placeholders
     filled with that reader's pieces, or the default one when the editor wrote none."""
     titles = [post.title for section in sections for post in section.posts]
     if not titles:
         return "Nothing new in your sections this week."
-    values = {
-        "count": _pieces(len(titles)),
-        "headlines": _headlines(titles),
-        "sections": ", ".join(section.name for section in sections),
-    }
     try:
         parts = _fields(template.strip() or DEFAULT_PREHEADER)
     except ValueError:  # saved before placeholders were checked: shown as written
         return template.strip()
-    return "".join(literal + (values[name] if name else "") for literal, name in parts)
+    return _filled(parts, titles, [section.name for section in sections])
+
+
+def public_preheader(template: str, sections: list[tuple[str, list[str]]]) -> str:
+    """Return an issue's summary for public pages (archive, feed): its preheader filled with
+    every section's pieces, or the default one when the editor's speaks to a reader ("you")."""
+    titles = [title for _, section_titles in sections for title in section_titles]
+    if not titles:
+        return ""
+    try:
+        parts = _fields(template.strip() or DEFAULT_PREHEADER)
+    except ValueError:
+        parts = [(template.strip(), None)]
+    # The editor's own words, not the headlines: a post may well be called "What you missed".
+    if _TO_THE_READER.search(" ".join(literal for literal, _ in parts)):
+        parts = _fields(DEFAULT_PREHEADER)
+    return _filled(parts, titles, [name for name, section_titles in sections if section_titles])
 
 
 def _bullet(text: str) -> str:

@@ -172,6 +172,13 @@
       for (const name of ["status_text", "percent", "started_text", "finished_text", "pause_reason", "pause_explanation", "obstacle_text"]) {
         setField(name, data[name] === null ? (name.endsWith("_text") ? "not yet" : "") : data[name]);
       }
+      document.querySelectorAll("time[data-utc-field]").forEach((el) => {
+        const iso = data[el.dataset.utcField];
+        if (iso) {
+          el.dateTime = iso;
+          el.title = iso.slice(0, 19).replace("T", " ") + " UTC";
+        }
+      });
       setField("done", number(data.done));
       setField("total", number(data.total));
       const rate = currentRate(data);
@@ -325,6 +332,21 @@
       });
     });
   }
+
+  // An issue's preview frame grows to the email's height (it may be read, it runs no
+  // script), so the page scrolls once rather than a frame inside it; images may load late.
+  document.querySelectorAll("iframe[data-fit-height]").forEach((frame) => {
+    const fit = () => {
+      const doc = frame.contentDocument;
+      if (!doc || doc.URL === "about:blank" || !doc.documentElement) return;
+      frame.style.height = doc.documentElement.scrollHeight + 2 + "px";
+    };
+    frame.addEventListener("load", () => {
+      fit();
+      frame.contentDocument.querySelectorAll("img").forEach((img) => img.addEventListener("load", fit));
+    });
+    fit();
+  });
 
   // On a phone the navigation folds behind "Menu" (CSS shows the button only there).
   const menuButton = document.querySelector(".menu-toggle");

@@ -34,7 +34,7 @@ def _page(template: str, newsletter: Newsletter, **context: object) -> str:
     # Every archive page ends with the signup form, empty: errors show on the front page.
     return render_template(
         template, newsletter=newsletter, consent_text=consent_text(newsletter), form={}, errors={},
-        local_time=archive.local_time, **context,
+        local_time=archive.local_time, summary=archive.summary, **context,
     )
 
 
@@ -47,7 +47,7 @@ def index(newsletter: str) -> str:
     """Show the archive index: every sent issue, newest first."""
     dbs = db_session()
     found = _newsletter(dbs, newsletter)
-    return _page("archive/index.html", found, issues=archive.sent_issues(dbs, found))
+    return _page("archive/index.html", found, issues=archive.sent_issues(dbs, found, with_posts=True))
 
 
 @bp.get(_route(links.ISSUE_PATH))
@@ -122,5 +122,6 @@ def feed(newsletter: str) -> Response:
         issue_url=lambda item: links.issue_url(config, found.slug, item.slug),
         content=content,
         stamp=_stamp,
+        summary=archive.summary,
     )
     return Response(xml, mimetype="application/atom+xml")

@@ -31,7 +31,7 @@ from digest.core.extensions import csrf_exempt, db_session, limiter
 from digest.core.models import ConsentSource, Issue, IssueStatus, Newsletter, Subscription
 from digest.core.tokens import CONFIRM_MAX_AGE, BadToken, ClickSigner, ExpiredToken, Purpose
 from digest.core.validation import Invalid
-from digest.domain import engagement, links
+from digest.domain import archive, engagement, links
 from digest.domain.newsletters import find_newsletter
 from digest.domain.subscribers import privacy, signup
 from digest.domain.subscribers.signup import ConfirmResult, LinkGone, Signup, WithdrawalChannel
@@ -80,6 +80,7 @@ def _front_page(
         newsletter=newsletter,
         consent_text=signup.consent_text(newsletter) if newsletter else "",
         latest=latest,
+        latest_summary=archive.summary(latest) if latest else "",
         latest_url=links.issue_url(current_app.config, newsletter.slug, latest.slug)
         if newsletter and latest
         else None,

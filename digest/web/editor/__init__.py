@@ -166,6 +166,7 @@ from digest.web.editor import (  # noqa: E402,F401
     posts,
     sending,
     subscribers,
+    times,
     two_factor_views,
     webhook_views,
 )

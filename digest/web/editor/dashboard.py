@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import g, render_template
+from flask import current_app, g, render_template
 
 from digest.core.extensions import db_session
+from digest.core.models import Issue
+from digest.domain import issues as issues_domain
 from digest.domain import reports
+from digest.domain.issue_mail import section_combinations
 from digest.web.editor import bp, charts, engagement
 
 ISSUE_SERIES = {
@@ -16,21 +19,33 @@ ISSUE_SERIES = {
 }
 
 
+def _reach(issue: Issue | None) -> tuple[int, int]:
+    """Return how many confirmed readers get a post of the issue, and how many get none."""
+    if issue is None:
+        return 0, 0
+    combinations = section_combinations(db_session(), issue.id, current_app.config)
+    return (sum(c.readers for c in combinations if c.headlines),
+            sum(c.readers for c in combinations if not c.headlines))
+
+
 @bp.get("/")
 def dashboard() -> str:
-    """Show reader growth and per-issue delivery results as charts and tables."""
+    """Show what lies ahead, reader growth and per-issue delivery results."""
     newsletter = g.newsletter
     if newsletter is None:
         return render_template("editor/dashboard.html", weeks=[], issues=[])
     dbs = db_session()
     weeks = reports.growth(dbs, newsletter, min_weeks=8)
     issues = reports.issue_figures(dbs, newsletter)
+    ahead = issues_domain.outlook(dbs, newsletter)
     week_names = [w.start.strftime("%d %b") for w in weeks]
     issue_names = [f.issue.subject[:18] + ("…" if len(f.issue.subject) > 18 else "") for f in issues]
     return render_template(
         "editor/dashboard.html",
         weeks=weeks,
         issues=issues,
+        ahead=ahead,
+        reach=_reach(ahead.next_issue),
         readers_chart=charts.line(week_names, [w.readers for w in weeks], "readers"),
         weekly_chart=charts.bars(
             week_names,

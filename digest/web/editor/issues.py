@@ -60,6 +60,7 @@ from digest.mail.render import NotSendable, check_sendable
 from digest.mail.transport import SendError
 from digest.web.editor import bp, commit_change, int_arg, issue_or_404, newsletter_or_409, refusal
 from digest.web.editor.outbox import html_policy
+from digest.web.editor.times import local_text
 
 # The address of a preview of a section combination (no subscriber has it; no name).
 PREVIEW_ADDRESS = "reader@example.com"
@@ -70,13 +71,6 @@ PAGE = 50  # issues per page of the list: about a year of weekly issues
 def _app() -> Flask:
     app: Flask = current_app_object()
     return app
-
-
-def in_zone(moment: dt.datetime | None, zone_name: str) -> str:
-    """Return a UTC instant as local time in a zone, e.g. "2026-11-30 08:00 Europe/Berlin"."""
-    if moment is None:
-        return ""
-    return f"{moment.astimezone(ZoneInfo(zone_name)):%Y-%m-%d %H:%M} {zone_name}"
 
 
 @bp.get("/issues")
@@ -95,9 +89,8 @@ def issues_list() -> str:
         older=older,
         delivered=deliveries.sent_of_total(dbs, [i.id for i in items if i.started_at is not None]),
         weekdays=newsletters.WEEKDAYS,
-        slot=issues.next_weekly_slot(newsletter),
+        ahead=issues.outlook(dbs, newsletter),
         runs=issues.schedule_runs(dbs, newsletter.id),
-        in_zone=in_zone,
     )
 
 
@@ -161,7 +154,6 @@ def _edit_page(issue: Issue, data: issues.IssueInput | None = None, errors: dict
         schedule=schedule,
         send_blocker=_send_blocker(issue),
         time_zones=newsletters.time_zones(),
-        in_zone=in_zone,
         warnings=reach_warnings(dbs, issue.id, current_app.config) if editable else [],
     ), status
 
@@ -287,7 +279,7 @@ def issue_schedule(issue_id: int) -> Response | tuple[str, int]:
         return _edit_page(issue_or_404(issue_id), schedule=_ScheduleForm(text, zone_name, field, refusal(exc)),
                           status=400)
     dbs.commit()
-    flash(f"The issue is scheduled: it goes out at {in_zone(at, zone_name)} ({at:%Y-%m-%d %H:%M} UTC).",
+    flash(f"The issue is scheduled: it goes out at {local_text(at, zone_name)} ({zone_name}; {at:%Y-%m-%d %H:%M} UTC).",
           "success@schedule")
     return redirect(url_for("editor.issue_edit", issue_id=issue_id) + "#notice-schedule")
 
@@ -452,7 +444,8 @@ def issue_preview_html(issue_id: int) -> Response:
         # What a mail program in dark mode applies: the email's own dark styles, always on.
         html = html.replace("@media (prefers-color-scheme: dark)", "@media all")
     response = current_app.response_class(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))
+    # The preview's own issue, sanitised and script-free: its frame grows to its height.
+    response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html), measurable=True)
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response
 

@@ -33,12 +33,14 @@ def _message(name: str) -> outbox.Message:
     return message
 
 
-def html_policy(image_origins: list[str]) -> str:
-    """Return the CSP of a message's HTML: its inline styles and linked images, nothing else."""
+def html_policy(image_origins: list[str], measurable: bool = False) -> str:
+    """Return the CSP of a message's HTML: its inline styles and linked images, nothing else
+    (measurable: the workspace page that frames it may read its height; it still runs no script)."""
     images = " ".join(["data:", *image_origins])
     return (
         f"default-src 'none'; style-src 'unsafe-inline'; img-src {images}; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox"
+        + (" allow-same-origin" if measurable else "")
     )
 
 

@@ -23,6 +23,7 @@ from digest.core.models import BounceKind, DeliveryState, Issue, IssueStatus
 from digest.domain import issues, reports
 from digest.domain.issues import IssueError, Progress
 from digest.web.editor import bp, commit_change, engagement, issue_or_404, refusal
+from digest.web.editor.times import local_text
 
 # Statuses in which the numbers can still change by themselves, so the page polls.
 LIVE = (IssueStatus.SENDING, IssueStatus.PAUSED)
@@ -62,7 +63,7 @@ BOUNCE_TEXT = {
 
 
 def _when(moment: dt.datetime | None) -> str | None:
-    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else None
+    return local_text(moment, precision="second") if moment else None
 
 
 def duration_text(seconds: float) -> str:
