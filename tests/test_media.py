@@ -196,6 +196,8 @@ def test_api_lists_images_and_deletes_only_unused_ones(app: Flask, db: Session) 
     api = ApiClient(app.test_client(), make_token(app, "pen@example.com", EditorRole.EDITOR))
     ids = [api.post("/api/v1/media", data={"file": (io.BytesIO(png(200 + n, 100)), f"{n}.png"),
                                            "alt": f"Picture {n}"}).get_json()["id"] for n in range(3)]
+    extra = api.post("/api/v1/media", data={"file": (io.BytesIO(png()), "x.png"), "caption": "no"})
+    assert extra.status_code == 422 and "caption" in extra.get_json()["fields"]  # only documented fields
     listing = api.get("/api/v1/media").get_json()
     assert [item["id"] for item in listing["media"]] == ids[::-1]
     assert (listing["page"], listing["pages"], listing["total"]) == (1, 1, 3)
