@@ -661,3 +661,17 @@ def test_a_new_order_is_stored_grouped_by_section_and_answered(app, db) -> None:
     assert refused.status_code == 409 and "changed meanwhile" in refused.get_json()["error"]
     assert client.post(f"{page}/posts/order", json={"post_ids": ["x"]}, headers=headers).status_code == 400
     assert _post_titles(app, setup.issue_id) == ["A tool", "Second news", "First news"]
+
+
+def test_the_preview_frame_may_be_measured_but_runs_no_script(app, db) -> None:  # type: ignore[no-untyped-def]
+    """The preview's frame is same-origin (the page grows it to the email's height) and
+    nothing else: no script, no form, no popup, under a policy that allows no script."""
+    setup = make_newsletter(db)
+    client = _editor_client(app, db)
+    page = client.get(f"/editor/issues/{setup.issue_id}/preview").get_data(as_text=True)
+    assert re.search(r'<iframe class="mail-html [^"]*" sandbox="allow-same-origin" data-fit-height', page)
+    policy = client.get(f"/editor/issues/{setup.issue_id}/preview/html").headers["Content-Security-Policy"]
+    directives = dict((d.strip().split(" ", 1) + [""])[:2] for d in policy.split(";"))
+    assert directives["sandbox"] == "allow-same-origin"
+    assert directives["default-src"] == "'none'" and "script-src" not in directives
+    assert directives["form-action"] == "'none'"
