@@ -54,14 +54,16 @@ class SettingsInput:
 
 
 def find_newsletter(
-    session: Session, slug: str | None = None, *, detached: bool = False
+    session: Session, slug: str | None = None, *, detached: bool = False, logos: bool = True
 ) -> Newsletter | None:
     """Return the newsletter with this slug (the first one when slug is empty), or None;
-    detached loads what its pages show (sections, logos) for use after the session closes."""
+    detached loads what its pages show (sections, and logos unless logos is False) for use
+    after the session closes."""
     query = select(Newsletter)
     if detached:
-        query = query.options(selectinload(Newsletter.sections),
-                              selectinload(Newsletter.logo_light), selectinload(Newsletter.logo_dark))
+        query = query.options(selectinload(Newsletter.sections))
+        if logos:
+            query = query.options(selectinload(Newsletter.logo_light), selectinload(Newsletter.logo_dark))
     if not slug:
         return session.scalars(query.order_by(Newsletter.id).limit(1)).first()
     return session.scalar(query.where(Newsletter.slug == slug))

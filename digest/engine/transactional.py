@@ -261,9 +261,12 @@ def _record_sent(database: Database, mail_id: int, now: dt.datetime, result: Sen
             # No wait for the WAL flush: a database crash that loses this record can only
             # send this one confirmation again (its lease runs out), never lose it.
             session.execute(text("SET LOCAL synchronous_commit TO off"))
-        # Two guarded statements, no load: this runs once per message of a burst. The
-        # subscription first: an unsubscribe locks it before its mails (LOCK ORDER above).
-        session.execute(
+        # Two guarded statements, no load, on the session's connection (the ORM's bulk
+        # update would look for the rows in a session that holds none): this runs once per
+        # message of a burst. The subscription first: an unsubscribe locks it before its
+        # mails (LOCK ORDER above).
+        connection = session.connection()
+        connection.execute(
             update(Subscription)
             .where(Subscription.id == select(TransactionalMail.subscription_id).where(
                 TransactionalMail.id == mail_id,
@@ -271,7 +274,7 @@ def _record_sent(database: Database, mail_id: int, now: dt.datetime, result: Sen
             ).scalar_subquery())
             .values(confirmation_sent_at=now)
         )
-        session.execute(
+        connection.execute(
             update(TransactionalMail)
             .where(TransactionalMail.id == mail_id)
             .values(

@@ -28,10 +28,11 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
-def signup_newsletter(slug: str | None) -> Newsletter | None:
-    """Return the newsletter a signup names, with its sections, read without waiting for writers."""
+def signup_newsletter(slug: str | None, *, logos: bool = True) -> Newsletter | None:
+    """Return the newsletter a signup names, with its sections (and the logos its page
+    shows, unless logos is False), read without waiting for writers."""
     with get_db().reader() as session:
-        return find_newsletter(session, slug, detached=True)
+        return find_newsletter(session, slug, detached=True, logos=logos)
 
 
 def run_signup(newsletter: Newsletter, signup: Signup) -> None:
