@@ -127,6 +127,7 @@ def test_the_limit_counts_an_ipv6_host_by_its_64(app: Flask, monkeypatch: pytest
     finally:
         with kept._lock:
             kept._buffer.clear()  # made-up ids: nothing for the database
+        kept.stop()
 
 
 def test_a_killed_server_loses_at_most_its_last_second_of_clicks(
