@@ -796,6 +796,7 @@ class SenderPool:
         mailer = self.mailer_factory(self.app.config)
         owner = new_owner(threading.current_thread().name.rsplit("-", 1)[-1])
         failures = 0
+        had_work = False
         try:
             while not self._stop.is_set():
                 worked, trouble = False, None
@@ -825,8 +826,14 @@ class SenderPool:
                 failures = 0
                 self.liveness.clear(owner)
                 if not worked:
+                    clock = self.app.extensions.get("digest.wake")
+                    if had_work and clock is not None:
+                        # The sending issues ran dry: the clock in this process marks them sent
+                        # now, not at its next tick (a small issue would read "sending" for 30 s).
+                        clock()
                     self._wake.wait(self.idle_seconds)
                     self._wake.clear()
+                had_work = worked
         finally:
             mailer.close()
 
