@@ -63,11 +63,11 @@ def request_mail(
     kind: TransactionalKind,
     now: dt.datetime | None = None,
 ) -> TransactionalMail:
-    """Record that an email of kind is due for subscription; the sender picks it up."""
+    """Record that an email of kind is due for subscription (written by the session's next
+    flush, with the rest of the change that asks for it); the sender picks it up."""
     now = now or utcnow()
     mail = TransactionalMail(subscription=subscription, kind=kind, created_at=now, due_at=now)
     session.add(mail)
-    session.flush()
     return mail
 
 

@@ -310,8 +310,8 @@ def take_request(
 ) -> SignupOutcome:
     """Act on a recorded signup request as `subscribe` would, then delete the request."""
     newsletter = session.get(Newsletter, request.newsletter_id)
-    session.delete(request)
     if newsletter is None:  # deleted since
+        session.delete(request)
         session.flush()
         return SignupOutcome.NEWSLETTER_GONE
     chosen = set(request.section_ids)
@@ -325,8 +325,11 @@ def take_request(
         consent_version=request.consent_version,
         created_at=request.created_at,
     )
-    return _apply(session, config, newsletter, request.email, request.name, sections, consent,
-                  now or utcnow())
+    outcome = _apply(session, config, newsletter, request.email, request.name, sections, consent,
+                     now or utcnow())
+    # Deleted last, so it is written with the signup's own rows (one flush less a signup).
+    session.delete(request)
+    return outcome
 
 
 def subscribe(
