@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from digest.domain import posts
+from digest.domain.senders import Obstacle
 from tests.support.editor import log_in, make_editor
 from tests.support.workspace import demo_newsletter, sent_issue
 
@@ -50,3 +52,11 @@ def test_no_editor_template_formats_a_time_itself() -> None:
                  for number, line in enumerate(path.read_text().splitlines(), 1)
                  if "strftime" in line or re.search(r'"[^"]*%H:%M[^"]*UTC', line)]
     assert not offenders, offenders
+
+
+def test_what_holds_a_send_up_reads_in_local_time_on_the_sending_page() -> None:
+    """The obstacle's "since" is the newsletter's local time on the sending page, UTC in the
+    CLI (which serves every newsletter at once)."""
+    held = Obstacle("cannot reach SMTP server", dt.datetime(2026, 11, 16, 7, 0, 5, tzinfo=dt.UTC), None, 1)
+    assert held.describe() == "cannot reach SMTP server — since 07:00:05 UTC"
+    assert held.describe(zone=ZoneInfo("Europe/Berlin")) == "cannot reach SMTP server — since 08:00:05 CET"

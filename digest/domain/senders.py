@@ -128,9 +128,9 @@ class Obstacle:
     retry_at: dt.datetime | None
     senders: int
 
-    def describe(self, now: dt.datetime | None = None) -> str:
-        """Return one line: the obstacle, since when (UTC) and the wait before the next try."""
-        line = f"{self.text} — since {self.since:%H:%M:%S} UTC"
+    def describe(self, now: dt.datetime | None = None, zone: dt.tzinfo = dt.UTC) -> str:
+        """Return one line: the obstacle, since when (in zone) and the wait before the next try."""
+        line = f"{self.text} — since {self.since.astimezone(zone):%H:%M:%S %Z}"
         if self.retry_at is not None:
             wait = round((self.retry_at - (now or utcnow())).total_seconds())
             line += f", retrying in {wait} s" if wait > 0 else ", retrying now"

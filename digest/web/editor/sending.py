@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import current_app, flash, jsonify, redirect, render_template, url_for
 from flask_login import current_user
@@ -23,7 +24,7 @@ from digest.core.models import BounceKind, DeliveryState, Issue, IssueStatus
 from digest.domain import issues, reports
 from digest.domain.issues import IssueError, Progress
 from digest.web.editor import bp, commit_change, engagement, issue_or_404, refusal
-from digest.web.editor.times import local_text
+from digest.web.editor.times import local_text, workspace_zone
 
 # Statuses in which the numbers can still change by themselves, so the page polls.
 LIVE = (IssueStatus.SENDING, IssueStatus.PAUSED)
@@ -195,7 +196,8 @@ def summary(issue: Issue, progress: Progress, now: dt.datetime | None = None) ->
         "eta_seconds": round(progress.eta_seconds) if sending and progress.eta_seconds is not None else None,
         "eta_text": (f"about {duration_text(progress.eta_seconds)} left"
                      if sending and progress.eta_seconds is not None else "–"),
-        "obstacle_text": "; ".join(o.describe(now) for o in progress.obstacles) or None,
+        "obstacle_text": "; ".join(o.describe(now, ZoneInfo(workspace_zone()))
+                                   for o in progress.obstacles) or None,
         "pause_reason": progress.pause_reason if progress.status is IssueStatus.PAUSED else None,
         "pause_explanation": (pause_explanation(progress.pause_reason)
                               if progress.status is IssueStatus.PAUSED else None),
