@@ -250,14 +250,52 @@ def test_page_overrides_are_rendered_from_the_demo_and_refused_with_their_line(a
     result = runner.invoke(args=["templates", "check"])
     assert result.exit_code == 1
     assert f"{broken}:{broken_at}: the page /archive/weekly-model/benchmarks-saturate does not render" in result.output
-    assert f"{stripped}:{form_at}: the page /preferences/" in result.output
-    assert "drops a form's CSRF field or submit button" in result.output
+    assert re.search(rf"{re.escape(str(stripped))}:{form_at}: the page /preferences/\S+ drops the CSRF "
+                     r"field of the form posting to /preferences/\S+ \(action save\)", result.output)
     confirm_form_at = next(i for i, line in enumerate(buttonless.read_text().splitlines(), 1) if "<form" in line)
-    assert f"{buttonless}:{confirm_form_at}: the page /confirm/" in result.output
+    assert re.search(rf"{re.escape(str(buttonless))}:{confirm_form_at}: the page /confirm/\S+ drops the "
+                     r"submit button of the form posting to /confirm/", result.output)
+    assert result.output.count("drops the CSRF field of the form posting to /preferences/") == len(
+        set(re.findall(r"drops the CSRF field of the form posting to (\S+ \(action \S+\))", result.output)))
     assert str(fine) not in result.output
     assert db.scalars(select(Newsletter.slug)).all() == ["weekly"]  # nothing of the demo here
     db.rollback()
     assert app.test_client().get("/archive/weekly/").status_code == 200
+
+
+def test_pages_shown_after_a_form_are_rendered_too(app, runner) -> None:  # type: ignore[no-untyped-def]
+    """Pages a reader sees only after a POST are rendered with their view's context: an error
+    in one branch of the confirmation page (a suppressed address) and in the "check your
+    inbox" page are named at their line; a preferences page whose Pause form became a second
+    Resume form (as many forms as before) and an expired-link page without its button are
+    refused per form."""
+    confirmed = _page_override(app, "public/confirmed.html", lambda t: t.replace(
+        '{% elif result == "suppressed" %}', '{% elif result == "suppressed" %}\n{{ newsletter.no_such.field }}'))
+    confirmed_at = next(i for i, line in enumerate(confirmed.read_text().splitlines(), 1) if "no_such" in line)
+    inbox = _page_override(app, "public/check_inbox.html", lambda t: t.replace(
+        "{% block content %}", "{% block content %}\n{{ subscriber.email.upper() }}", 1))
+    inbox_at = next(i for i, line in enumerate(inbox.read_text().splitlines(), 1) if "upper()" in line)
+    preferences = _page_override(app, "public/preferences.html", lambda t: t.replace(
+        'action_form("pause", "Pause delivery")', 'action_form("resume", "Pause delivery")'))
+    expired = _page_override(app, "public/confirm_expired.html", lambda t: t.replace(
+        '<button type="submit">Send me a new link</button>', ""))
+    fine = _page_override(app, "public/deleted.html", lambda t: t.replace("is gone", "is deleted"))
+
+    result = runner.invoke(args=["templates", "check"])
+    assert result.exit_code == 1
+    assert (f"{confirmed}:{confirmed_at}: the page shown after POST /confirm/" in result.output
+            and "(suppressed) does not render: UndefinedError" in result.output)
+    assert f"{inbox}:{inbox_at}: the page shown after POST /subscribe does not render" in result.output
+    assert re.search(rf"{re.escape(str(preferences))}:\d+: the page /preferences/\S+ drops the form "
+                     r"posting to /preferences/\S+ \(action pause\)", result.output)
+    assert re.search(rf"{re.escape(str(expired))}:\d+: the page shown after POST /confirm/\S+ with an "
+                     r"expired link drops the submit button of the form posting to /confirm/\S+/renew",
+                     result.output)
+    assert str(fine) not in result.output
+
+    for path in (confirmed, inbox, preferences, expired):
+        path.unlink()
+    assert runner.invoke(args=["templates", "check"]).exit_code == 0
 
 
 def test_editors_cannot_change_the_look(app, db) -> None:  # type: ignore[no-untyped-def]
