@@ -38,7 +38,7 @@ def test_demo_pictures_are_served_by_this_instance(runner, client, db) -> None: 
     assert all(url.startswith(f"{BASE_URL}/media/") for url in linked), linked
     assert not any("example.org/images" in p.body_md or "demo:" in p.body_md for p in posts)
     shown = {media.path(item, size) for item in [*leads, newsletter.logo_light, newsletter.logo_dark]
-             for size in ("email", "email2x", "web")}
+             for size in ("email", "email2x", "small", "web")}
     shown |= {url.removeprefix(BASE_URL) for url in linked}
     paths = sorted(shown)
     db.rollback()

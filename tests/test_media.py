@@ -69,7 +69,7 @@ def test_exif_and_gps_are_kept_nowhere(db: Session, tmp_path: Path) -> None:
     item = media.upload(db, storage, original, "photo.jpg", LIMITS, alt="A yellow sun")
     db.commit()
     files = _stored(tmp_path / "media")
-    assert len(files) == 3
+    assert len(files) == 4
     for path in files:
         data = path.read_bytes()
         assert CAMERA.encode() not in data and b"Exif" not in data
@@ -77,17 +77,19 @@ def test_exif_and_gps_are_kept_nowhere(db: Session, tmp_path: Path) -> None:
             assert not image.getexif() and not image.getexif().get_ifd(0x8825)
     assert (item.width, item.height) == (1600, 1000)
     sizes = {name: (v["width"], v["height"]) for name, v in item.variants.items()}
-    assert sizes == {"email": (518, 324), "email2x": (1036, 648), "web": (1600, 1000)}
+    assert sizes == {"email": (518, 324), "email2x": (1036, 648), "small": (240, 150), "web": (1600, 1000)}
 
 
 @pytest.mark.one_backend
 def test_small_images_are_never_enlarged_and_webp_becomes_png(db: Session, tmp_path: Path) -> None:
-    """A 300 px WebP is stored at 300 px in every size, as PNG (Outlook shows no WebP)."""
+    """A 300 px WebP is stored at 300 px in every size but the small one (twice the
+    thumbnail's 120 px), as PNG (Outlook shows no WebP)."""
     out = io.BytesIO()
     Image.new("RGBA", (300, 120), (0, 0, 0, 0)).save(out, "WEBP")
     item = media.upload(db, LocalStorage(tmp_path / "media"), out.getvalue(), "mark.webp", LIMITS)
     assert item.content_type == "image/png"
-    assert {v["width"] for v in item.variants.values()} == {300}
+    assert {name: v["width"] for name, v in item.variants.items()} == {
+        "email": 300, "email2x": 300, "small": 240, "web": 300}
 
 
 @pytest.mark.one_backend
@@ -200,6 +202,7 @@ def test_api_lists_images_and_deletes_only_unused_ones(app: Flask, db: Session) 
     assert extra.status_code == 422 and "caption" in extra.get_json()["fields"]  # only documented fields
     listing = api.get("/api/v1/media").get_json()
     assert [item["id"] for item in listing["media"]] == ids[::-1]
+    assert listing["media"][0]["sizes"]["small"]["width"] == 202  # twice a thumbnail, never enlarged
     assert (listing["page"], listing["pages"], listing["total"]) == (1, 1, 3)
     assert api.get("/api/v1/media?page=2").get_json()["media"] == []
     section_id = db.scalar(select(Post.section_id))
@@ -209,17 +212,17 @@ def test_api_lists_images_and_deletes_only_unused_ones(app: Flask, db: Session) 
     assert created.status_code == 201
     with get_db_of(app).session() as session:
         session.scalars(select(Newsletter)).one().logo_dark = session.get(Media, ids[1])
-    assert len(_stored_files(app)) == 9
+    assert len(_stored_files(app)) == 12
     for media_id, user in ((ids[0], "the lead image of the post “With a picture”"),
                            (ids[1], "the logo of The Weekly Model")):
         refused = api.delete(f"/api/v1/media/{media_id}")
         assert refused.status_code == 409
         assert user in refused.get_json()["fields"]["media"]
-    assert len(_stored_files(app)) == 9 and _count(db) == 3
+    assert len(_stored_files(app)) == 12 and _count(db) == 3
     web = listing["media"][0]["sizes"]["web"]["url"].removeprefix("https://news.example.org")
     assert app.test_client().get(web).status_code == 200
     assert api.delete(f"/api/v1/media/{ids[2]}").status_code == 204
-    assert len(_stored_files(app)) == 6 and _count(db) == 2
+    assert len(_stored_files(app)) == 8 and _count(db) == 2
     assert app.test_client().get(web).status_code == 404
     assert api.delete(f"/api/v1/media/{ids[2]}").status_code == 404
     assert api.get("/api/v1/media").get_json()["total"] == 2
@@ -249,8 +252,8 @@ def test_editor_deletes_an_unused_image_and_is_told_what_uses_another(app: Flask
     html = refused.get_data(as_text=True)
     notice = html[html.index(f'id="media-{used}"'):].split("</li>")[0]
     assert "in use as the body of the post “Charts”" in notice and 'id="notice-media-' in notice
-    assert _count(db) == 2 and len(_stored_files(app)) == 6
+    assert _count(db) == 2 and len(_stored_files(app)) == 8
     done = client.post(f"/editor/media/{spare}/delete", data={"csrf_token": token}, follow_redirects=True)
     assert "“spare.png” is deleted." in done.get_data(as_text=True)
-    assert _count(db) == 1 and len(_stored_files(app)) == 3
+    assert _count(db) == 1 and len(_stored_files(app)) == 4
     assert client.get(urls[1].removeprefix("https://news.example.org")).status_code == 404

@@ -136,5 +136,5 @@ def test_delete_asks_first_and_refuses_an_image_in_use(app: Flask, db: Session, 
         page.wait_for_selector(".flash-success:has-text('“spare.png” is deleted.')")
         assert page.locator("li.media-item").count() == 1
         stored = sorted(p.name for p in (tmp_path / "instance" / "media").rglob("*.png"))
-        assert stored == ["email.png", "email2x.png", "web.png"]
+        assert stored == ["email.png", "email2x.png", "small.png", "web.png"]
         assert not problems, problems

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 
+from PIL import Image
 from sqlalchemy import select
 
 from digest.core.models import EditorRole, Media, Post
@@ -14,6 +15,7 @@ from tests.support.delivery import make_newsletter
 from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
 from tests.support.images import photo, png
+from tests.support.waiting import wait_until
 from tests.support.workspace import sent_issue
 
 BASE = "https://news.example.org"
@@ -61,7 +63,7 @@ def test_logo_and_lead_image_reach_the_inbox(smtp_app, smtp_server, db) -> None:
     for name, item in (("light", light), ("dark", dark), ("lead", lead)):
         with get_db_of(smtp_app).session() as session:
             stored = session.get(Media, item["id"])
-            keys[name] = f"{BASE}/media/{stored.variants['email2x']['key']}"
+            keys[name] = f"{BASE}/media/{stored.variants['email2x' if name == 'lead' else 'small']['key']}"
     assert images[keys["light"]]["alt"] == "The Test Weekly"
     assert (images[keys["light"]]["width"], images[keys["light"]]["height"]) == ("240", "48")
     assert keys["dark"] in images and "logo-dark-only" in html
@@ -70,6 +72,65 @@ def test_logo_and_lead_image_reach_the_inbox(smtp_app, smtp_server, db) -> None:
     assert (lead_image["width"], lead_image["height"]) == ("518", "292")
     served = client.get(keys["lead"].removeprefix(BASE))
     assert served.status_code == 200 and served.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def _grainy(width: int, height: int) -> bytes:
+    """Return a JPEG with a camera's grain, which weighs what a real photo does."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.merge("RGB", [Image.effect_noise((width, height), sigma).convert("L") for sigma in (40, 60, 80)]
+                ).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _sent_images(smtp_server, client, setup, count: int) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    submit(client, f"/editor/issues/{setup.issue_id}/preview", f"/editor/issues/{setup.issue_id}/test")
+    received = wait_until(lambda: smtp_server.to("admin@example.com")[count - 1:], timeout=30)
+    html = received[0].message.get_body(("html",)).get_content()
+    return {image["alt"]: image for image in _images(html)}
+
+
+def test_thumbnails_and_logos_are_sent_in_the_small_size(smtp_app, smtp_server, db) -> None:  # type: ignore[no-untyped-def]
+    """With thumbnails on, the email aiosmtpd receives points the thumbnail and the logo at
+    their small size (twice the box they are drawn in), a fraction of the 2x email size's
+    bytes; an image uploaded before the small size existed still shows, from its 2x size."""
+    with get_db_of(smtp_app).session() as session:
+        setup = make_newsletter(session, readers=1)
+    make_editor(db, "admin@example.com", EditorRole.ADMIN)
+    client = smtp_app.test_client()
+    log_in(client, "admin@example.com")
+    token = csrf_token(client.get("/editor/media").get_data(as_text=True))
+    logo = _upload(client, token, _grainy(1000, 200), "logo.jpg", "Test Weekly")
+    lead = _upload(client, token, _grainy(1600, 1000), "harbour.jpg", "Boats in the harbour at dawn")
+    assert submit(client, "/editor/settings/media", image_display="thumbnail",
+                  logo_light_id=str(logo["id"]), logo_dark_id="").status_code == 302
+    db.execute(Post.__table__.update().where(Post.slug == "first").values(lead_image_id=lead["id"]))
+    db.commit()
+
+    shown = _sent_images(smtp_server, client, setup, 1)
+    thumbnail, brand = shown["Boats in the harbour at dawn"], shown["The Test Weekly"]
+    assert thumbnail["src"].endswith("/small.jpg") and brand["src"].endswith("/small.jpg")
+    assert (thumbnail["width"], thumbnail["height"]) == ("120", "75")
+    assert (brand["width"], brand["height"]) == ("240", "48")
+    with get_db_of(smtp_app).session() as session:
+        sizes = {item["id"]: session.get(Media, item["id"]).variants for item in (logo, lead)}
+    for image, item, size in ((thumbnail, lead, (240, 150)), (brand, logo, (480, 96))):
+        served = client.get(image["src"].removeprefix(BASE))
+        assert served.status_code == 200
+        with Image.open(io.BytesIO(served.data)) as decoded:
+            assert decoded.size == size  # twice what the email draws: sharp on dense screens
+        email2x = sizes[item["id"]]["email2x"]["bytes"]
+        assert len(served.data) * 4 < email2x, (len(served.data), email2x)
+
+    # An upload stored before the small size existed has only email, email2x and web.
+    with get_db_of(smtp_app).session() as session:
+        stored = session.get(Media, lead["id"])
+        stored.variants = {name: v for name, v in stored.variants.items() if name != "small"}
+    old = _sent_images(smtp_server, client, setup, 2)["Boats in the harbour at dawn"]
+    assert old["src"] == f"{BASE}/media/{sizes[lead['id']]['email2x']['key']}"
+    assert (old["width"], old["height"]) == ("120", "75")
+    assert client.get(old["src"].removeprefix(BASE)).status_code == 200
 
 
 def test_archive_shows_lead_and_body_images(app, db) -> None:  # type: ignore[no-untyped-def]

@@ -86,7 +86,7 @@ def test_uploads_go_to_the_bucket_and_are_served_from_it(app_overrides: dict[str
             item = media.upload(session, app_storage(), photo(900, 600), "sky.jpg", limits)
             key = item.variants["email"]["key"]
         assert sorted(_objects(s3_endpoint)) == sorted(
-            f"news/{item.variants[name]['key']}" for name in ("email", "email2x", "web"))
+            f"news/{item.variants[name]['key']}" for name in ("email", "email2x", "small", "web"))
         served = app.test_client().get(f"/media/{key}")
         assert served.status_code == 200 and served.mimetype == "image/jpeg"
         assert served.headers["Cache-Control"].startswith("public, max-age=31536000")
@@ -129,7 +129,7 @@ def test_deleting_an_image_removes_it_from_the_bucket(app_overrides: dict[str, A
             demo_newsletter(session).logo_light = logo
             ids, kept = (logo.id, spare.id), sorted(f"news/{v['key']}" for v in logo.variants.values())
         api = ApiClient(app.test_client(), make_token(app, "pen@example.com", EditorRole.EDITOR))
-        assert len(set(_objects(s3_endpoint)) - before) == 6
+        assert len(set(_objects(s3_endpoint)) - before) == 8
         assert api.delete(f"/api/v1/media/{ids[0]}").status_code == 409
         assert api.delete(f"/api/v1/media/{ids[1]}").status_code == 204
         assert sorted(set(_objects(s3_endpoint)) - before) == kept

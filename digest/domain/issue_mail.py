@@ -83,14 +83,10 @@ def _local_date(issue: Issue, time_zone: str) -> dt.datetime:
         return when
 
 
-# How wide the digest draws a lead image (full: the column) and a thumbnail, and the box a
-# logo fits in; the 2x size is sent, so every one is sharp on high-density screens.
-THUMBNAIL_WIDTH = 120
-LOGO_BOX = (240, 48)
-
-
+# A lead image is drawn the column's width from the 2x email size; a thumbnail and a logo
+# from the small size (twice their box): each is sharp on high-density screens.
 def _image(config: Mapping[str, Any], item: Media, width: int, height: int | None = None) -> ImageView:
-    stored = media.variant(item, "email2x")
+    stored = media.variant(item, "email2x") if width == media.EMAIL_WIDTH else media.small_variant(item)
     scale = min(width / stored["width"], (height or stored["height"]) / stored["height"], 1.0)
     drawn_width = max(1, round(stored["width"] * scale))
     return ImageView(src=links.absolute(config, f"/media/{stored['key']}"), width=drawn_width,
@@ -101,7 +97,7 @@ def _image(config: Mapping[str, Any], item: Media, width: int, height: int | Non
 def _lead(config: Mapping[str, Any], newsletter: Newsletter, post: Post) -> ImageView | None:
     if post.lead_image is None or newsletter.image_display not in ("lead", "thumbnail"):
         return None
-    width = media.EMAIL_WIDTH if newsletter.image_display == "lead" else THUMBNAIL_WIDTH
+    width = media.EMAIL_WIDTH if newsletter.image_display == "lead" else media.THUMBNAIL_WIDTH
     return _image(config, post.lead_image, width)
 
 
@@ -111,23 +107,30 @@ def logo(config: Mapping[str, Any], newsletter: Newsletter) -> Logo | None:
     if light is None:
         return None
     dark = newsletter.logo_dark if newsletter.logo_dark is not light else None
-    return Logo(_image(config, light, *LOGO_BOX), _image(config, dark, *LOGO_BOX) if dark else None)
+    box = media.LOGO_BOX
+    return Logo(_image(config, light, *box), _image(config, dark, *box) if dark else None)
 
 
 def _image_bytes(session: Session, newsletter: Newsletter, posts: list[Post]) -> int:
-    shown: dict[int, int] = {}
+    shown: dict[str, int] = {}  # by stored file: a file shown twice is fetched once
+
+    def add(stored: Mapping[str, Any]) -> None:
+        shown[str(stored["key"])] = int(stored["bytes"])
+
     for item in (newsletter.logo_light, newsletter.logo_dark):
         if item is not None:
-            shown[item.id] = int(media.variant(item, "email2x")["bytes"])
+            add(media.small_variant(item))
     uids: set[str] = set()
     for post in posts:
-        if post.lead_image is not None and newsletter.image_display in ("lead", "thumbnail"):
-            shown[post.lead_image.id] = int(media.variant(post.lead_image, "email2x")["bytes"])
+        if post.lead_image is not None and newsletter.image_display == "lead":
+            add(media.variant(post.lead_image, "email2x"))
+        elif post.lead_image is not None and newsletter.image_display == "thumbnail":
+            add(media.small_variant(post.lead_image))
         if not post.summary.strip():
             uids.update(media.linked_uids(post.body_md))
     if uids:
         for item in session.scalars(select(Media).where(Media.uid.in_(uids))):
-            shown[item.id] = int(media.variant(item, "email2x")["bytes"])
+            add(media.variant(item, "email2x"))
     return sum(shown.values())
 
 

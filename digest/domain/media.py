@@ -14,8 +14,10 @@ remote loads, and the email clients that matter (Gmail, Outlook) do not show SVG
 so sanitising one would only keep an image that most readers never see.
 
 Sizes: "email" fits the email's content column (EMAIL_WIDTH, Outlook's width), "email2x"
-is twice that for sharp screens (the email shows it at EMAIL_WIDTH), "web" is for the
-archive; none is ever larger than the original. WebP, which Outlook cannot show, becomes
+is twice that for sharp screens (the email shows it at EMAIL_WIDTH), "small" is twice
+the digest's thumbnail and logo box (sharp there, and a fraction of "email2x"'s bytes),
+"web" is for the archive; none is ever larger than the original. Images uploaded before
+"small" existed have none: `small_variant` falls back to "email2x" for them. WebP, which Outlook cannot show, becomes
 PNG (with transparency) or JPEG.
 """
 
@@ -38,6 +40,9 @@ from digest.core.validation import Invalid, text
 from digest.mail.markdown import EMAIL_IMAGE_WIDTH
 
 EMAIL_WIDTH = EMAIL_IMAGE_WIDTH  # the 600 px column less its gutters
+# How wide the digest draws a thumbnail, and the box a logo fits in (CSS pixels).
+THUMBNAIL_WIDTH = 120
+LOGO_BOX = (240, 48)
 WEB_WIDTH = 1600
 ALT_MAX = 1000
 FILENAME_MAX = 200
@@ -172,9 +177,16 @@ def process(data: bytes, filename: str, limits: Limits) -> Processed:
     frames = [_normalised(frame, fmt) for frame in (frames if fmt == "GIF" else frames[:1])]
     width, height = frames[0].size
     widths = {"email": min(width, EMAIL_WIDTH), "email2x": min(width, 2 * EMAIL_WIDTH),
-              "web": min(width, WEB_WIDTH)}
+              "small": _small_width(width, height), "web": min(width, WEB_WIDTH)}
     sizes = {name: _encode(frames, fmt, size, durations) for name, size in widths.items()}
     return Processed(sizes, fmt, len(frames), width, height)
+
+
+def _small_width(width: int, height: int) -> int:
+    # Twice a thumbnail's width, or twice the logo box for a logo wider than the box's shape
+    # (a logo is drawn at most LOGO_BOX[1] tall); never wider than the original.
+    logo = min(2 * LOGO_BOX[0], round(2 * LOGO_BOX[1] * width / height))
+    return min(width, max(2 * THUMBNAIL_WIDTH, logo))
 
 
 def upload(session: Session, storage: MediaStorage, data: bytes, filename: str, limits: Limits,
@@ -304,8 +316,14 @@ def by_uid(session: Session, uid: str) -> Media | None:
 
 
 def variant(media: Media, name: str) -> Mapping[str, Any]:
-    """Return one stored size of an image ("email", "email2x" or "web")."""
+    """Return one stored size of an image ("email", "email2x", "small" or "web")."""
     return media.variants[name]
+
+
+def small_variant(media: Media) -> Mapping[str, Any]:
+    """Return the size thumbnails and logos are sent in: "small", or "email2x" for an
+    image uploaded before "small" was made."""
+    return media.variants.get("small") or media.variants["email2x"]
 
 
 def path(media: Media, name: str = "web") -> str:

@@ -440,8 +440,9 @@ _object("Media", "An uploaded image: its original size and each stored size.", {
     "height": INTEGER,
     "frames": INTEGER,
     "sizes": {"type": "object", "description": "`email` (the email column), `email2x` (twice "
-              "that, for sharp screens) and `web`; none larger than the original.",
-              "properties": {name: _ref("MediaSize") for name in ("email", "email2x", "web")},
+              "that, for sharp screens), `small` (twice the digest's thumbnail and logo box; "
+              "absent for images uploaded before it was made) and `web`; none larger than the original.",
+              "properties": {name: _ref("MediaSize") for name in ("email", "email2x", "small", "web")},
               "required": ["email", "email2x", "web"], "additionalProperties": False},
     "created_at": TIME,
 })
@@ -470,7 +471,7 @@ def media_item(item: Media, config: Mapping[str, Any]) -> dict[str, Any]:
         "width": item.width,
         "height": item.height,
         "frames": item.frames,
-        "sizes": {name: size(name) for name in ("email", "email2x", "web")},
+        "sizes": {name: size(name) for name in ("email", "email2x", "small", "web") if name in item.variants},
         "created_at": _time(item.created_at),
     }
 
