@@ -17,9 +17,9 @@ rsa-sha256 as the sender signs (with the body hash the renderer computed), with 
 with today's templates, alternating, best of seven rounds of three messages per reader: a second table
 shows per-message cost, per-issue cost and HTML size before and after.
 
-A last table sets the same issue with images against without, in two databases rendered
-alternately: a light and a dark logo, a lead image on every post (shown full width), and
-an uploaded image in every body the digest shows; per-message cost unsigned and rsa-sha256,
+A last table sets the same issue with images against without, in three databases rendered
+alternately: a light and a dark logo, a lead image on every post (shown full width, or as
+a thumbnail in the third), and an uploaded image in every body the digest shows; per-message cost unsigned and rsa-sha256,
 the largest HTML and what its images weigh (fetched by the client, outside Gmail's limit).
 """
 
@@ -196,9 +196,9 @@ def compare_templates(
     return lines
 
 
-def _illustrate(app: Flask, issue_id: int) -> None:
+def _illustrate(app: Flask, issue_id: int, display: str = "lead") -> None:
     """Give the issue's newsletter a logo (light and dark), every post a lead image shown
-    full width, and every body the digest shows an uploaded image."""
+    full width (or as a thumbnail), and every body the digest shows an uploaded image."""
     from PIL import Image, ImageDraw
 
     def picture(width: int, height: int, hue: int) -> bytes:
@@ -216,7 +216,7 @@ def _illustrate(app: Flask, issue_id: int) -> None:
         newsletter: Newsletter = issue.newsletter
         logo = media.upload(session, storage, picture(600, 120, 10), "logo.jpg", limits, alt="Logo")
         dark = media.upload(session, storage, picture(600, 120, 200), "dark.jpg", limits, alt="Logo")
-        newsletter.logo_light, newsletter.logo_dark, newsletter.image_display = logo, dark, "lead"
+        newsletter.logo_light, newsletter.logo_dark, newsletter.image_display = logo, dark, display
         for n, item in enumerate(issue.issue_posts):
             post = item.post
             post.lead_image = media.upload(session, storage, picture(1600, 900, n * 9 % 200),
@@ -231,10 +231,11 @@ def _illustrate(app: Flask, issue_id: int) -> None:
 def image_rows(n_readers: int, folder: Path) -> list[str]:
     """Return the table of per-message cost with images against without."""
     apps = {}
-    for label in ("without images", "with images"):
+    for label in ("without images", "with images", "with thumbnails"):
         (folder / label).mkdir()
         apps[label] = sample_app(folder / label)
     _illustrate(*apps["with images"])
+    _illustrate(*apps["with thumbnails"], display="thumbnail")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     results: dict[tuple[str, str], float] = {}
     sizes: dict[str, tuple[int, int]] = {}
