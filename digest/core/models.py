@@ -433,7 +433,7 @@ class Post(Base):
 class Media(Base):
     """An uploaded image, decoded and re-encoded: its stored sizes and what they weigh.
 
-    `variants` maps a size name ("email", "email2x", "web") to
+    `variants` maps a size name ("email", "email2x", "small" since it was made, "web") to
     {"key", "width", "height", "bytes"}; every key lives in the media storage under `uid`.
     """
 

@@ -85,8 +85,8 @@ def _local_date(issue: Issue, time_zone: str) -> dt.datetime:
 
 # A lead image is drawn the column's width from the 2x email size; a thumbnail and a logo
 # from the small size (twice their box): each is sharp on high-density screens.
-def _image(config: Mapping[str, Any], item: Media, width: int, height: int | None = None) -> ImageView:
-    stored = media.variant(item, "email2x") if width == media.EMAIL_WIDTH else media.small_variant(item)
+def _image(config: Mapping[str, Any], item: Media, stored: Mapping[str, Any], width: int,
+           height: int | None = None) -> ImageView:
     scale = min(width / stored["width"], (height or stored["height"]) / stored["height"], 1.0)
     drawn_width = max(1, round(stored["width"] * scale))
     return ImageView(src=links.absolute(config, f"/media/{stored['key']}"), width=drawn_width,
@@ -97,8 +97,9 @@ def _image(config: Mapping[str, Any], item: Media, width: int, height: int | Non
 def _lead(config: Mapping[str, Any], newsletter: Newsletter, post: Post) -> ImageView | None:
     if post.lead_image is None or newsletter.image_display not in ("lead", "thumbnail"):
         return None
-    width = media.EMAIL_WIDTH if newsletter.image_display == "lead" else media.THUMBNAIL_WIDTH
-    return _image(config, post.lead_image, width)
+    if newsletter.image_display == "lead":
+        return _image(config, post.lead_image, media.variant(post.lead_image, "email2x"), media.EMAIL_WIDTH)
+    return _image(config, post.lead_image, media.small_variant(post.lead_image), media.THUMBNAIL_WIDTH)
 
 
 def logo(config: Mapping[str, Any], newsletter: Newsletter) -> Logo | None:
@@ -108,7 +109,8 @@ def logo(config: Mapping[str, Any], newsletter: Newsletter) -> Logo | None:
         return None
     dark = newsletter.logo_dark if newsletter.logo_dark is not light else None
     box = media.LOGO_BOX
-    return Logo(_image(config, light, *box), _image(config, dark, *box) if dark else None)
+    return Logo(_image(config, light, media.small_variant(light), *box),
+                _image(config, dark, media.small_variant(dark), *box) if dark else None)
 
 
 def _image_bytes(session: Session, newsletter: Newsletter, posts: list[Post]) -> int:

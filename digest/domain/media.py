@@ -17,8 +17,8 @@ Sizes: "email" fits the email's content column (EMAIL_WIDTH, Outlook's width), "
 is twice that for sharp screens (the email shows it at EMAIL_WIDTH), "small" is twice
 the digest's thumbnail and logo box (sharp there, and a fraction of "email2x"'s bytes),
 "web" is for the archive; none is ever larger than the original. Images uploaded before
-"small" existed have none: `small_variant` falls back to "email2x" for them. WebP, which Outlook cannot show, becomes
-PNG (with transparency) or JPEG.
+"small" existed have none: `small_variant` falls back to "email2x" for them. WebP, which
+Outlook cannot show, becomes PNG (with transparency) or JPEG.
 """
 
 from __future__ import annotations
