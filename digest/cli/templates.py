@@ -264,7 +264,7 @@ def _posted(app: Flask) -> list[_Shown]:
     # one paused, each as the preferences page shows them after that button.
     gone.status = SubscriptionStatus.UNSUBSCRIBED
     paused.status, paused.paused_at = SubscriptionStatus.PAUSED, utcnow()
-    session.flush()
+    session.commit()  # the scratch database: no write stays open while the pages are read
     after = {"pause": paused, "unsubscribe": gone}
     uid = reader.uid
     unsubscribe = links.unsubscribe_url(config, gone.uid).removeprefix(config["BASE_URL"])
