@@ -18,6 +18,8 @@ ISSUE_SERIES = {
     "unsubscribed": "unsubscribed",
 }
 
+WEEK_LABELS = 8
+
 
 def _reach(issue: Issue | None) -> tuple[int, int]:
     """Return how many confirmed readers get a post of the issue, and how many get none."""
@@ -38,7 +40,8 @@ def dashboard() -> str:
     weeks = reports.growth(dbs, newsletter, min_weeks=8)
     issues = reports.issue_figures(dbs, newsletter)
     ahead = issues_domain.outlook(dbs, newsletter)
-    week_names = [w.start.strftime("%d %b") for w in weeks]
+    # Each week by its local Monday as an ISO date; eight labels at most, so none overlap.
+    week_names = [w.start.isoformat() for w in weeks]
     issue_names = [f.issue.subject[:18] + ("…" if len(f.issue.subject) > 18 else "") for f in issues]
     return render_template(
         "editor/dashboard.html",
@@ -46,11 +49,11 @@ def dashboard() -> str:
         issues=issues,
         ahead=ahead,
         reach=_reach(ahead.next_issue),
-        readers_chart=charts.line(week_names, [w.readers for w in weeks], "readers"),
+        readers_chart=charts.line(week_names, [w.readers for w in weeks], "readers", max_labels=WEEK_LABELS),
         weekly_chart=charts.bars(
             week_names,
             {"confirmed": [w.confirmed for w in weeks], "unsubscribed": [w.unsubscribed for w in weeks]},
-            {"confirmed": "new readers", "unsubscribed": "unsubscribed"},
+            {"confirmed": "new readers", "unsubscribed": "unsubscribed"}, max_labels=WEEK_LABELS,
         ),
         issues_chart=charts.bars(
             issue_names,
