@@ -104,7 +104,8 @@ def test_dashboard_draws_accessible_charts(client, db) -> None:  # type: ignore[
 
 def test_dashboard_charts_label_weeks_by_their_local_monday(client, db) -> None:  # type: ignore[no-untyped-def]
     """A reader confirmed in the first minutes of last week's Monday in Auckland (Sunday in
-    UTC) counts in last week, which the charts name by that Monday's ISO date."""
+    UTC) counts in last week, which the charts name by that Monday's ISO date (its month
+    and day under the axis)."""
     newsletter = demo_newsletter(db)
     newsletter.time_zone = "Pacific/Auckland"
     zone = ZoneInfo("Pacific/Auckland")
@@ -125,8 +126,8 @@ def test_dashboard_charts_label_weeks_by_their_local_monday(client, db) -> None:
     assert f"<title>{earlier}: 0 new readers</title>" in html
     labels = re.findall(r'<text x="[\d.]+" y="[\d.]+" text-anchor="middle">([^<]+)</text>',
                         html.split('id="weekly-chart-title"')[1].split("</svg>")[0])
-    assert labels and labels[-1] == this_monday.isoformat() and len(labels) <= 8
-    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", label) for label in labels), labels
+    assert labels and labels[-1] == this_monday.isoformat()[5:] and len(labels) <= 13
+    assert all(re.fullmatch(r"\d{2}-\d{2}", label) for label in labels), labels
 
 
 def test_dashboard_without_a_newsletter(client, db) -> None:  # type: ignore[no-untyped-def]
