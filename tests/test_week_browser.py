@@ -212,7 +212,7 @@ PHONE_PAGES = {
 def test_every_main_page_fits_a_phone_light_and_dark(app: Flask, db: Session) -> None:
     """At 390 px each main workspace page fits the width: a table wider than the screen
     scrolls inside its box and shows that it does (a shade at the hidden edge), buttons
-    share one size; a scheduled issue's Reschedule is as wide as Send now and the others;
+    share one size, no chart label runs off its chart; a scheduled issue's Reschedule is as wide as Send now and the others;
     the preview's width and colour tabs stay on one line; each page is photographed light
     and dark."""
     newsletter = demo_newsletter(db)
@@ -247,6 +247,13 @@ def test_every_main_page_fits_a_phone_light_and_dark(app: Flask, db: Session) ->
                 .map(b => { const c = getComputedStyle(b); return c.fontSize + ' ' + c.paddingTop; }))]""")
             if len(sizes) > 1:  # a long label may wrap; size and padding stay one
                 unfit.setdefault(name, f"button sizes {sizes}")
+            clipped = page.evaluate("""() => Array.from(document.querySelectorAll('.chart .labels text'))
+                .filter(t => getComputedStyle(t).display !== 'none')
+                .filter(t => { const r = t.getBoundingClientRect(), box = t.ownerSVGElement.getBoundingClientRect();
+                               return r.left < box.left - 0.5 || r.right > box.right + 0.5; })
+                .map(t => t.textContent)""")
+            if clipped:  # an axis label running off its chart
+                unfit[name] = f"chart labels cut off: {clipped}"
             if name == "issue":
                 widths = page.evaluate("""() => Array.from(document.querySelectorAll('#schedule button'))
                     .filter(b => b.offsetParent !== null)

@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 44
+# RIGHT leaves room for half the newest label under the last slot at a phone's enlarged text.
+LEFT, RIGHT, TOP, BOTTOM = 48, 28, 14, 44
 MAX_BAR = 36
 
 
