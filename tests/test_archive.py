@@ -33,7 +33,7 @@ def test_sent_issue_page_groups_posts_by_section_in_editor_order(client, db) -> 
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "First &amp; foremost &lt;issue&gt;" in html
-    assert "Monday 16 November 2026" in html  # 08:00 in Berlin
+    assert '<time datetime="2026-11-16">2026-11-16</time>' in html  # 08:00 in Berlin
     assert "Hello <strong>readers</strong>." in html
     tools, news = html.index("<h2>Tools</h2>"), html.index("<h2>News</h2>")
     runner, diffing, act = (html.index(t) for t in ("GPU sharing", "Readable diffs", "EU AI Act"))
@@ -78,6 +78,26 @@ def test_archive_index_lists_sent_issues_newest_first(client, db) -> None:  # ty
     assert html.index("/archive/weekly-model/second-issue") < html.index("/archive/weekly-model/first-issue")
     assert "open-weights-catch-up" not in html
     assert 'type="application/atom+xml"' in html and 'href="/archive/weekly-model/feed.xml"' in html
+
+
+def test_public_dates_are_iso_dates_in_the_newsletter_time_zone(client, db) -> None:  # type: ignore[no-untyped-def]
+    """An issue sent and a post published late on 16 November UTC read 2026-11-17 in
+    Auckland, as an ISO date on the archive index, the issue's page, the post's page and the
+    front page."""
+    newsletter = demo_newsletter(db)
+    newsletter.time_zone = "Pacific/Auckland"
+    late = dt.datetime(2026, 11, 16, 23, 30, tzinfo=dt.UTC)  # 12:30 on the 17th in Auckland
+    post = posts.list_posts(db, newsletter, status="published").posts[0]
+    post.published_at = late
+    sent_issue(db, newsletter, "late-issue", [post], subject="Late in UTC", sent_at=late)
+    pages = {
+        "index": f"/archive/{newsletter.slug}/", "issue": f"/archive/{newsletter.slug}/late-issue",
+        "post": f"/posts/{newsletter.slug}/{post.slug}", "front": "/",
+    }
+    for name, path in pages.items():
+        html = client.get(path).get_data(as_text=True)
+        assert '<time datetime="2026-11-17"' in html and ">2026-11-17</time>" in html, name
+        assert "2026-11-16" not in html and "November" not in html, name
 
 
 def test_feed_is_valid_atom(client, db) -> None:  # type: ignore[no-untyped-def]

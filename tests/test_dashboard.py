@@ -102,6 +102,34 @@ def test_dashboard_draws_accessible_charts(client, db) -> None:  # type: ignore[
     assert "style=" not in html and "<script>" not in html  # nothing the CSP would block
 
 
+def test_dashboard_charts_label_weeks_by_their_local_monday(client, db) -> None:  # type: ignore[no-untyped-def]
+    """A reader confirmed in the first minutes of last week's Monday in Auckland (Sunday in
+    UTC) counts in last week, which the charts name by that Monday's ISO date (its month
+    and day under the axis)."""
+    newsletter = demo_newsletter(db)
+    newsletter.time_zone = "Pacific/Auckland"
+    zone = ZoneInfo("Pacific/Auckland")
+    for sub in db.scalars(select(Subscription)):
+        sub.confirmed_at = utcnow() - dt.timedelta(weeks=40)
+    today = utcnow().astimezone(zone).date()
+    this_monday = today - dt.timedelta(days=today.weekday())
+    last_monday = this_monday - dt.timedelta(weeks=1)
+    confirmed = dt.datetime.combine(last_monday, dt.time(0, 30), tzinfo=zone).astimezone(dt.UTC)
+    assert confirmed.weekday() == 6  # Sunday in UTC: bucketed by the UTC date it would fall a week early
+    _reader(db, newsletter, 1, confirmed)
+    db.commit()
+    make_editor(db)
+    log_in(client, "admin@example.com")
+    html = client.get("/editor/").get_data(as_text=True)
+    assert f"<title>{last_monday.isoformat()}: 1 new readers</title>" in html
+    earlier = (last_monday - dt.timedelta(weeks=1)).isoformat()
+    assert f"<title>{earlier}: 0 new readers</title>" in html
+    labels = re.findall(r'<text x="[\d.]+" y="[\d.]+" text-anchor="middle">([^<]+)</text>',
+                        html.split('id="weekly-chart-title"')[1].split("</svg>")[0])
+    assert labels and labels[-1] == this_monday.isoformat()[5:] and len(labels) <= 13
+    assert all(re.fullmatch(r"\d{2}-\d{2}", label) for label in labels), labels
+
+
 def test_dashboard_without_a_newsletter(client, db) -> None:  # type: ignore[no-untyped-def]
     """A fresh install's dashboard tells the admin what to do first."""
     make_editor(db)

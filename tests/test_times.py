@@ -41,6 +41,8 @@ def test_workspace_pages_show_local_times_with_utc_on_hover(app, db) -> None:  #
     assert started and started.group(1) == "2026-11-16 08:00:00 CET"
     assert 'title="2026-11-16 07:00:00 UTC"' in started.group(0)
     assert " UTC</" not in sending  # no time printed in UTC as its text
+    hours = re.search(r'<h3 id="clicks-timeline">.*?</h3>', sending)
+    assert hours and ">2026-11-16 08:00 CET</time>" in hours.group(0)  # the clicks chart's hour 0
     live = client.get(f"/editor/issues/{issue.id}/progress.json").get_json()
     assert live["started_text"] == "2026-11-16 08:00:00 CET"
     assert summer.id  # listed above, in summer time

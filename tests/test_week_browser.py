@@ -5,12 +5,16 @@ Screenshots go to test-artifacts/week/."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from digest.core.db import utcnow
 from digest.core.models import Post
+from digest.domain import issues
 from tests.support.browser import ARTIFACTS, chromium, live_server, log_in_editor
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.workspace import demo_newsletter, sent_issue
@@ -125,7 +129,7 @@ def test_the_issue_page_answers_where_the_editor_looks(app: Flask, db: Session, 
         backgrounds = []
         for scheme in ("light", "dark"):
             if scheme == "dark":
-                page.click("a:has-text('Dark mode')")
+                page.click("nav.tabs a:has-text('Dark')")
                 page.wait_for_selector("iframe.scheme-dark")
             frame = page.frame_locator("iframe.mail-html")
             frame.locator("body").wait_for()
@@ -208,10 +212,14 @@ PHONE_PAGES = {
 def test_every_main_page_fits_a_phone_light_and_dark(app: Flask, db: Session) -> None:
     """At 390 px each main workspace page fits the width: a table wider than the screen
     scrolls inside its box and shows that it does (a shade at the hidden edge), buttons
-    share one size; each page is photographed light and dark."""
+    share one size, no chart label runs off its chart; a scheduled issue's Reschedule is as wide as Send now and the others;
+    the preview's width and colour tabs stay on one line; each page is photographed light
+    and dark."""
     newsletter = demo_newsletter(db)
     sent = sent_issue(db, newsletter, "a-sent-week", list(db.scalars(select(Post).limit(3))),
                       subject="A week already sent").id
+    issues.schedule_issue(db, 1, utcnow().replace(tzinfo=None) + dt.timedelta(days=3))
+    db.commit()
     make_editor(db, "admin@example.com")
     db.rollback()
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -239,6 +247,31 @@ def test_every_main_page_fits_a_phone_light_and_dark(app: Flask, db: Session) ->
                 .map(b => { const c = getComputedStyle(b); return c.fontSize + ' ' + c.paddingTop; }))]""")
             if len(sizes) > 1:  # a long label may wrap; size and padding stay one
                 unfit.setdefault(name, f"button sizes {sizes}")
+            clipped = page.evaluate("""() => Array.from(document.querySelectorAll('.chart .labels text'))
+                .filter(t => getComputedStyle(t).display !== 'none')
+                .filter(t => { const r = t.getBoundingClientRect(), box = t.ownerSVGElement.getBoundingClientRect();
+                               return r.left < box.left - 0.5 || r.right > box.right + 0.5; })
+                .map(t => t.textContent)""")
+            if clipped:  # an axis label running off its chart
+                unfit[name] = f"chart labels cut off: {clipped}"
+            if name == "issue":
+                widths = page.evaluate("""() => Array.from(document.querySelectorAll('#schedule button'))
+                    .filter(b => b.offsetParent !== null)
+                    .map(b => [b.textContent.trim(), Math.round(b.getBoundingClientRect().width)])""")
+                assert "Reschedule" in dict(widths) and "Send now" in dict(widths), widths
+                if len({w for _, w in widths}) > 1:
+                    unfit[name] = f"schedule buttons of different widths {widths}"
+            if name == "preview":
+                tops = page.locator("nav.tabs a").evaluate_all(
+                    "links => links.map(a => Math.round(a.getBoundingClientRect().top))")
+                # A tab's label on one line is less than two font sizes high; the row fits.
+                lines = page.locator("nav.tabs a").evaluate_all(
+                    "links => links.map(a => a.getBoundingClientRect().height"
+                    " / parseFloat(getComputedStyle(a).fontSize))")
+                overflow = page.locator("nav.tabs").evaluate("n => n.scrollWidth - n.clientWidth")
+                if len(tops) != 4 or len(set(tops)) > 1 or max(lines) >= 2 or overflow > 0:
+                    unfit[name] = f"preview tabs on several lines: tops {tops}, heights {lines}, overflow {overflow}"
+                page.locator("nav.tabs").screenshot(path=str(SHOTS / "phone-preview-tabs.png"))
             for scheme in ("light", "dark"):
                 page.emulate_media(color_scheme=scheme)
                 page.screenshot(path=str(SHOTS / f"phone-{name}-{scheme}.png"), full_page=True)

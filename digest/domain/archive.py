@@ -103,3 +103,9 @@ def summary(issue: Issue) -> str:
 def local_time(newsletter: Newsletter, moment: dt.datetime | None) -> dt.datetime | None:
     """Return moment in the newsletter's time zone."""
     return moment.astimezone(ZoneInfo(newsletter.time_zone)) if moment else None
+
+
+def local_date(newsletter: Newsletter, moment: dt.datetime | None) -> str:
+    """Return moment's ISO date ("2026-12-05") in the newsletter's time zone ("" for none)."""
+    local = local_time(newsletter, moment)
+    return local.date().isoformat() if local else ""

@@ -34,7 +34,7 @@ def _page(template: str, newsletter: Newsletter, **context: object) -> str:
     # Every archive page ends with the signup form, empty: errors show on the front page.
     return render_template(
         template, newsletter=newsletter, consent_text=consent_text(newsletter), form={}, errors={},
-        local_time=archive.local_time, summary=archive.summary, **context,
+        local_time=archive.local_time, local_date=archive.local_date, summary=archive.summary, **context,
     )
 
 

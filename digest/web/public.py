@@ -81,6 +81,7 @@ def _front_page(
         consent_text=signup.consent_text(newsletter) if newsletter else "",
         latest=latest,
         latest_summary=archive.summary(latest) if latest else "",
+        latest_day=archive.local_date(newsletter, latest.sent_at) if newsletter and latest else "",
         latest_url=links.issue_url(current_app.config, newsletter.slug, latest.slug)
         if newsletter and latest
         else None,

@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 44
+# RIGHT leaves room for half the newest label under the last slot at a phone's enlarged text.
+LEFT, RIGHT, TOP, BOTTOM = 48, 28, 14, 44
 MAX_BAR = 36
 
 
@@ -91,8 +92,9 @@ def _labels(names: list[str], slot: float, max_labels: int) -> list[Label]:
 
 
 def bars(names: list[str], series: dict[str, list[int]], titles: dict[str, str],
-         stacked: bool = False, max_labels: int = 13) -> Chart:
-    """Return grouped (or stacked) bars: one slot per name, one bar per series."""
+         stacked: bool = False, max_labels: int = 13, axis: list[str] | None = None) -> Chart:
+    """Return grouped (or stacked) bars: one slot per name, one bar per series (axis: shorter
+    names under the slots; the marks' titles keep the full ones)."""
     count = max(len(names), 1)
     totals = [sum(values[i] for values in series.values()) for i in range(len(names))]
     peak = max(totals if stacked else [v for values in series.values() for v in values] or [0], default=0)
@@ -113,11 +115,12 @@ def bars(names: list[str], series: dict[str, list[int]], titles: dict[str, str],
             if stacked:
                 base = y
     return Chart(bars=result, line="", dots=[], ticks=ticks,
-                 labels=_labels(names, slot, max_labels))
+                 labels=_labels(axis or names, slot, max_labels))
 
 
-def line(names: list[str], values: list[int], title: str, max_labels: int = 13) -> Chart:
-    """Return a line through values, one point per name, with a dot on each."""
+def line(names: list[str], values: list[int], title: str, max_labels: int = 13,
+         axis: list[str] | None = None) -> Chart:
+    """Return a line through values, one point per name, with a dot on each (axis as in bars)."""
     count = max(len(names), 1)
     top, ticks = _axis(max(values, default=0))
     plot = HEIGHT - BOTTOM - TOP
@@ -129,4 +132,4 @@ def line(names: list[str], values: list[int], title: str, max_labels: int = 13) 
         dots.append(Bar(round(x, 1), round(y, 1), 0, 0, "line", f"{name}: {value:,} {title}"))
     points = " ".join(f"{d.x},{d.y}" for d in dots)
     return Chart(bars=[], line=points, dots=dots, ticks=ticks,
-                 labels=_labels(names, slot, max_labels))
+                 labels=_labels(axis or names, slot, max_labels))

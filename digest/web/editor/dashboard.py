@@ -38,7 +38,10 @@ def dashboard() -> str:
     weeks = reports.growth(dbs, newsletter, min_weeks=8)
     issues = reports.issue_figures(dbs, newsletter)
     ahead = issues_domain.outlook(dbs, newsletter)
-    week_names = [w.start.strftime("%d %b") for w in weeks]
+    # Each week by its local Monday as an ISO date; under the axis its month and day, which
+    # fit a phone's width (the marks' titles and the table keep the year).
+    week_names = [w.start.isoformat() for w in weeks]
+    week_axis = [f"{w.start:%m-%d}" for w in weeks]
     issue_names = [f.issue.subject[:18] + ("…" if len(f.issue.subject) > 18 else "") for f in issues]
     return render_template(
         "editor/dashboard.html",
@@ -46,11 +49,11 @@ def dashboard() -> str:
         issues=issues,
         ahead=ahead,
         reach=_reach(ahead.next_issue),
-        readers_chart=charts.line(week_names, [w.readers for w in weeks], "readers"),
+        readers_chart=charts.line(week_names, [w.readers for w in weeks], "readers", axis=week_axis),
         weekly_chart=charts.bars(
             week_names,
             {"confirmed": [w.confirmed for w in weeks], "unsubscribed": [w.unsubscribed for w in weeks]},
-            {"confirmed": "new readers", "unsubscribed": "unsubscribed"},
+            {"confirmed": "new readers", "unsubscribed": "unsubscribed"}, axis=week_axis,
         ),
         issues_chart=charts.bars(
             issue_names,
