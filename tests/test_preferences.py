@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
 
@@ -113,13 +114,17 @@ def test_bad_preferences_are_refused_and_change_nothing(app, client) -> None:  #
 
 
 def test_pause_and_resume(app, client) -> None:  # type: ignore[no-untyped-def]
-    """Pausing stops delivery (status paused, with its time); resuming restores it."""
-    load_newsletter(app)
+    """Pausing stops delivery (status paused, with its time, shown as the archive writes
+    dates); resuming restores it."""
+    newsletter = load_newsletter(app)
     path = _path(app)
     assert "Paused" in _act(client, path, "pause").get_data(as_text=True)
     paused = subscription(app, "grace@example.com")
     assert paused.status is SubscriptionStatus.PAUSED and paused.paused_at  # type: ignore[union-attr]
-    assert "Resume delivery" in client.get(path).get_data(as_text=True)
+    page = client.get(path).get_data(as_text=True)
+    assert "Resume delivery" in page
+    local = paused.paused_at.astimezone(ZoneInfo(newsletter.time_zone))  # type: ignore[union-attr]
+    assert "Delivery is paused since <time datetime=" in page and f">{local.date().isoformat()}</time>" in page
     _act(client, path, "resume")
     resumed = subscription(app, "grace@example.com")
     assert resumed.status is SubscriptionStatus.CONFIRMED and resumed.paused_at is None  # type: ignore[union-attr]

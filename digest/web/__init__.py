@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from digest.core import logs
 from digest.core.extensions import db_session, login_manager
 from digest.domain import editors
+from digest.domain.archive import local_date
 from digest.domain.subscribers import imports
 from digest.web import api, archive, editor, guard, media, ops, public, unavailable
 from digest.web.api.spec import body_limit
@@ -49,6 +50,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(media.bp)
     app.add_template_global(media.image_url)
     app.jinja_env.globals["look_url"] = archive.look_url
+    app.jinja_env.globals["local_date"] = local_date
     login_manager.user_loader(lambda editor_id: editors.load_editor(db_session(), editor_id))
     unavailable.init_app(app)
 
