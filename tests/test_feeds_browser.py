@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 from digest import create_app
 from digest.engine.scheduler import intake
 from tests.support.apps import BASE_URL, get_db_of
-from tests.support.browser import chromium, live_server, log_in_editor, screenshot_path
+from tests.support.browser import (
+    chromium,
+    live_server,
+    log_in_editor,
+    preview_mail_text,
+    screenshot_path,
+)
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.http import Received, Reply, serving
 from tests.support.workspace import demo_newsletter
@@ -113,7 +119,7 @@ def test_add_a_source_accept_an_item_and_see_it_in_the_issue_preview(
         assert TITLE in page.inner_text("#posts")
         page.click("a:has-text('Preview')")
         page.wait_for_selector("h1:has-text('Preview')")
-        mail = page.frame_locator("iframe.mail-html").locator("body").inner_text()
+        mail = preview_mail_text(page)
         assert TITLE in mail and "Measured on real text, and it holds up." in mail
         links = page.frame_locator("iframe.mail-html").locator("a[href^='https://lab.example.org/fast']")
         assert links.count() >= 1

@@ -5,6 +5,7 @@ Screenshots go to test-artifacts/ at the top of the checkout, which CI keeps.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -68,3 +70,11 @@ def log_in_editor(page: object, base: str, email: str, password: str) -> None:
     page.fill("#password", password)  # type: ignore[attr-defined]
     page.click("button:has-text('Log in')")  # type: ignore[attr-defined]
     page.wait_for_selector("h1:has-text('Dashboard')")  # type: ignore[attr-defined]
+
+
+def preview_mail_text(page: Any) -> str:
+    """Return the text of the email an editor's preview frame shows, once it has loaded."""
+    body = page.frame_locator("iframe.mail-html").locator("body")
+    expect(body).to_have_text(re.compile(r"\S"), timeout=30_000)
+    text: str = body.inner_text()
+    return text
