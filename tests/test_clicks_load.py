@@ -6,12 +6,8 @@ from __future__ import annotations
 import logging
 import re
 import signal
-import subprocess
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +24,7 @@ from digest.engine.clicks import recorder
 from tests.support.apps import BASE_URL, get_db_of
 from tests.support.browser import live_server
 from tests.support.delivery import (
-    digest_process,
-    free_port,
+    digest_server,
     make_newsletter,
     process_env,
     reader_email,
@@ -53,25 +48,6 @@ def _stored(db: Session) -> int:
     counted = db.scalar(select(func.sum(ClickTally.clicks))) or 0
     db.rollback()  # on SQLite an open transaction would hold off the server's writes
     return waiting + counted
-
-
-@contextmanager
-def _digest_run(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run `digest run`; yield its base URL and process once /healthz answers."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
-                return bool(response.status == 200)
-        except OSError:
-            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
-            return False
-
-    with digest_process(["run", "--port", str(port)], env, log) as process:
-        wait_until(healthy, 90, lambda: f"`digest run` to answer:\n{log.read_text(errors='replace')[-3000:]}")
-        yield base, process
 
 
 def _first_link(app: Flask, db: Session, smtp_server: SMTPServer, readers: int = 1) -> tuple[str, str]:
@@ -153,7 +129,7 @@ def test_a_killed_server_loses_at_most_its_last_second_of_clicks(
                 assert answer.headers["Location"] == target
                 answered.append(time.monotonic())
 
-    with _digest_run(env, tmp_path / "run.log") as (base, process):
+    with digest_server(env, tmp_path / "run.log") as (base, process):
         clicker = threading.Thread(target=click, args=(base,))
         clicker.start()
         try:
@@ -170,7 +146,7 @@ def test_a_killed_server_loses_at_most_its_last_second_of_clicks(
     stored = _stored(db)
     assert old_enough <= stored <= len(answered), (old_enough, stored, len(answered))
 
-    with _digest_run(env, tmp_path / "run2.log") as (base, process):
+    with digest_server(env, tmp_path / "run2.log") as (base, process):
         with requests.Session() as http:
             for _ in range(40):
                 answer = http.get(base + path, allow_redirects=False, timeout=10,

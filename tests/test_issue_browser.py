@@ -18,6 +18,7 @@ from digest.engine.sender import SenderPool
 from tests.support.apps import get_db_of
 from tests.support.browser import (
     chromium,
+    drag_above,
     live_server,
     log_in_editor,
     preview_mail_text,
@@ -119,16 +120,7 @@ def test_build_preview_schedule_send_and_archive(smtp_app: Flask, smtp_server: S
             titles = lambda: [t.split("·")[1].split("\n")[0].strip() for t in items.all_inner_texts()]  # noqa: E731
             assert titles() == [TITLE, SECOND]
             page.evaluate("window.marker = 1")  # gone if the page reloads
-            page.locator("#posts ol.issue-posts > li").first.evaluate("li => li.scrollIntoView({block: 'center'})")
-            grip = items.nth(1).locator(".issue-post .muted").first.bounding_box()
-            target = items.nth(0).bounding_box()
-            assert grip and target
-            page.mouse.move(grip["x"] + 5, grip["y"] + grip["height"] / 2)
-            page.mouse.down()
-            page.mouse.move(target["x"] + 40, target["y"] + target["height"] / 2, steps=8)
-            page.mouse.move(target["x"] + 40, target["y"] + 4, steps=4)
-            page.mouse.up()
-            page.wait_for_selector("#order-status:has-text('Reordered.')", timeout=15_000)
+            drag_above(page, items.nth(1), items.nth(0))
             assert titles() == [SECOND, TITLE] and page.evaluate("window.marker") == 1
             page.reload()
             assert titles() == [SECOND, TITLE]

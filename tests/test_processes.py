@@ -503,7 +503,7 @@ def test_database_outage_is_shown_while_it_lasts_then_cleared(
                                   env=env, capture_output=True, text=True, timeout=60)
 
         try:
-            with digest_server(env, log) as base:
+            with digest_server(env, log) as (base, _process):
                 wait_until(lambda: len(server.received) >= 3, timeout=60, what=lambda: f"sending\n{_tail(log)}")
                 link.cut()
                 cut_at = utcnow()

@@ -110,7 +110,7 @@ def test_digest_run_believes_the_trusted_proxy(app, tmp_path: Path) -> None:  # 
     each and their consents keep their own addresses, not the proxy's."""
     load_newsletter(app)
     env = process_env(app, TRUSTED_PROXIES=1, SIGNUP_RATE_LIMIT="5 per minute")
-    with digest_server(env, tmp_path / "run.log") as base:
+    with digest_server(env, tmp_path / "run.log") as (base, _process):
         first = [_post_through(base, f"a{n}@example.org", "203.0.113.7") for n in range(6)]
         second = _post_through(base, "b0@example.org", "198.51.100.66, 203.0.113.8")
         assert first == [202] * 5 + [429]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from digest.core.db import utcnow
 from digest.core.models import Post
 from digest.domain import issues
-from tests.support.browser import ARTIFACTS, chromium, live_server, log_in_editor
+from tests.support.browser import ARTIFACTS, chromium, drag_above, live_server, log_in_editor
 from tests.support.editor import PASSWORD, make_editor
 from tests.support.workspace import demo_newsletter, sent_issue
 
@@ -169,16 +169,7 @@ def test_posts_reorder_by_a_real_mouse_drag(app: Flask, db: Session, width: int)
         moved, over = before[at], before[at - 1]
         page.evaluate("window.marker = 1")  # gone if the page reloads
 
-        page.locator(f"#post-{over}").evaluate("li => li.scrollIntoView({block: 'center'})")
-        grip = page.locator(f"#post-{moved} .issue-post .muted").first.bounding_box()
-        target = page.locator(f"#post-{over}").bounding_box()
-        assert grip and target
-        page.mouse.move(grip["x"] + 5, grip["y"] + grip["height"] / 2)
-        page.mouse.down()
-        page.mouse.move(target["x"] + 40, target["y"] + target["height"] / 2, steps=8)
-        page.mouse.move(target["x"] + 40, target["y"] + 4, steps=4)
-        page.mouse.up()
-        page.wait_for_selector("#order-status:has-text('Reordered.')", timeout=15000)
+        drag_above(page, page.locator(f"#post-{moved}"), page.locator(f"#post-{over}"))
         expected = before[:at - 1] + [moved, over] + before[at + 1:]
         assert ids() == expected
         assert page.evaluate("window.marker") == 1  # no reload

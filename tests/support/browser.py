@@ -78,3 +78,18 @@ def preview_mail_text(page: Any) -> str:
     expect(body).to_have_text(re.compile(r"\S"), timeout=30_000)
     text: str = body.inner_text()
     return text
+
+
+def drag_above(page: Any, moved: Any, target: Any) -> None:
+    """Drag the item `moved` (a locator) by its grip above `target` with a real mouse, and
+    wait until the page says it saved the new order."""
+    target.evaluate("li => li.scrollIntoView({block: 'center'})")
+    grip = moved.locator(".issue-post .muted").first.bounding_box()
+    box = target.bounding_box()
+    assert grip and box
+    page.mouse.move(grip["x"] + 5, grip["y"] + grip["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 40, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.move(box["x"] + 40, box["y"] + 4, steps=4)
+    page.mouse.up()
+    page.wait_for_selector("#order-status:has-text('Reordered.')", timeout=15_000)

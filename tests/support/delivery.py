@@ -184,8 +184,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def digest_server(env: Mapping[str, str], log: Path) -> Iterator[str]:
-    """Run `digest run` as a real process; yield its base URL once /healthz answers."""
+def digest_server(env: Mapping[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run `digest run` as a real process; yield its base URL and the process once /healthz
+    answers (or fail, with the log, if it dies or takes over 90 s)."""
     import urllib.request
 
     port = free_port()
@@ -199,9 +200,9 @@ def digest_server(env: Mapping[str, str], log: Path) -> Iterator[str]:
             return False
 
     with digest_process(["run", "--port", str(port)], env, log) as process:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while not healthy():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"`digest run` did not start:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.1)
-        yield base
+        yield base, process
