@@ -15,7 +15,8 @@ Contract:
 - Claiming is one statement: a CTE picking ids (`FOR UPDATE SKIP LOCKED` on PostgreSQL;
   on SQLite the BEGIN IMMEDIATE of every transaction makes one writer claim at a time)
   and an `UPDATE … RETURNING`.
-- A sender commits `sending` before MAIL FROM; the `sent` after a 250 commits in the same
+- A sender commits `sending` just before the message's final dot (after MAIL FROM, RCPT TO and
+  the body; see digest.engine.sender); the `sent` after a 250 commits in the same
   transaction as its next `sending` (`mark_sending(..., accepted=)`), or alone when no
   message follows, so a crash leaves at most one row per open SMTP connection in
   `sending`; the reaper turns expired
