@@ -136,6 +136,14 @@ def test_the_issue_page_answers_where_the_editor_looks(app: Flask, db: Session, 
             backgrounds.append(frame.locator("body").evaluate("b => getComputedStyle(b).backgroundColor"))
             page.locator("iframe.mail-html").screenshot(path=str(SHOTS / f"preview-{scheme}-{width}.png"))
         assert backgrounds[0] != backgrounds[1], backgrounds  # the email's own dark styles apply
+        # An editor whose system is dark still sees the light email under "Light".
+        page.emulate_media(color_scheme="dark")
+        page.click("nav.tabs a:has-text('Light')")
+        page.wait_for_selector("iframe.scheme-light")
+        body = page.frame_locator("iframe.mail-html").locator("body")
+        body.wait_for()
+        assert body.evaluate("b => getComputedStyle(b).backgroundColor") == backgrounds[0]
+        page.emulate_media(color_scheme="light")
 
         page.goto(issue_url)
         page.click("button:has-text('Delete draft')")

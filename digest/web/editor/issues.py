@@ -440,9 +440,10 @@ def issue_preview_html(issue_id: int) -> Response:
         section_combinations(db_session(), issue_id, current_app.config)
     )
     html = _rendered(issue_id, _preview_target(newsletter, combinations))[0].html or ""
-    if request.args.get("scheme") == "dark":
-        # What a mail program in dark mode applies: the email's own dark styles, always on.
-        html = html.replace("@media (prefers-color-scheme: dark)", "@media all")
+    # The chosen mode, whatever the editor's own system prefers: a mail program in dark mode
+    # applies the email's dark styles, one in light mode never does.
+    dark = request.args.get("scheme") == "dark"
+    html = html.replace("@media (prefers-color-scheme: dark)", "@media all" if dark else "@media not all")
     response = current_app.response_class(html, mimetype="text/html")
     # The preview's own issue, sanitised and script-free: its frame grows to its height.
     response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html), measurable=True)
