@@ -417,7 +417,9 @@ def test_heartbeat_keeps_a_slow_batch_from_being_reaped(smtp_app: Flask, smtp_se
     """A batch that takes longer than the lease (rate-limited) renews it: the reaper running
     all along takes nothing back and nothing becomes unknown."""
     setup = make_newsletter(db, readers=12)
-    smtp_app.config.update(LEASE_SECONDS=1, SEND_RATE=4, BATCH_SIZE=12)  # about 2 s for the batch
+    # About 6 s for the batch, twice the lease; renewed each second, with 2 s to spare for a
+    # loaded machine (a 1 s lease lapsed under CI load before the first renewal).
+    smtp_app.config.update(LEASE_SECONDS=3, SEND_RATE=2, BATCH_SIZE=12)
     _start(db, setup.issue_id)
     reaped = []
     pool = SenderPool(smtp_app, 1, mail_jobs=()).start()
