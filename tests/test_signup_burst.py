@@ -62,7 +62,7 @@ def test_confirmations_of_a_burst_leave_within_seconds(
     load_newsletter(smtp_app)
     env = process_env(smtp_app, SIGNUP_RATE_LIMIT="10000 per minute")
     log = tmp_path / "run.log"
-    with digest_server(env, log) as base:
+    with digest_server(env, log) as (base, _process):
         started = time.monotonic()
         statuses = _burst(base, BURST)
         answered = time.monotonic()

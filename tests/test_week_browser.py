@@ -9,6 +9,7 @@ import datetime as dt
 
 import pytest
 from flask import Flask
+from playwright.sync_api import expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -140,9 +141,7 @@ def test_the_issue_page_answers_where_the_editor_looks(app: Flask, db: Session, 
         page.emulate_media(color_scheme="dark")
         page.click("nav.tabs a:has-text('Light')")
         page.wait_for_selector("iframe.scheme-light")
-        body = page.frame_locator("iframe.mail-html").locator("body")
-        body.wait_for()
-        assert body.evaluate("b => getComputedStyle(b).backgroundColor") == backgrounds[0]
+        expect(page.frame_locator("iframe.mail-html").locator("body")).to_have_css("background-color", backgrounds[0])
         page.emulate_media(color_scheme="light")
 
         page.goto(issue_url)
