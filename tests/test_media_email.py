@@ -34,16 +34,21 @@ def _images(html: str) -> list[dict[str, str]]:
     return [dict(re.findall(r'(\w+)="([^"]*)"', tag)) for tag in re.findall(r"<img\b[^>]*>", html)]
 
 
+def _admin_at_media(app, db):  # type: ignore[no-untyped-def]
+    """Return a one-reader newsletter, an admin's client on the media page and its CSRF token."""
+    with get_db_of(app).session() as session:
+        setup = make_newsletter(session, readers=1)
+    make_editor(db, "admin@example.com", EditorRole.ADMIN)
+    client = app.test_client()
+    log_in(client, "admin@example.com")
+    return setup, client, csrf_token(client.get("/editor/media").get_data(as_text=True))
+
+
 def test_logo_and_lead_image_reach_the_inbox(smtp_app, smtp_server, db) -> None:  # type: ignore[no-untyped-def]
     """An admin uploads a light and a dark logo and a lead image, picks them in "Media &
     logo"; the test email aiosmtpd receives shows the logo (dark variant for dark mode) and
     the lead image sized, described and served; the preview counts their bytes apart."""
-    with get_db_of(smtp_app).session() as session:
-        setup = make_newsletter(session, readers=1)
-    make_editor(db, "admin@example.com", EditorRole.ADMIN)
-    client = smtp_app.test_client()
-    log_in(client, "admin@example.com")
-    token = csrf_token(client.get("/editor/media").get_data(as_text=True))
+    setup, client, token = _admin_at_media(smtp_app, db)
     light = _upload(client, token, png(600, 120, (20, 40, 120, 255)), "logo.png", "Test Weekly")
     dark = _upload(client, token, png(600, 120, (230, 230, 250, 255)), "logo-dark.png", "Test Weekly")
     lead = _upload(client, token, photo(1600, 900), "harbour.jpg", "Boats in the harbour at dawn")
@@ -95,12 +100,7 @@ def test_thumbnails_and_logos_are_sent_in_the_small_size(smtp_app, smtp_server, 
     """With thumbnails on, the email aiosmtpd receives points the thumbnail and the logo at
     their small size (twice the box they are drawn in), a fraction of the 2x email size's
     bytes; an image uploaded before the small size existed still shows, from its 2x size."""
-    with get_db_of(smtp_app).session() as session:
-        setup = make_newsletter(session, readers=1)
-    make_editor(db, "admin@example.com", EditorRole.ADMIN)
-    client = smtp_app.test_client()
-    log_in(client, "admin@example.com")
-    token = csrf_token(client.get("/editor/media").get_data(as_text=True))
+    setup, client, token = _admin_at_media(smtp_app, db)
     logo = _upload(client, token, _grainy(1000, 200), "logo.jpg", "Test Weekly")
     lead = _upload(client, token, _grainy(1600, 1000), "harbour.jpg", "Boats in the harbour at dawn")
     assert submit(client, "/editor/settings/media", image_display="thumbnail",
