@@ -132,6 +132,8 @@ class Newsletter(Base):
     reply_to: Mapped[str | None] = mapped_column(String(320))
     postal_address: Mapped[str] = mapped_column(Text, default="")
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # What readers read: a Babel locale code with a catalogue (digest.mail.language).
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     # Weekly schedule: ISO weekday (1 = Monday) and local "HH:MM"; None = no schedule.
     send_weekday: Mapped[int | None] = mapped_column(SmallInteger)
     send_time: Mapped[str | None] = mapped_column(String(5))

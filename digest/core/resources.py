@@ -26,3 +26,11 @@ def template_folders(config: Mapping[str, Any]) -> tuple[Path, ...]:
 def overrides_dir(config: Mapping[str, Any]) -> Path:
     """Return the folder an operator puts template overrides in: INSTANCE/templates."""
     return Path(config["INSTANCE_PATH"]) / "templates"
+
+
+def translation_folders(config: Mapping[str, Any]) -> tuple[Path, ...]:
+    """Return the folders gettext catalogues are looked up in: the instance's
+    `translations/` (an operator's own, winning) when it exists, then the packaged ones."""
+    packaged = PACKAGE_DIR / "translations"
+    own = Path(config["INSTANCE_PATH"]) / "translations"
+    return (own, packaged) if own.is_dir() else (packaged,)

@@ -69,6 +69,11 @@ def find_newsletter(
     return session.scalar(query.where(Newsletter.slug == slug))
 
 
+def default_language(session: Session) -> str | None:
+    """Return the language of the instance's first newsletter (None: there is none yet)."""
+    return session.scalar(select(Newsletter.language).order_by(Newsletter.id).limit(1))
+
+
 def list_newsletters(session: Session) -> list[Newsletter]:
     """Return every newsletter of the instance, the one the workspace manages first."""
     return list(session.scalars(select(Newsletter).order_by(Newsletter.id)))

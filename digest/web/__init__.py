@@ -15,7 +15,7 @@ from digest.core.extensions import db_session, login_manager
 from digest.domain import editors
 from digest.domain.archive import local_date
 from digest.domain.subscribers import imports
-from digest.web import api, archive, editor, guard, media, ops, public, unavailable
+from digest.web import api, archive, editor, guard, language, media, ops, public, unavailable
 from digest.web.api.spec import body_limit
 from digest.web.json_errors import json_error
 
@@ -42,6 +42,7 @@ def init_app(app: Flask) -> None:
     # Before any rule is added: every <int:…> in a path then stops at the largest id.
     app.url_map.converters["int"] = guard.IdConverter
     app.json = guard.JsonProvider(app)
+    language.init_app(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(editor.bp)
     app.register_blueprint(archive.bp)
