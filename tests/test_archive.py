@@ -33,7 +33,7 @@ def test_sent_issue_page_groups_posts_by_section_in_editor_order(client, db) -> 
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "First &amp; foremost &lt;issue&gt;" in html
-    assert '<time datetime="2026-11-16">2026-11-16</time>' in html  # 08:00 in Berlin
+    assert '<time datetime="2026-11-16">November 16, 2026</time>' in html  # 08:00 in Berlin
     assert "Hello <strong>readers</strong>." in html
     tools, news = html.index("<h2>Tools</h2>"), html.index("<h2>News</h2>")
     runner, diffing, act = (html.index(t) for t in ("GPU sharing", "Readable diffs", "EU AI Act"))
@@ -80,10 +80,10 @@ def test_archive_index_lists_sent_issues_newest_first(client, db) -> None:  # ty
     assert 'type="application/atom+xml"' in html and 'href="/archive/weekly-model/feed.xml"' in html
 
 
-def test_public_dates_are_iso_dates_in_the_newsletter_time_zone(client, db) -> None:  # type: ignore[no-untyped-def]
-    """An issue sent and a post published late on 16 November UTC read 2026-11-17 in
-    Auckland, as an ISO date on the archive index, the issue's page, the post's page and the
-    front page."""
+def test_public_dates_are_the_day_in_the_newsletter_time_zone(client, db) -> None:  # type: ignore[no-untyped-def]
+    """An issue sent and a post published late on 16 November UTC read 17 November in
+    Auckland (ISO in the datetime attribute, written out in the newsletter's language) on the
+    archive index, the issue's page, the post's page and the front page."""
     newsletter = demo_newsletter(db)
     newsletter.time_zone = "Pacific/Auckland"
     late = dt.datetime(2026, 11, 16, 23, 30, tzinfo=dt.UTC)  # 12:30 on the 17th in Auckland
@@ -96,8 +96,8 @@ def test_public_dates_are_iso_dates_in_the_newsletter_time_zone(client, db) -> N
     }
     for name, path in pages.items():
         html = client.get(path).get_data(as_text=True)
-        assert '<time datetime="2026-11-17"' in html and ">2026-11-17</time>" in html, name
-        assert "2026-11-16" not in html and "November" not in html, name
+        assert '<time datetime="2026-11-17"' in html and ">November 17, 2026</time>" in html, name
+        assert "2026-11-16" not in html and "November 16" not in html, name
 
 
 def test_feed_is_valid_atom(client, db) -> None:  # type: ignore[no-untyped-def]

@@ -124,7 +124,8 @@ def test_pause_and_resume(app, client) -> None:  # type: ignore[no-untyped-def]
     page = client.get(path).get_data(as_text=True)
     assert "Resume delivery" in page
     local = paused.paused_at.astimezone(ZoneInfo(newsletter.time_zone))  # type: ignore[union-attr]
-    assert "Delivery is paused since <time datetime=" in page and f">{local.date().isoformat()}</time>" in page
+    day = f"{local:%B} {local.day}, {local.year}"  # as Babel writes an English date in full
+    assert "Delivery is paused since <time datetime=" in page and f">{day}</time>" in page
     _act(client, path, "resume")
     resumed = subscription(app, "grace@example.com")
     assert resumed.status is SubscriptionStatus.CONFIRMED and resumed.paused_at is None  # type: ignore[union-attr]

@@ -281,7 +281,7 @@ def _posted(app: Flask) -> list[_Shown]:
         ("public/deleted.html", preferences + "/delete", "", {"newsletter_name": newsletter.name}),
         ("public/unsubscribe.html", unsubscribe, "", {
             "subscription": gone, "token": unsubscribe.rsplit("/", 1)[-1], "newsletter": newsletter,
-            "consent_text": signup.consent_text(newsletter), "just_now": True, "offer_resubscribe": True,
+            "consent_text": signup.consent_text(config, newsletter), "just_now": True, "offer_resubscribe": True,
             "preferences_url": links.preferences_url(config, gone.uid)}),
         ("public/link_error.html", preferences, "with the link of an erased reader", {"gone": True}),
     ]
@@ -296,7 +296,7 @@ def _posted(app: Flask) -> list[_Shown]:
             "subscription": one, "subscriber": one.subscriber, "newsletter": newsletter,
             "token": path.rsplit("/", 1)[-1], "notice": notice, "errors": {},
             "form": {"name": one.subscriber.name, "sections": [s.slug for s in one.sections]},
-            "consent_text": signup.consent_text(newsletter),
+            "consent_text": signup.consent_text(config, newsletter),
             "unsubscribe_url": links.unsubscribe_url(config, one.uid)}))
     return [_Shown(template, f"the page shown after POST {path}" + (f" {how}" if how else ""),
                    partial(_render, app, path, template, context))

@@ -55,9 +55,14 @@ def text_pattern(multiline: bool = False, blank: bool = True) -> str:
     return f"^[^{chars}]*$" if blank else f"^[^{chars}]*[^{_WHITESPACE}{chars}][^{chars}]*$"
 
 
+def find_control_character(value: str, multiline: bool = False) -> re.Match[str] | None:
+    """Return where value's first control character is, or None when it has none."""
+    return _FORBIDDEN[multiline].search(value)
+
+
 def control_character(value: str, label: str, multiline: bool = False) -> str | None:
     """Return a message naming the first control character in value, or None when it has none."""
-    found = _FORBIDDEN[multiline].search(value)
+    found = find_control_character(value, multiline)
     if found is None:
         return None
     allowed = " (tabs and line breaks are fine)" if multiline else ""

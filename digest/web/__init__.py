@@ -7,21 +7,54 @@ import time
 from typing import Any
 
 from flask import Flask, Response, current_app, g, render_template, request
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.core import logs
 from digest.core.extensions import db_session, login_manager
+from digest.core.translatable import N_, Text
 from digest.domain import editors
 from digest.domain.archive import local_date
 from digest.domain.subscribers import imports
 from digest.web import api, archive, editor, guard, language, media, ops, public, unavailable
 from digest.web.api.spec import body_limit
 from digest.web.json_errors import json_error
+from digest.web.language import translated
 
 access_log = logging.getLogger("digest.web.access")
 
 FORM_ALLOWANCE = 64 * 1024  # the upload form's other fields and multipart framing
+
+# What a reader's page says for an HTTP error, in the page's language (the workspace shows
+# the error's own English description, which often says more).
+READER_ERRORS: dict[int, tuple[Text, Text]] = {
+    400: (N_("This request could not be read"),
+          N_("Something in what your browser sent was not as expected. Go back and try again.")),
+    404: (N_("Page not found"),
+          N_("There is nothing at this address. The link may be cut short, or the page may "
+             "have moved.")),
+    405: (N_("This request could not be read"),
+          N_("This address does not take this kind of request. Go back and try again.")),
+    413: (N_("This is too large"),
+          N_("What you sent is larger than this site accepts. Please send less.")),
+    429: (N_("Please wait a moment"),
+          N_("We received many requests from your network in a short time. Please wait a "
+             "minute, then try again.")),
+    503: (N_("Please try again shortly"),
+          N_("The service cannot answer just now. Please try again in a minute.")),
+}
+SERVER_ERROR = (N_("Something went wrong"),
+                N_("This page could not be shown because of a fault on our side. Please try "
+                   "again in a few minutes."))
+
+
+def error_page(error: HTTPException) -> tuple[str, str]:
+    """Return the title and message of an error's page: a reader's in the page's language."""
+    if request.path.startswith("/editor"):
+        return error.name, error.description or ""
+    title, message = READER_ERRORS.get(error.code or 500, SERVER_ERROR)
+    return translated(title), translated(message)
 
 
 def upload_allowance() -> dict[str, int]:
@@ -108,14 +141,13 @@ def init_app(app: Flask) -> None:
     def _csrf_error(error: CSRFError) -> tuple[str, int]:
         return render_template(
             "error.html",
-            title="This form has expired",
-            message="Please go back, reload the page and try again.",
+            title=gettext("This form has expired"),
+            message=gettext("Please go back, reload the page and try again."),
         ), 400
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response | tuple[str, int]:
         if request.path.startswith("/api/"):
             return json_error(error)
-        return render_template(
-            "error.html", title=error.name, message=error.description
-        ), error.code or 500
+        title, message = error_page(error)
+        return render_template("error.html", title=title, message=message), error.code or 500

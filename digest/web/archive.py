@@ -15,6 +15,7 @@ from digest.core.models import Issue, Newsletter
 from digest.domain import archive, links, look, newsletters, posts
 from digest.domain.subscribers.signup import consent_text
 from digest.mail.markdown import render_markdown
+from digest.web.language import page_language, speak
 
 bp = Blueprint("archive", __name__)
 
@@ -27,13 +28,14 @@ def _newsletter(session: Session, slug: str) -> Newsletter:
     newsletter = newsletters.find_newsletter(session, slug)
     if newsletter is None:
         abort(404)
+    speak(newsletter.language)
     return newsletter
 
 
 def _page(template: str, newsletter: Newsletter, **context: object) -> str:
     # Every archive page ends with the signup form, empty: errors show on the front page.
     return render_template(
-        template, newsletter=newsletter, consent_text=consent_text(newsletter), form={}, errors={},
+        template, newsletter=newsletter, consent_text=consent_text(current_app.config, newsletter), form={}, errors={},
         local_time=archive.local_time, local_date=archive.local_date, summary=archive.summary, **context,
     )
 
@@ -123,5 +125,6 @@ def feed(newsletter: str) -> Response:
         content=content,
         stamp=_stamp,
         summary=archive.summary,
+        lang=page_language().tag,
     )
     return Response(xml, mimetype="application/atom+xml")

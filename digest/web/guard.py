@@ -21,6 +21,7 @@ from typing import Any
 
 from flask import Response, abort, render_template, request
 from flask.json.provider import DefaultJSONProvider
+from flask_babel import gettext
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import IntegerConverter
 
@@ -121,8 +122,11 @@ def refuse_bad_input() -> Response | tuple[str, int] | None:
                    "levels; no request here needs that.")
         if request.path.startswith("/api/"):
             return error_response(400, message)
-        return render_template("error.html", title="This request is malformed",
-                               message=message), 400
+        return render_template(
+            "error.html", title=gettext("This request is malformed"),
+            message=gettext("This request nests its data deeper than %(depth)s levels; no page "
+                            "here sends that. Go back and try again.", depth=MAX_JSON_DEPTH),
+        ), 400
     fields = nul_fields()
     if not fields:
         return None
@@ -135,8 +139,9 @@ def refuse_bad_input() -> Response | tuple[str, int] | None:
                               {name: f"{name} {message}" for name in fields})
     return render_template(
         "error.html",
-        title="This contains an invisible character",
-        message="Something you sent contains a NUL character (an invisible control character, "
-                "usually pasted by accident), which cannot be stored. Go back, remove it and "
-                f"try again. (Found in: {', '.join(fields)}.)",
+        title=gettext("This contains an invisible character"),
+        message=gettext("Something you sent contains a NUL character (an invisible control "
+                        "character, usually pasted by accident), which cannot be stored. Go "
+                        "back, remove it and try again. (Found in: %(fields)s.)",
+                        fields=", ".join(fields)),
     ), 400

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from contextlib import suppress
 
 from flask import (
     Blueprint,
@@ -38,6 +39,7 @@ from digest.domain.subscribers.signup import ConfirmResult, LinkGone, Signup, Wi
 from digest.engine.clicks import recorder
 from digest.engine.transactional import wake
 from digest.mail.tracking import OPEN_LINK
+from digest.web.language import speak, translated, translated_errors
 from digest.web.signup import client_ip, run_signup, signup_limit, signup_newsletter
 from digest.web.unavailable import TRY_AGAIN, retry_after
 from digest.web.unavailable import unavailable as database_unavailable
@@ -78,7 +80,7 @@ def _front_page(
     return render_template(
         "public/index.html",
         newsletter=newsletter,
-        consent_text=signup.consent_text(newsletter) if newsletter else "",
+        consent_text=signup.consent_text(current_app.config, newsletter) if newsletter else "",
         latest=latest,
         latest_summary=archive.summary(latest) if latest else "",
         latest_day=archive.local_date(newsletter, latest.sent_at) if newsletter and latest else "",
@@ -87,7 +89,7 @@ def _front_page(
         else None,
         form=form or {},
         errors=errors or {},
-        unavailable=TRY_AGAIN if unavailable else "",
+        unavailable=translated(TRY_AGAIN) if unavailable else "",
     ), status
 
 
@@ -99,7 +101,10 @@ def _attached(newsletter: Newsletter) -> Newsletter:
 @bp.get("/")
 def index() -> tuple[str, int]:
     """The front page: what the newsletter is, its latest issue, the signup form."""
-    return _front_page(find_newsletter(db_session()))
+    newsletter = find_newsletter(db_session())
+    if newsletter is not None:
+        speak(newsletter.language)
+    return _front_page(newsletter)
 
 
 @bp.post("/subscribe")
@@ -109,6 +114,7 @@ def subscribe() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     newsletter = signup_newsletter(request.form.get("newsletter"))
     if newsletter is None:
         abort(404)
+    speak(newsletter.language)
     form = request.form
     wanted = Signup(
         email=form.get("email", ""),
@@ -126,7 +132,7 @@ def subscribe() -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     try:
         run_signup(newsletter, wanted)
     except Invalid as exc:
-        return _front_page(_attached(newsletter), values, exc.errors, 400)
+        return _front_page(_attached(newsletter), values, translated_errors(exc.errors), 400)
     except OperationalError as exc:
         # Nothing was recorded: the form comes back filled in, to send again in a moment.
         database_unavailable(exc)
@@ -160,7 +166,9 @@ def _gone_link(_error: LinkGone) -> tuple[str, int]:
 
 
 def _subscription(purpose: Purpose, token: str, **options: bool) -> Subscription:
-    return signup.from_token(db_session(), current_app.config, purpose, token, **options)
+    subscription = signup.from_token(db_session(), current_app.config, purpose, token, **options)
+    speak(subscription.newsletter.language)
+    return subscription
 
 
 def _expired(token: str) -> tuple[str, int]:
@@ -269,7 +277,7 @@ def _unsubscribe_page(
         subscription=subscription,
         token=token,
         newsletter=subscription.newsletter,
-        consent_text=signup.consent_text(subscription.newsletter),
+        consent_text=signup.consent_text(current_app.config, subscription.newsletter),
         just_now=just_now,
         # The one-click POST from a mail provider gets no form, hence no session cookie.
         offer_resubscribe=human,
@@ -291,6 +299,8 @@ def unsubscribe_page(token: str) -> str:
 def unsubscribe(token: str) -> tuple[str, int]:
     """RFC 8058 one-click unsubscribe, and the page's button: 200, no redirect, no cookie."""
     if request.form.get("List-Unsubscribe") != "One-Click":
+        with suppress(BadToken, LinkGone):  # a broken link gets it in the default language
+            _subscription(Purpose.UNSUBSCRIBE, token)
         return render_template("public/unsubscribe_bad_request.html"), 400
     session = db_session()
     subscription = _subscription(Purpose.UNSUBSCRIBE, token, for_update=True)
@@ -340,7 +350,7 @@ def _preferences_page(
         notice=notice,
         errors=errors or {},
         form=form or {"name": subscription.subscriber.name, "sections": chosen},
-        consent_text=signup.consent_text(subscription.newsletter),
+        consent_text=signup.consent_text(current_app.config, subscription.newsletter),
         unsubscribe_url=links.unsubscribe_url(current_app.config, subscription.uid),
     ), status
 
@@ -367,7 +377,8 @@ def preferences_action(token: str) -> tuple[str, int]:
             )
         except Invalid as exc:
             session.rollback()
-            return _preferences_page(subscription, token, errors=exc.errors, form=form, status=400)
+            errors = translated_errors(exc.errors)
+            return _preferences_page(subscription, token, errors=errors, form=form, status=400)
     elif action in ("track", "no-track"):
         engagement.set_tracking(subscription, allowed=action == "track")
     elif action == "pause":

@@ -14,15 +14,18 @@ from flask import Flask, Response, make_response, render_template, request
 from sqlalchemy.exc import OperationalError
 
 from digest.core.extensions import db_session
+from digest.core.translatable import N_
 from digest.web.json_errors import error_response
+from digest.web.language import translated
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 30
-TRY_AGAIN = (
+TRY_AGAIN = N_(
     "We could not save this just now: the service is short of storage or its database is "
     "not answering. Nothing was recorded. Please try again in a minute."
 )
+TRY_AGAIN_TITLE = N_("Please try again shortly")
 
 
 def retry_after() -> dict[str, str]:
@@ -46,7 +49,8 @@ def init_app(app: Flask) -> None:
             response = error_response(503, TRY_AGAIN)
         else:
             response = make_response(
-                render_template("error.html", title="Please try again shortly", message=TRY_AGAIN),
+                render_template("error.html", title=translated(TRY_AGAIN_TITLE),
+                                message=translated(TRY_AGAIN)),
                 503,
             )
         response.headers.update(retry_after())

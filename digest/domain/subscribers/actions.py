@@ -137,7 +137,7 @@ def add_by_editor(
     if name and not any(s.status in ACTIVE for s in subscriber.subscriptions):
         subscriber.name = name
     subscription.sections = sections
-    consent = new_consent(newsletter, ConsentSource.EDITOR, None, None, now)
+    consent = new_consent(config, newsletter, ConsentSource.EDITOR, None, None, now)
     consent.recorded_by = addition.recorded_by or None
     consent.note = note
     subscription.consents.append(consent)

@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -53,16 +53,22 @@ from digest.core.models import (
     SubscriptionStatus,
     TransactionalKind,
 )
+from digest.core.resources import translation_folders
 from digest.core.tokens import ExpiredToken, Purpose, read_token
-from digest.core.validation import Invalid, control_character
+from digest.core.translatable import N_
+from digest.core.validation import Invalid, find_control_character
 from digest.domain import webhooks
 from digest.domain.links import CONSENT_MARK
 from digest.domain.suppression import blocks_signup, lift_erasure, suppression_for
 from digest.domain.transactional import asked_recently, cancel_pending, request_mail
+from digest.mail.language import translations
 
 NAME_MAX = 100
+LOCAL_PART_MAX = 64  # RFC 5321: servers refuse more before the @
 USER_AGENT_MAX = 512
-DEFAULT_CONSENT = "Yes, send me {name} by email. I can unsubscribe at any time with one click."
+# Translators: legal wording, to be reviewed: the consent a reader gives by ticking the box
+# when the editor wrote none; it is stored, as shown, with every signup.
+DEFAULT_CONSENT = N_("Yes, send me %(name)s by email. I can unsubscribe at any time with one click.")
 ACTIVE = (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PAUSED)
 
 
@@ -122,34 +128,70 @@ def normalize_email(address: str, *, check_deliverability: bool = False) -> str:
     """Return the canonical form of an address typed by a person, or raise Invalid (email)."""
     address = (address or "").strip()
     if not address:
-        raise Invalid({"email": "Please enter your email address."})
-    local, at, _domain = address.rpartition("@")
-    if at and not local.isascii():
-        raise Invalid({"email": (
+        raise Invalid({"email": N_("Please enter your email address.")})
+    local, at, domain = address.rpartition("@")
+    if not (at and local and domain):
+        raise Invalid({"email": N_(
+            "An email address has a name, an @ and a domain, such as name@example.com."
+        )})
+    if not local.isascii():
+        raise Invalid({"email": N_(
             "We can only deliver to addresses whose part before the @ uses plain letters "
             "(a-z), digits and punctuation. Please use another address."
         )})
+    if len(local) > LOCAL_PART_MAX:
+        raise Invalid({"email": N_(
+            "This address is too long before the @-sign: mail servers accept at most "
+            "%(max)s characters there.", max=LOCAL_PART_MAX
+        )})
     try:
         info = validate_email(
-            address,
-            check_deliverability=check_deliverability,
-            allow_smtputf8=False,
-            strict=True,  # RFC 5321: at most 64 characters before the @; servers refuse more
+            address, check_deliverability=check_deliverability, allow_smtputf8=False, strict=True
         )
-    except EmailNotValidError as exc:
-        raise Invalid({"email": str(exc)}) from None
+    except EmailUndeliverableError:
+        raise Invalid({"email": N_(
+            "The domain %(domain)s does not receive email. Please check the address for typos.",
+            domain=domain,
+        )}) from None
+    except EmailNotValidError:
+        # The library's own English would reach readers untranslated: say in our words
+        # which part is wrong, trying each with a part known to be good.
+        raise Invalid({"email": _syntax_problem(local, domain)}) from None
     return info.normalized.lower()
+
+
+def _valid(address: str) -> bool:
+    try:
+        validate_email(address, check_deliverability=False, allow_smtputf8=False, strict=True)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+def _syntax_problem(local: str, domain: str) -> str:
+    if not _valid(f"name@{domain}"):
+        return N_("The part after the @ is not a valid domain name (such as example.com). "
+                  "Please check it for typos.")
+    if not _valid(f"{local}@example.com"):
+        return N_("The part before the @ has a character an email address cannot have "
+                  "(such as a space or a second @). Please check it for typos.")
+    return N_("This is not a valid email address. Please check it for typos.")
 
 
 def clean_name(name: str) -> str:
     """Return a display name on one line, or raise Invalid (name): too long, control characters."""
-    problem = control_character(name or "", "The name")
-    if problem:
-        raise Invalid({"name": problem})
+    found = find_control_character(name or "")
+    if found is not None:
+        code = f"U+{ord(found.group()):04X}"
+        raise Invalid({"name": N_(
+            "The name must not contain control characters; it has %(code)s at position "
+            "%(position)s, an invisible character: remove it and try again.",
+            code=code, position=found.start() + 1,
+        )})
     cleaned = "".join(ch for ch in (name or "") if unicodedata.category(ch)[0] != "C")
     cleaned = re.sub(r"\s+", " ", cleaned).strip()
     if len(cleaned) > NAME_MAX:
-        raise Invalid({"name": f"Please keep your name under {NAME_MAX} characters."})
+        raise Invalid({"name": N_("Please keep your name under %(max)s characters.", max=NAME_MAX)})
     return cleaned
 
 
@@ -160,16 +202,20 @@ def choose_sections(newsletter: Newsletter, slugs: Sequence[str] | None) -> list
     by_slug = {section.slug: section for section in newsletter.sections}
     unknown = [slug for slug in slugs if slug not in by_slug]
     if unknown:
-        raise Invalid({"sections": f"There is no section called {unknown[0]!r}."})
+        raise Invalid({"sections": N_("There is no section called “%(name)s”.", name=unknown[0])})
     chosen = [section for section in newsletter.sections if section.slug in set(slugs)]
     if not chosen:
-        raise Invalid({"sections": "Please choose at least one section."})
+        raise Invalid({"sections": N_("Please choose at least one section.")})
     return [] if len(chosen) == len(newsletter.sections) else chosen
 
 
-def consent_text(newsletter: Newsletter) -> str:
-    """Return the consent statement the signup form shows next to its checkbox."""
-    return newsletter.consent_text or DEFAULT_CONSENT.format(name=newsletter.name)
+def consent_text(config: Mapping[str, Any], newsletter: Newsletter) -> str:
+    """Return the consent statement the signup form shows next to its checkbox, the default
+    one in the newsletter's language when the editor wrote none (as stored with a signup)."""
+    if newsletter.consent_text:
+        return newsletter.consent_text
+    catalogue = translations(newsletter.language, "messages", *translation_folders(config))
+    return catalogue.gettext(DEFAULT_CONSENT.msgid) % {"name": newsletter.name}
 
 
 def check_signup(
@@ -194,11 +240,11 @@ def check_signup(
     except Invalid as exc:
         errors.update(exc.errors)
     if not signup.consent:
-        errors["consent"] = "Please tick the box to say you want to receive the newsletter."
+        errors["consent"] = N_("Please tick the box to say you want to receive the newsletter.")
     elif (
         signup.consent_version is not None and signup.consent_version != newsletter.consent_version
     ):
-        errors["consent"] = (
+        errors["consent"] = N_(
             "The wording of this consent changed since the page was loaded. "
             "Please read it again and tick the box."
         )
@@ -212,6 +258,7 @@ def _agent(user_agent: str | None) -> str | None:
 
 
 def new_consent(
+    config: Mapping[str, Any],
     newsletter: Newsletter,
     source: ConsentSource,
     ip: str | None,
@@ -223,7 +270,7 @@ def new_consent(
         source=source,
         ip=ip,
         user_agent=_agent(user_agent),
-        consent_text=consent_text(newsletter),
+        consent_text=consent_text(config, newsletter),
         consent_version=newsletter.consent_version,
         created_at=now,
     )
@@ -294,7 +341,7 @@ def record_signup(
             source=signup.source,
             ip=signup.ip,
             user_agent=_agent(signup.user_agent),
-            consent_text=consent_text(newsletter),
+            consent_text=consent_text(config, newsletter),
             consent_version=newsletter.consent_version,
             created_at=now or utcnow(),
         )
@@ -344,7 +391,7 @@ def subscribe(
         return SignupOutcome.HONEYPOT
     email, name, sections = check_signup(config, newsletter, signup)
     now = now or utcnow()
-    consent = new_consent(newsletter, signup.source, signup.ip, signup.user_agent, now)
+    consent = new_consent(config, newsletter, signup.source, signup.ip, signup.user_agent, now)
     return _apply(session, config, newsletter, email, name, sections, consent, now)
 
 
@@ -574,7 +621,7 @@ def resubscribe(
     if subscription.status is not SubscriptionStatus.UNSUBSCRIBED:
         return ConfirmResult.ALREADY_CONFIRMED
     now = now or utcnow()
-    consent = new_consent(subscription.newsletter, ConsentSource.FORM, ip, user_agent, now)
+    consent = new_consent(config, subscription.newsletter, ConsentSource.FORM, ip, user_agent, now)
     result = activate(session, config, subscription, [consent], ip, user_agent, now)
     if result is ConfirmResult.CONFIRMED:
         subscription.consents.append(consent)

@@ -169,7 +169,7 @@ def newsletter(item: Newsletter, config: Mapping[str, Any]) -> dict[str, Any]:
         "send_time": item.send_time,
         "review_hours": item.review_hours,
         "no_post": item.no_post.value,
-        "consent_text": consent_text(item),
+        "consent_text": consent_text(config, item),
         "consent_version": item.consent_version,
         "created_at": _time(item.created_at),
         "archive_url": links.absolute(config, links.ARCHIVE_PATH.format(newsletter=item.slug)),
@@ -633,11 +633,11 @@ _object("SignupAccepted", "The one answer to every valid signup: check your inbo
 })
 
 
-def signup_form(item: Newsletter) -> dict[str, Any]:
+def signup_form(item: Newsletter, config: Mapping[str, Any]) -> dict[str, Any]:
     """Return what a signup form must show: newsletter, consent wording, sections."""
     return {
         "newsletter": {"slug": item.slug, "name": item.name, "description": item.description},
-        "consent_text": consent_text(item),
+        "consent_text": consent_text(config, item),
         "consent_version": item.consent_version,
         "sections": [
             {"slug": s.slug, "name": s.name, "description": s.description} for s in item.sections

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 
 from digest.core.extensions import csrf_exempt, db_session
 from digest.core.models import ConsentSource
@@ -87,7 +87,7 @@ def subscribe() -> Response:
         newsletter = find_newsletter(db_session(), slug)
         if newsletter is None:
             return error_response(404, "There is no such newsletter.")
-        return jsonify(shapes.signup_form(newsletter))
+        return jsonify(shapes.signup_form(newsletter, current_app.config))
     if request.is_json:
         payload = request.get_json(silent=True)
         if not isinstance(payload, dict):

@@ -21,6 +21,7 @@ from digest.mail import outbox
 from digest.mail.look import FONTS, Look
 from digest.web.editor import admin, commit_change, get_or_404
 from digest.web.editor.outbox import html_policy
+from digest.web.language import speak
 
 
 def _settings_page(data: newsletters.SettingsInput, errors: dict[str, str], status: int = 200,
@@ -138,9 +139,10 @@ def _previewed(what: str, chosen: Look) -> Response:
         response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))
         return response
     css = look.stylesheet(chosen)
+    speak(newsletter.language)  # the reader's page, as readers see it
     html = render_template(
         "archive/index.html", newsletter=newsletter, look=chosen, look_preview_css=Markup(css),  # noqa: S704 (built from checked values)
-        issues=archive.sent_issues(db_session(), newsletter, with_posts=True), consent_text=consent_text(newsletter),
+        issues=archive.sent_issues(db_session(), newsletter, with_posts=True), consent_text=consent_text(current_app.config, newsletter),
         form={}, errors={}, local_time=archive.local_time, local_date=archive.local_date, summary=archive.summary,
     )
     response = current_app.response_class(html, mimetype="text/html")
