@@ -246,7 +246,7 @@ def test_page_overrides_are_rendered_from_the_demo_and_refused_with_their_line(a
                               lambda t: t.replace('<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">', ""))
     form_at = next(i for i, line in enumerate(stripped.read_text().splitlines(), 1) if "<form" in line)
     buttonless = _page_override(app, "public/confirm.html", lambda t: t.replace(
-        '<button type="submit">Confirm subscription</button>', '<a href="/">Confirm subscription</a>'))
+        '<button type="submit">{{ _("Confirm subscription") }}</button>', '<a href="/">{{ _("Confirm subscription") }}</a>'))
     result = runner.invoke(args=["templates", "check"])
     assert result.exit_code == 1
     assert f"{broken}:{broken_at}: the page /archive/weekly-model/benchmarks-saturate does not render" in result.output
@@ -276,9 +276,9 @@ def test_pages_shown_after_a_form_are_rendered_too(app, runner) -> None:  # type
         "{% block content %}", "{% block content %}\n{{ subscriber.email.upper() }}", 1))
     inbox_at = next(i for i, line in enumerate(inbox.read_text().splitlines(), 1) if "upper()" in line)
     preferences = _page_override(app, "public/preferences.html", lambda t: t.replace(
-        'action_form("pause", "Pause delivery")', 'action_form("resume", "Pause delivery")'))
+        'action_form("pause", _("Pause delivery"))', 'action_form("resume", _("Pause delivery"))'))
     expired = _page_override(app, "public/confirm_expired.html", lambda t: t.replace(
-        '<button type="submit">Send me a new link</button>', ""))
+        '<button type="submit">{{ _("Send me a new link") }}</button>', ""))
     fine = _page_override(app, "public/deleted.html", lambda t: t.replace("is gone", "is deleted"))
 
     result = runner.invoke(args=["templates", "check"])
