@@ -24,6 +24,7 @@ from digest.core.models import Issue, Newsletter, Post, Section, Subscriber
 from digest.domain import archive, demo, links
 from tests.support.apps import get_db_of
 from tests.support.browser import chromium, live_server, screenshot_path
+from tests.support.editor import log_in, make_editor
 from tests.support.forms import csrf_token, submit
 from tests.support.pseudo import install_pseudo, unmarked
 from tests.support.readers import (
@@ -343,3 +344,39 @@ def test_hebrew_pages_mirror(app: Flask) -> None:
             page.goto(base + "/archive/weekly-model/")
             assert page.get_attribute("html", "dir") == "rtl"
             page.screenshot(path=str(screenshot_path(f"pages-he-archive-{name}")), full_page=True)
+
+
+def test_the_workspace_stays_english(german_app: Flask, db: Any) -> None:
+    """The editor's pages of a German newsletter are English (lang="en"), its error pages
+    too, while the reader's pages beside them speak German."""
+    make_editor(db)
+    client = german_app.test_client()
+    log_in(client, "admin@example.com")
+    dashboard = client.get("/editor/").get_data(as_text=True)
+    assert '<html lang="en" dir="ltr">' in dashboard and "Skip to content" in dashboard
+    missing = client.get("/editor/no-such-page")
+    assert missing.status_code == 404 and '<html lang="en"' in missing.get_data(as_text=True)
+    reader_missing = client.get("/no-such-page").get_data(as_text=True)
+    assert '<html lang="de"' in reader_missing and "Seite nicht gefunden" in reader_missing
+
+
+@pytest.mark.parametrize("code", ["de", "he"])
+def test_confirmation_page_in_chromium(app: Flask, code: str) -> None:
+    """The page a confirmation link opens, in German and in Hebrew, as Chromium shows it
+    (screenshots kept); in Hebrew its button sits at the right."""
+    load_newsletter(app)
+    _speaking(app, code)
+    signup(app.test_client(), NEW_READER)
+    take_signups_now(app)
+    path = signed_path(app, NEW_READER, links.confirm_url)
+    with live_server(app) as base, chromium(viewport={"width": 390, "height": 844}) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        page.goto(base + path)
+        assert page.get_attribute("html", "lang") == code
+        card = page.locator("section.card").bounding_box()
+        button = page.locator("button[type=submit]").bounding_box()
+        if code == "he":
+            assert card["x"] + card["width"] - (button["x"] + button["width"]) < 60, (button, card)
+        else:
+            assert button["x"] - card["x"] < 60, (button, card)
+        page.screenshot(path=str(screenshot_path(f"pages-{code}-confirm-phone")), full_page=True)
