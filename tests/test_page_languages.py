@@ -154,8 +154,10 @@ def _reader_pages(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     yield "one-click answer (RFC 8058)", client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"})
     yield "unsubscribe refused", client.post(unsubscribe, data={})
     yield "unsubscribed page", client.get(unsubscribe)
+    yield "nothing to confirm", client.get(confirm)
     yield "preferences unsubscribed", client.get(preferences)
     yield "resubscribed", submit(client, unsubscribe, unsubscribe + "/resubscribe")
+    client.environ_base["REMOTE_ADDR"] = fresh_ip()  # a reader's budget of signed links
     yield "delete page", client.get(preferences + "/delete")
     yield "deleted", submit(client, preferences + "/delete")
     yield "gone link", client.get(preferences)
@@ -163,6 +165,8 @@ def _reader_pages(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     yield "no such page", client.get("/no-such-page")
     yield "no such archive", client.get("/archive/no-such-newsletter/")
     yield "expired form", client.post("/subscribe", data={"newsletter": "weekly-model"})
+    yield "invisible character", client.post("/subscribe", data={"email": "a\x00b@example.org"})
+    yield "too large", client.post("/subscribe", data={"email": "x" * 2**21})
     with get_db_of(app).session() as session:
         newsletter = session.scalars(select(Newsletter)).one()
         post = session.scalars(select(Post).where(Post.status == "published")).first()
@@ -173,6 +177,7 @@ def _reader_pages(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     for path in paths:
         yield f"archive {path}", client.get(path)
     yield "expired confirmation", _expired(app, client, monkeypatch)
+    yield "preferences not confirmed", client.get(signed_path(app, "late@example.org", links.preferences_url))
     yield "database unavailable (form)", _unavailable_signup(client, monkeypatch)
     yield "database unavailable (page)", _unavailable_page(client, monkeypatch)
     yield "server error", _server_error(app, client, monkeypatch)
@@ -253,6 +258,9 @@ def test_every_reader_page_is_marked_for_translation(pseudo_app: Flask, monkeypa
     assert statuses["database unavailable (form)"] == statuses["database unavailable (page)"] == 503
     assert statuses["bad link"] == 400 and statuses["gone link"] == 404 and statuses["no such page"] == 404
     assert statuses["expired confirmation"] == 410 and statuses["expired form"] == 400
+    assert statuses["invisible character"] == 400 and statuses["too large"] == 413
+    assert [what for what, status in statuses.items() if status == 429] == ["too many requests"]
+    assert statuses["nothing to confirm"] == statuses["preferences not confirmed"] == 200
     feed = pseudo_app.test_client().get("/archive/weekly-model/feed.xml").get_data(as_text=True)
     assert 'xml:lang="eo"' in feed
     assert "<entry>" in feed and not unmarked(_feed_text(feed), content)
