@@ -23,7 +23,7 @@ def test_not_found_is_a_page(client) -> None:  # type: ignore[no-untyped-def]
     """An unknown address gets a readable 404 page."""
     response = client.get("/no/such/page")
     assert response.status_code == 404
-    assert "Not Found" in response.get_data(as_text=True)
+    assert "Page not found" in response.get_data(as_text=True)
 
 
 def test_front_page_names_the_newsletter(client, db) -> None:  # type: ignore[no-untyped-def]
