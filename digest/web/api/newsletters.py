@@ -12,10 +12,13 @@ from digest.web.api.inputs import Body, Field, json_body
 from digest.web.api.spec import operation
 from digest.web.language import available
 
+LANGUAGE_MAX = 16  # Newsletter.language
+
 CHANGES = Body("NewsletterChanges", "The settings to change (the others change in the workspace).", {
     "language": Field("string", "What readers read: the emails, the digest's own words and dates, "
                                 "the reader pages. One of the languages whose catalogues this "
-                                "server has.", choices=lambda: available().keys(), example="de"),
+                                "server has.", max_length=LANGUAGE_MAX, choices=lambda: available().keys(),
+                      example="de"),
 }, partial=True)
 
 
