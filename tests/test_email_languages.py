@@ -263,3 +263,19 @@ def test_the_hebrew_digest_mirrors_in_chromium(app, db) -> None:  # type: ignore
     text_left, text_right = facts["textRight"]
     assert text_right < 2 and text_left > 100, facts  # the greeting's words hug the right edge
     assert facts["previewRightOfLink"], facts
+
+
+@pytest.mark.one_backend
+def test_the_german_digest_reads_left_to_right_in_chromium(app, db) -> None:  # type: ignore[no-untyped-def]
+    """The German digest stays left to right: text against the left edge, the preview line
+    on the left (a screenshot is kept beside the Hebrew one)."""
+    prepared, _, _ = _issue(app, db, "de")
+    html, _ = prepared.parts_for(Reader(1, "x" * 22, "ada@example.org", "Ada Lovelace"))
+    with chromium(viewport={"width": 600, "height": 900}) as context:
+        page = context.new_page()  # type: ignore[attr-defined]
+        page.set_content(html, wait_until="load")
+        facts = page.evaluate(_ALIGNMENT)
+        page.screenshot(path=str(screenshot_path("email-digest-de-600")), full_page=True)
+    assert facts["dir"] == "ltr" and facts["content"] == "left", facts
+    text_left, text_right = facts["textRight"]
+    assert text_left < 2 and text_right > 100 and not facts["previewRightOfLink"], facts
