@@ -139,7 +139,7 @@ def test_check_command_prints_template_and_line_and_fails(app, runner, tmp_path:
         ".content .fallback {", ".content .fallback { overflow-wrap: anywhere; word-break: break-all;"
     )
     source = source.replace(
-        '{{ button(confirm_url, "Confirm my subscription") }}',
+        '{{ button(confirm_url, _("Confirm my subscription")) }}',
         '<p><a class="button" style="background-color: #2c5cc5; padding: 12px 22px" '
         'href="{{ confirm_url }}">Confirm my subscription</a></p>',
     )
@@ -228,11 +228,14 @@ def test_update_caniemail_trims_published_data(runner, tmp_path: Path) -> None: 
 
 @pytest.mark.one_backend
 def test_text_parts_keep_lines_short(app) -> None:  # type: ignore[no-untyped-def]
-    """Every email's text part keeps prose within 72 characters and each link on its own line."""
+    """Every email's text part keeps prose within 72 characters and each link on its own line,
+    in every shipped language."""
+    from digest.domain.transactional import Schedule
+    from digest.mail.language import PACKAGED, languages
     from digest.mail.stencil import email_templates, render_email
 
     folder = resource_dir("templates")
-    for name in email_names(folder):
+    for name, code in ((name, code) for name in email_names(folder) for code in languages(PACKAGED)):
         assert sample_html(app.config, folder, name)
         if name == "digest":
             continue
@@ -244,16 +247,16 @@ def test_text_parts_keep_lines_short(app) -> None:  # type: ignore[no-untyped-de
             "preferences_url": "https://news.example.org/preferences/" + "t" * 60,
             "unsubscribe_url": "https://news.example.org/unsubscribe/" + "t" * 60,
             "expires_days": 7, "sections": ("News",), "all_sections": ("News", "Tools"),
-            "schedule": "every Monday at 08:00 (Europe/Berlin)", "status": "paused",
+            "schedule": Schedule(1, "08:00", "Europe/Berlin"), "status": "paused",
             "latest_issue_subject": "A subject long enough to wrap once it follows its label",
             "latest_issue_url": "https://news.example.org/archive/weekly-model/" + "s" * 40,
         }
-        html, text = render_email(email_templates(folder), name, context)
+        html, text = render_email(email_templates(folder, language=code), name, context)
         for line in text.splitlines():
             bare_link = re.fullmatch(r"https?://\S+", line.strip())
-            assert bare_link or (len(line) <= 72 and not re.search(r": https?://", line)), (name, line)
+            assert bare_link or (len(line) <= 72 and not re.search(r": https?://", line)), (name, code, line)
         paragraphs = re.findall(r"<p[^>]*>\s*([^<\s])", html)
-        assert all(not first.islower() for first in paragraphs), (name, paragraphs)
+        assert all(not first.islower() for first in paragraphs), (name, code, paragraphs)
 
 
 def test_check_command_lints_an_issue_and_names_a_missing_one(app, db, runner) -> None:  # type: ignore[no-untyped-def]

@@ -139,7 +139,7 @@ def _override(app, name: str, change) -> Path:  # type: ignore[no-untyped-def]
 
 
 def _without_unsubscribe(text: str) -> str:
-    return text.replace(' &middot; <a href="{{ unsubscribe_url }}">Unsubscribe</a>', "")
+    return text.replace(' &middot; <a href="{{ unsubscribe_url }}">{{ _("Unsubscribe") }}</a>', "")
 
 
 def test_an_override_that_drops_unsubscribe_is_refused_with_its_line(app, db, runner) -> None:  # type: ignore[no-untyped-def]
@@ -166,7 +166,7 @@ def test_an_override_that_drops_unsubscribe_is_refused_with_its_line(app, db, ru
 def test_a_text_override_that_drops_the_links_is_refused(app, db, runner) -> None:  # type: ignore[no-untyped-def]
     """A text part without "Read more" links loses the issue's links: refused at the footer line."""
     make_newsletter(db)
-    path = _override(app, "digest.txt", lambda t: t.replace("  Read more:\n  {{ post.url }}\n", ""))
+    path = _override(app, "digest.txt", lambda t: t.replace('  {{ _("Read more:") }}\n  {{ post.url }}\n', ""))
     result = runner.invoke(args=["templates", "check"])
     assert result.exit_code == 1
     assert f"{path}:" in result.output and "the text part drops" in result.output

@@ -86,6 +86,7 @@ def test_every_token_operation_documents_its_errors(app) -> None:  # type: ignor
     assert admin == {
         ("/api/v1/newsletters/{newsletter}/subscribers/{subscriber_id}/unsubscribe", "post"),
         ("/api/v1/subscribers/{subscriber_id}/suppress", "post"),
+        ("/api/v1/newsletters/{newsletter}", "patch"),
         *((path, method) for path, ops in doc["paths"].items() if path.startswith("/api/v1/webhooks")
           for method in ops),
     }

@@ -91,17 +91,40 @@ def _advance(bar: ProgressBar[int]) -> Callable[[int, int], None]:
 
 
 @click.command("demo")
+@click.option("--language", default=None, metavar="CODE",
+              help="The language readers of the demo read (de, fr, …; default: English).")
 @with_appcontext
-def demo() -> None:
+def demo(language: str | None) -> None:
     """Load the demo newsletter, its posts and pictures, a draft issue and a few readers."""
     from digest.core.extensions import db_session
     from digest.core.storage import app_storage
-    from digest.domain.demo import ensure_demo_admin, load_demo, load_demo_history, load_demo_images
+    from digest.domain.demo import (
+        DEMO_SLUG,
+        ensure_demo_admin,
+        load_demo,
+        load_demo_history,
+        load_demo_images,
+    )
+    from digest.domain.newsletters import (
+        available_languages,
+        check_language,
+        find_newsletter,
+        set_language,
+    )
+    from digest.mail.language import SOURCE_LANGUAGE
 
+    known = available_languages(current_app.config)
+    problem = check_language(language, known) if language is not None else None
+    if problem:
+        raise click.ClickException(problem)  # one line: "Error: xx is not a language …"
     session = db_session()
-    newsletter = load_demo(session)
+    newsletter = load_demo(session, language=language or SOURCE_LANGUAGE)
     if newsletter is None:
         click.echo("The demo newsletter is already loaded.")
+        existing = find_newsletter(session, DEMO_SLUG)
+        if language is not None and existing is not None and existing.language != language:
+            set_language(session, existing, language, known)
+            click.echo(f"Its readers now read {known[language].english_name}.")
     else:
         load_demo_history(session, current_app.config, newsletter)
         pictures = load_demo_images(session, current_app.config, app_storage(), newsletter)

@@ -235,8 +235,9 @@ READERS = [
 ]
 
 
-def load_demo(session: Session, now: dt.datetime | None = None) -> Newsletter | None:
-    """Add the demo newsletter with posts, a draft issue and readers; None if already there."""
+def load_demo(session: Session, now: dt.datetime | None = None, language: str = "en") -> Newsletter | None:
+    """Add the demo newsletter with posts, a draft issue and readers, its readers addressed
+    in language (a code newsletters.check_language accepts); None if already there."""
     if session.scalar(select(Newsletter).where(Newsletter.slug == DEMO_SLUG)):
         return None
     now = now or utcnow()
@@ -256,6 +257,7 @@ def load_demo(session: Session, now: dt.datetime | None = None) -> Newsletter | 
         review_hours=24,
         consent_text=CONSENT_TEXT,
         consent_version="2026-11",
+        language=language,
     )
     session.add(newsletter)
     sections = {

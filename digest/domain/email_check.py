@@ -2,8 +2,9 @@
 
 Contract: `check_templates(config, folder)` renders each email of folder/emails (the
 digest from the demo content, with its image-heavy post; the reader's emails with every
-optional part filled in) as a reader receives it, CSS inlined, and returns what
-digest.mail.lint finds, each problem placed at the template line that causes it.
+optional part filled in) as a reader receives it, CSS inlined, in every language a
+newsletter may choose (digest.mail.language), and returns what digest.mail.lint finds,
+each problem placed at the template line that causes it.
 `check_issue(session, issue_id, config)` lints an issue's largest reader variant. Neither
 writes anything.
 """
@@ -21,9 +22,11 @@ from typing import Any
 from jinja2 import Environment, TemplateError, TemplateSyntaxError
 from sqlalchemy.orm import Session
 
-from digest.core.resources import overrides_dir, resource_dir, template_folders
+from digest.core.resources import overrides_dir, resource_dir, template_folders, translation_folders
 from digest.domain import demo, identity, links
 from digest.domain.issue_mail import prepare_issue
+from digest.domain.transactional import Schedule
+from digest.mail.language import SOURCE_LANGUAGE, languages
 from digest.mail.lint import Problem, lint_html
 from digest.mail.look import Look
 from digest.mail.render import (
@@ -77,33 +80,35 @@ def check_templates(config: Mapping[str, Any], folder: Path | None = None) -> li
     folders = (folder,) if folder else template_folders(config)
     found: list[Located] = []
     seen: set[str] = set()
-    for name in sorted({n for f in folders for n in email_names(f)}):
-        try:
-            html = sample_html(config, folders, name)
-        except TemplateError as exc:
-            found.append(_broken(name, exc))
-            continue
-        if html is None:
-            found.append(
-                Located(
-                    f"emails/{name}.html",
-                    1,
-                    Problem(
-                        "sample",
-                        "no sample content to render this email with (a NAME.txt twin and a "
-                        "context in digest.domain.email_check)",
-                        1,
-                    ),
-                )
-            )
-            continue
-        sources = _sources(folders, name)
-        for problem in lint_html(html):
-            located = _locate(problem, sources)
-            if str(located) not in seen:  # the layout's problems show once, not once per email
-                seen.add(str(located))
-                found.append(located)
+    names = sorted({n for f in folders for n in email_names(f)})
+    for code, speaks in languages(*translation_folders(config)).items():
+        for name in names:
+            for located in _email_problems(config, folders, name, code):
+                if code != SOURCE_LANGUAGE and located.problem.rule == "render":
+                    said = f"in {speaks.english_name} ({code}), {located.problem.message}"
+                    located = replace(located, problem=replace(located.problem, message=said))
+                if str(located) not in seen:  # the layout's problems show once, not per email or language
+                    seen.add(str(located))
+                    found.append(located)
     return found
+
+
+def _email_problems(
+    config: Mapping[str, Any], folders: tuple[Path, ...], name: str, code: str
+) -> list[Located]:
+    try:
+        html = sample_html(config, folders, name, code)
+    except TemplateError as exc:
+        return [_broken(name, exc)]
+    except (KeyError, ValueError, TypeError) as exc:  # a translation's placeholder the English lacks
+        message = f"a translation does not fit its placeholders ({type(exc).__name__}: {exc})"
+        return [Located(f"emails/{name}.html", 1, Problem("render", message, 1))]
+    if html is None:
+        message = ("no sample content to render this email with (a NAME.txt twin and a "
+                   "context in digest.domain.email_check)")
+        return [Located(f"emails/{name}.html", 1, Problem("sample", message, 1))]
+    sources = _sources(folders, name)
+    return [_locate(problem, sources) for problem in lint_html(html)]
 
 
 def _broken(name: str, exc: TemplateError) -> Located:
@@ -119,19 +124,27 @@ def check_issue(session: Session, issue_id: int, config: Mapping[str, Any]) -> l
     return lint_html(prepare_issue(session, issue_id, config).largest_html())
 
 
-def sample_html(config: Mapping[str, Any], folders: Path | tuple[Path, ...], name: str) -> str | None:
-    """Return email NAME rendered with sample content, as a reader receives it (None: no sample)."""
+def sample_html(
+    config: Mapping[str, Any], folders: Path | tuple[Path, ...], name: str, language: str = SOURCE_LANGUAGE
+) -> str | None:
+    """Return email NAME rendered with sample content in language, as a reader receives it
+    (None: no sample)."""
     folders = folders if isinstance(folders, tuple) else (folders,)
     if name == "digest":
-        return _sample_issue(config, folders).largest_html()
+        return _sample_issue(config, folders, language).largest_html()
     if not any((folder / "emails" / f"{name}.txt").is_file() for folder in folders):
         return None
-    return render_email(email_templates(*folders), name, _reader_context())[0]
+    env = email_templates(*folders, language=language, catalogues=translation_folders(config))
+    return render_email(env, name, _reader_context())[0]
 
 
-def _sample_issue(config: Mapping[str, Any], folders: tuple[Path, ...]) -> PreparedIssue:
-    settings = RenderSettings(links.mail_domain(config), folders, identity.SignedLinks(config))
-    return PreparedIssue(_demo_content(config), settings)
+def _sample_issue(
+    config: Mapping[str, Any], folders: tuple[Path, ...], language: str = SOURCE_LANGUAGE
+) -> PreparedIssue:
+    settings = RenderSettings(links.mail_domain(config), folders, identity.SignedLinks(config),
+                              translation_folders(config))
+    content = _demo_content(config)
+    return PreparedIssue(replace(content, newsletter=replace(content.newsletter, language=language)), settings)
 
 
 def _reader_context() -> dict[str, Any]:
@@ -147,20 +160,23 @@ def _reader_context() -> dict[str, Any]:
         "expires_days": 7,
         "sections": ("News", "Tools"),
         "all_sections": tuple(section for _, section, _ in demo.SECTIONS),
-        "schedule": "every Monday at 08:00 (Europe/Berlin)",
+        "schedule": Schedule(1, "08:00", "Europe/Berlin"),
         "status": "paused",
         "latest_issue_subject": "Open weights catch up",
         "latest_issue_url": f"{SITE}/archive/weekly-model/open-weights-catch-up",
     }
 
 
-def sample_issue_html(config: Mapping[str, Any], name: str, postal_address: str, look: Look) -> str:
+def sample_issue_html(
+    config: Mapping[str, Any], name: str, postal_address: str, look: Look, language: str = SOURCE_LANGUAGE
+) -> str:
     """Return the sample issue's HTML (every section, a sample reader) as a newsletter of
-    this name, address and look would send it."""
+    this name, address, look and language would send it."""
     content = _demo_content(config, pictures=False)  # shown to an editor: no address to fetch
-    newsletter = replace(content.newsletter, name=name, postal_address=postal_address, look=look)
+    newsletter = replace(content.newsletter, name=name, postal_address=postal_address, look=look,
+                         language=language)
     settings = RenderSettings(links.mail_domain(config), template_folders(config),
-                              identity.SignedLinks(config))
+                              identity.SignedLinks(config), translation_folders(config))
     prepared = PreparedIssue(replace(content, newsletter=newsletter), settings)
     return prepared.parts_for(Reader(None, PREVIEW_UID, "reader@example.org"))[0]
 
@@ -261,7 +277,7 @@ def check_overrides(config: Mapping[str, Any]) -> list[Located]:
 
 
 def _syntax_problems(overrides: Path) -> list[Located]:
-    env = Environment(autoescape=True)
+    env = Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
     found = []
     for path in sorted(overrides.rglob("*")):
         if path.is_file() and path.suffix in (".html", ".txt", ".xml"):

@@ -40,7 +40,7 @@ from digest.core.models import (
     SubscriptionStatus,
     Suppression,
 )
-from digest.core.resources import template_folders
+from digest.core.resources import template_folders, translation_folders
 from digest.core.tokens import keyed_hasher
 from digest.domain import identity, links, media
 from digest.domain.look import look_of
@@ -71,7 +71,8 @@ from digest.mail.tracking import Tracking
 def render_settings(config: Mapping[str, Any]) -> RenderSettings:
     """Return what digest.mail needs of the app's settings to render issues."""
     return RenderSettings(
-        links.mail_domain(config), template_folders(config), identity.SignedLinks(config)
+        links.mail_domain(config), template_folders(config), identity.SignedLinks(config),
+        translation_folders(config),
     )
 
 
@@ -161,6 +162,7 @@ def _newsletter(config: Mapping[str, Any], newsletter: Newsletter) -> Newsletter
         logo=logo(config, newsletter),
         image_display=newsletter.image_display,
         look=look_of(newsletter),
+        language=newsletter.language,
     )
 
 

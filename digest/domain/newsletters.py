@@ -4,7 +4,8 @@ Contract: every setting is validated as a whole before anything changes (`Invali
 names each bad field). Time zones are IANA names that zoneinfo knows. A weekly send
 time is refused when, on the chosen weekday, it falls into a daylight-saving gap (the
 time does not exist) or overlap (it happens twice) in that zone during the next years.
-Changing the consent text bumps the consent version, so every Consent row keeps the
+A language is one a catalogue is installed for (digest.mail.language;
+`available_languages`). Changing the consent text bumps the consent version, so every Consent row keeps the
 exact wording the reader agreed to. Sections keep a dense 0..n-1 order; a section is
 removed only when no post uses it and no reader chose it. Functions flush; the caller
 commits.
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import func, select
@@ -23,7 +26,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from digest.core.db import utcnow
 from digest.core.models import Newsletter, NoPostChoice, Post, Section, SubscriptionSection
+from digest.core.resources import translation_folders
 from digest.core.validation import Invalid, optional_email, slugify, text, unique_slug
+from digest.mail.language import SOURCE_LANGUAGE, Language, languages
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -51,6 +56,7 @@ class SettingsInput:
     track_clicks: str = "on"
     track_opens: str = ""
     keep_reader_engagement: str = ""
+    language: str = ""  # empty: unchanged (English for a new newsletter)
 
 
 def find_newsletter(
@@ -72,6 +78,28 @@ def find_newsletter(
 def default_language(session: Session) -> str | None:
     """Return the language of the instance's first newsletter (None: there is none yet)."""
     return session.scalar(select(Newsletter.language).order_by(Newsletter.id).limit(1))
+
+
+def available_languages(config: Mapping[str, Any]) -> dict[str, Language]:
+    """Return the languages a newsletter may choose (a catalogue is installed), by code."""
+    return languages(*translation_folders(config))
+
+
+def check_language(code: str, available: Collection[str]) -> str | None:
+    """Return why code is not a language a newsletter may choose, or None."""
+    if code in available:
+        return None
+    return (f"{code or 'An empty code'} is not a language this server has catalogues for; "
+            f"choose one of {', '.join(sorted(available))}.")
+
+
+def set_language(session: Session, newsletter: Newsletter, code: str, available: Collection[str]) -> None:
+    """Make code the language readers get; raises Invalid (changing nothing) for an unknown one."""
+    problem = check_language(code, available)
+    if problem:
+        raise Invalid({"language": problem})
+    newsletter.language = code
+    session.flush()
 
 
 def list_newsletters(session: Session) -> list[Newsletter]:
@@ -157,9 +185,15 @@ def _schedule(data: SettingsInput, zone: str, errors: dict[str, str]) -> tuple[i
 
 
 def update_settings(session: Session, newsletter: Newsletter | None, data: SettingsInput,
-                    today: dt.date | None = None) -> Newsletter:
-    """Apply the settings form (creating the newsletter when there is none yet)."""
+                    today: dt.date | None = None,
+                    available: Collection[str] = (SOURCE_LANGUAGE,)) -> Newsletter:
+    """Apply the settings form (creating the newsletter when there is none yet); available:
+    the language codes it may choose (available_languages)."""
     errors: dict[str, str] = {}
+    language = (data.language or "").strip() or (newsletter.language if newsletter else SOURCE_LANGUAGE)
+    language_problem = check_language(language, {*available, newsletter.language if newsletter else SOURCE_LANGUAGE})
+    if language_problem:
+        errors["language"] = language_problem
     name = text(data.name, "name", errors, required=True, max_length=200)
     description = text(data.description, "description", errors, max_length=5000, multiline=True)
     from_name = text(data.from_name, "from_name", errors, max_length=200, label="From name")
@@ -204,6 +238,7 @@ def update_settings(session: Session, newsletter: Newsletter | None, data: Setti
     newsletter.track_clicks = bool(data.track_clicks)
     newsletter.track_opens = bool(data.track_opens)
     newsletter.keep_reader_engagement = bool(data.keep_reader_engagement)
+    newsletter.language = language
     session.flush()
     return newsletter
 

@@ -6,8 +6,9 @@ Contract:
   state, and a confirmation survives an SMTP outage or a crash. The runner in
   digest.engine.transactional sends what is due.
 - `render` builds one email from templates/emails/<kind>.{subject.txt,txt,html} on the
-  shared email layout (what readers share is rendered and CSS-inlined once per process,
-  see digest.mail.stencil; each reader's name and links are filled in); `skip_reason`
+  shared email layout, in the newsletter's language (what readers share is rendered and
+  CSS-inlined once per process and language, see digest.mail.stencil; each reader's name
+  and links are filled in); `skip_reason`
   says why a recorded email must no longer go out.
 - The envelope sender is the VERP address with reference "t<ref>" (the row's random
   reference, never reused) signed for the recipient's address; a
@@ -39,7 +40,7 @@ from digest.core.models import (
     TransactionalMail,
     TransactionalState,
 )
-from digest.core.resources import template_folders
+from digest.core.resources import template_folders, translation_folders
 from digest.core.tokens import CONFIRM_MAX_AGE
 from digest.domain import identity, links
 from digest.domain.look import look_of
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 # At most one confirmation (or "already subscribed") email per address in this window.
 CONFIRMATION_WINDOW = dt.timedelta(hours=24)
 _TO_ASK = (TransactionalKind.CONFIRM, TransactionalKind.ALREADY)
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 def request_mail(
@@ -100,13 +100,21 @@ def cancel_pending(session: Session, subscription: Subscription, reason: str) ->
     )
 
 
-def schedule_text(subscription: Subscription) -> str:
-    """Return when the newsletter goes out, e.g. "every Monday at 08:00 (Europe/Berlin)"."""
+@dataclass(frozen=True)
+class Schedule:
+    """When a newsletter goes out, as the welcome email says it (emails/_macros.txt)."""
+
+    weekday: int  # 1 (Monday) to 7
+    time: str  # "08:00"
+    zone: str  # "Europe/Berlin"
+
+
+def schedule_of(subscription: Subscription) -> Schedule | None:
+    """Return when the subscription's newsletter goes out (None: it has no weekly send)."""
     newsletter = subscription.newsletter
     if newsletter.send_weekday is None or not newsletter.send_time:
-        return ""
-    day = WEEKDAYS[(newsletter.send_weekday - 1) % 7]
-    return f"every {day} at {newsletter.send_time} ({newsletter.time_zone})"
+        return None
+    return Schedule((newsletter.send_weekday - 1) % 7 + 1, newsletter.send_time, newsletter.time_zone)
 
 
 def _latest_issue(session: Session, subscription: Subscription) -> Issue | None:
@@ -150,11 +158,13 @@ class _Shared:
     newsletter: _NewsletterFields
     site_url: str
     folders: tuple[Path, ...]  # digest.core.resources.template_folders
+    catalogues: tuple[Path, ...]  # digest.core.resources.translation_folders
+    language: str  # the newsletter's
     look: Look = DEFAULT_LOOK
     named: bool = False
     sections: tuple[str, ...] = ()
     all_sections: tuple[str, ...] = ()
-    schedule: str = ""
+    schedule: Schedule | None = None
     status: str = ""
     latest_issue_subject: str = ""
     latest_issue_url: str = ""
@@ -181,8 +191,9 @@ def _context(shared: _Shared) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=64)
 def _stencil(shared: _Shared) -> tuple[str, Stencil]:
-    """Return (subject, stencil) of an email, rendered and CSS-inlined once per process."""
-    env = email_templates(*shared.folders)
+    """Return (subject, stencil) of an email, rendered and CSS-inlined once per process
+    (and language)."""
+    env = email_templates(*shared.folders, language=shared.language, catalogues=shared.catalogues)
     name = _TEMPLATES[shared.kind]
     context = _context(shared)
     subject = render_subject(env, name, context)  # no reader's value may reach a subject
@@ -206,8 +217,10 @@ def _shared_and_values(
     newsletter = subscription.newsletter
     fields = _NewsletterFields(newsletter.name, newsletter.postal_address.strip())
     folders, look = template_folders(config), look_of(newsletter)
+    catalogues = translation_folders(config)
     if mail.kind is TransactionalKind.CONFIRM:
-        shared = _Shared(mail.kind, fields, config["BASE_URL"], folders, look)
+        shared = _Shared(mail.kind, fields, config["BASE_URL"], folders, catalogues,
+                         newsletter.language, look)
         # The link names the latest signup this email answers: its changes, no later ones.
         asked = [
             c for c in subscription.consents
@@ -222,11 +235,13 @@ def _shared_and_values(
         fields,
         config["BASE_URL"],
         folders,
+        catalogues,
+        newsletter.language,
         look,
         named=bool(name),
         sections=tuple(section.name for section in subscription.sections),
         all_sections=tuple(section.name for section in newsletter.sections),
-        schedule=schedule_text(subscription),
+        schedule=schedule_of(subscription),
         status=subscription.status.value,
         latest_issue_subject=latest.subject if latest else "",
         latest_issue_url=links.issue_url(config, newsletter.slug, latest.slug) if latest else "",

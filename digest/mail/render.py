@@ -33,9 +33,11 @@ from html import unescape
 from pathlib import Path
 from typing import Any, Protocol
 
+from babel.support import NullTranslations
 from jinja2 import TemplateError
 from markupsafe import Markup
 
+from digest.mail.language import PACKAGED, SOURCE_LANGUAGE, language, translations
 from digest.mail.look import DEFAULT_LOOK, Look
 from digest.mail.markdown import parse_markdown, render_email_tokens
 from digest.mail.message import (
@@ -70,6 +72,13 @@ _Key = tuple[frozenset[int], bool, bool]
 # The subscription uid of previews and test sends: no subscription has it (real ones are
 # 22 random characters), so their unsubscribe and preference links act on nobody.
 PREVIEW_UID = "preview"
+
+
+def N_(message: str) -> str:  # noqa: N802  # the name gettext's tools look for
+    """Return message as it is: marks a string for the catalogue, translated where it is used."""
+    return message
+
+
 # What a preheader may say about the reader's own part of the issue, and the line inboxes
 # show when the editor leaves the preheader empty.
 PREHEADER_PLACEHOLDERS = {
@@ -77,7 +86,9 @@ PREHEADER_PLACEHOLDERS = {
     "headlines": "the titles of the reader's pieces, joined by ' · '",
     "sections": "the names of the reader's sections that have pieces",
 }
-DEFAULT_PREHEADER = "{count} this week: {headlines}"
+# Translators: the line inboxes show beside the subject. Keep {count} and {headlines} as
+# they are: "3 pieces" and the titles of the pieces are put there.
+DEFAULT_PREHEADER = N_("{count} this week: {headlines}")
 # Words by which a preheader addresses its reader, which a public page must not repeat.
 _TO_THE_READER = re.compile(r"\byou(?:r|rs|rself|'re|'ll|'ve|’re|’ll|’ve)?\b", re.IGNORECASE)
 _HEADLINES_CHARS = 160  # inboxes show ~90-140 characters of preview; the rest is "and N more"
@@ -182,6 +193,7 @@ class NewsletterView:
     logo: Logo | None = None
     image_display: str = "none"  # how lead images show: "none", "lead" or "thumbnail"
     look: Look = DEFAULT_LOOK
+    language: str = SOURCE_LANGUAGE  # what readers read: a code digest.mail.language knows
 
 
 @dataclass(frozen=True)
@@ -273,6 +285,7 @@ class RenderSettings:
     mail_domain: str  # the right-hand side of Message-IDs
     templates: tuple[Path, ...]  # the folders holding emails/, an operator's overrides first
     links: ReaderLinks
+    catalogues: tuple[Path, ...] = (PACKAGED,)  # gettext catalogues, an operator's first
 
 
 @dataclass(frozen=True)
@@ -318,7 +331,12 @@ class PreparedIssue:
             for section in content.sections
         )
         self.links = settings.links
-        self.env = email_templates(*settings.templates)
+        # The newsletter's language, or English when no catalogue of it is installed.
+        self.language = language(newsletter.language, *settings.catalogues)
+        self.env = email_templates(
+            *settings.templates, language=self.language.code, catalogues=settings.catalogues
+        )
+        self.translations = translations(self.language.code, "emails", *settings.catalogues)
         self.web_url = content.web_url
         self.date = content.date
         self.mail_domain = settings.mail_domain
@@ -361,7 +379,7 @@ class PreparedIssue:
 
     def preheader_for(self, reader: Reader) -> str:
         """Return the preheader the reader's inbox shows (placeholders filled for them)."""
-        return fill_preheader(self.issue.preheader, self.sections_for(reader))
+        return fill_preheader(self.issue.preheader, self.sections_for(reader), self.translations)
 
     def _sections(self, chosen: frozenset[int]) -> list[RenderedSection]:
         return [s for s in self.sections if not chosen or s.id in chosen]
@@ -383,7 +401,7 @@ class PreparedIssue:
     ) -> dict[str, Any]:
         """Return the template context of a reader who chose `chosen` (empty: every section)."""
         sections = self._sections(chosen)
-        preheader = fill_preheader(self.issue.preheader, sections)
+        preheader = fill_preheader(self.issue.preheader, sections, self.translations)
         return {
             "issue": self.issue,
             "newsletter": self.newsletter,
@@ -391,7 +409,7 @@ class PreparedIssue:
             "reader": reader,
             "preheader": preheader,
             "preheader_text": wrap(preheader),
-            "piece_count": _pieces(sum(len(s.posts) for s in sections)),
+            "piece_count": _pieces(sum(len(s.posts) for s in sections), self.translations),
             "headlines": [post.title for section in sections for post in section.posts],
             "sections": sections,
             "chosen_sections": [name for sid, name in self.newsletter.sections if sid in chosen],
@@ -496,8 +514,12 @@ class PreparedIssue:
         return self.parts_for(reader, _LARGEST_DELIVERY)[0]
 
 
-def _pieces(count: int) -> str:
-    return f"{count} piece" if count == 1 else f"{count} pieces"
+_SOURCE = NullTranslations()  # English: the source strings
+
+
+def _pieces(count: int, t: NullTranslations) -> str:
+    # Translators: how many pieces (posts) a reader gets in this issue.
+    return t.ngettext("%(count)d piece", "%(count)d pieces", count) % {"count": count}
 
 
 class _UnknownPlaceholder(ValueError):
@@ -527,47 +549,62 @@ def preheader_problem(template: str) -> str | None:
     return None
 
 
-def _headlines(titles: list[str]) -> str:
+def _headlines(titles: list[str], t: NullTranslations) -> str:
     shown: list[str] = []
     for title in titles:
         if shown and len(" · ".join([*shown, title])) > _HEADLINES_CHARS:
-            return " · ".join(shown) + f" and {len(titles) - len(shown)} more"
+            more = len(titles) - len(shown)
+            # Translators: the titles that fit in an inbox's preview line, then how many do not.
+            return t.ngettext(
+                "%(headlines)s and %(count)d more", "%(headlines)s and %(count)d more", more
+            ) % {"headlines": " · ".join(shown), "count": more}
         shown.append(title)
     return " · ".join(shown)
 
 
-def _filled(parts: list[tuple[str, str | None]], titles: list[str], names: list[str]) -> str:
-    values = {"count": _pieces(len(titles)), "headlines": _headlines(titles), "sections": ", ".join(names)}
+def _filled(
+    parts: list[tuple[str, str | None]], titles: list[str], names: list[str], t: NullTranslations
+) -> str:
+    values = {
+        "count": _pieces(len(titles), t), "headlines": _headlines(titles, t), "sections": ", ".join(names)
+    }
     return "".join(literal + (values[name] if name else "") for literal, name in parts)
 
 
-def fill_preheader(template: str, sections: list[RenderedSection]) -> str:
+def fill_preheader(
+    template: str, sections: list[RenderedSection], t: NullTranslations = _SOURCE
+) -> str:
     """Return the preheader of a reader who gets sections: the editor's, its placeholders
-    filled with that reader's pieces, or the default one when the editor wrote none."""
+    filled with that reader's pieces, or the default one when the editor wrote none (in
+    the language of t, the newsletter's "emails" catalogue)."""
     titles = [post.title for section in sections for post in section.posts]
     if not titles:
-        return "Nothing new in your sections this week."
+        return t.gettext("Nothing new in your sections this week.")
     try:
-        parts = _fields(template.strip() or DEFAULT_PREHEADER)
+        parts = _fields(template.strip() or t.gettext(DEFAULT_PREHEADER))
     except ValueError:  # saved before placeholders were checked: shown as written
         return template.strip()
-    return _filled(parts, titles, [section.name for section in sections])
+    return _filled(parts, titles, [section.name for section in sections], t)
 
 
-def public_preheader(template: str, sections: list[tuple[str, list[str]]]) -> str:
+def public_preheader(
+    template: str, sections: list[tuple[str, list[str]]], t: NullTranslations = _SOURCE
+) -> str:
     """Return an issue's summary for public pages (archive, feed): its preheader filled with
-    every section's pieces, or the default one when the editor's speaks to a reader ("you")."""
+    every section's pieces, or the default one when the editor's speaks to a reader ("you"),
+    in the language of t (the newsletter's "emails" catalogue)."""
     titles = [title for _, section_titles in sections for title in section_titles]
     if not titles:
         return ""
+    default = t.gettext(DEFAULT_PREHEADER)
     try:
-        parts = _fields(template.strip() or DEFAULT_PREHEADER)
+        parts = _fields(template.strip() or default)
     except ValueError:
         parts = [(template.strip(), None)]
     # The editor's own words, not the headlines: a post may well be called "What you missed".
     if _TO_THE_READER.search(" ".join(literal for literal, _ in parts)):
-        parts = _fields(DEFAULT_PREHEADER)
-    return _filled(parts, titles, [name for name, section_titles in sections if section_titles])
+        parts = _fields(default)
+    return _filled(parts, titles, [name for name, section_titles in sections if section_titles], t)
 
 
 def _bullet(text: str) -> str:

@@ -2,8 +2,9 @@
 
 Every email (the digest, the confirmation, the welcome, the "already subscribed" note)
 is a pair of templates, templates/emails/NAME.html and NAME.txt, on the shared layout
-(emails/layout.html and layout.txt), rendered with `email_templates(folder)` (the caller
-names the templates folder) through `render_email`: it inlines the CSS (css-inline, never
+(emails/layout.html and layout.txt), rendered with `email_templates(folder, language=…)`
+(the caller names the templates folder and the newsletter's language, whose "emails"
+catalogue, dates and writing direction the templates get) through `render_email`: it inlines the CSS (css-inline, never
 fetching remote stylesheets; `<style data-keep>` blocks stay as they are) and tidies both
 parts.
 
@@ -18,6 +19,7 @@ template) and test only whether they are empty.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import re
@@ -28,27 +30,68 @@ from pathlib import Path
 from typing import Any
 
 import css_inline
+from babel.dates import format_date
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from markupsafe import escape
 
 from digest.mail.dkim import relaxed_lines
+from digest.mail.language import PACKAGED, SOURCE_LANGUAGE, Language, translations
+from digest.mail.language import language as find_language
 from digest.mail.look import DEFAULT_LOOK
 from digest.mail.message import quoted_printable
 from digest.mail.plaintext import wrap
 
 
 @functools.cache
-def email_templates(*folders: Path) -> Environment:
-    """Return the Jinja environment every email renders with (outside requests too), for
-    the templates folders that hold emails/ (a template in the first that has it wins)."""
+def email_templates(
+    *folders: Path, language: str = SOURCE_LANGUAGE, catalogues: tuple[Path, ...] = (PACKAGED,)
+) -> Environment:
+    """Return the Jinja environment emails in language render with (outside requests too),
+    for the templates folders that hold emails/ (a template in the first that has it wins)
+    and the folders of gettext catalogues (digest.mail.language; the first one's win).
+
+    Its strings are looked up as a template renders, which is once per issue and variant
+    (or per transactional email kind): never per reader."""
     env = Environment(
         loader=FileSystemLoader([str(folder) for folder in folders]),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.policies["ext.i18n.trimmed"] = True  # as the extraction reads them (emails.cfg)
+    speaks = find_language(language, *catalogues)
+    env.install_gettext_translations(  # type: ignore[attr-defined]  # added by the i18n extension
+        translations(speaks.code, "emails", *catalogues), newstyle=True
     )
     env.globals["look"] = DEFAULT_LOOK  # an email of a newsletter gets its own in the context
+    env.globals.update(layout_globals(speaks))
     env.filters["wrap"] = wrap  # text parts: {% filter wrap %}…{% endfilter %}, never URLs split
+    env.filters["format_date"] = functools.partial(_format_date, locale=speaks.code)
     return env
+
+
+def layout_globals(speaks: Language) -> dict[str, Any]:
+    """Return what templates write a language's direction with: lang and dir for <html>,
+    start and end ("left"/"right", swapped right-to-left) for align and text-align,
+    sides(top, end, bottom, start) for a padding or margin shorthand, and the arrow that
+    points onwards."""
+    rtl = speaks.direction == "rtl"
+
+    def sides(top: str, end: str, bottom: str, start: str) -> str:
+        return f"{top} {start} {bottom} {end}" if rtl else f"{top} {end} {bottom} {start}"
+
+    return {
+        "lang": speaks.tag,
+        "dir": speaks.direction,
+        "start": "right" if rtl else "left",
+        "end": "left" if rtl else "right",
+        "sides": sides,
+        "onwards": "\N{LEFTWARDS ARROW}" if rtl else "\N{RIGHTWARDS ARROW}",
+    }
+
+
+def _format_date(value: dt.date, format: str = "full", *, locale: str) -> str:  # noqa: A002  # Babel's name
+    return format_date(value, format, locale=locale)
 
 
 @functools.cache

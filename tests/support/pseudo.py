@@ -59,7 +59,7 @@ def install_pseudo(instance: Path) -> str:
     return PSEUDO
 
 
-_BRACKETED = re.compile(f"{OPEN}[^{CLOSE}]*{CLOSE}")
+_BRACKETED = re.compile(f"{OPEN}[^{OPEN}{CLOSE}]*{CLOSE}")  # innermost: a marked string may hold another
 _URL = re.compile(r"\b(?:https?|mailto):\S+")
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
@@ -67,7 +67,10 @@ _WORD = re.compile(r"[^\W\d_]{2,}")
 def unmarked(text: str, allowed: Iterable[str] = ()) -> list[str]:
     """Return the words of text outside ⟦ ⟧ and outside the allowed values (content the
     newsletter's people wrote, names, addresses), which no catalogue could translate."""
-    rest = _URL.sub(" ", _BRACKETED.sub(" ", text))
+    rest = text
+    while (shorter := _BRACKETED.sub(" ", rest)) != rest:
+        rest = shorter
+    rest = _URL.sub(" ", rest)
     for value in sorted(allowed, key=len, reverse=True):
         if value:
             rest = rest.replace(value, " ")

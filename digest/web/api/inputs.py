@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -107,6 +107,9 @@ class Field:
     min_items: int | None = None
     max_items: int | None = None  # "strings": at most this many, each at most max_length
     example: Any = None
+    # "string": the values allowed, asked when a request or the document needs them (they
+    # may depend on the app: the languages whose catalogues are installed).
+    choices: Callable[[], Collection[str]] | None = None
 
     def max_bytes(self) -> int:
         """Return the size of the longest value this field allows, as JSON escapes it."""
@@ -160,6 +163,8 @@ class Field:
             return f"{name} must be at most {self.max_length} characters."
         if not self.blank and not value.strip():
             return f"{name} must not be empty or only spaces."
+        if self.choices is not None and value not in (allowed := self.choices()):
+            return f"{name} must be one of {', '.join(sorted(allowed))}."
         return _format_problem(self.fmt, name, value) if self.fmt else None
 
     def schema(self) -> dict[str, Any]:
@@ -188,6 +193,8 @@ class Field:
             schema.update(minimum=0, maximum=MAX_ID)
         if self.const is not None:
             schema["const"] = self.const
+        if self.choices is not None:
+            schema["enum"] = sorted(self.choices())
         if self.max_length is not None and self.kind == "string":
             schema["maxLength"] = self.max_length
         if self.nullable:

@@ -131,6 +131,9 @@ _object("Newsletter", "A newsletter: sender identity, weekly schedule and consen
     "reply_to": _nullable(STRING),
     "postal_address": STRING,
     "time_zone": STRING,
+    "language": {**STRING, "description": "What readers read (emails, the digest's own words and "
+                                           "dates, reader pages): a language code such as de or "
+                                           "pt_BR, one of NewsletterChanges.language's."},
     "send_weekday": {**_nullable(INTEGER), "minimum": 1, "maximum": 7,
                      "description": "ISO weekday of the weekly issue (1 = Monday), or null."},
     "send_time": {**_nullable(STRING), "description": "Local time of the weekly issue, HH:MM."},
@@ -165,6 +168,7 @@ def newsletter(item: Newsletter, config: Mapping[str, Any]) -> dict[str, Any]:
         "reply_to": item.reply_to,
         "postal_address": item.postal_address,
         "time_zone": item.time_zone,
+        "language": item.language,
         "send_weekday": item.send_weekday,
         "send_time": item.send_time,
         "review_hours": item.review_hours,

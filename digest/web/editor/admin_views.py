@@ -37,6 +37,7 @@ def _settings_page(data: newsletters.SettingsInput, errors: dict[str, str], stat
         fonts=FONTS,
         time_zones=newsletters.time_zones(),
         weekdays=newsletters.WEEKDAYS,
+        languages=newsletters.available_languages(current_app.config),
         sections=newsletters.sections(db_session(), newsletter) if newsletter else [],
     ), status
 
@@ -60,6 +61,7 @@ def _as_input(newsletter: Newsletter | None) -> newsletters.SettingsInput:
         track_clicks="on" if newsletter.track_clicks else "",
         track_opens="on" if newsletter.track_opens else "",
         keep_reader_engagement="on" if newsletter.keep_reader_engagement else "",
+        language=newsletter.language,
     )
 
 
@@ -72,7 +74,9 @@ def settings() -> Response | tuple[str, int]:
     data = newsletters.SettingsInput(**{key: form.get(key, "") for key in newsletters.SettingsInput.__dataclass_fields__})
     dbs = db_session()
     try:
-        newsletter = newsletters.update_settings(dbs, g.newsletter, data)
+        newsletter = newsletters.update_settings(
+            dbs, g.newsletter, data, available=newsletters.available_languages(current_app.config)
+        )
     except Invalid as exc:
         dbs.rollback()
         return _settings_page(data, exc.errors, 400)
@@ -134,7 +138,8 @@ def _look_preview(what: str) -> Response:
 def _previewed(what: str, chosen: Look) -> Response:
     newsletter = g.newsletter
     if what == "email":
-        html = sample_issue_html(current_app.config, newsletter.name, newsletter.postal_address, chosen)
+        html = sample_issue_html(current_app.config, newsletter.name, newsletter.postal_address, chosen,
+                                 newsletter.language)
         response = current_app.response_class(html, mimetype="text/html")
         response.headers["Content-Security-Policy"] = html_policy(outbox.image_origins(html))
         return response
