@@ -9,7 +9,9 @@ Dates are shown in the newsletter's time zone.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
@@ -17,7 +19,9 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.sql import ColumnElement
 
 from digest.core.models import Issue, IssuePost, IssueStatus, Newsletter, Post
+from digest.core.resources import translation_folders
 from digest.domain import posts
+from digest.mail.language import translations
 from digest.mail.render import public_preheader
 
 FEED_ENTRIES = 50
@@ -93,11 +97,13 @@ def issue_sections(issue: Issue) -> list[posts.IssueSection]:
     return posts.issue_sections(issue, published_only=True)
 
 
-def summary(issue: Issue) -> str:
+def summary(config: Mapping[str, Any], issue: Issue) -> str:
     """Return the issue's summary for public pages: its preheader as a reader of every
-    section would see it, never a placeholder or words meant for one reader."""
+    section would see it (in the newsletter's language), never a placeholder or words
+    meant for one reader."""
     sections = [(part.section.name, [post.title for post in part.posts]) for part in issue_sections(issue)]
-    return public_preheader(issue.preheader, sections)
+    words = translations(issue.newsletter.language, "emails", *translation_folders(config))
+    return public_preheader(issue.preheader, sections, words)
 
 
 def local_time(newsletter: Newsletter, moment: dt.datetime | None) -> dt.datetime | None:

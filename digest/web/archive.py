@@ -36,8 +36,12 @@ def _page(template: str, newsletter: Newsletter, **context: object) -> str:
     # Every archive page ends with the signup form, empty: errors show on the front page.
     return render_template(
         template, newsletter=newsletter, consent_text=consent_text(current_app.config, newsletter), form={}, errors={},
-        local_time=archive.local_time, local_date=archive.local_date, summary=archive.summary, **context,
+        local_time=archive.local_time, local_date=archive.local_date, summary=_summary, **context,
     )
+
+
+def _summary(issue: Issue) -> str:
+    return archive.summary(current_app.config, issue)
 
 
 def _stamp(moment: dt.datetime) -> str:
@@ -124,7 +128,7 @@ def feed(newsletter: str) -> Response:
         issue_url=lambda item: links.issue_url(config, found.slug, item.slug),
         content=content,
         stamp=_stamp,
-        summary=archive.summary,
+        summary=_summary,
         lang=page_language().tag,
     )
     return Response(xml, mimetype="application/atom+xml")

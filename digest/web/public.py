@@ -82,7 +82,7 @@ def _front_page(
         newsletter=newsletter,
         consent_text=signup.consent_text(current_app.config, newsletter) if newsletter else "",
         latest=latest,
-        latest_summary=archive.summary(latest) if latest else "",
+        latest_summary=archive.summary(current_app.config, latest) if latest else "",
         latest_day=archive.local_date(newsletter, latest.sent_at) if newsletter and latest else "",
         latest_url=links.issue_url(current_app.config, newsletter.slug, latest.slug)
         if newsletter and latest
