@@ -275,9 +275,42 @@ class Throttle(Protocol):
         ...
 
 
-# Owners whose rows a failed step left in flight (a database outage); send_batch settles
-# them before the owner's next claim, so they wait neither for a lease nor a takeover.
-_UNSETTLED: set[str] = set()
+@dataclass(frozen=True)
+class _Unsettled:
+    """What a sender knows about its rows that a failed step (a database outage) kept it
+    from recording: a 250 whose `sent` did not commit, and a message whose `sending` may
+    have committed although its final dot was never written."""
+
+    accepted: deliveries.Accepted | None = None
+    withdrawn: int | None = None
+
+
+# Owners whose rows a failed step left in flight, with what they know of them; settled
+# before the owner's next claim, so they wait neither for a lease nor a takeover, and what
+# the sender knows is recorded instead of "unknown".
+_UNSETTLED: dict[str, _Unsettled] = {}
+
+
+def settle_unsettled(database: Database, owner: str, ambiguous: str) -> None:
+    """Record what owner knows of the rows a failed step left in flight, and put the rest
+    back (claims to pending, a `sending` whose end went out to unknown); a no-op unless a
+    step of owner failed."""
+    if owner in _UNSETTLED:
+        with _claims_connection(database) as conn:
+            _settle(conn, owner, ambiguous)
+
+
+def _settle(conn: Connection, owner: str, ambiguous: str) -> None:
+    unsettled = _UNSETTLED.get(owner)
+    if unsettled is None:
+        return
+    if unsettled.accepted is not None:
+        deliveries.recover_sent(conn, owner, unsettled.accepted)
+    if unsettled.withdrawn is not None:
+        deliveries.withdraw(conn, unsettled.withdrawn, owner)
+    deliveries.abandon(conn, owner, ambiguous)
+    conn.commit()
+    del _UNSETTLED[owner]
 
 
 def send_batch(
@@ -295,10 +328,7 @@ def send_batch(
     lease = app.config["LEASE_SECONDS"]
     liveness: Liveness | None = app.extensions.get("digest.liveness")
     with _claims_connection(database) as conn:
-        if owner in _UNSETTLED:
-            deliveries.abandon(conn, owner, app.config["AMBIGUOUS"])
-            conn.commit()
-            _UNSETTLED.discard(owner)
+        _settle(conn, owner, app.config["AMBIGUOUS"])
         claimed = deliveries.claim(
             conn, issue_id, owner, app.config["BATCH_SIZE"], lease,
             sender_id=liveness.sender_id if liveness is not None else None,
@@ -307,7 +337,8 @@ def send_batch(
         outcome.claimed = len(claimed)
         if not claimed:
             return outcome
-        _UNSETTLED.add(owner)
+        _UNSETTLED[owner] = _Unsettled()
+        batch: _Batch | None = None
         try:
             # Opened only for a batch with work: an idle sender's look costs one connection.
             with _outcomes_connection(database, conn) as settle:
@@ -315,12 +346,15 @@ def send_batch(
                     app=app, database=database, conn=conn, settle=settle, mailer=mailer,
                     issue_id=issue_id, owner=owner, lease_seconds=lease, rate=rate, stop=stop,
                 )
-                _Batch(context, outcome).run(claimed, prepared_issues(app))
+                batch = _Batch(context, outcome)
+                batch.run(claimed, prepared_issues(app))
         finally:
+            if batch is not None:
+                _UNSETTLED[owner] = _Unsettled(batch.accepted, batch.withdrawn)
             conn.rollback()
             outcome.released = deliveries.release(conn, owner, [c.id for c in claimed])
             conn.commit()
-        _UNSETTLED.discard(owner)
+        del _UNSETTLED[owner]
     return outcome
 
 
@@ -395,6 +429,9 @@ class _Batch:
     outcome: BatchOutcome
     # The last 250 whose `sent` rides in the transaction of the next `sending`.
     accepted: deliveries.Accepted | None = None
+    # A message withdrawn because committing its `sending` failed: the final dot never went
+    # out, while the commit may have gone through (the answer lost in a database outage).
+    withdrawn: int | None = None
     # From the claim: a slow first render must not let the lease lapse unrenewed.
     lease_renewed_at: float = field(default_factory=time.monotonic)
 
@@ -451,7 +488,11 @@ class _Batch:
             marked: list[bool] = []
 
             def before_end(item: deliveries.Claimed = item, recipient: Recipient = recipient) -> bool:
-                marked.append(self._mark_sending(item.id, newsletter_id, recipient))
+                try:
+                    marked.append(self._mark_sending(item.id, newsletter_id, recipient))
+                except Exception:
+                    self.withdrawn = item.id  # the transport drops the message without its dot
+                    raise
                 return marked[-1]
 
             reply = self._send(message, before_end)
@@ -537,8 +578,8 @@ class _Batch:
             conn, delivery_id, context.owner, newsletter_id, recipient.email_hash,
             context.lease_seconds, accepted=self.accepted,
         )
-        self.accepted = None
         conn.commit()
+        self.accepted = None
         return attempt is not None
 
     def _blocked(self, delivery_id: int, newsletter_id: int, recipient: Recipient) -> None:
@@ -631,10 +672,10 @@ class _Batch:
 
     def _settle(self) -> None:
         """Commit the accepted delivery's `sent` on its own (no next `sending` to ride with)."""
-        accepted, self.accepted = self.accepted, None
-        if accepted is not None:
-            deliveries.mark_accepted_sent(self.context.settle, self.context.owner, accepted)
+        if self.accepted is not None:
+            deliveries.mark_accepted_sent(self.context.settle, self.context.owner, self.accepted)
             self.context.settle.commit()
+            self.accepted = None
 
     def _retry_later(
         self, delivery_id: int, attempt: int, code: int | None, text: str, source: DeliveryState
@@ -801,6 +842,8 @@ class SenderPool:
             while not self._stop.is_set():
                 worked, trouble = False, None
                 try:
+                    # Before the sending issues are read: one may be sent but for what this owner knows.
+                    settle_unsettled(self.app.extensions["digest.db"], owner, self.app.config["AMBIGUOUS"])
                     for issue_id in self._sending_ids():
                         outcome = send_batch(
                             self.app, mailer, issue_id, owner=owner, rate=self.rate, stop=self._stop
