@@ -21,7 +21,9 @@ Contract:
   message follows, so a crash leaves at most one row per open SMTP connection in
   `sending`; the reaper turns expired
   `claimed` rows back into `pending` (they provably never reached SMTP) and expired
-  `sending` rows into `unknown` (held, never sent twice unless DIGEST_AMBIGUOUS=resend).
+  `sending` rows into `unknown` (held, never sent twice unless DIGEST_AMBIGUOUS=resend),
+  keeping their lease_owner so a sender that outlived a database outage can still record
+  what it knows (`recover_sent`, `withdraw`).
 - The hot-path functions take a Session or a Connection (senders use a bare connection
   and commit after each step); none of them commits.
 """

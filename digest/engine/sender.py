@@ -30,7 +30,11 @@ takes nothing), writes the dot and records the outcome:
 
 Claimed rows it did not get to (stop requested, issue paused) go back to pending at
 once; a crash leaves them to the takeover (seconds) or the reaper (lease expiry). A
-release that fails (database outage) is done again before the owner's next batch.
+release that fails (database outage) is done again before the owner's next batch, and
+what the sender knows of its message in hand is recorded then, not left to be judged
+unknown: a 250 whose `sent` did not commit is sent, and a message dropped without its
+final dot because committing its `sending` failed (the commit may have gone through
+unseen) goes back to the queue.
 """
 
 from __future__ import annotations
