@@ -886,3 +886,34 @@ def test_a_250_the_database_outage_kept_from_the_ledger_is_recorded_sent(
     assert states(db, setup.issue_id) == {"sent": 2}
     first = db.scalars(select(Delivery).join(Subscriber).where(Subscriber.email == setup.emails[0])).one()
     assert first.queue_id == "Q000001"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_refusal_the_database_outage_kept_from_the_ledger_is_tried_again(
+    app_overrides: dict[str, Any], smtp_server: SMTPServer, db: Session
+) -> None:
+    """The link to PostgreSQL dies while the server refuses a message (451): the server took
+    nothing, so once the database answers again the reader gets the message, not unclear."""
+    setup = make_newsletter(db, readers=2)
+    _start(db, setup.issue_id)
+    with _app_behind_a_link(app_overrides, smtp_server, BATCH_SIZE=2) as (app, link):
+        owner = new_owner("test")
+        refuse = refuse_once("data", setup.emails[0], "451 4.3.0 try later")
+
+        def script(stage: str, address: str) -> str | None:
+            reply = refuse(stage, address)
+            if reply:
+                link.cut()
+            return reply
+
+        smtp_server.script = script
+        with mailer_for(app.config) as mailer:
+            with pytest.raises(DBAPIError):
+                send_batch(app, mailer, setup.issue_id, owner=owner)
+            link.restore()
+            for _ in range(5):
+                if not send_batch(app, mailer, setup.issue_id, owner=owner).claimed:
+                    break
+        maintain(app)
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+    assert states(db, setup.issue_id) == {"sent": 2}

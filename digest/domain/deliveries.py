@@ -547,8 +547,9 @@ WITHDRAWN_NOTE = "the end of this message never went out (database outage): safe
 
 
 def withdraw(executor: Executor, delivery_id: int, owner: str) -> bool:
-    """sending (or unknown since) → pending, giving the attempt back: owner never wrote the
-    message's final dot, but a database outage hid from it whether its `sending` committed.
+    """sending (or unknown since) → pending, giving the attempt back: the server took
+    nothing of the message (owner never wrote its final dot, or the server refused it), but
+    a database outage kept owner from recording so.
 
     An unknown row of an issue already marked sent stays unknown, with a note saying that
     resending it is safe; return whether the row went back to the queue."""

@@ -282,8 +282,8 @@ class Throttle(Protocol):
 @dataclass(frozen=True)
 class _Unsettled:
     """What a sender knows about its rows that a failed step (a database outage) kept it
-    from recording: a 250 whose `sent` did not commit, and a message whose `sending` may
-    have committed although its final dot was never written."""
+    from recording: a 250 whose `sent` did not commit, and a message the server took
+    nothing of (its final dot never written, or refused) whose row may read `sending`."""
 
     accepted: deliveries.Accepted | None = None
     withdrawn: int | None = None
@@ -433,8 +433,9 @@ class _Batch:
     outcome: BatchOutcome
     # The last 250 whose `sent` rides in the transaction of the next `sending`.
     accepted: deliveries.Accepted | None = None
-    # A message withdrawn because committing its `sending` failed: the final dot never went
-    # out, while the commit may have gone through (the answer lost in a database outage).
+    # A message the server took nothing of whose row may read `sending` all the same: its
+    # `sending` commit failed (the dot never went out; the commit may have gone through,
+    # the answer lost in a database outage), or recording its refusal failed.
     withdrawn: int | None = None
     # From the claim: a slow first render must not let the lease lapse unrenewed.
     lease_renewed_at: float = field(default_factory=time.monotonic)
@@ -504,7 +505,12 @@ class _Batch:
                 self._blocked(item.id, newsletter_id, recipient)
             else:
                 source = DeliveryState.SENDING if marked and marked[-1] else DeliveryState.CLAIMED
-                self._record(item.id, item.attempts + 1, source, recipient, reply)
+                try:
+                    self._record(item.id, item.attempts + 1, source, recipient, reply)
+                except DBAPIError:
+                    if not isinstance(reply, SendResult | UnclearOutcome):
+                        self.withdrawn = item.id  # refused or cut off: the server took nothing
+                    raise
 
     def _prepared(self, prepared_issues: PreparedIssues) -> PreparedIssue:
         """Return the issue as rendered for this app; pause it if its readers must not get it."""
