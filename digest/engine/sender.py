@@ -301,10 +301,10 @@ def settle_unsettled(database: Database, owner: str, ambiguous: str) -> None:
     step of owner failed."""
     if owner in _UNSETTLED:
         with _claims_connection(database) as conn:
-            _settle(conn, owner, ambiguous)
+            _settle_owner(conn, owner, ambiguous)
 
 
-def _settle(conn: Connection, owner: str, ambiguous: str) -> None:
+def _settle_owner(conn: Connection, owner: str, ambiguous: str) -> None:
     unsettled = _UNSETTLED.get(owner)
     if unsettled is None:
         return
@@ -332,7 +332,7 @@ def send_batch(
     lease = app.config["LEASE_SECONDS"]
     liveness: Liveness | None = app.extensions.get("digest.liveness")
     with _claims_connection(database) as conn:
-        _settle(conn, owner, app.config["AMBIGUOUS"])
+        _settle_owner(conn, owner, app.config["AMBIGUOUS"])
         claimed = deliveries.claim(
             conn, issue_id, owner, app.config["BATCH_SIZE"], lease,
             sender_id=liveness.sender_id if liveness is not None else None,
