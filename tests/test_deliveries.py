@@ -135,6 +135,39 @@ def test_reaper_returns_claims_and_marks_sends_unclear(db: Session) -> None:
     assert deliveries.unclear_deliveries(db, issue_id)[0].email == reader_email(0)
 
 
+def test_the_living_owner_of_a_reaped_send_still_says_what_became_of_it(db: Session) -> None:
+    """After a database outage the reaper made two sends unknown: their owner, alive, records
+    the 250 it heard (sent) and the message it never ended (back to pending, attempt given
+    back); another owner's word changes nothing."""
+    issue_id, rows = _claimed(db, readers=3, owner="alive", lease=30, in_flight=2)
+    later = utcnow() + dt.timedelta(minutes=5)
+    assert deliveries.reap_expired(db, "hold", later) == deliveries.Reaped(1, 2)
+    accepted = deliveries.Accepted(rows[0].id, 250, "250 ok: queued as Q9", "Q9", utcnow())
+    assert not deliveries.recover_sent(db, "other", accepted)
+    assert not deliveries.withdraw(db, rows[1].id, "other")
+    assert deliveries.recover_sent(db, "alive", accepted)
+    assert deliveries.withdraw(db, rows[1].id, "alive")
+    assert not deliveries.withdraw(db, rows[1].id, "alive")  # done once
+    db.commit()
+    assert states(db, issue_id) == {"sent": 1, "pending": 2}
+    db.expire_all()
+    sent, back = (db.get(Delivery, r.id) for r in rows[:2])
+    assert sent is not None and (sent.queue_id, sent.lease_owner) == ("Q9", None)
+    assert back is not None and (back.attempts, back.smtp_response, back.lease_owner) == (0, None, None)
+
+
+def test_a_reaped_send_of_an_issue_marked_sent_meanwhile_stays_unknown_with_a_note(db: Session) -> None:
+    """Once the issue is marked sent, the owner's word that it never ended a message leaves
+    the row unknown (nothing would send it) but says that resending it is safe."""
+    issue_id, rows = _claimed(db, readers=1, owner="late", lease=30, in_flight=1)
+    deliveries.reap_expired(db, "hold", utcnow() + dt.timedelta(minutes=5))
+    assert issues.finish_issue(db, issue_id)
+    assert not deliveries.withdraw(db, rows[0].id, "late")
+    db.commit()
+    assert states(db, issue_id) == {"unknown": 1}
+    assert deliveries.unclear_deliveries(db, issue_id)[0].response == deliveries.WITHDRAWN_NOTE
+
+
 def test_reaper_under_resend_policy_requeues_unclear(db: Session) -> None:
     """With DIGEST_AMBIGUOUS=resend an expired send goes back to pending."""
     issue_id, _rows = _claimed(db, readers=1, owner="dead", lease=30, in_flight=1)

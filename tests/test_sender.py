@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import re
 import shutil
@@ -10,6 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from html import unescape
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from digest.core.db import Database, utcnow
@@ -65,6 +68,7 @@ from tests.support.delivery import (
 )
 from tests.support.rawsmtp import RawSMTPServer
 from tests.support.smtp import SMTPServer, refuse_once
+from tests.support.tcpcut import CuttableLink
 from tests.support.waiting import wait_until
 
 
@@ -799,3 +803,117 @@ def test_a_worker_keeps_a_bounded_number_of_renderings(app: Flask, db: Session) 
     after_twelve = send_issues(range(12))
     assert after_twelve > before
     assert send_issues(range(12, 24)) <= after_twelve
+
+
+@contextmanager
+def _app_behind_a_link(app_overrides: dict[str, Any], smtp_server: SMTPServer, **settings: Any) -> Iterator[tuple[Flask, CuttableLink]]:
+    """An app whose database (PostgreSQL) is reached through a link a test can cut."""
+    from digest import create_app
+
+    target = make_url(app_overrides["DATABASE_URL"])
+    with CuttableLink(target.host or "127.0.0.1", target.port or 5432) as link:
+        linked = target.set(host="127.0.0.1", port=link.port).render_as_string(hide_password=False)
+        app = create_app({**app_overrides, "SMTP_URL": smtp_server.url, "DATABASE_URL": linked, **settings})
+        try:
+            yield app, link
+        finally:
+            get_db_of(app).dispose()
+
+
+# The statement that commits a message's `sending` (claimed → sending, with no `sent` riding in it).
+MARK_SENDING = b"RETURNING delivery.attempts\x00"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("reaper_first", [False, True], ids=["sender-settles", "reaper-first"])
+def test_a_database_outage_that_hides_a_committed_sending_does_not_cost_the_reader(
+    app_overrides: dict[str, Any], smtp_server: SMTPServer, db: Session, reaper_first: bool
+) -> None:
+    """The link to PostgreSQL dies after the database committed a message's `sending` but
+    before the sender heard so: the sender never wrote the final dot, so once the database
+    answers again the reader gets the message, once, and nobody is unclear, whether the
+    sender settles first or the reaper finds the lease expired first."""
+    setup = make_newsletter(db, readers=3)
+    _start(db, setup.issue_id)
+    with _app_behind_a_link(app_overrides, smtp_server, BATCH_SIZE=3) as (app, link):
+        owner = new_owner("test")
+        link.cut_when_answered(MARK_SENDING)
+        with mailer_for(app.config) as mailer:
+            with pytest.raises(DBAPIError):
+                send_batch(app, mailer, setup.issue_id, owner=owner)
+            assert link.cut_after_answer.is_set() and not smtp_server.received
+            assert states(db, setup.issue_id) == {"sending": 1, "claimed": 2}  # the outage's window
+            link.restore()
+            if reaper_first:
+                maintain(app, utcnow() + dt.timedelta(seconds=app.config["LEASE_SECONDS"] + 1))
+            for _ in range(5):
+                maintain(app)
+                if not send_batch(app, mailer, setup.issue_id, owner=owner).claimed:
+                    break
+        maintain(app)
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+    assert states(db, setup.issue_id) == {"sent": 3}
+    first = db.scalars(select(Delivery).join(Subscriber).where(Subscriber.email == setup.emails[0])).one()
+    assert first.attempts == 1, "the withdrawn message used no attempt"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_250_the_database_outage_kept_from_the_ledger_is_recorded_sent(
+    app_overrides: dict[str, Any], smtp_server: SMTPServer, db: Session
+) -> None:
+    """The link to PostgreSQL dies while the server accepts a message: the sender holds the
+    250 until the database answers again and records the delivery sent, not unclear."""
+    setup = make_newsletter(db, readers=2)
+    _start(db, setup.issue_id)
+    with _app_behind_a_link(app_overrides, smtp_server, BATCH_SIZE=2) as (app, link):
+        owner = new_owner("test")
+
+        def script(stage: str, address: str) -> None:
+            if stage == "data" and address == setup.emails[0]:
+                link.cut()
+
+        smtp_server.script = script
+        with mailer_for(app.config) as mailer:
+            with pytest.raises(DBAPIError):
+                send_batch(app, mailer, setup.issue_id, owner=owner)
+            smtp_server.script = None
+            link.restore()
+            for _ in range(5):
+                if not send_batch(app, mailer, setup.issue_id, owner=owner).claimed:
+                    break
+        maintain(app)
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+    assert states(db, setup.issue_id) == {"sent": 2}
+    first = db.scalars(select(Delivery).join(Subscriber).where(Subscriber.email == setup.emails[0])).one()
+    assert first.queue_id == "Q000001"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_refusal_the_database_outage_kept_from_the_ledger_is_tried_again(
+    app_overrides: dict[str, Any], smtp_server: SMTPServer, db: Session
+) -> None:
+    """The link to PostgreSQL dies while the server refuses a message (451): the server took
+    nothing, so once the database answers again the reader gets the message, not unclear."""
+    setup = make_newsletter(db, readers=2)
+    _start(db, setup.issue_id)
+    with _app_behind_a_link(app_overrides, smtp_server, BATCH_SIZE=2) as (app, link):
+        owner = new_owner("test")
+        refuse = refuse_once("data", setup.emails[0], "451 4.3.0 try later")
+
+        def script(stage: str, address: str) -> str | None:
+            reply = refuse(stage, address)
+            if reply:
+                link.cut()
+            return reply
+
+        smtp_server.script = script
+        with mailer_for(app.config) as mailer:
+            with pytest.raises(DBAPIError):
+                send_batch(app, mailer, setup.issue_id, owner=owner)
+            link.restore()
+            for _ in range(5):
+                if not send_batch(app, mailer, setup.issue_id, owner=owner).claimed:
+                    break
+        maintain(app)
+    assert per_recipient(smtp_server) == {e: 1 for e in setup.emails}
+    assert states(db, setup.issue_id) == {"sent": 2}

@@ -21,7 +21,9 @@ Contract:
   message follows, so a crash leaves at most one row per open SMTP connection in
   `sending`; the reaper turns expired
   `claimed` rows back into `pending` (they provably never reached SMTP) and expired
-  `sending` rows into `unknown` (held, never sent twice unless DIGEST_AMBIGUOUS=resend).
+  `sending` rows into `unknown` (held, never sent twice unless DIGEST_AMBIGUOUS=resend),
+  keeping their lease_owner so a sender that outlived a database outage can still record
+  what it knows (`recover_sent`, `withdraw`).
 - The hot-path functions take a Session or a Connection (senders use a bare connection
   and commit after each step); none of them commits.
 """
@@ -519,6 +521,69 @@ def release(executor: Executor, owner: str, ids: Iterable[int] | None = None) ->
     return rowcount(executor.execute(statement))
 
 
+# Rows a living sender's word settles after a database outage: its own `sending`, or the
+# unknown the reaper or a takeover made of it meanwhile (those keep the lease_owner).
+_OWNED_UNSETTLED = (DeliveryState.SENDING.value, DeliveryState.UNKNOWN.value)
+
+
+def recover_sent(executor: Executor, owner: str, accepted: Accepted) -> bool:
+    """sending (or unknown since) → sent for a 250 whose `sent` a database outage kept from
+    the ledger: owner heard the server accept the message."""
+    return rowcount(executor.execute(
+        update(DELIVERY)
+        .where(
+            DELIVERY.c.id == accepted.delivery_id,
+            DELIVERY.c.lease_owner == owner,
+            DELIVERY.c.state.in_(_OWNED_UNSETTLED),
+        )
+        .values(
+            state=DeliveryState.SENT.value, lease_owner=None, lease_until=None,
+            **_sent_values(accepted),
+        )
+    )) == 1
+
+
+WITHDRAWN_NOTE = "the end of this message never went out (database outage): safe to resend"
+
+
+def withdraw(executor: Executor, delivery_id: int, owner: str) -> bool:
+    """sending (or unknown since) → pending, giving the attempt back: the server took
+    nothing of the message (owner never wrote its final dot, or the server refused it), but
+    a database outage kept owner from recording so.
+
+    An unknown row of an issue already marked sent stays unknown, with a note saying that
+    resending it is safe; return whether the row went back to the queue."""
+    row = DELIVERY.c
+    back = rowcount(executor.execute(
+        update(DELIVERY)
+        .where(
+            row.id == delivery_id,
+            row.lease_owner == owner,
+            or_(
+                row.state == DeliveryState.SENDING.value,
+                and_(
+                    row.state == DeliveryState.UNKNOWN.value,
+                    exists().where(
+                        ISSUE.c.id == row.issue_id,
+                        ISSUE.c.status.in_([IssueStatus.SENDING, IssueStatus.PAUSED]),
+                    ),
+                ),
+            ),
+        )
+        .values(
+            state=DeliveryState.PENDING.value, attempts=row.attempts - 1, lease_owner=None,
+            lease_until=None, smtp_response=None,
+        )
+    )) == 1
+    if not back:
+        executor.execute(
+            update(DELIVERY)
+            .where(row.id == delivery_id, row.lease_owner == owner, row.state == DeliveryState.UNKNOWN.value)
+            .values(lease_owner=None, smtp_response=WITHDRAWN_NOTE)
+        )
+    return back
+
+
 def abandon(executor: Executor, owner: str, ambiguous: str = "hold") -> Reaped:
     """Settle what owner still holds after a failure between two of its steps (a database
     outage): claims back to pending, a `sending` whose outcome went unrecorded to unknown."""
@@ -539,19 +604,24 @@ def _take_back(executor: Executor, whose: Any, ambiguous: str) -> Reaped:
         .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.CLAIMED.value, whose)
         .values(state=DeliveryState.PENDING.value, lease_owner=None, lease_until=None)
     ))
-    target, note = _unclear_target(ambiguous)
     unclear = rowcount(executor.execute(
         update(DELIVERY)
         .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.SENDING.value, whose)
-        .values(state=target.value, lease_owner=None, lease_until=None, smtp_response=note)
+        .values(**_unclear_values(ambiguous))
     ))
     return Reaped(returned, unclear)
 
 
-def _unclear_target(ambiguous: str) -> tuple[DeliveryState, str]:
+def _unclear_values(ambiguous: str) -> dict[str, Any]:
+    """Return what a `sending` row whose sender is gone or late becomes. An unknown row keeps
+    its lease_owner: should that sender still be alive (a database outage, not a crash), it
+    knows better and says so once the database answers (`recover_sent`, `withdraw`)."""
     if ambiguous == "resend":
-        return DeliveryState.PENDING, "outcome unclear after a crash; sent again (DIGEST_AMBIGUOUS=resend)"
-    return DeliveryState.UNKNOWN, "sender stopped after the end of this message went out, before the reply"
+        note = "outcome unclear after a crash; sent again (DIGEST_AMBIGUOUS=resend)"
+        return {"state": DeliveryState.PENDING.value, "lease_owner": None, "lease_until": None,
+                "smtp_response": note}
+    note = "sender stopped after the end of this message went out, before the reply"
+    return {"state": DeliveryState.UNKNOWN.value, "lease_until": None, "smtp_response": note}
 
 
 def renew_lease(executor: Executor, owner: str, lease_seconds: float) -> int:
@@ -589,11 +659,10 @@ def reap_expired(
         .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.CLAIMED.value, DELIVERY.c.lease_until < now)
         .values(state=DeliveryState.PENDING.value, lease_owner=None, lease_until=None)
     ))
-    target, note = _unclear_target(ambiguous)
     unclear = rowcount(executor.execute(
         update(DELIVERY)
         .where(IN_FLIGHT, DELIVERY.c.state == DeliveryState.SENDING.value, DELIVERY.c.lease_until < now)
-        .values(state=target.value, lease_owner=None, lease_until=None, smtp_response=note)
+        .values(**_unclear_values(ambiguous))
     ))
     return Reaped(returned, unclear)
 

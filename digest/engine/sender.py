@@ -30,7 +30,11 @@ takes nothing), writes the dot and records the outcome:
 
 Claimed rows it did not get to (stop requested, issue paused) go back to pending at
 once; a crash leaves them to the takeover (seconds) or the reaper (lease expiry). A
-release that fails (database outage) is done again before the owner's next batch.
+release that fails (database outage) is done again before the owner's next batch, and
+what the sender knows of its message in hand is recorded then, not left to be judged
+unknown: a 250 whose `sent` did not commit is sent, and a message dropped without its
+final dot because committing its `sending` failed (the commit may have gone through
+unseen) goes back to the queue.
 """
 
 from __future__ import annotations
@@ -275,9 +279,42 @@ class Throttle(Protocol):
         ...
 
 
-# Owners whose rows a failed step left in flight (a database outage); send_batch settles
-# them before the owner's next claim, so they wait neither for a lease nor a takeover.
-_UNSETTLED: set[str] = set()
+@dataclass(frozen=True)
+class _Unsettled:
+    """What a sender knows about its rows that a failed step (a database outage) kept it
+    from recording: a 250 whose `sent` did not commit, and a message the server took
+    nothing of (its final dot never written, or refused) whose row may read `sending`."""
+
+    accepted: deliveries.Accepted | None = None
+    withdrawn: int | None = None
+
+
+# Owners whose rows a failed step left in flight, with what they know of them; settled
+# before the owner's next claim, so they wait neither for a lease nor a takeover, and what
+# the sender knows is recorded instead of "unknown".
+_UNSETTLED: dict[str, _Unsettled] = {}
+
+
+def settle_unsettled(database: Database, owner: str, ambiguous: str) -> None:
+    """Record what owner knows of the rows a failed step left in flight, and put the rest
+    back (claims to pending, a `sending` whose end went out to unknown); a no-op unless a
+    step of owner failed."""
+    if owner in _UNSETTLED:
+        with _claims_connection(database) as conn:
+            _settle_owner(conn, owner, ambiguous)
+
+
+def _settle_owner(conn: Connection, owner: str, ambiguous: str) -> None:
+    unsettled = _UNSETTLED.get(owner)
+    if unsettled is None:
+        return
+    if unsettled.accepted is not None:
+        deliveries.recover_sent(conn, owner, unsettled.accepted)
+    if unsettled.withdrawn is not None:
+        deliveries.withdraw(conn, unsettled.withdrawn, owner)
+    deliveries.abandon(conn, owner, ambiguous)
+    conn.commit()
+    del _UNSETTLED[owner]
 
 
 def send_batch(
@@ -295,10 +332,7 @@ def send_batch(
     lease = app.config["LEASE_SECONDS"]
     liveness: Liveness | None = app.extensions.get("digest.liveness")
     with _claims_connection(database) as conn:
-        if owner in _UNSETTLED:
-            deliveries.abandon(conn, owner, app.config["AMBIGUOUS"])
-            conn.commit()
-            _UNSETTLED.discard(owner)
+        _settle_owner(conn, owner, app.config["AMBIGUOUS"])
         claimed = deliveries.claim(
             conn, issue_id, owner, app.config["BATCH_SIZE"], lease,
             sender_id=liveness.sender_id if liveness is not None else None,
@@ -307,7 +341,8 @@ def send_batch(
         outcome.claimed = len(claimed)
         if not claimed:
             return outcome
-        _UNSETTLED.add(owner)
+        _UNSETTLED[owner] = _Unsettled()
+        batch: _Batch | None = None
         try:
             # Opened only for a batch with work: an idle sender's look costs one connection.
             with _outcomes_connection(database, conn) as settle:
@@ -315,12 +350,15 @@ def send_batch(
                     app=app, database=database, conn=conn, settle=settle, mailer=mailer,
                     issue_id=issue_id, owner=owner, lease_seconds=lease, rate=rate, stop=stop,
                 )
-                _Batch(context, outcome).run(claimed, prepared_issues(app))
+                batch = _Batch(context, outcome)
+                batch.run(claimed, prepared_issues(app))
         finally:
+            if batch is not None:
+                _UNSETTLED[owner] = _Unsettled(batch.accepted, batch.withdrawn)
             conn.rollback()
             outcome.released = deliveries.release(conn, owner, [c.id for c in claimed])
             conn.commit()
-        _UNSETTLED.discard(owner)
+        del _UNSETTLED[owner]
     return outcome
 
 
@@ -395,6 +433,10 @@ class _Batch:
     outcome: BatchOutcome
     # The last 250 whose `sent` rides in the transaction of the next `sending`.
     accepted: deliveries.Accepted | None = None
+    # A message the server took nothing of whose row may read `sending` all the same: its
+    # `sending` commit failed (the dot never went out; the commit may have gone through,
+    # the answer lost in a database outage), or recording its refusal failed.
+    withdrawn: int | None = None
     # From the claim: a slow first render must not let the lease lapse unrenewed.
     lease_renewed_at: float = field(default_factory=time.monotonic)
 
@@ -451,7 +493,11 @@ class _Batch:
             marked: list[bool] = []
 
             def before_end(item: deliveries.Claimed = item, recipient: Recipient = recipient) -> bool:
-                marked.append(self._mark_sending(item.id, newsletter_id, recipient))
+                try:
+                    marked.append(self._mark_sending(item.id, newsletter_id, recipient))
+                except Exception:
+                    self.withdrawn = item.id  # the transport drops the message without its dot
+                    raise
                 return marked[-1]
 
             reply = self._send(message, before_end)
@@ -459,7 +505,12 @@ class _Batch:
                 self._blocked(item.id, newsletter_id, recipient)
             else:
                 source = DeliveryState.SENDING if marked and marked[-1] else DeliveryState.CLAIMED
-                self._record(item.id, item.attempts + 1, source, recipient, reply)
+                try:
+                    self._record(item.id, item.attempts + 1, source, recipient, reply)
+                except DBAPIError:
+                    if not isinstance(reply, SendResult | UnclearOutcome):
+                        self.withdrawn = item.id  # refused or cut off: the server took nothing
+                    raise
 
     def _prepared(self, prepared_issues: PreparedIssues) -> PreparedIssue:
         """Return the issue as rendered for this app; pause it if its readers must not get it."""
@@ -537,8 +588,8 @@ class _Batch:
             conn, delivery_id, context.owner, newsletter_id, recipient.email_hash,
             context.lease_seconds, accepted=self.accepted,
         )
-        self.accepted = None
         conn.commit()
+        self.accepted = None
         return attempt is not None
 
     def _blocked(self, delivery_id: int, newsletter_id: int, recipient: Recipient) -> None:
@@ -631,10 +682,10 @@ class _Batch:
 
     def _settle(self) -> None:
         """Commit the accepted delivery's `sent` on its own (no next `sending` to ride with)."""
-        accepted, self.accepted = self.accepted, None
-        if accepted is not None:
-            deliveries.mark_accepted_sent(self.context.settle, self.context.owner, accepted)
+        if self.accepted is not None:
+            deliveries.mark_accepted_sent(self.context.settle, self.context.owner, self.accepted)
             self.context.settle.commit()
+            self.accepted = None
 
     def _retry_later(
         self, delivery_id: int, attempt: int, code: int | None, text: str, source: DeliveryState
@@ -801,6 +852,8 @@ class SenderPool:
             while not self._stop.is_set():
                 worked, trouble = False, None
                 try:
+                    # Before the sending issues are read: one may be sent but for what this owner knows.
+                    settle_unsettled(self.app.extensions["digest.db"], owner, self.app.config["AMBIGUOUS"])
                     for issue_id in self._sending_ids():
                         outcome = send_batch(
                             self.app, mailer, issue_id, owner=owner, rate=self.rate, stop=self._stop

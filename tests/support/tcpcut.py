@@ -18,6 +18,8 @@ class CuttableLink:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self.port = 0
+        self._marker: bytes | None = None
+        self.cut_after_answer = threading.Event()
 
     def __enter__(self) -> CuttableLink:
         self.restore()
@@ -54,6 +56,13 @@ class CuttableLink:
                 pass
             sock.close()
 
+    def cut_when_answered(self, marker: bytes) -> None:
+        """Cut the link once the server answers the first request that contains marker,
+        before the answer reaches the client: the server did the work (committed, say),
+        the client never learns it."""
+        self.cut_after_answer.clear()
+        self._marker = marker
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
@@ -68,13 +77,21 @@ class CuttableLink:
             server.settimeout(None)
             with self._lock:
                 self._sockets += [client, server]
-            for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            asked = threading.Event()  # this connection sent the marked request
+            for source, sink, outward in ((client, server, True), (server, client, False)):
+                threading.Thread(target=self._pump, args=(source, sink, outward, asked), daemon=True).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, outward: bool, asked: threading.Event) -> None:
         try:
             while data := source.recv(65536):
+                marker = self._marker
+                if outward and marker is not None and marker in data:
+                    self._marker = None
+                    asked.set()
+                elif not outward and asked.is_set():
+                    self.cut_after_answer.set()
+                    self.cut()
+                    return
                 sink.sendall(data)
         except OSError:
             pass
