@@ -16,6 +16,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import func, select
@@ -54,19 +55,56 @@ class SettingsInput:
 
 
 def find_newsletter(
-    session: Session, slug: str | None = None, *, detached: bool = False, logos: bool = True
+    session: Session, slug: str | None = None, *, detached: bool = False
 ) -> Newsletter | None:
     """Return the newsletter with this slug (the first one when slug is empty), or None;
-    detached loads what its pages show (sections, and logos unless logos is False) for use
-    after the session closes."""
+    detached loads what its pages show (sections and logos) for use after the session closes."""
     query = select(Newsletter)
     if detached:
-        query = query.options(selectinload(Newsletter.sections))
-        if logos:
-            query = query.options(selectinload(Newsletter.logo_light), selectinload(Newsletter.logo_dark))
+        query = query.options(
+            selectinload(Newsletter.sections),
+            selectinload(Newsletter.logo_light),
+            selectinload(Newsletter.logo_dark),
+        )
     if not slug:
         return session.scalars(query.order_by(Newsletter.id).limit(1)).first()
     return session.scalar(query.where(Newsletter.slug == slug))
+
+
+# What checking and recording a signup reads of a newsletter and of its sections.
+_SIGNUP_COLUMNS = (Newsletter.id, Newsletter.slug, Newsletter.name, Newsletter.consent_text,
+                   Newsletter.consent_version)
+_SECTION_COLUMNS = (Section.id, Section.slug, Section.name, Section.position)
+
+
+def newsletter_for_signup(session: Session, slug: str | None = None) -> Newsletter | None:
+    """Return the newsletter a signup names (the first one when slug is empty), or None, as
+    an object of no session holding only what a signup checks and records (id, slug, name,
+    consent text and version, sections), never to be changed: one plain query and no ORM
+    load, as every request of a burst reads it."""
+    chosen = select(Newsletter.id)
+    chosen = (chosen.where(Newsletter.slug == slug) if slug
+              else chosen.order_by(Newsletter.id).limit(1))
+    rows = session.connection().execute(
+        select(*_SIGNUP_COLUMNS, *_SECTION_COLUMNS)
+        .outerjoin(Section, Section.newsletter_id == Newsletter.id)
+        .where(Newsletter.id == chosen.scalar_subquery())
+        .order_by(Section.position, Section.id)
+    ).all()
+    return _signup_newsletter(tuple(tuple(row) for row in rows)) if rows else None
+
+
+@lru_cache(maxsize=16)
+def _signup_newsletter(rows: tuple[tuple[Any, ...], ...]) -> Newsletter:
+    # Built once for the same rows: what costs is building ORM objects, not the query.
+    newsletter_id, slug, name, consent_text, consent_version = rows[0][:5]
+    newsletter = Newsletter(id=newsletter_id, slug=slug, name=name, consent_text=consent_text,
+                            consent_version=consent_version)
+    newsletter.sections = [
+        Section(id=row[5], newsletter_id=newsletter_id, slug=row[6], name=row[7], position=row[8])
+        for row in rows if row[5] is not None
+    ]
+    return newsletter
 
 
 def list_newsletters(session: Session) -> list[Newsletter]:
