@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from digest.core.db import utcnow
@@ -71,10 +71,16 @@ def find_newsletter(
     return session.scalar(query.where(Newsletter.slug == slug))
 
 
-# What checking and recording a signup reads of a newsletter and of its sections.
-_SIGNUP_COLUMNS = (Newsletter.id, Newsletter.slug, Newsletter.name, Newsletter.consent_text,
-                   Newsletter.consent_version)
-_SECTION_COLUMNS = (Section.id, Section.slug, Section.name, Section.position)
+# What checking and recording a signup reads of a newsletter and of its sections, by
+# slug or of the first newsletter; built once, as every request of a burst runs one.
+_SIGNUP_READ = (
+    select(Newsletter.id, Newsletter.slug, Newsletter.name, Newsletter.consent_text,
+           Newsletter.consent_version, Section.id, Section.slug, Section.name, Section.position)
+    .outerjoin(Section, Section.newsletter_id == Newsletter.id)
+    .order_by(Section.position, Section.id)
+)
+_SIGNUP_BY_SLUG = _SIGNUP_READ.where(Newsletter.slug == bindparam("slug"))
+_SIGNUP_FIRST = _SIGNUP_READ.where(Newsletter.id == select(func.min(Newsletter.id)).scalar_subquery())
 
 
 def newsletter_for_signup(session: Session, slug: str | None = None) -> Newsletter | None:
@@ -82,16 +88,11 @@ def newsletter_for_signup(session: Session, slug: str | None = None) -> Newslett
     an object of no session holding only what a signup checks and records (id, slug, name,
     consent text and version, sections), never to be changed: one plain query and no ORM
     load, as every request of a burst reads it."""
-    chosen = select(Newsletter.id)
-    chosen = (chosen.where(Newsletter.slug == slug) if slug
-              else chosen.order_by(Newsletter.id).limit(1))
-    rows = session.connection().execute(
-        select(*_SIGNUP_COLUMNS, *_SECTION_COLUMNS)
-        .outerjoin(Section, Section.newsletter_id == Newsletter.id)
-        .where(Newsletter.id == chosen.scalar_subquery())
-        .order_by(Section.position, Section.id)
-    ).all()
-    return _signup_newsletter(tuple(tuple(row) for row in rows)) if rows else None
+    connection = session.connection()
+    result = (connection.execute(_SIGNUP_BY_SLUG, {"slug": slug}) if slug
+              else connection.execute(_SIGNUP_FIRST))
+    rows = tuple(tuple(row) for row in result)
+    return _signup_newsletter(rows) if rows else None
 
 
 @lru_cache(maxsize=16)

@@ -64,10 +64,11 @@ log = logging.getLogger(__name__)
 GIVE_UP_AFTER = dt.timedelta(seconds=CONFIRM_MAX_AGE)
 FIRST_RETRY = dt.timedelta(seconds=30)
 MAX_RETRY = dt.timedelta(hours=1)
-# Signups taken and mails sent between two looks at the other queue.
-ROUND = 10
-# Mails claimed in one transaction.
-CLAIM = 10
+# Signups taken and mails sent between two looks at the other queue: one engine chunk of
+# signups (digest.engine.signups.CHUNK), whose confirmations go out next.
+ROUND = 50
+# Mails claimed in one transaction, then read and rendered together.
+CLAIM = 25
 WAKE = "digest.transactional.wake"
 
 

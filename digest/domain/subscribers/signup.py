@@ -305,9 +305,12 @@ def signup_request(
     }
 
 
+_RECORD = insert(SignupRequest)  # built once: every request of a burst runs it
+
+
 def record_signups(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Record checked signups (`signup_request`) for the engine: one statement for them all."""
-    session.connection().execute(insert(SignupRequest), list(rows))
+    session.connection().execute(_RECORD, list(rows))
 
 
 def take_request(
