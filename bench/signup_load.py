@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/signup_load.py [--signups 2000] [--clients 16] [--seconds 20]
                                           [--readers 3000] [--db sqlite|postgresql]
+                                          [--before REV]
 
 One `digest run` process (waitress, the clock and the sender threads, SMTP to
 bench/sink.py) behind a pretend reverse proxy (DIGEST_TRUSTED_PROXIES=1, every signup
@@ -14,6 +15,11 @@ Prints signups/s, answer p50/p99, /healthz p50/p99 (and the same with no load at
 the server's CPU per signup (answer, engine, confirmation: what one core can sustain on a
 machine shared with other work), and how long after the last answer every confirmation
 email had reached the sink.
+
+With --before REV (a git revision with this tree's schema, e.g. main) the same runs are
+made first against `digest run` of that revision (exported with git archive, on a fresh
+database of its own), so one run prints the figures before and after a change on the
+same machine at about the same load.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,8 +44,6 @@ from sqlalchemy import func, select
 from digest.core.db import Database
 from digest.core.models import DeliveryState, TransactionalMail, TransactionalState
 from digest.domain import issues
-
-DIGEST = str(Path(sys.executable).with_name("digest"))
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -195,28 +200,51 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--readers", type=int, default=3000)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--before", metavar="REV", help="measure this git revision first")
     args = parser.parse_args()
 
     ctx = multiprocessing.get_context("spawn")
+    rows: list[tuple[Any, ...]] = []
+    if args.before:
+        with tempfile.TemporaryDirectory(prefix="digest-before-") as tree:
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+            rows += measure(ctx, args, args.before, Path(tree))
+    rows += measure(ctx, args, "this tree" if args.before else "", ROOT)
+    table(
+        f"Signup burst on one `digest run` ({args.db}, {args.clients} clients, load generator in a second process)",
+        ("phase", "signups", "per s", "p50 ms", "p99 ms", "healthz p50", "healthz p99",
+         "server CPU ms/signup", "answers; after the burst"),
+        rows,
+    )
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; server CPU "
+          "per signup covers the answer, the engine's work and the confirmation (and, while "
+          "sending, the digests sent meanwhile)")
+
+
+def measure(ctx: Any, args: argparse.Namespace, label: str, tree: Path) -> list[tuple[Any, ...]]:
+    """Run the phases against one `digest run` of the code in tree; return the table's rows."""
     bench: Bench = make_bench(args.db, args.readers)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log = bench.folder / "run.log"
-    rows = []
+    name = f"{label}: " if label else ""
+    rows: list[tuple[Any, ...]] = []
     with sink() as (smtp_port, _accepted):
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
         env.update({f"DIGEST_{k}": str(v) for k, v in bench.overrides.items()})
         env.update(DIGEST_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}", DIGEST_TRUSTED_PROXIES="1",
-                   DIGEST_TICK_SECONDS="1", PYTHONUNBUFFERED="1")
+                   DIGEST_TICK_SECONDS="1", PYTHONUNBUFFERED="1", PYTHONPATH=str(tree))
         with open(log, "ab") as out:
-            server = subprocess.Popen([DIGEST, "run", "--port", str(port)], env=env, cwd=ROOT,
-                                      stdout=out, stderr=subprocess.STDOUT)
+            server = subprocess.Popen([sys.executable, "-m", "digest", "run", "--port", str(port)],
+                                      env=env, cwd=tree, stdout=out, stderr=subprocess.STDOUT)
         database = Database(bench.overrides["DATABASE_URL"])
         try:
             wait_until(lambda: _healthy(port), timeout=60, every=0.2)
             quiet = idle_health(port)
-            rows.append(("no load", "", "", "", "", _ms(quiet, 0.5), _ms(quiet, 0.99), "", ""))
+            rows.append((f"{name}no load", "", "", "", "", _ms(quiet, 0.5), _ms(quiet, 0.99), "", ""))
             for number, phase in enumerate(("idle", "sending")):
                 sent_before = 0
                 if phase == "sending":
@@ -233,23 +261,16 @@ def main() -> None:
                     during = delivered(database, bench.issue_id) - sent_before
                     note += f"; {during} digests sent meanwhile"
                 cpu = figures["cpu_total"] * 1000 / max(1, len(answered))
-                rows.append((phase, len(answered), f"{rate:.0f}", _ms(answered, 0.5), _ms(answered, 0.99),
-                             _ms(figures["health"], 0.5), _ms(figures["health"], 0.99), f"{cpu:.1f}",
+                rows.append((f"{name}{phase}", len(answered), f"{rate:.0f}", _ms(answered, 0.5),
+                             _ms(answered, 0.99), _ms(figures["health"], 0.5),
+                             _ms(figures["health"], 0.99), f"{cpu:.1f}",
                              f"{statuses}; confirmations all out {note}"))
         finally:
             server.terminate()
             server.wait(60)
             database.dispose()
-    table(
-        f"Signup burst on one `digest run` ({args.db}, {args.clients} clients, load generator in a second process)",
-        ("phase", "signups", "per s", "p50 ms", "p99 ms", "healthz p50", "healthz p99",
-         "server CPU ms/signup", "answers; after the burst"),
-        rows,
-    )
-    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; server CPU "
-          "per signup covers the answer, the engine's work and the confirmation (and, while "
-          "sending, the digests sent meanwhile)")
     cleanup(bench)
+    return rows
 
 
 def _healthy(port: int) -> bool:

@@ -15,7 +15,7 @@ from digest.core.resources import overrides_dir, resource_dir
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app: settings → database → extensions → blueprints → CLI."""
     from digest import cli, web
-    from digest.core import config, extensions
+    from digest.core import config, extensions, ratelimits
 
     settings = config.load_config(overrides=overrides)
     instance_path = settings.get("INSTANCE_PATH") or None
@@ -39,7 +39,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     # (Flask's own default is None, no limit, so a setdefault would never apply.)
     if app.config.get("MAX_CONTENT_LENGTH") is None:
         app.config["MAX_CONTENT_LENGTH"] = web.guard.MAX_BODY_BYTES
-    app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE_URL"]
+    storage = app.config["RATELIMIT_STORAGE_URL"]
+    # In one process, counters without limits' sweeper thread (digest.core.ratelimits).
+    app.config["RATELIMIT_STORAGE_URI"] = f"{ratelimits.SCHEME}://" if storage == "memory://" else storage
     secure = app.config["BASE_URL"].startswith("https://")
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,

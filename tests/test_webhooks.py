@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -36,6 +37,7 @@ from tests.support.apps import get_db_of
 from tests.support.delivery import CONFIG, make_newsletter
 from tests.support.editor import PASSWORD
 from tests.support.http import Received, Reply, serving
+from tests.support.readers import load_newsletter, signup, take_signups_now
 from tests.support.smtp import SMTPServer
 from tests.support.waiting import wait_until
 from tests.support.workspace import demo_newsletter
@@ -110,6 +112,29 @@ def _reader_lifecycle(app: Flask, db: Session) -> int:
     unsubscribe(db, subscription, "test")
     db.commit()
     return subscription.subscriber_id
+
+
+def test_public_signups_announce_each_new_reader_once(
+    app: Flask, client: FlaskClient, db_session: Session
+) -> None:
+    """Do readers who sign up on the front page, acted on by the engine together, raise one
+    subscriber.created event each, with their address, name and newsletter, and does the
+    same address signing up twice raise only one?"""
+    slug = load_newsletter(app).slug
+    with serving(Receiver()) as server:
+        _add(app, server.url, "subscriber.created")
+    for email, name in [("first@example.org", "First Reader"), ("second@example.org", ""),
+                        ("first@example.org", "First Reader")]:
+        assert signup(client, email, name=name, engine=False).status_code == 200
+    assert take_signups_now(app) == 3
+    events = [e.payload["data"] for e in db_session.scalars(
+        select(WebhookEvent).where(WebhookEvent.type == "subscriber.created").order_by(WebhookEvent.id)
+    )]
+    db_session.commit()
+    assert [(e["email"], e["name"], e["newsletter"], e["status"]) for e in events] == [
+        ("first@example.org", "First Reader", slug, "pending"),
+        ("second@example.org", "", slug, "pending"),
+    ]
 
 
 def test_events_arrive_signed_and_in_order(app: Flask, db_session: Session) -> None:

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from digest.core.db import utcnow
@@ -60,16 +60,17 @@ class SettingsInput:
 
 
 def find_newsletter(
-    session: Session, slug: str | None = None, *, detached: bool = False, logos: bool = True
+    session: Session, slug: str | None = None, *, detached: bool = False
 ) -> Newsletter | None:
     """Return the newsletter with this slug (the first one when slug is empty), or None;
-    detached loads what its pages show (sections, and logos unless logos is False) for use
-    after the session closes."""
+    detached loads what its pages show (sections and logos) for use after the session closes."""
     query = select(Newsletter)
     if detached:
-        query = query.options(selectinload(Newsletter.sections))
-        if logos:
-            query = query.options(selectinload(Newsletter.logo_light), selectinload(Newsletter.logo_dark))
+        query = query.options(
+            selectinload(Newsletter.sections),
+            selectinload(Newsletter.logo_light),
+            selectinload(Newsletter.logo_dark),
+        )
     if not slug:
         return session.scalars(query.order_by(Newsletter.id).limit(1)).first()
     return session.scalar(query.where(Newsletter.slug == slug))
@@ -100,6 +101,44 @@ def set_language(session: Session, newsletter: Newsletter, code: str, available:
         raise Invalid({"language": problem})
     newsletter.language = code
     session.flush()
+
+
+# What checking and recording a signup reads of a newsletter and of its sections, by
+# slug or of the first newsletter; built once, as every request of a burst runs one.
+_SIGNUP_READ = (
+    select(Newsletter.id, Newsletter.slug, Newsletter.name, Newsletter.consent_text,
+           Newsletter.consent_version, Newsletter.language,
+           Section.id, Section.slug, Section.name, Section.position)
+    .outerjoin(Section, Section.newsletter_id == Newsletter.id)
+    .order_by(Section.position, Section.id)
+)
+_SIGNUP_BY_SLUG = _SIGNUP_READ.where(Newsletter.slug == bindparam("slug"))
+_SIGNUP_FIRST = _SIGNUP_READ.where(Newsletter.id == select(func.min(Newsletter.id)).scalar_subquery())
+
+
+def newsletter_for_signup(session: Session, slug: str | None = None) -> Newsletter | None:
+    """Return the newsletter a signup names (the first one when slug is empty), or None, as
+    an object of no session holding only what a signup checks and records (id, slug, name,
+    consent text and version, language, sections), never to be changed: one plain query and no ORM
+    load, as every request of a burst reads it."""
+    connection = session.connection()
+    result = (connection.execute(_SIGNUP_BY_SLUG, {"slug": slug}) if slug
+              else connection.execute(_SIGNUP_FIRST))
+    rows = tuple(tuple(row) for row in result)
+    return _signup_newsletter(rows) if rows else None
+
+
+@lru_cache(maxsize=16)
+def _signup_newsletter(rows: tuple[tuple[Any, ...], ...]) -> Newsletter:
+    # Built once for the same rows: what costs is building ORM objects, not the query.
+    newsletter_id, slug, name, consent_text, consent_version, language = rows[0][:6]
+    newsletter = Newsletter(id=newsletter_id, slug=slug, name=name, consent_text=consent_text,
+                            consent_version=consent_version, language=language)
+    newsletter.sections = [
+        Section(id=row[6], newsletter_id=newsletter_id, slug=row[7], name=row[8], position=row[9])
+        for row in rows if row[6] is not None
+    ]
+    return newsletter
 
 
 def list_newsletters(session: Session) -> list[Newsletter]:

@@ -36,6 +36,7 @@ from digest.core.models import (
     IssueStatus,
     Subscription,
     SubscriptionStatus,
+    SuppressionReason,
     TransactionalKind,
     TransactionalMail,
     TransactionalState,
@@ -44,7 +45,6 @@ from digest.core.resources import template_folders, translation_folders
 from digest.core.tokens import CONFIRM_MAX_AGE
 from digest.domain import identity, links
 from digest.domain.look import look_of
-from digest.domain.suppression import blocks_signup, suppression_for
 from digest.mail.look import DEFAULT_LOOK, Look
 from digest.mail.message import Mail, ascii_address, format_mailbox, make_message_id
 from digest.mail.render import first_name
@@ -325,15 +325,12 @@ def render(session: Session, config: Mapping[str, Any], mail: TransactionalMail)
     )
 
 
-def skip_reason(
-    session: Session, config: Mapping[str, Any], mail: TransactionalMail
-) -> str | None:
-    """Return why this email must not go out (any more), or None if it still should."""
+def skip_reason(mail: TransactionalMail, listed: SuppressionReason | None) -> str | None:
+    """Return why this email must not go out (any more), or None if it still should; listed
+    is why its address is on the suppression list, if it is."""
     subscription = mail.subscription
-    # Stored addresses are canonical.
-    entry = suppression_for(session, config, subscription.subscriber.email, canonical=True)
     if mail.kind is TransactionalKind.CONFIRM:
-        if blocks_signup(entry):
+        if listed is not None and listed is not SuppressionReason.ERASURE:
             return "the address is on the suppression list"
         if subscription.status in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PAUSED):
             return "already confirmed"
@@ -342,7 +339,7 @@ def skip_reason(
         ):
             return "no signup is waiting for confirmation"
         return None
-    if entry is not None:
+    if listed is not None:
         return "the address is on the suppression list"
     if subscription.status not in (SubscriptionStatus.CONFIRMED, SubscriptionStatus.PAUSED):
         return f"the subscription is {subscription.status.value}"

@@ -1,11 +1,13 @@
 """The engine's half of a public signup: act on the requests the web recorded.
 
 Contract:
-- `take_signups(database, config)` acts on waiting SignupRequest rows, oldest first, a
-  few per transaction so SQLite's write lock is never held long and signups keep
-  answering at once: each row is claimed (SKIP LOCKED on PostgreSQL, so two processes
-  never take the same one), handed to digest.domain.subscribers.signup.take_request and
-  deleted in the same transaction. A crash repeats none and loses none.
+- `take_signups(database, config)` acts on waiting SignupRequest rows, oldest first, in
+  short transactions so SQLite's write lock is never held long and signups keep
+  answering at once: the rows are claimed (SKIP LOCKED on PostgreSQL, so two processes
+  never take the same one); those of new addresses are acted on together
+  (digest.domain.subscribers.signup.take_new_readers), a few others one by one
+  (`take_request`), each deleted in the same transaction. A crash repeats none and
+  loses none.
 - A request the domain fails on (a bug, not bad input: that was refused at the door) is
   kept with its error, logged, and not retried; the others go on. A database that fails
   (down, full, locked) fails the whole chunk, which stays waiting for the next run.
@@ -23,13 +25,16 @@ from sqlalchemy.exc import OperationalError
 
 from digest.core.db import Database
 from digest.core.models import SignupRequest
-from digest.domain.subscribers.signup import take_request
+from digest.domain.subscribers.signup import take_new_readers, take_request
 
 log = logging.getLogger(__name__)
 
-# Requests per transaction: on SQLite every transaction holds the write lock, which the
-# signups being answered wait for, so it stays short.
-CHUNK = 3
+# Requests claimed per transaction: those of new addresses take a few statements together.
+CHUNK = 50
+# Of those, the ones acted on one by one (known addresses), which cost a few statements
+# each: on SQLite every transaction holds the write lock, which the signups being
+# answered wait for, so it stays short. The rest wait for the next transaction.
+ONE_BY_ONE = 3
 
 
 def take_signups(
@@ -42,11 +47,10 @@ def take_signups(
     """Act on up to limit waiting signup requests (all when None); return how many."""
     taken = 0
     while limit is None or taken < limit:
-        chunk = CHUNK if limit is None else min(CHUNK, limit - taken)
-        done = _take_chunk(database, config, chunk, now)
-        taken += done
-        if done < chunk:
+        done = _take_chunk(database, config, CHUNK if limit is None else min(CHUNK, limit - taken), now)
+        if not done:
             break
+        taken += done
     return taken
 
 
@@ -61,6 +65,7 @@ def waiting_signups(database: Database) -> int:
 def _take_chunk(
     database: Database, config: Mapping[str, Any], size: int, now: dt.datetime | None
 ) -> int:
+    """Act on the oldest waiting requests (at most size); return how many."""
     with database.session() as session:
         requests = session.scalars(
             select(SignupRequest)
@@ -69,7 +74,10 @@ def _take_chunk(
             .limit(size)
             .with_for_update(skip_locked=True)
         ).all()
-        for request in requests:
+        if not requests:
+            return 0
+        others = take_new_readers(session, config, requests, now)
+        for request in others[:ONE_BY_ONE]:
             request_id = request.id
             try:
                 with session.begin_nested():
@@ -81,4 +89,4 @@ def _take_chunk(
                 failed = session.get(SignupRequest, request_id)
                 if failed is not None:
                     failed.error = f"{type(exc).__name__}: {exc}"[:2000]
-        return len(requests)
+        return len(requests) - len(others) + min(len(others), ONE_BY_ONE)

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from digest.core.db import Database, utcnow
@@ -46,7 +46,7 @@ from digest.core.models import (
     TransactionalState,
 )
 from digest.core.tokens import CONFIRM_MAX_AGE
-from digest.domain.suppression import suppress
+from digest.domain.suppression import email_hash, suppress, suppressed_hashes
 from digest.domain.transactional import Rendered, render, skip_reason
 from digest.engine.signups import take_signups, waiting_signups
 from digest.mail.mailer import Mailer
@@ -64,10 +64,11 @@ log = logging.getLogger(__name__)
 GIVE_UP_AFTER = dt.timedelta(seconds=CONFIRM_MAX_AGE)
 FIRST_RETRY = dt.timedelta(seconds=30)
 MAX_RETRY = dt.timedelta(hours=1)
-# Signups taken and mails sent between two looks at the other queue.
-ROUND = 10
-# Mails claimed in one transaction.
-CLAIM = 10
+# Signups taken and mails sent between two looks at the other queue: one engine chunk of
+# signups (digest.engine.signups.CHUNK), whose confirmations go out next.
+ROUND = 50
+# Mails claimed in one transaction, then read and rendered together.
+CLAIM = 25
 WAKE = "digest.transactional.wake"
 
 
@@ -203,44 +204,92 @@ def _load(session: Session, mail_id: int) -> TransactionalMail | None:
     )
 
 
+def _load_claimed(session: Session, mail_ids: list[int]) -> list[TransactionalMail]:
+    """Return the claimed mails still waiting, in claim order, with what rendering reads."""
+    subscription = joinedload(TransactionalMail.subscription)
+    mails = session.scalars(
+        select(TransactionalMail)
+        .where(
+            TransactionalMail.id.in_(mail_ids),
+            TransactionalMail.state == TransactionalState.PENDING,
+        )
+        .options(
+            subscription.joinedload(Subscription.subscriber),
+            subscription.joinedload(Subscription.newsletter),
+            subscription.selectinload(Subscription.consents),
+        )
+    ).unique().all()
+    order = {mail_id: n for n, mail_id in enumerate(mail_ids)}
+    return sorted(mails, key=lambda mail: order[mail.id])
+
+
+# A claimed mail that is not sent: (id, failed or skipped, why), or (id, None, why) to retry later.
+Settled = tuple[int, TransactionalState | None, str]
+
+
 def _prepare(
     database: Database, config: Mapping[str, Any], mail_ids: list[int], now: dt.datetime
-) -> Iterator[tuple[int, Rendered]]:
+) -> list[tuple[int, Rendered]]:
     """Render each claimed mail that must still go out; settle the others.
 
-    One short transaction each: on SQLite every transaction holds the write lock, which
-    the signups being answered wait for.
+    Read and rendered in one read-only transaction (on SQLite it neither waits for the
+    writer nor blocks the signups being answered); what is settled is written after, in
+    one short transaction.
     """
-    for mail_id in mail_ids:
-        with database.session() as session:
-            rendered = _prepare_one(session, config, mail_id, now)
-        if rendered is not None:
-            yield mail_id, rendered
+    ready: list[tuple[int, Rendered]] = []
+    settled: list[Settled] = []
+    with database.reader() as session:
+        mails = _load_claimed(session, mail_ids)
+        listed = suppressed_hashes(session, [
+            email_hash(config, mail.subscription.subscriber.email, canonical=True) for mail in mails
+        ])
+        for mail in mails:
+            rendered = _prepare_one(session, config, mail, listed, now, settled)
+            if rendered is not None:
+                ready.append((mail.id, rendered))
+    if settled:
+        _settle(database, settled, now)
+    return ready
 
 
 def _prepare_one(
-    session: Session, config: Mapping[str, Any], mail_id: int, now: dt.datetime
+    session: Session,
+    config: Mapping[str, Any],
+    mail: TransactionalMail,
+    listed: Mapping[str, SuppressionReason],
+    now: dt.datetime,
+    settled: list[Settled],
 ) -> Rendered | None:
-    mail = _load(session, mail_id)
-    if mail is None or mail.state is not TransactionalState.PENDING:
-        return None
     if mail.created_at < now - GIVE_UP_AFTER:
-        mail.state = TransactionalState.FAILED
-        mail.last_error = f"gave up after {mail.attempts} attempts: {mail.last_error or ''}"
-        mail.lease_until = None
+        settled.append((mail.id, TransactionalState.FAILED,
+                        f"gave up after {mail.attempts} attempts: {mail.last_error or ''}"))
         return None
-    reason = skip_reason(session, config, mail)
+    # Stored addresses are canonical.
+    hashed = email_hash(config, mail.subscription.subscriber.email, canonical=True)
+    reason = skip_reason(mail, listed.get(hashed))
     if reason is not None:
-        mail.state = TransactionalState.SKIPPED
-        mail.last_error = reason
-        mail.lease_until = None
+        settled.append((mail.id, TransactionalState.SKIPPED, reason))
         return None
     try:
         return render(session, config, mail)
     except Exception as exc:  # noqa: BLE001  (a broken template must not lose the mail)
-        log.exception("cannot render transactional mail %s", mail_id)
-        _retry_later(mail, f"cannot render: {exc}", now)
+        log.exception("cannot render transactional mail %s", mail.id)
+        settled.append((mail.id, None, f"cannot render: {exc}"))
         return None
+
+
+def _settle(database: Database, settled: list[Settled], now: dt.datetime) -> None:
+    with database.session() as session:
+        for mail_id, state, error in settled:
+            mail = session.get(TransactionalMail, mail_id)
+            if mail is None or mail.state is not TransactionalState.PENDING:
+                continue
+            if state is None:
+                _retry_later(mail, error, now)
+                continue
+            mail.state = state
+            mail.last_error = error
+            mail.lease_until = None
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -255,33 +304,37 @@ def _retry_later(mail: TransactionalMail, error: str, now: dt.datetime) -> None:
     mail.lease_until = None
 
 
+# Built once: this runs once per message of a burst. The subscription first: an
+# unsubscribe locks it before its mails (LOCK ORDER above).
+_NOTE_CONFIRMATION_SENT = (
+    update(Subscription)
+    .where(Subscription.id == select(TransactionalMail.subscription_id).where(
+        TransactionalMail.id == bindparam("mail_id"),
+        TransactionalMail.kind == TransactionalKind.CONFIRM,
+    ).scalar_subquery())
+    .values(confirmation_sent_at=bindparam("now"))
+)
+_MARK_SENT = (
+    update(TransactionalMail)
+    .where(TransactionalMail.id == bindparam("mail_id"))
+    .values(
+        state=TransactionalState.SENT, sent_at=bindparam("now"),
+        attempts=TransactionalMail.attempts + 1, smtp_code=bindparam("code"),
+        queue_id=bindparam("queue_id"), last_error=None, lease_until=None,
+    )
+)
+
+
 def _record_sent(database: Database, mail_id: int, now: dt.datetime, result: SendResult) -> None:
-    with database.session() as session:
+    # Two guarded statements on a plain connection, no session and no load.
+    with database.engine.begin() as connection:
         if database.dialect == "postgresql":
             # No wait for the WAL flush: a database crash that loses this record can only
             # send this one confirmation again (its lease runs out), never lose it.
-            session.execute(text("SET LOCAL synchronous_commit TO off"))
-        # Two guarded statements, no load, on the session's connection (the ORM's bulk
-        # update would look for the rows in a session that holds none): this runs once per
-        # message of a burst. The subscription first: an unsubscribe locks it before its
-        # mails (LOCK ORDER above).
-        connection = session.connection()
-        connection.execute(
-            update(Subscription)
-            .where(Subscription.id == select(TransactionalMail.subscription_id).where(
-                TransactionalMail.id == mail_id,
-                TransactionalMail.kind == TransactionalKind.CONFIRM,
-            ).scalar_subquery())
-            .values(confirmation_sent_at=now)
-        )
-        connection.execute(
-            update(TransactionalMail)
-            .where(TransactionalMail.id == mail_id)
-            .values(
-                state=TransactionalState.SENT, sent_at=now, attempts=TransactionalMail.attempts + 1,
-                smtp_code=result.code, queue_id=result.queue_id, last_error=None, lease_until=None,
-            )
-        )
+            connection.exec_driver_sql("SET LOCAL synchronous_commit TO off")
+        connection.execute(_NOTE_CONFIRMATION_SENT, {"mail_id": mail_id, "now": now})
+        connection.execute(_MARK_SENT, {"mail_id": mail_id, "now": now, "code": result.code,
+                                        "queue_id": result.queue_id})
 
 
 def _record_failure(

@@ -6,10 +6,10 @@ Contract:
   local parts are refused. Deliverability (DNS) is checked only when
   DIGEST_CHECK_DELIVERABILITY is on.
 - A public signup takes one path whatever the address's state, by construction:
-  `record_signup` validates everything (`Invalid` lists every problem by field) and
-  records a SignupRequest, reading nothing about the address; the engine then calls
-  `take_request`, which looks the address up and acts for new, pending, confirmed,
-  unsubscribed and suppressed alike. `subscribe` does both at once (editors, the CLI);
+  `signup_request` validates everything (`Invalid` lists every problem by field) and
+  returns the SignupRequest row `record_signups` writes, reading nothing about the
+  address; the engine then calls `take_new_readers` and `take_request`, which look the
+  address up and act for new, pending, confirmed, unsubscribed and suppressed alike. `subscribe` does both at once (editors, the CLI);
   what either did is a SignupOutcome for logs and tests, never for pages.
 - Double opt-in: a subscription becomes confirmed only through `confirm` (the
   confirmation link) or `resubscribe` (the never-expiring unsubscribe link, which itself
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -50,8 +50,10 @@ from digest.core.models import (
     SignupRequest,
     Subscriber,
     Subscription,
+    SubscriptionSection,
     SubscriptionStatus,
     TransactionalKind,
+    TransactionalMail,
 )
 from digest.core.resources import translation_folders
 from digest.core.tokens import ExpiredToken, Purpose, read_token
@@ -59,7 +61,13 @@ from digest.core.translatable import N_
 from digest.core.validation import Invalid, find_control_character
 from digest.domain import webhooks
 from digest.domain.links import CONSENT_MARK
-from digest.domain.suppression import blocks_signup, lift_erasure, suppression_for
+from digest.domain.suppression import (
+    blocks_signup,
+    email_hash,
+    lift_erasure,
+    suppressed_hashes,
+    suppression_for,
+)
 from digest.domain.transactional import asked_recently, cancel_pending, request_mail
 from digest.mail.language import translations
 
@@ -318,35 +326,38 @@ def subscription_for(
     return subscription, True
 
 
-def record_signup(
-    session: Session,
+def signup_request(
     config: Mapping[str, Any],
     newsletter: Newsletter,
     signup: Signup,
     now: dt.datetime | None = None,
-) -> None:
-    """Check a signup and record it for the engine: one row, whatever the address's state.
-
-    Raises Invalid listing every problem; the engine (`take_request`) does the rest.
-    """
+) -> dict[str, Any] | None:
+    """Check a signup and return the signup_request row that records it for the engine,
+    whatever the address's state (None for a filled-in honeypot: answered alike, recorded
+    nowhere); raise Invalid listing every problem. `record_signups` writes it."""
     if signup.honeypot.strip():
-        return
+        return None
     email, name, sections = check_signup(config, newsletter, signup)
-    session.add(
-        SignupRequest(
-            newsletter_id=newsletter.id,
-            email=email,
-            name=name,
-            section_ids=[section.id for section in sections],
-            source=signup.source,
-            ip=signup.ip,
-            user_agent=_agent(signup.user_agent),
-            consent_text=consent_text(config, newsletter),
-            consent_version=newsletter.consent_version,
-            created_at=now or utcnow(),
-        )
-    )
-    session.flush()
+    return {
+        "newsletter_id": newsletter.id,
+        "email": email,
+        "name": name,
+        "section_ids": [section.id for section in sections],
+        "source": signup.source,
+        "ip": signup.ip,
+        "user_agent": _agent(signup.user_agent),
+        "consent_text": consent_text(config, newsletter),
+        "consent_version": newsletter.consent_version,
+        "created_at": now or utcnow(),
+    }
+
+
+_RECORD = insert(SignupRequest)  # built once: every request of a burst runs it
+
+
+def record_signups(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record checked signups (`signup_request`) for the engine: one statement for them all."""
+    session.connection().execute(_RECORD, list(rows))
 
 
 def take_request(
@@ -377,6 +388,95 @@ def take_request(
     # Deleted last, so it is written with the signup's own rows (one flush less a signup).
     session.delete(request)
     return outcome
+
+
+def take_new_readers(
+    session: Session,
+    config: Mapping[str, Any],
+    requests: Sequence[SignupRequest],
+    now: dt.datetime | None = None,
+) -> list[SignupRequest]:
+    """Act at once on the requests whose address is new (most of a burst) as take_request
+    would, a few statements for them all, and delete them; return the others, in order,
+    for take_request one by one (known or suppressed-looking addresses, a second request
+    for one address, a deleted newsletter)."""
+    now = now or utcnow()
+    newsletters = {n.id: n for n in session.scalars(
+        select(Newsletter).where(Newsletter.id.in_({r.newsletter_id for r in requests}))
+        .options(selectinload(Newsletter.sections))
+    )}
+    hashes = {r.email: email_hash(config, r.email, canonical=True) for r in requests}
+    # Any entry, even an erasure's, sends the address the one-by-one way.
+    listed = suppressed_hashes(session, hashes.values())
+    known = set(session.scalars(select(Subscriber.email).where(Subscriber.email.in_(hashes))))
+    fresh: dict[str, SignupRequest] = {}
+    others: list[SignupRequest] = []
+    for request in requests:
+        if (request.email in fresh or request.email in known or hashes[request.email] in listed
+                or request.newsletter_id not in newsletters):
+            others.append(request)
+        else:
+            fresh[request.email] = request
+    if not fresh:
+        return others
+    try:
+        with session.begin_nested():
+            _insert_new_readers(session, list(fresh.values()), newsletters, now)
+    except IntegrityError:
+        # Another process created one of these readers a moment ago.
+        return list(requests)
+    for request in fresh.values():
+        session.expunge(request)
+    return others
+
+
+def _insert_new_readers(
+    session: Session,
+    requests: list[SignupRequest],
+    newsletters: Mapping[int, Newsletter],
+    now: dt.datetime,
+) -> None:
+    connection = session.connection()
+    # Matched by unique columns, not by position: batches keep no order on every backend.
+    reader_of = dict(connection.execute(
+        insert(Subscriber).returning(Subscriber.email, Subscriber.id),
+        [{"email": r.email, "name": r.name, "created_at": now} for r in requests],
+    ).all())
+    subscriber_ids = [reader_of[r.email] for r in requests]
+    subscription_of = dict(connection.execute(
+        insert(Subscription).returning(Subscription.subscriber_id, Subscription.id),
+        [{"subscriber_id": subscriber_id, "newsletter_id": r.newsletter_id,
+          "status": SubscriptionStatus.PENDING, "created_at": now}
+         for r, subscriber_id in zip(requests, subscriber_ids, strict=True)],
+    ).all())
+    subscription_ids = [subscription_of[subscriber_id] for subscriber_id in subscriber_ids]
+    chosen = [
+        {"subscription_id": subscription_id, "section_id": section.id}
+        for r, subscription_id in zip(requests, subscription_ids, strict=True)
+        # A section deleted since drops out; none left means every section.
+        for section in newsletters[r.newsletter_id].sections if section.id in r.section_ids
+    ]
+    if chosen:
+        connection.execute(insert(SubscriptionSection), chosen)
+    connection.execute(insert(Consent), [
+        {"subscription_id": subscription_id, "source": r.source, "ip": r.ip,
+         "user_agent": r.user_agent, "consent_text": r.consent_text,
+         "consent_version": r.consent_version, "created_at": r.created_at}
+        for r, subscription_id in zip(requests, subscription_ids, strict=True)
+    ])
+    connection.execute(insert(TransactionalMail), [
+        {"subscription_id": subscription_id, "kind": TransactionalKind.CONFIRM,
+         "created_at": now, "due_at": now}
+        for subscription_id in subscription_ids
+    ])
+    connection.execute(delete(SignupRequest).where(SignupRequest.id.in_([r.id for r in requests])))
+    if webhooks.wanted(session, "subscriber.created"):
+        for r, subscriber_id in zip(requests, subscriber_ids, strict=True):
+            webhooks.emit(session, "subscriber.created", f"subscriber:{subscriber_id}", {
+                "subscriber_id": subscriber_id, "email": r.email, "name": r.name,
+                "newsletter": newsletters[r.newsletter_id].slug,
+                "status": str(SubscriptionStatus.PENDING),
+            }, now)
 
 
 def subscribe(

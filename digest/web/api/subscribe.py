@@ -98,7 +98,7 @@ def subscribe() -> Response:
         values = SIGNUP.parse(payload)
     except Invalid as exc:
         return error_response(400, "Please correct the fields listed.", exc.errors)
-    newsletter = signup_newsletter(values.get("newsletter"), logos=False)  # a JSON answer shows none
+    newsletter = signup_newsletter(values.get("newsletter"), page=False)
     if newsletter is None:
         return error_response(404, "There is no such newsletter.")
     signup = Signup(
