@@ -25,11 +25,13 @@ from digest.mail.render import REFUSE_BYTES, PreparedIssue, Reader, size_report
 from tests.support.apps import get_db_of
 from tests.support.browser import chromium, screenshot_path
 from tests.support.delivery import make_newsletter
+from tests.support.forms import submit
 from tests.support.pseudo import PSEUDO, install_pseudo, unmarked
 from tests.support.readers import (
     confirm_by_email,
     deliver,
     html_part,
+    link,
     load_newsletter,
     signup,
     text_part,
@@ -279,3 +281,59 @@ def test_the_german_digest_reads_left_to_right_in_chromium(app, db) -> None:  # 
     assert facts["dir"] == "ltr" and facts["content"] == "left", facts
     text_left, text_right = facts["textRight"]
     assert text_left < 2 and text_right > 100 and not facts["previewRightOfLink"], facts
+
+
+# -- the whole journey ------------------------------------------------------------------------
+
+
+def test_a_german_reader_journey_through_smtp(app_overrides, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """A German newsletter's reader signs up on its German page, gets the confirmation in
+    German over SMTP, confirms on a German page, gets the German welcome, and unsubscribes
+    with its RFC 8058 one-click link: every step speaks German, in the bytes received."""
+    from digest import create_app
+    from digest.core.models import Subscriber, Subscription, SubscriptionStatus
+
+    smtp_app = create_app({**app_overrides, "SMTP_URL": smtp_server.url})
+    base = smtp_app.config["BASE_URL"]
+    try:
+        newsletter = load_newsletter(smtp_app)
+        with get_db_of(smtp_app).session() as session:
+            _speak(session, newsletter.id, "de")
+        client = smtp_app.test_client()
+        front = client.get("/").get_data(as_text=True)
+        assert '<html lang="de" dir="ltr"' in front and ">Abonnieren<" in front
+
+        answer = signup(client, "lena@example.org", name="Lena Berg").get_data(as_text=True)
+        assert "Schau in dein Postfach" in answer
+        assert deliver(smtp_app) == 1
+        [confirmation] = smtp_server.to("lena@example.org")
+        assert _subject(confirmation) == "Bitte bestätige deine Anmeldung zu The Weekly Model"
+        assert b"Subject: =?utf-8?" in confirmation.data  # encoded on the wire, as RFC 2047 asks
+        assert "Der Link ist 7 Tage gültig." in text_part(confirmation)
+        assert "Öffne den Link und klicke auf „Bestätigen“" in text_part(confirmation)
+        assert '<html lang="de" dir="ltr"' in html_part(confirmation)
+
+        page = client.get(link(confirmation, "confirm", base)).get_data(as_text=True)
+        assert "Bestätige dein Abonnement" in page and "Abonnement bestätigen" in page
+        confirmed = submit(client, link(confirmation, "confirm", base)).get_data(as_text=True)
+        assert "Du bist angemeldet" in confirmed
+        assert deliver(smtp_app) == 1
+        welcome = smtp_server.to("lena@example.org")[-1]
+        assert _subject(welcome) == "Willkommen bei The Weekly Model"
+        assert "Hallo Lena," in text_part(welcome) and "Einstellungen verwalten" in html_part(welcome)
+
+        one_click = re.findall(r"<(https://[^>]+)>", welcome.raw_header("List-Unsubscribe")[0])[0]
+        assert welcome.raw_header("List-Unsubscribe-Post") == ["List-Unsubscribe=One-Click"]
+        path = one_click.removeprefix(base)
+        done = client.post(path, data="List-Unsubscribe=One-Click",
+                           content_type="application/x-www-form-urlencoded")
+        assert done.status_code == 200 and "Du bist abgemeldet" in done.get_data(as_text=True)
+        again = client.get(path).get_data(as_text=True)
+        assert '<html lang="de"' in again and "Von The Weekly Model abmelden?" not in again
+        with get_db_of(smtp_app).session() as session:
+            status = session.scalars(
+                select(Subscription.status).join(Subscriber).where(Subscriber.email == "lena@example.org")
+            ).one()
+        assert status is SubscriptionStatus.UNSUBSCRIBED
+    finally:
+        get_db_of(smtp_app).dispose()
