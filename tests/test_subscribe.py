@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 import uuid
 
 import pytest
@@ -175,9 +174,7 @@ def test_every_state_takes_the_same_path(app, client) -> None:  # type: ignore[n
 
         event.listen(engine, "before_cursor_execute", record)
         try:
-            started = time.monotonic()
             assert signup(client, email, engine=False).status_code == 200
-            assert time.monotonic() - started < 1.0
         finally:
             event.remove(engine, "before_cursor_execute", record)
         paths[state] = statements
