@@ -199,7 +199,7 @@ def test_a_fine_override_is_used_by_the_digest(smtp_app, smtp_server, runner) ->
         setup = make_newsletter(session, readers=1)
         client = _admin(smtp_app, session)
     _override(smtp_app, "digest.html", lambda t: t.replace(
-        '<h1 class="subject">', '<p class="greeting">A word from our sponsor, the override.</p>\n<h1 class="subject">'))
+        '<h1 class="subject" dir="auto">', '<p class="greeting">A word from our sponsor, the override.</p>\n<h1 class="subject" dir="auto">'))
     result = smtp_app.test_cli_runner().invoke(args=["templates", "check"])
     assert result.exit_code == 0, result.output
 

@@ -148,7 +148,8 @@ def _previewed(what: str, chosen: Look) -> Response:
     html = render_template(
         "archive/index.html", newsletter=newsletter, look=chosen, look_preview_css=Markup(css),  # noqa: S704 (built from checked values)
         issues=archive.sent_issues(db_session(), newsletter, with_posts=True), consent_text=consent_text(current_app.config, newsletter),
-        form={}, errors={}, local_time=archive.local_time, local_date=archive.local_date, summary=archive.summary,
+        form={}, errors={}, local_time=archive.local_time, local_date=archive.local_date,
+        summary=lambda issue: archive.summary(current_app.config, issue),
     )
     response = current_app.response_class(html, mimetype="text/html")
     digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
