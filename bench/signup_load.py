@@ -1,20 +1,29 @@
 """A signup burst against one `digest run` process, idle and while an issue sends.
 
-    .venv/bin/python bench/signup_load.py [--signups 2000] [--clients 16] [--seconds 20]
-                                          [--readers 3000] [--db sqlite|postgresql]
+    .venv/bin/python bench/signup_load.py [--signups 1500] [--rate 300] [--clients 16]
+                                          [--paced-clients 64] [--seconds 20]
+                                          [--readers 6000] [--db sqlite|postgresql]
                                           [--before REV]
 
 One `digest run` process (waitress, the clock and the sender threads, SMTP to
 bench/sink.py) behind a pretend reverse proxy (DIGEST_TRUSTED_PROXIES=1, every signup
 from its own X-Forwarded-For address, so the per-IP limit stays the product's). A load
-generator in a second process runs `--clients` threads, each on its own keep-alive
-connection, POSTing JSON signups of new addresses to /api/v1/subscribe until `--signups`
-are answered or `--seconds` pass, while one more thread asks /healthz every 20 ms. Run
-twice: idle, and while an issue to `--readers` readers is being sent by the same process.
-Prints signups/s, answer p50/p99, /healthz p50/p99 (and the same with no load at all),
-the server's CPU per signup (answer, engine, confirmation: what one core can sustain on a
-machine shared with other work), and how long after the last answer every confirmation
-email had reached the sink.
+generator in a second process POSTs JSON signups of new addresses to /api/v1/subscribe,
+each on a keep-alive connection, until `--signups` are answered or `--seconds` pass, while
+one more thread asks /healthz every 20 ms. Two kinds of run:
+
+- paced (the target's): signup n is due at n / `--rate` seconds, whatever the answers,
+  sent by whichever of `--paced-clients` threads is free; its answer time counts from
+  when it was due, so a server that falls behind shows it in p99 (no coordinated
+  omission).
+- as answered: `--clients` threads each send their next signup when the last is
+  answered: what one process takes at most.
+
+Each runs idle, then while an issue to `--readers` readers is being sent by the same
+process. Prints signups/s, answer p50/p99, /healthz p50/p99 (and the same with no load at
+all), the server's CPU per signup (answer, engine, confirmation, and while sending the
+digests sent meanwhile), and how long after the last answer every confirmation email had
+reached the sink.
 
 With --before REV (a git revision with this tree's schema, e.g. main) the same runs are
 made first against `digest run` of that revision (exported with git archive, on a fresh
@@ -58,15 +67,24 @@ def _connect(port: int) -> http.client.HTTPConnection:
 
 
 def load_child(
-    port: int, prefix: str, first_ip: int, signups: int, clients: int, seconds: float, results: Any
+    port: int, prefix: str, first_ip: int, signups: int, clients: int, seconds: float,
+    rate: float | None, results: Any,
 ) -> None:
-    """The load generator: clients threads of keep-alive signups plus one /healthz prober."""
+    """The load generator: keep-alive signups plus one /healthz prober.
+
+    Without rate, clients threads each send their next signup when the last is answered
+    (what the server can take at most). With rate, signup n is due at n / rate seconds
+    whatever the answers (readers arrive on their own, not when others are answered), sent
+    by whichever of clients threads is free, and its time counts from when it was due, so
+    a late sender's wait is part of the answer time.
+    """
     answered: list[float] = []
     statuses: dict[int, int] = {}
     health: list[float] = []
     lock = threading.Lock()
     counter = iter(range(signups))
-    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    deadline = started + seconds
     done = threading.Event()
 
     def client(number: int) -> None:
@@ -76,11 +94,14 @@ def load_child(
                 n = next(counter, None)
             if n is None:
                 break
+            due = time.perf_counter()
+            if rate:
+                due = started + n / rate
+                time.sleep(max(0.0, due - time.perf_counter()))
             body = json.dumps({"email": f"{prefix}{n}@example.org", "name": f"Burst {n}", "consent": True})
             ip = first_ip + n
             headers = {"Content-Type": "application/json",
                        "X-Forwarded-For": f"10.{ip >> 16 & 255}.{ip >> 8 & 255}.{ip & 255}"}
-            started = time.perf_counter()
             try:
                 connection.request("POST", "/api/v1/subscribe", body, headers)
                 response = connection.getresponse()
@@ -90,7 +111,7 @@ def load_child(
                 connection.close()
                 connection = _connect(port)
                 status = 0
-            took = time.perf_counter() - started
+            took = time.perf_counter() - due
             with lock:
                 answered.append(took)
                 statuses[status] = statuses.get(status, 0) + 1
@@ -99,17 +120,16 @@ def load_child(
     def prober() -> None:
         connection = _connect(port)
         while not done.is_set():
-            started = time.perf_counter()
+            asked = time.perf_counter()
             connection.request("GET", "/healthz")
             connection.getresponse().read()
-            health.append(time.perf_counter() - started)
+            health.append(time.perf_counter() - asked)
             time.sleep(0.02)
         connection.close()
 
     probe = threading.Thread(target=prober)
     probe.start()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -168,14 +188,15 @@ def cpu_seconds(pid: int) -> float:
 
 def run_phase(
     ctx: Any, port: int, pid: int, database: Database, prefix: str, first_ip: int,
-    args: argparse.Namespace,
+    args: argparse.Namespace, rate: float | None,
 ) -> dict[str, Any]:
     """Run one burst; return its figures."""
     cpu_before = cpu_seconds(pid)
     results = ctx.Queue()
     child = ctx.Process(
         target=load_child,
-        args=(port, prefix, first_ip, args.signups, args.clients, args.seconds, results),
+        args=(port, prefix, first_ip, args.signups, args.paced_clients if rate else args.clients,
+              args.seconds, rate, results),
     )
     child.start()
     figures = results.get(timeout=args.seconds + 120)
@@ -196,9 +217,12 @@ def run_phase(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--signups", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=300.0,
+                        help="signups per second offered in the paced runs (0: none)")
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--paced-clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--readers", type=int, default=3000)
+    parser.add_argument("--readers", type=int, default=6000)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--before", metavar="REV", help="measure this git revision first")
     args = parser.parse_args()
@@ -213,8 +237,8 @@ def main() -> None:
             rows += measure(ctx, args, args.before, Path(tree))
     rows += measure(ctx, args, "this tree" if args.before else "", ROOT)
     table(
-        f"Signup burst on one `digest run` ({args.db}, {args.clients} clients, load generator in a second process)",
-        ("phase", "signups", "per s", "p50 ms", "p99 ms", "healthz p50", "healthz p99",
+        f"Signup burst on one `digest run` ({args.db}, load generator in a second process)",
+        ("phase", "offered", "signups", "per s", "p50 ms", "p99 ms", "healthz p50", "healthz p99",
          "server CPU ms/signup", "answers; after the burst"),
         rows,
     )
@@ -244,25 +268,32 @@ def measure(ctx: Any, args: argparse.Namespace, label: str, tree: Path) -> list[
         try:
             wait_until(lambda: _healthy(port), timeout=60, every=0.2)
             quiet = idle_health(port)
-            rows.append((f"{name}no load", "", "", "", "", _ms(quiet, 0.5), _ms(quiet, 0.99), "", ""))
-            for number, phase in enumerate(("idle", "sending")):
+            rows.append((f"{name}no load", "", "", "", "", "", _ms(quiet, 0.5), _ms(quiet, 0.99), "", ""))
+            sending = False
+            phases = [(phase, rate) for phase in ("idle", "sending")
+                      for rate in ([args.rate] if args.rate else []) + [None]]
+            for number, (phase, rate) in enumerate(phases):
                 sent_before = 0
-                if phase == "sending":
+                if phase == "sending" and not sending:
                     with database.session() as session:
                         issues.send_now(session, bench.issue_id)
                     wait_until(lambda: delivered(database, bench.issue_id) > 0, timeout=60, every=0.1)
+                    sending = True
+                if sending:
                     sent_before = delivered(database, bench.issue_id)
-                figures = run_phase(ctx, port, server.pid, database, f"{phase}-", number << 20, args)
+                prefix = f"{phase}-{number}-"
+                figures = run_phase(ctx, port, server.pid, database, prefix, number << 20, args, rate)
                 answered = figures["answered"]
-                rate = len(answered) / figures["elapsed"]
+                offered = f"{rate:.0f}/s" if rate else f"as answered ({args.clients} clients)"
+                achieved = len(answered) / figures["elapsed"]
                 statuses = ", ".join(f"{k}: {v}" for k, v in sorted(figures["statuses"].items()))
                 note = figures["trail"]
-                if phase == "sending":
+                if sending:
                     during = delivered(database, bench.issue_id) - sent_before
                     note += f"; {during} digests sent meanwhile"
                 cpu = figures["cpu_total"] * 1000 / max(1, len(answered))
-                rows.append((f"{name}{phase}", len(answered), f"{rate:.0f}", _ms(answered, 0.5),
-                             _ms(answered, 0.99), _ms(figures["health"], 0.5),
+                rows.append((f"{name}{phase}", offered, len(answered), f"{achieved:.0f}",
+                             _ms(answered, 0.5), _ms(answered, 0.99), _ms(figures["health"], 0.5),
                              _ms(figures["health"], 0.99), f"{cpu:.1f}",
                              f"{statuses}; confirmations all out {note}"))
         finally:

@@ -15,7 +15,7 @@ from digest.core.resources import overrides_dir, resource_dir
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app: settings → database → extensions → blueprints → CLI."""
     from digest import cli, web
-    from digest.core import config, extensions, ratelimits
+    from digest.core import config, extensions, foreground, ratelimits
 
     settings = config.load_config(overrides=overrides)
     instance_path = settings.get("INSTANCE_PATH") or None
@@ -52,6 +52,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
     )
 
+    # Background threads step aside while this process answers (digest.core.foreground).
+    app.wsgi_app = foreground.counted(app.wsgi_app)  # type: ignore[method-assign,assignment]  # as Flask's docs wrap the WSGI app
     if app.config["TRUSTED_PROXIES"]:
         # For any WSGI server (gunicorn); `digest run` hands this job to waitress instead.
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -47,10 +47,12 @@ def take_signups(
     """Act on up to limit waiting signup requests (all when None); return how many."""
     taken = 0
     while limit is None or taken < limit:
-        done = _take_chunk(database, config, CHUNK if limit is None else min(CHUNK, limit - taken), now)
-        if not done:
-            break
+        size = CHUNK if limit is None else min(CHUNK, limit - taken)
+        done, claimed = _take_chunk(database, config, size, now)
         taken += done
+        if not done or (done == claimed < size):
+            # The queue ran dry: another look now would be a write transaction for nothing.
+            break
     return taken
 
 
@@ -64,8 +66,9 @@ def waiting_signups(database: Database) -> int:
 
 def _take_chunk(
     database: Database, config: Mapping[str, Any], size: int, now: dt.datetime | None
-) -> int:
-    """Act on the oldest waiting requests (at most size); return how many."""
+) -> tuple[int, int]:
+    """Act on the oldest waiting requests (at most size); return how many were acted on
+    and how many were waiting (the known addresses past ONE_BY_ONE wait for the next)."""
     with database.session() as session:
         requests = session.scalars(
             select(SignupRequest)
@@ -75,7 +78,7 @@ def _take_chunk(
             .with_for_update(skip_locked=True)
         ).all()
         if not requests:
-            return 0
+            return 0, 0
         others = take_new_readers(session, config, requests, now)
         for request in others[:ONE_BY_ONE]:
             request_id = request.id
@@ -89,4 +92,4 @@ def _take_chunk(
                 failed = session.get(SignupRequest, request_id)
                 if failed is not None:
                     failed.error = f"{type(exc).__name__}: {exc}"[:2000]
-        return len(requests) - len(others) + min(len(others), ONE_BY_ONE)
+        return len(requests) - len(others) + min(len(others), ONE_BY_ONE), len(requests)

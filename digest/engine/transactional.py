@@ -116,13 +116,15 @@ def send_pending_transactional(
     sent = claimed = 0
     while claimed < limit:
         moment = now or utcnow()
-        mail_ids = _claim(database, moment, lease, min(CLAIM, limit - claimed))
+        size = min(CLAIM, limit - claimed)
+        mail_ids = _claim(database, moment, lease, size)
         if not mail_ids:
             break
         claimed += len(mail_ids)
         went, stopped = _send_claimed(database, mailer, config, mail_ids, moment, now)
         sent += went
-        if stopped:
+        if stopped or len(mail_ids) < size:
+            # A short claim took all that was due: another would be an empty transaction.
             break
     return sent
 
