@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select, update
 
 from digest.core.models import (
     ConsentSource,
+    Newsletter,
     SubscriptionStatus,
     SuppressionReason,
     TransactionalKind,
@@ -84,6 +86,35 @@ def test_json_signup_records_an_api_consent(app, client) -> None:  # type: ignor
     assert consent.source is ConsentSource.API
     assert consent.ip == "203.0.113.40" and consent.user_agent == "EmbedBrowser/2.0"
     assert [m.kind for m in mails(app)] == [TransactionalKind.CONFIRM]
+
+
+def test_a_consent_change_here_counts_for_the_very_next_json_signup(app, client) -> None:  # type: ignore[no-untyped-def]
+    """JSON signups share the newsletter an earlier one read, until this process changes
+    it: right after a new wording is saved, the old version is refused and the next
+    signup records the new wording."""
+    load_newsletter(app)
+    assert _post(client, email="first@example.org", consent=True).status_code == 202
+    with get_db_of(app).session() as session:
+        newsletter = session.scalars(select(Newsletter)).one()
+        newsletter.consent_text, newsletter.consent_version = "Yes, the new wording.", "2026-12"
+    stale = _post(client, email="late@example.org", consent=True, consent_version="2026-11")
+    assert stale.status_code == 409 and "consent" in stale.get_json()["fields"]
+    assert _post(client, email="second@example.org", consent=True).status_code == 202
+    [consent] = subscription(app, "second@example.org").consents  # type: ignore[union-attr]
+    assert (consent.consent_text, consent.consent_version) == ("Yes, the new wording.", "2026-12")
+
+
+def test_a_signup_following_another_process_change_is_not_refused(app, client) -> None:  # type: ignore[no-untyped-def]
+    """A wording another process saved a moment ago (this one keeps the older for up to a
+    second): a signup naming the new version is checked against the newsletter read again."""
+    load_newsletter(app)
+    assert _post(client, email="first@example.org", consent=True).status_code == 202
+    with get_db_of(app).engine.begin() as connection:  # as another process: no session here
+        connection.execute(update(Newsletter).values(consent_text="Saved elsewhere.", consent_version="2026-12"))
+    response = _post(client, email="follower@example.org", consent=True, consent_version="2026-12")
+    assert response.status_code == 202
+    [consent] = subscription(app, "follower@example.org").consents  # type: ignore[union-attr]
+    assert (consent.consent_text, consent.consent_version) == ("Saved elsewhere.", "2026-12")
 
 
 def test_same_answer_for_known_and_unknown_addresses(app, client) -> None:  # type: ignore[no-untyped-def]

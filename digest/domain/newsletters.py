@@ -8,12 +8,14 @@ A language is one a catalogue is installed for (digest.mail.language;
 `available_languages`). Changing the consent text bumps the consent version, so every Consent row keeps the
 exact wording the reader agreed to. Sections keep a dense 0..n-1 order; a section is
 removed only when no post uses it and no reader chose it. Functions flush; the caller
-commits.
+commits. `edits()` counts the commits of this process that changed a newsletter or a
+section, so what is kept of them elsewhere (digest.web.signup) knows when it is out of date.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -21,8 +23,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import bindparam, event, func, select
+from sqlalchemy.orm import Session, UOWTransaction, selectinload
 
 from digest.core.db import utcnow
 from digest.core.models import Newsletter, NoPostChoice, Post, Section, SubscriptionSection
@@ -101,6 +103,36 @@ def set_language(session: Session, newsletter: Newsletter, code: str, available:
         raise Invalid({"language": problem})
     newsletter.language = code
     session.flush()
+
+
+_EDITED = "digest.newsletter_edited"
+_edit_counter = itertools.count(1)
+_edits = 0
+
+
+def edits() -> int:
+    """Return how many commits of this process have changed a newsletter or its sections."""
+    return _edits
+
+
+@event.listens_for(Session, "after_flush")
+def _note_edit(session: Session, _flush: UOWTransaction) -> None:
+    # Every setting and section is changed through the ORM (no bulk UPDATE touches them).
+    changed = itertools.chain(session.new, session.dirty, session.deleted)
+    if any(isinstance(row, Newsletter | Section) for row in changed):
+        session.info[_EDITED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _count_edit(session: Session) -> None:
+    global _edits
+    if session.info.pop(_EDITED, False):
+        _edits = next(_edit_counter)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_edit(session: Session) -> None:
+    session.info.pop(_EDITED, None)
 
 
 # What checking and recording a signup reads of a newsletter and of its sections, by

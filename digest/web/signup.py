@@ -5,12 +5,14 @@ what was typed and records it (digest.domain.subscribers.signup.signup_request),
 nothing about the address, and answers at once; the engine does the rest
 (digest.engine.signups). A burst's signups are recorded together: the requests that
 arrive while one is being written are written next in one transaction (group commit,
-digest.core.groupcommit). Both share one per-IP limit (DIGEST_SIGNUP_RATE_LIMIT, with
-"send me a new link").
+digest.core.groupcommit). JSON signups share the newsletter they check against for up
+to KEEP_SECONDS, read again at once after this process changes it. Both share one per-IP
+limit (DIGEST_SIGNUP_RATE_LIMIT, with "send me a new link").
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +21,8 @@ from flask import Flask, current_app, request
 from digest.core.extensions import get_db, limiter
 from digest.core.groupcommit import GroupCommit
 from digest.core.models import Newsletter
+from digest.core.validation import Invalid
+from digest.domain import newsletters
 from digest.domain.newsletters import find_newsletter, newsletter_for_signup
 from digest.domain.subscribers.signup import Signup, record_signups, signup_request
 from digest.engine.transactional import wake
@@ -33,14 +37,54 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
-def signup_newsletter(slug: str | None, *, page: bool = True) -> Newsletter | None:
-    """Return the newsletter a signup names, read without waiting for writers: for a page,
-    loaded with its sections and logos; else (a JSON answer shows nothing of it) only what
-    the signup checks and records."""
+def signup_newsletter(slug: str | None) -> Newsletter | None:
+    """Return the newsletter a page's signup names, read without waiting for writers and
+    loaded with its sections and logos."""
     with get_db().reader() as session:
-        if not page:
-            return newsletter_for_signup(session, slug)
         return find_newsletter(session, slug, detached=True)
+
+
+def json_signup(slug: str | None, signup: Signup) -> bool:
+    """Record a JSON signup for the newsletter slug names (the first when empty), as
+    run_signup; return False when there is no such newsletter."""
+    newsletter, kept = _json_newsletter(slug)
+    if newsletter is None:
+        return False
+    try:
+        run_signup(newsletter, signup)
+    except Invalid:
+        if not kept:
+            raise
+        # What was refused (a section, a consent version) may be another process's change
+        # of a moment ago.
+        newsletter, _ = _json_newsletter(slug, fresh=True)
+        if newsletter is None:
+            return False
+        run_signup(newsletter, signup)
+    return True
+
+
+# How long JSON signups use the newsletter an earlier one read (it was a fifth of each
+# answer's CPU under a burst): a change this process commits is seen at once
+# (digest.domain.newsletters.edits), one another process commits within this.
+KEEP_SECONDS = 1.0
+KEPT = "digest.signup.newsletters"
+
+
+def _json_newsletter(slug: str | None, *, fresh: bool = False) -> tuple[Newsletter | None, bool]:
+    """Return what a JSON signup checks and records of a newsletter (a JSON answer shows
+    nothing of it), and whether it was kept from an earlier signup."""
+    kept: dict[str | None, tuple[int, float, Newsletter]] = current_app.extensions.setdefault(KEPT, {})
+    # Read before the newsletter: a change committed meanwhile makes this entry stale at once.
+    edits, now = newsletters.edits(), time.monotonic()
+    entry = kept.get(slug)
+    if not fresh and entry is not None and entry[0] == edits and now < entry[1]:
+        return entry[2], True
+    with get_db().reader() as session:
+        newsletter = newsletter_for_signup(session, slug)
+    if newsletter is not None:
+        kept[slug] = (edits, now + KEEP_SECONDS, newsletter)
+    return newsletter, False
 
 
 def run_signup(newsletter: Newsletter, signup: Signup) -> None:

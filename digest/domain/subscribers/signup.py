@@ -34,6 +34,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from email_validator import EmailNotValidError, EmailUndeliverableError, validate_email
@@ -153,8 +154,9 @@ def normalize_email(address: str, *, check_deliverability: bool = False) -> str:
             "%(max)s characters there.", max=LOCAL_PART_MAX
         )})
     try:
-        info = validate_email(
-            address, check_deliverability=check_deliverability, allow_smtputf8=False, strict=True
+        normalized = (
+            validate_email(address, check_deliverability=True, allow_smtputf8=False, strict=True).normalized
+            if check_deliverability else _validated(address)
         )
     except EmailUndeliverableError:
         raise Invalid({"email": N_(
@@ -165,7 +167,15 @@ def normalize_email(address: str, *, check_deliverability: bool = False) -> str:
         # The library's own English would reach readers untranslated: say in our words
         # which part is wrong, trying each with a part known to be good.
         raise Invalid({"email": _syntax_problem(local, domain)}) from None
-    return info.normalized.lower()
+    return normalized.lower()
+
+
+@lru_cache(maxsize=1024)
+def _validated(address: str) -> str:
+    # Remembered (the syntax only; a DNS answer may change): a signup checks its address
+    # at the door and again when recorded, at a tenth of a millisecond each. Refusals
+    # (raised) are not kept.
+    return validate_email(address, check_deliverability=False, allow_smtputf8=False, strict=True).normalized
 
 
 def _valid(address: str) -> bool:

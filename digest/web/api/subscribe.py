@@ -22,7 +22,7 @@ from digest.web.api import bp, shapes
 from digest.web.api.inputs import SLUG_MAX, TEXT_MAX, Body, Field, Param, query, reader_fields
 from digest.web.api.spec import operation
 from digest.web.json_errors import error_response
-from digest.web.signup import client_ip, run_signup, signup_limit, signup_newsletter
+from digest.web.signup import client_ip, json_signup, signup_limit
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -98,9 +98,6 @@ def subscribe() -> Response:
         values = SIGNUP.parse(payload)
     except Invalid as exc:
         return error_response(400, "Please correct the fields listed.", exc.errors)
-    newsletter = signup_newsletter(values.get("newsletter"), page=False)
-    if newsletter is None:
-        return error_response(404, "There is no such newsletter.")
     signup = Signup(
         email=values["email"],
         name=values.get("name") or "",
@@ -113,7 +110,8 @@ def subscribe() -> Response:
         user_agent=request.user_agent.string,
     )
     try:
-        run_signup(newsletter, signup)
+        if not json_signup(values.get("newsletter"), signup):
+            return error_response(404, "There is no such newsletter.")
     except Invalid as exc:
         return error_response(409, "The current data refuses this; `fields` says why.", exc.errors)
     response = jsonify({"status": "check-your-inbox", "message": CHECK_INBOX})
