@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import re
+import threading
 
 import pytest
 import requests
@@ -34,8 +35,9 @@ from digest.engine.clicks import recorder
 from digest.engine.scheduler import maintain
 from digest.engine.sender import new_owner, send_batch
 from digest.mail.mailer import mailer_for
+from digest.mail.tracking import LinkTable, TrackedLink
 from tests.support.api import ApiClient, make_token
-from tests.support.apps import BASE_URL, SECRET
+from tests.support.apps import BASE_URL, SECRET, get_db_of
 from tests.support.browser import live_server
 from tests.support.delivery import CONFIG, Setup, make_newsletter, reader_email
 from tests.support.editor import log_in, make_editor
@@ -297,3 +299,35 @@ def test_a_message_is_signed_once_and_each_link_is_bound_to_it() -> None:
             signer.read(*bad)
     with pytest.raises(BadToken):
         ClickSigner("another secret").read(token, ref)
+
+
+def test_two_senders_storing_an_issues_links_at_once_both_go_on(app: Flask, db: Session) -> None:
+    """Two sender processes render a new issue at the same moment and both store its links:
+    the second waits for the first and stores nothing twice, instead of failing (which
+    paused the issue as "could not be rendered" on PostgreSQL)."""
+    setup = make_newsletter(db, readers=1)
+    db.commit()
+    table = LinkTable(
+        (TrackedLink(0, "https://example.org/a", None, None), TrackedLink(1, "https://example.org/b", None, None)),
+        {"https://example.org/a": 0, "https://example.org/b": 1},
+    )
+    database = get_db_of(app)
+    first = database.sessionmaker()
+    engagement.save_links(first, setup.issue_id, table)  # written, not yet committed
+    failures: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with database.session() as session:
+                engagement.save_links(session, setup.issue_id, table)
+        except BaseException as exc:  # noqa: BLE001  (the test reports it)
+            failures.append(exc)
+
+    other = threading.Thread(target=second)
+    other.start()
+    other.join(0.5)  # on PostgreSQL it now waits on the first's rows; on SQLite for the write lock
+    first.commit()
+    first.close()
+    other.join(30)
+    assert not other.is_alive() and failures == []
+    assert engagement.link_targets(db, setup.issue_id) == {0: "https://example.org/a", 1: "https://example.org/b"}

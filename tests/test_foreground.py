@@ -34,7 +34,10 @@ def _answer_until(release: threading.Event) -> threading.Thread:
 
 def test_stepping_aside_waits_for_the_answer_or_the_limit() -> None:
     """With nothing being answered it returns at once; else when the answer is done, or at the limit."""
-    foreground.step_aside(60)  # nothing answered: no wait at all
+    idle = threading.Thread(target=foreground.step_aside, args=(60,))
+    idle.start()
+    idle.join(5)
+    assert not idle.is_alive(), "stepped aside with no request being answered"
 
     release = threading.Event()
     answering = _answer_until(release)

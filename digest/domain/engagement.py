@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from digest.core.db import utcnow
@@ -50,6 +48,7 @@ from digest.core.models import (
     SubscriptionSection,
 )
 from digest.core.tokens import keyed_hasher
+from digest.domain.deliveries import upsert_insert
 from digest.mail.tracking import OPEN_LINK, LinkTable
 
 SETTLE_SECONDS = 10  # a message's clicks wait this long, so a burst is seen whole
@@ -109,7 +108,9 @@ def save_links(session: Session, issue_id: int, table: LinkTable) -> None:
         if link.index not in stored
     ]
     if rows:
-        session.execute(insert(IssueLink), rows)
+        # Two senders rendering the issue for the first time at once store the same rows:
+        # the second's are already there (an index always names the same link).
+        session.execute(upsert_insert(session)(IssueLink.__table__).on_conflict_do_nothing(), rows)
 
 
 def link_targets(session: Session, issue_id: int) -> dict[int, str]:
@@ -151,8 +152,7 @@ def _bursts(events: list[_Event]) -> set[int]:
 
 
 def _upsert(session: Session, table: Any, keys: dict[str, Any], adds: dict[str, int]) -> None:
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(table).values(**keys, **adds)
+    statement = upsert_insert(session)(table).values(**keys, **adds)
     session.execute(
         statement.on_conflict_do_update(
             index_elements=list(keys),
@@ -410,9 +410,9 @@ def record_reach(session: Session, issue: Issue) -> None:
     """Store how many readers had each section in their message, as the issue finishes
     sending: a reader who changes their sections later leaves the issue's figures be."""
     _delivered, got = _readers_per_section(session, issue)
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    dialect_insert = upsert_insert(session)
     for section in issue.newsletter.sections:
-        statement = dialect_insert(ClickReach).values(
+        statement = dialect_insert(ClickReach.__table__).values(
             issue_id=issue.id, section_id=section.id, readers=0, readers_got=got[section.id]
         )
         session.execute(statement.on_conflict_do_update(
