@@ -52,7 +52,8 @@ def run(host: str, port: int) -> None:
 
 
 # Below this much unsent answer, a connection whose request is still being served leaves
-# sending to the thread serving it (waitress's default: at most the socket's buffer).
+# the sending to the thread serving it; above it (a slow reader of a large answer) the
+# select loop helps, as waitress's own channel does at any size.
 _TASK_SENDS = 1 << 16
 
 
