@@ -62,3 +62,36 @@ def test_demo_hard_bounce_is_suppressed_and_left_out(app, runner, db) -> None:  
     mailed = set(db.scalars(select(Delivery.subscriber_id).where(Delivery.issue_id == draft.id)))
     assert mailed and bounced[0].id not in mailed
     db.rollback()
+
+
+@pytest.mark.one_backend
+def test_digest_run_delivers_a_large_answer_to_a_slow_reader_whole(app, client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`digest run` (waitress with its own connection class) sends an answer larger than the
+    socket buffers to a reader that takes it slowly, byte for byte, and keeps answering others."""
+    import socket
+    import time
+    import urllib.request
+
+    from tests.support.delivery import digest_server, process_env
+
+    expected = client.get("/api/v1/openapi.json").get_data()
+    assert len(expected) > 1 << 17  # beyond what the connection leaves to the serving thread
+    with digest_server(process_env(app), tmp_path / "run.log") as (base, _process):
+        host, port = base.removeprefix("http://").split(":")
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect((host, int(port)))
+        slow.sendall(f"GET /api/v1/openapi.json HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        time.sleep(0.5)  # the server fills both buffers and must hold the rest meanwhile
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as other:
+            assert other.status == 200
+        received = b""
+        slow.settimeout(30)
+        while b"\r\n\r\n" not in received or len(received.split(b"\r\n\r\n", 1)[1]) < len(expected):
+            chunk = slow.recv(4096)
+            assert chunk, f"the connection closed after {len(received)} bytes"
+            received += chunk
+            time.sleep(0.001)
+        slow.close()
+    head, body = received.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and body == expected
