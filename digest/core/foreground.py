@@ -9,8 +9,8 @@ Contract:
   through a burst that never pauses and at full pace again QUIET_SECONDS after it ends,
   and a signup burst during a send is answered almost as if the send were not there.
 - Why: one Python process runs Python on one core at a time. A send that keeps its full
-  pace through a burst takes that core from the answers: measured, signups fell from 300
-  to 220 a second with a p99 of 1.7 s, while the send took 630 messages a second.
+  pace through a burst takes that core from the answers: measured, signups offered at 300
+  a second were answered at 220 with a p99 of 1.7 s while the send kept its full pace.
 - The count is this process's own; other processes (a `digest worker`, Celery) never
   wait for it.
 """
