@@ -213,7 +213,6 @@ def run_phase(
     figures = results.get(timeout=args.seconds + 120)
     child.join(30)
     answered_at = time.perf_counter()
-    figures["cpu_answering"] = cpu_seconds(pid) - cpu_before
     accepted = figures["statuses"].get(202, 0)
     try:
         wait_until(lambda: confirmations_sent(database, prefix) >= accepted, timeout=120, every=0.1)
