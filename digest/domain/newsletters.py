@@ -127,6 +127,8 @@ def _note_edit(session: Session, _flush: UOWTransaction) -> None:
 def _count_edit(session: Session) -> None:
     global _edits
     if session.info.pop(_EDITED, False):
+        # next() is atomic, `_edits += 1` is not: two commits at once must both count, or a
+        # newsletter read between them would be kept as if it had seen the second.
         _edits = next(_edit_counter)
 
 
